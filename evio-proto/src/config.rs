@@ -1,0 +1,73 @@
+//! The engine's capacities and defaults, fixed at construction.
+
+use core::time::Duration;
+
+use crate::Options;
+
+/// Capacities and defaults of an engine, fixed when it is built.
+///
+/// Memory is known up front: [`Config::bytes_needed`] bytes of buffer storage and
+/// `max_connections` [`Slot`](crate::Slot)s. Each connection has its own input buffer
+/// (for a partial frame carried over between reads) and output buffer (for output the
+/// socket has not taken yet), but touches them only while it holds such carry-over: a
+/// whole request read in one go and a whole reply written in one go pass through two
+/// loop-wide scratch buffers instead. Reserve the storage with zeroed memory (untouched
+/// pages cost no RSS) or a `static`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Most connections open at once; one more is accepted and closed at once
+    /// (counted in [`Stats::refused_pool_full`](crate::Stats)). Default 1024.
+    pub max_connections: usize,
+    /// Bytes of input buffer per connection: the largest frame a handler can wait for,
+    /// and the most read per `read` call. Default 16 KiB.
+    pub input_capacity: usize,
+    /// Bytes of output buffer per connection: the most output a connection can have
+    /// pending; past it [`Conn::write`](crate::Conn::write) says `OutputFull` and the
+    /// engine stops reading the connection until the socket drains. Default 64 KiB.
+    pub output_capacity: usize,
+    /// Socket options every connection starts with. Default: TCP_NODELAY on, no
+    /// keepalive.
+    pub options: Options,
+    /// The shortest delay between ticks; shorter delays (zero included) are raised to
+    /// it, so the ticker never spins. Default 1 ms.
+    pub min_tick: Duration,
+    /// Most connections accepted per listener readiness report, so one busy listener
+    /// does not starve the connections already open. Default 64.
+    pub accept_batch: u32,
+    /// First pause of a listener after an accept failed for lack of descriptors or
+    /// memory; it doubles on each failure in a row. Default 10 ms.
+    pub accept_backoff: Duration,
+    /// Longest such pause. Default 1 s.
+    pub accept_backoff_max: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::new()
+    }
+}
+
+impl Config {
+    /// The default configuration (see each field).
+    pub const fn new() -> Self {
+        Config {
+            max_connections: 1024,
+            input_capacity: 16 * 1024,
+            output_capacity: 64 * 1024,
+            options: Options {
+                nodelay: true,
+                keepalive: None,
+            },
+            min_tick: Duration::from_millis(1),
+            accept_batch: 64,
+            accept_backoff: Duration::from_millis(10),
+            accept_backoff_max: Duration::from_secs(1),
+        }
+    }
+
+    /// Bytes of buffer storage an engine with this configuration needs: every slot's
+    /// input and output buffer plus one scratch buffer of each.
+    pub const fn bytes_needed(&self) -> usize {
+        (self.max_connections + 1) * (self.input_capacity + self.output_capacity)
+    }
+}

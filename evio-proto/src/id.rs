@@ -1,0 +1,64 @@
+//! Connection identifiers: a slot index and a generation.
+
+use core::fmt;
+
+/// Number of generation bits kept: the wake path packs a generation, an "open" bit and a
+/// "wake pending" bit into one 32-bit atomic word per slot.
+pub(crate) const GEN_BITS: u32 = 30;
+pub(crate) const GEN_MASK: u32 = (1 << GEN_BITS) - 1;
+
+/// Identifies one connection for its whole life.
+///
+/// It carries the index of the pool slot the connection occupies and that slot's
+/// generation, which changes every time the slot is reused. An id kept after its
+/// connection closed is therefore *stale*: the engine and the [`Waker`](crate::Waker)
+/// refuse it instead of delivering anything to the next connection in the same slot.
+/// Generations wrap after 2^30 reuses of one slot.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId {
+    slot: u32,
+    generation: u32,
+}
+
+impl ConnId {
+    pub(crate) const fn new(slot: u32, generation: u32) -> Self {
+        ConnId {
+            slot,
+            generation: generation & GEN_MASK,
+        }
+    }
+
+    /// Index of the pool slot. Drivers use it to index their own per-connection table
+    /// (the socket of each slot); it is below the engine's `max_connections`.
+    pub const fn slot(self) -> usize {
+        self.slot as usize
+    }
+
+    /// The slot's generation when this connection was opened.
+    pub const fn generation(self) -> u32 {
+        self.generation
+    }
+
+    /// Packs the id into a `u64` (generation in the high half), for poller tokens.
+    pub const fn to_u64(self) -> u64 {
+        ((self.generation as u64) << 32) | self.slot as u64
+    }
+
+    /// Unpacks an id made by [`ConnId::to_u64`]. Any `u64` gives some id; one that the
+    /// engine never issued is refused as stale wherever it is used.
+    pub const fn from_u64(bits: u64) -> Self {
+        ConnId::new(bits as u32, (bits >> 32) as u32)
+    }
+}
+
+impl fmt::Debug for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConnId({}.{})", self.slot, self.generation)
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}.{}", self.slot, self.generation)
+    }
+}

@@ -1,0 +1,41 @@
+//! Counters the engine keeps about what happened.
+
+/// Counters of what the engine has done since it was built. All only grow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Stats {
+    /// Connections accepted and opened.
+    pub accepted: u64,
+    /// Connections refused because every slot was in use.
+    pub refused_pool_full: u64,
+    /// Connections refused during shutdown.
+    pub refused_shutting_down: u64,
+    /// Accept failures reported by the driver.
+    pub accept_errors: u64,
+    /// Times a listener was paused after an accept failure.
+    pub accept_pauses: u64,
+    /// Connections closed (each with one `closed` call).
+    pub closed: u64,
+    /// Connections detached and taken by the handler.
+    pub detached: u64,
+    /// Connections closed because a frame did not fit the input buffer.
+    pub frame_too_large: u64,
+    /// Connections closed by an I/O error.
+    pub io_errors: u64,
+    /// `woken` calls made.
+    pub wakes: u64,
+    /// `tick` calls made.
+    pub ticks: u64,
+    /// Read requests completed with data.
+    pub reads: u64,
+    /// Bytes read.
+    pub bytes_read: u64,
+    /// Write requests completed (including short ones).
+    pub writes: u64,
+    /// Bytes written.
+    pub bytes_written: u64,
+    /// Times a handler's output had to be moved from the scratch buffer into its
+    /// connection's own buffer (a partial write, or another connection's turn).
+    pub output_spills: u64,
+    /// Times unconsumed input was kept in a connection's own buffer.
+    pub input_carries: u64,
+}
