@@ -1,0 +1,7 @@
+//! The handlers behind the example servers.
+//!
+//! They live in a library so that the very same values run under the real driver
+//! (`examples/`) and under the simulator (`evio-sim`), as the design asks: the simulator
+//! never tests a copy.
+
+pub mod echo;
