@@ -1,0 +1,374 @@
+//! A tiny in-memory driver for the engine's tests: virtual sockets with byte queues, a
+//! send window, and a hand-moved clock. It performs exactly what the engine asks, like
+//! evio-os does with real sockets, and records every output.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use evio_proto::{
+    AcceptError, Addr, Config, ConnId, Detached, Engine, Events, Instant, IoError, ListenAddr,
+    Notify, Options, Output, Readiness, Refused, Slot, WakeState, WakeWord, Waker,
+};
+
+/// Counts notifications.
+#[derive(Default)]
+pub struct CountingNotify(pub AtomicUsize);
+
+impl Notify for CountingNotify {
+    fn notify(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The client side of one virtual connection and what the server did to its socket.
+#[derive(Debug, Default)]
+pub struct Peer {
+    /// Bytes the client sent that the server has not read yet.
+    pub inbound: VecDeque<u8>,
+    /// Every byte the server wrote.
+    pub received: Vec<u8>,
+    /// Bytes the server socket still accepts before a write would block.
+    pub window: usize,
+    /// The client shut down its writing side.
+    pub eof: bool,
+    /// The next read or write fails with this.
+    pub error: Option<IoError>,
+    pub closed: bool,
+    pub detached: bool,
+    pub interest: (bool, bool),
+    pub options: Option<Options>,
+}
+
+/// The detached socket type of this test driver.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FakeSocket(pub u64);
+
+/// Everything a test driver saw.
+pub struct Net {
+    pub peers: BTreeMap<u64, Peer>,
+    pub backlog: Vec<VecDeque<SocketAddr>>,
+    pub accept_error: Option<AcceptError>,
+    pub paused: Vec<bool>,
+    pub now: Instant,
+    pub shutdown: bool,
+    pub log: Vec<String>,
+    pub refused: usize,
+    /// Connections accepted (ids in order).
+    pub accepted: Vec<ConnId>,
+    /// Unread bytes of output the driver gives a `Read` at most (to force short reads).
+    pub read_limit: usize,
+}
+
+impl Net {
+    pub fn new(listeners: usize) -> Self {
+        Net {
+            peers: BTreeMap::new(),
+            backlog: (0..listeners).map(|_| VecDeque::new()).collect(),
+            accept_error: None,
+            paused: vec![false; listeners],
+            now: Instant::ZERO,
+            shutdown: false,
+            log: Vec::new(),
+            refused: 0,
+            accepted: Vec::new(),
+            read_limit: usize::MAX,
+        }
+    }
+
+    pub fn peer(&mut self, id: ConnId) -> &mut Peer {
+        self.peers.get_mut(&id.to_u64()).expect("no such peer")
+    }
+}
+
+pub type TestEngine<H> = Engine<H, Vec<Slot<<H as Events>::Context>>, Vec<u8>>;
+
+pub fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// An engine over heap storage with a waker, and its notifier.
+pub fn engine<H: Events>(handler: H, config: Config) -> (TestEngine<H>, Arc<CountingNotify>) {
+    let notify = Arc::new(CountingNotify::default());
+    let n = config.max_connections;
+    let words: Box<[WakeWord]> = (0..WakeState::<Box<[WakeWord]>, ArcNotify>::words_needed(n))
+        .map(|_| WakeWord::new())
+        .collect();
+    let state = Arc::new(WakeState::new(n, words, ArcNotify(notify.clone())));
+    let waker = Waker::from_arc(state);
+    let slots = (0..n).map(|_| Slot::new()).collect();
+    let bytes = vec![0u8; config.bytes_needed()];
+    let engine = Engine::new(handler, config, slots, bytes, Some(waker)).expect("engine");
+    (engine, notify)
+}
+
+pub struct ArcNotify(pub Arc<CountingNotify>);
+
+impl Notify for ArcNotify {
+    fn notify(&self) {
+        self.0.notify();
+    }
+}
+
+pub fn small_config(max: usize, input: usize, output: usize) -> Config {
+    Config {
+        max_connections: max,
+        input_capacity: input,
+        output_capacity: output,
+        ..Config::new()
+    }
+}
+
+/// Starts the engine with `listeners` TCP listeners on ports 1000, 1001, …
+pub fn start<H: Events>(engine: &mut TestEngine<H>, net: &mut Net) {
+    let addrs: Vec<ListenAddr<'_>> = (0..net.backlog.len())
+        .map(|i| ListenAddr::Ip(addr(1000 + i as u16)))
+        .collect();
+    engine.handle_start(&addrs, net.now).expect("start");
+    drain(engine, net);
+}
+
+/// Performs every output until the engine has nothing more to do.
+///
+/// Like a level-triggered poller, it then reports every socket that is ready for what
+/// the engine registered interest in, and drains again, until nothing is ready: an
+/// engine that keeps an interest it does not act on makes this spin, and the guard
+/// fails the test.
+pub fn drain<H: Events>(engine: &mut TestEngine<H>, net: &mut Net) {
+    let mut guard = 0;
+    loop {
+        while let Some(out) = engine.poll_output() {
+            guard += 1;
+            assert!(guard < 1_000_000, "poll_output never ran dry");
+            let owned = match out {
+                Output::Read { id, buf } => Owned::Read(id, read_into(net, id, buf)),
+                other => engine_outputs(other),
+            };
+            perform(owned, engine, net);
+        }
+        let mut ready = Vec::new();
+        for (&bits, peer) in &net.peers {
+            if peer.closed || peer.detached {
+                continue;
+            }
+            let readable =
+                peer.interest.0 && (!peer.inbound.is_empty() || peer.eof || peer.error.is_some());
+            let writable = peer.interest.1 && peer.window > 0;
+            if readable || writable {
+                ready.push((ConnId::from_u64(bits), readable, writable));
+            }
+        }
+        if ready.is_empty() {
+            return;
+        }
+        guard += 1;
+        assert!(guard < 1_000_000, "level-triggered readiness never settled");
+        for (id, readable, writable) in ready {
+            engine
+                .handle_conn_ready(
+                    id,
+                    Readiness {
+                        readable,
+                        writable,
+                        hangup: false,
+                    },
+                )
+                .expect("readiness for a live connection");
+        }
+    }
+}
+
+/// An output copied out of the engine's borrow.
+#[derive(Debug)]
+pub enum Owned {
+    Accept(usize),
+    Read(ConnId, ReadResult),
+    Transmit(ConnId, Vec<u8>),
+    Configure(ConnId, Options),
+    Interest(ConnId, bool, bool),
+    Close(ConnId),
+    Detach(ConnId),
+    Pause(usize),
+    Resume(usize),
+    Shutdown,
+}
+
+/// What a virtual read found.
+#[derive(Debug)]
+pub enum ReadResult {
+    Data(usize),
+    Eof,
+    Blocked,
+    Error(IoError),
+}
+
+fn read_into(net: &mut Net, id: ConnId, buf: &mut [u8]) -> ReadResult {
+    let limit = net.read_limit;
+    let peer = net.peer(id);
+    assert!(!peer.closed, "read from a closed socket");
+    if let Some(e) = peer.error.take() {
+        return ReadResult::Error(e);
+    }
+    if peer.inbound.is_empty() {
+        return if peer.eof {
+            ReadResult::Eof
+        } else {
+            ReadResult::Blocked
+        };
+    }
+    let n = buf.len().min(peer.inbound.len()).min(limit);
+    for (i, b) in peer.inbound.drain(..n).enumerate() {
+        buf[i] = b;
+    }
+    ReadResult::Data(n)
+}
+
+pub fn engine_outputs(out: Output<'_>) -> Owned {
+    match out {
+        Output::Accept { listener } => Owned::Accept(listener),
+        Output::Read { .. } => unreachable!("reads are performed in place"),
+        Output::Transmit { id, bytes } => Owned::Transmit(id, bytes.to_vec()),
+        Output::Configure { id, options } => Owned::Configure(id, options),
+        Output::SetInterest { id, read, write } => Owned::Interest(id, read, write),
+        Output::Close { id } => Owned::Close(id),
+        Output::Detach { id } => Owned::Detach(id),
+        Output::PauseAccept { listener } => Owned::Pause(listener),
+        Output::ResumeAccept { listener } => Owned::Resume(listener),
+        Output::Shutdown => Owned::Shutdown,
+    }
+}
+
+fn perform<H: Events>(out: Owned, engine: &mut TestEngine<H>, net: &mut Net) {
+    net.log.push(format!("{out:?}"));
+    let now = net.now;
+    match out {
+        Owned::Accept(l) => {
+            if let Some(e) = net.accept_error.take() {
+                engine.handle_accept_error(l, e, now).unwrap();
+            } else if let Some(peer_addr) = net.backlog[l].pop_front() {
+                match engine.handle_accepted(
+                    l,
+                    Addr::Ip(addr(1000 + l as u16)),
+                    Addr::Ip(peer_addr),
+                    now,
+                ) {
+                    Ok(id) => {
+                        net.accepted.push(id);
+                        net.peers.insert(
+                            id.to_u64(),
+                            Peer {
+                                window: usize::MAX,
+                                interest: (true, false),
+                                ..Peer::default()
+                            },
+                        );
+                    }
+                    Err(Refused::PoolFull) | Err(Refused::ShuttingDown) => net.refused += 1,
+                }
+            } else {
+                engine.handle_accept_blocked(l).unwrap();
+            }
+        }
+        Owned::Read(id, result) => match result {
+            ReadResult::Data(n) => engine.handle_read(id, n, now).unwrap(),
+            ReadResult::Eof => engine.handle_eof(id, now).unwrap(),
+            ReadResult::Blocked => engine.handle_read_blocked(id).unwrap(),
+            ReadResult::Error(e) => engine.handle_io_error(id, e, now).unwrap(),
+        },
+        Owned::Transmit(id, bytes) => {
+            let peer = net.peer(id);
+            assert!(!peer.closed, "write to a closed socket");
+            if let Some(e) = peer.error.take() {
+                engine.handle_io_error(id, e, now).unwrap();
+                return;
+            }
+            let n = bytes.len().min(peer.window);
+            if n == 0 {
+                engine.handle_write_blocked(id).unwrap();
+                return;
+            }
+            peer.window -= n;
+            peer.received.extend_from_slice(&bytes[..n]);
+            engine.handle_written(id, n, now).unwrap();
+        }
+        Owned::Configure(id, options) => net.peer(id).options = Some(options),
+        Owned::Interest(id, r, w) => net.peer(id).interest = (r, w),
+        Owned::Close(id) => {
+            let peer = net.peer(id);
+            assert!(!peer.closed, "closed twice");
+            peer.closed = true;
+        }
+        Owned::Detach(id) => {
+            net.peer(id).detached = true;
+            let mut socket = Some(FakeSocket(id.to_u64()));
+            engine
+                .handle_detached(id, Detached::new(&mut socket), now)
+                .unwrap();
+            if socket.is_none() {
+                net.log.push(format!("taken {id:?}"));
+            }
+        }
+        Owned::Pause(l) => net.paused[l] = true,
+        Owned::Resume(l) => net.paused[l] = false,
+        Owned::Shutdown => net.shutdown = true,
+    }
+}
+
+/// A client connects to listener `l`; the engine is told and everything is drained.
+pub fn connect<H: Events>(engine: &mut TestEngine<H>, net: &mut Net, l: usize) -> Option<ConnId> {
+    let before = net.accepted.len();
+    net.backlog[l].push_back(SocketAddr::from(([10, 0, 0, 1], 40000 + before as u16)));
+    engine.handle_listener_ready(l).unwrap();
+    drain(engine, net);
+    (net.accepted.len() > before).then(|| *net.accepted.last().unwrap())
+}
+
+/// The client of `id` sends `bytes`; readiness is reported and everything drained.
+pub fn send<H: Events>(engine: &mut TestEngine<H>, net: &mut Net, id: ConnId, bytes: &[u8]) {
+    net.peer(id).inbound.extend(bytes);
+    let _ = engine.handle_conn_ready(
+        id,
+        Readiness {
+            readable: true,
+            ..Readiness::default()
+        },
+    );
+    drain(engine, net);
+}
+
+/// The client of `id` lets the server write `n` more bytes.
+pub fn open_window<H: Events>(engine: &mut TestEngine<H>, net: &mut Net, id: ConnId, n: usize) {
+    let peer = net.peer(id);
+    peer.window = peer.window.saturating_add(n);
+    let _ = engine.handle_conn_ready(
+        id,
+        Readiness {
+            writable: true,
+            ..Readiness::default()
+        },
+    );
+    drain(engine, net);
+}
+
+/// The client of `id` shuts its writing side.
+pub fn half_close<H: Events>(engine: &mut TestEngine<H>, net: &mut Net, id: ConnId) {
+    net.peer(id).eof = true;
+    let _ = engine.handle_conn_ready(
+        id,
+        Readiness {
+            readable: true,
+            ..Readiness::default()
+        },
+    );
+    drain(engine, net);
+}
+
+/// Moves the clock to `t` and lets the engine act on it.
+pub fn advance<H: Events>(engine: &mut TestEngine<H>, net: &mut Net, t: Instant) {
+    net.now = t;
+    engine.handle_timeout(t);
+    drain(engine, net);
+}
