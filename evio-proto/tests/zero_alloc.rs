@@ -1,0 +1,244 @@
+//! A warmed-up engine performs no allocation over thousands of
+//! accept/read/data/write/close/wake/tick cycles.
+//!
+//! A counting global allocator counts per thread (other test threads cannot pollute the
+//! count), and a control test proves the counter sees allocations. The driver here is
+//! itself allocation-free: fixed arrays, no logging.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use evio_proto::{
+    Action, Addr, Config, Conn, ConnId, Engine, Events, Instant, ListenAddr, Notify, Output,
+    Readiness, Slot, Tick, WakeState, WakeWord, Waker,
+};
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; it only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+#[test]
+fn control_the_counter_sees_an_allocation() {
+    let before = allocations();
+    let v = std::hint::black_box(vec![1u8; 100]);
+    assert!(allocations() > before);
+    drop(v);
+}
+
+/// Echoes data, answers a wake with "w", ticks every millisecond, and closes on "q".
+#[derive(Default)]
+struct Busy {
+    ids: [Option<ConnId>; 8],
+    ticks: u64,
+}
+
+impl Events for Busy {
+    type Context = u64;
+
+    fn opened(&mut self, conn: &mut Conn<'_, u64>) -> Action {
+        self.ids[conn.id().slot()] = Some(conn.id());
+        Action::None
+    }
+
+    fn data(&mut self, conn: &mut Conn<'_, u64>, input: &[u8]) -> Action {
+        *conn.context() += input.len() as u64;
+        if input.ends_with(b"q") {
+            return Action::Close;
+        }
+        let n = conn.write_some(input);
+        conn.consume(n);
+        Action::None
+    }
+
+    fn woken(&mut self, conn: &mut Conn<'_, u64>) -> Action {
+        let _ = conn.write(b"w");
+        Action::None
+    }
+
+    fn tick(&mut self, _: Instant) -> Tick {
+        self.ticks += 1;
+        Tick::after(Duration::from_millis(1))
+    }
+}
+
+struct NoopNotify(AtomicUsize);
+impl Notify for NoopNotify {
+    fn notify(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+const CONNS: usize = 8;
+
+/// Per-connection state of the allocation-free driver.
+#[derive(Clone, Copy)]
+struct Client {
+    inbound: [u8; 64],
+    inbound_len: usize,
+    eof: bool,
+    received: usize,
+    open: bool,
+}
+
+const NEW_CLIENT: Client = Client {
+    inbound: [0; 64],
+    inbound_len: 0,
+    eof: false,
+    received: 0,
+    open: false,
+};
+
+type E = Engine<Busy, Vec<Slot<u64>>, Vec<u8>>;
+
+fn drain(engine: &mut E, clients: &mut [Client; CONNS], backlog: &mut usize, now: Instant) {
+    while let Some(out) = engine.poll_output() {
+        match out {
+            Output::Accept { listener } => {
+                if *backlog == 0 {
+                    engine.handle_accept_blocked(listener).unwrap();
+                    continue;
+                }
+                *backlog -= 1;
+                let peer = Addr::Ip(SocketAddr::from(([127, 0, 0, 1], 9)));
+                let id = engine
+                    .handle_accepted(listener, peer, peer, now)
+                    .expect("pool has room");
+                clients[id.slot()] = Client {
+                    open: true,
+                    ..NEW_CLIENT
+                };
+            }
+            Output::Read { id, buf } => {
+                let c = &mut clients[id.slot()];
+                if c.inbound_len == 0 {
+                    if c.eof {
+                        engine.handle_eof(id, now).unwrap();
+                    } else {
+                        engine.handle_read_blocked(id).unwrap();
+                    }
+                    continue;
+                }
+                let n = c.inbound_len.min(buf.len());
+                buf[..n].copy_from_slice(&c.inbound[..n]);
+                c.inbound.copy_within(n..c.inbound_len, 0);
+                c.inbound_len -= n;
+                engine.handle_read(id, n, now).unwrap();
+            }
+            Output::Transmit { id, bytes } => {
+                let n = bytes.len();
+                clients[id.slot()].received += n;
+                engine.handle_written(id, n, now).unwrap();
+            }
+            Output::Close { id } => clients[id.slot()].open = false,
+            Output::Configure { .. } | Output::SetInterest { .. } => {}
+            other => panic!("unexpected output {other:?}"),
+        }
+    }
+}
+
+fn send(engine: &mut E, clients: &mut [Client; CONNS], id: ConnId, bytes: &[u8]) {
+    let c = &mut clients[id.slot()];
+    c.inbound[c.inbound_len..c.inbound_len + bytes.len()].copy_from_slice(bytes);
+    c.inbound_len += bytes.len();
+    engine
+        .handle_conn_ready(id, Readiness { readable: true, ..Readiness::default() })
+        .unwrap();
+}
+
+/// One cycle: accept `CONNS` connections, echo on each, wake each, tick, close each.
+fn cycle(engine: &mut E, clients: &mut [Client; CONNS], waker: &Waker, now: &mut Instant) {
+    let mut backlog = CONNS;
+    engine.handle_listener_ready(0).unwrap();
+    drain(engine, clients, &mut backlog, *now);
+    assert_eq!(engine.open_connections(), CONNS);
+    let ids = engine.handler().ids;
+    for id in ids.iter().flatten().copied() {
+        send(engine, clients, id, b"hello, world");
+        drain(engine, clients, &mut backlog, *now);
+        assert!(waker.wake(id));
+    }
+    engine.handle_wakes(*now);
+    drain(engine, clients, &mut backlog, *now);
+    *now = *now + Duration::from_millis(1);
+    engine.handle_timeout(*now);
+    drain(engine, clients, &mut backlog, *now);
+    for id in ids.iter().flatten().copied() {
+        send(engine, clients, id, b"q");
+        clients[id.slot()].eof = true;
+        drain(engine, clients, &mut backlog, *now);
+    }
+    assert_eq!(engine.open_connections(), 0);
+    for c in clients.iter() {
+        assert!(!c.open);
+        assert_eq!(c.received, 13, "12 echoed bytes and one wake reply");
+    }
+}
+
+#[test]
+fn a_warm_engine_never_allocates() {
+    let config = Config {
+        max_connections: CONNS,
+        input_capacity: 256,
+        output_capacity: 256,
+        ..Config::new()
+    };
+    let words: Box<[WakeWord]> = (0..WakeState::<Box<[WakeWord]>, NoopNotify>::words_needed(CONNS))
+        .map(|_| WakeWord::new())
+        .collect();
+    let state = Arc::new(WakeState::new(CONNS, words, NoopNotify(AtomicUsize::new(0))));
+    let waker = Waker::from_arc(state);
+    let slots = (0..CONNS).map(|_| Slot::new()).collect();
+    let bytes = vec![0u8; config.bytes_needed()];
+    let mut engine =
+        Engine::new(Busy::default(), config, slots, bytes, Some(waker.clone())).unwrap();
+    let mut now = Instant::ZERO;
+    let bound = [ListenAddr::Ip(SocketAddr::from(([127, 0, 0, 1], 7)))];
+    engine.handle_start(&bound, now).unwrap();
+    let mut clients = [NEW_CLIENT; CONNS];
+
+    // Warm-up.
+    cycle(&mut engine, &mut clients, &waker, &mut now);
+    let before = allocations();
+    let cycles = 1000;
+    for _ in 0..cycles {
+        cycle(&mut engine, &mut clients, &waker, &mut now);
+    }
+    let allocated = allocations() - before;
+    let stats = *engine.stats();
+    assert_eq!(allocated, 0, "the engine allocated {allocated} times in steady state");
+    assert_eq!(stats.accepted, (cycles + 1) * CONNS as u64);
+    assert_eq!(stats.closed, (cycles + 1) * CONNS as u64);
+    assert_eq!(stats.wakes, (cycles + 1) * CONNS as u64);
+    assert!(stats.ticks > cycles);
+}
