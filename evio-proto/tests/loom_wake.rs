@@ -24,7 +24,9 @@ type State = WakeState<Vec<WakeWord>, CountNotify>;
 
 fn state(slots: usize) -> (Arc<State>, Arc<AtomicUsize>) {
     let count = Arc::new(AtomicUsize::new(0));
-    let words = (0..State::words_needed(slots)).map(|_| WakeWord::new()).collect();
+    let words = (0..State::words_needed(slots))
+        .map(|_| WakeWord::new())
+        .collect();
     (
         Arc::new(WakeState::new(slots, words, CountNotify(count.clone()))),
         count,
@@ -71,7 +73,10 @@ fn concurrent_wakes_are_never_lost_and_coalesce() {
         let second = drain_count(&state, 1);
         assert_eq!(successes, 2, "an open connection accepts wakes");
         if second > 0 {
-            assert!(after > before, "a wake was left pending without a notification");
+            assert!(
+                after > before,
+                "a wake was left pending without a notification"
+            );
         }
         assert!(first + second >= 1, "wakes were lost");
         assert!(first + second <= successes);
@@ -98,7 +103,10 @@ fn a_wake_never_reaches_the_next_connection_in_the_slot() {
         let delivered = drain_count(&state, 0);
         let accepted = racer.join().unwrap();
         let delivered = delivered + drain_count(&state, 0);
-        assert_eq!(delivered, 0, "old wake (accepted: {accepted}) delivered to the new connection");
+        assert_eq!(
+            delivered, 0,
+            "old wake (accepted: {accepted}) delivered to the new connection"
+        );
         assert!(!state.wake(old), "a stale id is refused");
     });
 }

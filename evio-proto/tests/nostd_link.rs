@@ -14,7 +14,14 @@ fn evio_proto_links_without_std_or_alloc() {
     let target = workspace.join("target").join("nostd-check");
     let output = Command::new(env!("CARGO"))
         .current_dir(workspace)
-        .args(["build", "--quiet", "-p", "nostd-check", "--profile", "nostd"])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "nostd-check",
+            "--profile",
+            "nostd",
+        ])
         .env("CARGO_TARGET_DIR", &target)
         .env_remove("RUSTFLAGS")
         .output()

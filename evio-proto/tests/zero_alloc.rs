@@ -172,7 +172,13 @@ fn send(engine: &mut E, clients: &mut [Client; CONNS], id: ConnId, bytes: &[u8])
     c.inbound[c.inbound_len..c.inbound_len + bytes.len()].copy_from_slice(bytes);
     c.inbound_len += bytes.len();
     engine
-        .handle_conn_ready(id, Readiness { readable: true, ..Readiness::default() })
+        .handle_conn_ready(
+            id,
+            Readiness {
+                readable: true,
+                ..Readiness::default()
+            },
+        )
         .unwrap();
 }
 
@@ -216,7 +222,11 @@ fn a_warm_engine_never_allocates() {
     let words: Box<[WakeWord]> = (0..WakeState::<Box<[WakeWord]>, NoopNotify>::words_needed(CONNS))
         .map(|_| WakeWord::new())
         .collect();
-    let state = Arc::new(WakeState::new(CONNS, words, NoopNotify(AtomicUsize::new(0))));
+    let state = Arc::new(WakeState::new(
+        CONNS,
+        words,
+        NoopNotify(AtomicUsize::new(0)),
+    ));
     let waker = Waker::from_arc(state);
     let slots = (0..CONNS).map(|_| Slot::new()).collect();
     let bytes = vec![0u8; config.bytes_needed()];
@@ -236,7 +246,10 @@ fn a_warm_engine_never_allocates() {
     }
     let allocated = allocations() - before;
     let stats = *engine.stats();
-    assert_eq!(allocated, 0, "the engine allocated {allocated} times in steady state");
+    assert_eq!(
+        allocated, 0,
+        "the engine allocated {allocated} times in steady state"
+    );
     assert_eq!(stats.accepted, (cycles + 1) * CONNS as u64);
     assert_eq!(stats.closed, (cycles + 1) * CONNS as u64);
     assert_eq!(stats.wakes, (cycles + 1) * CONNS as u64);
