@@ -255,3 +255,17 @@ fn a_warm_engine_never_allocates() {
     assert_eq!(stats.wakes, (cycles + 1) * CONNS as u64);
     assert!(stats.ticks > cycles);
 }
+
+/// The fixed memory of one connection: its slot's metadata (here with a `u64` context)
+/// plus its two buffers. Printed for the record (`--nocapture`); asserted only against
+/// a generous bound so that a layout change that doubles it is noticed.
+#[test]
+fn slot_memory_is_small_and_known() {
+    let meta = std::mem::size_of::<Slot<u64>>();
+    let config = Config::new();
+    let buffers = config.input_capacity + config.output_capacity;
+    println!(
+        "slot metadata {meta} B; buffers {buffers} B reserved per slot (touched only for carry-over)"
+    );
+    assert!(meta <= 192, "slot metadata grew to {meta} bytes");
+}
