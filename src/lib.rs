@@ -1,8 +1,28 @@
 //! evio: event-driven networking that is fast, small, and low on memory.
 //!
 //! The facade over the sans-IO engine ([`proto`], `no_std` and allocation-free) and its
-//! drivers. Handlers implement [`Events`].
+//! real-socket driver (`evio-os`). Handlers implement [`Events`]; [`serve`] (or
+//! [`ServerBuilder::serve`]) runs them on real sockets until one returns
+//! [`Action::Shutdown`].
+//!
+//! ```no_run
+//! use evio::{Action, Conn, Events};
+//!
+//! struct Echo;
+//! impl Events for Echo {
+//!     type Context = ();
+//!     fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+//!         let n = conn.write_some(input);
+//!         conn.consume(n);
+//!         Action::None
+//!     }
+//! }
+//!
+//! evio::serve(Echo, &["tcp://127.0.0.1:5000"])?;
+//! # Ok::<(), evio::Error>(())
+//! ```
 
+pub use evio_os::{AddrError, DetachedSocket, Error, ServerBuilder, serve};
 pub use evio_proto as proto;
 pub use evio_proto::{
     Action, Addr, CloseError, Config, Conn, ConnId, ConnInfo, Detached, Events, Instant,

@@ -1,0 +1,191 @@
+//! The macOS/BSD poller: kqueue with level-triggered read and write filters, and an
+//! `EVFILT_USER` notifier (a pipe with `--cfg evio_force_pipe`, and on NetBSD/OpenBSD).
+//!
+//! Not compiled by this project's CI (no such target is installed there): it is kept
+//! small and mirrors `epoll.rs` call for call.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use evio_proto::{Notify, Readiness};
+use rustix::event::kqueue::{self, Event, EventFilter, EventFlags};
+use rustix::io::Errno;
+use rustix::time::Timespec;
+
+/// A kqueue instance.
+#[derive(Debug)]
+pub(crate) struct Poller {
+    kq: Arc<OwnedFd>,
+}
+
+/// The fixed event array one `wait` fills, allocated once per loop.
+pub(crate) struct EventBuf {
+    buf: Box<[MaybeUninit<Event>]>,
+}
+
+impl EventBuf {
+    pub(crate) fn new(capacity: usize) -> Self {
+        EventBuf {
+            buf: Box::new_uninit_slice(capacity.max(1)),
+        }
+    }
+}
+
+fn udata(token: u64) -> *mut core::ffi::c_void {
+    core::ptr::without_provenance_mut(token as usize)
+}
+
+fn on_off(on: bool) -> EventFlags {
+    if on {
+        EventFlags::ADD | EventFlags::ENABLE
+    } else {
+        EventFlags::ADD | EventFlags::DISABLE
+    }
+}
+
+impl Poller {
+    pub(crate) fn new() -> io::Result<Self> {
+        let kq = kqueue::kqueue()?;
+        rustix::io::fcntl_setfd(&kq, rustix::io::FdFlags::CLOEXEC)?;
+        Ok(Poller { kq: Arc::new(kq) })
+    }
+
+    fn apply(&self, changes: &[Event]) -> io::Result<()> {
+        let mut none: [MaybeUninit<Event>; 0] = [];
+        // SAFETY: the changes name sockets this loop owns; closing one removes its
+        // filters from the kqueue, so no filter outlives its descriptor.
+        unsafe { kqueue::kevent_timespec(&*self.kq, changes, &mut none[..], None)? };
+        Ok(())
+    }
+
+    pub(crate) fn add(&self, fd: BorrowedFd<'_>, token: u64, read: bool, write: bool) -> io::Result<()> {
+        self.modify(fd, token, read, write)
+    }
+
+    /// Sets exactly this interest: both filters stay registered, enabled or disabled.
+    pub(crate) fn modify(&self, fd: BorrowedFd<'_>, token: u64, read: bool, write: bool) -> io::Result<()> {
+        let raw = fd.as_raw_fd();
+        self.apply(&[
+            Event::new(EventFilter::Read(raw), on_off(read), udata(token)),
+            Event::new(EventFilter::Write(raw), on_off(write), udata(token)),
+        ])
+    }
+
+    pub(crate) fn delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        let raw = fd.as_raw_fd();
+        let null = core::ptr::null_mut();
+        self.apply(&[
+            Event::new(EventFilter::Read(raw), EventFlags::DELETE, null),
+            Event::new(EventFilter::Write(raw), EventFlags::DELETE, null),
+        ])
+    }
+
+    /// Waits up to `timeout` (forever for `None`) and calls `f` with each event's token
+    /// and readiness. EINTR counts as a wait that found nothing.
+    pub(crate) fn wait(
+        &self,
+        events: &mut EventBuf,
+        timeout: Option<Duration>,
+        mut f: impl FnMut(u64, Readiness),
+    ) -> io::Result<()> {
+        let ts = timeout.map(|d| Timespec {
+            tv_sec: d.as_secs() as _,
+            tv_nsec: d.subsec_nanos() as _,
+        });
+        // SAFETY: no changes are submitted here (see `apply`).
+        let result = unsafe { kqueue::kevent_timespec(&*self.kq, &[], &mut events.buf[..], ts.as_ref()) };
+        let (ready, _) = match result {
+            Ok(r) => r,
+            Err(Errno::INTR) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        for ev in ready.iter() {
+            let token = ev.udata() as usize as u64;
+            let flags = ev.flags();
+            let hangup = flags.intersects(EventFlags::EOF | EventFlags::ERROR);
+            let r = match ev.filter() {
+                EventFilter::Read(_) => Readiness { readable: true, writable: false, hangup },
+                EventFilter::Write(_) => Readiness { readable: false, writable: true, hangup },
+                _ => Readiness { readable: true, writable: false, hangup: false },
+            };
+            f(token, r);
+        }
+        Ok(())
+    }
+
+    /// The wake notifier and the loop's end of it, registered under `token`.
+    pub(crate) fn notifier(&self, token: u64) -> io::Result<(Notifier, Receiver)> {
+        #[cfg(all(not(evio_force_pipe), any(target_vendor = "apple", target_os = "freebsd", target_os = "dragonfly")))]
+        {
+            use rustix::event::kqueue::{UserDefinedFlags, UserFlags};
+            self.apply(&[Event::new(
+                EventFilter::User { ident: 0, flags: UserFlags::empty(), user_flags: UserDefinedFlags::new(0) },
+                EventFlags::ADD | EventFlags::CLEAR,
+                udata(token),
+            )])?;
+            Ok((Notifier::User(self.kq.clone()), Receiver::User))
+        }
+        #[cfg(not(all(not(evio_force_pipe), any(target_vendor = "apple", target_os = "freebsd", target_os = "dragonfly"))))]
+        {
+            let (n, r) = super::pipe::pipe()?;
+            self.add(r.fd(), token, true, false)?;
+            Ok((Notifier::Pipe(n), Receiver::Pipe(r)))
+        }
+    }
+}
+
+/// Wakes the loop from any thread.
+#[derive(Debug)]
+pub(crate) enum Notifier {
+    /// Triggers the kqueue's `EVFILT_USER` event.
+    #[allow(dead_code)]
+    User(Arc<OwnedFd>),
+    /// A pipe's write end.
+    #[allow(dead_code)]
+    Pipe(super::pipe::PipeNotifier),
+}
+
+impl Notify for Notifier {
+    fn notify(&self) {
+        match self {
+            #[cfg(all(not(evio_force_pipe), any(target_vendor = "apple", target_os = "freebsd", target_os = "dragonfly")))]
+            Notifier::User(kq) => {
+                use rustix::event::kqueue::{UserDefinedFlags, UserFlags};
+                let ev = Event::new(
+                    EventFilter::User { ident: 0, flags: UserFlags::TRIGGER, user_flags: UserDefinedFlags::new(0) },
+                    EventFlags::empty(),
+                    core::ptr::null_mut(),
+                );
+                let mut none: [MaybeUninit<Event>; 0] = [];
+                // SAFETY: a user event names no descriptor.
+                let _ = unsafe { kqueue::kevent_timespec(&**kq, &[ev], &mut none[..], None) };
+            }
+            Notifier::Pipe(p) => p.notify(),
+            #[allow(unreachable_patterns)]
+            _ => {}
+        }
+    }
+}
+
+/// The loop's end of the notifier.
+#[derive(Debug)]
+pub(crate) enum Receiver {
+    /// `EVFILT_USER` with `EV_CLEAR` resets itself when reported.
+    #[allow(dead_code)]
+    User,
+    /// A pipe's read end.
+    #[allow(dead_code)]
+    Pipe(super::pipe::PipeReceiver),
+}
+
+impl Receiver {
+    /// Resets the notifier so that level-triggered polling stops reporting it.
+    pub(crate) fn drain(&self) {
+        if let Receiver::Pipe(p) = self {
+            p.drain();
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Socket system calls through rustix: binding listeners, accepting, sending, options.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use evio_proto::{Addr, IoError, IoErrorKind, Options};
+use rustix::io::Errno;
+use rustix::net::{self, AddressFamily, SocketAddrAny, SocketFlags, SocketType, sockopt};
+
+use crate::addr::{Family, Spec, Target};
+use crate::error::Error;
+
+/// A bound, listening socket.
+#[derive(Debug)]
+pub(crate) struct Listener {
+    pub fd: OwnedFd,
+    pub kind: ListenerKind,
+}
+
+/// What a listener listens on.
+#[derive(Debug)]
+pub(crate) enum ListenerKind {
+    /// TCP, with the address actually bound (the real port when 0 was asked).
+    Tcp(SocketAddr),
+    /// A unix socket whose file this server created (removed on drop).
+    Unix(UnixFile),
+}
+
+/// A unix socket file this server created; dropping it removes the file.
+#[derive(Debug)]
+pub(crate) struct UnixFile {
+    pub path: String,
+}
+
+impl Drop for UnixFile {
+    fn drop(&mut self) {
+        remove_if_socket(Path::new(&self.path));
+    }
+}
+
+fn remove_if_socket(path: &Path) -> bool {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path).is_ok(),
+        _ => false,
+    }
+}
+
+/// Binds every address, in order. `nonblocking` for the poller drivers, blocking for
+/// the std fallback.
+pub(crate) fn bind_all<A: AsRef<str>>(
+    addrs: &[A],
+    specs: &[Spec],
+    backlog: i32,
+    nonblocking: bool,
+) -> Result<Vec<Listener>, Error> {
+    let mut out = Vec::with_capacity(specs.len());
+    for (text, spec) in addrs.iter().zip(specs) {
+        let text = text.as_ref();
+        let bind_err = |error: io::Error| Error::Bind {
+            addr: text.to_owned(),
+            error,
+        };
+        let listener = match &spec.target {
+            Target::Tcp { addr, family } => {
+                let (fd, local) = bind_tcp(*addr, *family, spec.reuseport, backlog, nonblocking)
+                    .map_err(bind_err)?;
+                Listener {
+                    fd,
+                    kind: ListenerKind::Tcp(local),
+                }
+            }
+            Target::Unix(path) => {
+                let fd = bind_unix(path, backlog, nonblocking).map_err(|e| match e {
+                    BindUnixError::NotASocket => Error::NotASocket {
+                        addr: text.to_owned(),
+                    },
+                    BindUnixError::Io(e) => bind_err(e),
+                })?;
+                Listener {
+                    fd,
+                    kind: ListenerKind::Unix(UnixFile {
+                        path: path.to_string_lossy().into_owned(),
+                    }),
+                }
+            }
+        };
+        out.push(listener);
+    }
+    Ok(out)
+}
+
+fn new_socket(family: AddressFamily, nonblocking: bool) -> io::Result<OwnedFd> {
+    #[cfg(not(target_vendor = "apple"))]
+    {
+        let mut flags = SocketFlags::CLOEXEC;
+        if nonblocking {
+            flags |= SocketFlags::NONBLOCK;
+        }
+        Ok(net::socket_with(family, SocketType::STREAM, flags, None)?)
+    }
+    #[cfg(target_vendor = "apple")]
+    {
+        // No SOCK_NONBLOCK / SOCK_CLOEXEC on Apple: set them after the fact.
+        let fd = net::socket_with(family, SocketType::STREAM, SocketFlags::empty(), None)?;
+        rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
+        rustix::io::ioctl_fionbio(&fd, nonblocking)?;
+        Ok(fd)
+    }
+}
+
+fn bind_tcp(
+    addr: SocketAddr,
+    family: Family,
+    reuseport: bool,
+    backlog: i32,
+    nonblocking: bool,
+) -> io::Result<(OwnedFd, SocketAddr)> {
+    let af = if addr.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let fd = new_socket(af, nonblocking)?;
+    sockopt::set_socket_reuseaddr(&fd, true)?;
+    if reuseport {
+        sockopt::set_socket_reuseport(&fd, true)?;
+    }
+    if addr.is_ipv6() {
+        // tcp6 is IPv6 only; tcp on an IPv6 address keeps the system's default.
+        if family == Family::V6 {
+            sockopt::set_ipv6_v6only(&fd, true)?;
+        }
+    }
+    net::bind(&fd, &addr)?;
+    net::listen(&fd, backlog)?;
+    let local = SocketAddr::try_from(net::getsockname(&fd)?).map_err(io::Error::from)?;
+    Ok((fd, local))
+}
+
+enum BindUnixError {
+    NotASocket,
+    Io(io::Error),
+}
+
+fn bind_unix(path: &PathBuf, backlog: i32, nonblocking: bool) -> Result<OwnedFd, BindUnixError> {
+    // A stale socket file from an earlier run is removed; anything else at that path
+    // (a directory, a regular file) is never touched.
+    if let Ok(m) = std::fs::symlink_metadata(path) {
+        if !m.file_type().is_socket() {
+            return Err(BindUnixError::NotASocket);
+        }
+        remove_if_socket(path);
+    }
+    let io = |e: Errno| BindUnixError::Io(e.into());
+    let fd = new_socket(AddressFamily::UNIX, nonblocking).map_err(BindUnixError::Io)?;
+    let sa = net::SocketAddrUnix::new(path.as_path()).map_err(io)?;
+    net::bind(&fd, &sa).map_err(io)?;
+    if let Err(e) = net::listen(&fd, backlog) {
+        remove_if_socket(path);
+        return Err(io(e));
+    }
+    Ok(fd)
+}
+
+/// Accepts one connection, non-blocking and close-on-exec, with its peer address.
+pub(crate) fn accept(listener: BorrowedFd<'_>) -> Result<(OwnedFd, Option<SocketAddrAny>), Errno> {
+    #[cfg(not(target_vendor = "apple"))]
+    {
+        net::acceptfrom_with(listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)
+    }
+    #[cfg(target_vendor = "apple")]
+    {
+        // No accept4 on Apple; SO_NOSIGPIPE stands in for MSG_NOSIGNAL.
+        let (fd, peer) = net::acceptfrom(listener)?;
+        rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
+        rustix::io::ioctl_fionbio(&fd, true)?;
+        sockopt::set_socket_nosigpipe(&fd, true)?;
+        Ok((fd, peer))
+    }
+}
+
+/// The engine's address for a socket address (unix ones are all `Addr::Unix`).
+pub(crate) fn to_addr(sa: Option<SocketAddrAny>) -> Addr {
+    match sa.map(SocketAddr::try_from) {
+        Some(Ok(a)) => Addr::Ip(a),
+        _ => Addr::Unix,
+    }
+}
+
+/// The connection's own local address (getsockname on the connection).
+pub(crate) fn local_addr(fd: BorrowedFd<'_>) -> Addr {
+    to_addr(net::getsockname(fd).ok())
+}
+
+/// Sends without raising SIGPIPE.
+pub(crate) fn send(fd: BorrowedFd<'_>, bytes: &[u8]) -> Result<usize, Errno> {
+    #[cfg(not(target_vendor = "apple"))]
+    let flags = net::SendFlags::NOSIGNAL;
+    #[cfg(target_vendor = "apple")]
+    let flags = net::SendFlags::empty();
+    net::send(fd, bytes, flags)
+}
+
+/// Applies TCP options; `keepalive_was_on` avoids a system call to turn off what was
+/// never on. Failures are ignored: they are not errors of the connection.
+pub(crate) fn configure(fd: BorrowedFd<'_>, options: Options, keepalive_was_on: bool) {
+    let _ = sockopt::set_tcp_nodelay(fd, options.nodelay);
+    match options.keepalive {
+        Some(idle) => {
+            let idle = idle.max(Duration::from_secs(1));
+            let _ = sockopt::set_socket_keepalive(fd, true);
+            let _ = sockopt::set_tcp_keepidle(fd, idle);
+            let _ = sockopt::set_tcp_keepintvl(fd, idle);
+        }
+        None if keepalive_was_on => {
+            let _ = sockopt::set_socket_keepalive(fd, false);
+        }
+        None => {}
+    }
+}
+
+/// Makes a socket blocking (for a detached connection).
+pub(crate) fn set_blocking(fd: impl AsFd) -> io::Result<()> {
+    Ok(rustix::io::ioctl_fionbio(fd, false)?)
+}
+
+/// Classifies a failed read or send.
+pub(crate) fn io_error(e: Errno) -> IoError {
+    let kind = match e {
+        Errno::CONNRESET => IoErrorKind::ConnectionReset,
+        Errno::PIPE => IoErrorKind::BrokenPipe,
+        Errno::CONNABORTED => IoErrorKind::ConnectionAborted,
+        Errno::TIMEDOUT => IoErrorKind::TimedOut,
+        _ => IoErrorKind::Other,
+    };
+    IoError::with_code(kind, e.raw_os_error())
+}
+
+/// Classifies a failed accept.
+pub(crate) fn accept_error(e: Errno) -> evio_proto::AcceptError {
+    use evio_proto::AcceptError;
+    match e {
+        Errno::MFILE | Errno::NFILE | Errno::NOBUFS | Errno::NOMEM => AcceptError::Exhausted,
+        Errno::CONNABORTED | Errno::PROTO | Errno::PERM | Errno::INTR => AcceptError::Aborted,
+        e => AcceptError::Other(Some(e.raw_os_error())),
+    }
+}
