@@ -1,5 +1,379 @@
 //! The deterministic simulator for evio handlers.
 //!
-//! Work in progress: see the project's issue on evio-sim.
+//! `evio-sim` runs the production engine ([`evio_proto::Engine`]) and an unchanged
+//! handler (any `impl Events` that runs under `evio::serve`) in a simulated world:
+//! virtual listeners and connections, each with byte queues in both directions and a
+//! socket send/receive window; a virtual poller that reports readiness in a seeded
+//! order; a virtual clock that jumps to the engine's next deadline; and a wake source
+//! standing for "another thread". The simulator is a *driver*: it follows the same
+//! driver protocol as `evio-os` and decides nothing itself.
+//!
+//! Every choice of a run (its configuration, its script of [`ScriptedEvent`]s, the
+//! delivery order, every I/O result and every fault) comes from one `u64` seed, so a
+//! failing run replays exactly from its seed. Fault rates are drawn from the seed as
+//! well: some runs are clean, some heavy.
+//!
+//! After every step the simulator checks invariants against a reference [`Model`] of
+//! the handler (the client receives exactly what the handler wrote, in order; one
+//! `closed` per `opened` unless detached; nothing after `closed`; close and detach only
+//! after the output flushed; `prewrite`/`postwrite` agree with the bytes sent), and at
+//! the end it stops the faults, runs a bounded liveness phase until every client's
+//! work is done, and checks that nothing leaked.
+//!
+//! # Testing your own handler
+//!
+//! Write a [`Model`] of what your handler sends, then run a swarm of seeds:
+//!
+//! ```
+//! use evio_proto::{Action, Conn, Events};
+//! use evio_sim::{Model, ModelError, swarm};
+//!
+//! /// The handler under test: echoes every byte in upper case.
+//! struct Shout;
+//!
+//! impl Events for Shout {
+//!     type Context = ();
+//!     fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+//!         let mut n = 0;
+//!         for &b in input {
+//!             if conn.write(&[b.to_ascii_uppercase()]).is_err() {
+//!                 break; // output full: the engine hands the rest back later
+//!             }
+//!             n += 1;
+//!         }
+//!         conn.consume(n);
+//!         Action::None
+//!     }
+//! }
+//!
+//! /// Its model: the client receives its own bytes, upper-cased, in order.
+//! struct ShoutModel;
+//!
+//! impl Model for ShoutModel {
+//!     type Conn = std::collections::VecDeque<u8>;
+//!     fn input(&mut self, owed: &mut Self::Conn, bytes: &[u8]) {
+//!         owed.extend(bytes.iter().map(u8::to_ascii_uppercase));
+//!     }
+//!     fn output(&mut self, owed: &mut Self::Conn, bytes: &[u8]) -> Result<(), ModelError> {
+//!         for &b in bytes {
+//!             if owed.pop_front() != Some(b) {
+//!                 return Err(ModelError { offset: 0, detail: format!("unexpected {b:#04x}") });
+//!             }
+//!         }
+//!         Ok(())
+//!     }
+//!     fn owed(&self, owed: &Self::Conn) -> usize {
+//!         owed.len()
+//!     }
+//! }
+//!
+//! // 50 seeds of 300 steps each, on one thread. A failure names its seed and prints
+//! // the command that replays it.
+//! let report = swarm(0..50, 300, 1, || (Shout, ShoutModel));
+//! assert!(report.failures.is_empty(), "{report}");
+//! assert_eq!(report.seeds, 50);
+//! ```
+//!
+//! A single run, step by step, with [`Sim`]:
+//!
+//! ```
+//! use evio_handlers::echo::Echo;
+//! use evio_sim::{EchoModel, ScriptedEvent, Sim};
+//!
+//! let mut sim = Sim::new(Echo, EchoModel, 7).unwrap();
+//! sim.step(&ScriptedEvent::Connect { listener: 0 }).unwrap();
+//! sim.step(&ScriptedEvent::Send { client: 0, bytes: b"hello".to_vec() }).unwrap();
+//! let outcome = sim.finish().unwrap(); // liveness: the client gets its echo, then closes
+//! assert_eq!(sim.received(0), Some(5));
+//! assert_eq!(outcome.stats.accepted, 1);
+//! ```
+//!
+//! # Replaying a failure
+//!
+//! Each [`Failure`] prints its seed and a one-line replay command, for the test suite
+//! (`EVIO_SIM_SEED=<seed> cargo test -p evio-sim --test swarm replay`) and for the CLI
+//! (`cargo run -p evio-sim --release -- --seed <seed> --trace`). [`shrink`] reduces a
+//! failing script to a minimal one that still fails the same way.
+//!
+//! # Fuzzing
+//!
+//! With the `arbitrary` feature, [`ScriptedEvent`] derives `arbitrary::Arbitrary`, so a
+//! fuzz target can build `(seed, Vec<ScriptedEvent>)` and call [`run`].
 
+#![warn(missing_docs)]
+
+mod error;
+mod fault;
+mod model;
+mod observe;
+mod rng;
+mod script;
+mod sim;
+
+use core::fmt;
+use core::ops::Range;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub use error::{Failure, Violation};
 pub use evio_proto::Events;
+pub use fault::{FaultCounts, FaultKind, FaultRates};
+pub use model::{EchoConn, EchoModel, Model, ModelError};
+pub use observe::{Injection, Observation, Observed};
+pub use rng::{Rng, TraceHash};
+pub use script::{Profile, ScriptedEvent, format_script};
+pub use sim::{Outcome, Sim, SimConfig, SimStream};
+
+/// Runs `script` against a fresh simulation of `handler` with the configuration and
+/// faults of `seed`, then the liveness phase and the final checks.
+///
+/// A panic in the engine or the handler is caught and reported as
+/// [`Violation::Panic`].
+///
+/// # Errors
+///
+/// A [`Failure`] naming the seed, the step and the broken invariant.
+pub fn run<H: Events, M: Model>(
+    handler: H,
+    model: M,
+    seed: u64,
+    config: SimConfig,
+    script: &[ScriptedEvent],
+) -> Result<Outcome, Failure> {
+    let mut at_step = 0;
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let mut sim = Sim::with_config(handler, model, seed, config)?;
+        for event in script {
+            sim.step(event)?;
+            at_step += 1;
+        }
+        sim.finish()
+    }));
+    let result = match result {
+        Ok(r) => r,
+        Err(panic) => Err(Violation::Panic(panic_message(&*panic))),
+    };
+    result.map_err(|violation| Failure {
+        seed,
+        steps: script.len(),
+        at_step,
+        violation,
+    })
+}
+
+/// Runs the seed's own script of `steps` events (see [`SimConfig::script`]) with a
+/// handler and model from `make`.
+///
+/// # Errors
+///
+/// As [`run`].
+pub fn run_seed<H: Events, M: Model>(
+    seed: u64,
+    steps: usize,
+    make: impl FnOnce() -> (H, M),
+) -> Result<Outcome, Failure> {
+    let config = SimConfig::from_seed(seed);
+    let script = config.script(seed, steps);
+    let (handler, model) = make();
+    run(handler, model, seed, config, &script)
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+/// What a swarm of seeds did.
+#[derive(Clone, Debug, Default)]
+pub struct SwarmReport {
+    /// Seeds run.
+    pub seeds: u64,
+    /// Steps run in all, liveness phases included.
+    pub steps: u64,
+    /// Connections the engine accepted in all.
+    pub connections: u64,
+    /// Bytes the engine wrote in all.
+    pub bytes_written: u64,
+    /// How often each fault kind fired, summed over all seeds.
+    pub faults: FaultCounts,
+    /// The failed seeds, in seed order.
+    pub failures: Vec<Failure>,
+    /// The hashes of all passing runs' traces combined in seed order: equal for two
+    /// swarms exactly when every run did the same.
+    pub combined_hash: u64,
+    /// Wall-clock time taken (for the summary only; nothing depends on it).
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for SwarmReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "seeds run: {}  steps: {}  connections: {}  bytes echoed: {}  failures: {}",
+            self.seeds,
+            self.steps,
+            self.connections,
+            self.bytes_written,
+            self.failures.len()
+        )?;
+        writeln!(f, "faults fired:")?;
+        writeln!(f, "{}", self.faults)?;
+        for failure in &self.failures {
+            writeln!(f, "FAILED {failure}")?;
+        }
+        write!(
+            f,
+            "combined trace hash: {:016x}  time: {:.2?}",
+            self.combined_hash, self.elapsed
+        )
+    }
+}
+
+/// Runs every seed in `seeds` with a script of `steps` events, on `threads` threads
+/// (at least one), with a fresh handler and model from `make` for each seed.
+///
+/// The report does not depend on the number of threads: results are combined in seed
+/// order.
+pub fn swarm<H, M, F>(seeds: Range<u64>, steps: usize, threads: usize, make: F) -> SwarmReport
+where
+    H: Events,
+    M: Model,
+    F: Fn() -> (H, M) + Sync,
+{
+    let start = std::time::Instant::now();
+    let next = AtomicU64::new(seeds.start);
+    let results: Mutex<Vec<(u64, Result<Outcome, Failure>)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| {
+                let mut local = Vec::new();
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= seeds.end {
+                        break;
+                    }
+                    local.push((seed, run_seed(seed, steps, &make)));
+                }
+                results
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(local);
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    results.sort_by_key(|(seed, _)| *seed);
+    let mut report = SwarmReport::default();
+    let mut hash = TraceHash::default();
+    for (_, result) in results {
+        report.seeds += 1;
+        match result {
+            Ok(outcome) => {
+                report.steps += outcome.steps;
+                report.connections += outcome.stats.accepted;
+                report.bytes_written += outcome.stats.bytes_written;
+                report.faults += &outcome.faults;
+                hash.word(outcome.trace_hash);
+            }
+            Err(failure) => {
+                report.steps += failure.at_step as u64;
+                report.failures.push(failure);
+            }
+        }
+    }
+    report.combined_hash = hash.value();
+    report.elapsed = start.elapsed();
+    report
+}
+
+/// Shrinks a failing script: removes events (in halves, then smaller chunks, then one
+/// at a time) and shortens payloads, keeping each change only if the run still fails
+/// with the same kind of violation. Tries at most `budget` runs.
+///
+/// Returns the smallest failing script found and its failure, or `None` if `script`
+/// does not fail in the first place.
+pub fn shrink<H, M, F>(
+    seed: u64,
+    config: &SimConfig,
+    script: &[ScriptedEvent],
+    budget: usize,
+    make: F,
+) -> Option<(Vec<ScriptedEvent>, Failure)>
+where
+    H: Events,
+    M: Model,
+    F: Fn() -> (H, M),
+{
+    let fails = |s: &[ScriptedEvent]| {
+        let (h, m) = make();
+        run(h, m, seed, config.clone(), s).err()
+    };
+    let mut failure = fails(script)?;
+    let kind = core::mem::discriminant(&failure.violation);
+    let mut best = script.to_vec();
+    let mut runs = 0usize;
+    let mut try_script = |candidate: Vec<ScriptedEvent>,
+                          best: &mut Vec<ScriptedEvent>,
+                          failure: &mut Failure|
+     -> bool {
+        runs += 1;
+        if runs > budget {
+            return false;
+        }
+        match fails(&candidate) {
+            Some(f) if core::mem::discriminant(&f.violation) == kind => {
+                *best = candidate;
+                *failure = f;
+                true
+            }
+            _ => false,
+        }
+    };
+    // Events after the failing step never matter.
+    let cut = (failure.at_step + 1).min(best.len());
+    if cut < best.len() {
+        let candidate = best[..cut].to_vec();
+        try_script(candidate, &mut best, &mut failure);
+    }
+    let mut chunk = best.len() / 2;
+    while chunk >= 1 {
+        let mut i = 0;
+        while i < best.len() {
+            let end = (i + chunk).min(best.len());
+            let mut candidate = best[..i].to_vec();
+            candidate.extend_from_slice(&best[end..]);
+            if !try_script(candidate, &mut best, &mut failure) {
+                i += chunk;
+            }
+        }
+        chunk /= 2;
+    }
+    for i in 0..best.len() {
+        loop {
+            let smaller = match &best[i] {
+                ScriptedEvent::Send { client, bytes } if bytes.len() > 1 => ScriptedEvent::Send {
+                    client: *client,
+                    bytes: bytes[..bytes.len() / 2].to_vec(),
+                },
+                ScriptedEvent::Read { client, window } if *window > 1 => ScriptedEvent::Read {
+                    client: *client,
+                    window: window / 2,
+                },
+                _ => break,
+            };
+            let mut candidate = best.clone();
+            candidate[i] = smaller;
+            if !try_script(candidate, &mut best, &mut failure) {
+                break;
+            }
+        }
+    }
+    Some((best, failure))
+}

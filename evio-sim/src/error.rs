@@ -1,0 +1,181 @@
+//! What the simulator reports when a run breaks a rule.
+
+use core::fmt;
+
+use evio_proto::{BuildError, ConnId, DriverError};
+
+use crate::ModelError;
+
+/// An invariant the run broke, found right after the step that broke it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Violation {
+    /// The engine could not be built from the run's configuration.
+    Build(BuildError),
+    /// The reference model rejected what a client received.
+    Model {
+        /// Client number.
+        client: usize,
+        /// The model's objection.
+        error: ModelError,
+    },
+    /// A `data` call's input was not the unconsumed input followed by the bytes read.
+    Input {
+        /// Client number.
+        client: usize,
+        /// What differed.
+        detail: String,
+    },
+    /// Output counts disagree: what the handler wrote, what the engine transmitted, and
+    /// what it reported to `prewrite`/`postwrite`.
+    Accounting {
+        /// Client number.
+        client: usize,
+        /// What differed.
+        detail: String,
+    },
+    /// `opened` ran twice for one connection.
+    OpenedTwice(ConnId),
+    /// A callback ran for a connection after its `closed` or `detached`, or before its
+    /// `opened`.
+    CallbackOutsideLife {
+        /// The connection.
+        id: ConnId,
+        /// The callback.
+        callback: &'static str,
+    },
+    /// `closed` ran twice, or after `detached` took the socket.
+    ClosedTwice(ConnId),
+    /// `closed` ran while the driver still had the socket open.
+    ClosedBeforeSocket(ConnId),
+    /// The engine closed or detached a connection with output still pending.
+    CloseBeforeFlush {
+        /// The connection.
+        id: ConnId,
+        /// `"close"` or `"detach"`.
+        what: &'static str,
+        /// Bytes the handler wrote that never reached the socket.
+        unsent: u64,
+    },
+    /// The engine asked for I/O on a connection the driver no longer has.
+    OutputForDeadConnection {
+        /// The connection.
+        id: ConnId,
+        /// The output.
+        output: &'static str,
+    },
+    /// The engine refused a call that the driver protocol allows.
+    Driver {
+        /// The call.
+        call: &'static str,
+        /// Its error.
+        error: DriverError,
+    },
+    /// `Waker::wake` accepted a wake for a connection that is closed.
+    WakeAccepted(ConnId),
+    /// Something was not returned at the end of the run.
+    Leak(String),
+    /// A clean connection ended with output still owed.
+    Incomplete {
+        /// Client number.
+        client: usize,
+        /// What was missing.
+        detail: String,
+    },
+    /// The engine or the handler panicked.
+    Panic(String),
+    /// The liveness phase did not finish every client's work within its bound.
+    Liveness {
+        /// Steps the phase was allowed.
+        bound: usize,
+        /// Who was stuck, and how.
+        detail: String,
+    },
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Violation::Build(e) => write!(f, "engine build failed: {e}"),
+            Violation::Model { client, error } => write!(f, "client c{client}: model: {error}"),
+            Violation::Input { client, detail } => {
+                write!(f, "client c{client}: data input: {detail}")
+            }
+            Violation::Accounting { client, detail } => {
+                write!(f, "client c{client}: output accounting: {detail}")
+            }
+            Violation::OpenedTwice(id) => write!(f, "{id}: opened twice"),
+            Violation::CallbackOutsideLife { id, callback } => {
+                write!(f, "{id}: `{callback}` outside the connection's life")
+            }
+            Violation::ClosedTwice(id) => write!(f, "{id}: closed twice (or after detached)"),
+            Violation::ClosedBeforeSocket(id) => {
+                write!(f, "{id}: `closed` ran before the socket was closed")
+            }
+            Violation::CloseBeforeFlush { id, what, unsent } => {
+                write!(f, "{id}: {what} with {unsent} bytes of output not flushed")
+            }
+            Violation::OutputForDeadConnection { id, output } => {
+                write!(f, "{id}: {output} asked for a socket that is gone")
+            }
+            Violation::Driver { call, error } => write!(f, "engine refused {call}: {error}"),
+            Violation::WakeAccepted(id) => write!(f, "{id}: wake accepted for a closed connection"),
+            Violation::Leak(detail) => write!(f, "leak at the end of the run: {detail}"),
+            Violation::Incomplete { client, detail } => {
+                write!(f, "client c{client}: clean connection incomplete: {detail}")
+            }
+            Violation::Panic(message) => write!(f, "panic: {message}"),
+            Violation::Liveness { bound, detail } => {
+                write!(f, "liveness: not done after {bound} steps: {detail}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Violation {}
+
+/// A failed run: the seed, where it failed, and how to replay it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The run's seed.
+    pub seed: u64,
+    /// Steps of the script to run (the script length the run was made with).
+    pub steps: usize,
+    /// The step (index into the script, or past its end for the liveness phase and the
+    /// final checks) at which the violation was found.
+    pub at_step: usize,
+    /// The broken invariant.
+    pub violation: Violation,
+}
+
+impl Failure {
+    /// The one-line command that replays this failure under `cargo test`.
+    pub fn replay_line(&self) -> String {
+        format!(
+            "EVIO_SIM_SEED={} EVIO_SIM_STEPS={} cargo test -p evio-sim --test swarm replay -- --nocapture",
+            self.seed, self.steps
+        )
+    }
+
+    /// The one-line command that replays this failure with the CLI, printing its trace.
+    pub fn cli_line(&self) -> String {
+        format!(
+            "cargo run -p evio-sim --release -- --seed {} --steps {} --trace",
+            self.seed, self.steps
+        )
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "seed {} failed at step {}: {}\n  replay: {}",
+            self.seed,
+            self.at_step,
+            self.violation,
+            self.replay_line()
+        )
+    }
+}
+
+impl std::error::Error for Failure {}

@@ -1,0 +1,98 @@
+//! Reference models: what a handler should send, given what its clients sent.
+
+use core::fmt;
+use std::collections::VecDeque;
+
+/// A reference model of a handler, per connection: it says which output the client may
+/// receive given the input the server read, and whether the client is still owed any.
+///
+/// The simulator calls it in the order things happen on the connection: [`Model::input`]
+/// when the server's socket hands bytes to the engine (just before the handler's `data`
+/// sees them), [`Model::woken`] when the handler's `woken` runs, and [`Model::output`]
+/// when the client reads bytes. [`Model::owed`] decides the end of the liveness phase
+/// and the final check for connections that ended cleanly.
+pub trait Model {
+    /// The model's state for one connection.
+    type Conn: Default;
+
+    /// The server read `bytes` from the client (appended to what it read before).
+    fn input(&mut self, conn: &mut Self::Conn, bytes: &[u8]);
+
+    /// The handler's `woken` ran for this connection.
+    fn woken(&mut self, conn: &mut Self::Conn) {
+        let _ = conn;
+    }
+
+    /// The client received `bytes` (after everything it received before).
+    ///
+    /// # Errors
+    ///
+    /// A [`ModelError`] saying why the handler could not have sent these bytes.
+    fn output(&mut self, conn: &mut Self::Conn, bytes: &[u8]) -> Result<(), ModelError>;
+
+    /// Bytes the client is still owed for the input so far (0 when all of it was
+    /// answered). A clean connection must end with nothing owed.
+    fn owed(&self, conn: &Self::Conn) -> usize;
+}
+
+/// A model's objection to what a client received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelError {
+    /// Offset in the client's received stream where things went wrong.
+    pub offset: u64,
+    /// What was wrong.
+    pub detail: String,
+}
+
+impl fmt::Display for ModelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "at received byte {}: {}", self.offset, self.detail)
+    }
+}
+
+impl std::error::Error for ModelError {}
+
+/// The model of [`evio_handlers::echo::Echo`]: the client receives exactly what it
+/// sent, in order.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EchoModel;
+
+/// [`EchoModel`]'s state for one connection.
+#[derive(Clone, Debug, Default)]
+pub struct EchoConn {
+    expected: VecDeque<u8>,
+    received: u64,
+}
+
+impl Model for EchoModel {
+    type Conn = EchoConn;
+
+    fn input(&mut self, conn: &mut EchoConn, bytes: &[u8]) {
+        conn.expected.extend(bytes);
+    }
+
+    fn output(&mut self, conn: &mut EchoConn, bytes: &[u8]) -> Result<(), ModelError> {
+        for &b in bytes {
+            match conn.expected.pop_front() {
+                Some(e) if e == b => conn.received += 1,
+                Some(e) => {
+                    return Err(ModelError {
+                        offset: conn.received,
+                        detail: format!("expected byte {e:#04x}, got {b:#04x}"),
+                    });
+                }
+                None => {
+                    return Err(ModelError {
+                        offset: conn.received,
+                        detail: format!("got byte {b:#04x}, more than the client sent"),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn owed(&self, conn: &EchoConn) -> usize {
+        conn.expected.len()
+    }
+}

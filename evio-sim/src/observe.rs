@@ -1,0 +1,339 @@
+//! A transparent wrapper that records what a handler is asked and what it does.
+
+use core::ops::Range;
+
+use evio_proto::{
+    Action, CloseError, Conn, ConnId, ConnInfo, Detached, Events, Instant, Server, Tick,
+};
+
+use crate::SimStream;
+
+/// One handler callback, as [`Observed`] saw it.
+///
+/// `wrote` is how many bytes the handler appended to the connection's output during the
+/// call (the change in [`Conn::pending`]); `input` indexes the observer's byte arena.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Observation {
+    /// `serving` ran.
+    Serving {
+        /// What it returned.
+        action: Action,
+    },
+    /// `opened` ran.
+    Opened {
+        /// The connection.
+        id: ConnId,
+        /// Bytes written.
+        wrote: usize,
+        /// What it returned (after any injected action).
+        action: Action,
+    },
+    /// `data` ran.
+    Data {
+        /// The connection.
+        id: ConnId,
+        /// Where the input is in the arena.
+        input: Range<usize>,
+        /// Bytes written.
+        wrote: usize,
+        /// What it returned (after any injected action).
+        action: Action,
+    },
+    /// `woken` ran.
+    Woken {
+        /// The connection.
+        id: ConnId,
+        /// Bytes written.
+        wrote: usize,
+        /// What it returned (after any injected action).
+        action: Action,
+    },
+    /// `closed` ran.
+    Closed {
+        /// The connection.
+        id: ConnId,
+        /// The error it was given.
+        error: Option<CloseError>,
+        /// What it returned.
+        action: Action,
+    },
+    /// `detached` ran.
+    Detached {
+        /// The connection.
+        id: ConnId,
+        /// Whether the socket was taken (by the handler, or by the simulator's injection).
+        taken: bool,
+        /// What it returned.
+        action: Action,
+    },
+    /// `prewrite` ran.
+    Prewrite {
+        /// The connection.
+        id: ConnId,
+        /// Bytes about to be attempted.
+        attempted: usize,
+    },
+    /// `postwrite` ran.
+    Postwrite {
+        /// The connection.
+        id: ConnId,
+        /// Bytes written.
+        written: usize,
+        /// Bytes still pending.
+        remaining: usize,
+    },
+    /// `tick` ran.
+    Tick {
+        /// The time it was given.
+        now: Instant,
+        /// What it returned.
+        tick: Tick,
+    },
+}
+
+/// An action the simulator asks [`Observed`] to substitute for the handler's own
+/// [`Action::None`], standing for a handler that decides to close, detach or shut down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Injection {
+    /// Return `Close` from the next call for this connection that leaves output pending.
+    Close(ConnId),
+    /// Return `Detach` from the next call for this connection; the simulator's
+    /// `detached` then takes the socket if `take` and the handler did not.
+    Detach {
+        /// The connection.
+        id: ConnId,
+        /// Take the socket when the handler does not.
+        take: bool,
+    },
+    /// Return `Shutdown` from the next `data` call that leaves output pending.
+    Shutdown,
+}
+
+/// Wraps a handler: forwards every callback unchanged and records it.
+///
+/// The simulator runs the production handler inside this wrapper; it only watches,
+/// except where the simulator arms an [`Injection`] (a handler returning `Close`,
+/// `Detach` or `Shutdown` on its own is something any handler may do, so this tests the
+/// engine's side of it, not a different handler).
+#[derive(Debug)]
+pub struct Observed<H> {
+    inner: H,
+    log: Vec<Observation>,
+    arena: Vec<u8>,
+    injections: Vec<Injection>,
+    fired: Vec<Injection>,
+    take_on_detach: Vec<ConnId>,
+}
+
+impl<H> Observed<H> {
+    /// Wraps `inner`.
+    pub fn new(inner: H) -> Self {
+        Observed {
+            inner,
+            log: Vec::new(),
+            arena: Vec::new(),
+            injections: Vec::new(),
+            fired: Vec::new(),
+            take_on_detach: Vec::new(),
+        }
+    }
+
+    /// The wrapped handler.
+    pub fn inner(&self) -> &H {
+        &self.inner
+    }
+
+    /// The wrapped handler, mutably.
+    pub fn inner_mut(&mut self) -> &mut H {
+        &mut self.inner
+    }
+
+    /// Arms an injection (at most one per connection and one shutdown at a time).
+    pub fn arm(&mut self, injection: Injection) {
+        let clash = self.injections.iter().any(|i| match (i, &injection) {
+            (Injection::Shutdown, Injection::Shutdown) => true,
+            (Injection::Close(a), Injection::Close(b))
+            | (Injection::Close(a), Injection::Detach { id: b, .. })
+            | (Injection::Detach { id: a, .. }, Injection::Close(b))
+            | (Injection::Detach { id: a, .. }, Injection::Detach { id: b, .. }) => a == b,
+            _ => false,
+        });
+        if !clash {
+            self.injections.push(injection);
+        }
+    }
+
+    /// Drops every armed injection (the liveness phase runs without faults).
+    pub fn disarm(&mut self) {
+        self.injections.clear();
+    }
+
+    /// Takes the observations recorded since the last call, with the arena their input
+    /// ranges point into, and the injections that fired. The caller hands the vectors
+    /// back with [`Observed::recycle`] so recording does not allocate in steady state.
+    pub fn take(&mut self) -> (Vec<Observation>, Vec<u8>, Vec<Injection>) {
+        (
+            core::mem::take(&mut self.log),
+            core::mem::take(&mut self.arena),
+            core::mem::take(&mut self.fired),
+        )
+    }
+
+    /// Returns emptied vectors from [`Observed::take`] for reuse.
+    pub fn recycle(
+        &mut self,
+        mut log: Vec<Observation>,
+        mut arena: Vec<u8>,
+        mut fired: Vec<Injection>,
+    ) {
+        log.clear();
+        arena.clear();
+        fired.clear();
+        if self.log.is_empty() {
+            self.log = log;
+        }
+        if self.arena.is_empty() {
+            self.arena = arena;
+        }
+        if self.fired.is_empty() {
+            self.fired = fired;
+        }
+    }
+
+    fn inject(&mut self, id: ConnId, action: Action, pending: usize, in_data: bool) -> Action {
+        if action != Action::None {
+            return action;
+        }
+        let pos = self.injections.iter().position(|i| match *i {
+            Injection::Close(c) => c == id && pending > 0,
+            Injection::Detach { id: c, .. } => c == id,
+            Injection::Shutdown => in_data && pending > 0,
+        });
+        let Some(pos) = pos else {
+            return action;
+        };
+        let injection = self.injections.remove(pos);
+        self.fired.push(injection);
+        if let Injection::Detach { id, take: true } = injection {
+            self.take_on_detach.push(id);
+        }
+        match injection {
+            Injection::Close(_) => Action::Close,
+            Injection::Detach { .. } => Action::Detach,
+            Injection::Shutdown => Action::Shutdown,
+        }
+    }
+}
+
+impl<H: Events> Events for Observed<H> {
+    type Context = H::Context;
+
+    fn serving(&mut self, server: Server<'_>) -> Action {
+        let action = self.inner.serving(server);
+        self.log.push(Observation::Serving { action });
+        action
+    }
+
+    fn opened(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
+        let before = conn.pending();
+        let action = self.inner.opened(conn);
+        let wrote = conn.pending().wrapping_sub(before);
+        let action = self.inject(conn.id(), action, conn.pending(), false);
+        self.log.push(Observation::Opened {
+            id: conn.id(),
+            wrote,
+            action,
+        });
+        action
+    }
+
+    fn data(&mut self, conn: &mut Conn<'_, Self::Context>, input: &[u8]) -> Action {
+        let start = self.arena.len();
+        self.arena.extend_from_slice(input);
+        let before = conn.pending();
+        let action = self.inner.data(conn, input);
+        let wrote = conn.pending().wrapping_sub(before);
+        let action = self.inject(conn.id(), action, conn.pending(), true);
+        self.log.push(Observation::Data {
+            id: conn.id(),
+            input: start..self.arena.len(),
+            wrote,
+            action,
+        });
+        action
+    }
+
+    fn woken(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
+        let before = conn.pending();
+        let action = self.inner.woken(conn);
+        let wrote = conn.pending().wrapping_sub(before);
+        let action = self.inject(conn.id(), action, conn.pending(), false);
+        self.log.push(Observation::Woken {
+            id: conn.id(),
+            wrote,
+            action,
+        });
+        action
+    }
+
+    fn closed(
+        &mut self,
+        info: &ConnInfo,
+        context: Self::Context,
+        error: Option<CloseError>,
+    ) -> Action {
+        let action = self.inner.closed(info, context, error);
+        self.log.push(Observation::Closed {
+            id: info.id,
+            error,
+            action,
+        });
+        action
+    }
+
+    fn detached(
+        &mut self,
+        info: &ConnInfo,
+        context: &mut Self::Context,
+        mut socket: Detached<'_>,
+    ) -> Action {
+        let action = self.inner.detached(info, context, socket.reborrow());
+        let take = match self.take_on_detach.iter().position(|&id| id == info.id) {
+            Some(pos) => {
+                self.take_on_detach.swap_remove(pos);
+                true
+            }
+            None => false,
+        };
+        if take && socket.holds_socket() {
+            // The simulator's stand-in for a handler that keeps the socket.
+            drop(socket.take::<SimStream>());
+        }
+        self.log.push(Observation::Detached {
+            id: info.id,
+            taken: !socket.holds_socket(),
+            action,
+        });
+        action
+    }
+
+    fn prewrite(&mut self, id: ConnId, attempted: usize) {
+        self.inner.prewrite(id, attempted);
+        self.log.push(Observation::Prewrite { id, attempted });
+    }
+
+    fn postwrite(&mut self, id: ConnId, written: usize, remaining: usize) {
+        self.inner.postwrite(id, written, remaining);
+        self.log.push(Observation::Postwrite {
+            id,
+            written,
+            remaining,
+        });
+    }
+
+    fn tick(&mut self, now: Instant) -> Tick {
+        let tick = self.inner.tick(now);
+        self.log.push(Observation::Tick { now, tick });
+        tick
+    }
+}

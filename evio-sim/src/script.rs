@@ -1,0 +1,192 @@
+//! The scripted events a simulation is made of, and the random scripts a seed makes.
+
+use core::fmt;
+
+use crate::Rng;
+
+/// One thing that happens in the simulated world, outside the server.
+///
+/// Client numbers count connections in the order their `Connect` events came (taken
+/// modulo the number of clients so far), so every sequence of events is a valid script:
+/// a script can be shrunk, fuzzed or edited by hand without becoming meaningless. An
+/// event that names no client yet (no `Connect` before it) does nothing.
+///
+/// After each event the simulator runs one round of its virtual poller (readiness,
+/// wakes, due timers), so `Poll` is "let the loop run once with nothing new".
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub enum ScriptedEvent {
+    /// A new client connects to listener `listener` (modulo the listener count); it
+    /// waits in that listener's backlog until the engine accepts it.
+    Connect {
+        /// Listener index.
+        listener: u8,
+    },
+    /// The client sends `bytes`; they enter the server's receive window as far as it
+    /// has room, the rest waits in the client's send queue.
+    Send {
+        /// Client number.
+        client: u16,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+    /// The client reads at most `window` bytes of what the server sent.
+    Read {
+        /// Client number.
+        client: u16,
+        /// Most bytes read.
+        window: u16,
+    },
+    /// The client shuts down its sending side (FIN after its queued bytes) and keeps
+    /// reading.
+    HalfClose {
+        /// Client number.
+        client: u16,
+    },
+    /// The client closes its socket: the server reads end of stream after the data in
+    /// flight, and writing to it fails with EPIPE.
+    Close {
+        /// Client number.
+        client: u16,
+    },
+    /// The connection is reset (RST): data in flight is lost, the server's next read or
+    /// write fails with ECONNRESET.
+    Reset {
+        /// Client number.
+        client: u16,
+    },
+    /// Another thread calls `Waker::wake` for this client's connection (a stale id if
+    /// it has none yet).
+    Wake {
+        /// Client number.
+        client: u16,
+    },
+    /// Time passes: `millis` milliseconds, or with 0 the clock jumps to the engine's
+    /// next deadline.
+    Advance {
+        /// Milliseconds; 0 jumps to the next deadline.
+        millis: u16,
+    },
+    /// Nothing new happens; the loop runs once.
+    Poll,
+}
+
+impl fmt::Display for ScriptedEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScriptedEvent::Connect { listener } => write!(f, "connect l{listener}"),
+            ScriptedEvent::Send { client, bytes } => {
+                write!(f, "send c{client} {}B \"", bytes.len())?;
+                for &b in bytes.iter().take(24) {
+                    write!(f, "{}", core::ascii::escape_default(b))?;
+                }
+                if bytes.len() > 24 {
+                    f.write_str("…")?;
+                }
+                f.write_str("\"")
+            }
+            ScriptedEvent::Read { client, window } => write!(f, "read c{client} window {window}"),
+            ScriptedEvent::HalfClose { client } => write!(f, "half-close c{client}"),
+            ScriptedEvent::Close { client } => write!(f, "close c{client}"),
+            ScriptedEvent::Reset { client } => write!(f, "reset c{client}"),
+            ScriptedEvent::Wake { client } => write!(f, "wake c{client}"),
+            ScriptedEvent::Advance { millis: 0 } => f.write_str("advance to deadline"),
+            ScriptedEvent::Advance { millis } => write!(f, "advance {millis}ms"),
+            ScriptedEvent::Poll => f.write_str("poll"),
+        }
+    }
+}
+
+/// Writes a script one event per line, numbered, for failure reports.
+pub fn format_script(script: &[ScriptedEvent]) -> String {
+    let mut s = String::new();
+    for (i, ev) in script.iter().enumerate() {
+        s.push_str(&format!("  {i:>4}: {ev}\n"));
+    }
+    s
+}
+
+/// The mix of events a seed's script is drawn from: each run has its own, so some runs
+/// are read-starved, some connection floods, some quiet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Profile {
+    /// Relative weights of connect, send, read, half-close, close, reset, wake,
+    /// advance and poll.
+    pub weights: [u32; 9],
+    /// Longest `Send` payload.
+    pub max_send: usize,
+    /// Largest read window.
+    pub max_window: u16,
+    /// Most clients a script connects.
+    pub max_clients: usize,
+    /// Listeners to connect to.
+    pub listeners: u8,
+}
+
+impl Profile {
+    /// A profile drawn from `rng`.
+    pub fn random(rng: &mut Rng, listeners: u8) -> Self {
+        let pick =
+            |rng: &mut Rng, choices: &[u32]| choices[rng.below(choices.len() as u64) as usize];
+        let weights = [
+            pick(rng, &[2, 5, 20]),   // connect
+            pick(rng, &[20, 40, 60]), // send
+            pick(rng, &[10, 30, 60]), // read
+            pick(rng, &[0, 1, 3]),    // half-close
+            pick(rng, &[0, 1, 3]),    // close
+            pick(rng, &[0, 1, 3]),    // reset
+            pick(rng, &[0, 5, 15]),   // wake
+            pick(rng, &[1, 3, 10]),   // advance
+            pick(rng, &[5, 10]),      // poll
+        ];
+        Profile {
+            weights,
+            max_send: pick(rng, &[1, 8, 64, 300]) as usize,
+            max_window: pick(rng, &[1, 16, 256, 4096]) as u16,
+            max_clients: pick(rng, &[1, 4, 12, 40]) as usize,
+            listeners,
+        }
+    }
+
+    /// A script of `steps` events drawn from `rng`.
+    pub fn script(&self, rng: &mut Rng, steps: usize) -> Vec<ScriptedEvent> {
+        let mut out = Vec::with_capacity(steps);
+        let mut clients = 0usize;
+        for _ in 0..steps {
+            let kind = if clients == 0 {
+                0
+            } else {
+                rng.weighted(&self.weights)
+            };
+            let client = rng.below(clients.max(1) as u64) as u16;
+            let ev = match kind {
+                0 if clients < self.max_clients => {
+                    clients += 1;
+                    ScriptedEvent::Connect {
+                        listener: rng.below(u64::from(self.listeners)) as u8,
+                    }
+                }
+                0 => ScriptedEvent::Poll,
+                1 => {
+                    let len = rng.range(1, self.max_send as u64) as usize;
+                    let bytes = (0..len).map(|_| rng.next_u64() as u8).collect();
+                    ScriptedEvent::Send { client, bytes }
+                }
+                2 => ScriptedEvent::Read {
+                    client,
+                    window: rng.range(1, u64::from(self.max_window)) as u16,
+                },
+                3 => ScriptedEvent::HalfClose { client },
+                4 => ScriptedEvent::Close { client },
+                5 => ScriptedEvent::Reset { client },
+                6 => ScriptedEvent::Wake { client },
+                7 => ScriptedEvent::Advance {
+                    millis: [0, 0, 1, 5, 50][rng.below(5) as usize],
+                },
+                _ => ScriptedEvent::Poll,
+            };
+            out.push(ev);
+        }
+        out
+    }
+}

@@ -1,0 +1,1425 @@
+//! The simulated world: virtual listeners, sockets, poller, clock and "other thread",
+//! driving the production engine through its driver protocol.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use evio_proto::{
+    AcceptError, Addr, Config, ConnId, Detached, DriverError, Duration, Engine, Events, Instant,
+    IoError, IoErrorKind, ListenAddr, Notify, Output, Readiness, Refused, Slot, Stats, WakeState,
+    WakeTarget, WakeWord, Waker,
+};
+
+use crate::observe::{Injection, Observation, Observed};
+use crate::{
+    FaultCounts, FaultKind, FaultRates, Model, Profile, Rng, ScriptedEvent, TraceHash, Violation,
+};
+
+/// The socket the simulator hands to [`Events::detached`]: take it with
+/// `socket.take::<SimStream>()`. Under the real driver the same handler receives an
+/// `evio_os` socket instead, so handlers that keep detached sockets should accept
+/// either.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SimStream {
+    /// The simulator's client number for this connection.
+    pub client: usize,
+}
+
+/// Everything about a run that its seed decides, besides the script.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimConfig {
+    /// The engine's configuration (small capacities, so partial frames, full buffers
+    /// and a full pool happen often).
+    pub engine: Config,
+    /// Number of listeners (1 to 3).
+    pub listeners: u8,
+    /// Bytes the server's receive buffer holds per connection (the client's sends wait
+    /// beyond that).
+    pub recv_window: usize,
+    /// Bytes the server's send buffer holds per connection until the client reads.
+    pub send_window: usize,
+    /// Fault rates.
+    pub rates: FaultRates,
+    /// The event mix of the seed's script.
+    pub profile: Profile,
+}
+
+impl SimConfig {
+    /// The configuration the run with `seed` uses.
+    pub fn from_seed(seed: u64) -> Self {
+        let mut rng = Rng::derive(seed, 1);
+        let pick =
+            |rng: &mut Rng, choices: &[usize]| choices[rng.below(choices.len() as u64) as usize];
+        let engine = Config {
+            max_connections: pick(&mut rng, &[1, 2, 3, 8]),
+            input_capacity: pick(&mut rng, &[1, 5, 16, 64, 512]),
+            output_capacity: pick(&mut rng, &[1, 5, 16, 64, 512]),
+            accept_batch: pick(&mut rng, &[1, 2, 64]) as u32,
+            ..Config::new()
+        };
+        let listeners = rng.range(1, 3) as u8;
+        let recv_window = pick(&mut rng, &[1, 7, 64, 4096]);
+        let send_window = pick(&mut rng, &[1, 7, 64, 4096]);
+        let rates = FaultRates::random(&mut rng);
+        let profile = Profile::random(&mut rng, listeners);
+        SimConfig {
+            engine,
+            listeners,
+            recv_window,
+            send_window,
+            rates,
+            profile,
+        }
+    }
+
+    /// The script of `steps` events the run with `seed` uses.
+    pub fn script(&self, seed: u64, steps: usize) -> Vec<ScriptedEvent> {
+        self.profile.script(&mut Rng::derive(seed, 2), steps)
+    }
+}
+
+/// What a run that passed did, for summaries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// Steps run, liveness phase included.
+    pub steps: u64,
+    /// The hash of the whole trace (events, outputs, handler callbacks): equal for two
+    /// runs exactly when they did the same things in the same order.
+    pub trace_hash: u64,
+    /// How often each fault fired.
+    pub faults: FaultCounts,
+    /// The engine's counters at the end.
+    pub stats: Stats,
+    /// Clients that connected.
+    pub clients: usize,
+}
+
+struct SimNotify(Arc<AtomicBool>);
+
+impl Notify for SimNotify {
+    fn notify(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[derive(Default)]
+struct Client<C> {
+    listener: usize,
+    id: Option<ConnId>,
+    refused: bool,
+    /// The server's socket is in the poller.
+    registered: bool,
+    /// The server closed (or detached) its socket.
+    server_closed: bool,
+    interest_read: bool,
+    interest_write: bool,
+    outbox: VecDeque<u8>,
+    to_server: VecDeque<u8>,
+    to_client: VecDeque<u8>,
+    /// Bytes the server read and the handler has not consumed yet start at
+    /// `delivered[handler_pos]`; `delivered_base` bytes were trimmed from the front.
+    delivered: Vec<u8>,
+    delivered_base: u64,
+    handler_pos: usize,
+    sent: u64,
+    received: u64,
+    fin: bool,
+    closed: bool,
+    reset: bool,
+    opened_cb: bool,
+    ended_cb: bool,
+    detached: bool,
+    io_failed: bool,
+    injected: bool,
+    queued: u64,
+    transmitted: u64,
+    last_write_short: bool,
+    model: C,
+}
+
+impl<C> Client<C> {
+    fn in_flight(&self) -> bool {
+        !self.outbox.is_empty() || !self.to_server.is_empty() || !self.to_client.is_empty()
+    }
+
+    fn fin_arrived(&self) -> bool {
+        (self.fin || self.closed) && self.outbox.is_empty() && self.to_server.is_empty()
+    }
+
+    fn refill(&mut self, window: usize) {
+        while self.to_server.len() < window {
+            match self.outbox.pop_front() {
+                Some(b) => self.to_server.push_back(b),
+                None => break,
+            }
+        }
+    }
+
+    fn gone(&self) -> bool {
+        self.reset || self.closed
+    }
+}
+
+struct ListenerState {
+    backlog: VecDeque<usize>,
+    watched: bool,
+}
+
+#[derive(Clone, Copy)]
+enum Ready {
+    Listener(usize),
+    Conn(usize, ConnId, Readiness),
+}
+
+enum Report {
+    Nothing,
+    Accepted(usize, usize),
+    AcceptBlocked(usize),
+    AcceptError(usize, AcceptError),
+    Read(ConnId, usize),
+    Eof(ConnId),
+    ReadBlocked(ConnId),
+    Written(usize, ConnId, usize, usize),
+    WriteBlocked(usize, ConnId),
+    IoError(usize, ConnId, IoError),
+    Detach(usize, ConnId),
+}
+
+struct World<C> {
+    config: SimConfig,
+    rng: Rng,
+    faults_on: bool,
+    counts: FaultCounts,
+    clock: Instant,
+    clients: Vec<Client<C>>,
+    by_slot: Vec<Option<usize>>,
+    listeners: Vec<ListenerState>,
+    waker: Waker,
+    notified: Arc<AtomicBool>,
+    hash: TraceHash,
+    steps: u64,
+    shut_down: bool,
+    shutting_down: bool,
+    trigger: Option<usize>,
+    batch: Vec<Ready>,
+    trace: Option<Vec<String>>,
+}
+
+type SimEngine<H> = Engine<Observed<H>, Vec<Slot<<H as Events>::Context>>, Vec<u8>>;
+
+/// A simulated server: the production engine running handler `H`, checked against
+/// model `M`, in a world of virtual sockets whose every choice comes from one seed.
+///
+/// Drive it with [`Sim::step`] (one [`ScriptedEvent`] and one round of the loop,
+/// invariants checked after it), then [`Sim::finish`] (faults off, a liveness phase
+/// until every client's work is done, then the end-of-run checks). [`crate::run`] and
+/// [`crate::run_seed`] do both.
+pub struct Sim<H: Events, M: Model> {
+    engine: SimEngine<H>,
+    model: M,
+    w: World<M::Conn>,
+}
+
+impl<H: Events, M: Model> core::fmt::Debug for Sim<H, M> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Sim")
+            .field("engine", &self.engine)
+            .field("clock", &self.w.clock)
+            .field("clients", &self.w.clients.len())
+            .field("steps", &self.w.steps)
+            .finish_non_exhaustive()
+    }
+}
+
+const ECONNRESET: i32 = 104;
+const EPIPE: i32 = 32;
+
+impl<H: Events, M: Model> Sim<H, M> {
+    /// A simulation of `handler` checked against `model`, with the configuration and
+    /// fault stream of `seed`; the engine is started (`serving` and the first `tick`
+    /// have run).
+    ///
+    /// # Errors
+    ///
+    /// [`Violation::Build`] if the engine cannot be built, or any violation found while
+    /// starting.
+    pub fn new(handler: H, model: M, seed: u64) -> Result<Self, Violation> {
+        Self::with_config(handler, model, seed, SimConfig::from_seed(seed))
+    }
+
+    /// Like [`Sim::new`] with an explicit configuration; `seed` still drives the faults.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sim::new`].
+    pub fn with_config(
+        handler: H,
+        model: M,
+        seed: u64,
+        config: SimConfig,
+    ) -> Result<Self, Violation> {
+        let n = config.engine.max_connections;
+        let notified = Arc::new(AtomicBool::new(false));
+        let words: Box<[WakeWord]> = (0..WakeState::<Box<[WakeWord]>, SimNotify>::words_needed(n))
+            .map(|_| WakeWord::new())
+            .collect();
+        let state: Arc<dyn WakeTarget> =
+            Arc::new(WakeState::new(n, words, SimNotify(notified.clone())));
+        let waker = Waker::from_arc(state);
+        let slots: Vec<Slot<H::Context>> = (0..n).map(|_| Slot::new()).collect();
+        let bytes = vec![0u8; config.engine.bytes_needed()];
+        let engine = Engine::new(
+            Observed::new(handler),
+            config.engine,
+            slots,
+            bytes,
+            Some(waker.clone()),
+        )
+        .map_err(Violation::Build)?;
+        let listeners = (0..config.listeners)
+            .map(|_| ListenerState {
+                backlog: VecDeque::new(),
+                watched: true,
+            })
+            .collect();
+        let mut sim = Sim {
+            engine,
+            model,
+            w: World {
+                rng: Rng::derive(seed, 3),
+                faults_on: true,
+                counts: FaultCounts::default(),
+                clock: Instant::ZERO,
+                clients: Vec::new(),
+                by_slot: vec![None; n],
+                listeners,
+                waker,
+                notified,
+                hash: TraceHash::default(),
+                steps: 0,
+                shut_down: false,
+                shutting_down: false,
+                trigger: None,
+                batch: Vec::new(),
+                trace: None,
+                config,
+            },
+        };
+        let addrs: Vec<ListenAddr<'_>> = (0..sim.w.config.listeners)
+            .map(|l| ListenAddr::Ip(listen_addr(l as usize)))
+            .collect();
+        sim.input(|e, now| {
+            e.handle_start(&addrs, now)
+                .map_err(|_| Violation::Leak("too many listeners".into()))
+        })??;
+        Ok(sim)
+    }
+
+    /// Records a readable trace of every event, output and callback from now on (see
+    /// [`Sim::trace`]). Off by default: the swarm only hashes.
+    pub fn set_tracing(&mut self, on: bool) {
+        self.w.trace = if on { Some(Vec::new()) } else { None };
+    }
+
+    /// The readable trace recorded since [`Sim::set_tracing`].
+    pub fn trace(&self) -> &[String] {
+        self.w.trace.as_deref().unwrap_or(&[])
+    }
+
+    /// The hash of everything that happened so far.
+    pub fn trace_hash(&self) -> u64 {
+        self.w.hash.value()
+    }
+
+    /// How often each fault fired so far.
+    pub fn faults(&self) -> &FaultCounts {
+        &self.w.counts
+    }
+
+    /// The engine under test.
+    pub fn engine(&self) -> &Engine<Observed<H>, Vec<Slot<H::Context>>, Vec<u8>> {
+        &self.engine
+    }
+
+    /// The handler under test.
+    pub fn handler(&self) -> &H {
+        self.engine.handler().inner()
+    }
+
+    /// The virtual clock.
+    pub fn now(&self) -> Instant {
+        self.w.clock
+    }
+
+    /// `true` once the engine has shut down.
+    pub fn is_shut_down(&self) -> bool {
+        self.w.shut_down
+    }
+
+    /// Everything client `client` has received so far, counted in bytes.
+    pub fn received(&self, client: usize) -> Option<u64> {
+        self.w.clients.get(client).map(|c| c.received)
+    }
+
+    /// Applies one scripted event, runs one round of the loop (wakes, readiness in a
+    /// seeded order, due timers) with faults, and checks every invariant.
+    ///
+    /// # Errors
+    ///
+    /// The first [`Violation`] found.
+    pub fn step(&mut self, event: &ScriptedEvent) -> Result<(), Violation> {
+        self.w.steps += 1;
+        self.w.note(1, event_words(event));
+        if let ScriptedEvent::Send { bytes, .. } = event {
+            self.w.hash.bytes(bytes);
+        }
+        if let Some(t) = &mut self.w.trace {
+            t.push(format!("event {event}"));
+        }
+        self.apply(event)?;
+        if self.w.faults_on {
+            self.inject_handler_faults();
+            if self
+                .w
+                .rng
+                .chance(self.w.config.rates.get(FaultKind::TickBetweenEvents))
+                && let Some(t) = self.engine.poll_timeout()
+            {
+                self.w.clock = self.w.clock.max(t);
+                self.w.counts.record(FaultKind::TickBetweenEvents);
+            }
+        }
+        self.poll_round()
+    }
+
+    /// Ends the run: faults stop, a liveness phase reads every client's output and
+    /// half-closes each client once its work is done, until every connection has
+    /// closed (within a bound proportional to the work left), then checks that nothing
+    /// leaked and that every clean connection got all its output.
+    ///
+    /// # Errors
+    ///
+    /// [`Violation::Liveness`] if the work is not done within the bound, or any other
+    /// violation found on the way.
+    pub fn finish(&mut self) -> Result<Outcome, Violation> {
+        self.w.faults_on = false;
+        self.engine.handler_mut().disarm();
+        let work: usize = self
+            .w
+            .clients
+            .iter()
+            .map(|c| {
+                c.outbox.len() + c.to_server.len() + c.to_client.len() + self.model.owed(&c.model)
+            })
+            .sum();
+        let bound = 64 + 8 * self.w.clients.len() + 4 * work;
+        let mut done = false;
+        for _ in 0..bound {
+            if self.all_done() {
+                done = true;
+                break;
+            }
+            for ci in 0..self.w.clients.len() {
+                let c = &self.w.clients[ci];
+                let client = ci as u16;
+                if c.gone() {
+                    continue;
+                }
+                if !c.to_client.is_empty() {
+                    self.step(&ScriptedEvent::Read {
+                        client,
+                        window: u16::MAX,
+                    })?;
+                } else if !c.fin && self.client_work_done(ci) {
+                    self.step(&ScriptedEvent::HalfClose { client })?;
+                }
+            }
+            self.step(&ScriptedEvent::Advance { millis: 0 })?;
+        }
+        if !done && !self.all_done() {
+            return Err(Violation::Liveness {
+                bound,
+                detail: self.stuck(),
+            });
+        }
+        self.final_checks()?;
+        Ok(Outcome {
+            steps: self.w.steps,
+            trace_hash: self.w.hash.value(),
+            faults: self.w.counts.clone(),
+            stats: *self.engine.stats(),
+            clients: self.w.clients.len(),
+        })
+    }
+
+    // ----- the world -----------------------------------------------------------------
+
+    fn client_index(&self, client: u16) -> Option<usize> {
+        let n = self.w.clients.len();
+        (n > 0).then(|| client as usize % n)
+    }
+
+    fn apply(&mut self, event: &ScriptedEvent) -> Result<(), Violation> {
+        let window = self.w.config.recv_window;
+        match *event {
+            ScriptedEvent::Connect { listener } => {
+                let listener = listener as usize % self.w.listeners.len();
+                let ci = self.w.clients.len();
+                self.w.clients.push(Client {
+                    listener,
+                    ..Client::default()
+                });
+                self.w.listeners[listener].backlog.push_back(ci);
+            }
+            ScriptedEvent::Send { client, ref bytes } => {
+                let Some(ci) = self.client_index(client) else {
+                    return Ok(());
+                };
+                let c = &mut self.w.clients[ci];
+                // Bytes sent to a socket the server closed are lost (the kernel answers
+                // with a reset); the client cannot send after its own FIN or close.
+                if c.fin || c.gone() || c.server_closed || c.refused {
+                    return Ok(());
+                }
+                c.sent += bytes.len() as u64;
+                c.outbox.extend(bytes.iter().copied());
+                c.refill(window);
+            }
+            ScriptedEvent::Read { client, window } => {
+                let Some(ci) = self.client_index(client) else {
+                    return Ok(());
+                };
+                let c = &mut self.w.clients[ci];
+                if c.gone() {
+                    return Ok(());
+                }
+                let n = c.to_client.len().min(window as usize);
+                if n == 0 {
+                    return Ok(());
+                }
+                let got: Vec<u8> = c.to_client.drain(..n).collect();
+                c.received += n as u64;
+                self.w.hash.bytes(&got);
+                if let Err(error) = self.model.output(&mut c.model, &got) {
+                    return Err(Violation::Model { client: ci, error });
+                }
+            }
+            ScriptedEvent::HalfClose { client } => {
+                if let Some(ci) = self.client_index(client) {
+                    let c = &mut self.w.clients[ci];
+                    if !c.fin && !c.to_server.is_empty() {
+                        self.w.counts.record(FaultKind::EofWithLastData);
+                    }
+                    c.fin = true;
+                }
+            }
+            ScriptedEvent::Close { client } => {
+                if let Some(ci) = self.client_index(client) {
+                    let c = &mut self.w.clients[ci];
+                    c.fin = true;
+                    c.closed = true;
+                    c.to_client.clear();
+                }
+            }
+            ScriptedEvent::Reset { client } => {
+                if let Some(ci) = self.client_index(client) {
+                    let c = &mut self.w.clients[ci];
+                    if c.reset {
+                        return Ok(());
+                    }
+                    let pending = c.queued > c.transmitted;
+                    if (c.in_flight() || pending) && c.registered {
+                        self.w.counts.record(FaultKind::ResetMidStream);
+                    }
+                    c.reset = true;
+                    c.outbox.clear();
+                    c.to_server.clear();
+                    c.to_client.clear();
+                }
+            }
+            ScriptedEvent::Wake { client } => {
+                let target = match self.client_index(client) {
+                    Some(ci) => self.w.clients[ci].id.map(|id| (ci, id)),
+                    None => None,
+                };
+                match target {
+                    Some((ci, id)) => {
+                        let accepted = self.w.waker.wake(id);
+                        self.w.note(2, [id.to_u64(), u64::from(accepted), 0, 0]);
+                        if accepted && self.w.clients[ci].server_closed {
+                            return Err(Violation::WakeAccepted(id));
+                        }
+                    }
+                    None => {
+                        // Generation 0 is never issued: this id is always stale.
+                        let slot = self
+                            .w
+                            .rng
+                            .below(self.w.config.engine.max_connections as u64);
+                        let id = ConnId::from_u64(slot);
+                        if self.w.waker.wake(id) {
+                            return Err(Violation::WakeAccepted(id));
+                        }
+                    }
+                }
+            }
+            ScriptedEvent::Advance { millis } => {
+                if millis == 0 {
+                    if let Some(t) = self.engine.poll_timeout() {
+                        self.w.clock = self.w.clock.max(t);
+                    }
+                } else {
+                    self.w.clock = self.w.clock + Duration::from_millis(u64::from(millis));
+                }
+            }
+            ScriptedEvent::Poll => {}
+        }
+        Ok(())
+    }
+
+    /// Arms a handler-side fault (close, detach, shutdown with output pending) now and
+    /// then, standing for handlers that decide those on their own.
+    fn inject_handler_faults(&mut self) {
+        let rates = &self.w.config.rates;
+        let (close, detach, shutdown) = (
+            rates.get(FaultKind::CloseWithOutputPending),
+            rates.get(FaultKind::DetachWithReadinessQueued),
+            rates.get(FaultKind::ShutdownWithOutputPending),
+        );
+        let live: Vec<(usize, ConnId)> = self
+            .w
+            .clients
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.registered)
+            .filter_map(|(i, c)| c.id.map(|id| (i, id)))
+            .collect();
+        if !live.is_empty() {
+            let (ci, id) = live[self.w.rng.below(live.len() as u64) as usize];
+            if self.w.rng.chance(close) {
+                self.w.clients[ci].injected = true;
+                self.engine.handler_mut().arm(Injection::Close(id));
+            } else if self.w.rng.chance(detach) {
+                self.w.clients[ci].injected = true;
+                let take = self.w.rng.below(2) == 0;
+                self.engine
+                    .handler_mut()
+                    .arm(Injection::Detach { id, take });
+            }
+        }
+        if self.w.rng.chance(shutdown) {
+            self.engine.handler_mut().arm(Injection::Shutdown);
+        }
+    }
+
+    fn poll_round(&mut self) -> Result<(), Violation> {
+        if self.w.shut_down {
+            return Ok(());
+        }
+        if self.w.faults_on {
+            self.race_wake();
+        }
+        if self.w.notified.swap(false, Ordering::SeqCst) {
+            self.w.note(3, [0; 4]);
+            self.input(|e, now| e.handle_wakes(now))?;
+        }
+        let mut batch = core::mem::take(&mut self.w.batch);
+        batch.clear();
+        for (l, ls) in self.w.listeners.iter().enumerate() {
+            if ls.watched && !ls.backlog.is_empty() {
+                batch.push(Ready::Listener(l));
+            }
+        }
+        let send_window = self.w.config.send_window;
+        let faults = self.w.faults_on;
+        let rates = &self.w.config.rates;
+        let (spurious, eof_hup) = (
+            rates.get(FaultKind::SpuriousReadiness),
+            rates.get(FaultKind::EofWithLastData),
+        );
+        for (ci, c) in self.w.clients.iter().enumerate() {
+            let (true, Some(id)) = (c.registered, c.id) else {
+                continue;
+            };
+            let hangup = c.gone();
+            let mut r = Readiness {
+                readable: c.interest_read && (!c.to_server.is_empty() || c.fin_arrived() || hangup),
+                writable: c.interest_write && (c.to_client.len() < send_window || hangup),
+                hangup,
+            };
+            // kqueue reports a half-close as EV_EOF, which drivers pass on as a hang-up.
+            if faults && c.fin_arrived() && self.w.rng.chance(eof_hup) {
+                r.hangup = true;
+                r.readable = true;
+            }
+            if faults && !r.readable && self.w.rng.chance(spurious) {
+                r.readable = true;
+                self.w.counts.record(FaultKind::SpuriousReadiness);
+            }
+            if r.readable && r.writable && self.w.rng.below(2) == 0 {
+                // Separate read and write events, as kqueue delivers them.
+                batch.push(Ready::Conn(
+                    ci,
+                    id,
+                    Readiness {
+                        writable: false,
+                        ..r
+                    },
+                ));
+                batch.push(Ready::Conn(
+                    ci,
+                    id,
+                    Readiness {
+                        readable: false,
+                        ..r
+                    },
+                ));
+            } else if r.readable || r.writable || r.hangup {
+                batch.push(Ready::Conn(ci, id, r));
+            }
+        }
+        self.w.rng.shuffle(&mut batch);
+        for i in 0..batch.len() {
+            if self.w.shut_down {
+                break;
+            }
+            match batch[i] {
+                Ready::Listener(l) => {
+                    self.w.note(4, [l as u64, 0, 0, 0]);
+                    self.input(|e, _| e.handle_listener_ready(l))?
+                        .map_err(|error| Violation::Driver {
+                            call: "handle_listener_ready",
+                            error,
+                        })?;
+                }
+                Ready::Conn(ci, id, r) => {
+                    self.w.note(
+                        5,
+                        [
+                            id.to_u64(),
+                            u64::from(r.readable),
+                            u64::from(r.writable),
+                            u64::from(r.hangup),
+                        ],
+                    );
+                    match self.input(|e, _| e.handle_conn_ready(id, r))? {
+                        Ok(()) => {}
+                        Err(DriverError::StaleConn) if self.w.clients[ci].server_closed => {
+                            self.w.counts.record(FaultKind::DetachWithReadinessQueued);
+                        }
+                        Err(error) => {
+                            return Err(Violation::Driver {
+                                call: "handle_conn_ready",
+                                error,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        self.w.batch = batch;
+        if !self.w.shut_down
+            && let Some(t) = self.engine.poll_timeout()
+            && t <= self.w.clock
+        {
+            self.w.note(6, [self.w.clock.as_nanos(), 0, 0, 0]);
+            self.input(|e, now| e.handle_timeout(now))?;
+        }
+        Ok(())
+    }
+
+    /// "Another thread" wakes a random live connection.
+    fn race_wake(&mut self) -> bool {
+        if !self
+            .w
+            .rng
+            .chance(self.w.config.rates.get(FaultKind::WakeRace))
+            || self.w.clients.is_empty()
+        {
+            return false;
+        }
+        let ci = self.w.rng.below(self.w.clients.len() as u64) as usize;
+        let Some(id) = self.w.clients[ci].id else {
+            return false;
+        };
+        let accepted = self.w.waker.wake(id);
+        self.w.note(2, [id.to_u64(), u64::from(accepted), 1, 0]);
+        accepted
+    }
+
+    // ----- the driver ----------------------------------------------------------------
+
+    /// One engine input, then its observations, then a full drain.
+    fn input<R>(
+        &mut self,
+        f: impl FnOnce(&mut SimEngine<H>, Instant) -> R,
+    ) -> Result<R, Violation> {
+        let now = self.w.clock;
+        let r = f(&mut self.engine, now);
+        self.observe()?;
+        self.drain()?;
+        Ok(r)
+    }
+
+    fn drain(&mut self) -> Result<(), Violation> {
+        while !self.w.shut_down {
+            let report = match self.engine.poll_output() {
+                // The last poll can still run callbacks (`closed` after a `Close`).
+                None => return self.observe(),
+                Some(out) => self.w.perform(out, &mut self.model)?,
+            };
+            self.observe()?;
+            if self.w.faults_on && self.race_wake() {
+                self.w.counts.record(FaultKind::WakeRace);
+            }
+            self.report(report)?;
+        }
+        Ok(())
+    }
+
+    fn report(&mut self, report: Report) -> Result<(), Violation> {
+        let now = self.w.clock;
+        let driver = |call: &'static str| move |error| Violation::Driver { call, error };
+        match report {
+            Report::Nothing => {}
+            Report::Accepted(listener, ci) => {
+                let (local, peer) = (Addr::Ip(listen_addr(listener)), Addr::Ip(peer_addr(ci)));
+                let result = self.engine.handle_accepted(listener, local, peer, now);
+                match result {
+                    Ok(id) => {
+                        self.w.note(7, [ci as u64, id.to_u64(), 0, 0]);
+                        if let Some(t) = &mut self.w.trace {
+                            t.push(format!("  accepted c{ci} as {id}"));
+                        }
+                        if let Some(other) = self.w.by_slot[id.slot()]
+                            && !self.w.clients[other].ended_cb
+                        {
+                            return Err(Violation::OpenedTwice(id));
+                        }
+                        let c = &mut self.w.clients[ci];
+                        c.id = Some(id);
+                        c.registered = true;
+                        c.interest_read = true;
+                        self.w.by_slot[id.slot()] = Some(ci);
+                    }
+                    Err(refused) => {
+                        self.w.note(7, [ci as u64, u64::MAX, 0, 0]);
+                        if refused == Refused::PoolFull {
+                            self.w.counts.record(FaultKind::PoolFull);
+                        }
+                        let c = &mut self.w.clients[ci];
+                        c.refused = true;
+                        c.server_closed = true;
+                    }
+                }
+            }
+            Report::AcceptBlocked(l) => self
+                .engine
+                .handle_accept_blocked(l)
+                .map_err(driver("handle_accept_blocked"))?,
+            Report::AcceptError(l, e) => self
+                .engine
+                .handle_accept_error(l, e, now)
+                .map_err(driver("handle_accept_error"))?,
+            Report::Read(id, n) => self
+                .engine
+                .handle_read(id, n, now)
+                .map_err(driver("handle_read"))?,
+            Report::Eof(id) => self
+                .engine
+                .handle_eof(id, now)
+                .map_err(driver("handle_eof"))?,
+            Report::ReadBlocked(id) => self
+                .engine
+                .handle_read_blocked(id)
+                .map_err(driver("handle_read_blocked"))?,
+            Report::Written(ci, id, n, len) => {
+                let c = &mut self.w.clients[ci];
+                c.transmitted += n as u64;
+                c.last_write_short = n < len;
+                self.engine
+                    .handle_written(id, n, now)
+                    .map_err(driver("handle_written"))?;
+            }
+            Report::WriteBlocked(ci, id) => {
+                self.w.clients[ci].last_write_short = true;
+                self.engine
+                    .handle_write_blocked(id)
+                    .map_err(driver("handle_write_blocked"))?;
+            }
+            Report::IoError(ci, id, e) => {
+                self.w.clients[ci].io_failed = true;
+                self.engine
+                    .handle_io_error(id, e, now)
+                    .map_err(driver("handle_io_error"))?;
+            }
+            Report::Detach(ci, id) => {
+                let mut socket = Some(SimStream { client: ci });
+                self.engine
+                    .handle_detached(id, Detached::new(&mut socket), now)
+                    .map_err(driver("handle_detached"))?;
+                self.w
+                    .note(8, [id.to_u64(), u64::from(socket.is_none()), 0, 0]);
+            }
+        }
+        self.observe()
+    }
+
+    fn observe(&mut self) -> Result<(), Violation> {
+        let (log, arena, fired) = self.engine.handler_mut().take();
+        let mut result = Ok(());
+        for injection in &fired {
+            match injection {
+                Injection::Close(_) => self.w.counts.record(FaultKind::CloseWithOutputPending),
+                Injection::Detach { .. } => {}
+                Injection::Shutdown => self.w.counts.record(FaultKind::ShutdownWithOutputPending),
+            }
+        }
+        for o in &log {
+            result = self.w.check(o, &arena, &mut self.model);
+            if result.is_err() {
+                break;
+            }
+        }
+        self.engine.handler_mut().recycle(log, arena, fired);
+        result
+    }
+
+    // ----- the end ---------------------------------------------------------------------
+
+    fn client_work_done(&self, ci: usize) -> bool {
+        let c = &self.w.clients[ci];
+        c.outbox.is_empty()
+            && c.to_server.is_empty()
+            && c.to_client.is_empty()
+            && c.queued == c.transmitted
+            && self.model.owed(&c.model) == 0
+    }
+
+    fn all_done(&self) -> bool {
+        let backlog_empty = self.w.listeners.iter().all(|l| l.backlog.is_empty());
+        if !backlog_empty && !self.w.shut_down {
+            return false;
+        }
+        self.w.clients.iter().all(|c| {
+            let server_done =
+                c.refused || (c.opened_cb && c.ended_cb) || (self.w.shut_down && c.id.is_none());
+            server_done && (c.gone() || c.to_client.is_empty())
+        })
+    }
+
+    fn stuck(&self) -> String {
+        for (ci, c) in self.w.clients.iter().enumerate() {
+            let server_done =
+                c.refused || (c.opened_cb && c.ended_cb) || (self.w.shut_down && c.id.is_none());
+            if !server_done || !(c.gone() || c.to_client.is_empty()) {
+                return format!(
+                    "client c{ci} (listener {}, {:?}): opened {} ended {} fin {} outbox {} to_server {} to_client {} \
+                     queued {} transmitted {} owed {} interest r{} w{} engine pending out {} in {}",
+                    c.listener,
+                    c.id,
+                    c.opened_cb,
+                    c.ended_cb,
+                    c.fin,
+                    c.outbox.len(),
+                    c.to_server.len(),
+                    c.to_client.len(),
+                    c.queued,
+                    c.transmitted,
+                    self.model.owed(&c.model),
+                    c.interest_read,
+                    c.interest_write,
+                    c.id.map_or(0, |id| self.engine.pending_output(id)),
+                    c.id.map_or(0, |id| self.engine.pending_input(id)),
+                );
+            }
+        }
+        "listener backlog not accepted".into()
+    }
+
+    fn final_checks(&mut self) -> Result<(), Violation> {
+        let max = self.w.config.engine.max_connections;
+        if self.engine.open_connections() != 0 || self.engine.free_slots() != max {
+            return Err(Violation::Leak(format!(
+                "{} connections still open, {} of {max} slots free",
+                self.engine.open_connections(),
+                self.engine.free_slots()
+            )));
+        }
+        let stats = *self.engine.stats();
+        let opened = self.w.clients.iter().filter(|c| c.opened_cb).count() as u64;
+        if stats.accepted != stats.closed + stats.detached || stats.accepted != opened {
+            return Err(Violation::Leak(format!(
+                "accepted {} (opened {opened}) but closed {} + detached {}",
+                stats.accepted, stats.closed, stats.detached
+            )));
+        }
+        for (ci, c) in self.w.clients.iter().enumerate() {
+            if c.registered {
+                return Err(Violation::Leak(format!(
+                    "client c{ci}'s socket is still in the poller"
+                )));
+            }
+            if let Some(id) = c.id
+                && self.w.waker.wake(id)
+            {
+                return Err(Violation::WakeAccepted(id));
+            }
+            let clean = c.opened_cb
+                && !c.gone()
+                && !c.refused
+                && !c.detached
+                && !c.io_failed
+                && !c.injected
+                && !self.w.shut_down;
+            if !clean {
+                continue;
+            }
+            let owed = self.model.owed(&c.model);
+            let delivered = c.delivered_base + c.delivered.len() as u64;
+            if owed != 0
+                || delivered != c.sent
+                || c.received != c.transmitted
+                || c.queued != c.transmitted
+            {
+                return Err(Violation::Incomplete {
+                    client: ci,
+                    detail: format!(
+                        "{:?}: sent {} read by server {delivered}, handler wrote {} transmitted {} received {}, model owes {owed}",
+                        c.id, c.sent, c.queued, c.transmitted, c.received
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<C> World<C> {
+    /// Mixes one record into the trace hash.
+    fn note(&mut self, tag: u64, words: [u64; 4]) {
+        self.hash.word(tag);
+        for w in words {
+            self.hash.word(w);
+        }
+    }
+
+    fn client_of(&self, id: ConnId) -> Option<usize> {
+        let ci = (*self.by_slot.get(id.slot())?)?;
+        (self.clients[ci].id == Some(id)).then_some(ci)
+    }
+
+    fn live_client(&self, id: ConnId, output: &'static str) -> Result<usize, Violation> {
+        match self.client_of(id) {
+            Some(ci) if self.clients[ci].registered => Ok(ci),
+            _ => Err(Violation::OutputForDeadConnection { id, output }),
+        }
+    }
+
+    fn check_flushed(&self, ci: usize, id: ConnId, what: &'static str) -> Result<(), Violation> {
+        let c = &self.clients[ci];
+        let unsent = c.queued - c.transmitted.min(c.queued);
+        if unsent == 0 || c.io_failed {
+            return Ok(());
+        }
+        // During a shutdown only the trigger's output must have been tried, and only
+        // as far as the socket took it without blocking.
+        if self.shutting_down && (self.trigger != Some(ci) || c.last_write_short) {
+            return Ok(());
+        }
+        Err(Violation::CloseBeforeFlush { id, what, unsent })
+    }
+
+    /// Performs one engine output on the virtual sockets and says what to report.
+    fn perform<M: Model<Conn = C>>(
+        &mut self,
+        out: Output<'_>,
+        model: &mut M,
+    ) -> Result<Report, Violation> {
+        let faults = self.faults_on;
+        let rates = &self.config.rates;
+        let (short_read, read_again, short_write, write_again, emfile, aborted) = (
+            rates.get(FaultKind::ShortRead),
+            rates.get(FaultKind::ReadAgain),
+            rates.get(FaultKind::ShortWrite),
+            rates.get(FaultKind::WriteAgain),
+            rates.get(FaultKind::AcceptExhausted),
+            rates.get(FaultKind::AcceptAborted),
+        );
+        if let Some(t) = &mut self.trace {
+            t.push(format!("  output {}", describe(&out)));
+        }
+        Ok(match out {
+            Output::Accept { listener } => {
+                self.note(10, [listener as u64, 0, 0, 0]);
+                if faults && self.rng.chance(emfile) {
+                    self.counts.record(FaultKind::AcceptExhausted);
+                    return Ok(Report::AcceptError(listener, AcceptError::Exhausted));
+                }
+                if faults && self.rng.chance(aborted) {
+                    self.counts.record(FaultKind::AcceptAborted);
+                    return Ok(Report::AcceptError(listener, AcceptError::Aborted));
+                }
+                match self.listeners[listener].backlog.pop_front() {
+                    Some(ci) => Report::Accepted(listener, ci),
+                    None => Report::AcceptBlocked(listener),
+                }
+            }
+            Output::Read { id, buf } => {
+                let ci = self.live_client(id, "read")?;
+                let window = self.config.recv_window;
+                let c = &mut self.clients[ci];
+                if c.reset {
+                    self.hash.word(11);
+                    return Ok(Report::IoError(
+                        ci,
+                        id,
+                        IoError::with_code(IoErrorKind::ConnectionReset, ECONNRESET),
+                    ));
+                }
+                let available = c.to_server.len();
+                if available == 0 {
+                    self.hash.word(12);
+                    return Ok(if c.fin_arrived() {
+                        Report::Eof(id)
+                    } else {
+                        Report::ReadBlocked(id)
+                    });
+                }
+                if faults && self.rng.chance(read_again) {
+                    self.counts.record(FaultKind::ReadAgain);
+                    self.hash.word(13);
+                    return Ok(Report::ReadBlocked(id));
+                }
+                let mut n = available.min(buf.len());
+                if faults && n > 1 && self.rng.chance(short_read) {
+                    n = self.rng.range(1, n as u64 - 1) as usize;
+                    self.counts.record(FaultKind::ShortRead);
+                }
+                for (slot, b) in buf.iter_mut().zip(c.to_server.drain(..n)) {
+                    *slot = b;
+                }
+                let got = &buf[..n];
+                self.hash.word(14);
+                self.hash.bytes(got);
+                c.delivered.extend_from_slice(got);
+                model.input(&mut c.model, got);
+                c.refill(window);
+                Report::Read(id, n)
+            }
+            Output::Transmit { id, bytes } => {
+                let ci = self.live_client(id, "transmit")?;
+                let send_window = self.config.send_window;
+                let c = &mut self.clients[ci];
+                let pending = c.queued.wrapping_sub(c.transmitted);
+                if bytes.is_empty() || bytes.len() as u64 != pending {
+                    return Err(Violation::Accounting {
+                        client: ci,
+                        detail: format!(
+                            "transmit of {} bytes, but the handler wrote {} of which {} were sent",
+                            bytes.len(),
+                            c.queued,
+                            c.transmitted
+                        ),
+                    });
+                }
+                let len = bytes.len();
+                if c.reset {
+                    self.hash.word(15);
+                    return Ok(Report::IoError(
+                        ci,
+                        id,
+                        IoError::with_code(IoErrorKind::ConnectionReset, ECONNRESET),
+                    ));
+                }
+                if c.closed {
+                    self.hash.word(16);
+                    self.counts.record(FaultKind::BrokenPipe);
+                    return Ok(Report::IoError(
+                        ci,
+                        id,
+                        IoError::with_code(IoErrorKind::BrokenPipe, EPIPE),
+                    ));
+                }
+                let room = send_window.saturating_sub(c.to_client.len());
+                if room == 0 {
+                    self.hash.word(17);
+                    return Ok(Report::WriteBlocked(ci, id));
+                }
+                if faults && self.rng.chance(write_again) {
+                    self.counts.record(FaultKind::WriteAgain);
+                    self.hash.word(17);
+                    return Ok(Report::WriteBlocked(ci, id));
+                }
+                let mut n = room.min(len);
+                if faults && n > 1 && self.rng.chance(short_write) {
+                    n = self.rng.range(1, n as u64 - 1) as usize;
+                    self.counts.record(FaultKind::ShortWrite);
+                }
+                c.to_client.extend(bytes[..n].iter().copied());
+                self.hash.word(18);
+                self.hash.bytes(&bytes[..n]);
+                Report::Written(ci, id, n, len)
+            }
+            Output::Configure { id, options } => {
+                self.live_client(id, "configure")?;
+                self.note(19, [id.to_u64(), u64::from(options.nodelay), 0, 0]);
+                Report::Nothing
+            }
+            Output::SetInterest { id, read, write } => {
+                let ci = self.live_client(id, "set-interest")?;
+                self.note(20, [id.to_u64(), u64::from(read), u64::from(write), 0]);
+                let c = &mut self.clients[ci];
+                c.interest_read = read;
+                c.interest_write = write;
+                Report::Nothing
+            }
+            Output::Close { id } => {
+                let ci = self.live_client(id, "close")?;
+                self.note(21, [id.to_u64(), 0, 0, 0]);
+                self.check_flushed(ci, id, "close")?;
+                let c = &mut self.clients[ci];
+                c.registered = false;
+                c.server_closed = true;
+                Report::Nothing
+            }
+            Output::Detach { id } => {
+                let ci = self.live_client(id, "detach")?;
+                self.note(22, [id.to_u64(), 0, 0, 0]);
+                self.check_flushed(ci, id, "detach")?;
+                let c = &mut self.clients[ci];
+                c.registered = false;
+                c.server_closed = true;
+                Report::Detach(ci, id)
+            }
+            Output::PauseAccept { listener } => {
+                self.note(23, [listener as u64, 0, 0, 0]);
+                self.listeners[listener].watched = false;
+                Report::Nothing
+            }
+            Output::ResumeAccept { listener } => {
+                self.note(24, [listener as u64, 0, 0, 0]);
+                self.listeners[listener].watched = true;
+                Report::Nothing
+            }
+            Output::Shutdown => {
+                self.note(25, [0; 4]);
+                self.shut_down = true;
+                Report::Nothing
+            }
+        })
+    }
+
+    /// Checks one handler callback against the world and the model.
+    fn check<M: Model<Conn = C>>(
+        &mut self,
+        o: &Observation,
+        arena: &[u8],
+        model: &mut M,
+    ) -> Result<(), Violation> {
+        if let Some(t) = &mut self.trace {
+            t.push(format!("  handler {o:?}"));
+        }
+        let live = |w: &Self, id: ConnId, callback: &'static str| -> Result<usize, Violation> {
+            match w.client_of(id) {
+                Some(ci) if w.clients[ci].opened_cb && !w.clients[ci].ended_cb => Ok(ci),
+                _ => Err(Violation::CallbackOutsideLife { id, callback }),
+            }
+        };
+        match *o {
+            Observation::Serving { action } => {
+                self.note(30, [action as u64, 0, 0, 0]);
+                self.note_action(None, action);
+            }
+            Observation::Opened { id, wrote, action } => {
+                self.note(31, [id.to_u64(), wrote as u64, action as u64, 0]);
+                let Some(ci) = self.client_of(id) else {
+                    return Err(Violation::CallbackOutsideLife {
+                        id,
+                        callback: "opened",
+                    });
+                };
+                let c = &mut self.clients[ci];
+                if c.opened_cb {
+                    return Err(Violation::OpenedTwice(id));
+                }
+                c.opened_cb = true;
+                c.queued += wrote as u64;
+                self.note_action(Some(ci), action);
+            }
+            Observation::Data {
+                id,
+                ref input,
+                wrote,
+                action,
+            } => {
+                self.note(
+                    32,
+                    [id.to_u64(), input.len() as u64, wrote as u64, action as u64],
+                );
+                let ci = live(self, id, "data")?;
+                let c = &mut self.clients[ci];
+                let input = &arena[input.clone()];
+                let held = c.delivered.len() - c.handler_pos;
+                if input.len() > held || c.delivered[c.delivered.len() - input.len()..] != *input {
+                    return Err(Violation::Input {
+                        client: ci,
+                        detail: format!(
+                            "got {} bytes, expected the last {held} bytes read (or a suffix of them)",
+                            input.len()
+                        ),
+                    });
+                }
+                c.handler_pos = c.delivered.len() - input.len();
+                if c.handler_pos > 4096 {
+                    // Keep memory bounded on long runs: consumed bytes are never looked at again.
+                    c.delivered.drain(..c.handler_pos);
+                    c.delivered_base += c.handler_pos as u64;
+                    c.handler_pos = 0;
+                }
+                c.queued += wrote as u64;
+                self.note_action(Some(ci), action);
+            }
+            Observation::Woken { id, wrote, action } => {
+                self.note(33, [id.to_u64(), wrote as u64, action as u64, 0]);
+                let ci = live(self, id, "woken")?;
+                let c = &mut self.clients[ci];
+                model.woken(&mut c.model);
+                c.queued += wrote as u64;
+                self.note_action(Some(ci), action);
+            }
+            Observation::Closed { id, error, action } => {
+                self.note(
+                    34,
+                    [id.to_u64(), u64::from(error.is_some()), action as u64, 0],
+                );
+                let Some(ci) = self.client_of(id) else {
+                    return Err(Violation::CallbackOutsideLife {
+                        id,
+                        callback: "closed",
+                    });
+                };
+                let c = &mut self.clients[ci];
+                if !c.opened_cb {
+                    return Err(Violation::CallbackOutsideLife {
+                        id,
+                        callback: "closed",
+                    });
+                }
+                if c.ended_cb {
+                    return Err(Violation::ClosedTwice(id));
+                }
+                if !c.server_closed {
+                    return Err(Violation::ClosedBeforeSocket(id));
+                }
+                c.ended_cb = true;
+                self.by_slot[id.slot()] = None;
+                self.note_action(None, action);
+            }
+            Observation::Detached { id, taken, action } => {
+                self.note(35, [id.to_u64(), u64::from(taken), action as u64, 0]);
+                let ci = live(self, id, "detached")?;
+                let c = &mut self.clients[ci];
+                if !c.server_closed {
+                    return Err(Violation::CallbackOutsideLife {
+                        id,
+                        callback: "detached",
+                    });
+                }
+                if taken {
+                    c.ended_cb = true;
+                    c.detached = true;
+                    self.by_slot[id.slot()] = None;
+                }
+                self.note_action(None, action);
+            }
+            Observation::Prewrite { id, attempted } => {
+                self.note(36, [id.to_u64(), attempted as u64, 0, 0]);
+                let ci = live(self, id, "prewrite")?;
+                let c = &self.clients[ci];
+                if attempted as u64 != c.queued - c.transmitted.min(c.queued) || attempted == 0 {
+                    return Err(Violation::Accounting {
+                        client: ci,
+                        detail: format!(
+                            "prewrite({attempted}) but the handler wrote {} of which {} were sent",
+                            c.queued, c.transmitted
+                        ),
+                    });
+                }
+            }
+            Observation::Postwrite {
+                id,
+                written,
+                remaining,
+            } => {
+                self.note(37, [id.to_u64(), written as u64, remaining as u64, 0]);
+                let ci = live(self, id, "postwrite")?;
+                let c = &self.clients[ci];
+                if remaining as u64 != c.queued.wrapping_sub(c.transmitted) {
+                    return Err(Violation::Accounting {
+                        client: ci,
+                        detail: format!(
+                            "postwrite({written}, {remaining}) but the handler wrote {} of which {} were sent",
+                            c.queued, c.transmitted
+                        ),
+                    });
+                }
+            }
+            Observation::Tick { now, tick } => {
+                self.note(
+                    38,
+                    [
+                        now.as_nanos(),
+                        tick.delay.map_or(u64::MAX, |d| d.as_nanos() as u64),
+                        tick.action as u64,
+                        0,
+                    ],
+                );
+                self.note_action(None, tick.action);
+            }
+        }
+        Ok(())
+    }
+
+    fn note_action(&mut self, ci: Option<usize>, action: evio_proto::Action) {
+        if action == evio_proto::Action::Shutdown && !self.shutting_down {
+            self.shutting_down = true;
+            self.trigger = ci;
+        }
+    }
+}
+
+fn listen_addr(listener: usize) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7000 + listener as u16)
+}
+
+fn peer_addr(client: usize) -> SocketAddr {
+    SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(10, 0, (client >> 8) as u8, client as u8)),
+        40000 + (client % 20000) as u16,
+    )
+}
+
+fn event_words(event: &ScriptedEvent) -> [u64; 4] {
+    match *event {
+        ScriptedEvent::Connect { listener } => [0, u64::from(listener), 0, 0],
+        ScriptedEvent::Send { client, ref bytes } => [1, u64::from(client), bytes.len() as u64, 0],
+        ScriptedEvent::Read { client, window } => [2, u64::from(client), u64::from(window), 0],
+        ScriptedEvent::HalfClose { client } => [3, u64::from(client), 0, 0],
+        ScriptedEvent::Close { client } => [4, u64::from(client), 0, 0],
+        ScriptedEvent::Reset { client } => [5, u64::from(client), 0, 0],
+        ScriptedEvent::Wake { client } => [6, u64::from(client), 0, 0],
+        ScriptedEvent::Advance { millis } => [7, u64::from(millis), 0, 0],
+        ScriptedEvent::Poll => [8, 0, 0, 0],
+    }
+}
+
+fn describe(out: &Output<'_>) -> String {
+    match out {
+        Output::Read { id, buf } => format!("read {id} into {} bytes", buf.len()),
+        Output::Transmit { id, bytes } => format!("transmit {id} {} bytes", bytes.len()),
+        other => format!("{other:?}"),
+    }
+}
