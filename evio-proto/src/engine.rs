@@ -26,6 +26,9 @@ const F_OUT_SCRATCH: u16 = 1 << 7;
 const F_STALLED: u16 = 1 << 8;
 const F_CONFIGURE: u16 = 1 << 9;
 const F_FLUSH_DONE: u16 = 1 << 10;
+/// End of stream was read while input was stalled behind full output: that input is
+/// still the handler's to process before the close.
+const F_EOF_DRAIN: u16 = 1 << 11;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SlotState {
@@ -1207,6 +1210,11 @@ where
         let slot = &mut self.slots.as_mut()[index as usize];
         slot.flags |= F_EOF;
         slot.flags &= !(F_READABLE | F_HUP);
+        // A hang-up report (kqueue's EV_EOF on a half-close) makes the engine read even
+        // while input is stalled; that input arrived before the end of stream.
+        if slot.state == SlotState::Open && slot.has(F_STALLED) {
+            slot.flags |= F_EOF_DRAIN;
+        }
         self.close_with(index, None);
         self.enqueue(index);
         Ok(())
@@ -1251,7 +1259,9 @@ where
             }
         } else {
             slot.flags &= !F_WRITE_BLOCKED;
-            if slot.has(F_STALLED) && slot.state == SlotState::Open && !shutting_down {
+            let draining = slot.state == SlotState::Closing && slot.has(F_EOF_DRAIN);
+            if slot.has(F_STALLED) && (slot.state == SlotState::Open || draining) && !shutting_down
+            {
                 slot.flags &= !F_STALLED;
                 self.deliver_input(index, InputSource::Own);
             }
