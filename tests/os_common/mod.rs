@@ -1,0 +1,365 @@
+//! Shared helpers for the driver's integration tests: start a server on a thread, stop
+//! it, connect clients with time-outs, temporary unix socket paths, a small PRNG.
+#![allow(dead_code)]
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use evio::{Action, CloseError, Conn, ConnInfo, Detached, Events, Instant, ListenAddr, Server, Tick, Waker};
+
+/// Every blocking step of a test gives up after this long (so a hang fails, never
+/// blocks CI); it is a bound, never a pass/fail threshold.
+pub const LIMIT: Duration = Duration::from_secs(20);
+
+/// A listener's bound address, owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Bound {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl From<&ListenAddr<'_>> for Bound {
+    fn from(a: &ListenAddr<'_>) -> Self {
+        match a {
+            ListenAddr::Ip(a) => Bound::Tcp(*a),
+            ListenAddr::Unix(p) => Bound::Unix(PathBuf::from(p)),
+        }
+    }
+}
+
+/// What `serving` hands the test.
+pub struct Started {
+    pub addrs: Vec<Bound>,
+    pub waker: Waker,
+}
+
+/// A server running on its own thread.
+pub struct Running {
+    pub addrs: Vec<Bound>,
+    pub waker: Waker,
+    stop: Arc<AtomicBool>,
+    done: Receiver<Result<(), evio::Error>>,
+}
+
+impl Running {
+    /// Asks the server to shut down (its tick sees the flag) and waits for `serve` to
+    /// return.
+    pub fn stop(self) -> Result<(), evio::Error> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.wait()
+    }
+
+    /// Waits for `serve` to return on its own.
+    pub fn wait(self) -> Result<(), evio::Error> {
+        self.done
+            .recv_timeout(LIMIT)
+            .expect("serve did not return in time")
+    }
+
+    pub fn addr(&self, i: usize) -> &Bound {
+        &self.addrs[i]
+    }
+}
+
+/// Wraps a handler: reports `serving` to the test and shuts down when asked (checked
+/// by a 5 ms tick). Every other method goes to the inner handler.
+pub struct Stoppable<H> {
+    inner: H,
+    stop: Arc<AtomicBool>,
+    started: Option<Sender<Started>>,
+}
+
+impl<H: Events> Events for Stoppable<H> {
+    type Context = H::Context;
+
+    fn serving(&mut self, server: Server<'_>) -> Action {
+        if let Some(tx) = self.started.take() {
+            let _ = tx.send(Started {
+                addrs: server.addrs().iter().map(Bound::from).collect(),
+                waker: server.waker().expect("evio-os gives a waker").clone(),
+            });
+        }
+        self.inner.serving(server)
+    }
+    fn opened(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
+        self.inner.opened(conn)
+    }
+    fn data(&mut self, conn: &mut Conn<'_, Self::Context>, input: &[u8]) -> Action {
+        self.inner.data(conn, input)
+    }
+    fn woken(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
+        self.inner.woken(conn)
+    }
+    fn closed(&mut self, info: &ConnInfo, ctx: Self::Context, err: Option<CloseError>) -> Action {
+        self.inner.closed(info, ctx, err)
+    }
+    fn detached(&mut self, info: &ConnInfo, ctx: &mut Self::Context, s: Detached<'_>) -> Action {
+        self.inner.detached(info, ctx, s)
+    }
+    fn tick(&mut self, _now: Instant) -> Tick {
+        let action = if self.stop.load(Ordering::SeqCst) {
+            Action::Shutdown
+        } else {
+            Action::None
+        };
+        Tick::after(Duration::from_millis(5)).with_action(action)
+    }
+}
+
+/// Starts `make()`'s handler on a new thread with `builder` on `addrs`.
+pub fn start<H, F>(builder: evio::ServerBuilder, addrs: &[&str], make: F) -> Running
+where
+    H: Events,
+    F: FnOnce() -> H + Send + 'static,
+{
+    try_start(builder, addrs, make).expect("server failed to start")
+}
+
+/// Like [`start`], but returns `serve`'s error if it fails before serving.
+pub fn try_start<H, F>(
+    builder: evio::ServerBuilder,
+    addrs: &[&str],
+    make: F,
+) -> Result<Running, evio::Error>
+where
+    H: Events,
+    F: FnOnce() -> H + Send + 'static,
+{
+    let addrs: Vec<String> = addrs.iter().map(|s| s.to_string()).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (started_tx, started_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel();
+    let s = stop.clone();
+    std::thread::spawn(move || {
+        let handler = Stoppable {
+            inner: make(),
+            stop: s,
+            started: Some(started_tx),
+        };
+        let _ = done_tx.send(builder.serve(handler, &addrs));
+    });
+    match started_rx.recv_timeout(LIMIT) {
+        Ok(st) => Ok(Running {
+            addrs: st.addrs,
+            waker: st.waker,
+            stop,
+            done: done_rx,
+        }),
+        Err(_) => Err(done_rx
+            .recv_timeout(LIMIT)
+            .expect("serve neither started nor failed")
+            .expect_err("serve returned Ok without serving")),
+    }
+}
+
+/// A client socket with time-outs on both directions.
+pub enum Client {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+pub fn connect(addr: &Bound) -> Client {
+    try_connect(addr).expect("connect")
+}
+
+pub fn try_connect(addr: &Bound) -> io::Result<Client> {
+    let c = match addr {
+        Bound::Tcp(a) => Client::Tcp(TcpStream::connect_timeout(a, LIMIT)?),
+        Bound::Unix(p) => Client::Unix(UnixStream::connect(p)?),
+    };
+    c.set_timeouts(LIMIT);
+    Ok(c)
+}
+
+impl Client {
+    pub fn set_timeouts(&self, t: Duration) {
+        match self {
+            Client::Tcp(s) => {
+                s.set_read_timeout(Some(t)).unwrap();
+                s.set_write_timeout(Some(t)).unwrap();
+            }
+            Client::Unix(s) => {
+                s.set_read_timeout(Some(t)).unwrap();
+                s.set_write_timeout(Some(t)).unwrap();
+            }
+        }
+    }
+
+    pub fn try_clone(&self) -> Client {
+        match self {
+            Client::Tcp(s) => Client::Tcp(s.try_clone().unwrap()),
+            Client::Unix(s) => Client::Unix(s.try_clone().unwrap()),
+        }
+    }
+
+    pub fn shutdown_write(&self) {
+        let _ = match self {
+            Client::Tcp(s) => s.shutdown(Shutdown::Write),
+            Client::Unix(s) => s.shutdown(Shutdown::Write),
+        };
+    }
+
+    /// Reads exactly `n` bytes.
+    pub fn read_n(&mut self, n: usize) -> Vec<u8> {
+        let mut buf = vec![0; n];
+        self.read_exact(&mut buf).expect("read_n");
+        buf
+    }
+
+    /// Reads until end of stream (or an error such as a reset, which ends it too).
+    pub fn read_to_end_lossy(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 65536];
+        loop {
+            match self.read(&mut buf) {
+                Ok(0) => return out,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
+                    panic!("read timed out")
+                }
+                Err(_) => return out,
+            }
+        }
+    }
+
+    /// Writes `msg` and reads exactly its length back.
+    pub fn round_trip(&mut self, msg: &[u8]) -> Vec<u8> {
+        self.write_all(msg).expect("write");
+        self.read_n(msg.len())
+    }
+}
+
+impl Read for Client {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Client::Tcp(s) => s.read(buf),
+            Client::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Client {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Client::Tcp(s) => s.write(buf),
+            Client::Unix(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "evio-os-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn sock(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// xorshift64*: deterministic test data and sizes.
+#[derive(Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for b in buf {
+            *b = self.next_u64() as u8;
+        }
+    }
+}
+
+/// `true` if this machine can bind ::1.
+pub fn ipv6_available() -> bool {
+    std::net::TcpListener::bind("[::1]:0").is_ok()
+}
+
+/// Collects events from handlers on the loop thread for the test to inspect.
+#[derive(Clone, Default)]
+pub struct Log(pub Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    pub fn push(&self, s: impl Into<String>) {
+        self.0.lock().unwrap().push(s.into());
+    }
+    pub fn snapshot(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// Sends `total` pseudo-random bytes in random-sized writes (1..=max_write) while a
+/// second thread reads them back, and checks every byte comes back in order.
+pub fn echo_stream(client: Client, seed: u64, total: usize, max_write: usize) {
+    let mut reader = client.try_clone();
+    let mut writer = client;
+    let w = std::thread::spawn(move || {
+        let mut rng = Rng::new(seed);
+        let mut sizes = Rng::new(seed ^ 0xABCD);
+        let mut buf = vec![0u8; max_write];
+        let mut sent = 0;
+        while sent < total {
+            let n = (1 + sizes.below(max_write as u64) as usize).min(total - sent);
+            rng.fill(&mut buf[..n]);
+            writer.write_all(&buf[..n]).expect("client write");
+            sent += n;
+        }
+        writer
+    });
+    let mut expect = Rng::new(seed);
+    let mut got = 0;
+    let mut buf = vec![0u8; 65536];
+    let mut want = vec![0u8; 65536];
+    while got < total {
+        let n = reader.read(&mut buf).expect("client read");
+        assert!(n > 0, "server closed after {got} of {total} bytes");
+        expect.fill(&mut want[..n]);
+        assert!(buf[..n] == want[..n], "echoed bytes differ at offset {got}");
+        got += n;
+    }
+    let writer = w.join().expect("writer thread");
+    writer.shutdown_write();
+    // After our end of stream, the server closes: nothing more arrives.
+    assert_eq!(reader.read_to_end_lossy().len(), 0);
+}
