@@ -293,87 +293,211 @@ where
     report
 }
 
-/// Shrinks a failing script: removes events (in halves, then smaller chunks, then one
-/// at a time) and shortens payloads, keeping each change only if the run still fails
-/// with the same kind of violation. Tries at most `budget` runs.
+/// A failing script after [`shrink`]: the smallest found, with the configuration it
+/// fails under and its failure.
+#[derive(Clone, Debug)]
+pub struct Shrunk {
+    /// The shrunk script (client numbers resolved: client `k` is the `k`-th `Connect`).
+    pub script: Vec<ScriptedEvent>,
+    /// The configuration it fails under: the seed's own, with its fault rates set to
+    /// zero when the failure does not need faults.
+    pub config: SimConfig,
+    /// How it fails.
+    pub failure: Failure,
+    /// Runs the shrinker made.
+    pub runs: usize,
+}
+
+impl fmt::Display for Shrunk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let faults = if self.config.rates == FaultRates::none() {
+            "faults off"
+        } else {
+            "the seed's fault rates"
+        };
+        write!(
+            f,
+            "shrunk in {} runs to {} events (seed {}, {faults}), failing at step {}: {}\n{}",
+            self.runs,
+            self.script.len(),
+            self.failure.seed,
+            self.failure.at_step,
+            self.failure.violation,
+            format_script(&self.script)
+        )
+    }
+}
+
+/// Rewrites client numbers to the client they resolve to (`client % clients so far`),
+/// so that removing one client's events leaves the others' meaning intact.
+fn resolve_clients(script: &[ScriptedEvent]) -> Vec<ScriptedEvent> {
+    let mut clients: u16 = 0;
+    script
+        .iter()
+        .filter_map(|ev| {
+            let mut ev = ev.clone();
+            if let ScriptedEvent::Connect { .. } = ev {
+                clients = clients.saturating_add(1);
+                return Some(ev);
+            }
+            if let Some(c) = client_of(&mut ev) {
+                if clients == 0 {
+                    return None; // names no client: does nothing
+                }
+                *c %= clients;
+            }
+            Some(ev)
+        })
+        .collect()
+}
+
+fn client_of(ev: &mut ScriptedEvent) -> Option<&mut u16> {
+    match ev {
+        ScriptedEvent::Send { client, .. }
+        | ScriptedEvent::Read { client, .. }
+        | ScriptedEvent::HalfClose { client }
+        | ScriptedEvent::Close { client }
+        | ScriptedEvent::Reset { client }
+        | ScriptedEvent::Wake { client } => Some(client),
+        ScriptedEvent::Connect { .. } | ScriptedEvent::Advance { .. } | ScriptedEvent::Poll => None,
+    }
+}
+
+/// `script` (resolved) without client `k`: its `Connect` and its events go, later
+/// clients move down by one.
+fn without_client(script: &[ScriptedEvent], k: u16) -> Vec<ScriptedEvent> {
+    let mut seen: u16 = 0;
+    let mut out = Vec::with_capacity(script.len());
+    for ev in script {
+        let mut ev = ev.clone();
+        if let ScriptedEvent::Connect { .. } = ev {
+            seen += 1;
+            if seen - 1 == k {
+                continue;
+            }
+        } else if let Some(c) = client_of(&mut ev) {
+            match (*c).cmp(&k) {
+                core::cmp::Ordering::Equal => continue,
+                core::cmp::Ordering::Greater => *c -= 1,
+                core::cmp::Ordering::Less => {}
+            }
+        }
+        out.push(ev);
+    }
+    out
+}
+
+/// Shrinks a failing script: tries it without faults, cuts what follows the failure,
+/// removes whole clients, then chunks of events (halves down to single events), then
+/// shortens payloads and read windows, repeating while anything helps. A change is kept
+/// only if the run still fails with the same kind of violation. Makes at most `budget`
+/// runs.
 ///
-/// Returns the smallest failing script found and its failure, or `None` if `script`
-/// does not fail in the first place.
+/// Returns `None` if `script` does not fail under `config` in the first place.
 pub fn shrink<H, M, F>(
     seed: u64,
     config: &SimConfig,
     script: &[ScriptedEvent],
     budget: usize,
     make: F,
-) -> Option<(Vec<ScriptedEvent>, Failure)>
+) -> Option<Shrunk>
 where
     H: Events,
     M: Model,
     F: Fn() -> (H, M),
 {
-    let fails = |s: &[ScriptedEvent]| {
+    let fails = |c: &SimConfig, s: &[ScriptedEvent]| {
         let (h, m) = make();
-        run(h, m, seed, config.clone(), s).err()
+        run(h, m, seed, c.clone(), s).err()
     };
-    let mut failure = fails(script)?;
-    let kind = core::mem::discriminant(&failure.violation);
-    let mut best = script.to_vec();
-    let mut runs = 0usize;
-    let mut try_script = |candidate: Vec<ScriptedEvent>,
-                          best: &mut Vec<ScriptedEvent>,
-                          failure: &mut Failure|
-     -> bool {
-        runs += 1;
-        if runs > budget {
-            return false;
-        }
-        match fails(&candidate) {
-            Some(f) if core::mem::discriminant(&f.violation) == kind => {
-                *best = candidate;
-                *failure = f;
-                true
-            }
-            _ => false,
-        }
+    let first = fails(config, script)?;
+    let original_steps = first.steps;
+    let kind = core::mem::discriminant(&first.violation);
+    let mut best = Shrunk {
+        script: resolve_clients(script),
+        config: config.clone(),
+        failure: first,
+        runs: 1,
     };
-    // Events after the failing step never matter.
-    let cut = (failure.at_step + 1).min(best.len());
-    if cut < best.len() {
-        let candidate = best[..cut].to_vec();
-        try_script(candidate, &mut best, &mut failure);
-    }
-    let mut chunk = best.len() / 2;
-    while chunk >= 1 {
-        let mut i = 0;
-        while i < best.len() {
-            let end = (i + chunk).min(best.len());
-            let mut candidate = best[..i].to_vec();
-            candidate.extend_from_slice(&best[end..]);
-            if !try_script(candidate, &mut best, &mut failure) {
-                i += chunk;
+    let try_candidate =
+        |best: &mut Shrunk, config: Option<SimConfig>, script: Vec<ScriptedEvent>| -> bool {
+            if best.runs >= budget {
+                return false;
+            }
+            best.runs += 1;
+            let config = config.unwrap_or_else(|| best.config.clone());
+            match fails(&config, &script) {
+                Some(f) if core::mem::discriminant(&f.violation) == kind => {
+                    best.script = script;
+                    best.config = config;
+                    best.failure = f;
+                    true
+                }
+                _ => false,
+            }
+        };
+    let quiet = SimConfig {
+        rates: FaultRates::none(),
+        ..config.clone()
+    };
+    let script = best.script.clone();
+    try_candidate(&mut best, Some(quiet), script);
+    loop {
+        let before = best.script.len();
+        let cut = (best.failure.at_step + 1).min(best.script.len());
+        if cut < best.script.len() {
+            let candidate = best.script[..cut].to_vec();
+            try_candidate(&mut best, None, candidate);
+        }
+        let clients = best
+            .script
+            .iter()
+            .filter(|e| matches!(e, ScriptedEvent::Connect { .. }))
+            .count() as u16;
+        for k in (0..clients).rev() {
+            let candidate = without_client(&best.script, k);
+            try_candidate(&mut best, None, candidate);
+        }
+        let mut chunk = best.script.len() / 2;
+        while chunk >= 1 {
+            let mut i = 0;
+            while i < best.script.len() {
+                let end = (i + chunk).min(best.script.len());
+                let mut candidate = best.script[..i].to_vec();
+                candidate.extend_from_slice(&best.script[end..]);
+                if !try_candidate(&mut best, None, candidate) {
+                    i += chunk;
+                }
+            }
+            chunk /= 2;
+        }
+        for i in 0..best.script.len() {
+            loop {
+                let smaller = match &best.script[i] {
+                    ScriptedEvent::Send { client, bytes } if bytes.len() > 1 => {
+                        ScriptedEvent::Send {
+                            client: *client,
+                            bytes: bytes[..bytes.len() / 2].to_vec(),
+                        }
+                    }
+                    ScriptedEvent::Read { client, window } if *window > 1 => ScriptedEvent::Read {
+                        client: *client,
+                        window: window / 2,
+                    },
+                    _ => break,
+                };
+                let mut candidate = best.script.clone();
+                candidate[i] = smaller;
+                if !try_candidate(&mut best, None, candidate) {
+                    break;
+                }
             }
         }
-        chunk /= 2;
-    }
-    for i in 0..best.len() {
-        loop {
-            let smaller = match &best[i] {
-                ScriptedEvent::Send { client, bytes } if bytes.len() > 1 => ScriptedEvent::Send {
-                    client: *client,
-                    bytes: bytes[..bytes.len() / 2].to_vec(),
-                },
-                ScriptedEvent::Read { client, window } if *window > 1 => ScriptedEvent::Read {
-                    client: *client,
-                    window: window / 2,
-                },
-                _ => break,
-            };
-            let mut candidate = best.clone();
-            candidate[i] = smaller;
-            if !try_script(candidate, &mut best, &mut failure) {
-                break;
-            }
+        if best.script.len() >= before || best.runs >= budget {
+            break;
         }
     }
-    Some((best, failure))
+    // The replay line replays the seed's own (unshrunk) script, which fails too.
+    best.failure.steps = original_steps;
+    Some(best)
 }

@@ -9,7 +9,7 @@ use std::fmt;
 use std::process::ExitCode;
 
 use evio_handlers::echo::Echo;
-use evio_sim::{EchoModel, SimConfig, format_script, shrink, swarm};
+use evio_sim::{EchoModel, SimConfig, shrink, swarm};
 
 const USAGE: &str = "usage: evio-sim [--seeds A..B] [--steps N] [--threads N] [--handler echo]
        evio-sim --seed S [--steps N] [--trace] [--shrink]
@@ -160,14 +160,9 @@ fn replay(seed: u64, args: &Args) -> ExitCode {
         Err(violation) => {
             println!("seed {seed}: FAILED: {violation}");
             if args.shrink
-                && let Some((small, failure)) =
-                    shrink(seed, &config, &script, 5000, || (Echo, EchoModel))
+                && let Some(shrunk) = shrink(seed, &config, &script, 5000, || (Echo, EchoModel))
             {
-                println!(
-                    "shrunk to {} events:\n{}{failure}",
-                    small.len(),
-                    format_script(&small)
-                );
+                println!("{shrunk}");
             }
             ExitCode::FAILURE
         }

@@ -136,6 +136,7 @@ struct Client<C> {
     queued: u64,
     transmitted: u64,
     last_write_short: bool,
+    rng: Rng,
     model: C,
 }
 
@@ -188,6 +189,7 @@ enum Report {
 }
 
 struct World<C> {
+    seed: u64,
     config: SimConfig,
     rng: Rng,
     faults_on: bool,
@@ -289,6 +291,7 @@ impl<H: Events, M: Model> Sim<H, M> {
             model,
             w: World {
                 rng: Rng::derive(seed, 3),
+                seed,
                 faults_on: true,
                 counts: FaultCounts::default(),
                 clock: Instant::ZERO,
@@ -469,6 +472,7 @@ impl<H: Events, M: Model> Sim<H, M> {
                 let ci = self.w.clients.len();
                 self.w.clients.push(Client {
                     listener,
+                    rng: Rng::derive(self.w.seed, 1000 + ci as u64),
                     ..Client::default()
                 });
                 self.w.listeners[listener].backlog.push_back(ci);
@@ -588,22 +592,18 @@ impl<H: Events, M: Model> Sim<H, M> {
             rates.get(FaultKind::DetachWithReadinessQueued),
             rates.get(FaultKind::ShutdownWithOutputPending),
         );
-        let live: Vec<(usize, ConnId)> = self
-            .w
-            .clients
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.registered)
-            .filter_map(|(i, c)| c.id.map(|id| (i, id)))
-            .collect();
-        if !live.is_empty() {
-            let (ci, id) = live[self.w.rng.below(live.len() as u64) as usize];
-            if self.w.rng.chance(close) {
-                self.w.clients[ci].injected = true;
+        // Each connection draws its own faults from its own stream, so removing one
+        // client's events (when shrinking) leaves the others' faults where they were.
+        for c in &mut self.w.clients {
+            let (true, Some(id)) = (c.registered, c.id) else {
+                continue;
+            };
+            if c.rng.chance(close) {
+                c.injected = true;
                 self.engine.handler_mut().arm(Injection::Close(id));
-            } else if self.w.rng.chance(detach) {
-                self.w.clients[ci].injected = true;
-                let take = self.w.rng.below(2) == 0;
+            } else if c.rng.chance(detach) {
+                c.injected = true;
+                let take = c.rng.below(2) == 0;
                 self.engine
                     .handler_mut()
                     .arm(Injection::Detach { id, take });
@@ -639,7 +639,7 @@ impl<H: Events, M: Model> Sim<H, M> {
             rates.get(FaultKind::SpuriousReadiness),
             rates.get(FaultKind::EofWithLastData),
         );
-        for (ci, c) in self.w.clients.iter().enumerate() {
+        for (ci, c) in self.w.clients.iter_mut().enumerate() {
             let (true, Some(id)) = (c.registered, c.id) else {
                 continue;
             };
@@ -650,15 +650,15 @@ impl<H: Events, M: Model> Sim<H, M> {
                 hangup,
             };
             // kqueue reports a half-close as EV_EOF, which drivers pass on as a hang-up.
-            if faults && c.fin_arrived() && self.w.rng.chance(eof_hup) {
+            if faults && c.fin_arrived() && c.rng.chance(eof_hup) {
                 r.hangup = true;
                 r.readable = true;
             }
-            if faults && !r.readable && self.w.rng.chance(spurious) {
+            if faults && !r.readable && c.rng.chance(spurious) {
                 r.readable = true;
                 self.w.counts.record(FaultKind::SpuriousReadiness);
             }
-            if r.readable && r.writable && self.w.rng.below(2) == 0 {
+            if r.readable && r.writable && c.rng.below(2) == 0 {
                 // Separate read and write events, as kqueue delivers them.
                 batch.push(Ready::Conn(
                     ci,
@@ -1088,14 +1088,14 @@ impl<C> World<C> {
                         Report::ReadBlocked(id)
                     });
                 }
-                if faults && self.rng.chance(read_again) {
+                if faults && c.rng.chance(read_again) {
                     self.counts.record(FaultKind::ReadAgain);
                     self.hash.word(13);
                     return Ok(Report::ReadBlocked(id));
                 }
                 let mut n = available.min(buf.len());
-                if faults && n > 1 && self.rng.chance(short_read) {
-                    n = self.rng.range(1, n as u64 - 1) as usize;
+                if faults && n > 1 && c.rng.chance(short_read) {
+                    n = c.rng.range(1, n as u64 - 1) as usize;
                     self.counts.record(FaultKind::ShortRead);
                 }
                 for (slot, b) in buf.iter_mut().zip(c.to_server.drain(..n)) {
@@ -1148,14 +1148,14 @@ impl<C> World<C> {
                     self.hash.word(17);
                     return Ok(Report::WriteBlocked(ci, id));
                 }
-                if faults && self.rng.chance(write_again) {
+                if faults && c.rng.chance(write_again) {
                     self.counts.record(FaultKind::WriteAgain);
                     self.hash.word(17);
                     return Ok(Report::WriteBlocked(ci, id));
                 }
                 let mut n = room.min(len);
-                if faults && n > 1 && self.rng.chance(short_write) {
-                    n = self.rng.range(1, n as u64 - 1) as usize;
+                if faults && n > 1 && c.rng.chance(short_write) {
+                    n = c.rng.range(1, n as u64 - 1) as usize;
                     self.counts.record(FaultKind::ShortWrite);
                 }
                 c.to_client.extend(bytes[..n].iter().copied());

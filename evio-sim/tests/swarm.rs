@@ -2,7 +2,7 @@
 //! that failure reports point to.
 
 use evio_handlers::echo::Echo;
-use evio_sim::{EchoModel, FaultKind, Sim, SimConfig, format_script, shrink, swarm};
+use evio_sim::{EchoModel, FaultKind, Sim, SimConfig, shrink, swarm};
 
 /// Steps per seed in the suite's swarm.
 const STEPS: usize = 2000;
@@ -85,12 +85,8 @@ fn replay() {
         for line in &trace[trace.len().saturating_sub(60)..] {
             println!("{line}");
         }
-        if let Some((small, failure)) = shrink(seed, &config, &script, 3000, || (Echo, EchoModel)) {
-            println!(
-                "shrunk to {} events:\n{}{failure}",
-                small.len(),
-                format_script(&small)
-            );
+        if let Some(shrunk) = shrink(seed, &config, &script, 3000, || (Echo, EchoModel)) {
+            println!("{shrunk}");
         }
         panic!("seed {seed}: {violation}");
     }
