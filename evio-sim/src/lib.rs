@@ -123,8 +123,10 @@ pub use fault::{FaultCounts, FaultKind, FaultRates};
 pub use model::{EchoConn, EchoModel, Model, ModelError};
 pub use observe::{Injection, Observation, Observed};
 pub use rng::{Rng, TraceHash};
-pub use script::{Profile, ScriptedEvent, format_script};
-pub use sim::{Outcome, Sim, SimConfig, SimStream};
+pub use script::{
+    Profile, ScriptedEvent, format_script, resolve_clients, smaller_scripts, without_client,
+};
+pub use sim::{Outcome, Sim, SimConfig, SimEngine, SimStream};
 
 /// Runs `script` against a fresh simulation of `handler` with the configuration and
 /// faults of `seed`, then the liveness phase and the final checks.
@@ -326,65 +328,6 @@ impl fmt::Display for Shrunk {
             format_script(&self.script)
         )
     }
-}
-
-/// Rewrites client numbers to the client they resolve to (`client % clients so far`),
-/// so that removing one client's events leaves the others' meaning intact.
-fn resolve_clients(script: &[ScriptedEvent]) -> Vec<ScriptedEvent> {
-    let mut clients: u16 = 0;
-    script
-        .iter()
-        .filter_map(|ev| {
-            let mut ev = ev.clone();
-            if let ScriptedEvent::Connect { .. } = ev {
-                clients = clients.saturating_add(1);
-                return Some(ev);
-            }
-            if let Some(c) = client_of(&mut ev) {
-                if clients == 0 {
-                    return None; // names no client: does nothing
-                }
-                *c %= clients;
-            }
-            Some(ev)
-        })
-        .collect()
-}
-
-fn client_of(ev: &mut ScriptedEvent) -> Option<&mut u16> {
-    match ev {
-        ScriptedEvent::Send { client, .. }
-        | ScriptedEvent::Read { client, .. }
-        | ScriptedEvent::HalfClose { client }
-        | ScriptedEvent::Close { client }
-        | ScriptedEvent::Reset { client }
-        | ScriptedEvent::Wake { client } => Some(client),
-        ScriptedEvent::Connect { .. } | ScriptedEvent::Advance { .. } | ScriptedEvent::Poll => None,
-    }
-}
-
-/// `script` (resolved) without client `k`: its `Connect` and its events go, later
-/// clients move down by one.
-fn without_client(script: &[ScriptedEvent], k: u16) -> Vec<ScriptedEvent> {
-    let mut seen: u16 = 0;
-    let mut out = Vec::with_capacity(script.len());
-    for ev in script {
-        let mut ev = ev.clone();
-        if let ScriptedEvent::Connect { .. } = ev {
-            seen += 1;
-            if seen - 1 == k {
-                continue;
-            }
-        } else if let Some(c) = client_of(&mut ev) {
-            match (*c).cmp(&k) {
-                core::cmp::Ordering::Equal => continue,
-                core::cmp::Ordering::Greater => *c -= 1,
-                core::cmp::Ordering::Less => {}
-            }
-        }
-        out.push(ev);
-    }
-    out
 }
 
 /// Shrinks a failing script: tries it without faults, cuts what follows the failure,

@@ -307,7 +307,7 @@ impl<H: Events> Events for Observed<H> {
         };
         if take && socket.holds_socket() {
             // The simulator's stand-in for a handler that keeps the socket.
-            drop(socket.take::<SimStream>());
+            let _ = socket.take::<SimStream>();
         }
         self.log.push(Observation::Detached {
             id: info.id,

@@ -190,3 +190,112 @@ impl Profile {
         out
     }
 }
+
+/// Rewrites client numbers to the client they resolve to (`client % clients so far`),
+/// so that removing one client's events leaves the others' meaning intact.
+pub fn resolve_clients(script: &[ScriptedEvent]) -> Vec<ScriptedEvent> {
+    let mut clients: u16 = 0;
+    script
+        .iter()
+        .filter_map(|ev| {
+            let mut ev = ev.clone();
+            if let ScriptedEvent::Connect { .. } = ev {
+                clients = clients.saturating_add(1);
+                return Some(ev);
+            }
+            if let Some(c) = client_of(&mut ev) {
+                if clients == 0 {
+                    return None; // names no client: does nothing
+                }
+                *c %= clients;
+            }
+            Some(ev)
+        })
+        .collect()
+}
+
+fn client_of(ev: &mut ScriptedEvent) -> Option<&mut u16> {
+    match ev {
+        ScriptedEvent::Send { client, .. }
+        | ScriptedEvent::Read { client, .. }
+        | ScriptedEvent::HalfClose { client }
+        | ScriptedEvent::Close { client }
+        | ScriptedEvent::Reset { client }
+        | ScriptedEvent::Wake { client } => Some(client),
+        ScriptedEvent::Connect { .. } | ScriptedEvent::Advance { .. } | ScriptedEvent::Poll => None,
+    }
+}
+
+/// `script` (with clients resolved by [`resolve_clients`]) without client `k`: its `Connect` and its events go, later
+/// clients move down by one.
+pub fn without_client(script: &[ScriptedEvent], k: u16) -> Vec<ScriptedEvent> {
+    let mut seen: u16 = 0;
+    let mut out = Vec::with_capacity(script.len());
+    for ev in script {
+        let mut ev = ev.clone();
+        if let ScriptedEvent::Connect { .. } = ev {
+            seen += 1;
+            if seen - 1 == k {
+                continue;
+            }
+        } else if let Some(c) = client_of(&mut ev) {
+            match (*c).cmp(&k) {
+                core::cmp::Ordering::Equal => continue,
+                core::cmp::Ordering::Greater => *c -= 1,
+                core::cmp::Ordering::Less => {}
+            }
+        }
+        out.push(ev);
+    }
+    out
+}
+
+/// Scripts a step smaller than `script`, most promising first, for a shrinker to try in
+/// turn (quickcheck's, or [`crate::shrink`]): without one whole client, without a
+/// chunk of events (halves down to single events), with one payload or read window
+/// halved. Clients are resolved first (see [`resolve_clients`]). Lazy: a shrinker that
+/// stops at the first failing candidate builds only the ones it tries.
+pub fn smaller_scripts(
+    script: &[ScriptedEvent],
+) -> impl Iterator<Item = Vec<ScriptedEvent>> + use<> {
+    let base = std::rc::Rc::new(resolve_clients(script));
+    let n = base.len();
+    let clients = base
+        .iter()
+        .filter(|e| matches!(e, ScriptedEvent::Connect { .. }))
+        .count() as u16;
+    let without = {
+        let base = base.clone();
+        (0..clients).rev().map(move |k| without_client(&base, k))
+    };
+    let chunks = {
+        let base = base.clone();
+        core::iter::successors(Some(n / 2), |&c| (c > 1).then_some(c / 2))
+            .filter(|&c| c >= 1)
+            .flat_map(move |chunk| {
+                let base = base.clone();
+                (0..n).step_by(chunk).map(move |i| {
+                    let mut v = base[..i].to_vec();
+                    v.extend_from_slice(&base[(i + chunk).min(n)..]);
+                    v
+                })
+            })
+    };
+    let halves = (0..n).filter_map(move |i| {
+        let smaller = match &base[i] {
+            ScriptedEvent::Send { client, bytes } if bytes.len() > 1 => ScriptedEvent::Send {
+                client: *client,
+                bytes: bytes[..bytes.len() / 2].to_vec(),
+            },
+            ScriptedEvent::Read { client, window } if *window > 1 => ScriptedEvent::Read {
+                client: *client,
+                window: window / 2,
+            },
+            _ => return None,
+        };
+        let mut v = base.to_vec();
+        v[i] = smaller;
+        Some(v)
+    });
+    without.chain(chunks).chain(halves)
+}

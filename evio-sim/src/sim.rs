@@ -209,7 +209,9 @@ struct World<C> {
     trace: Option<Vec<String>>,
 }
 
-type SimEngine<H> = Engine<Observed<H>, Vec<Slot<<H as Events>::Context>>, Vec<u8>>;
+/// The engine type a [`Sim`] runs: the production engine over the observed handler,
+/// with heap storage.
+pub type SimEngine<H> = Engine<Observed<H>, Vec<Slot<<H as Events>::Context>>, Vec<u8>>;
 
 /// A simulated server: the production engine running handler `H`, checked against
 /// model `M`, in a world of virtual sockets whose every choice comes from one seed.
@@ -342,7 +344,7 @@ impl<H: Events, M: Model> Sim<H, M> {
     }
 
     /// The engine under test.
-    pub fn engine(&self) -> &Engine<Observed<H>, Vec<Slot<H::Context>>, Vec<u8>> {
+    pub fn engine(&self) -> &SimEngine<H> {
         &self.engine
     }
 
@@ -681,11 +683,11 @@ impl<H: Events, M: Model> Sim<H, M> {
             }
         }
         self.w.rng.shuffle(&mut batch);
-        for i in 0..batch.len() {
+        for &ready in &batch {
             if self.w.shut_down {
                 break;
             }
-            match batch[i] {
+            match ready {
                 Ready::Listener(l) => {
                     self.w.note(4, [l as u64, 0, 0, 0]);
                     self.input(|e, _| e.handle_listener_ready(l))?

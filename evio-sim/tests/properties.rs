@@ -4,25 +4,48 @@ use core::fmt;
 
 use evio_handlers::echo::Echo;
 use evio_proto::{Action, Conn, Events};
-use evio_sim::{EchoModel, Rng, ScriptedEvent, SimConfig, format_script, run};
+use evio_sim::{
+    EchoModel, FaultRates, Rng, ScriptedEvent, SimConfig, format_script, resolve_clients, run,
+    smaller_scripts,
+};
 use quickcheck::{Arbitrary, Gen, QuickCheck, TestResult};
 
-/// A seed (configuration and faults) and a script, shrinkable to fewer and smaller
-/// events.
+/// A seed (configuration and fault stream), whether faults are on, and a script;
+/// shrinks to faults off, then to fewer and smaller events.
 #[derive(Clone)]
 struct Case {
     seed: u64,
+    faults: bool,
     events: Vec<ScriptedEvent>,
+}
+
+impl Case {
+    fn config(&self) -> SimConfig {
+        let config = SimConfig::from_seed(self.seed);
+        if self.faults {
+            config
+        } else {
+            SimConfig {
+                rates: FaultRates::none(),
+                ..config
+            }
+        }
+    }
+
+    fn run<H: Events>(&self, handler: H) -> Result<evio_sim::Outcome, evio_sim::Failure> {
+        run(handler, EchoModel, self.seed, self.config(), &self.events)
+    }
 }
 
 impl fmt::Debug for Case {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let faults = if self.faults { "on" } else { "off" };
         write!(
             f,
-            "seed {} with {} events:\n{}",
+            "seed {}, faults {faults}, {} events:\n{}",
             self.seed,
             self.events.len(),
-            format_script(&self.events)
+            format_script(&resolve_clients(&self.events))
         )
     }
 }
@@ -35,42 +58,26 @@ impl Arbitrary for Case {
         let events = SimConfig::from_seed(seed)
             .profile
             .script(&mut Rng::new(u64::arbitrary(g)), len);
-        Case { seed, events }
+        Case {
+            seed,
+            faults: true,
+            events,
+        }
     }
 
     fn shrink(&self) -> Box<dyn Iterator<Item = Self>> {
-        let mut out = Vec::new();
-        let n = self.events.len();
-        let mut chunk = n / 2;
-        while chunk >= 1 {
-            let mut i = 0;
-            while i < n {
-                let mut events = self.events[..i].to_vec();
-                events.extend_from_slice(&self.events[(i + chunk).min(n)..]);
-                out.push(Case {
-                    seed: self.seed,
-                    events,
-                });
-                i += chunk;
-            }
-            chunk /= 2;
-        }
-        for (i, ev) in self.events.iter().enumerate() {
-            if let ScriptedEvent::Send { client, bytes } = ev
-                && bytes.len() > 1
-            {
-                let mut events = self.events.clone();
-                events[i] = ScriptedEvent::Send {
-                    client: *client,
-                    bytes: bytes[..bytes.len() / 2].to_vec(),
-                };
-                out.push(Case {
-                    seed: self.seed,
-                    events,
-                });
-            }
-        }
-        Box::new(out.into_iter())
+        let (seed, faults) = (self.seed, self.faults);
+        let quiet = faults.then(|| Case {
+            seed,
+            faults: false,
+            events: self.events.clone(),
+        });
+        let smaller = smaller_scripts(&self.events).map(move |events| Case {
+            seed,
+            faults,
+            events,
+        });
+        Box::new(quiet.into_iter().chain(smaller))
     }
 }
 
@@ -82,13 +89,7 @@ fn check(property: fn(Case) -> bool, seed: u64, tests: u64) {
 }
 
 fn echo_passes(case: Case) -> bool {
-    match run(
-        Echo,
-        EchoModel,
-        case.seed,
-        SimConfig::from_seed(case.seed),
-        &case.events,
-    ) {
+    match case.run(Echo) {
         Ok(_) => true,
         Err(failure) => {
             eprintln!("{failure}");
@@ -98,20 +99,8 @@ fn echo_passes(case: Case) -> bool {
 }
 
 fn replays_identically(case: Case) -> bool {
-    let a = run(
-        Echo,
-        EchoModel,
-        case.seed,
-        SimConfig::from_seed(case.seed),
-        &case.events,
-    );
-    let b = run(
-        Echo,
-        EchoModel,
-        case.seed,
-        SimConfig::from_seed(case.seed),
-        &case.events,
-    );
+    let a = case.run(Echo);
+    let b = case.run(Echo);
     a == b
 }
 
@@ -145,13 +134,7 @@ impl Events for Lossy {
 }
 
 fn lossy_passes(case: Case) -> TestResult {
-    let r = run(
-        Lossy,
-        EchoModel,
-        case.seed,
-        SimConfig::from_seed(case.seed),
-        &case.events,
-    );
+    let r = case.run(Lossy);
     TestResult::from_bool(r.is_ok())
 }
 
