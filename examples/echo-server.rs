@@ -38,16 +38,20 @@ fn main() -> ExitCode {
     let mut builder = evio::ServerBuilder::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut value = |name: &str| {
-            args.next().ok_or_else(|| format!("{name} needs a value"))
-        };
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
         let parsed: Result<(), String> = (|| {
             match arg.as_str() {
-                "--port" => port = value("--port")?.parse().map_err(|e| format!("--port: {e}"))?,
+                "--port" => {
+                    port = value("--port")?
+                        .parse()
+                        .map_err(|e| format!("--port: {e}"))?
+                }
                 "--unixsocket" => unix = Some(value("--unixsocket")?),
                 "--stdlib" => stdlib = true,
                 "--max-connections" => {
-                    let n = value("--max-connections")?.parse().map_err(|e| format!("{e}"))?;
+                    let n = value("--max-connections")?
+                        .parse()
+                        .map_err(|e| format!("{e}"))?;
                     builder = builder.clone().max_connections(n);
                 }
                 "--input" => {

@@ -107,7 +107,11 @@ fn several_listeners_report_their_index_and_local_address() {
             assert_eq!(index, i.to_string(), "listener index of {addr:?}");
             match (addr, &c) {
                 (Bound::Tcp(_), Client::Tcp(s)) => {
-                    assert_eq!(local, s.peer_addr().unwrap().to_string(), "getsockname of the connection")
+                    assert_eq!(
+                        local,
+                        s.peer_addr().unwrap().to_string(),
+                        "getsockname of the connection"
+                    )
                 }
                 _ => assert_eq!(local, "unix"),
             }
@@ -128,7 +132,9 @@ fn several_listeners_report_their_index_and_local_address() {
 #[test]
 fn wildcard_listener_reports_the_address_actually_used() {
     let server = start(builder(), &["tcp://0.0.0.0:0"], || Greeter);
-    let Bound::Tcp(a) = server.addr(0).clone() else { unreachable!() };
+    let Bound::Tcp(a) = server.addr(0).clone() else {
+        unreachable!()
+    };
     let mut c = connect(&Bound::Tcp(([127, 0, 0, 1], a.port()).into()));
     let greeting = read_line(&mut c);
     assert_eq!(greeting, format!("0 127.0.0.1:{}", a.port()));

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use evio::{
-    Action, CloseError, Conn, ConnId, ConnInfo, Detached, DetachedSocket, Events, Instant,
-    Server, Tick, Waker,
+    Action, CloseError, Conn, ConnId, ConnInfo, Detached, DetachedSocket, Events, Instant, Server,
+    Tick, Waker,
 };
 use evio_handlers::echo::Echo;
 use os_common::*;
@@ -177,9 +177,12 @@ fn wake_of_a_closed_or_stale_id_returns_false() {
 
 /// `close:N` writes N pattern bytes then closes; `detach:N` writes N pattern bytes then
 /// detaches, handing the socket to the test.
+/// The errors `closed` received, in order.
+type Closed = Arc<Mutex<Vec<Option<CloseError>>>>;
+
 struct Ender {
     detached: Sender<DetachedSocket>,
-    closed: Arc<Mutex<Vec<Option<CloseError>>>>,
+    closed: Closed,
 }
 
 impl Events for Ender {
@@ -209,7 +212,7 @@ impl Events for Ender {
 
 const BIG: usize = 3 << 20;
 
-fn ender() -> (Running, Receiver<DetachedSocket>, Arc<Mutex<Vec<Option<CloseError>>>>, TempDir) {
+fn ender() -> (Running, Receiver<DetachedSocket>, Closed, TempDir) {
     let (tx, rx) = mpsc::channel();
     let closed = Arc::new(Mutex::new(Vec::new()));
     let c = closed.clone();
@@ -280,7 +283,10 @@ fn detach_flushes_then_hands_over_a_blocking_stream() {
         assert_eq!(c.read_to_end_lossy(), b"", "the owner's drop closes it");
     }
     server.stop().unwrap();
-    assert!(closed.lock().unwrap().is_empty(), "no `closed` for a detached connection");
+    assert!(
+        closed.lock().unwrap().is_empty(),
+        "no `closed` for a detached connection"
+    );
 }
 
 // ----- shutdown -------------------------------------------------------------------
@@ -326,7 +332,11 @@ fn shutdown_closes_everyone_and_serve_returns_ok() {
         assert_eq!(c.read_to_end_lossy(), b"", "closed by the shutdown");
     }
     server.wait().expect("serve returns Ok after Shutdown");
-    assert_eq!(closed.load(Ordering::SeqCst), 6, "one `closed` per connection");
+    assert_eq!(
+        closed.load(Ordering::SeqCst),
+        6,
+        "one `closed` per connection"
+    );
     assert!(!std::path::Path::new(&path).exists(), "socket file removed");
 }
 
@@ -524,7 +534,9 @@ impl Events for Generator {
 
 #[test]
 fn output_larger_than_the_output_buffer_arrives_whole() {
-    let b = evio::ServerBuilder::new().max_connections(4).output_capacity(4096);
+    let b = evio::ServerBuilder::new()
+        .max_connections(4)
+        .output_capacity(4096);
     let server = start(b, &["tcp4://127.0.0.1:0"], || Generator);
     let mut c = connect(server.addr(0));
     c.write_all(b"g").unwrap();
@@ -578,7 +590,9 @@ fn address_errors_name_the_address() {
     }
     assert!(e.to_string().contains("udp://127.0.0.1:1"));
     let e = evio::serve(Echo, &["tcp4://127.0.0.1:0", "tcp4://[::1]:0"]).unwrap_err();
-    assert!(matches!(e, evio::Error::Address { ref addr, error: evio::AddrError::WrongFamily } if addr == "tcp4://[::1]:0"));
+    assert!(
+        matches!(e, evio::Error::Address { ref addr, error: evio::AddrError::WrongFamily } if addr == "tcp4://[::1]:0")
+    );
     assert!(matches!(
         evio::serve(Echo, &[] as &[&str]).unwrap_err(),
         evio::Error::NoAddresses
@@ -619,7 +633,11 @@ fn unix_paths_stale_sockets_are_replaced_other_files_are_left_alone() {
     let stale = dir.sock("stale.sock");
     drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
     assert!(std::path::Path::new(&stale).exists());
-    let server = start(evio::ServerBuilder::new(), &[&format!("unix://{stale}")], || Echo);
+    let server = start(
+        evio::ServerBuilder::new(),
+        &[&format!("unix://{stale}")],
+        || Echo,
+    );
     let mut c = connect(server.addr(0));
     assert_eq!(c.round_trip(b"fresh"), b"fresh");
     server.stop().unwrap();

@@ -47,7 +47,9 @@ fn a_client_reset_mid_write_neither_kills_nor_stops_the_server() {
     let unix = format!("unix://{}", dir.sock("r.sock"));
     let (tx, closed) = mpsc::channel();
     let server = start(
-        evio::ServerBuilder::new().max_connections(8).output_capacity(64 * 1024),
+        evio::ServerBuilder::new()
+            .max_connections(8)
+            .output_capacity(64 * 1024),
         &["tcp4://127.0.0.1:0", &unix],
         move || Flood { closed: tx },
     );

@@ -152,9 +152,12 @@ impl Sockets<'_> {
             }
             Output::ResumeAccept { listener } => {
                 if let Some(l) = self.listeners.get(listener) {
-                    let _ = self
-                        .poller
-                        .add(l.fd.as_fd(), LISTENER_TOKEN | listener as u64, true, false);
+                    let _ = self.poller.add(
+                        l.fd.as_fd(),
+                        LISTENER_TOKEN | listener as u64,
+                        true,
+                        false,
+                    );
                 }
                 Report::Nothing
             }
@@ -206,16 +209,14 @@ pub(crate) fn run<H: Events>(
 
     loop {
         // Drain: perform each output, and report its result, before the next one.
-        loop {
-            let report = match engine.poll_output() {
-                Some(out) => sockets.perform(out),
-                None => break,
-            };
+        while let Some(report) = engine.poll_output().map(|out| sockets.perform(out)) {
             match report {
                 Report::Nothing => {}
                 Report::Accepted(listener, fd, local, peer) => {
                     let unix = matches!(local, Addr::Unix);
-                    if let Ok(id) = engine.handle_accepted(listener, local, net::to_addr(peer), now()) {
+                    if let Ok(id) =
+                        engine.handle_accepted(listener, local, net::to_addr(peer), now())
+                    {
                         match poller.add(fd.as_fd(), id.to_u64(), true, false) {
                             Ok(()) => {
                                 sockets.fds[id.slot()] = Some(fd);

@@ -515,7 +515,11 @@ impl Table {
             return false;
         }
         let c = conn.clone();
-        if spawn("evio-write", move || writer(c, Vec::with_capacity(out_size))).is_err() {
+        if spawn("evio-write", move || {
+            writer(c, Vec::with_capacity(out_size))
+        })
+        .is_err()
+        {
             // The reading thread runs: close so that it exits.
             lock(&conn.state).closing = true;
             conn.cv.notify_all();
@@ -617,7 +621,11 @@ pub(crate) fn run<H: Events>(
         if table.closing.is_empty() || left.is_zero() {
             break;
         }
-        st = hub.cv.wait_timeout(st, left).unwrap_or_else(PoisonError::into_inner).0;
+        st = hub
+            .cv
+            .wait_timeout(st, left)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
     }
     drop(st);
     for c in table.closing.iter().chain(table.conns.iter().flatten()) {
@@ -661,11 +669,7 @@ fn run_loop<H: Events>(
     }
     let mut batch: VecDeque<HubEvent> = VecDeque::with_capacity(64);
     loop {
-        loop {
-            let report = match engine.poll_output() {
-                Some(out) => table.perform(out),
-                None => break,
-            };
+        while let Some(report) = engine.poll_output().map(|out| table.perform(out)) {
             match report {
                 Report::Nothing => {}
                 Report::Accepted(l, stream, local, peer) => {

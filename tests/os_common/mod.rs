@@ -11,7 +11,9 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use evio::{Action, CloseError, Conn, ConnInfo, Detached, Events, Instant, ListenAddr, Server, Tick, Waker};
+use evio::{
+    Action, CloseError, Conn, ConnInfo, Detached, Events, Instant, ListenAddr, Server, Tick, Waker,
+};
 
 /// Every blocking step of a test gives up after this long (so a hang fails, never
 /// blocks CI); it is a bound, never a pass/fail threshold.
@@ -221,7 +223,10 @@ impl Client {
                 Ok(0) => return out,
                 Ok(n) => out.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::TimedOut =>
+                {
                     panic!("read timed out")
                 }
                 Err(_) => return out,

@@ -48,12 +48,34 @@ impl Poller {
         })
     }
 
-    pub(crate) fn add(&self, fd: BorrowedFd<'_>, token: u64, read: bool, write: bool) -> io::Result<()> {
-        Ok(epoll::add(&self.ep, fd, EventData::new_u64(token), flags(read, write))?)
+    pub(crate) fn add(
+        &self,
+        fd: BorrowedFd<'_>,
+        token: u64,
+        read: bool,
+        write: bool,
+    ) -> io::Result<()> {
+        Ok(epoll::add(
+            &self.ep,
+            fd,
+            EventData::new_u64(token),
+            flags(read, write),
+        )?)
     }
 
-    pub(crate) fn modify(&self, fd: BorrowedFd<'_>, token: u64, read: bool, write: bool) -> io::Result<()> {
-        Ok(epoll::modify(&self.ep, fd, EventData::new_u64(token), flags(read, write))?)
+    pub(crate) fn modify(
+        &self,
+        fd: BorrowedFd<'_>,
+        token: u64,
+        read: bool,
+        write: bool,
+    ) -> io::Result<()> {
+        Ok(epoll::modify(
+            &self.ep,
+            fd,
+            EventData::new_u64(token),
+            flags(read, write),
+        )?)
     }
 
     pub(crate) fn delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
@@ -98,7 +120,8 @@ impl Poller {
         #[cfg(not(evio_force_pipe))]
         let (n, r) = {
             use rustix::event::{EventfdFlags, eventfd};
-            let fd = std::sync::Arc::new(eventfd(0, EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC)?);
+            let fd =
+                std::sync::Arc::new(eventfd(0, EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC)?);
             (Notifier::EventFd(fd.clone()), Receiver::EventFd(fd))
         };
         #[cfg(evio_force_pipe)]

@@ -61,12 +61,24 @@ impl Poller {
         Ok(())
     }
 
-    pub(crate) fn add(&self, fd: BorrowedFd<'_>, token: u64, read: bool, write: bool) -> io::Result<()> {
+    pub(crate) fn add(
+        &self,
+        fd: BorrowedFd<'_>,
+        token: u64,
+        read: bool,
+        write: bool,
+    ) -> io::Result<()> {
         self.modify(fd, token, read, write)
     }
 
     /// Sets exactly this interest: both filters stay registered, enabled or disabled.
-    pub(crate) fn modify(&self, fd: BorrowedFd<'_>, token: u64, read: bool, write: bool) -> io::Result<()> {
+    pub(crate) fn modify(
+        &self,
+        fd: BorrowedFd<'_>,
+        token: u64,
+        read: bool,
+        write: bool,
+    ) -> io::Result<()> {
         let raw = fd.as_raw_fd();
         self.apply(&[
             Event::new(EventFilter::Read(raw), on_off(read), udata(token)),
@@ -96,7 +108,8 @@ impl Poller {
             tv_nsec: d.subsec_nanos() as _,
         });
         // SAFETY: no changes are submitted here (see `apply`).
-        let result = unsafe { kqueue::kevent_timespec(&*self.kq, &[], &mut events.buf[..], ts.as_ref()) };
+        let result =
+            unsafe { kqueue::kevent_timespec(&*self.kq, &[], &mut events.buf[..], ts.as_ref()) };
         let (ready, _) = match result {
             Ok(r) => r,
             Err(Errno::INTR) => return Ok(()),
@@ -107,9 +120,21 @@ impl Poller {
             let flags = ev.flags();
             let hangup = flags.intersects(EventFlags::EOF | EventFlags::ERROR);
             let r = match ev.filter() {
-                EventFilter::Read(_) => Readiness { readable: true, writable: false, hangup },
-                EventFilter::Write(_) => Readiness { readable: false, writable: true, hangup },
-                _ => Readiness { readable: true, writable: false, hangup: false },
+                EventFilter::Read(_) => Readiness {
+                    readable: true,
+                    writable: false,
+                    hangup,
+                },
+                EventFilter::Write(_) => Readiness {
+                    readable: false,
+                    writable: true,
+                    hangup,
+                },
+                _ => Readiness {
+                    readable: true,
+                    writable: false,
+                    hangup: false,
+                },
             };
             f(token, r);
         }
@@ -118,17 +143,35 @@ impl Poller {
 
     /// The wake notifier and the loop's end of it, registered under `token`.
     pub(crate) fn notifier(&self, token: u64) -> io::Result<(Notifier, Receiver)> {
-        #[cfg(all(not(evio_force_pipe), any(target_vendor = "apple", target_os = "freebsd", target_os = "dragonfly")))]
+        #[cfg(all(
+            not(evio_force_pipe),
+            any(
+                target_vendor = "apple",
+                target_os = "freebsd",
+                target_os = "dragonfly"
+            )
+        ))]
         {
             use rustix::event::kqueue::{UserDefinedFlags, UserFlags};
             self.apply(&[Event::new(
-                EventFilter::User { ident: 0, flags: UserFlags::empty(), user_flags: UserDefinedFlags::new(0) },
+                EventFilter::User {
+                    ident: 0,
+                    flags: UserFlags::empty(),
+                    user_flags: UserDefinedFlags::new(0),
+                },
                 EventFlags::ADD | EventFlags::CLEAR,
                 udata(token),
             )])?;
             Ok((Notifier::User(self.kq.clone()), Receiver::User))
         }
-        #[cfg(not(all(not(evio_force_pipe), any(target_vendor = "apple", target_os = "freebsd", target_os = "dragonfly"))))]
+        #[cfg(not(all(
+            not(evio_force_pipe),
+            any(
+                target_vendor = "apple",
+                target_os = "freebsd",
+                target_os = "dragonfly"
+            )
+        )))]
         {
             let (n, r) = super::pipe::pipe()?;
             self.add(r.fd(), token, true, false)?;
@@ -151,11 +194,22 @@ pub(crate) enum Notifier {
 impl Notify for Notifier {
     fn notify(&self) {
         match self {
-            #[cfg(all(not(evio_force_pipe), any(target_vendor = "apple", target_os = "freebsd", target_os = "dragonfly")))]
+            #[cfg(all(
+                not(evio_force_pipe),
+                any(
+                    target_vendor = "apple",
+                    target_os = "freebsd",
+                    target_os = "dragonfly"
+                )
+            ))]
             Notifier::User(kq) => {
                 use rustix::event::kqueue::{UserDefinedFlags, UserFlags};
                 let ev = Event::new(
-                    EventFilter::User { ident: 0, flags: UserFlags::TRIGGER, user_flags: UserDefinedFlags::new(0) },
+                    EventFilter::User {
+                        ident: 0,
+                        flags: UserFlags::TRIGGER,
+                        user_flags: UserDefinedFlags::new(0),
+                    },
                     EventFlags::empty(),
                     core::ptr::null_mut(),
                 );
