@@ -3,7 +3,7 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use evio_proto::{Notify, Readiness};
@@ -175,7 +175,7 @@ impl Receiver {
     fn fd(&self) -> BorrowedFd<'_> {
         match self {
             #[cfg(not(evio_force_pipe))]
-            Receiver::EventFd(fd) => fd.as_fd(),
+            Receiver::EventFd(fd) => std::os::fd::AsFd::as_fd(&**fd),
             #[cfg(evio_force_pipe)]
             Receiver::Pipe(p) => p.fd(),
         }
