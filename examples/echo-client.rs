@@ -1,0 +1,100 @@
+//! A load client for the echo server, used to measure it from a separate process.
+//!
+//! ```text
+//! # 10,000 connections, one round trip each, then held open until stdin closes:
+//! cargo run --release --example echo-client -- --addr 127.0.0.1:5000 --conns 10000 --hold
+//! # sequential round trips on one connection (a batch of K messages per write):
+//! cargo run --release --example echo-client -- --addr 127.0.0.1:5000 --rounds 10000 --size 64 --batch 32
+//! ```
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::ExitCode;
+use std::time::Instant;
+
+struct Args {
+    addr: String,
+    conns: usize,
+    hold: bool,
+    rounds: usize,
+    size: usize,
+    batch: usize,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        addr: "127.0.0.1:5000".into(),
+        conns: 1,
+        hold: false,
+        rounds: 0,
+        size: 64,
+        batch: 1,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut num = |name: &str| -> Result<usize, String> {
+            it.next()
+                .ok_or(format!("{name} needs a value"))?
+                .parse()
+                .map_err(|e| format!("{name}: {e}"))
+        };
+        match arg.as_str() {
+            "--addr" => a.addr = it.next().ok_or("--addr needs a value")?,
+            "--conns" => a.conns = num("--conns")?,
+            "--rounds" => a.rounds = num("--rounds")?,
+            "--size" => a.size = num("--size")?.max(1),
+            "--batch" => a.batch = num("--batch")?.max(1),
+            "--hold" => a.hold = true,
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("echo-client: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let msg = vec![b'x'; args.size * args.batch];
+    let mut back = vec![0u8; msg.len()];
+    let start = Instant::now();
+    let mut held = Vec::with_capacity(args.conns);
+    for i in 0..args.conns {
+        let mut s = match TcpStream::connect(&args.addr) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("echo-client: connection {i}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let _ = s.set_nodelay(true);
+        let rounds = if i == 0 { args.rounds.max(1) } else { 1 };
+        for _ in 0..rounds {
+            if let Err(e) = s.write_all(&msg).and_then(|_| s.read_exact(&mut back)) {
+                eprintln!("echo-client: connection {i}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        if args.hold {
+            held.push(s);
+        }
+    }
+    println!(
+        "{} connections, {} round trips of {} x {} bytes on the first, in {:?}",
+        args.conns,
+        args.rounds.max(1),
+        args.batch,
+        args.size,
+        start.elapsed()
+    );
+    if args.hold {
+        println!("holding {} connections; close stdin to end", held.len());
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    }
+    ExitCode::SUCCESS
+}
