@@ -145,21 +145,35 @@ pub struct Failure {
     pub at_step: usize,
     /// The broken invariant.
     pub violation: Violation,
+    /// The test that ran the seed, when it ran under `cargo test` (the test harness
+    /// names its threads after the tests); `None` from the CLI.
+    pub test: Option<String>,
 }
 
 impl Failure {
-    /// The one-line command that replays this failure under `cargo test`.
+    /// The one-line command that replays this failure: under `cargo test`, the same
+    /// test with `EVIO_SIM_SEED` (a [`swarm`](crate::swarm) then runs only that seed and
+    /// prints its trace and shrunk script); otherwise the CLI.
     pub fn replay_line(&self) -> String {
-        format!(
-            "EVIO_SIM_SEED={} EVIO_SIM_STEPS={} cargo test -p evio-sim --test swarm replay -- --nocapture",
-            self.seed, self.steps
-        )
+        match &self.test {
+            Some(test) => {
+                let package = std::env::var("CARGO_PKG_NAME")
+                    .map(|p| format!(" -p {p}"))
+                    .unwrap_or_default();
+                format!(
+                    "EVIO_SIM_SEED={} EVIO_SIM_STEPS={} cargo test{package} -- --exact {test} --nocapture",
+                    self.seed, self.steps
+                )
+            }
+            None => self.cli_line(),
+        }
     }
 
-    /// The one-line command that replays this failure with the CLI, printing its trace.
+    /// The one-line command that replays this failure with the CLI (echo handler),
+    /// printing its trace and shrunk script.
     pub fn cli_line(&self) -> String {
         format!(
-            "cargo run -p evio-sim --release -- --seed {} --steps {} --trace",
+            "cargo run -p evio-sim --release -- --seed {} --steps {} --trace --shrink",
             self.seed, self.steps
         )
     }

@@ -162,7 +162,56 @@ pub fn run<H: Events, M: Model>(
         steps: script.len(),
         at_step,
         violation,
+        test: test_name(),
     })
+}
+
+/// The name of the running test, from the test harness's thread name.
+fn test_name() -> Option<String> {
+    let thread = std::thread::current();
+    let name = thread.name()?;
+    (name != "main").then(|| name.to_string())
+}
+
+/// Runs the seed's own script like [`run_seed`], recording a readable trace of every
+/// event, engine output and handler callback, returned with the result.
+pub fn trace_seed<H: Events, M: Model>(
+    seed: u64,
+    steps: usize,
+    make: impl FnOnce() -> (H, M),
+) -> (Result<Outcome, Failure>, Vec<String>) {
+    let config = SimConfig::from_seed(seed);
+    let script = config.script(seed, steps);
+    let (handler, model) = make();
+    let mut at_step = 0;
+    let mut trace = Vec::new();
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let mut sim = Sim::with_config(handler, model, seed, config)?;
+        sim.set_tracing(true);
+        let mut result = Ok(());
+        for event in &script {
+            result = sim.step(event);
+            if result.is_err() {
+                break;
+            }
+            at_step += 1;
+        }
+        let result = result.and_then(|()| sim.finish());
+        trace = sim.trace().to_vec();
+        result
+    }));
+    let result = match result {
+        Ok(r) => r,
+        Err(panic) => Err(Violation::Panic(panic_message(&*panic))),
+    };
+    let result = result.map_err(|violation| Failure {
+        seed,
+        steps,
+        at_step,
+        violation,
+        test: test_name(),
+    });
+    (result, trace)
 }
 
 /// Runs the seed's own script of `steps` events (see [`SimConfig::script`]) with a
@@ -242,7 +291,10 @@ impl fmt::Display for SwarmReport {
 /// (at least one), with a fresh handler and model from `make` for each seed.
 ///
 /// The report does not depend on the number of threads: results are combined in seed
-/// order.
+/// order. With the environment variable `EVIO_SIM_SEED` set, it runs that one seed
+/// instead (with `EVIO_SIM_STEPS` steps if set), which is how the replay line of a
+/// [`Failure`] works: on failure it prints the end of the trace and the shrunk script
+/// to stderr.
 pub fn swarm<H, M, F>(seeds: Range<u64>, steps: usize, threads: usize, make: F) -> SwarmReport
 where
     H: Events,
@@ -250,6 +302,13 @@ where
     F: Fn() -> (H, M) + Sync,
 {
     let start = std::time::Instant::now();
+    let test = test_name();
+    if let Some(seed) = std::env::var("EVIO_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        return replay_seed(seed, steps, &make, start);
+    }
     let next = AtomicU64::new(seeds.start);
     let results: Mutex<Vec<(u64, Result<Outcome, Failure>)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
@@ -261,7 +320,11 @@ where
                     if seed >= seeds.end {
                         break;
                     }
-                    local.push((seed, run_seed(seed, steps, &make)));
+                    let result = run_seed(seed, steps, &make).map_err(|mut f| {
+                        f.test.clone_from(&test);
+                        f
+                    });
+                    local.push((seed, result));
                 }
                 results
                     .lock()
@@ -328,6 +391,55 @@ impl fmt::Display for Shrunk {
             format_script(&self.script)
         )
     }
+}
+
+/// A swarm of one seed, from `EVIO_SIM_SEED` (steps from `EVIO_SIM_STEPS` if set): on
+/// failure it prints the end of the trace and the shrunk script to stderr.
+fn replay_seed<H, M, F>(seed: u64, steps: usize, make: &F, start: std::time::Instant) -> SwarmReport
+where
+    H: Events,
+    M: Model,
+    F: Fn() -> (H, M),
+{
+    let steps = std::env::var("EVIO_SIM_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(steps);
+    let (result, trace) = trace_seed(seed, steps, make);
+    let mut report = SwarmReport {
+        seeds: 1,
+        ..SwarmReport::default()
+    };
+    match result {
+        Ok(outcome) => {
+            eprintln!(
+                "EVIO_SIM_SEED={seed}: passed, trace hash {:016x}",
+                outcome.trace_hash
+            );
+            report.steps = outcome.steps;
+            report.connections = outcome.stats.accepted;
+            report.bytes_written = outcome.stats.bytes_written;
+            report.faults = outcome.faults;
+            let mut hash = TraceHash::default();
+            hash.word(outcome.trace_hash);
+            report.combined_hash = hash.value();
+        }
+        Err(failure) => {
+            eprintln!("EVIO_SIM_SEED={seed}: trace (last 80 lines):");
+            for line in &trace[trace.len().saturating_sub(80)..] {
+                eprintln!("{line}");
+            }
+            let config = SimConfig::from_seed(seed);
+            let script = config.script(seed, steps);
+            if let Some(shrunk) = shrink(seed, &config, &script, 5000, make) {
+                eprintln!("{shrunk}");
+            }
+            report.steps = failure.at_step as u64;
+            report.failures.push(failure);
+        }
+    }
+    report.elapsed = start.elapsed();
+    report
 }
 
 /// Shrinks a failing script: tries it without faults, cuts what follows the failure,

@@ -207,6 +207,9 @@ struct World<C> {
     trigger: Option<usize>,
     batch: Vec<Ready>,
     trace: Option<Vec<String>>,
+    /// Outputs performed and callbacks seen: the liveness phase advances the clock only
+    /// when a round changed nothing.
+    activity: u64,
 }
 
 /// The engine type a [`Sim`] runs: the production engine over the observed handler,
@@ -309,6 +312,7 @@ impl<H: Events, M: Model> Sim<H, M> {
                 trigger: None,
                 batch: Vec::new(),
                 trace: None,
+                activity: 0,
                 config,
             },
         };
@@ -419,29 +423,40 @@ impl<H: Events, M: Model> Sim<H, M> {
                 c.outbox.len() + c.to_server.len() + c.to_client.len() + self.model.owed(&c.model)
             })
             .sum();
-        let bound = 64 + 8 * self.w.clients.len() + 4 * work;
+        // Each productive round moves at least one byte or ends one connection, and a
+        // round is a few steps per client.
+        let bound = (64 + 4 * self.w.clients.len() + 4 * work) * (2 + self.w.clients.len());
+        let start = self.w.steps;
         let mut done = false;
-        for _ in 0..bound {
+        while self.w.steps - start < bound as u64 {
             if self.all_done() {
                 done = true;
                 break;
             }
+            let round_start = self.w.activity;
             for ci in 0..self.w.clients.len() {
-                let c = &self.w.clients[ci];
                 let client = ci as u16;
-                if c.gone() {
+                if self.w.clients[ci].gone() {
                     continue;
                 }
-                if !c.to_client.is_empty() {
+                if !self.w.clients[ci].to_client.is_empty() {
                     self.step(&ScriptedEvent::Read {
                         client,
                         window: u16::MAX,
                     })?;
-                } else if !c.fin && self.client_work_done(ci) {
+                }
+                // Done once everything it sent was read and answered; output the
+                // handler sends unasked (a heartbeat) does not keep it open.
+                if !self.w.clients[ci].fin && self.client_work_done(ci) {
                     self.step(&ScriptedEvent::HalfClose { client })?;
                 }
             }
-            self.step(&ScriptedEvent::Advance { millis: 0 })?;
+            // Time passes only when nothing else moves, as on a real machine where
+            // reading and writing take no time next to a timer's period.
+            self.step(&ScriptedEvent::Poll)?;
+            if self.w.activity == round_start {
+                self.step(&ScriptedEvent::Advance { millis: 0 })?;
+            }
         }
         if !done && !self.all_done() {
             return Err(Violation::Liveness {
@@ -506,6 +521,7 @@ impl<H: Events, M: Model> Sim<H, M> {
                     return Ok(());
                 }
                 let got: Vec<u8> = c.to_client.drain(..n).collect();
+                self.w.activity += 1;
                 c.received += n as u64;
                 self.w.hash.bytes(&got);
                 if let Err(error) = self.model.output(&mut c.model, &got) {
@@ -658,6 +674,10 @@ impl<H: Events, M: Model> Sim<H, M> {
             }
             if faults && !r.readable && c.rng.chance(spurious) {
                 r.readable = true;
+                self.w.counts.record(FaultKind::SpuriousReadiness);
+            }
+            if faults && !r.writable && c.rng.chance(spurious) {
+                r.writable = true;
                 self.w.counts.record(FaultKind::SpuriousReadiness);
             }
             if r.readable && r.writable && c.rng.below(2) == 0 {
@@ -893,11 +913,7 @@ impl<H: Events, M: Model> Sim<H, M> {
 
     fn client_work_done(&self, ci: usize) -> bool {
         let c = &self.w.clients[ci];
-        c.outbox.is_empty()
-            && c.to_server.is_empty()
-            && c.to_client.is_empty()
-            && c.queued == c.transmitted
-            && self.model.owed(&c.model) == 0
+        c.outbox.is_empty() && c.to_server.is_empty() && self.model.owed(&c.model) == 0
     }
 
     fn all_done(&self) -> bool {
@@ -1050,6 +1066,7 @@ impl<C> World<C> {
             rates.get(FaultKind::AcceptExhausted),
             rates.get(FaultKind::AcceptAborted),
         );
+        self.activity += 1;
         if let Some(t) = &mut self.trace {
             t.push(format!("  output {}", describe(&out)));
         }
@@ -1221,6 +1238,7 @@ impl<C> World<C> {
         arena: &[u8],
         model: &mut M,
     ) -> Result<(), Violation> {
+        self.activity += 1;
         if let Some(t) = &mut self.trace {
             t.push(format!("  handler {o:?}"));
         }

@@ -1,0 +1,154 @@
+//! A second handler, written as a user would, that uses what echo does not: the waker
+//! kept from `serving`, the ticker, wakes from inside the loop, output from `woken`,
+//! and `closed`. The simulator runs it unchanged, with its own model.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use evio_proto::{
+    Action, CloseError, Conn, ConnId, ConnInfo, Events, Instant, Server, Tick, Waker,
+};
+use evio_sim::{Model, ModelError, swarm};
+
+/// Counts the bytes each client sent; every 2 ms it wakes every connection, and a woken
+/// connection reports its count (mod 251) in one byte, when there is room.
+#[derive(Default)]
+struct Heartbeat {
+    waker: Option<Waker>,
+    conns: Vec<ConnId>,
+}
+
+impl Events for Heartbeat {
+    type Context = u64;
+
+    fn serving(&mut self, server: Server<'_>) -> Action {
+        self.waker = server.waker().cloned();
+        Action::None
+    }
+
+    fn opened(&mut self, conn: &mut Conn<'_, u64>) -> Action {
+        self.conns.push(conn.id());
+        Action::None
+    }
+
+    fn data(&mut self, conn: &mut Conn<'_, u64>, input: &[u8]) -> Action {
+        *conn.context() += input.len() as u64;
+        Action::None
+    }
+
+    fn woken(&mut self, conn: &mut Conn<'_, u64>) -> Action {
+        let count = *conn.context();
+        let _ = conn.write(&[(count % 251) as u8]);
+        Action::None
+    }
+
+    fn closed(&mut self, info: &ConnInfo, _: u64, _: Option<CloseError>) -> Action {
+        self.conns.retain(|&id| id != info.id);
+        Action::None
+    }
+
+    fn detached(&mut self, info: &ConnInfo, _: &mut u64, _: evio_proto::Detached<'_>) -> Action {
+        // Not taking the socket means `closed` follows and removes the id.
+        let _ = info;
+        Action::None
+    }
+
+    fn tick(&mut self, _now: Instant) -> Tick {
+        if let Some(waker) = &self.waker {
+            for &id in &self.conns {
+                waker.wake(id);
+            }
+        }
+        Tick::after(Duration::from_millis(2))
+    }
+}
+
+/// The client may receive any subsequence of the counts the handler had when it was
+/// woken, in order (a wake finding a full buffer writes nothing).
+#[derive(Default)]
+struct HeartbeatModel;
+
+#[derive(Default)]
+struct HeartbeatConn {
+    count: u64,
+    allowed: VecDeque<u8>,
+    received: u64,
+}
+
+impl Model for HeartbeatModel {
+    type Conn = HeartbeatConn;
+
+    fn input(&mut self, conn: &mut HeartbeatConn, bytes: &[u8]) {
+        conn.count += bytes.len() as u64;
+    }
+
+    fn woken(&mut self, conn: &mut HeartbeatConn) {
+        conn.allowed.push_back((conn.count % 251) as u8);
+    }
+
+    fn output(&mut self, conn: &mut HeartbeatConn, bytes: &[u8]) -> Result<(), ModelError> {
+        for &b in bytes {
+            loop {
+                match conn.allowed.pop_front() {
+                    Some(a) if a == b => break,
+                    Some(_) => continue,
+                    None => {
+                        return Err(ModelError {
+                            offset: conn.received,
+                            detail: format!("byte {b} matches no wake's count"),
+                        });
+                    }
+                }
+            }
+            conn.received += 1;
+        }
+        Ok(())
+    }
+
+    fn owed(&self, _: &HeartbeatConn) -> usize {
+        0
+    }
+}
+
+#[test]
+fn heartbeat_handler_passes_a_swarm() {
+    let report = swarm(0..1000, 3000, 2, || (Heartbeat::default(), HeartbeatModel));
+    println!("{report}");
+    assert!(report.failures.is_empty(), "{report}");
+    assert!(report.bytes_written > 1000, "{report}");
+}
+
+/// The model is not a rubber stamp: a heartbeat that reports a wrong count is caught.
+#[derive(Default)]
+struct OffByOne(Heartbeat);
+
+impl Events for OffByOne {
+    type Context = u64;
+    fn serving(&mut self, server: Server<'_>) -> Action {
+        self.0.serving(server)
+    }
+    fn opened(&mut self, conn: &mut Conn<'_, u64>) -> Action {
+        self.0.opened(conn)
+    }
+    fn data(&mut self, conn: &mut Conn<'_, u64>, input: &[u8]) -> Action {
+        // Counts one byte too many once it has seen 100.
+        let extra = u64::from(*conn.context() >= 100);
+        *conn.context() += input.len() as u64 + extra;
+        Action::None
+    }
+    fn woken(&mut self, conn: &mut Conn<'_, u64>) -> Action {
+        self.0.woken(conn)
+    }
+    fn closed(&mut self, info: &ConnInfo, c: u64, e: Option<CloseError>) -> Action {
+        self.0.closed(info, c, e)
+    }
+    fn tick(&mut self, now: Instant) -> Tick {
+        self.0.tick(now)
+    }
+}
+
+#[test]
+fn a_wrong_heartbeat_is_caught() {
+    let report = swarm(0..300, 2000, 2, || (OffByOne::default(), HeartbeatModel));
+    assert!(!report.failures.is_empty(), "{report}");
+}
