@@ -148,6 +148,10 @@ pub struct Failure {
     /// The test that ran the seed, when it ran under `cargo test` (the test harness
     /// names its threads after the tests); `None` from the CLI.
     pub test: Option<String>,
+    /// `true` when the script was the seed's own (from [`run_seed`](crate::run_seed) or
+    /// a swarm), so the seed alone replays it; `false` for an explicit script given to
+    /// [`run`](crate::run), which only that script replays.
+    pub seed_script: bool,
 }
 
 impl Failure {
@@ -183,12 +187,14 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seed {} failed at step {}: {}\n  replay: {}",
-            self.seed,
-            self.at_step,
-            self.violation,
-            self.replay_line()
-        )
+            "seed {} failed at step {}: {}",
+            self.seed, self.at_step, self.violation
+        )?;
+        if self.seed_script {
+            write!(f, "\n  replay: {}", self.replay_line())
+        } else {
+            write!(f, "\n  replay: run the same script with seed {}", self.seed)
+        }
     }
 }
 

@@ -163,6 +163,7 @@ pub fn run<H: Events, M: Model>(
         at_step,
         violation,
         test: test_name(),
+        seed_script: false,
     })
 }
 
@@ -210,6 +211,7 @@ pub fn trace_seed<H: Events, M: Model>(
         at_step,
         violation,
         test: test_name(),
+        seed_script: true,
     });
     (result, trace)
 }
@@ -228,7 +230,10 @@ pub fn run_seed<H: Events, M: Model>(
     let config = SimConfig::from_seed(seed);
     let script = config.script(seed, steps);
     let (handler, model) = make();
-    run(handler, model, seed, config, &script)
+    run(handler, model, seed, config, &script).map_err(|f| Failure {
+        seed_script: true,
+        ..f
+    })
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -466,7 +471,6 @@ where
         run(h, m, seed, c.clone(), s).err()
     };
     let first = fails(config, script)?;
-    let original_steps = first.steps;
     let kind = core::mem::discriminant(&first.violation);
     let mut best = Shrunk {
         script: resolve_clients(script),
@@ -552,7 +556,5 @@ where
             break;
         }
     }
-    // The replay line replays the seed's own (unshrunk) script, which fails too.
-    best.failure.steps = original_steps;
     Some(best)
 }
