@@ -643,3 +643,66 @@ fn unix_paths_stale_sockets_are_replaced_other_files_are_left_alone() {
     server.stop().unwrap();
     assert!(!std::path::Path::new(&stale).exists());
 }
+
+// ----- socket options -------------------------------------------------------------
+
+/// Detaches every connection at once, so the test can inspect the socket's options.
+struct DetachAll {
+    tx: Sender<DetachedSocket>,
+}
+
+impl Events for DetachAll {
+    type Context = ();
+    fn opened(&mut self, _: &mut Conn<'_, ()>) -> Action {
+        Action::Detach
+    }
+    fn detached(&mut self, _: &ConnInfo, _: &mut (), mut socket: Detached<'_>) -> Action {
+        let _ = self.tx.send(socket.take::<DetachedSocket>().unwrap());
+        Action::None
+    }
+}
+
+fn sockopt(fd: std::os::fd::BorrowedFd<'_>, level: i32, name: i32) -> i32 {
+    use std::os::fd::AsRawFd;
+    let mut value: libc::c_int = -1;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `value` and `len` are valid for writes of a c_int and a socklen_t, and
+    // `fd` is a live socket borrowed for the call.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&mut value as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(r, 0, "getsockopt");
+    value
+}
+
+#[test]
+fn tcp_options_are_applied_to_each_connection() {
+    use std::os::fd::AsFd;
+    for (nodelay, keepalive) in [(true, Some(Duration::from_secs(30))), (false, None)] {
+        let (tx, rx) = mpsc::channel();
+        let b = evio::ServerBuilder::new()
+            .max_connections(4)
+            .nodelay(nodelay)
+            .keepalive(keepalive);
+        let server = start(b, &["tcp4://127.0.0.1:0"], move || DetachAll { tx });
+        let _client = connect(server.addr(0));
+        let Ok(DetachedSocket::Tcp(s)) = rx.recv_timeout(LIMIT) else {
+            panic!("a detached tcp socket")
+        };
+        assert_eq!(s.nodelay().unwrap(), nodelay, "TCP_NODELAY");
+        let fd = s.as_fd();
+        let on = sockopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE) != 0;
+        assert_eq!(on, keepalive.is_some(), "SO_KEEPALIVE");
+        if keepalive.is_some() {
+            assert_eq!(sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 30);
+            assert_eq!(sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL), 30);
+        }
+        server.stop().unwrap();
+    }
+}

@@ -55,9 +55,15 @@ impl Poller {
 
     fn apply(&self, changes: &[Event]) -> io::Result<()> {
         let mut none: [MaybeUninit<Event>; 0] = [];
+        // With no room for events, a zero time-out makes kevent apply the changes and
+        // return at once.
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: the changes name sockets this loop owns; closing one removes its
         // filters from the kqueue, so no filter outlives its descriptor.
-        unsafe { kqueue::kevent_timespec(&*self.kq, changes, &mut none[..], None)? };
+        unsafe { kqueue::kevent_timespec(&*self.kq, changes, &mut none[..], Some(&now))? };
         Ok(())
     }
 
@@ -151,7 +157,7 @@ impl Poller {
                 target_os = "dragonfly"
             )
         ))]
-        {
+        let pair = {
             use rustix::event::kqueue::{UserDefinedFlags, UserFlags};
             self.apply(&[Event::new(
                 EventFilter::User {
@@ -162,8 +168,8 @@ impl Poller {
                 EventFlags::ADD | EventFlags::CLEAR,
                 udata(token),
             )])?;
-            Ok((Notifier::User(self.kq.clone()), Receiver::User))
-        }
+            (Notifier::User(self.kq.clone()), Receiver::User)
+        };
         #[cfg(not(all(
             not(evio_force_pipe),
             any(
@@ -172,11 +178,12 @@ impl Poller {
                 target_os = "dragonfly"
             )
         )))]
-        {
+        let pair = {
             let (n, r) = super::pipe::pipe()?;
             self.add(r.fd(), token, true, false)?;
-            Ok((Notifier::Pipe(n), Receiver::Pipe(r)))
-        }
+            (Notifier::Pipe(n), Receiver::Pipe(r))
+        };
+        Ok(pair)
     }
 }
 
@@ -214,8 +221,12 @@ impl Notify for Notifier {
                     core::ptr::null_mut(),
                 );
                 let mut none: [MaybeUninit<Event>; 0] = [];
+                let now = Timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                };
                 // SAFETY: a user event names no descriptor.
-                let _ = unsafe { kqueue::kevent_timespec(&**kq, &[ev], &mut none[..], None) };
+                let _ = unsafe { kqueue::kevent_timespec(&**kq, &[ev], &mut none[..], Some(&now)) };
             }
             Notifier::Pipe(p) => p.notify(),
             #[allow(unreachable_patterns)]

@@ -127,7 +127,13 @@ fn bind_tcp(
     let fd = new_socket(af, nonblocking)?;
     sockopt::set_socket_reuseaddr(&fd, true)?;
     if reuseport {
+        #[cfg(not(any(target_os = "illumos", target_os = "solaris")))]
         sockopt::set_socket_reuseport(&fd, true)?;
+        #[cfg(any(target_os = "illumos", target_os = "solaris"))]
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "SO_REUSEPORT is not supported here",
+        ));
     }
     if addr.is_ipv6() {
         // tcp6 is IPv6 only; tcp on an IPv6 address keeps the system's default.
@@ -213,8 +219,14 @@ pub(crate) fn configure(fd: BorrowedFd<'_>, options: Options, keepalive_was_on: 
         Some(idle) => {
             let idle = idle.max(Duration::from_secs(1));
             let _ = sockopt::set_socket_keepalive(fd, true);
-            let _ = sockopt::set_tcp_keepidle(fd, idle);
-            let _ = sockopt::set_tcp_keepintvl(fd, idle);
+            // OpenBSD has no per-socket keepalive timing: the system's applies there.
+            #[cfg(not(target_os = "openbsd"))]
+            {
+                let _ = sockopt::set_tcp_keepidle(fd, idle);
+                let _ = sockopt::set_tcp_keepintvl(fd, idle);
+            }
+            #[cfg(target_os = "openbsd")]
+            let _ = idle;
         }
         None if keepalive_was_on => {
             let _ = sockopt::set_socket_keepalive(fd, false);

@@ -5,6 +5,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use evio_proto::Notify;
 use rustix::io::Errno;
+#[cfg(not(target_vendor = "apple"))]
 use rustix::pipe::{PipeFlags, pipe_with};
 
 /// The write end, shared with every waker.
@@ -51,7 +52,7 @@ pub(crate) fn pipe() -> io::Result<(PipeNotifier, PipeReceiver)> {
     let (read, write) = pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC)?;
     #[cfg(target_vendor = "apple")]
     let (read, write) = {
-        let _ = (pipe_with, PipeFlags::empty());
+        // No pipe2 on Apple: set the flags after the fact.
         let (r, w) = rustix::pipe::pipe()?;
         for fd in [&r, &w] {
             rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?;
