@@ -255,6 +255,8 @@ pub struct SwarmReport {
     pub steps: u64,
     /// Connections the engine accepted in all.
     pub connections: u64,
+    /// Connections detached (socket taken by the handler) in all.
+    pub detached: u64,
     /// Bytes the engine wrote in all.
     pub bytes_written: u64,
     /// How often each fault kind fired, summed over all seeds.
@@ -272,10 +274,11 @@ impl fmt::Display for SwarmReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "seeds run: {}  steps: {}  connections: {}  bytes echoed: {}  failures: {}",
+            "seeds run: {}  steps: {}  connections: {} ({} detached)  bytes written: {}  failures: {}",
             self.seeds,
             self.steps,
             self.connections,
+            self.detached,
             self.bytes_written,
             self.failures.len()
         )?;
@@ -348,6 +351,7 @@ where
             Ok(outcome) => {
                 report.steps += outcome.steps;
                 report.connections += outcome.stats.accepted;
+                report.detached += outcome.stats.detached;
                 report.bytes_written += outcome.stats.bytes_written;
                 report.faults += &outcome.faults;
                 hash.word(outcome.trace_hash);

@@ -117,7 +117,7 @@ pub struct Profile {
     pub max_send: usize,
     /// Largest read window.
     pub max_window: u16,
-    /// Most clients a script connects.
+    /// Most clients a script connects per 1,000 events.
     pub max_clients: usize,
     /// Listeners to connect to.
     pub listeners: u8,
@@ -149,18 +149,29 @@ impl Profile {
     }
 
     /// A script of `steps` events drawn from `rng`.
+    ///
+    /// `max_clients` new clients may connect per 1,000 events, so long scripts keep
+    /// opening connections as old ones end, and events go mostly to the most recent
+    /// clients (the ones likely still open) rather than uniformly to every client that
+    /// ever connected.
     pub fn script(&self, rng: &mut Rng, steps: usize) -> Vec<ScriptedEvent> {
         let mut out = Vec::with_capacity(steps);
         let mut clients = 0usize;
-        for _ in 0..steps {
+        for i in 0..steps {
+            let cap = self.max_clients * (1 + i / 1000);
             let kind = if clients == 0 {
                 0
             } else {
                 rng.weighted(&self.weights)
             };
-            let client = rng.below(clients.max(1) as u64) as u16;
+            let recent = clients.min(self.max_clients.clamp(2, 8));
+            let client = if rng.below(8) == 0 {
+                rng.below(clients.max(1) as u64)
+            } else {
+                (clients.max(1) - 1 - rng.below(recent.max(1) as u64) as usize) as u64
+            } as u16;
             let ev = match kind {
-                0 if clients < self.max_clients => {
+                0 if clients < cap => {
                     clients += 1;
                     ScriptedEvent::Connect {
                         listener: rng.below(u64::from(self.listeners)) as u8,

@@ -20,6 +20,7 @@ fn echo_swarm_of_1000_seeds_passes() {
     // The swarm did real work, not 1000 empty runs.
     assert!(report.connections > 1000, "{report}");
     assert!(report.bytes_written > 100_000, "{report}");
+    assert!(report.detached > 0, "{report}");
 }
 
 #[test]
