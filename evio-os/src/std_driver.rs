@@ -23,7 +23,6 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use evio_proto::{Addr, ConnId, Detached, Events, Notify, Output, Readiness};
@@ -284,6 +283,7 @@ struct AcceptState {
     armed: bool,
     pending: Option<Accepted>,
     stop: bool,
+    exited: bool,
 }
 
 fn accept_one(l: &StdListener) -> Accepted {
@@ -301,6 +301,12 @@ fn accept_one(l: &StdListener) -> Accepted {
 }
 
 fn acceptor(acc: Arc<Acceptor>) {
+    accept_loop(&acc);
+    lock(&acc.state).exited = true;
+    acc.cv.notify_all();
+}
+
+fn accept_loop(acc: &Acceptor) {
     loop {
         {
             let mut st = lock(&acc.state);
@@ -323,7 +329,10 @@ fn acceptor(acc: Arc<Acceptor>) {
     }
 }
 
-fn spawn<F: FnOnce() + Send + 'static>(name: &str, f: F) -> io::Result<JoinHandle<()>> {
+fn spawn<F: FnOnce() + Send + 'static>(
+    name: &str,
+    f: F,
+) -> io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name(name.to_owned())
         .stack_size(THREAD_STACK)
@@ -553,7 +562,6 @@ pub(crate) fn run<H: Events>(
         detaching: Vec::new(),
     };
     let mut kinds = Vec::with_capacity(listeners.len());
-    let mut threads = Vec::with_capacity(listeners.len());
     let mut result = Ok(());
     for (index, l) in listeners.into_iter().enumerate() {
         let listener = match l.kind {
@@ -569,19 +577,16 @@ pub(crate) fn run<H: Events>(
                 armed: true,
                 pending: None,
                 stop: false,
+                exited: false,
             }),
             cv: Condvar::new(),
         });
         let a = acc.clone();
-        match spawn("evio-accept", move || acceptor(a)) {
-            Ok(t) => threads.push(Some(t)),
-            Err(error) => {
-                result = Err(Error::Setup {
-                    what: "an accepting thread",
-                    error,
-                });
-                threads.push(None);
-            }
+        if let Err(error) = spawn("evio-accept", move || acceptor(a)) {
+            result = Err(Error::Setup {
+                what: "an accepting thread",
+                error,
+            });
         }
         table.acceptors.push(acc);
     }
@@ -589,11 +594,13 @@ pub(crate) fn run<H: Events>(
         result = run_loop(&mut engine, &mut table, &hub, &kinds, builder);
     }
     // Stop the accepting threads: each is either waiting to be asked (the flag wakes
-    // it) or blocked in accept (a connection of our own wakes it).
-    for (acc, (thread, kind)) in table.acceptors.iter().zip(threads.iter_mut().zip(&kinds)) {
+    // it) or blocked in accept (a connection of our own wakes it). One that does not
+    // stop within the grace period (our connection went elsewhere, say to another
+    // process sharing the port through SO_REUSEPORT) is left to finish on its own.
+    for (acc, kind) in table.acceptors.iter().zip(&kinds) {
         lock(&acc.state).stop = true;
         acc.cv.notify_all();
-        let woke = match kind {
+        match kind {
             ListenerKind::Tcp(a) => {
                 let mut a = *a;
                 if a.ip().is_unspecified() {
@@ -602,15 +609,17 @@ pub(crate) fn run<H: Events>(
                         SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
                     });
                 }
-                TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok()
+                let _ = TcpStream::connect_timeout(&a, SHUTDOWN_GRACE);
             }
-            ListenerKind::Unix(f) => UnixStream::connect(&f.path).is_ok(),
-        };
-        if let Some(t) = thread.take()
-            && (woke || t.is_finished())
-        {
-            let _ = t.join();
+            ListenerKind::Unix(f) => {
+                let _ = UnixStream::connect(&f.path);
+            }
         }
+        let st = lock(&acc.state);
+        let _ = acc
+            .cv
+            .wait_timeout_while(st, SHUTDOWN_GRACE, |st| !st.exited)
+            .unwrap_or_else(PoisonError::into_inner);
     }
     // Closed connections get a grace period to flush; then their sockets are cut.
     let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
