@@ -706,3 +706,39 @@ fn tcp_options_are_applied_to_each_connection() {
         server.stop().unwrap();
     }
 }
+
+/// Writes a greeting from `opened` and closes at once.
+struct HelloBye;
+
+impl Events for HelloBye {
+    type Context = ();
+    fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        conn.write(b"hello, bye").unwrap();
+        Action::Close
+    }
+}
+
+#[test]
+fn close_from_opened_still_sends_the_greeting() {
+    let server = start(
+        evio::ServerBuilder::new().max_connections(4),
+        &["tcp4://127.0.0.1:0"],
+        || HelloBye,
+    );
+    for _ in 0..20 {
+        let mut c = connect(server.addr(0));
+        assert_eq!(c.read_to_end_lossy(), b"hello, bye");
+    }
+    server.stop().unwrap();
+}
+
+#[test]
+fn a_failed_setup_removes_the_socket_files_it_created() {
+    let dir = TempDir::new("setup");
+    let path = dir.sock("first.sock");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = format!("tcp://{}", taken.local_addr().unwrap());
+    let e = evio::serve(Echo, &[format!("unix://{path}"), busy.clone()]).unwrap_err();
+    assert!(matches!(e, evio::Error::Bind { ref addr, .. } if *addr == busy), "{e}");
+    assert!(!std::path::Path::new(&path).exists());
+}
