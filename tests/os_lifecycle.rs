@@ -739,6 +739,9 @@ fn a_failed_setup_removes_the_socket_files_it_created() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy = format!("tcp://{}", taken.local_addr().unwrap());
     let e = evio::serve(Echo, &[format!("unix://{path}"), busy.clone()]).unwrap_err();
-    assert!(matches!(e, evio::Error::Bind { ref addr, .. } if *addr == busy), "{e}");
+    assert!(
+        matches!(e, evio::Error::Bind { ref addr, .. } if *addr == busy),
+        "{e}"
+    );
     assert!(!std::path::Path::new(&path).exists());
 }
