@@ -85,7 +85,7 @@ pub enum Violation {
     Panic(String),
     /// The liveness phase did not finish every client's work within its bound.
     Liveness {
-        /// Steps the phase was allowed.
+        /// Rounds the phase was allowed (each: every client reads, the loop runs).
         bound: usize,
         /// Who was stuck, and how.
         detail: String,
@@ -125,7 +125,7 @@ impl fmt::Display for Violation {
             }
             Violation::Panic(message) => write!(f, "panic: {message}"),
             Violation::Liveness { bound, detail } => {
-                write!(f, "liveness: not done after {bound} steps: {detail}")
+                write!(f, "liveness: not done after {bound} rounds: {detail}")
             }
         }
     }

@@ -257,6 +257,8 @@ pub struct SwarmReport {
     pub connections: u64,
     /// Connections detached (socket taken by the handler) in all.
     pub detached: u64,
+    /// Connections closed because a frame did not fit the input buffer, in all.
+    pub frames_too_large: u64,
     /// Bytes the engine wrote in all.
     pub bytes_written: u64,
     /// How often each fault kind fired, summed over all seeds.
@@ -352,6 +354,7 @@ where
                 report.steps += outcome.steps;
                 report.connections += outcome.stats.accepted;
                 report.detached += outcome.stats.detached;
+                report.frames_too_large += outcome.stats.frame_too_large;
                 report.bytes_written += outcome.stats.bytes_written;
                 report.faults += &outcome.faults;
                 hash.word(outcome.trace_hash);

@@ -132,6 +132,8 @@ struct Client<C> {
     ended_cb: bool,
     detached: bool,
     io_failed: bool,
+    /// `closed` reported an error (an I/O error or a frame too large).
+    errored: bool,
     injected: bool,
     queued: u64,
     transmitted: u64,
@@ -423,12 +425,17 @@ impl<H: Events, M: Model> Sim<H, M> {
                 c.outbox.len() + c.to_server.len() + c.to_client.len() + self.model.owed(&c.model)
             })
             .sum();
-        // Each productive round moves at least one byte or ends one connection, and a
-        // round is a few steps per client.
-        let bound = (64 + 4 * self.w.clients.len() + 4 * work) * (2 + self.w.clients.len());
-        let start = self.w.steps;
+        let unfinished = self
+            .w
+            .clients
+            .iter()
+            .filter(|c| !c.refused && !c.ended_cb)
+            .count();
+        // A round lets every client read and the loop run; each productive round moves
+        // at least one byte or ends a connection, and each idle one reaches a deadline.
+        let bound = 64 + 8 * unfinished + 4 * work;
         let mut done = false;
-        while self.w.steps - start < bound as u64 {
+        for _ in 0..bound {
             if self.all_done() {
                 done = true;
                 break;
@@ -639,7 +646,12 @@ impl<H: Events, M: Model> Sim<H, M> {
         if self.w.faults_on {
             self.race_wake();
         }
-        if self.w.notified.swap(false, Ordering::SeqCst) {
+        // Two loop shapes, both within the protocol: drain after every input, or (as
+        // evio-os does) report a whole poller batch, then wakes, then the time, and
+        // drain once.
+        let batched = self.w.rng.below(2) == 0;
+        self.w.note(9, [u64::from(batched), 0, 0, 0]);
+        if !batched && self.w.notified.swap(false, Ordering::SeqCst) {
             self.w.note(3, [0; 4]);
             self.input(|e, now| e.handle_wakes(now))?;
         }
@@ -710,7 +722,7 @@ impl<H: Events, M: Model> Sim<H, M> {
             match ready {
                 Ready::Listener(l) => {
                     self.w.note(4, [l as u64, 0, 0, 0]);
-                    self.input(|e, _| e.handle_listener_ready(l))?
+                    self.input_maybe_drain(batched, |e, _| e.handle_listener_ready(l))?
                         .map_err(|error| Violation::Driver {
                             call: "handle_listener_ready",
                             error,
@@ -726,7 +738,7 @@ impl<H: Events, M: Model> Sim<H, M> {
                             u64::from(r.hangup),
                         ],
                     );
-                    match self.input(|e, _| e.handle_conn_ready(id, r))? {
+                    match self.input_maybe_drain(batched, |e, _| e.handle_conn_ready(id, r))? {
                         Ok(()) => {}
                         Err(DriverError::StaleConn) if self.w.clients[ci].server_closed => {
                             self.w.counts.record(FaultKind::DetachWithReadinessQueued);
@@ -742,8 +754,18 @@ impl<H: Events, M: Model> Sim<H, M> {
             }
         }
         self.w.batch = batch;
-        if !self.w.shut_down
-            && let Some(t) = self.engine.poll_timeout()
+        if self.w.shut_down {
+            return Ok(());
+        }
+        if batched {
+            if self.w.notified.swap(false, Ordering::SeqCst) {
+                self.w.note(3, [0; 4]);
+                self.input_maybe_drain(true, |e, now| e.handle_wakes(now))?;
+            }
+            // evio-os reports the time after every wait, due or not.
+            self.w.note(6, [self.w.clock.as_nanos(), 0, 0, 0]);
+            self.input(|e, now| e.handle_timeout(now))?;
+        } else if let Some(t) = self.engine.poll_timeout()
             && t <= self.w.clock
         {
             self.w.note(6, [self.w.clock.as_nanos(), 0, 0, 0]);
@@ -782,6 +804,20 @@ impl<H: Events, M: Model> Sim<H, M> {
         let r = f(&mut self.engine, now);
         self.observe()?;
         self.drain()?;
+        Ok(r)
+    }
+
+    /// One engine input and its observations, drained at once unless `batched`.
+    fn input_maybe_drain<R>(
+        &mut self,
+        batched: bool,
+        f: impl FnOnce(&mut SimEngine<H>, Instant) -> R,
+    ) -> Result<R, Violation> {
+        if !batched {
+            return self.input(f);
+        }
+        let r = f(&mut self.engine, self.w.clock);
+        self.observe()?;
         Ok(r)
     }
 
@@ -990,6 +1026,7 @@ impl<H: Events, M: Model> Sim<H, M> {
                 && !c.refused
                 && !c.detached
                 && !c.io_failed
+                && !c.errored
                 && !c.injected
                 && !self.w.shut_down;
             if !clean {
@@ -1267,6 +1304,9 @@ impl<C> World<C> {
                 }
                 c.opened_cb = true;
                 c.queued += wrote as u64;
+                if wrote > 0 {
+                    c.last_write_short = false;
+                }
                 self.note_action(Some(ci), action);
             }
             Observation::Data {
@@ -1300,6 +1340,9 @@ impl<C> World<C> {
                     c.handler_pos = 0;
                 }
                 c.queued += wrote as u64;
+                if wrote > 0 {
+                    c.last_write_short = false;
+                }
                 self.note_action(Some(ci), action);
             }
             Observation::Woken { id, wrote, action } => {
@@ -1308,6 +1351,9 @@ impl<C> World<C> {
                 let c = &mut self.clients[ci];
                 model.woken(&mut c.model);
                 c.queued += wrote as u64;
+                if wrote > 0 {
+                    c.last_write_short = false;
+                }
                 self.note_action(Some(ci), action);
             }
             Observation::Closed { id, error, action } => {
@@ -1335,6 +1381,7 @@ impl<C> World<C> {
                     return Err(Violation::ClosedBeforeSocket(id));
                 }
                 c.ended_cb = true;
+                c.errored = error.is_some();
                 self.by_slot[id.slot()] = None;
                 self.note_action(None, action);
             }

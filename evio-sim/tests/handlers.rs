@@ -152,3 +152,80 @@ fn a_wrong_heartbeat_is_caught() {
     let report = swarm(0..300, 2000, 2, || (OffByOne::default(), HeartbeatModel));
     assert!(!report.failures.is_empty(), "{report}");
 }
+
+/// Echoes whole lines only: a partial line waits in the engine's input buffer for the
+/// rest (carry-over), and a line longer than the buffer closes the connection with
+/// "frame too large".
+#[derive(Default)]
+struct Lines;
+
+impl Events for Lines {
+    type Context = ();
+
+    fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+        let mut used = 0;
+        while let Some(end) = input[used..].iter().position(|&b| b == b'\n') {
+            let line = &input[used..used + end + 1];
+            // A line longer than the output buffer goes out in pieces; the unsent rest
+            // comes back (with its newline) after the socket drains.
+            let n = conn.write_some(line);
+            used += n;
+            if n < line.len() {
+                break;
+            }
+        }
+        conn.consume(used);
+        Action::None
+    }
+}
+
+/// The client receives the complete lines it sent, in order.
+#[derive(Default)]
+struct LinesModel;
+
+#[derive(Default)]
+struct LinesConn {
+    partial: Vec<u8>,
+    owed: VecDeque<u8>,
+    received: u64,
+}
+
+impl Model for LinesModel {
+    type Conn = LinesConn;
+
+    fn input(&mut self, conn: &mut LinesConn, bytes: &[u8]) {
+        for &b in bytes {
+            conn.partial.push(b);
+            if b == b'\n' {
+                conn.owed.extend(conn.partial.drain(..));
+            }
+        }
+    }
+
+    fn output(&mut self, conn: &mut LinesConn, bytes: &[u8]) -> Result<(), ModelError> {
+        for &b in bytes {
+            if conn.owed.pop_front() != Some(b) {
+                return Err(ModelError {
+                    offset: conn.received,
+                    detail: format!("byte {b:#04x} is not the next byte of a complete line"),
+                });
+            }
+            conn.received += 1;
+        }
+        Ok(())
+    }
+
+    fn owed(&self, conn: &LinesConn) -> usize {
+        conn.owed.len()
+    }
+}
+
+#[test]
+fn line_handler_passes_a_swarm() {
+    let report = swarm(0..1000, 3000, 2, || (Lines, LinesModel));
+    println!("{report}");
+    assert!(report.failures.is_empty(), "{report}");
+    assert!(report.bytes_written > 1000, "{report}");
+    // Lines longer than the input buffer happen, and end their connection cleanly.
+    assert!(report.frames_too_large > 0, "{report}");
+}
