@@ -64,12 +64,17 @@ struct Hub {
 struct HubState {
     events: VecDeque<HubEvent>,
     woken: bool,
+    /// The loop is blocked on `cv` (signalling otherwise would be a wasted futex call).
+    waiting: bool,
 }
 
 impl Hub {
     fn post(&self, ev: HubEvent) {
-        lock(&self.state).events.push_back(ev);
-        self.cv.notify_one();
+        let mut st = lock(&self.state);
+        st.events.push_back(ev);
+        if st.waiting {
+            self.cv.notify_one();
+        }
     }
 }
 
@@ -78,8 +83,11 @@ struct HubNotify(Arc<Hub>);
 
 impl Notify for HubNotify {
     fn notify(&self) {
-        lock(&self.0.state).woken = true;
-        self.0.cv.notify_one();
+        let mut st = lock(&self.0.state);
+        st.woken = true;
+        if st.waiting {
+            self.0.cv.notify_one();
+        }
     }
 }
 
@@ -143,11 +151,22 @@ struct ConnState {
     write_err: Option<Errno>,
     closing: bool,
     detaching: bool,
+    /// The reading / writing thread is blocked on `cv`.
+    reader_waiting: bool,
+    writer_waiting: bool,
 }
 
 impl StdConn {
     fn post(&self, r: Readiness) {
         self.hub.post(HubEvent::Conn(self.token, r));
+    }
+
+    /// Signals the connection's threads, if one is waiting (`st` is this connection's
+    /// locked state).
+    fn signal(&self, st: &ConnState) {
+        if st.reader_waiting || st.writer_waiting {
+            self.cv.notify_all();
+        }
     }
 }
 
@@ -180,7 +199,9 @@ fn reader(conn: Arc<StdConn>, mut buf: Vec<u8>) {
         {
             let mut st = lock(&conn.state);
             while !st.want_read && !st.closing && !st.detaching {
+                st.reader_waiting = true;
                 st = conn.cv.wait(st).unwrap_or_else(PoisonError::into_inner);
+                st.reader_waiting = false;
             }
             if st.closing || st.detaching {
                 break;
@@ -218,7 +239,9 @@ fn writer(conn: Arc<StdConn>, mut local: Vec<u8>) {
     loop {
         let mut st = lock(&conn.state);
         while st.out.is_empty() && !st.closing && !st.detaching {
+            st.writer_waiting = true;
             st = conn.cv.wait(st).unwrap_or_else(PoisonError::into_inner);
+            st.writer_waiting = false;
         }
         if st.out.is_empty() {
             // Closing or detaching, with everything flushed.
@@ -403,7 +426,7 @@ impl Table {
                             st.avail -= n;
                             if st.avail == 0 {
                                 st.want_read = true;
-                                conn.cv.notify_all();
+                                conn.signal(&st);
                             }
                             Report::Read(id, n)
                         }
@@ -413,7 +436,7 @@ impl Table {
                     Report::Eof(id)
                 } else {
                     st.want_read = true;
-                    conn.cv.notify_all();
+                    conn.signal(&st);
                     Report::ReadBlocked(id)
                 }
             }
@@ -434,7 +457,7 @@ impl Table {
                     return Report::WriteBlocked(id);
                 }
                 st.out.extend_from_slice(&bytes[..n]);
-                conn.cv.notify_all();
+                conn.signal(&st);
                 Report::Written(id, n)
             }
             Output::Configure { id, options } => {
@@ -516,6 +539,8 @@ impl Table {
                 write_err: None,
                 closing: false,
                 detaching: false,
+                reader_waiting: false,
+                writer_waiting: false,
             }),
             cv: Condvar::new(),
         });
@@ -550,6 +575,7 @@ pub(crate) fn run<H: Events>(
         state: Mutex::new(HubState {
             events: VecDeque::with_capacity(64),
             woken: false,
+            waiting: false,
         }),
         cv: Condvar::new(),
     });
@@ -630,11 +656,13 @@ pub(crate) fn run<H: Events>(
         if table.closing.is_empty() || left.is_zero() {
             break;
         }
+        st.waiting = true;
         st = hub
             .cv
             .wait_timeout(st, left)
             .unwrap_or_else(PoisonError::into_inner)
             .0;
+        st.waiting = false;
     }
     drop(st);
     for c in table.closing.iter().chain(table.conns.iter().flatten()) {
@@ -729,11 +757,13 @@ fn run_loop<H: Events>(
         {
             let mut st = lock(&hub.state);
             while st.events.is_empty() && !st.woken {
+                st.waiting = true;
                 match deadline {
                     None => st = hub.cv.wait(st).unwrap_or_else(PoisonError::into_inner),
                     Some(d) => {
                         let left = d.saturating_duration_since(std::time::Instant::now());
                         if left.is_zero() {
+                            st.waiting = false;
                             break;
                         }
                         st = hub
@@ -743,6 +773,7 @@ fn run_loop<H: Events>(
                             .0;
                     }
                 }
+                st.waiting = false;
             }
             std::mem::swap(&mut st.events, &mut batch);
             woken = std::mem::take(&mut st.woken);
