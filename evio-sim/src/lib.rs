@@ -117,6 +117,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// The `arbitrary` crate the script types implement `Arbitrary` from (with the
+/// `arbitrary` feature), re-exported so fuzz targets use the same version.
+#[cfg(feature = "arbitrary")]
+pub use arbitrary;
 pub use error::{Failure, Violation};
 pub use evio_proto::Events;
 pub use fault::{FaultCounts, FaultKind, FaultRates};

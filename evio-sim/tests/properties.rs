@@ -153,3 +153,24 @@ fn a_broken_handler_is_caught_and_shrunk() {
         "shrunk script still has {events} events: {args}"
     );
 }
+
+/// With the `arbitrary` feature (for cargo-fuzz), any bytes make a seed and a script
+/// that runs: `cargo test -p evio-sim --features arbitrary`.
+#[cfg(feature = "arbitrary")]
+#[test]
+fn arbitrary_bytes_make_runnable_scripts() {
+    use evio_sim::arbitrary::{Arbitrary as Fuzz, Unstructured};
+    let mut runs = 0;
+    for salt in 0..200u64 {
+        let mut rng = Rng::new(salt);
+        let data: Vec<u8> = (0..2048).map(|_| rng.next_u64() as u8).collect();
+        let mut u = Unstructured::new(&data);
+        let seed = <u64 as Fuzz>::arbitrary(&mut u).expect("enough bytes");
+        let script = <Vec<ScriptedEvent> as Fuzz>::arbitrary(&mut u).expect("enough bytes");
+        runs += script.len();
+        if let Err(failure) = run(Echo, EchoModel, seed, SimConfig::from_seed(seed), &script) {
+            panic!("{failure}\n{}", format_script(&script));
+        }
+    }
+    assert!(runs > 200, "scripts were empty");
+}
