@@ -313,12 +313,19 @@ pub(crate) fn build_engine<H: Events, N: Notify + 'static>(
     notify: N,
 ) -> Result<OsEngine<H>, Error> {
     let n = config.max_connections;
-    let words: Box<[WakeWord]> = (0..WakeState::<Box<[WakeWord]>, N>::words_needed(n))
-        .map(|_| WakeWord::new())
-        .collect();
-    let state = Arc::new(WakeState::new(n, words, notify));
+    let out_of_memory = |_| Error::Setup {
+        what: "the connection tables",
+        error: std::io::ErrorKind::OutOfMemory.into(),
+    };
+    let word_count = WakeState::<Box<[WakeWord]>, N>::words_needed(n);
+    let mut words = Vec::new();
+    words.try_reserve_exact(word_count).map_err(out_of_memory)?;
+    words.extend((0..word_count).map(|_| WakeWord::new()));
+    let state = Arc::new(WakeState::new(n, words.into_boxed_slice(), notify));
     let waker = Waker::from_arc(state);
-    let slots: Vec<Slot<H::Context>> = (0..n).map(|_| Slot::new()).collect();
+    let mut slots: Vec<Slot<H::Context>> = Vec::new();
+    slots.try_reserve_exact(n).map_err(out_of_memory)?;
+    slots.extend((0..n).map(|_| Slot::new()));
     // Zeroed allocation: the OS maps these pages lazily, so buffers no connection
     // touches cost no resident memory. Never written here.
     let bytes = vec![0u8; config.bytes_needed()];
