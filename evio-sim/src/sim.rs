@@ -53,7 +53,8 @@ impl SimConfig {
         let pick =
             |rng: &mut Rng, choices: &[usize]| choices[rng.below(choices.len() as u64) as usize];
         let engine = Config {
-            max_connections: pick(&mut rng, &[1, 2, 3, 8]),
+            // 40 and 70 slots span two and three words of the waker's summary bitmap.
+            max_connections: pick(&mut rng, &[1, 2, 3, 8, 8, 40, 70]),
             input_capacity: pick(&mut rng, &[1, 5, 16, 64, 512]),
             output_capacity: pick(&mut rng, &[1, 5, 16, 64, 512]),
             accept_batch: pick(&mut rng, &[1, 2, 64]) as u32,
@@ -1112,7 +1113,13 @@ impl<C> World<C> {
                 self.note(10, [listener as u64, 0, 0, 0]);
                 if faults && self.rng.chance(emfile) {
                     self.counts.record(FaultKind::AcceptExhausted);
-                    return Ok(Report::AcceptError(listener, AcceptError::Exhausted));
+                    // ENFILE and ENOBUFS reach the engine as `Other` from some drivers.
+                    let error = if self.rng.below(4) == 0 {
+                        AcceptError::Other(Some(23))
+                    } else {
+                        AcceptError::Exhausted
+                    };
+                    return Ok(Report::AcceptError(listener, error));
                 }
                 if faults && self.rng.chance(aborted) {
                     self.counts.record(FaultKind::AcceptAborted);
