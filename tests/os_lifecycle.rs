@@ -745,3 +745,32 @@ fn a_failed_setup_removes_the_socket_files_it_created() {
     );
     assert!(!std::path::Path::new(&path).exists());
 }
+
+#[test]
+fn reuseport_lets_two_servers_share_a_port() {
+    let a = start(
+        evio::ServerBuilder::new().max_connections(4),
+        &["tcp4://127.0.0.1:0?reuseport=true"],
+        || Echo,
+    );
+    let Bound::Tcp(addr) = a.addr(0).clone() else {
+        unreachable!()
+    };
+    // Without the option the port is taken ...
+    let plain = format!("tcp4://{addr}");
+    let e = evio::serve(Echo, &[plain.as_str()]).unwrap_err();
+    assert!(matches!(e, evio::Error::Bind { .. }), "{e}");
+    // ... with it, a second server binds the same port, and both serve.
+    let b = start(
+        evio::ServerBuilder::new().max_connections(4),
+        &[&format!("{plain}?reuseport=true")],
+        || Echo,
+    );
+    assert_eq!(b.addr(0), &Bound::Tcp(addr));
+    for i in 0..20u32 {
+        let mut c = connect(&Bound::Tcp(addr));
+        assert_eq!(c.round_trip(&i.to_le_bytes()), i.to_le_bytes());
+    }
+    a.stop().unwrap();
+    b.stop().unwrap();
+}

@@ -620,32 +620,41 @@ pub(crate) fn run<H: Events>(
         result = run_loop(&mut engine, &mut table, &hub, &kinds, builder);
     }
     // Stop the accepting threads: each is either waiting to be asked (the flag wakes
-    // it) or blocked in accept (a connection of our own wakes it). One that does not
-    // stop within the grace period (our connection went elsewhere, say to another
-    // process sharing the port through SO_REUSEPORT) is left to finish on its own.
+    // it) or blocked in accept (a connection of our own wakes it). With SO_REUSEPORT
+    // the kernel may hand our connection to another socket sharing the port, so try a
+    // few times; a thread still blocked after the grace period is left to finish on
+    // its own (its listener closes when the next connection reaches it).
     for (acc, kind) in table.acceptors.iter().zip(&kinds) {
         lock(&acc.state).stop = true;
         acc.cv.notify_all();
-        match kind {
-            ListenerKind::Tcp(a) => {
-                let mut a = *a;
-                if a.ip().is_unspecified() {
-                    a.set_ip(match a {
-                        SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                        SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-                    });
-                }
-                let _ = TcpStream::connect_timeout(&a, SHUTDOWN_GRACE);
+        let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+        loop {
+            let st = lock(&acc.state);
+            let (st, _) = acc
+                .cv
+                .wait_timeout_while(st, Duration::from_millis(20), |st| !st.exited)
+                .unwrap_or_else(PoisonError::into_inner);
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if st.exited || left.is_zero() {
+                break;
             }
-            ListenerKind::Unix(f) => {
-                let _ = UnixStream::connect(&f.path);
+            drop(st);
+            match kind {
+                ListenerKind::Tcp(a) => {
+                    let mut a = *a;
+                    if a.ip().is_unspecified() {
+                        a.set_ip(match a {
+                            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                        });
+                    }
+                    let _ = TcpStream::connect_timeout(&a, left);
+                }
+                ListenerKind::Unix(f) => {
+                    let _ = UnixStream::connect(&f.path);
+                }
             }
         }
-        let st = lock(&acc.state);
-        let _ = acc
-            .cv
-            .wait_timeout_while(st, SHUTDOWN_GRACE, |st| !st.exited)
-            .unwrap_or_else(PoisonError::into_inner);
     }
     // Closed connections get a grace period to flush; then their sockets are cut.
     let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
