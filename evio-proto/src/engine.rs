@@ -1280,11 +1280,17 @@ where
                 if slot.state == SlotState::Open {
                     slot.state = SlotState::Closing;
                 }
+                // The handler is done with this connection: no more of its input.
+                slot.flags &= !F_EOF_DRAIN;
             }
             Action::Detach => {
-                if slot.state == SlotState::Open {
+                // While draining input read before an end of stream the connection is
+                // still the handler's, as if the end had not been read yet.
+                let draining = slot.has(F_EOF_DRAIN) && slot.error.is_none();
+                if slot.state == SlotState::Open || draining {
                     slot.state = SlotState::Detaching;
                 }
+                slot.flags &= !F_EOF_DRAIN;
             }
             Action::Shutdown => self.begin_shutdown(index),
         }
