@@ -43,6 +43,14 @@ pub enum Violation {
         /// The callback.
         callback: &'static str,
     },
+    /// `data` or `woken` ran after the handler returned `Close` or `Detach` for the
+    /// connection.
+    AfterLeaving {
+        /// The connection.
+        id: ConnId,
+        /// The callback.
+        callback: &'static str,
+    },
     /// `closed` ran twice, or after `detached` took the socket.
     ClosedTwice(ConnId),
     /// `closed` ran while the driver still had the socket open.
@@ -106,6 +114,12 @@ impl fmt::Display for Violation {
             Violation::OpenedTwice(id) => write!(f, "{id}: opened twice"),
             Violation::CallbackOutsideLife { id, callback } => {
                 write!(f, "{id}: `{callback}` outside the connection's life")
+            }
+            Violation::AfterLeaving { id, callback } => {
+                write!(
+                    f,
+                    "{id}: `{callback}` after the handler returned Close or Detach"
+                )
             }
             Violation::ClosedTwice(id) => write!(f, "{id}: closed twice (or after detached)"),
             Violation::ClosedBeforeSocket(id) => {

@@ -135,6 +135,8 @@ struct Client<C> {
     io_failed: bool,
     /// `closed` reported an error (an I/O error or a frame too large).
     errored: bool,
+    /// The handler returned `Close` or `Detach` for this connection.
+    leaving: bool,
     injected: bool,
     queued: u64,
     transmitted: u64,
@@ -1328,6 +1330,12 @@ impl<C> World<C> {
                 );
                 let ci = live(self, id, "data")?;
                 let c = &mut self.clients[ci];
+                if c.leaving {
+                    return Err(Violation::AfterLeaving {
+                        id,
+                        callback: "data",
+                    });
+                }
                 let input = &arena[input.clone()];
                 let held = c.delivered.len() - c.handler_pos;
                 if input.len() > held || c.delivered[c.delivered.len() - input.len()..] != *input {
@@ -1356,6 +1364,12 @@ impl<C> World<C> {
                 self.note(33, [id.to_u64(), wrote as u64, action as u64, 0]);
                 let ci = live(self, id, "woken")?;
                 let c = &mut self.clients[ci];
+                if c.leaving {
+                    return Err(Violation::AfterLeaving {
+                        id,
+                        callback: "woken",
+                    });
+                }
                 model.woken(&mut c.model);
                 c.queued += wrote as u64;
                 if wrote > 0 {
@@ -1458,6 +1472,9 @@ impl<C> World<C> {
     }
 
     fn note_action(&mut self, ci: Option<usize>, action: evio_proto::Action) {
+        if let (Some(ci), evio_proto::Action::Close | evio_proto::Action::Detach) = (ci, action) {
+            self.clients[ci].leaving = true;
+        }
         if action == evio_proto::Action::Shutdown && !self.shutting_down {
             self.shutting_down = true;
             self.trigger = ci;

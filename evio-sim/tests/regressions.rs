@@ -5,7 +5,7 @@ use evio_handlers::echo::Echo;
 use evio_proto::Config;
 use evio_sim::{EchoModel, FaultKind, FaultRates, Profile, ScriptedEvent, SimConfig, run};
 
-use ScriptedEvent::{Connect, HalfClose, Read, Send, Wake};
+use ScriptedEvent::{Advance, Connect, HalfClose, Read, Send, Wake};
 
 /// Engine bug found by seed 411 (1000 steps, first simulator version; this script is
 /// the same failure shrunk from seed 7814): a hang-up report on a half-closed
@@ -63,6 +63,69 @@ fn eof_on_hangup_does_not_drop_stalled_input() {
             max_window: 1,
             max_clients: 4,
             listeners: 2,
+        },
+    };
+    if let Err(failure) = run(Echo, EchoModel, seed, config, &script) {
+        panic!("{failure}");
+    }
+}
+
+/// Found by seed 10835 (3000 steps) once the simulator checked that no `data` follows
+/// a handler's `Close` or `Detach`: the fix above kept handing stalled input to the
+/// handler after it returned `Detach` during that drain. Now a `Close` ends the drain
+/// and a `Detach` detaches, as if the end of stream had not been read yet.
+#[test]
+fn no_data_after_detach_while_draining_input_before_eof() {
+    let seed = 10835;
+    let script = [
+        Connect { listener: 0 },
+        Advance { millis: 1 },
+        Send {
+            client: 0,
+            bytes: vec![0x81, b'F', 0xbe, 0x8e, 0xf3],
+        },
+        Advance { millis: 0 },
+        Send {
+            client: 0,
+            bytes: vec![b'4', 0xc0, 0xa8, 0xba, 0xf7, 0xa6, 0x0e, 0xf4],
+        },
+        Send {
+            client: 0,
+            bytes: vec![b'_'],
+        },
+        HalfClose { client: 0 },
+        Advance { millis: 5 },
+        Send {
+            client: 0,
+            bytes: vec![b'%'],
+        },
+        Advance { millis: 50 },
+        Read {
+            client: 0,
+            window: 1,
+        },
+    ];
+    let config = SimConfig {
+        engine: Config {
+            max_connections: 40,
+            input_capacity: 512,
+            output_capacity: 5,
+            accept_batch: 2,
+            ..Config::new()
+        },
+        listeners: 1,
+        recv_window: 4096,
+        send_window: 7,
+        rates: rates([
+            300000, 300000, 2000, 100000, 2000, 100000, 20000, 2000, 300000, 20000, 2000, 100000,
+            2000, 75000, 6000, 5000,
+        ]),
+        profile: Profile {
+            weights: [5, 40, 10, 3, 1, 1, 15, 10, 5],
+            max_send: 8,
+            max_window: 16,
+            max_clients: 4,
+            listeners: 1,
         },
     };
     if let Err(failure) = run(Echo, EchoModel, seed, config, &script) {
