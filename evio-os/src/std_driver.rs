@@ -522,6 +522,11 @@ impl Table {
         if stream.set_read_timeout(Some(b.std_detach_check)).is_err() {
             return false;
         }
+        // No MSG_NOSIGNAL on Apple: the socket itself must not raise SIGPIPE.
+        #[cfg(target_vendor = "apple")]
+        if rustix::net::sockopt::set_socket_nosigpipe(stream.fd(), true).is_err() {
+            return false;
+        }
         let size = b.config.input_capacity.clamp(1, MAX_THREAD_BUFFER);
         let out_size = b.config.output_capacity.clamp(1, MAX_THREAD_BUFFER);
         let conn = Arc::new(StdConn {

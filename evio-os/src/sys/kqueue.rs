@@ -38,11 +38,13 @@ fn udata(token: u64) -> *mut core::ffi::c_void {
     core::ptr::without_provenance_mut(token as usize)
 }
 
-fn on_off(on: bool) -> EventFlags {
+/// `EV_ADD` for a filter we want, `EV_DELETE` for one we do not (level-triggered: no
+/// `EV_CLEAR`). `EV_RECEIPT` makes each change report its own result.
+fn change(on: bool) -> EventFlags {
     if on {
-        EventFlags::ADD | EventFlags::ENABLE
+        EventFlags::ADD | EventFlags::RECEIPT
     } else {
-        EventFlags::ADD | EventFlags::DISABLE
+        EventFlags::DELETE | EventFlags::RECEIPT
     }
 }
 
@@ -53,17 +55,33 @@ impl Poller {
         Ok(Poller { kq: Arc::new(kq) })
     }
 
+    /// Applies up to two changes made with `EV_RECEIPT`: each comes back as an event
+    /// with `EV_ERROR` and its error number in `data` (0 for success), so one failing
+    /// change does not stop the other. Deleting a filter that is not registered
+    /// (ENOENT) is what "no interest" means here, and EPIPE (macOS, a write filter on a
+    /// socket whose peer is gone) is reported by the next write anyway: both are fine.
     fn apply(&self, changes: &[Event]) -> io::Result<()> {
-        let mut none: [MaybeUninit<Event>; 0] = [];
-        // With no room for events, a zero time-out makes kevent apply the changes and
-        // return at once.
+        let mut out = [MaybeUninit::<Event>::uninit(); 2];
+        let n = changes.len().min(out.len());
         let now = Timespec {
             tv_sec: 0,
             tv_nsec: 0,
         };
         // SAFETY: the changes name sockets this loop owns; closing one removes its
         // filters from the kqueue, so no filter outlives its descriptor.
-        unsafe { kqueue::kevent_timespec(&*self.kq, changes, &mut none[..], Some(&now))? };
+        let (results, _) = unsafe {
+            kqueue::kevent_timespec(&*self.kq, &changes[..n], &mut out[..n], Some(&now))?
+        };
+        for ev in results.iter() {
+            let code = ev.data() as i32;
+            if ev.flags().contains(EventFlags::ERROR)
+                && code != 0
+                && code != Errno::NOENT.raw_os_error()
+                && code != Errno::PIPE.raw_os_error()
+            {
+                return Err(io::Error::from_raw_os_error(code));
+            }
+        }
         Ok(())
     }
 
@@ -77,7 +95,7 @@ impl Poller {
         self.modify(fd, token, read, write)
     }
 
-    /// Sets exactly this interest: both filters stay registered, enabled or disabled.
+    /// Sets exactly this interest: a filter is registered while it is wanted.
     pub(crate) fn modify(
         &self,
         fd: BorrowedFd<'_>,
@@ -87,18 +105,13 @@ impl Poller {
     ) -> io::Result<()> {
         let raw = fd.as_raw_fd();
         self.apply(&[
-            Event::new(EventFilter::Read(raw), on_off(read), udata(token)),
-            Event::new(EventFilter::Write(raw), on_off(write), udata(token)),
+            Event::new(EventFilter::Read(raw), change(read), udata(token)),
+            Event::new(EventFilter::Write(raw), change(write), udata(token)),
         ])
     }
 
     pub(crate) fn delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
-        let raw = fd.as_raw_fd();
-        let null = core::ptr::null_mut();
-        self.apply(&[
-            Event::new(EventFilter::Read(raw), EventFlags::DELETE, null),
-            Event::new(EventFilter::Write(raw), EventFlags::DELETE, null),
-        ])
+        self.modify(fd, 0, false, false)
     }
 
     /// Waits up to `timeout` (forever for `None`) and calls `f` with each event's token
@@ -165,7 +178,7 @@ impl Poller {
                     flags: UserFlags::empty(),
                     user_flags: UserDefinedFlags::new(0),
                 },
-                EventFlags::ADD | EventFlags::CLEAR,
+                EventFlags::ADD | EventFlags::CLEAR | EventFlags::RECEIPT,
                 udata(token),
             )])?;
             (Notifier::User(self.kq.clone()), Receiver::User)
