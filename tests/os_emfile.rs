@@ -11,6 +11,7 @@ use std::io::Write;
 
 use evio_handlers::echo::Echo;
 use os_common::*;
+use rustix::net::{AddressFamily, SocketType};
 
 fn set_nofile(soft: u64) -> u64 {
     let mut lim = libc::rlimit {
@@ -27,6 +28,13 @@ fn set_nofile(soft: u64) -> u64 {
     }
 }
 
+fn client(fd: std::os::fd::OwnedFd, addr: std::net::SocketAddr) -> Client {
+    rustix::net::connect(&fd, &addr).expect("connect");
+    let c = Client::Tcp(std::net::TcpStream::from(fd));
+    c.set_timeouts(LIMIT);
+    c
+}
+
 fn open_fds() -> u64 {
     std::fs::read_dir("/proc/self/fd").unwrap().count() as u64
 }
@@ -41,19 +49,24 @@ fn emfile_backs_off_keeps_serving_and_recovers() {
     let mut existing = connect(server.addr(0));
     assert_eq!(existing.round_trip(b"before"), b"before");
 
-    // Use up every descriptor but two, which the next clients' sockets take: the
-    // server's accept then fails with EMFILE. (The std fallback's accepting thread,
-    // already blocked in accept, reserved its descriptor beforehand: it gets the first
-    // client, and fails on the second.)
+    // Two client sockets made now, connected once every descriptor is used up, so the
+    // server's accept fails with EMFILE and nothing else in this process competes for
+    // a descriptor. (The std fallback's accepting thread, already blocked in accept,
+    // reserved its descriptor beforehand: it gets the first client, and fails on the
+    // second.)
+    let Bound::Tcp(addr) = server.addr(0).clone() else {
+        unreachable!()
+    };
+    let socket = || rustix::net::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    let (s1, s2) = (socket(), socket());
     let old = set_nofile(open_fds() + 32);
     let mut filler = Vec::new();
     while let Ok(f) = File::open("/dev/null") {
         filler.push(f);
     }
-    filler.truncate(filler.len().saturating_sub(2));
-    let mut first = connect(server.addr(0));
+    let mut first = client(s1, addr);
     first.write_all(b"queued").unwrap();
-    let mut waiting = connect(server.addr(0));
+    let mut waiting = client(s2, addr);
     waiting.write_all(b"queued").unwrap();
 
     // The server keeps serving the connections it has.
