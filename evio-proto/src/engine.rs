@@ -1498,7 +1498,11 @@ where
         let slot = &mut self.slots.as_mut()[index as usize];
         let can_read = slot.in_len < in_cap && !slot.has(F_EOF);
         let want_read = state == SlotState::Open && can_read && !slot.has(F_WRITE_BLOCKED);
-        if slot.has(F_READABLE) && can_read && (want_read || slot.has(F_HUP)) {
+        // A hang-up makes an open connection read even while its output is blocked, to
+        // learn whether the peer ended or failed. A connection the handler is closing
+        // or detaching reads nothing more: its handler is done with input.
+        let hup_read = slot.has(F_HUP) && state == SlotState::Open;
+        if slot.has(F_READABLE) && can_read && (want_read || hup_read) {
             slot.flags &= !F_READABLE;
             let scratch = slot.in_len == 0;
             let len = (in_cap - slot.in_len) as usize;
