@@ -567,5 +567,8 @@ where
             break;
         }
     }
+    // Removing a `Connect` can leave client numbers that only the modulo resolves:
+    // print them resolved (the same script, read more easily).
+    best.script = resolve_clients(&best.script);
     Some(best)
 }

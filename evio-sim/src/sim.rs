@@ -682,8 +682,10 @@ impl<H: Events, M: Model> Sim<H, M> {
                 writable: c.interest_write && (c.to_client.len() < send_window || hangup),
                 hangup,
             };
-            // kqueue reports a half-close as EV_EOF, which drivers pass on as a hang-up.
-            if faults && c.fin_arrived() && c.rng.chance(eof_hup) {
+            // kqueue reports a half-close as EV_EOF, which drivers pass on as a hang-up,
+            // as soon as the FIN arrives, with data still buffered before it.
+            let fin_received = (c.fin || c.closed) && c.outbox.is_empty();
+            if faults && fin_received && c.rng.chance(eof_hup) {
                 r.hangup = true;
                 r.readable = true;
             }

@@ -5,7 +5,7 @@ use evio_handlers::echo::Echo;
 use evio_proto::Config;
 use evio_sim::{EchoModel, FaultKind, FaultRates, Profile, ScriptedEvent, SimConfig, run};
 
-use ScriptedEvent::{Advance, Connect, HalfClose, Read, Send, Wake};
+use ScriptedEvent::{Advance, Connect, HalfClose, Poll, Read, Send, Wake};
 
 /// Engine bug found by seed 411 (1000 steps, first simulator version; this script is
 /// the same failure shrunk from seed 7814): a hang-up report on a half-closed
@@ -124,6 +124,75 @@ fn no_data_after_detach_while_draining_input_before_eof() {
             weights: [5, 40, 10, 3, 1, 1, 15, 10, 5],
             max_send: 8,
             max_window: 16,
+            max_clients: 4,
+            listeners: 1,
+        },
+    };
+    if let Err(failure) = run(Echo, EchoModel, seed, config, &script) {
+        panic!("{failure}");
+    }
+}
+
+/// Found by seed 613 (3000 steps) once the simulator reported kqueue's EV_EOF as soon
+/// as a FIN arrives, with data still buffered: a hang-up made a connection whose
+/// handler had returned `Detach` (output still blocked) read again and call `data`.
+/// A connection that is closing or detaching no longer reads on a hang-up.
+#[test]
+fn no_read_on_hangup_after_the_handler_detached() {
+    let seed = 613;
+    let script = [
+        Connect { listener: 0 },
+        Send {
+            client: 0,
+            bytes: vec![b'6', 0xc7, 0x82],
+        },
+        Wake { client: 0 },
+        Send {
+            client: 0,
+            bytes: vec![b'?', 0xc8, b'd'],
+        },
+        Wake { client: 0 },
+        Poll,
+        Send {
+            client: 0,
+            bytes: vec![
+                0xfe, 0xa3, b'_', 0xcc, 0xb7, 0xe8, 0x1f, 0xa6, b'_', b'N', 0x90, b'\t', b'c',
+                b'j', b'T', b' ', 0x9c, 0x04, 0xde,
+            ],
+        },
+        HalfClose { client: 0 },
+        Wake { client: 0 },
+        Send {
+            client: 0,
+            bytes: vec![0x1a],
+        },
+        Send {
+            client: 0,
+            bytes: vec![0xd7],
+        },
+        Wake { client: 0 },
+        Connect { listener: 0 },
+        Poll,
+    ];
+    let config = SimConfig {
+        engine: Config {
+            max_connections: 2,
+            input_capacity: 16,
+            output_capacity: 512,
+            accept_batch: 64,
+            ..Config::new()
+        },
+        listeners: 1,
+        recv_window: 4096,
+        send_window: 7,
+        rates: rates([
+            100000, 2000, 20000, 100000, 0, 20000, 0, 20000, 100000, 300000, 2000, 0, 0, 25000, 0,
+            75000,
+        ]),
+        profile: Profile {
+            weights: [20, 60, 10, 1, 1, 0, 15, 3, 5],
+            max_send: 300,
+            max_window: 4096,
             max_clients: 4,
             listeners: 1,
         },
