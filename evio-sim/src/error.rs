@@ -51,6 +51,14 @@ pub enum Violation {
         /// The callback.
         callback: &'static str,
     },
+    /// Something the contract promises did not hold (addresses in `opened`, the error
+    /// in `closed`, the tick schedule, the accept back-off).
+    Contract {
+        /// The connection concerned; `None` for a rule about the server.
+        id: Option<ConnId>,
+        /// What did not hold.
+        detail: String,
+    },
     /// `closed` ran twice, or after `detached` took the socket.
     ClosedTwice(ConnId),
     /// `closed` ran while the driver still had the socket open.
@@ -121,6 +129,11 @@ impl fmt::Display for Violation {
                     "{id}: `{callback}` after the handler returned Close or Detach"
                 )
             }
+            Violation::Contract {
+                id: Some(id),
+                detail,
+            } => write!(f, "{id}: {detail}"),
+            Violation::Contract { id: None, detail } => write!(f, "server: {detail}"),
             Violation::ClosedTwice(id) => write!(f, "{id}: closed twice (or after detached)"),
             Violation::ClosedBeforeSocket(id) => {
                 write!(f, "{id}: `closed` ran before the socket was closed")

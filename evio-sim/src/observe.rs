@@ -23,6 +23,8 @@ pub enum Observation {
     Opened {
         /// The connection.
         id: ConnId,
+        /// Its listener and addresses, as the handler saw them.
+        info: ConnInfo,
         /// Bytes written.
         wrote: usize,
         /// What it returned (after any injected action).
@@ -241,6 +243,7 @@ impl<H: Events> Events for Observed<H> {
         let action = self.inject(conn.id(), action, conn.pending(), false);
         self.log.push(Observation::Opened {
             id: conn.id(),
+            info: *conn.info(),
             wrote,
             action,
         });

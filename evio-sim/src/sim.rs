@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use evio_proto::{
-    AcceptError, Addr, Config, ConnId, Detached, DriverError, Duration, Engine, Events, Instant,
-    IoError, IoErrorKind, ListenAddr, Notify, Output, Readiness, Refused, Slot, Stats, WakeState,
-    WakeTarget, WakeWord, Waker,
+    AcceptError, Addr, CloseError, Config, ConnId, ConnInfo, Detached, DriverError, Duration,
+    Engine, Events, Instant, IoError, IoErrorKind, ListenAddr, Notify, Output, Readiness, Refused,
+    Slot, Stats, WakeState, WakeTarget, WakeWord, Waker,
 };
 
 use crate::observe::{Injection, Observation, Observed};
@@ -171,6 +171,9 @@ impl<C> Client<C> {
 struct ListenerState {
     backlog: VecDeque<usize>,
     watched: bool,
+    /// An EMFILE was reported: the engine must pause this listener before it accepts
+    /// on it again.
+    must_pause: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -215,6 +218,8 @@ struct World<C> {
     /// Outputs performed and callbacks seen: the liveness phase advances the clock only
     /// when a round changed nothing.
     activity: u64,
+    /// When the next tick is due, by the handler's last returned delay.
+    tick_due: Option<Instant>,
 }
 
 /// The engine type a [`Sim`] runs: the production engine over the observed handler,
@@ -294,6 +299,7 @@ impl<H: Events, M: Model> Sim<H, M> {
             .map(|_| ListenerState {
                 backlog: VecDeque::new(),
                 watched: true,
+                must_pause: false,
             })
             .collect();
         let mut sim = Sim {
@@ -318,6 +324,7 @@ impl<H: Events, M: Model> Sim<H, M> {
                 batch: Vec::new(),
                 trace: None,
                 activity: 0,
+                tick_due: None,
                 config,
             },
         };
@@ -405,7 +412,23 @@ impl<H: Events, M: Model> Sim<H, M> {
                 self.w.counts.record(FaultKind::TickBetweenEvents);
             }
         }
-        self.poll_round()
+        self.poll_round()?;
+        // A tick the handler asked for must be among the engine's deadlines, or a real
+        // driver would sleep through it.
+        if let Some(due) = self.w.tick_due
+            && !self.w.shut_down
+            && !self.w.shutting_down
+            && self.engine.poll_timeout().is_none_or(|t| t > due)
+        {
+            return Err(Violation::Contract {
+                id: None,
+                detail: format!(
+                    "tick due at {due} but the engine's deadline is {:?}",
+                    self.engine.poll_timeout()
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Ends the run: faults stop, a liveness phase reads every client's output and
@@ -1115,6 +1138,20 @@ impl<C> World<C> {
         Ok(match out {
             Output::Accept { listener } => {
                 self.note(10, [listener as u64, 0, 0, 0]);
+                let l = &self.listeners[listener];
+                if !l.watched || l.must_pause {
+                    return Err(Violation::Contract {
+                        id: None,
+                        detail: format!(
+                            "accept on listener {listener} {}",
+                            if l.must_pause {
+                                "again right after EMFILE, without a back-off"
+                            } else {
+                                "while it is paused"
+                            }
+                        ),
+                    });
+                }
                 if faults && self.rng.chance(emfile) {
                     self.counts.record(FaultKind::AcceptExhausted);
                     // ENFILE and ENOBUFS reach the engine as `Other` from some drivers.
@@ -1123,6 +1160,7 @@ impl<C> World<C> {
                     } else {
                         AcceptError::Exhausted
                     };
+                    self.listeners[listener].must_pause = true;
                     return Ok(Report::AcceptError(listener, error));
                 }
                 if faults && self.rng.chance(aborted) {
@@ -1264,6 +1302,7 @@ impl<C> World<C> {
             Output::PauseAccept { listener } => {
                 self.note(23, [listener as u64, 0, 0, 0]);
                 self.listeners[listener].watched = false;
+                self.listeners[listener].must_pause = false;
                 Report::Nothing
             }
             Output::ResumeAccept { listener } => {
@@ -1301,7 +1340,12 @@ impl<C> World<C> {
                 self.note(30, [action as u64, 0, 0, 0]);
                 self.note_action(None, action);
             }
-            Observation::Opened { id, wrote, action } => {
+            Observation::Opened {
+                id,
+                info,
+                wrote,
+                action,
+            } => {
                 self.note(31, [id.to_u64(), wrote as u64, action as u64, 0]);
                 let Some(ci) = self.client_of(id) else {
                     return Err(Violation::CallbackOutsideLife {
@@ -1312,6 +1356,18 @@ impl<C> World<C> {
                 let c = &mut self.clients[ci];
                 if c.opened_cb {
                     return Err(Violation::OpenedTwice(id));
+                }
+                let expected = ConnInfo {
+                    id,
+                    listener: c.listener,
+                    local: Addr::Ip(listen_addr(c.listener)),
+                    peer: Addr::Ip(peer_addr(ci)),
+                };
+                if info != expected {
+                    return Err(Violation::Contract {
+                        id: Some(id),
+                        detail: format!("opened with {info:?}, the driver reported {expected:?}"),
+                    });
                 }
                 c.opened_cb = true;
                 c.queued += wrote as u64;
@@ -1403,6 +1459,22 @@ impl<C> World<C> {
                 if !c.server_closed {
                     return Err(Violation::ClosedBeforeSocket(id));
                 }
+                // An I/O error the driver reported reaches `closed`; nothing else is
+                // reported as one.
+                let io_error = matches!(error, Some(CloseError::Io(_)));
+                if io_error != c.io_failed {
+                    return Err(Violation::Contract {
+                        id: Some(id),
+                        detail: format!(
+                            "closed with {error:?} but the driver {} an I/O error",
+                            if c.io_failed {
+                                "reported"
+                            } else {
+                                "never reported"
+                            }
+                        ),
+                    });
+                }
                 c.ended_cb = true;
                 c.errored = error.is_some();
                 self.by_slot[id.slot()] = None;
@@ -1458,6 +1530,22 @@ impl<C> World<C> {
                 }
             }
             Observation::Tick { now, tick } => {
+                if let Some(due) = self.tick_due
+                    && now < due
+                {
+                    return Err(Violation::Contract {
+                        id: None,
+                        detail: format!("tick at {now}, due at {due}"),
+                    });
+                }
+                // The engine's schedule: from the time it was due (no drift), at least
+                // `min_tick` apart, skipping ticks missed by more than a period.
+                let scheduled = self.tick_due.unwrap_or(now);
+                self.tick_due = tick.delay.map(|d| {
+                    let d = d.max(self.config.engine.min_tick);
+                    let next = scheduled + d;
+                    if next <= now { now + d } else { next }
+                });
                 self.note(
                     38,
                     [
