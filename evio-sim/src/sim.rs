@@ -901,6 +901,8 @@ impl<H: Events, M: Model> Sim<H, M> {
                     }
                 }
             }
+            // The protocol lets a driver leave EAGAIN unreported; half the time, do.
+            Report::AcceptBlocked(_) if self.w.rng.below(2) == 0 => {}
             Report::AcceptBlocked(l) => self
                 .engine
                 .handle_accept_blocked(l)
@@ -917,6 +919,7 @@ impl<H: Events, M: Model> Sim<H, M> {
                 .engine
                 .handle_eof(id, now)
                 .map_err(driver("handle_eof"))?,
+            Report::ReadBlocked(_) if self.w.rng.below(2) == 0 => {}
             Report::ReadBlocked(id) => self
                 .engine
                 .handle_read_blocked(id)
@@ -931,9 +934,11 @@ impl<H: Events, M: Model> Sim<H, M> {
             }
             Report::WriteBlocked(ci, id) => {
                 self.w.clients[ci].last_write_short = true;
-                self.engine
-                    .handle_write_blocked(id)
-                    .map_err(driver("handle_write_blocked"))?;
+                if self.w.rng.below(2) == 0 {
+                    self.engine
+                        .handle_write_blocked(id)
+                        .map_err(driver("handle_write_blocked"))?;
+                }
             }
             Report::IoError(ci, id, e) => {
                 self.w.clients[ci].io_failed = true;
