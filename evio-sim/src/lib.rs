@@ -95,6 +95,40 @@
 //! (`cargo run -p evio-sim --release -- --seed <seed> --trace`). [`shrink`] reduces a
 //! failing script to a minimal one that still fails the same way.
 //!
+//! # What is checked
+//!
+//! After every step: each `data` call's input is the unconsumed input followed by the
+//! bytes read, in order; the bytes the engine transmits are exactly what the handler
+//! wrote (counted through [`Conn::pending`](evio_proto::Conn::pending) around every
+//! callback) and `prewrite`/`postwrite` agree; the client's bytes satisfy the
+//! [`Model`]; one `opened` and at most one `closed` per connection, `closed` only
+//! after the socket is closed and with an error exactly when the driver reported one;
+//! nothing after `closed`/`detached`, and no `data`/`woken` after the handler returned
+//! `Close`/`Detach`; `Close` and `Detach` only once the output is flushed (during a
+//! shutdown, only the triggering connection's, as far as the socket takes it); wakes
+//! for closed ids refused; addresses in `opened` as the driver reported them; ticks
+//! never early and always among the engine's deadlines; no accept retried right
+//! after EMFILE. At the end: every client's work done within a bound (liveness), every
+//! clean connection complete, pool and counters back to their start, no socket left.
+//!
+//! # Faults
+//!
+//! [`FaultKind`] lists them: short reads and writes, EAGAIN after readiness, spurious
+//! readiness, end of stream with the last data (and kqueue's early EV_EOF), resets
+//! mid-stream, EPIPE, EMFILE and ECONNABORTED on accept, a full pool, wakes racing the
+//! loop, deadlines between events, readiness queued for a closed or detached
+//! connection, shutdown, close and detach with output pending. Each run draws its rates
+//! from its seed; [`FaultCounts`] show what actually fired. The loop itself alternates
+//! between draining after every input and evio-os's shape (a whole poller batch, then
+//! wakes, then the time, then one drain), and the delivery order is shuffled.
+//!
+//! # The CLI
+//!
+//! ```text
+//! cargo run -p evio-sim --release -- --seeds 0..10000 --steps 10000   # a swarm
+//! cargo run -p evio-sim --release -- --seed 42 --steps 10000 --trace --shrink
+//! ```
+//!
 //! # Fuzzing
 //!
 //! With the `arbitrary` feature, [`ScriptedEvent`] derives `arbitrary::Arbitrary`, so a
