@@ -6,10 +6,18 @@
 //! ```
 
 use std::fmt;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use evio_handlers::echo::Echo;
 use evio_sim::{EchoModel, SimConfig, shrink, swarm};
+
+/// `println!` that ignores a closed stdout (`evio-sim … | head` must not panic).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
 
 const USAGE: &str = "usage: evio-sim [--seeds A..B] [--steps N] [--threads N] [--handler echo]
        evio-sim --seed S [--steps N] [--trace] [--shrink]
@@ -100,23 +108,26 @@ fn main() -> ExitCode {
     let args = match parse(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(e) => {
-            eprintln!("evio-sim: {e}\n{USAGE}");
+            eout!("evio-sim: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
     if let Some(seed) = args.seed {
         return replay(seed, &args);
     }
-    println!(
+    out!(
         "evio-sim: handler echo, seeds {}..{}, {} steps each, {} threads",
-        args.seeds.start, args.seeds.end, args.steps, args.threads
+        args.seeds.start,
+        args.seeds.end,
+        args.steps,
+        args.threads
     );
     let report = swarm(args.seeds.clone(), args.steps, args.threads, || {
         (Echo, EchoModel)
     });
-    println!("{report}");
+    out!("{report}");
     for failure in &report.failures {
-        println!("  cli replay: {}", failure.cli_line());
+        out!("  cli replay: {}", failure.cli_line());
     }
     if report.failures.is_empty() {
         ExitCode::SUCCESS
@@ -128,11 +139,11 @@ fn main() -> ExitCode {
 fn replay(seed: u64, args: &Args) -> ExitCode {
     let config = SimConfig::from_seed(seed);
     let script = config.script(seed, args.steps);
-    println!("seed {seed}: {config:?}");
+    out!("seed {seed}: {config:?}");
     let mut sim = match evio_sim::Sim::with_config(Echo, EchoModel, seed, config.clone()) {
         Ok(sim) => sim,
         Err(e) => {
-            println!("seed {seed}: {e}");
+            out!("seed {seed}: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -147,22 +158,22 @@ fn replay(seed: u64, args: &Args) -> ExitCode {
     let result = result.and_then(|()| sim.finish().map(|_| ()));
     if args.trace {
         for line in sim.trace() {
-            println!("{line}");
+            out!("{line}");
         }
     }
-    println!("faults fired:\n{}", sim.faults());
-    println!("trace hash: {:016x}", sim.trace_hash());
+    out!("faults fired:\n{}", sim.faults());
+    out!("trace hash: {:016x}", sim.trace_hash());
     match result {
         Ok(()) => {
-            println!("seed {seed}: passed");
+            out!("seed {seed}: passed");
             ExitCode::SUCCESS
         }
         Err(violation) => {
-            println!("seed {seed}: FAILED: {violation}");
+            out!("seed {seed}: FAILED: {violation}");
             if args.shrink
                 && let Some(shrunk) = shrink(seed, &config, &script, 5000, || (Echo, EchoModel))
             {
-                println!("{shrunk}");
+                out!("{shrunk}");
             }
             ExitCode::FAILURE
         }
