@@ -108,7 +108,7 @@ fn main() -> ExitCode {
     let args = match parse(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(e) => {
-            eout!("evio-sim: {e}\n{USAGE}");
+            eprintln!("evio-sim: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
