@@ -5,7 +5,7 @@ use evio_handlers::echo::Echo;
 use evio_sim::{EchoModel, FaultKind, Sim, SimConfig, shrink, swarm};
 
 /// Steps per seed in the suite's swarm.
-const STEPS: usize = 5000;
+const STEPS: usize = 10_000;
 
 fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
