@@ -52,7 +52,12 @@ impl Rng {
         per_million > 0 && self.below(1_000_000) < u64::from(per_million)
     }
 
-    /// Picks an index by weight; `weights` must not all be zero.
+    /// Picks an index by weight (an index of weight zero is never picked while another
+    /// weight is not zero).
+    ///
+    /// # Panics
+    ///
+    /// If `weights` is empty.
     pub fn weighted(&mut self, weights: &[u32]) -> usize {
         let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
         let mut x = self.below(total);
