@@ -3,10 +3,13 @@
 use core::fmt;
 use std::collections::VecDeque;
 
+use evio_proto::ConnInfo;
+
 /// A reference model of a handler, per connection: it says which output the client may
 /// receive given the input the server read, and whether the client is still owed any.
 ///
-/// The simulator calls it in the order things happen on the connection: [`Model::input`]
+/// The simulator calls it in the order things happen on the connection:
+/// [`Model::opened`], [`Model::input`]
 /// when the server's socket hands bytes to the engine (just before the handler's `data`
 /// sees them), [`Model::woken`] when the handler's `woken` runs, and [`Model::output`]
 /// when the client reads bytes. [`Model::owed`] decides the end of the liveness phase
@@ -14,6 +17,12 @@ use std::collections::VecDeque;
 pub trait Model {
     /// The model's state for one connection.
     type Conn: Default;
+
+    /// The handler's `opened` ran for this connection (first, before any other call
+    /// for it), with the listener and addresses the handler saw.
+    fn opened(&mut self, conn: &mut Self::Conn, info: &ConnInfo) {
+        let _ = (conn, info);
+    }
 
     /// The server read `bytes` from the client (appended to what it read before).
     fn input(&mut self, conn: &mut Self::Conn, bytes: &[u8]);

@@ -1067,8 +1067,9 @@ impl<H: Events, M: Model> Sim<H, M> {
             }
             let owed = self.model.owed(&c.model);
             let delivered = c.delivered_base + c.delivered.len() as u64;
+            // A handler that closed the connection itself need not have read it all.
             if owed != 0
-                || delivered != c.sent
+                || (delivered != c.sent && !c.leaving)
                 || c.received != c.transmitted
                 || c.queued != c.transmitted
             {
@@ -1375,6 +1376,7 @@ impl<C> World<C> {
                     });
                 }
                 c.opened_cb = true;
+                model.opened(&mut c.model, &info);
                 c.queued += wrote as u64;
                 if wrote > 0 {
                     c.last_write_short = false;

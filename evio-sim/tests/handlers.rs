@@ -229,3 +229,86 @@ fn line_handler_passes_a_swarm() {
     // Lines longer than the input buffer happen, and end their connection cleanly.
     assert!(report.frames_too_large > 0, "{report}");
 }
+
+/// Greets every connection from `opened`; on listener 1 it closes right after the
+/// greeting (output written in `opened` must still be flushed before the close), on
+/// the others it echoes.
+#[derive(Default)]
+struct Greeter;
+
+/// One byte, so it fits every output buffer the seeds choose.
+const GREETING: &[u8] = b"+";
+
+impl Events for Greeter {
+    type Context = ();
+
+    fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        conn.write(GREETING)
+            .expect("an empty buffer has room for one byte");
+        if conn.info().listener == 1 {
+            Action::Close
+        } else {
+            Action::None
+        }
+    }
+
+    fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+        let n = conn.write_some(input);
+        conn.consume(n);
+        Action::None
+    }
+}
+
+/// The greeting, then, except on listener 1, the echo.
+#[derive(Default)]
+struct GreeterModel;
+
+#[derive(Default)]
+struct GreeterConn {
+    owed: VecDeque<u8>,
+    echoes: bool,
+    received: u64,
+}
+
+impl Model for GreeterModel {
+    type Conn = GreeterConn;
+
+    fn opened(&mut self, conn: &mut GreeterConn, info: &ConnInfo) {
+        conn.owed.extend(GREETING);
+        conn.echoes = info.listener != 1;
+    }
+
+    fn input(&mut self, conn: &mut GreeterConn, bytes: &[u8]) {
+        // Listener 1's connections close from `opened`: the engine must read nothing.
+        assert!(
+            conn.echoes,
+            "read {} bytes after Close from opened",
+            bytes.len()
+        );
+        conn.owed.extend(bytes);
+    }
+
+    fn output(&mut self, conn: &mut GreeterConn, bytes: &[u8]) -> Result<(), ModelError> {
+        for &b in bytes {
+            if conn.owed.pop_front() != Some(b) {
+                return Err(ModelError {
+                    offset: conn.received,
+                    detail: format!("unexpected byte {b:#04x}"),
+                });
+            }
+            conn.received += 1;
+        }
+        Ok(())
+    }
+
+    fn owed(&self, conn: &GreeterConn) -> usize {
+        conn.owed.len()
+    }
+}
+
+#[test]
+fn greeter_flushes_output_from_opened_before_closing() {
+    let report = swarm(0..1000, 3000, 2, || (Greeter, GreeterModel));
+    println!("{report}");
+    assert!(report.failures.is_empty(), "{report}");
+}
