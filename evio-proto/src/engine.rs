@@ -835,10 +835,13 @@ where
         self.enter();
         let slot = &mut self.slots.as_mut()[index as usize];
         let info = slot.info;
+        let in_len = slot.in_len as usize;
         let mut context = slot.context.take().unwrap_or_default();
+        let in_start = self.in_region(index).start;
+        let unread = &self.bytes.as_ref()[in_start..in_start + in_len];
         let action = self
             .handler
-            .detached(&info, &mut context, socket.reborrow());
+            .detached(&info, &mut context, socket.with_input(unread));
         let taken = !socket.holds_socket();
         let action = if taken {
             self.stats.detached += 1;

@@ -110,9 +110,14 @@ impl<'a> Server<'a> {
 /// simulator its own stream type), so the same handler works under both; take it with
 /// [`Detached::take`]. A socket not taken is closed by the driver, and the detach then
 /// counts as a close: `closed` is called.
+///
+/// Input the connection received and the handler did not consume (for example the bytes
+/// that followed an upgrade request in the same read) is not lost: it is in
+/// [`Detached::unread_input`], to be processed before anything read from the socket.
 pub struct Detached<'a> {
     socket: &'a mut dyn Any,
     holds: fn(&dyn Any) -> bool,
+    input: &'a [u8],
 }
 
 impl fmt::Debug for Detached<'_> {
@@ -129,6 +134,7 @@ impl<'a> Detached<'a> {
         Detached {
             socket,
             holds: |any| any.downcast_ref::<Option<T>>().is_some_and(Option::is_some),
+            input: &[],
         }
     }
 
@@ -142,11 +148,27 @@ impl<'a> Detached<'a> {
         (self.holds)(&*self.socket)
     }
 
+    /// Bytes received on this connection that the handler had not consumed when it
+    /// detached. They came before anything still in the socket.
+    pub fn unread_input(&self) -> &[u8] {
+        self.input
+    }
+
     /// The same socket, borrowed for a shorter time.
     pub fn reborrow(&mut self) -> Detached<'_> {
         Detached {
             socket: &mut *self.socket,
             holds: self.holds,
+            input: self.input,
+        }
+    }
+
+    /// The same socket with the connection's unconsumed input attached.
+    pub(crate) fn with_input<'b>(&'b mut self, input: &'b [u8]) -> Detached<'b> {
+        Detached {
+            socket: &mut *self.socket,
+            holds: self.holds,
+            input,
         }
     }
 }
@@ -208,7 +230,8 @@ pub trait Events {
     /// The connection was detached after its output was flushed: the socket is out of
     /// the poller, in blocking mode, and owned by `socket`. Take it with
     /// [`Detached::take`]; not taking it (the default) closes it and calls `closed`.
-    /// `closed` never fires for a detached connection.
+    /// Input received but not consumed is in [`Detached::unread_input`]. `closed` never
+    /// fires for a detached connection.
     fn detached(
         &mut self,
         info: &ConnInfo,

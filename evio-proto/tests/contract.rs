@@ -230,6 +230,39 @@ fn detach_flushes_output_then_hands_over_the_socket_and_never_closes() {
 }
 
 #[test]
+fn detach_hands_over_the_input_the_handler_did_not_consume() {
+    struct Upgrade(Vec<u8>);
+    impl Events for Upgrade {
+        type Context = ();
+        fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+            match input.iter().position(|&b| b == b'\n') {
+                Some(end) => {
+                    conn.consume(end + 1);
+                    Action::Detach
+                }
+                None => {
+                    conn.consume(0);
+                    Action::None
+                }
+            }
+        }
+        fn detached(&mut self, _: &ConnInfo, _: &mut (), mut socket: Detached<'_>) -> Action {
+            self.0 = socket.unread_input().to_vec();
+            assert!(socket.take::<FakeSocket>().is_some());
+            Action::None
+        }
+    }
+    let (mut engine, _) = engine(Upgrade(vec![]), small_config(1, 64, 64));
+    let mut net = Net::new(1);
+    start(&mut engine, &mut net);
+    let id = connect(&mut engine, &mut net, 0).unwrap();
+    send(&mut engine, &mut net, id, b"UPGR");
+    send(&mut engine, &mut net, id, b"ADE\nfirst frame");
+    assert!(net.peer(id).detached);
+    assert_eq!(engine.handler().0, b"first frame");
+}
+
+#[test]
 fn detach_without_taking_the_socket_acts_as_close() {
     let rec = Rec {
         reply: Some((b"x".to_vec(), Action::Detach)),
