@@ -6,10 +6,10 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
-use evio_proto::{Addr, ConnId, Detached, Events, Output, Readiness};
+use evio_proto::{Addr, ConnId, Events, Output};
 use rustix::io::Errno;
-use rustix::net::SocketAddrAny;
 
+use crate::report::{Flow, HANGUP, Report, deliver};
 use crate::sys::net::{self, Listener, ListenerKind};
 use crate::sys::poller::{EventBuf, Poller};
 use crate::{DetachedSocket, Error, ServerBuilder};
@@ -28,24 +28,6 @@ const MAX_WAIT: Duration = Duration::from_secs(3600);
 const META_UNIX: u8 = 1;
 const META_KEEPALIVE: u8 = 2;
 
-/// What performing one output produced, reported to the engine once the output's
-/// borrow of the engine has ended.
-enum Report {
-    Nothing,
-    Accepted(usize, OwnedFd, Addr, Option<SocketAddrAny>),
-    AcceptBlocked(usize),
-    AcceptFailed(usize, Errno),
-    Read(ConnId, usize),
-    Eof(ConnId),
-    ReadBlocked(ConnId),
-    Written(ConnId, usize),
-    WriteBlocked(ConnId),
-    IoFailed(ConnId, Errno),
-    Hangup(ConnId),
-    Detached(ConnId, Option<DetachedSocket>),
-    Shutdown,
-}
-
 struct Sockets<'a> {
     poller: &'a Poller,
     listeners: &'a [Listener],
@@ -54,7 +36,7 @@ struct Sockets<'a> {
 }
 
 impl Sockets<'_> {
-    fn perform(&mut self, out: Output<'_>) -> Report {
+    fn perform(&mut self, out: Output<'_>) -> Report<(OwnedFd, bool)> {
         match out {
             Output::Accept { listener } => {
                 let Some(l) = self.listeners.get(listener) else {
@@ -66,7 +48,8 @@ impl Sockets<'_> {
                             ListenerKind::Tcp(_) => net::local_addr(fd.as_fd()),
                             ListenerKind::Unix(_) => Addr::Unix,
                         };
-                        Report::Accepted(listener, fd, local, peer)
+                        let unix = matches!(local, Addr::Unix);
+                        Report::Accepted(listener, (fd, unix), local, net::to_addr(peer))
                     }
                     Err(Errno::AGAIN) => Report::AcceptBlocked(listener),
                     Err(e) => Report::AcceptFailed(listener, e),
@@ -114,7 +97,7 @@ impl Sockets<'_> {
                     Ok(()) => Report::Nothing,
                     // The socket cannot be watched: let the engine find out why by
                     // trying it.
-                    Err(_) => Report::Hangup(id),
+                    Err(_) => Report::Ready(id, HANGUP),
                 },
                 None => Report::Nothing,
             },
@@ -210,62 +193,16 @@ pub(crate) fn run<H: Events>(
     loop {
         // Drain: perform each output, and report its result, before the next one.
         while let Some(report) = engine.poll_output().map(|out| sockets.perform(out)) {
-            match report {
-                Report::Nothing => {}
-                Report::Accepted(listener, fd, local, peer) => {
-                    let unix = matches!(local, Addr::Unix);
-                    if let Ok(id) =
-                        engine.handle_accepted(listener, local, net::to_addr(peer), now())
-                    {
-                        match poller.add(fd.as_fd(), id.to_u64(), true, false) {
-                            Ok(()) => {
-                                sockets.fds[id.slot()] = Some(fd);
-                                sockets.meta[id.slot()] = if unix { META_UNIX } else { 0 };
-                            }
-                            // Without a poller entry the socket is useless: drop it and
-                            // let the engine's next read report the failure.
-                            Err(_) => {
-                                drop(fd);
-                                let _ = engine.handle_conn_ready(id, HANGUP);
-                            }
-                        }
-                    }
-                    // Refused: `fd` is dropped here, closing the socket at once.
+            let register = |id: ConnId, (fd, unix): (OwnedFd, bool)| {
+                if poller.add(fd.as_fd(), id.to_u64(), true, false).is_err() {
+                    return false;
                 }
-                Report::AcceptBlocked(l) => {
-                    let _ = engine.handle_accept_blocked(l);
-                }
-                Report::AcceptFailed(l, e) => {
-                    let _ = engine.handle_accept_error(l, net::accept_error(e), now());
-                }
-                Report::Read(id, n) => {
-                    let _ = engine.handle_read(id, n, now());
-                }
-                Report::Eof(id) => {
-                    let _ = engine.handle_eof(id, now());
-                }
-                Report::ReadBlocked(id) => {
-                    let _ = engine.handle_read_blocked(id);
-                }
-                Report::Written(id, n) => {
-                    let _ = engine.handle_written(id, n, now());
-                }
-                Report::WriteBlocked(id) => {
-                    let _ = engine.handle_write_blocked(id);
-                }
-                Report::IoFailed(id, e) => {
-                    let _ = engine.handle_io_error(id, net::io_error(e), now());
-                }
-                Report::Hangup(id) => {
-                    let _ = engine.handle_conn_ready(id, HANGUP);
-                }
-                Report::Detached(id, socket) => {
-                    let mut socket = socket;
-                    let _ = engine.handle_detached(id, Detached::new(&mut socket), now());
-                    // A socket the handler did not take is closed here.
-                    drop(socket);
-                }
-                Report::Shutdown => return Ok(()),
+                sockets.fds[id.slot()] = Some(fd);
+                sockets.meta[id.slot()] = if unix { META_UNIX } else { 0 };
+                true
+            };
+            if deliver(&mut engine, report, now(), register) == Flow::Shutdown {
+                return Ok(());
             }
         }
         if engine.is_shut_down() {
@@ -295,9 +232,3 @@ pub(crate) fn run<H: Events>(
         engine.handle_timeout(now());
     }
 }
-
-const HANGUP: Readiness = Readiness {
-    readable: false,
-    writable: false,
-    hangup: true,
-};

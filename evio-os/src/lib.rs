@@ -77,6 +77,7 @@ mod addr;
 ))]
 mod driver;
 mod error;
+mod report;
 mod std_driver;
 mod sys;
 

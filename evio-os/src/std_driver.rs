@@ -25,10 +25,11 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use evio_proto::{Addr, ConnId, Detached, Events, Notify, Output, Readiness};
+use evio_proto::{Addr, ConnId, Events, Notify, Output, Readiness};
 use rustix::io::Errno;
 use rustix::net::RecvFlags;
 
+use crate::report::{Flow, HANGUP, Report, deliver};
 use crate::sys::net::{self, Listener, ListenerKind};
 use crate::{DetachedSocket, Error, ServerBuilder};
 
@@ -179,11 +180,6 @@ const WRITABLE: Readiness = Readiness {
     readable: false,
     writable: true,
     hangup: false,
-};
-const HANGUP: Readiness = Readiness {
-    readable: false,
-    writable: false,
-    hangup: true,
 };
 
 /// Exits a connection thread: the reference goes first, so the loop, woken by the
@@ -362,21 +358,6 @@ fn spawn<F: FnOnce() + Send + 'static>(
         .spawn(f)
 }
 
-enum Report {
-    Nothing,
-    Accepted(usize, Stream, Addr, Addr),
-    AcceptBlocked(usize),
-    AcceptFailed(usize, Errno),
-    Read(ConnId, usize),
-    Eof(ConnId),
-    ReadBlocked(ConnId),
-    Written(ConnId, usize),
-    WriteBlocked(ConnId),
-    IoFailed(ConnId, Errno),
-    Ready(ConnId, Readiness),
-    Shutdown,
-}
-
 struct Table {
     acceptors: Vec<Arc<Acceptor>>,
     conns: Vec<Option<Arc<StdConn>>>,
@@ -391,7 +372,7 @@ impl Table {
         self.conns.get(id.slot())?.as_ref()
     }
 
-    fn perform(&mut self, out: Output<'_>) -> Report {
+    fn perform(&mut self, out: Output<'_>) -> Report<Stream> {
         match out {
             Output::Accept { listener } => {
                 let Some(acc) = self.acceptors.get(listener) else {
@@ -721,43 +702,9 @@ fn run_loop<H: Events>(
     let mut batch: VecDeque<HubEvent> = VecDeque::with_capacity(64);
     loop {
         while let Some(report) = engine.poll_output().map(|out| table.perform(out)) {
-            match report {
-                Report::Nothing => {}
-                Report::Accepted(l, stream, local, peer) => {
-                    if let Ok(id) = engine.handle_accepted(l, local, peer, now())
-                        && !table.open(id, stream, hub, builder)
-                    {
-                        let _ = engine.handle_conn_ready(id, HANGUP);
-                    }
-                }
-                Report::AcceptBlocked(l) => {
-                    let _ = engine.handle_accept_blocked(l);
-                }
-                Report::AcceptFailed(l, e) => {
-                    let _ = engine.handle_accept_error(l, net::accept_error(e), now());
-                }
-                Report::Read(id, n) => {
-                    let _ = engine.handle_read(id, n, now());
-                }
-                Report::Eof(id) => {
-                    let _ = engine.handle_eof(id, now());
-                }
-                Report::ReadBlocked(id) => {
-                    let _ = engine.handle_read_blocked(id);
-                }
-                Report::Written(id, n) => {
-                    let _ = engine.handle_written(id, n, now());
-                }
-                Report::WriteBlocked(id) => {
-                    let _ = engine.handle_write_blocked(id);
-                }
-                Report::IoFailed(id, e) => {
-                    let _ = engine.handle_io_error(id, net::io_error(e), now());
-                }
-                Report::Ready(id, r) => {
-                    let _ = engine.handle_conn_ready(id, r);
-                }
-                Report::Shutdown => return Ok(()),
+            let register = |id, stream| table.open(id, stream, hub, builder);
+            if deliver(engine, report, now(), register) == Flow::Shutdown {
+                return Ok(());
             }
         }
         if engine.is_shut_down() {
@@ -812,14 +759,18 @@ fn run_loop<H: Events>(
                     continue;
                 }
                 let (id, conn) = table.detaching.swap_remove(i);
-                let mut socket = Arc::try_unwrap(conn).ok().and_then(|c| {
+                let socket = Arc::try_unwrap(conn).ok().and_then(|c| {
                     // The threads are gone: the socket is ours alone, blocking, and
                     // must not keep their time-out.
                     c.stream.set_read_timeout(None).ok()?;
                     Some(c.stream.into_detached())
                 });
-                let _ = engine.handle_detached(id, Detached::new(&mut socket), now());
-                drop(socket);
+                deliver(
+                    engine,
+                    Report::<Stream>::Detached(id, socket),
+                    now(),
+                    |_, _| false,
+                );
             }
         }
         if woken {
