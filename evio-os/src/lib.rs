@@ -66,15 +66,7 @@ pub use evio_proto::{
 };
 
 mod addr;
-#[cfg(any(
-    target_os = "linux",
-    target_os = "android",
-    target_vendor = "apple",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-))]
+#[cfg(evio_poller)]
 mod driver;
 mod error;
 mod report;
@@ -255,30 +247,14 @@ impl ServerBuilder {
         if use_std {
             return std_driver::run(handler, listeners, self);
         }
-        #[cfg(any(
-            target_os = "linux",
-            target_os = "android",
-            target_vendor = "apple",
-            target_os = "freebsd",
-            target_os = "netbsd",
-            target_os = "openbsd",
-            target_os = "dragonfly"
-        ))]
+        #[cfg(evio_poller)]
         return driver::run(handler, listeners, self);
         #[allow(unreachable_code)]
         std_driver::run(handler, listeners, self)
     }
 }
 
-const HAS_POLLER: bool = cfg!(any(
-    target_os = "linux",
-    target_os = "android",
-    target_vendor = "apple",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-));
+const HAS_POLLER: bool = cfg!(evio_poller);
 
 /// Listens on `addrs` with the default [`ServerBuilder`] and runs `handler` until a
 /// handler returns [`Action::Shutdown`] (see [`ServerBuilder::serve`]).

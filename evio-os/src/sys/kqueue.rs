@@ -162,14 +162,7 @@ impl Poller {
 
     /// The wake notifier and the loop's end of it, registered under `token`.
     pub(crate) fn notifier(&self, token: u64) -> io::Result<(Notifier, Receiver)> {
-        #[cfg(all(
-            not(evio_force_pipe),
-            any(
-                target_vendor = "apple",
-                target_os = "freebsd",
-                target_os = "dragonfly"
-            )
-        ))]
+        #[cfg(all(not(evio_force_pipe), evio_kqueue_user))]
         let pair = {
             use rustix::event::kqueue::{UserDefinedFlags, UserFlags};
             self.apply(&[Event::new(
@@ -183,14 +176,7 @@ impl Poller {
             )])?;
             (Notifier::User(self.kq.clone()), Receiver::User)
         };
-        #[cfg(not(all(
-            not(evio_force_pipe),
-            any(
-                target_vendor = "apple",
-                target_os = "freebsd",
-                target_os = "dragonfly"
-            )
-        )))]
+        #[cfg(not(all(not(evio_force_pipe), evio_kqueue_user)))]
         let pair = {
             let (n, r) = super::pipe::pipe()?;
             self.add(r.fd(), token, true, false)?;
@@ -214,14 +200,7 @@ pub(crate) enum Notifier {
 impl Notify for Notifier {
     fn notify(&self) {
         match self {
-            #[cfg(all(
-                not(evio_force_pipe),
-                any(
-                    target_vendor = "apple",
-                    target_os = "freebsd",
-                    target_os = "dragonfly"
-                )
-            ))]
+            #[cfg(all(not(evio_force_pipe), evio_kqueue_user))]
             Notifier::User(kq) => {
                 use rustix::event::kqueue::{UserDefinedFlags, UserFlags};
                 let ev = Event::new(

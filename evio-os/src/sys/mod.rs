@@ -3,41 +3,13 @@
 
 pub(crate) mod net;
 
-#[cfg_attr(any(target_os = "linux", target_os = "android"), path = "epoll.rs")]
-#[cfg_attr(
-    any(
-        target_vendor = "apple",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "openbsd",
-        target_os = "dragonfly"
-    ),
-    path = "kqueue.rs"
-)]
-#[cfg(any(
-    target_os = "linux",
-    target_os = "android",
-    target_vendor = "apple",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-))]
+#[cfg_attr(evio_epoll, path = "epoll.rs")]
+#[cfg_attr(evio_kqueue, path = "kqueue.rs")]
+#[cfg(evio_poller)]
 pub(crate) mod poller;
 
-#[cfg(any(
-    target_os = "linux",
-    target_os = "android",
-    target_vendor = "apple",
-    target_os = "freebsd",
-    target_os = "netbsd",
-    target_os = "openbsd",
-    target_os = "dragonfly"
-))]
+#[cfg(evio_poller)]
 // On Linux the pipe is only used under `--cfg evio_force_pipe`; its unit test keeps it
 // exercised in every build.
-#[cfg_attr(
-    all(any(target_os = "linux", target_os = "android"), not(evio_force_pipe)),
-    allow(dead_code)
-)]
+#[cfg_attr(all(evio_epoll, not(evio_force_pipe)), allow(dead_code))]
 mod pipe;

@@ -1,0 +1,29 @@
+//! Names the target families the driver's code is gated on, once, so the source says
+//! `cfg(evio_poller)` instead of repeating the list of operating systems.
+
+fn main() {
+    println!("cargo::rerun-if-changed=build.rs");
+    for name in [
+        "evio_poller",
+        "evio_epoll",
+        "evio_kqueue",
+        "evio_kqueue_user",
+    ] {
+        println!("cargo::rustc-check-cfg=cfg({name})");
+    }
+    let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let apple = std::env::var("CARGO_CFG_TARGET_VENDOR").is_ok_and(|v| v == "apple");
+    let epoll = matches!(os.as_str(), "linux" | "android");
+    let kqueue = apple || matches!(os.as_str(), "freebsd" | "netbsd" | "openbsd" | "dragonfly");
+    // EVFILT_USER exists on these; the other BSDs wake the loop through a pipe.
+    let kqueue_user = apple || matches!(os.as_str(), "freebsd" | "dragonfly");
+    let set = |on: bool, name: &str| {
+        if on {
+            println!("cargo::rustc-cfg={name}");
+        }
+    };
+    set(epoll || kqueue, "evio_poller");
+    set(epoll, "evio_epoll");
+    set(kqueue, "evio_kqueue");
+    set(kqueue_user, "evio_kqueue_user");
+}
