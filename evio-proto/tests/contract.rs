@@ -851,3 +851,69 @@ fn hangup_is_read_even_while_reading_is_paused() {
     assert!(net.peer(id).closed);
     assert_eq!(closed_count(&engine, id), 1);
 }
+
+// ----- storage -----------------------------------------------------------------------
+
+#[test]
+fn a_large_engine_keeps_its_pools_off_the_stack() {
+    // The engine value is small whatever its capacity: every pool is in the storage
+    // the caller passes (here heap vectors), so nothing large is ever on the stack.
+    assert!(std::mem::size_of::<TestEngine<Rec>>() < 2048);
+    let (mut engine, _) = engine(Rec::default(), small_config(100_000, 256, 256));
+    assert_eq!(engine.free_slots(), 100_000);
+    let mut net = Net::new(1);
+    start(&mut engine, &mut net);
+    let id = connect(&mut engine, &mut net, 0).unwrap();
+    engine.handler_mut().echo = true;
+    send(&mut engine, &mut net, id, b"big");
+    assert_eq!(net.peer(id).received, b"big");
+}
+
+#[test]
+fn storage_that_does_not_fit_the_configuration_is_refused() {
+    use evio_proto::{BuildError, Config, Engine, Slot};
+    let config = small_config(4, 16, 16);
+    let slots: Vec<Slot<u32>> = (0..3).map(|_| Slot::new()).collect();
+    let err = Engine::new(
+        Rec::default(),
+        config,
+        slots,
+        vec![0; config.bytes_needed()],
+        None,
+    )
+    .err()
+    .unwrap();
+    assert_eq!(
+        err,
+        BuildError::SlotStorage {
+            needed: 4,
+            given: 3
+        }
+    );
+    let slots: Vec<Slot<u32>> = (0..4).map(|_| Slot::new()).collect();
+    let err = Engine::new(Rec::default(), config, slots, vec![0; 10], None)
+        .err()
+        .unwrap();
+    assert_eq!(
+        err,
+        BuildError::ByteStorage {
+            needed: config.bytes_needed(),
+            given: 10
+        }
+    );
+    let zero = Config {
+        max_connections: 0,
+        ..config
+    };
+    let err = Engine::new(
+        Rec::default(),
+        zero,
+        Vec::<Slot<u32>>::new(),
+        vec![0; 64],
+        None,
+    )
+    .err()
+    .unwrap();
+    assert_eq!(err, BuildError::ZeroCapacity("max_connections"));
+    assert_eq!(err.to_string(), "max_connections must be at least 1");
+}
