@@ -105,10 +105,13 @@
 //! after the socket is closed and with an error exactly when the driver reported one;
 //! nothing after `closed`/`detached`, and no `data`/`woken` after the handler returned
 //! `Close`/`Detach`; `Close` and `Detach` only once the output is flushed (during a
-//! shutdown, only the triggering connection's, as far as the socket takes it); wakes
-//! for closed ids refused; addresses in `opened` as the driver reported them; ticks
-//! never early and always among the engine's deadlines; no accept retried right
-//! after EMFILE. At the end: every client's work done within a bound (liveness), every
+//! shutdown, only the triggering connection's, as far as the socket takes it); no
+//! read while output is blocked (backpressure) unless a hang-up report asks for one;
+//! wakes for closed ids refused, and (when the [`Model`] says the handler makes no
+//! wakes of its own) every `woken` answering a wake made for that very connection;
+//! addresses in `opened` as the driver reported them; ticks given the driver's time,
+//! never early, never overdue and always among the engine's deadlines; no accept
+//! retried right after EMFILE. At the end: every client's work done within a bound (liveness), every
 //! clean connection complete, pool and counters back to their start, no socket left.
 //!
 //! # Faults

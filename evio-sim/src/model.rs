@@ -42,6 +42,15 @@ pub trait Model {
     /// Bytes the client is still owed for the input so far (0 when all of it was
     /// answered). A clean connection must end with nothing owed.
     fn owed(&self, conn: &Self::Conn) -> usize;
+
+    /// Whether the handler may call [`Waker::wake`](evio_proto::Waker::wake) itself
+    /// (from a callback, or a thread of its own). When it never does, every wake is the
+    /// simulator's, and the simulator checks that each `woken` answers a wake it made
+    /// for that very connection: a wake for a closed connection reaching the next one
+    /// in the same slot is caught. The default, `true`, leaves that check off.
+    fn handler_wakes(&self) -> bool {
+        true
+    }
 }
 
 /// A model's objection to what a client received.
@@ -103,5 +112,9 @@ impl Model for EchoModel {
 
     fn owed(&self, conn: &EchoConn) -> usize {
         conn.expected.len()
+    }
+
+    fn handler_wakes(&self) -> bool {
+        false
     }
 }

@@ -141,6 +141,16 @@ struct Client<C> {
     queued: u64,
     transmitted: u64,
     last_write_short: bool,
+    /// The last write was short or would block and no writable (or hang-up) readiness
+    /// was reported since: the engine must not read (backpressure).
+    write_blocked: bool,
+    /// A hang-up was reported and no read has found the socket empty since: the
+    /// engine may read to learn whether the peer ended or failed, blocked or not.
+    hup_unread: bool,
+    /// Bytes the last `prewrite` announced.
+    attempted: usize,
+    /// The simulator made a wake for this connection that `woken` has not answered.
+    wake_owed: bool,
     rng: Rng,
     model: C,
 }
@@ -414,19 +424,30 @@ impl<H: Events, M: Model> Sim<H, M> {
         }
         self.poll_round()?;
         // A tick the handler asked for must be among the engine's deadlines, or a real
-        // driver would sleep through it.
+        // driver would sleep through it; and once the loop has run at or past it, it
+        // must have fired.
         if let Some(due) = self.w.tick_due
             && !self.w.shut_down
             && !self.w.shutting_down
-            && self.engine.poll_timeout().is_none_or(|t| t > due)
         {
-            return Err(Violation::Contract {
-                id: None,
-                detail: format!(
-                    "tick due at {due} but the engine's deadline is {:?}",
-                    self.engine.poll_timeout()
-                ),
-            });
+            if self.engine.poll_timeout().is_none_or(|t| t > due) {
+                return Err(Violation::Contract {
+                    id: None,
+                    detail: format!(
+                        "tick due at {due} but the engine's deadline is {:?}",
+                        self.engine.poll_timeout()
+                    ),
+                });
+            }
+            if due <= self.w.clock {
+                return Err(Violation::Contract {
+                    id: None,
+                    detail: format!(
+                        "tick due at {due} has not fired; the loop ran at {}",
+                        self.w.clock
+                    ),
+                });
+            }
         }
         Ok(())
     }
@@ -606,6 +627,7 @@ impl<H: Events, M: Model> Sim<H, M> {
                         if accepted && self.w.clients[ci].server_closed {
                             return Err(Violation::WakeAccepted(id));
                         }
+                        self.w.clients[ci].wake_owed |= accepted;
                     }
                     None => {
                         // Generation 0 is never issued: this id is always stale.
@@ -757,6 +779,10 @@ impl<H: Events, M: Model> Sim<H, M> {
                         })?;
                 }
                 Ready::Conn(ci, id, r) => {
+                    if r.writable || r.hangup {
+                        self.w.clients[ci].write_blocked = false;
+                    }
+                    self.w.clients[ci].hup_unread |= r.hangup;
                     self.w.note(
                         5,
                         [
@@ -818,6 +844,7 @@ impl<H: Events, M: Model> Sim<H, M> {
         };
         let accepted = self.w.waker.wake(id);
         self.w.note(2, [id.to_u64(), u64::from(accepted), 1, 0]);
+        self.w.clients[ci].wake_owed |= accepted;
         accepted
     }
 
@@ -928,12 +955,15 @@ impl<H: Events, M: Model> Sim<H, M> {
                 let c = &mut self.w.clients[ci];
                 c.transmitted += n as u64;
                 c.last_write_short = n < len;
+                c.write_blocked = n < len;
                 self.engine
                     .handle_written(id, n, now)
                     .map_err(driver("handle_written"))?;
             }
             Report::WriteBlocked(ci, id) => {
+                // Reported or not, EAGAIN leaves the output blocked.
                 self.w.clients[ci].last_write_short = true;
+                self.w.clients[ci].write_blocked = true;
                 if self.w.rng.below(2) == 0 {
                     self.engine
                         .handle_write_blocked(id)
@@ -1182,6 +1212,18 @@ impl<C> World<C> {
                 let ci = self.live_client(id, "read")?;
                 let window = self.config.recv_window;
                 let c = &mut self.clients[ci];
+                if c.write_blocked && c.queued > c.transmitted && !c.hup_unread {
+                    return Err(Violation::Contract {
+                        id: Some(id),
+                        detail: format!(
+                            "read while {} bytes of output are blocked (no writable or \
+                             hang-up report since the last short write): backpressure ignored",
+                            c.queued - c.transmitted
+                        ),
+                    });
+                }
+                let full = c.hup_unread;
+                c.hup_unread = false;
                 if c.reset {
                     self.hash.word(11);
                     return Ok(Report::IoError(
@@ -1209,6 +1251,9 @@ impl<C> World<C> {
                     n = c.rng.range(1, n as u64 - 1) as usize;
                     self.counts.record(FaultKind::ShortRead);
                 }
+                // A read that fills the buffer may leave more behind; anything else
+                // answers the hang-up.
+                c.hup_unread = full && n == buf.len();
                 for (slot, b) in buf.iter_mut().zip(c.to_server.drain(..n)) {
                     *slot = b;
                 }
@@ -1435,6 +1480,15 @@ impl<C> World<C> {
                         callback: "woken",
                     });
                 }
+                if !c.wake_owed && !model.handler_wakes() {
+                    return Err(Violation::Contract {
+                        id: Some(id),
+                        detail: "woken with no wake made for this connection since its \
+                                 last woken (a wake for an earlier connection in its slot?)"
+                            .into(),
+                    });
+                }
+                c.wake_owed = false;
                 model.woken(&mut c.model);
                 c.queued += wrote as u64;
                 if wrote > 0 {
@@ -1507,7 +1561,8 @@ impl<C> World<C> {
             Observation::Prewrite { id, attempted } => {
                 self.note(36, [id.to_u64(), attempted as u64, 0, 0]);
                 let ci = live(self, id, "prewrite")?;
-                let c = &self.clients[ci];
+                let c = &mut self.clients[ci];
+                c.attempted = attempted;
                 if attempted as u64 != c.queued - c.transmitted.min(c.queued) || attempted == 0 {
                     return Err(Violation::Accounting {
                         client: ci,
@@ -1526,17 +1581,29 @@ impl<C> World<C> {
                 self.note(37, [id.to_u64(), written as u64, remaining as u64, 0]);
                 let ci = live(self, id, "postwrite")?;
                 let c = &self.clients[ci];
-                if remaining as u64 != c.queued.wrapping_sub(c.transmitted) {
+                if remaining as u64 != c.queued.wrapping_sub(c.transmitted)
+                    || written.checked_add(remaining) != Some(c.attempted)
+                {
                     return Err(Violation::Accounting {
                         client: ci,
                         detail: format!(
-                            "postwrite({written}, {remaining}) but the handler wrote {} of which {} were sent",
-                            c.queued, c.transmitted
+                            "postwrite({written}, {remaining}) after prewrite({}), but the handler \
+                             wrote {} of which {} were sent",
+                            c.attempted, c.queued, c.transmitted
                         ),
                     });
                 }
             }
             Observation::Tick { now, tick } => {
+                if now != self.clock {
+                    return Err(Violation::Contract {
+                        id: None,
+                        detail: format!(
+                            "tick given {now}, but the driver's time is {}",
+                            self.clock
+                        ),
+                    });
+                }
                 if let Some(due) = self.tick_due
                     && now < due
                 {

@@ -218,6 +218,10 @@ impl Model for LinesModel {
     fn owed(&self, conn: &LinesConn) -> usize {
         conn.owed.len()
     }
+
+    fn handler_wakes(&self) -> bool {
+        false
+    }
 }
 
 #[test]
@@ -303,6 +307,10 @@ impl Model for GreeterModel {
 
     fn owed(&self, conn: &GreeterConn) -> usize {
         conn.owed.len()
+    }
+
+    fn handler_wakes(&self) -> bool {
+        false
     }
 }
 
