@@ -704,10 +704,12 @@ fn run_loop<H: Events>(
         while let Some(report) = engine.poll_output().map(|out| table.perform(out)) {
             let register = |id, stream| table.open(id, stream, hub, builder);
             if deliver(engine, report, now(), register) == Flow::Shutdown {
+                finish_detaches(engine, table, hub, builder, &now);
                 return Ok(());
             }
         }
         if engine.is_shut_down() {
+            finish_detaches(engine, table, hub, builder, &now);
             return Ok(());
         }
 
@@ -752,30 +754,95 @@ fn run_loop<H: Events>(
             }
         }
         if released {
-            let mut i = 0;
-            while i < table.detaching.len() {
-                if Arc::strong_count(&table.detaching[i].1) > 1 {
-                    i += 1;
-                    continue;
-                }
-                let (id, conn) = table.detaching.swap_remove(i);
-                let socket = Arc::try_unwrap(conn).ok().and_then(|c| {
-                    // The threads are gone: the socket is ours alone, blocking, and
-                    // must not keep their time-out.
-                    c.stream.set_read_timeout(None).ok()?;
-                    Some(c.stream.into_detached())
-                });
-                deliver(
-                    engine,
-                    Report::<Stream>::Detached(id, socket),
-                    now(),
-                    |_, _| false,
-                );
-            }
+            complete_detaches(engine, table, now());
         }
         if woken {
             engine.handle_wakes(now());
         }
         engine.handle_timeout(now());
+    }
+}
+
+/// Hands the engine every detaching connection whose threads have let go of its socket.
+fn complete_detaches<H: Events>(
+    engine: &mut crate::OsEngine<H>,
+    table: &mut Table,
+    now: evio_proto::Instant,
+) {
+    let mut i = 0;
+    while i < table.detaching.len() {
+        if Arc::strong_count(&table.detaching[i].1) > 1 {
+            i += 1;
+            continue;
+        }
+        let (id, conn) = table.detaching.swap_remove(i);
+        let socket = Arc::try_unwrap(conn).ok().and_then(|c| {
+            // The threads are gone: the socket is ours alone, blocking, and
+            // must not keep their time-out.
+            c.stream.set_read_timeout(None).ok()?;
+            Some(c.stream.into_detached())
+        });
+        deliver(
+            engine,
+            Report::<Stream>::Detached(id, socket),
+            now,
+            |_, _| false,
+        );
+    }
+}
+
+/// At shutdown, completes the detaches still waiting for their threads, so that each
+/// of those connections ends in `detached` (or `closed`) as with the poller, where a
+/// detach is immediate. A reading thread lets go within `std_detach_check`; a writing
+/// thread once its output is flushed, so the wait is bounded: a connection still held
+/// after it is cut and reported without a socket.
+fn finish_detaches<H: Events>(
+    engine: &mut crate::OsEngine<H>,
+    table: &mut Table,
+    hub: &Hub,
+    builder: &ServerBuilder,
+    now: &impl Fn() -> evio_proto::Instant,
+) {
+    let deadline = std::time::Instant::now() + builder.std_detach_check + SHUTDOWN_GRACE;
+    loop {
+        // No lock is held here: a handler may wake.
+        complete_detaches(engine, table, now());
+        if table.detaching.is_empty() {
+            return;
+        }
+        let mut st = lock(&hub.state);
+        // A thread drops its reference before it takes this lock to post `Released`:
+        // checked under the lock, no release is missed.
+        if table
+            .detaching
+            .iter()
+            .all(|(_, c)| Arc::strong_count(c) > 1)
+        {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            st.waiting = true;
+            st = hub
+                .cv
+                .wait_timeout(st, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            st.waiting = false;
+        }
+        // The engine has stopped: nothing else in the queue matters any more.
+        st.events.clear();
+    }
+    for (id, conn) in std::mem::take(&mut table.detaching) {
+        lock(&conn.state).closing = true;
+        conn.cv.notify_all();
+        conn.stream.shutdown();
+        table.closing.push(conn);
+        deliver(
+            engine,
+            Report::<Stream>::Detached(id, None),
+            now(),
+            |_, _| false,
+        );
     }
 }

@@ -1,0 +1,106 @@
+//! A shutdown that arrives while a detach is still under way: the detaching connection
+//! must still end in exactly one `detached` or `closed`, under every driver.
+//!
+//! The std fallback completes a detach only once the connection's threads have let go
+//! of the socket (up to `std_detach_check` later); a shutdown in between used to end
+//! the server with the connection neither detached nor closed.
+
+mod os_common;
+
+use std::time::Duration;
+
+use evio::{Action, CloseError, Conn, ConnId, ConnInfo, Detached, DetachedSocket, Events, Server};
+use evio_handlers::echo::Echo;
+use os_common::*;
+
+/// Echoes; on `detach` it wakes every other connection and detaches this one; a woken
+/// connection shuts the server down. So the shutdown follows the detach within one turn
+/// of the loop.
+struct DetachThenShutdown {
+    waker: Option<evio::Waker>,
+    open: Vec<ConnId>,
+    log: Log,
+}
+
+impl Events for DetachThenShutdown {
+    type Context = ();
+
+    fn serving(&mut self, server: Server<'_>) -> Action {
+        self.waker = server.waker().cloned();
+        Action::None
+    }
+    fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        self.open.push(conn.id());
+        self.log.push(format!("opened {:?}", conn.id()));
+        Action::None
+    }
+    fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+        if input == b"detach" {
+            let waker = self.waker.as_ref().expect("a waker");
+            for &id in self.open.iter().filter(|&&id| id != conn.id()) {
+                assert!(waker.wake(id));
+            }
+            return Action::Detach;
+        }
+        Echo.data(conn, input)
+    }
+    fn woken(&mut self, _: &mut Conn<'_, ()>) -> Action {
+        Action::Shutdown
+    }
+    fn detached(&mut self, info: &ConnInfo, _: &mut (), mut socket: Detached<'_>) -> Action {
+        let s = socket.take::<DetachedSocket>();
+        self.log.push(format!("ended {:?}", info.id));
+        drop(s);
+        Action::None
+    }
+    fn closed(&mut self, info: &ConnInfo, _: (), _: Option<CloseError>) -> Action {
+        self.log.push(format!("ended {:?}", info.id));
+        Action::None
+    }
+}
+
+fn detach_then_shutdown(builder: evio::ServerBuilder) {
+    let log = Log::default();
+    let l = log.clone();
+    let server = start(builder, &["tcp4://127.0.0.1:0"], move || {
+        DetachThenShutdown {
+            waker: None,
+            open: Vec::new(),
+            log: l,
+        }
+    });
+    let mut a = connect(server.addr(0));
+    let mut b = connect(server.addr(0));
+    assert_eq!(a.round_trip(b"hi"), b"hi");
+    assert_eq!(b.round_trip(b"hi"), b"hi");
+    std::io::Write::write_all(&mut a, b"detach").unwrap();
+    // The server shuts itself down; `serve` returns.
+    server.wait().unwrap();
+    let log = log.snapshot();
+    let opened: Vec<&str> = log
+        .iter()
+        .filter_map(|e| e.strip_prefix("opened "))
+        .collect();
+    assert_eq!(opened.len(), 2, "{log:?}");
+    for id in opened {
+        let ends = log.iter().filter(|e| **e == format!("ended {id}")).count();
+        assert_eq!(ends, 1, "connection {id}: {log:?}");
+    }
+    drop((a, b));
+}
+
+#[test]
+fn detach_pending_at_shutdown_still_ends_the_connection() {
+    // A detach check far longer than one turn of the loop: the std fallback's detach
+    // is still waiting for its reading thread when the shutdown arrives.
+    detach_then_shutdown(evio::ServerBuilder::new().std_detach_check(Duration::from_secs(1)));
+}
+
+#[test]
+fn detach_pending_at_shutdown_still_ends_the_connection_std() {
+    detach_then_shutdown(
+        evio::ServerBuilder::new()
+            .std_fallback(true)
+            .std_detach_check(Duration::from_secs(1)),
+    );
+}
