@@ -174,7 +174,7 @@ impl Poller {
                 EventFlags::ADD | EventFlags::CLEAR | EventFlags::RECEIPT,
                 udata(token),
             )])?;
-            (Notifier::User(self.kq.clone()), Receiver::User)
+            (Notifier::User(self.kq.clone(), token), Receiver::User)
         };
         #[cfg(not(all(not(evio_force_pipe), evio_kqueue_user)))]
         let pair = {
@@ -189,9 +189,9 @@ impl Poller {
 /// Wakes the loop from any thread.
 #[derive(Debug)]
 pub(crate) enum Notifier {
-    /// Triggers the kqueue's `EVFILT_USER` event.
+    /// Triggers the kqueue's `EVFILT_USER` event, registered under the token.
     #[allow(dead_code)]
-    User(Arc<OwnedFd>),
+    User(Arc<OwnedFd>, u64),
     /// A pipe's write end.
     #[allow(dead_code)]
     Pipe(super::pipe::PipeNotifier),
@@ -201,7 +201,7 @@ impl Notify for Notifier {
     fn notify(&self) {
         match self {
             #[cfg(all(not(evio_force_pipe), evio_kqueue_user))]
-            Notifier::User(kq) => {
+            Notifier::User(kq, token) => {
                 use rustix::event::kqueue::{UserDefinedFlags, UserFlags};
                 let ev = Event::new(
                     EventFilter::User {
@@ -210,7 +210,10 @@ impl Notify for Notifier {
                         user_flags: UserDefinedFlags::new(0),
                     },
                     EventFlags::empty(),
-                    core::ptr::null_mut(),
+                    // Every change to a knote replaces its udata (FreeBSD, macOS, as
+                    // mio's waker knows): the trigger must carry the token, or the
+                    // wake is reported under another one and lost.
+                    udata(*token),
                 );
                 let mut none: [MaybeUninit<Event>; 0] = [];
                 let now = Timespec {
