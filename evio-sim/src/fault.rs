@@ -30,9 +30,11 @@ pub enum FaultKind {
     AcceptAborted,
     /// A connection arrived while every slot was in use.
     PoolFull,
-    /// Another thread woke a connection between an output and its report.
+    /// Another thread woke a connection between an output and its report, or a wake's
+    /// notification reached the loop a poller round late.
     WakeRace,
-    /// A deadline (tick or listener back-off) fell due between two events.
+    /// A deadline (tick or listener back-off) fell due between two events, or the
+    /// loop's timer woke just short of it.
     TickBetweenEvents,
     /// Readiness was still queued for a connection the engine had detached or closed.
     DetachWithReadinessQueued,

@@ -418,7 +418,15 @@ impl<H: Events, M: Model> Sim<H, M> {
                 .chance(self.w.config.rates.get(FaultKind::TickBetweenEvents))
                 && let Some(t) = self.engine.poll_timeout()
             {
-                self.w.clock = self.w.clock.max(t);
+                // Half the time the timer wakes a hair early, as a poller with
+                // millisecond timeouts does: the loop runs just short of the deadline,
+                // and nothing due at it may happen yet.
+                let early = match self.w.rng.below(2) {
+                    0 => 0,
+                    _ => 1 + self.w.rng.below(1_000_000),
+                };
+                let at = Instant::from_nanos(t.as_nanos().saturating_sub(early));
+                self.w.clock = self.w.clock.max(at);
                 self.w.counts.record(FaultKind::TickBetweenEvents);
             }
         }
@@ -691,15 +699,24 @@ impl<H: Events, M: Model> Sim<H, M> {
         if self.w.shut_down {
             return Ok(());
         }
-        if self.w.faults_on {
+        // The notifier's event can land in a later poller batch than the wake that
+        // fired it: wakes then wait a round, while connections close and slots are
+        // reused under them.
+        let defer_wakes = self.w.faults_on && {
             self.race_wake();
+            self.w
+                .rng
+                .chance(self.w.config.rates.get(FaultKind::WakeRace))
+        };
+        if defer_wakes && self.w.notified.load(Ordering::SeqCst) {
+            self.w.counts.record(FaultKind::WakeRace);
         }
         // Two loop shapes, both within the protocol: drain after every input, or (as
         // evio-os does) report a whole poller batch, then wakes, then the time, and
         // drain once.
         let batched = self.w.rng.below(2) == 0;
         self.w.note(9, [u64::from(batched), 0, 0, 0]);
-        if !batched && self.w.notified.swap(false, Ordering::SeqCst) {
+        if !batched && !defer_wakes && self.w.notified.swap(false, Ordering::SeqCst) {
             self.w.note(3, [0; 4]);
             self.input(|e, now| e.handle_wakes(now))?;
         }
@@ -812,7 +829,7 @@ impl<H: Events, M: Model> Sim<H, M> {
             return Ok(());
         }
         if batched {
-            if self.w.notified.swap(false, Ordering::SeqCst) {
+            if !defer_wakes && self.w.notified.swap(false, Ordering::SeqCst) {
                 self.w.note(3, [0; 4]);
                 self.input_maybe_drain(true, |e, now| e.handle_wakes(now))?;
             }
