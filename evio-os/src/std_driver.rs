@@ -754,6 +754,8 @@ fn run_loop<H: Events>(
             }
         }
         if released {
+            // A closed connection's socket closes once its threads are done with it.
+            table.closing.retain(|c| Arc::strong_count(c) > 1);
             complete_detaches(engine, table, now());
         }
         if woken {

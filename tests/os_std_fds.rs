@@ -1,0 +1,74 @@
+//! The std fallback releases a closed connection's socket once its threads are done,
+//! not only when some later connection closes.
+//!
+//! Its own test binary: it counts this process's open descriptors.
+
+mod os_common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use evio::{Action, CloseError, Conn, ConnInfo, Events};
+use evio_handlers::echo::Echo;
+use os_common::*;
+
+struct CountingEcho(Arc<AtomicUsize>);
+
+impl Events for CountingEcho {
+    type Context = ();
+    fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+        Echo.data(conn, input)
+    }
+    fn closed(&mut self, _: &ConnInfo, _: (), _: Option<CloseError>) -> Action {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Action::None
+    }
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Waits (at most `LIMIT`) for `f` to hold.
+fn eventually(what: &str, f: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < LIMIT, "{what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn std_fallback_closes_sockets_of_closed_connections() {
+    if !std::path::Path::new("/proc/self/fd").exists() {
+        return;
+    }
+    let closed = Arc::new(AtomicUsize::new(0));
+    let c = closed.clone();
+    let server = start(
+        evio::ServerBuilder::new().std_fallback(true),
+        &["tcp4://127.0.0.1:0"],
+        move || CountingEcho(c),
+    );
+    let before = open_fds();
+    const N: usize = 8;
+    let mut clients: Vec<Client> = (0..N).map(|_| connect(server.addr(0))).collect();
+    for c in &mut clients {
+        assert_eq!(c.round_trip(b"hi"), b"hi");
+    }
+    // Every client ends its stream; the server closes each connection.
+    for c in &mut clients {
+        c.shutdown_write();
+        assert_eq!(c.read_to_end_lossy(), b"");
+    }
+    drop(clients);
+    eventually("every connection closed", || {
+        closed.load(Ordering::SeqCst) == N
+    });
+    // No connection closes after these: their sockets must go all the same.
+    eventually("the closed connections' sockets were released", || {
+        open_fds() <= before
+    });
+    server.stop().unwrap();
+}
