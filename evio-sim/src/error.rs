@@ -18,7 +18,8 @@ pub enum Violation {
         /// The model's objection.
         error: ModelError,
     },
-    /// A `data` call's input was not the unconsumed input followed by the bytes read.
+    /// A `data` call's input was not the latest bytes read, in order, or reached back
+    /// before the previous call's input.
     Input {
         /// Client number.
         client: usize,

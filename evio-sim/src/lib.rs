@@ -97,8 +97,10 @@
 //!
 //! # What is checked
 //!
-//! After every step: each `data` call's input is the unconsumed input followed by the
-//! bytes read, in order; the bytes the engine transmits are exactly what the handler
+//! After every step: each `data` call's input is the latest bytes read, in order,
+//! starting no earlier than the previous call's input (how much a handler consumed is
+//! not visible to the simulator, so unconsumed input dropped or handed back twice is
+//! the [`Model`]'s to catch, through what the client receives); the bytes the engine transmits are exactly what the handler
 //! wrote (counted through [`Conn::pending`](evio_proto::Conn::pending) around every
 //! callback) and `prewrite`/`postwrite` agree; the client's bytes satisfy the
 //! [`Model`]; one `opened` and at most one `closed` per connection, `closed` only

@@ -926,7 +926,13 @@ impl<H: Events, M: Model> Sim<H, M> {
                         if let Some(other) = self.w.by_slot[id.slot()]
                             && !self.w.clients[other].ended_cb
                         {
-                            return Err(Violation::OpenedTwice(id));
+                            return Err(Violation::Contract {
+                                id: self.w.clients[other].id,
+                                detail: format!(
+                                    "its slot went to a new connection {id} before `closed` \
+                                     or `detached` ran for it"
+                                ),
+                            });
                         }
                         let c = &mut self.w.clients[ci];
                         c.id = Some(id);
@@ -1519,9 +1525,16 @@ impl<C> World<C> {
                     [id.to_u64(), u64::from(error.is_some()), action as u64, 0],
                 );
                 let Some(ci) = self.client_of(id) else {
-                    return Err(Violation::CallbackOutsideLife {
-                        id,
-                        callback: "closed",
+                    // The slot no longer maps to a connection that ended: name a second
+                    // `closed` (or one after `detached` took the socket) as such.
+                    let ended = self.clients.iter().any(|c| c.id == Some(id) && c.ended_cb);
+                    return Err(if ended {
+                        Violation::ClosedTwice(id)
+                    } else {
+                        Violation::CallbackOutsideLife {
+                            id,
+                            callback: "closed",
+                        }
                     });
                 };
                 let c = &mut self.clients[ci];
