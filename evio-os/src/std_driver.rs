@@ -567,20 +567,24 @@ pub(crate) fn run<H: Events>(
     });
     let mut engine = crate::build_engine(handler, builder.config, HubNotify(hub.clone()))?;
     let n = builder.config.max_connections;
-    let mut table = Table {
-        acceptors: Vec::with_capacity(listeners.len()),
-        conns: (0..n).map(|_| None).collect(),
-        closing: Vec::new(),
-        detaching: Vec::new(),
+    // Declared after the engine, so a panicking handler unwinds through its `Drop`.
+    let mut threads = Threads {
+        table: Table {
+            acceptors: Vec::with_capacity(listeners.len()),
+            conns: (0..n).map(|_| None).collect(),
+            closing: Vec::new(),
+            detaching: Vec::new(),
+        },
+        kinds: Vec::with_capacity(listeners.len()),
+        hub: hub.clone(),
     };
-    let mut kinds = Vec::with_capacity(listeners.len());
     let mut result = Ok(());
     for (index, l) in listeners.into_iter().enumerate() {
         let listener = match l.kind {
             ListenerKind::Tcp(_) => StdListener::Tcp(TcpListener::from(l.fd)),
             ListenerKind::Unix(_) => StdListener::Unix(UnixListener::from(l.fd)),
         };
-        kinds.push(l.kind);
+        threads.kinds.push(l.kind);
         let acc = Arc::new(Acceptor {
             listener,
             index,
@@ -600,79 +604,98 @@ pub(crate) fn run<H: Events>(
                 error,
             });
         }
-        table.acceptors.push(acc);
+        threads.table.acceptors.push(acc);
     }
     if result.is_ok() {
-        result = run_loop(&mut engine, &mut table, &hub, &kinds, builder);
+        result = run_loop(
+            &mut engine,
+            &mut threads.table,
+            &hub,
+            &threads.kinds,
+            builder,
+        );
     }
-    // Stop the accepting threads: each is either waiting to be asked (the flag wakes
-    // it) or blocked in accept (a connection of our own wakes it). With SO_REUSEPORT
-    // the kernel may hand our connection to another socket sharing the port, so try a
-    // few times; a thread still blocked after the grace period is left to finish on
-    // its own (its listener closes when the next connection reaches it).
-    for (acc, kind) in table.acceptors.iter().zip(&kinds) {
-        lock(&acc.state).stop = true;
-        acc.cv.notify_all();
+    drop(threads);
+    result
+}
+
+/// The threads and sockets of a running server, stopped and released when `run` ends,
+/// however it ends (a panicking handler unwinds through here too).
+struct Threads {
+    table: Table,
+    /// Dropped after `table`: dropping it removes the unix socket files.
+    kinds: Vec<ListenerKind>,
+    hub: Arc<Hub>,
+}
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        let (table, kinds, hub) = (&mut self.table, &self.kinds, &self.hub);
+        // Stop the accepting threads: each is either waiting to be asked (the flag wakes
+        // it) or blocked in accept (a connection of our own wakes it). With SO_REUSEPORT
+        // the kernel may hand our connection to another socket sharing the port, so try a
+        // few times; a thread still blocked after the grace period is left to finish on
+        // its own (its listener closes when the next connection reaches it).
+        for (acc, kind) in table.acceptors.iter().zip(kinds) {
+            lock(&acc.state).stop = true;
+            acc.cv.notify_all();
+            let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+            loop {
+                let st = lock(&acc.state);
+                let (st, _) = acc
+                    .cv
+                    .wait_timeout_while(st, Duration::from_millis(20), |st| !st.exited)
+                    .unwrap_or_else(PoisonError::into_inner);
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if st.exited || left.is_zero() {
+                    break;
+                }
+                drop(st);
+                match kind {
+                    ListenerKind::Tcp(a) => {
+                        let mut a = *a;
+                        if a.ip().is_unspecified() {
+                            a.set_ip(match a {
+                                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                            });
+                        }
+                        let _ = TcpStream::connect_timeout(&a, left);
+                    }
+                    ListenerKind::Unix(f) => {
+                        let _ = UnixStream::connect(&f.path);
+                    }
+                }
+            }
+        }
+        // Closed connections get a grace period to flush; then their sockets are cut.
         let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+        let mut st = lock(&hub.state);
         loop {
-            let st = lock(&acc.state);
-            let (st, _) = acc
-                .cv
-                .wait_timeout_while(st, Duration::from_millis(20), |st| !st.exited)
-                .unwrap_or_else(PoisonError::into_inner);
+            table.closing.retain(|c| Arc::strong_count(c) > 1);
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if st.exited || left.is_zero() {
+            if table.closing.is_empty() || left.is_zero() {
                 break;
             }
-            drop(st);
-            match kind {
-                ListenerKind::Tcp(a) => {
-                    let mut a = *a;
-                    if a.ip().is_unspecified() {
-                        a.set_ip(match a {
-                            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-                        });
-                    }
-                    let _ = TcpStream::connect_timeout(&a, left);
-                }
-                ListenerKind::Unix(f) => {
-                    let _ = UnixStream::connect(&f.path);
-                }
-            }
+            st.waiting = true;
+            st = hub
+                .cv
+                .wait_timeout(st, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            st.waiting = false;
+        }
+        drop(st);
+        for c in table.closing.iter().chain(table.conns.iter().flatten()) {
+            c.stream.shutdown();
+            lock(&c.state).closing = true;
+            c.cv.notify_all();
+        }
+        for (_, c) in &table.detaching {
+            lock(&c.state).closing = true;
+            c.cv.notify_all();
         }
     }
-    // Closed connections get a grace period to flush; then their sockets are cut.
-    let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
-    let mut st = lock(&hub.state);
-    loop {
-        table.closing.retain(|c| Arc::strong_count(c) > 1);
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if table.closing.is_empty() || left.is_zero() {
-            break;
-        }
-        st.waiting = true;
-        st = hub
-            .cv
-            .wait_timeout(st, left)
-            .unwrap_or_else(PoisonError::into_inner)
-            .0;
-        st.waiting = false;
-    }
-    drop(st);
-    for c in table.closing.iter().chain(table.conns.iter().flatten()) {
-        c.stream.shutdown();
-        lock(&c.state).closing = true;
-        c.cv.notify_all();
-    }
-    for (_, c) in &table.detaching {
-        lock(&c.state).closing = true;
-        c.cv.notify_all();
-    }
-    drop(table);
-    // Dropping `kinds` removes the unix socket files.
-    drop(kinds);
-    result
 }
 
 fn run_loop<H: Events>(
