@@ -123,7 +123,9 @@
 //! mid-stream, EPIPE, EMFILE and ECONNABORTED on accept, a full pool, wakes racing the
 //! loop, deadlines between events, readiness queued for a closed or detached
 //! connection, shutdown, close and detach with output pending. Each run draws its rates
-//! from its seed; [`FaultCounts`] show what actually fired. The loop itself alternates
+//! from its seed; [`FaultCounts`] show what actually fired. Most seeds also keep a
+//! ticker running after the handler's own stops ([`SimConfig::ticker`]), so the tick
+//! schedule is checked under every handler, echo included. The loop itself alternates
 //! between draining after every input and evio-os's shape (a whole poller batch, then
 //! wakes, then the time, then one drain), and the delivery order is shuffled.
 //!

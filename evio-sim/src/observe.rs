@@ -3,7 +3,7 @@
 use core::ops::Range;
 
 use evio_proto::{
-    Action, CloseError, Conn, ConnId, ConnInfo, Detached, Events, Instant, Server, Tick,
+    Action, CloseError, Conn, ConnId, ConnInfo, Detached, Duration, Events, Instant, Server, Tick,
 };
 
 use crate::SimStream;
@@ -125,6 +125,9 @@ pub struct Observed<H> {
     injections: Vec<Injection>,
     fired: Vec<Injection>,
     take_on_detach: Vec<ConnId>,
+    ticker: Option<Duration>,
+    /// The handler's `tick` returned no delay and `ticker` took over.
+    inner_stopped: bool,
 }
 
 impl<H> Observed<H> {
@@ -137,7 +140,17 @@ impl<H> Observed<H> {
             injections: Vec::new(),
             fired: Vec::new(),
             take_on_detach: Vec::new(),
+            ticker: None,
+            inner_stopped: false,
         }
+    }
+
+    /// A ticker that takes over once the handler's `tick` returns no delay: the engine
+    /// gets `every` instead, and the ticks that follow are answered here, without
+    /// calling the handler's `tick` again. `None` (the default) leaves the handler's
+    /// schedule alone.
+    pub fn set_ticker(&mut self, every: Option<Duration>) {
+        self.ticker = every;
     }
 
     /// The wrapped handler.
@@ -335,7 +348,23 @@ impl<H: Events> Events for Observed<H> {
     }
 
     fn tick(&mut self, now: Instant) -> Tick {
-        let tick = self.inner.tick(now);
+        let tick = if self.inner_stopped {
+            Tick {
+                delay: self.ticker,
+                action: Action::None,
+            }
+        } else {
+            let tick = self.inner.tick(now);
+            if tick.delay.is_none() && self.ticker.is_some() {
+                self.inner_stopped = true;
+                Tick {
+                    delay: self.ticker,
+                    action: tick.action,
+                }
+            } else {
+                tick
+            }
+        };
         self.log.push(Observation::Tick { now, tick });
         tick
     }

@@ -64,6 +64,7 @@ fn eof_on_hangup_does_not_drop_stalled_input() {
             max_clients: 4,
             listeners: 2,
         },
+        ticker: None,
     };
     if let Err(failure) = run(Echo, EchoModel, seed, config, &script) {
         panic!("{failure}");
@@ -127,6 +128,7 @@ fn no_data_after_detach_while_draining_input_before_eof() {
             max_clients: 4,
             listeners: 1,
         },
+        ticker: None,
     };
     if let Err(failure) = run(Echo, EchoModel, seed, config, &script) {
         panic!("{failure}");
@@ -196,6 +198,7 @@ fn no_read_on_hangup_after_the_handler_detached() {
             max_clients: 4,
             listeners: 1,
         },
+        ticker: None,
     };
     if let Err(failure) = run(Echo, EchoModel, seed, config, &script) {
         panic!("{failure}");
