@@ -19,8 +19,9 @@
 //! | `tcp-net://…`, `unix-net://…` | the same, served by the std fallback driver |
 //!
 //! A port of 0 binds a free port; `serving` reports the real one. A stale unix socket
-//! file is removed before binding (only if it is a socket); the file is removed when the
-//! server stops. If any address uses a `-net` scheme, the whole server runs on the std
+//! file is removed before binding (only if it is a socket and no server accepts on it,
+//! which a probing connect tells; a live one is [`Error::Bind`] "address in use"); the
+//! file is removed when the server stops. If any address uses a `-net` scheme, the whole server runs on the std
 //! fallback, as in Go's evio.
 //!
 //! # Drivers

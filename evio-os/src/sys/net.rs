@@ -154,10 +154,14 @@ enum BindUnixError {
 
 fn bind_unix(path: &PathBuf, backlog: i32, nonblocking: bool) -> Result<OwnedFd, BindUnixError> {
     // A stale socket file from an earlier run is removed; anything else at that path
-    // (a directory, a regular file) is never touched.
+    // (a directory, a regular file, a socket a server still listens on) is never
+    // touched.
     if let Ok(m) = std::fs::symlink_metadata(path) {
         if !m.file_type().is_socket() {
             return Err(BindUnixError::NotASocket);
+        }
+        if is_listening(path) {
+            return Err(BindUnixError::Io(io::ErrorKind::AddrInUse.into()));
         }
         remove_if_socket(path);
     }
@@ -170,6 +174,19 @@ fn bind_unix(path: &PathBuf, backlog: i32, nonblocking: bool) -> Result<OwnedFd,
         return Err(io(e));
     }
     Ok(fd)
+}
+
+/// Whether a server listens on the unix socket at `path`: a non-blocking connect is
+/// accepted, or refused only because the backlog is full (a stale file: ECONNREFUSED).
+/// The live server sees the probe as a connection that ends at once.
+fn is_listening(path: &Path) -> bool {
+    let Ok(fd) = new_socket(AddressFamily::UNIX, true) else {
+        return false;
+    };
+    let Ok(sa) = net::SocketAddrUnix::new(path) else {
+        return false;
+    };
+    matches!(net::connect(&fd, &sa), Ok(()) | Err(Errno::AGAIN))
 }
 
 /// Accepts one connection, non-blocking and close-on-exec, with its peer address.

@@ -1,0 +1,41 @@
+//! A unix socket path where a server is listening is not stale: a second server must
+//! not remove it and take the path over.
+
+mod os_common;
+
+use evio_handlers::echo::Echo;
+use os_common::*;
+
+fn a_live_socket_path_is_not_taken_over(builder: fn() -> evio::ServerBuilder) {
+    let dir = TempDir::new("live");
+    let unix = format!("unix://{}", dir.sock("live.sock"));
+    let a = start(builder(), &[&unix], || Echo);
+    match try_start(builder(), &[&unix], || Echo) {
+        Ok(b) => {
+            b.stop().unwrap();
+            a.stop().unwrap();
+            panic!("a second server took over the path of a live one");
+        }
+        Err(e) => assert!(
+            matches!(e, evio::Error::Bind { ref addr, ref error }
+                if *addr == unix && error.kind() == std::io::ErrorKind::AddrInUse),
+            "{e}"
+        ),
+    }
+    // The first server still answers on its path.
+    let mut c = connect(a.addr(0));
+    assert_eq!(c.round_trip(b"still mine"), b"still mine");
+    drop(c);
+    a.stop().unwrap();
+    assert!(!dir.path().join("live.sock").exists());
+}
+
+#[test]
+fn a_live_socket_path_is_not_taken_over_default() {
+    a_live_socket_path_is_not_taken_over(evio::ServerBuilder::new);
+}
+
+#[test]
+fn a_live_socket_path_is_not_taken_over_std() {
+    a_live_socket_path_is_not_taken_over(|| evio::ServerBuilder::new().std_fallback(true));
+}
