@@ -701,10 +701,8 @@ impl<H: Events, M: Model> Sim<H, M> {
                 continue;
             };
             if c.rng.chance(close) {
-                c.injected = true;
                 self.engine.handler_mut().arm(Injection::Close(id));
             } else if c.rng.chance(detach) {
-                c.injected = true;
                 let take = c.rng.below(2) == 0;
                 self.engine
                     .handler_mut()
@@ -1036,10 +1034,21 @@ impl<H: Events, M: Model> Sim<H, M> {
         let (log, arena, fired) = self.engine.handler_mut().take();
         let mut result = Ok(());
         for injection in &fired {
-            match injection {
-                Injection::Close(_) => self.w.counts.record(FaultKind::CloseWithOutputPending),
-                Injection::Detach { .. } => {}
-                Injection::Shutdown => self.w.counts.record(FaultKind::ShutdownWithOutputPending),
+            let id = match *injection {
+                Injection::Close(id) => {
+                    self.w.counts.record(FaultKind::CloseWithOutputPending);
+                    id
+                }
+                Injection::Detach { id, .. } => id,
+                Injection::Shutdown => {
+                    self.w.counts.record(FaultKind::ShutdownWithOutputPending);
+                    continue;
+                }
+            };
+            // Only a connection whose injection fired ends other than its handler and
+            // client would have it; one merely armed stays a clean connection.
+            if let Some(ci) = self.w.client_of(id) {
+                self.w.clients[ci].injected = true;
             }
         }
         for o in &log {
