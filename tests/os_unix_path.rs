@@ -39,3 +39,33 @@ fn a_live_socket_path_is_not_taken_over_default() {
 fn a_live_socket_path_is_not_taken_over_std() {
     a_live_socket_path_is_not_taken_over(|| evio::ServerBuilder::new().std_fallback(true));
 }
+
+fn stopping_leaves_another_servers_socket_file_alone(builder: fn() -> evio::ServerBuilder) {
+    let dir = TempDir::new("replaced");
+    let path = dir.path().join("s.sock");
+    let unix = format!("unix://{}", path.display());
+    let a = start(builder(), &[&unix], || Echo);
+    // Someone removes the first server's file and a second server binds the path.
+    std::fs::remove_file(&path).unwrap();
+    let b = start(builder(), &[&unix], || Echo);
+    a.stop().unwrap();
+    // The first server removes only the file it created, which is gone already.
+    assert!(path.exists(), "the second server's socket file was removed");
+    let mut c = connect(b.addr(0));
+    assert_eq!(c.round_trip(b"b"), b"b");
+    drop(c);
+    b.stop().unwrap();
+    assert!(!path.exists());
+}
+
+#[test]
+fn stopping_leaves_another_servers_socket_file_alone_default() {
+    stopping_leaves_another_servers_socket_file_alone(evio::ServerBuilder::new);
+}
+
+#[test]
+fn stopping_leaves_another_servers_socket_file_alone_std() {
+    stopping_leaves_another_servers_socket_file_alone(|| {
+        evio::ServerBuilder::new().std_fallback(true)
+    });
+}

@@ -3,7 +3,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -34,17 +34,30 @@ pub(crate) enum ListenerKind {
 #[derive(Debug)]
 pub(crate) struct UnixFile {
     pub path: String,
+    /// The file's device and inode once bound: only that file is removed, not another
+    /// server's socket at the same path after ours was unlinked (`None`: not known).
+    id: Option<(u64, u64)>,
 }
 
 impl Drop for UnixFile {
     fn drop(&mut self) {
-        remove_if_socket(Path::new(&self.path));
+        remove_if_socket(Path::new(&self.path), self.id);
     }
 }
 
-fn remove_if_socket(path: &Path) -> bool {
+/// The device and inode of the file at `path`.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
+
+/// Removes the socket file at `path`, if it is one (and, given `id`, that very file).
+fn remove_if_socket(path: &Path, id: Option<(u64, u64)>) -> bool {
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path).is_ok(),
+        Ok(m) if m.file_type().is_socket() && id.is_none_or(|id| id == (m.dev(), m.ino())) => {
+            std::fs::remove_file(path).is_ok()
+        }
         _ => false,
     }
 }
@@ -74,7 +87,7 @@ pub(crate) fn bind_all<A: AsRef<str>>(
                 }
             }
             Target::Unix(path) => {
-                let fd = bind_unix(path, backlog, nonblocking).map_err(|e| match e {
+                let (fd, id) = bind_unix(path, backlog, nonblocking).map_err(|e| match e {
                     BindUnixError::NotASocket => Error::NotASocket {
                         addr: text.to_owned(),
                     },
@@ -84,6 +97,7 @@ pub(crate) fn bind_all<A: AsRef<str>>(
                     fd,
                     kind: ListenerKind::Unix(UnixFile {
                         path: path.to_string_lossy().into_owned(),
+                        id,
                     }),
                 }
             }
@@ -152,7 +166,11 @@ enum BindUnixError {
     Io(io::Error),
 }
 
-fn bind_unix(path: &PathBuf, backlog: i32, nonblocking: bool) -> Result<OwnedFd, BindUnixError> {
+fn bind_unix(
+    path: &PathBuf,
+    backlog: i32,
+    nonblocking: bool,
+) -> Result<(OwnedFd, Option<(u64, u64)>), BindUnixError> {
     // A stale socket file from an earlier run is removed; anything else at that path
     // (a directory, a regular file, a socket a server still listens on) is never
     // touched.
@@ -163,17 +181,18 @@ fn bind_unix(path: &PathBuf, backlog: i32, nonblocking: bool) -> Result<OwnedFd,
         if is_listening(path) {
             return Err(BindUnixError::Io(io::ErrorKind::AddrInUse.into()));
         }
-        remove_if_socket(path);
+        remove_if_socket(path, None);
     }
     let io = |e: Errno| BindUnixError::Io(e.into());
     let fd = new_socket(AddressFamily::UNIX, nonblocking).map_err(BindUnixError::Io)?;
     let sa = net::SocketAddrUnix::new(path.as_path()).map_err(io)?;
     net::bind(&fd, &sa).map_err(io)?;
+    let id = file_id(path);
     if let Err(e) = net::listen(&fd, backlog) {
-        remove_if_socket(path);
+        remove_if_socket(path, id);
         return Err(io(e));
     }
-    Ok(fd)
+    Ok((fd, id))
 }
 
 /// Whether a server listens on the unix socket at `path`: a non-blocking connect is
