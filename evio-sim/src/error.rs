@@ -11,6 +11,9 @@ use crate::ModelError;
 pub enum Violation {
     /// The engine could not be built from the run's configuration.
     Build(BuildError),
+    /// The simulated world cannot be set up from the run's configuration (no
+    /// listener, more than the engine serves, or a socket window of zero bytes).
+    Config(String),
     /// The reference model rejected what a client received.
     Model {
         /// Client number.
@@ -113,6 +116,7 @@ impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Violation::Build(e) => write!(f, "engine build failed: {e}"),
+            Violation::Config(detail) => write!(f, "simulation configuration: {detail}"),
             Violation::Model { client, error } => write!(f, "client c{client}: model: {error}"),
             Violation::Input { client, detail } => {
                 write!(f, "client c{client}: data input: {detail}")

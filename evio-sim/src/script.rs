@@ -240,13 +240,13 @@ fn client_of(ev: &mut ScriptedEvent) -> Option<&mut u16> {
 /// `script` (with clients resolved by [`resolve_clients`]) without client `k`: its `Connect` and its events go, later
 /// clients move down by one.
 pub fn without_client(script: &[ScriptedEvent], k: u16) -> Vec<ScriptedEvent> {
-    let mut seen: u16 = 0;
+    let mut seen: usize = 0;
     let mut out = Vec::with_capacity(script.len());
     for ev in script {
         let mut ev = ev.clone();
         if let ScriptedEvent::Connect { .. } = ev {
             seen += 1;
-            if seen - 1 == k {
+            if seen - 1 == usize::from(k) {
                 continue;
             }
         } else if let Some(c) = client_of(&mut ev) {

@@ -281,7 +281,9 @@ impl<H: Events, M: Model> Sim<H, M> {
     ///
     /// # Errors
     ///
-    /// [`Violation::Build`] if the engine cannot be built, or any violation found while
+    /// [`Violation::Build`] if the engine cannot be built, [`Violation::Config`] if the
+    /// world cannot be (no listener, more than [`evio_proto::MAX_LISTENERS`], or a
+    /// socket window of zero bytes), or any violation found while
     /// starting.
     pub fn new(handler: H, model: M, seed: u64) -> Result<Self, Violation> {
         Self::with_config(handler, model, seed, SimConfig::from_seed(seed))
@@ -298,6 +300,18 @@ impl<H: Events, M: Model> Sim<H, M> {
         seed: u64,
         config: SimConfig,
     ) -> Result<Self, Violation> {
+        if !(1..=evio_proto::MAX_LISTENERS).contains(&usize::from(config.listeners)) {
+            return Err(Violation::Config(format!(
+                "{} listeners (1 to {} can be simulated)",
+                config.listeners,
+                evio_proto::MAX_LISTENERS
+            )));
+        }
+        if config.recv_window == 0 || config.send_window == 0 {
+            return Err(Violation::Config(
+                "a socket window of zero bytes would never move a byte".into(),
+            ));
+        }
         let n = config.engine.max_connections;
         let notified = Arc::new(AtomicBool::new(false));
         let words: Box<[WakeWord]> = (0..WakeState::<Box<[WakeWord]>, SimNotify>::words_needed(n))
@@ -350,7 +364,7 @@ impl<H: Events, M: Model> Sim<H, M> {
             .collect();
         sim.input(|e, now| {
             e.handle_start(&addrs, now)
-                .map_err(|_| Violation::Leak("too many listeners".into()))
+                .map_err(|e| Violation::Config(e.to_string()))
         })??;
         Ok(sim)
     }

@@ -174,3 +174,62 @@ fn arbitrary_bytes_make_runnable_scripts() {
     }
     assert!(runs > 200, "scripts were empty");
 }
+
+/// A configuration the simulated world cannot have is reported as such (not as a panic
+/// of the engine or the handler), and odd scripts run: events for clients that never
+/// connected, empty sends, zero read windows, a listener number out of range, repeated
+/// resets, a wake after the close.
+#[test]
+fn odd_configurations_and_scripts_do_not_panic() {
+    use ScriptedEvent::{Advance, Close, Connect, HalfClose, Read, Reset, Send, Wake};
+    let base = SimConfig::from_seed(5);
+    for (listeners, recv_window, send_window) in [(0, 64, 64), (17, 64, 64), (1, 0, 64), (1, 64, 0)]
+    {
+        let config = SimConfig {
+            listeners,
+            recv_window,
+            send_window,
+            ..base.clone()
+        };
+        let failure = run(Echo, EchoModel, 5, config, &[Connect { listener: 0 }])
+            .expect_err("the configuration is refused");
+        assert!(
+            matches!(failure.violation, evio_sim::Violation::Config(_)),
+            "{failure}"
+        );
+    }
+    let script = [
+        Send {
+            client: 3,
+            bytes: vec![],
+        },
+        Read {
+            client: 9,
+            window: 0,
+        },
+        Wake { client: 0 },
+        Connect { listener: 200 },
+        Send {
+            client: 7,
+            bytes: vec![],
+        },
+        Read {
+            client: 0,
+            window: 0,
+        },
+        Advance { millis: u16::MAX },
+        Reset { client: 1 },
+        Reset { client: 1 },
+        Close { client: 0 },
+        HalfClose { client: 0 },
+        Wake { client: 0 },
+    ];
+    for seed in 0..50 {
+        if let Err(failure) = run(Echo, EchoModel, seed, SimConfig::from_seed(seed), &script) {
+            panic!("{failure}");
+        }
+    }
+    // More clients than a u16 counts: removing one still works.
+    let many = vec![Connect { listener: 0 }; 70_000];
+    assert_eq!(evio_sim::without_client(&many, 3).len(), 69_999);
+}
