@@ -484,11 +484,14 @@ impl Table {
                 Report::Nothing
             }
             Output::Detach { id } => {
-                if let Some(conn) = self.conns.get_mut(id.slot()).and_then(Option::take) {
-                    lock(&conn.state).detaching = true;
-                    conn.cv.notify_all();
-                    self.detaching.push((id, conn));
-                }
+                let Some(conn) = self.conns.get_mut(id.slot()).and_then(Option::take) else {
+                    // No socket (its threads could not start): report the detach at
+                    // once, as the poller does, or the engine's slot waits forever.
+                    return Report::Detached(id, None);
+                };
+                lock(&conn.state).detaching = true;
+                conn.cv.notify_all();
+                self.detaching.push((id, conn));
                 Report::Nothing
             }
             // Accepting threads accept only when the loop asks, so a paused listener
