@@ -48,7 +48,9 @@ impl Sockets<'_> {
                             ListenerKind::Tcp(_) => net::local_addr(fd.as_fd()),
                             ListenerKind::Unix(_) => Addr::Unix,
                         };
-                        let unix = matches!(local, Addr::Unix);
+                        // From the listener, not from `local`: a failed getsockname
+                        // also gives `Addr::Unix`, and a TCP socket must stay TCP.
+                        let unix = matches!(l.kind, ListenerKind::Unix(_));
                         Report::Accepted(listener, (fd, unix), local, net::to_addr(peer))
                     }
                     Err(Errno::AGAIN) => Report::AcceptBlocked(listener),
