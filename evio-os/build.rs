@@ -14,9 +14,14 @@ fn main() {
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let apple = std::env::var("CARGO_CFG_TARGET_VENDOR").is_ok_and(|v| v == "apple");
     let epoll = matches!(os.as_str(), "linux" | "android");
-    let kqueue = apple || matches!(os.as_str(), "freebsd" | "netbsd" | "openbsd" | "dragonfly");
+    // A kqueue event carries its token in a pointer-sized udata, and the poller's tokens
+    // are 64-bit (a connection id, the high bit for listeners): 32-bit targets (watchOS
+    // arm64_32, i386/armv7 BSDs) would truncate them, so they use the std fallback.
+    let wide = std::env::var("CARGO_CFG_TARGET_POINTER_WIDTH").is_ok_and(|w| w == "64");
+    let kqueue =
+        wide && (apple || matches!(os.as_str(), "freebsd" | "netbsd" | "openbsd" | "dragonfly"));
     // EVFILT_USER exists on these; the other BSDs wake the loop through a pipe.
-    let kqueue_user = apple || matches!(os.as_str(), "freebsd" | "dragonfly");
+    let kqueue_user = kqueue && (apple || matches!(os.as_str(), "freebsd" | "dragonfly"));
     let set = |on: bool, name: &str| {
         if on {
             println!("cargo::rustc-cfg={name}");

@@ -21,17 +21,18 @@
 //! A port of 0 binds a free port; `serving` reports the real one. A stale unix socket
 //! file is removed before binding (only if it is a socket and no server accepts on it,
 //! which a probing connect tells; a live one is [`Error::Bind`] "address in use"); the
-//! file is removed when the server stops. If any address uses a `-net` scheme, the whole server runs on the std
-//! fallback, as in Go's evio.
+//! file is removed when the server stops. If any address uses a `-net` scheme, the
+//! whole server runs on the std fallback, as in Go's evio.
 //!
 //! # Drivers
 //!
-//! - **Poller** (default on Linux, Android, macOS, the BSDs): one thread,
+//! - **Poller** (default on Linux, Android, and 64-bit macOS and BSDs): one thread,
 //!   level-triggered epoll or kqueue, non-blocking sockets, a fixed array of poll
 //!   events, and no allocation per event, read or write. Wakes arrive through an
 //!   eventfd (Linux), an `EVFILT_USER` event (macOS, FreeBSD, DragonFly) or a pipe
 //!   (elsewhere, and with `--cfg evio_force_pipe`).
-//! - **Std fallback** (other targets, `-net` schemes, [`ServerBuilder::std_fallback`],
+//! - **Std fallback** (other targets, 32-bit kqueue targets (their events cannot carry
+//!   the poller's 64-bit tokens), `-net` schemes, [`ServerBuilder::std_fallback`],
 //!   or `--cfg evio_force_std`): the engine still runs on the calling thread; each
 //!   listener has an accepting thread and each connection a reading and a writing
 //!   thread that block in the kernel and hand results to the loop. See
