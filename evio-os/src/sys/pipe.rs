@@ -2,6 +2,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 
 use evio_proto::Notify;
 use rustix::io::Errno;
@@ -12,6 +13,9 @@ use rustix::pipe::{PipeFlags, pipe_with};
 #[derive(Debug)]
 pub(crate) struct PipeNotifier {
     write: OwnedFd,
+    /// The read end, kept open while a waker lives: a waker can outlive the loop, and
+    /// a write to a pipe nobody can read fails with EPIPE and raises SIGPIPE.
+    _read: Arc<OwnedFd>,
 }
 
 impl Notify for PipeNotifier {
@@ -25,7 +29,7 @@ impl Notify for PipeNotifier {
 /// The read end, watched by the loop.
 #[derive(Debug)]
 pub(crate) struct PipeReceiver {
-    read: OwnedFd,
+    read: Arc<OwnedFd>,
 }
 
 impl PipeReceiver {
@@ -60,12 +64,30 @@ pub(crate) fn pipe() -> io::Result<(PipeNotifier, PipeReceiver)> {
         }
         (r, w)
     };
-    Ok((PipeNotifier { write }, PipeReceiver { read }))
+    let read = Arc::new(read);
+    Ok((
+        PipeNotifier {
+            write,
+            _read: read.clone(),
+        },
+        PipeReceiver { read },
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use evio_proto::Notify;
+
+    #[test]
+    fn a_notify_after_the_loop_is_gone_hits_no_broken_pipe() {
+        let (n, r) = super::pipe().unwrap();
+        // The loop ends (its receiver drops) while a waker lives on.
+        drop(r);
+        assert_ne!(
+            rustix::io::write(&n.write, &[1]).err(),
+            Some(rustix::io::Errno::PIPE)
+        );
+    }
 
     #[test]
     fn notify_never_blocks_and_drain_empties() {
