@@ -144,6 +144,10 @@ struct Client<C> {
     ended_cb: bool,
     detached: bool,
     io_failed: bool,
+    /// The I/O error the driver reported.
+    io_error: Option<IoError>,
+    /// Bytes the last `data` call was given.
+    last_input: usize,
     /// `closed` reported an error (an I/O error or a frame too large).
     errored: bool,
     /// The handler returned `Close` or `Detach` for this connection.
@@ -1027,7 +1031,9 @@ impl<H: Events, M: Model> Sim<H, M> {
                 }
             }
             Report::IoError(ci, id, e) => {
-                self.w.clients[ci].io_failed = true;
+                let c = &mut self.w.clients[ci];
+                c.io_failed = true;
+                c.io_error.get_or_insert(e);
                 self.engine
                     .handle_io_error(id, e, now)
                     .map_err(driver("handle_io_error"))?;
@@ -1525,6 +1531,7 @@ impl<C> World<C> {
                     });
                 }
                 c.handler_pos = c.delivered.len() - input.len();
+                c.last_input = input.len();
                 if c.handler_pos > 4096 {
                     // Keep memory bounded on long runs: consumed bytes are never looked at again.
                     c.delivered.drain(..c.handler_pos);
@@ -1594,19 +1601,24 @@ impl<C> World<C> {
                 if !c.server_closed {
                     return Err(Violation::ClosedBeforeSocket(id));
                 }
-                // An I/O error the driver reported reaches `closed`; nothing else is
-                // reported as one.
-                let io_error = matches!(error, Some(CloseError::Io(_)));
-                if io_error != c.io_failed {
+                // The I/O error the driver reported reaches `closed`; a frame too
+                // large only after the handler was given a full input buffer; nothing
+                // else is an error.
+                let cap = self.config.engine.input_capacity;
+                let fits = match error {
+                    Some(CloseError::Io(e)) => c.io_error == Some(e),
+                    Some(CloseError::FrameTooLarge { capacity }) => {
+                        c.io_error.is_none() && capacity == cap && c.last_input == cap
+                    }
+                    None => c.io_error.is_none(),
+                };
+                if !fits {
                     return Err(Violation::Contract {
                         id: Some(id),
                         detail: format!(
-                            "closed with {error:?} but the driver {} an I/O error",
-                            if c.io_failed {
-                                "reported"
-                            } else {
-                                "never reported"
-                            }
+                            "closed with {error:?}, but the driver reported {:?} and the last \
+                             data call was given {} bytes of an input buffer of {cap}",
+                            c.io_error, c.last_input
                         ),
                     });
                 }
