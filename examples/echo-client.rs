@@ -7,8 +7,8 @@
 //! cargo run --release --example echo-client -- --addr 127.0.0.1:5000 --rounds 10000 --size 64 --batch 32
 //! ```
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -51,6 +51,33 @@ fn parse() -> Result<Args, String> {
     Ok(a)
 }
 
+/// Messages up to this size fit in the loopback socket buffers while nobody reads, so
+/// they are written, then read, on one thread.
+const SEQUENTIAL_MAX: usize = 64 * 1024;
+
+/// Sends `msg` and reads its echo into `back`.
+fn round_trip(s: &mut TcpStream, msg: &[u8], back: &mut [u8]) -> io::Result<()> {
+    if msg.len() <= SEQUENTIAL_MAX {
+        s.write_all(msg)?;
+        return s.read_exact(back);
+    }
+    // The server echoes a large message while it is still arriving: written and read
+    // on one thread, both sides' buffers fill and the round trip never ends.
+    let mut w = s.try_clone()?;
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || w.write_all(msg));
+        let read = s.read_exact(back);
+        if read.is_err() {
+            // Unblocks the writer.
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("writer panicked")));
+        read.and(written)
+    })
+}
+
 fn main() -> ExitCode {
     let args = match parse() {
         Ok(a) => a,
@@ -74,7 +101,7 @@ fn main() -> ExitCode {
         let _ = s.set_nodelay(true);
         let rounds = if i == 0 { args.rounds.max(1) } else { 1 };
         for _ in 0..rounds {
-            if let Err(e) = s.write_all(&msg).and_then(|_| s.read_exact(&mut back)) {
+            if let Err(e) = round_trip(&mut s, &msg, &mut back) {
                 eprintln!("echo-client: connection {i}: {e}");
                 return ExitCode::FAILURE;
             }
