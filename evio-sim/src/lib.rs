@@ -100,12 +100,15 @@
 //! After every step: each `data` call's input is the latest bytes read, in order,
 //! starting no earlier than the previous call's input (how much a handler consumed is
 //! not visible to the simulator, so unconsumed input dropped or handed back twice is
-//! the [`Model`]'s to catch, through what the client receives); the bytes the engine transmits are exactly what the handler
-//! wrote (counted through [`Conn::pending`](evio_proto::Conn::pending) around every
-//! callback) and `prewrite`/`postwrite` agree; the client's bytes satisfy the
-//! [`Model`]; one `opened` and at most one `closed` per connection, `closed` only
-//! after the socket is closed and with an error exactly when the driver reported one;
-//! nothing after `closed`/`detached`, and no `data`/`woken` after the handler returned
+//! the [`Model`]'s to catch, through what the client receives); the engine transmits
+//! as many bytes as the handler wrote (counted through
+//! [`Conn::pending`](evio_proto::Conn::pending) around every callback; their content is
+//! the [`Model`]'s to check), with one `prewrite` and one `postwrite` per write that
+//! agree with it; the client's bytes satisfy the [`Model`]; one `opened` and at most
+//! one `closed` per connection, `closed` only after the socket is closed, with the
+//! very I/O error the driver reported, `FrameTooLarge` only after the handler was
+//! given a full input buffer, and no error otherwise; nothing after
+//! `closed`/`detached`, and no `data`/`woken` after the handler returned
 //! `Close`/`Detach`; `Close` and `Detach` only once the output is flushed (during a
 //! shutdown, only the triggering connection's, as far as the socket takes it); no
 //! read while output is blocked (backpressure) unless a hang-up report asks for one;
@@ -113,8 +116,9 @@
 //! wakes of its own) every `woken` answering a wake made for that very connection;
 //! addresses in `opened` as the driver reported them; ticks given the driver's time,
 //! never early, never overdue and always among the engine's deadlines; no accept
-//! retried right after EMFILE. At the end: every client's work done within a bound (liveness), every
-//! clean connection complete, pool and counters back to their start, no socket left.
+//! retried right after EMFILE, and at most `accept_batch` accepts per readiness
+//! report. At the end: every client's work done within a bound (liveness), every clean
+//! connection complete, pool and counters back to their start, no socket left.
 //!
 //! # Faults
 //!

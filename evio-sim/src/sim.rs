@@ -164,6 +164,10 @@ struct Client<C> {
     hup_unread: bool,
     /// Bytes the last `prewrite` announced.
     attempted: usize,
+    /// `Transmit` outputs, `prewrite` and `postwrite` calls: one of each per write.
+    transmits: u64,
+    prewrites: u64,
+    postwrites: u64,
     /// The simulator made a wake for this connection that `woken` has not answered.
     wake_owed: bool,
     rng: Rng,
@@ -199,6 +203,9 @@ struct ListenerState {
     /// An EMFILE was reported: the engine must pause this listener before it accepts
     /// on it again.
     must_pause: bool,
+    /// `Accept` outputs since the last readiness report or `ResumeAccept`: at most
+    /// `accept_batch`, so a flood of connections cannot starve the others.
+    accepts: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -335,6 +342,7 @@ impl<H: Events, M: Model> Sim<H, M> {
                 backlog: VecDeque::new(),
                 watched: true,
                 must_pause: false,
+                accepts: 0,
             })
             .collect();
         let mut sim = Sim {
@@ -826,6 +834,7 @@ impl<H: Events, M: Model> Sim<H, M> {
             match ready {
                 Ready::Listener(l) => {
                     self.w.note(4, [l as u64, 0, 0, 0]);
+                    self.w.listeners[l].accepts = 0;
                     self.input_maybe_drain(batched, |e, _| e.handle_listener_ready(l))?
                         .map_err(|error| Violation::Driver {
                             call: "handle_listener_ready",
@@ -1247,7 +1256,19 @@ impl<C> World<C> {
         Ok(match out {
             Output::Accept { listener } => {
                 self.note(10, [listener as u64, 0, 0, 0]);
-                let l = &self.listeners[listener];
+                let batch = self.config.engine.accept_batch;
+                let l = &mut self.listeners[listener];
+                l.accepts += 1;
+                if l.accepts > batch {
+                    return Err(Violation::Contract {
+                        id: None,
+                        detail: format!(
+                            "{} accepts on listener {listener} for one readiness report \
+                             (accept_batch is {batch})",
+                            l.accepts
+                        ),
+                    });
+                }
                 if !l.watched || l.must_pause {
                     return Err(Violation::Contract {
                         id: None,
@@ -1342,6 +1363,7 @@ impl<C> World<C> {
                 let ci = self.live_client(id, "transmit")?;
                 let send_window = self.config.send_window;
                 let c = &mut self.clients[ci];
+                c.transmits += 1;
                 let pending = c.queued.wrapping_sub(c.transmitted);
                 if bytes.is_empty() || bytes.len() as u64 != pending {
                     return Err(Violation::Accounting {
@@ -1432,6 +1454,7 @@ impl<C> World<C> {
             Output::ResumeAccept { listener } => {
                 self.note(24, [listener as u64, 0, 0, 0]);
                 self.listeners[listener].watched = true;
+                self.listeners[listener].accepts = 0;
                 Report::Nothing
             }
             Output::Shutdown => {
@@ -1601,6 +1624,15 @@ impl<C> World<C> {
                 if !c.server_closed {
                     return Err(Violation::ClosedBeforeSocket(id));
                 }
+                if c.postwrites != c.prewrites {
+                    return Err(Violation::Accounting {
+                        client: ci,
+                        detail: format!(
+                            "closed after {} prewrites but {} postwrites",
+                            c.prewrites, c.postwrites
+                        ),
+                    });
+                }
                 // The I/O error the driver reported reaches `closed`; a frame too
                 // large only after the handler was given a full input buffer; nothing
                 // else is an error.
@@ -1637,6 +1669,15 @@ impl<C> World<C> {
                         callback: "detached",
                     });
                 }
+                if c.postwrites != c.prewrites {
+                    return Err(Violation::Accounting {
+                        client: ci,
+                        detail: format!(
+                            "detached after {} prewrites but {} postwrites",
+                            c.prewrites, c.postwrites
+                        ),
+                    });
+                }
                 if taken {
                     c.ended_cb = true;
                     c.detached = true;
@@ -1649,6 +1690,16 @@ impl<C> World<C> {
                 let ci = live(self, id, "prewrite")?;
                 let c = &mut self.clients[ci];
                 c.attempted = attempted;
+                c.prewrites += 1;
+                if c.prewrites != c.postwrites + 1 || c.prewrites != c.transmits {
+                    return Err(Violation::Accounting {
+                        client: ci,
+                        detail: format!(
+                            "prewrite #{} after {} postwrites, for {} transmits",
+                            c.prewrites, c.postwrites, c.transmits
+                        ),
+                    });
+                }
                 if attempted as u64 != c.queued - c.transmitted.min(c.queued) || attempted == 0 {
                     return Err(Violation::Accounting {
                         client: ci,
@@ -1666,7 +1717,17 @@ impl<C> World<C> {
             } => {
                 self.note(37, [id.to_u64(), written as u64, remaining as u64, 0]);
                 let ci = live(self, id, "postwrite")?;
-                let c = &self.clients[ci];
+                let c = &mut self.clients[ci];
+                c.postwrites += 1;
+                if c.postwrites != c.prewrites || c.postwrites != c.transmits {
+                    return Err(Violation::Accounting {
+                        client: ci,
+                        detail: format!(
+                            "postwrite #{} after {} prewrites, for {} transmits",
+                            c.postwrites, c.prewrites, c.transmits
+                        ),
+                    });
+                }
                 if remaining as u64 != c.queued.wrapping_sub(c.transmitted)
                     || written.checked_add(remaining) != Some(c.attempted)
                 {
