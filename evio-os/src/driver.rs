@@ -166,7 +166,7 @@ pub(crate) fn run<H: Events>(
     let (notifier, receiver) = poller
         .notifier(WAKER_TOKEN)
         .map_err(setup("the wake notifier"))?;
-    let mut engine = crate::build_engine(handler, builder.config, notifier)?;
+    let (mut engine, _wakes_end) = crate::build_engine(handler, builder.config, notifier)?;
     for (i, l) in listeners.iter().enumerate() {
         poller
             .add(l.fd.as_fd(), LISTENER_TOKEN | i as u64, true, false)

@@ -77,7 +77,7 @@ mod sys;
 
 pub use error::{AddrError, Error};
 
-use evio_proto::{Engine, Notify, Slot, WakeState, WakeWord};
+use evio_proto::{Engine, Notify, Slot, WakeState, WakeTarget, WakeWord};
 
 /// The socket of a detached connection, as evio-os hands it to
 /// [`Events::detached`]: take it with `socket.take::<DetachedSocket>()`.
@@ -285,12 +285,23 @@ fn check_config(c: &Config) -> Result<(), Error> {
 /// The engine type both drivers run.
 pub(crate) type OsEngine<H> = Engine<H, Vec<Slot<<H as Events>::Context>>, Vec<u8>>;
 
+/// Refuses every wake once dropped: a driver holds it for as long as its loop runs, so
+/// wakes are refused however `serve` ends (a shutdown also does this in the engine; an
+/// error or a panicking handler does not).
+pub(crate) struct WakesEnd(Arc<dyn WakeTarget>);
+
+impl Drop for WakesEnd {
+    fn drop(&mut self) {
+        self.0.shut_down();
+    }
+}
+
 /// Builds the engine over zeroed storage, with a waker that notifies through `notify`.
 pub(crate) fn build_engine<H: Events, N: Notify + 'static>(
     handler: H,
     config: Config,
     notify: N,
-) -> Result<OsEngine<H>, Error> {
+) -> Result<(OsEngine<H>, WakesEnd), Error> {
     let n = config.max_connections;
     let out_of_memory = |_| Error::Setup {
         what: "the connection tables",
@@ -300,15 +311,16 @@ pub(crate) fn build_engine<H: Events, N: Notify + 'static>(
     let mut words = Vec::new();
     words.try_reserve_exact(word_count).map_err(out_of_memory)?;
     words.extend((0..word_count).map(|_| WakeWord::new()));
-    let state = Arc::new(WakeState::new(n, words.into_boxed_slice(), notify));
-    let waker = Waker::from_arc(state);
+    let state: Arc<dyn WakeTarget> = Arc::new(WakeState::new(n, words.into_boxed_slice(), notify));
+    let waker = Waker::from_arc(state.clone());
     let mut slots: Vec<Slot<H::Context>> = Vec::new();
     slots.try_reserve_exact(n).map_err(out_of_memory)?;
     slots.extend((0..n).map(|_| Slot::new()));
     // Zeroed allocation: the OS maps these pages lazily, so buffers no connection
     // touches cost no resident memory. Never written here.
     let bytes = vec![0u8; config.bytes_needed()];
-    Engine::new(handler, config, slots, bytes, Some(waker)).map_err(Error::Config)
+    let engine = Engine::new(handler, config, slots, bytes, Some(waker)).map_err(Error::Config)?;
+    Ok((engine, WakesEnd(state)))
 }
 
 /// The listeners' bound addresses, in order, as `serving` reports them.

@@ -568,7 +568,8 @@ pub(crate) fn run<H: Events>(
         }),
         cv: Condvar::new(),
     });
-    let mut engine = crate::build_engine(handler, builder.config, HubNotify(hub.clone()))?;
+    let (mut engine, _wakes_end) =
+        crate::build_engine(handler, builder.config, HubNotify(hub.clone()))?;
     let n = builder.config.max_connections;
     // Declared after the engine, so a panicking handler unwinds through its `Drop`.
     let mut threads = Threads {
