@@ -413,6 +413,11 @@ impl Table {
                         }
                         Err(e) => Report::IoFailed(id, e),
                     }
+                } else if let Some(e) = st.write_err {
+                    // The writing thread's send failed after the loop had handed it the
+                    // bytes; its hang-up report made the engine read, and this is what
+                    // the socket has to say (a poller's send would have returned it).
+                    Report::IoFailed(id, e)
                 } else if st.eof {
                     Report::Eof(id)
                 } else {
