@@ -510,7 +510,14 @@ impl<H: Events, M: Model> Sim<H, M> {
             .clients
             .iter()
             .map(|c| {
-                c.outbox.len() + c.to_server.len() + c.to_client.len() + self.model.owed(&c.model)
+                // Output the engine still holds counts too: through a one-byte window
+                // it takes a round per byte.
+                let held = c.queued.saturating_sub(c.transmitted) as usize;
+                c.outbox.len()
+                    + c.to_server.len()
+                    + c.to_client.len()
+                    + held
+                    + self.model.owed(&c.model)
             })
             .sum();
         let unfinished = self

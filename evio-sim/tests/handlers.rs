@@ -8,7 +8,7 @@ use std::time::Duration;
 use evio_proto::{
     Action, CloseError, Conn, ConnId, ConnInfo, Events, Instant, Server, Tick, Waker,
 };
-use evio_sim::{Model, ModelError, swarm};
+use evio_sim::{Model, ModelError, run_seed, swarm};
 
 /// Counts the bytes each client sent; every 2 ms it wakes every connection, and a woken
 /// connection reports its count (mod 251) in one byte, when there is room.
@@ -116,6 +116,18 @@ fn heartbeat_handler_passes_a_swarm() {
     println!("{report}");
     assert!(report.failures.is_empty(), "{report}");
     assert!(report.bytes_written > 1000, "{report}");
+}
+
+/// Seeds whose liveness phase began with more heartbeat output held in the engine than
+/// the bound allowed rounds for (a one-byte send window drains a byte per round): the
+/// bound now counts output the engine still holds.
+#[test]
+fn heartbeat_backlog_drains_within_the_liveness_bound() {
+    for seed in [2106, 3519, 6552, 7486] {
+        if let Err(failure) = run_seed(seed, 3000, || (Heartbeat::default(), HeartbeatModel)) {
+            panic!("{failure}");
+        }
+    }
 }
 
 /// The model is not a rubber stamp: a heartbeat that reports a wrong count is caught.
