@@ -113,7 +113,9 @@
 //! shutdown, only the triggering connection's, as far as the socket takes it); no
 //! read while output is blocked (backpressure) unless a hang-up report asks for one;
 //! wakes for closed ids refused, and (when the [`Model`] says the handler makes no
-//! wakes of its own) every `woken` answering a wake made for that very connection;
+//! wakes of its own) every `woken` answering a wake made for that very connection,
+//! and every wake the simulator made for a connection surely still open reaching
+//! `woken` when the loop next handles wakes;
 //! addresses in `opened` as the driver reported them; ticks given the driver's time,
 //! never early, never overdue and always among the engine's deadlines; no accept
 //! retried right after EMFILE, and at most `accept_batch` accepts per readiness

@@ -144,6 +144,8 @@ struct Client<C> {
     ended_cb: bool,
     detached: bool,
     io_failed: bool,
+    /// The driver reported the end of the stream.
+    eof_reported: bool,
     /// The I/O error the driver reported.
     io_error: Option<IoError>,
     /// Bytes the last `data` call was given.
@@ -220,7 +222,7 @@ enum Report {
     AcceptBlocked(usize),
     AcceptError(usize, AcceptError),
     Read(ConnId, usize),
-    Eof(ConnId),
+    Eof(usize, ConnId),
     ReadBlocked(ConnId),
     Written(usize, ConnId, usize, usize),
     WriteBlocked(usize, ConnId),
@@ -770,7 +772,9 @@ impl<H: Events, M: Model> Sim<H, M> {
         self.w.note(9, [u64::from(batched), 0, 0, 0]);
         if !batched && !defer_wakes && self.w.notified.swap(false, Ordering::SeqCst) {
             self.w.note(3, [0; 4]);
-            self.input(|e, now| e.handle_wakes(now))?;
+            self.input_maybe_drain(true, |e, now| e.handle_wakes(now))?;
+            self.check_wakes_delivered()?;
+            self.drain()?;
         }
         let mut batch = core::mem::take(&mut self.w.batch);
         batch.clear();
@@ -885,6 +889,7 @@ impl<H: Events, M: Model> Sim<H, M> {
             if !defer_wakes && self.w.notified.swap(false, Ordering::SeqCst) {
                 self.w.note(3, [0; 4]);
                 self.input_maybe_drain(true, |e, now| e.handle_wakes(now))?;
+                self.check_wakes_delivered()?;
             }
             // evio-os reports the time after every wait, due or not.
             self.w.note(6, [self.w.clock.as_nanos(), 0, 0, 0]);
@@ -894,6 +899,35 @@ impl<H: Events, M: Model> Sim<H, M> {
         {
             self.w.note(6, [self.w.clock.as_nanos(), 0, 0, 0]);
             self.input(|e, now| e.handle_timeout(now))?;
+        }
+        Ok(())
+    }
+
+    /// Right after the loop handled wakes: every wake the simulator made for a
+    /// connection that is surely still open (nothing the simulator saw can have started
+    /// its close or detach) reached `woken`.
+    fn check_wakes_delivered(&self) -> Result<(), Violation> {
+        if self.w.shutting_down || self.w.shut_down {
+            return Ok(());
+        }
+        let cap = self.w.config.engine.input_capacity;
+        for c in &self.w.clients {
+            let surely_open = c.opened_cb
+                && !c.ended_cb
+                && !c.server_closed
+                && !c.leaving
+                && !c.eof_reported
+                && !c.io_failed
+                // A full input buffer may have been a frame too large.
+                && c.last_input < cap;
+            if c.wake_owed && surely_open {
+                return Err(Violation::Contract {
+                    id: c.id,
+                    detail: "a wake accepted for this open connection did not reach \
+                             `woken` when the loop handled wakes"
+                        .into(),
+                });
+            }
         }
         Ok(())
     }
@@ -1018,10 +1052,12 @@ impl<H: Events, M: Model> Sim<H, M> {
                 .engine
                 .handle_read(id, n, now)
                 .map_err(driver("handle_read"))?,
-            Report::Eof(id) => self
-                .engine
-                .handle_eof(id, now)
-                .map_err(driver("handle_eof"))?,
+            Report::Eof(ci, id) => {
+                self.w.clients[ci].eof_reported = true;
+                self.engine
+                    .handle_eof(id, now)
+                    .map_err(driver("handle_eof"))?;
+            }
             Report::ReadBlocked(_) if self.w.rng.below(2) == 0 => {}
             Report::ReadBlocked(id) => self
                 .engine
@@ -1337,7 +1373,7 @@ impl<C> World<C> {
                 if available == 0 {
                     self.hash.word(12);
                     return Ok(if c.fin_arrived() {
-                        Report::Eof(id)
+                        Report::Eof(ci, id)
                     } else {
                         Report::ReadBlocked(id)
                     });
