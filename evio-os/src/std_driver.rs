@@ -288,6 +288,15 @@ enum StdListener {
     Unix(UnixListener),
 }
 
+impl StdListener {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            StdListener::Tcp(l) => l.as_fd(),
+            StdListener::Unix(l) => l.as_fd(),
+        }
+    }
+}
+
 type Accepted = Result<(Stream, Addr, Addr), Errno>;
 
 struct Acceptor {
@@ -641,13 +650,19 @@ impl Drop for Threads {
     fn drop(&mut self) {
         let (table, kinds, hub) = (&mut self.table, &self.kinds, &self.hub);
         // Stop the accepting threads: each is either waiting to be asked (the flag wakes
-        // it) or blocked in accept (a connection of our own wakes it). With SO_REUSEPORT
-        // the kernel may hand our connection to another socket sharing the port, so try a
-        // few times; a thread still blocked after the grace period is left to finish on
-        // its own (its listener closes when the next connection reaches it).
+        // it) or blocked in accept (shutting its listener down, or a connection of our
+        // own, wakes it). With SO_REUSEPORT the kernel may hand our connection to another
+        // socket sharing the port, so try a few times; a thread still blocked after the
+        // grace period is left to finish on its own (its listener closes when the next
+        // connection reaches it).
         for (acc, kind) in table.acceptors.iter().zip(kinds) {
             lock(&acc.state).stop = true;
             acc.cv.notify_all();
+            // On Linux, shutting a listening socket down wakes a thread blocked in
+            // accept on it, even one no connection can reach any more (its socket file
+            // removed by someone else, its port shared with SO_REUSEPORT); elsewhere it
+            // may fail, and a connection of our own does it (below).
+            let _ = rustix::net::shutdown(acc.listener.fd(), rustix::net::Shutdown::Read);
             let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
             loop {
                 let st = lock(&acc.state);
