@@ -505,10 +505,25 @@ where
     report
 }
 
+/// What makes two failures "the same kind" for [`shrink`]: the variant, and for the
+/// variants that stand for many rules (`Contract`, `Accounting`) the rule, read from
+/// the detail with its numbers taken out. Otherwise a script failing one contract rule
+/// could shrink to one failing another.
+fn failure_kind(v: &Violation) -> (core::mem::Discriminant<Violation>, String) {
+    let rule = match v {
+        Violation::Contract { detail, .. } | Violation::Accounting { detail, .. } => {
+            detail.chars().filter(|c| !c.is_ascii_digit()).collect()
+        }
+        _ => String::new(),
+    };
+    (core::mem::discriminant(v), rule)
+}
+
 /// Shrinks a failing script: tries it without faults, cuts what follows the failure,
 /// removes whole clients, then chunks of events (halves down to single events), then
 /// shortens payloads and read windows, repeating while anything helps. A change is kept
-/// only if the run still fails with the same kind of violation. Makes at most `budget`
+/// only if the run still fails with the same kind of violation (for a contract or
+/// accounting violation, the same rule). Makes at most `budget`
 /// runs.
 ///
 /// Returns `None` if `script` does not fail under `config` in the first place.
@@ -529,7 +544,7 @@ where
         run(h, m, seed, c.clone(), s).err()
     };
     let first = fails(config, script)?;
-    let kind = core::mem::discriminant(&first.violation);
+    let kind = failure_kind(&first.violation);
     let mut best = Shrunk {
         script: resolve_clients(script),
         config: config.clone(),
@@ -544,7 +559,7 @@ where
             best.runs += 1;
             let config = config.unwrap_or_else(|| best.config.clone());
             match fails(&config, &script) {
-                Some(f) if core::mem::discriminant(&f.violation) == kind => {
+                Some(f) if failure_kind(&f.violation) == kind => {
                     best.script = script;
                     best.config = config;
                     best.failure = f;
