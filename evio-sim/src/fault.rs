@@ -101,7 +101,12 @@ impl fmt::Display for FaultKind {
 /// How often each injected fault happens, in chances per million at each opportunity.
 ///
 /// Kinds that come from the script rather than from the driver (resets, EPIPE after a
-/// client's close, a full pool) have no rate here: the script's event mix decides them.
+/// client's close, a full pool) are not driven by their rate here (it is drawn, and
+/// unused): the script's event mix decides them. The rate of
+/// [`FaultKind::DetachWithReadinessQueued`] is how often a connection's handler is
+/// made to return `Detach`, which is what leaves readiness queued for it; the rate of
+/// [`FaultKind::EofWithLastData`] is how often a received FIN is also reported as a
+/// hang-up (kqueue's EV_EOF).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FaultRates {
     rates: [u32; 16],
