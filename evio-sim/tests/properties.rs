@@ -233,3 +233,40 @@ fn odd_configurations_and_scripts_do_not_panic() {
     let many = vec![Connect { listener: 0 }; 70_000];
     assert_eq!(evio_sim::without_client(&many, 3).len(), 69_999);
 }
+
+/// The stale-wake scenario, made likely: a wake lands, its notification is deferred
+/// (half the time, by the wake-race rate), the client closes, and a new client takes the slot
+/// (one slot) before the loop handles the wake. An engine that delivered the old wake
+/// to the new connection fails here ("woken with no wake made for this connection").
+#[test]
+fn a_closed_connections_wake_never_reaches_the_next_in_its_slot() {
+    use ScriptedEvent::{Close, Connect, Poll, Wake};
+    let mut rates = FaultRates::none();
+    rates.set(evio_sim::FaultKind::WakeRace, 500_000);
+    let mut script = Vec::new();
+    for k in 0..40u16 {
+        script.extend([
+            Connect { listener: 0 },
+            Poll,
+            Wake { client: k },
+            Close { client: k },
+        ]);
+    }
+    for seed in 0..20 {
+        let config = SimConfig {
+            engine: evio_proto::Config {
+                max_connections: 1,
+                ..SimConfig::from_seed(seed).engine
+            },
+            listeners: 1,
+            recv_window: 64,
+            send_window: 64,
+            rates: rates.clone(),
+            ticker: None,
+            ..SimConfig::from_seed(seed)
+        };
+        if let Err(failure) = run(Echo, EchoModel, seed, config, &script) {
+            panic!("{failure}");
+        }
+    }
+}
