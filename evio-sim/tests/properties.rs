@@ -235,9 +235,10 @@ fn odd_configurations_and_scripts_do_not_panic() {
 }
 
 /// The stale-wake scenario, made likely: a wake lands, its notification is deferred
-/// (half the time, by the wake-race rate), the client closes, and a new client takes the slot
-/// (one slot) before the loop handles the wake. An engine that delivered the old wake
-/// to the new connection fails here ("woken with no wake made for this connection").
+/// (half the time, by the wake-race rate), the client closes, and a new client takes
+/// the only slot before the loop handles the wake. An engine that delivered the old
+/// wake to the new connection fails here ("woken with no wake made for this
+/// connection").
 #[test]
 fn a_closed_connections_wake_never_reaches_the_next_in_its_slot() {
     use ScriptedEvent::{Close, Connect, Poll, Wake};
