@@ -5,8 +5,8 @@ use core::time::Duration;
 
 use crate::{
     AcceptError, Action, Addr, BuildError, CloseError, Config, Conn, ConnId, ConnInfo, Detached,
-    DriverError, Events, Instant, IoError, ListenAddr, Options, Refused, Server, Stats, Tick,
-    TooManyListeners, Waker,
+    DriverError, Events, Instant, IoError, IoErrorKind, ListenAddr, Options, Refused, Server,
+    Stats, Tick, TooManyListeners, Waker,
 };
 
 /// Most listeners one engine serves.
@@ -195,8 +195,9 @@ pub enum Output<'a> {
         /// Listener index.
         listener: usize,
     },
-    /// Every connection is closed: close the listeners, remove unix socket files this
-    /// server created, and return from the loop. The last output of an engine.
+    /// Every connection is closed (and every `Detach` answered): close the listeners,
+    /// remove unix socket files this server created, and return from the loop. The
+    /// last output of an engine.
     Shutdown,
 }
 
@@ -275,6 +276,8 @@ pub struct Engine<H: Events, S, B> {
     tick_next: Option<Instant>,
     shutdown_trigger: u32,
     shutdown_cursor: usize,
+    /// Connections whose `Output::Detach` awaits `handle_detached`.
+    detach_waiting: usize,
     stats: Stats,
 }
 
@@ -394,6 +397,7 @@ where
             tick_next: None,
             shutdown_trigger: NONE,
             shutdown_cursor: 0,
+            detach_waiting: 0,
             stats: Stats::default(),
         })
     }
@@ -811,7 +815,10 @@ where
     /// The driver detached `id` (after `Output::Detach`): the socket is out of the
     /// poller, blocking, and wrapped in `socket`. The engine calls `detached`; if the
     /// handler does not take the socket, the driver closes it (drops it) and the engine
-    /// calls `closed` instead.
+    /// calls `closed` instead. A driver that could not hand the socket over passes an
+    /// empty `Detached` (over `None`): `closed` then gets an I/O error. A driver may
+    /// answer a `Detach` later than at once (the std fallback waits for its threads);
+    /// `Output::Shutdown` waits for every answer.
     ///
     /// # Errors
     ///
@@ -833,10 +840,24 @@ where
             return Err(DriverError::NotRequested);
         }
         self.enter();
+        self.detach_waiting -= 1;
         let slot = &mut self.slots.as_mut()[index as usize];
         let info = slot.info;
         let in_len = slot.in_len as usize;
         let mut context = slot.context.take().unwrap_or_default();
+        if !socket.holds_socket() {
+            // The driver could not hand the socket over (it failed to leave the poller
+            // or to become blocking): the connection ends as a close with an error.
+            self.stats.closed += 1;
+            self.stats.io_errors += 1;
+            let error = CloseError::Io(IoError::new(IoErrorKind::Other));
+            let action = self.handler.closed(&info, context, Some(error));
+            self.free_slot(index);
+            if action == Action::Shutdown {
+                self.begin_shutdown(NONE);
+            }
+            return Ok(());
+        }
         let in_start = self.in_region(index).start;
         let unread = &self.bytes.as_ref()[in_start..in_start + in_len];
         let action = self
@@ -1546,6 +1567,7 @@ where
     }
 
     fn emit_detach(&mut self, index: u32) -> Next {
+        self.detach_waiting += 1;
         let slot = &mut self.slots.as_mut()[index as usize];
         slot.state = SlotState::DetachWait;
         let id = slot.info.id;
@@ -1578,6 +1600,11 @@ where
                 return Some(self.emit_close(index));
             }
             self.shutdown_cursor += 1;
+        }
+        if self.detach_waiting > 0 {
+            // A driver that detaches asynchronously has not handed a socket over yet:
+            // `Shutdown` is the last output, so it waits for `handle_detached`.
+            return None;
         }
         self.phase = Phase::Done;
         Some(Next::Shutdown)

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::*;
 use evio_proto::{
     AcceptError, Action, CloseError, Conn, ConnId, ConnInfo, Detached, DriverError, Events,
-    Instant, IoError, IoErrorKind, ListenAddr, Readiness, Server, Tick, Waker,
+    Instant, IoError, IoErrorKind, ListenAddr, Output, Readiness, Server, Tick, Waker,
 };
 
 /// What a handler saw, in order.
@@ -916,4 +916,103 @@ fn storage_that_does_not_fit_the_configuration_is_refused() {
     .unwrap();
     assert_eq!(err, BuildError::ZeroCapacity("max_connections"));
     assert_eq!(err.to_string(), "max_connections must be at least 1");
+}
+
+#[test]
+fn a_detach_the_driver_could_not_perform_ends_as_a_close_with_an_error() {
+    let rec = Rec {
+        reply: Some((vec![], Action::Detach)),
+        take_socket: true,
+        ..Rec::default()
+    };
+    let (mut engine, mut net) = setup(rec, 1, 16, 16);
+    let id = connect(&mut engine, &mut net, 0).unwrap();
+    net.peer(id).inbound.extend(b"x");
+    engine
+        .handle_conn_ready(
+            id,
+            Readiness {
+                readable: true,
+                ..Readiness::default()
+            },
+        )
+        .unwrap();
+    // Drive by hand: answer the Detach with no socket, as a driver whose socket could
+    // not leave the poller does.
+    loop {
+        match engine.poll_output() {
+            Some(Output::Detach { id: got }) => {
+                assert_eq!(got, id);
+                let mut none: Option<FakeSocket> = None;
+                engine
+                    .handle_detached(id, Detached::new(&mut none), net.now)
+                    .unwrap();
+                break;
+            }
+            Some(Output::Read { id, buf }) => {
+                buf[0] = net.peer(id).inbound.pop_front().unwrap();
+                engine.handle_read(id, 1, net.now).unwrap();
+            }
+            Some(_) => {}
+            None => panic!("no detach"),
+        }
+    }
+    let io = CloseError::Io(IoError::new(IoErrorKind::Other));
+    assert!(log(&engine).contains(&Ev::Closed(id, Some(io))));
+    assert!(!log(&engine).iter().any(|e| matches!(e, Ev::Detached(..))));
+    assert_eq!(engine.free_slots(), 1);
+}
+
+#[test]
+fn shutdown_waits_for_every_detach_to_be_answered() {
+    let rec = Rec {
+        reply: Some((vec![], Action::Detach)),
+        take_socket: true,
+        ..Rec::default()
+    };
+    let (mut engine, mut net) = setup(rec, 2, 16, 16);
+    let a = connect(&mut engine, &mut net, 0).unwrap();
+    let b = connect(&mut engine, &mut net, 0).unwrap();
+    net.peer(a).inbound.extend(b"x");
+    engine
+        .handle_conn_ready(
+            a,
+            Readiness {
+                readable: true,
+                ..Readiness::default()
+            },
+        )
+        .unwrap();
+    // Take outputs until the Detach, and leave it unanswered (an asynchronous driver).
+    loop {
+        match engine.poll_output() {
+            Some(Output::Detach { id }) => {
+                assert_eq!(id, a);
+                net.peer(a).detached = true;
+                break;
+            }
+            Some(Output::Read { id, buf }) => {
+                buf[0] = net.peer(id).inbound.pop_front().unwrap();
+                engine.handle_read(id, 1, net.now).unwrap();
+            }
+            Some(_) => {}
+            None => panic!("no detach"),
+        }
+    }
+    engine.handler_mut().reply = Some((vec![], Action::Shutdown));
+    send(&mut engine, &mut net, b, b"stop");
+    assert!(net.peer(b).closed, "the others are closed");
+    assert!(
+        !net.shutdown,
+        "Shutdown came before the detach was answered"
+    );
+    assert!(!engine.is_shut_down());
+    let mut socket = Some(FakeSocket(a.to_u64()));
+    engine
+        .handle_detached(a, Detached::new(&mut socket), net.now)
+        .unwrap();
+    assert!(socket.is_none(), "the handler took the socket");
+    drain(&mut engine, &mut net);
+    assert!(net.shutdown);
+    assert!(engine.is_shut_down());
 }
