@@ -751,13 +751,20 @@ fn run_loop<H: Events>(
         while let Some(report) = engine.poll_output().map(|out| table.perform(out)) {
             let register = |id, stream| table.open(id, stream, hub, builder);
             if deliver(engine, report, now(), register) == Flow::Shutdown {
-                finish_detaches(engine, table, hub, builder, &now);
                 return Ok(());
             }
         }
         if engine.is_shut_down() {
-            finish_detaches(engine, table, hub, builder, &now);
             return Ok(());
+        }
+        if engine.is_shutting_down() {
+            // The engine's last output waits for the detaches still held by their
+            // threads: give those a bounded grace, then cut them.
+            if table.detaching.is_empty() {
+                return Ok(());
+            }
+            finish_detaches(engine, table, hub, builder, &now);
+            continue;
         }
 
         let deadline = engine
@@ -844,7 +851,8 @@ fn complete_detaches<H: Events>(
 /// of those connections ends in `detached` (or `closed`) as with the poller, where a
 /// detach is immediate. A reading thread lets go within `std_detach_check`; a writing
 /// thread once its output is flushed, so the wait is bounded: a connection still held
-/// after it is cut and reported without a socket.
+/// after it is cut and reported without a socket (the engine then reports it `closed`
+/// with an I/O error).
 fn finish_detaches<H: Events>(
     engine: &mut crate::OsEngine<H>,
     table: &mut Table,

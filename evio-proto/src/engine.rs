@@ -444,6 +444,13 @@ where
         self.phase == Phase::Done
     }
 
+    /// `true` between a handler's `Shutdown` and `Output::Shutdown`. When
+    /// `poll_output` returns `None` in this state, the engine is waiting for the
+    /// driver to answer its `Detach` outputs with `handle_detached`.
+    pub fn is_shutting_down(&self) -> bool {
+        self.phase == Phase::ShuttingDown
+    }
+
     /// `true` while `id` is a live connection (opened, not yet closed or detached).
     pub fn is_open(&self, id: ConnId) -> bool {
         self.live_slot(id).is_some()
