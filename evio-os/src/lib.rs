@@ -232,7 +232,8 @@ impl ServerBuilder {
                 max: evio_proto::MAX_LISTENERS,
             });
         }
-        check_config(&self.config)?;
+        // Before anything is bound or reserved.
+        self.config.validate().map_err(Error::Config)?;
         let mut specs = Vec::with_capacity(addrs.len());
         for a in addrs {
             let spec = addr::parse(a.as_ref()).map_err(|error| Error::Address {
@@ -266,20 +267,6 @@ const HAS_POLLER: bool = cfg!(evio_poller);
 /// As [`ServerBuilder::serve`]: every setup error names the address it concerns.
 pub fn serve<H: Events, A: AsRef<str>>(handler: H, addrs: &[A]) -> Result<(), Error> {
     ServerBuilder::new().serve(handler, addrs)
-}
-
-/// Refuses capacities whose storage size does not fit in memory's address range, before
-/// anything is reserved.
-fn check_config(c: &Config) -> Result<(), Error> {
-    let too_big = c
-        .max_connections
-        .checked_add(1)
-        .and_then(|n| n.checked_mul(c.input_capacity.checked_add(c.output_capacity)?))
-        .is_none_or(|b| b > isize::MAX as usize);
-    if too_big {
-        return Err(Error::Config(evio_proto::BuildError::TooManyConnections));
-    }
-    Ok(())
 }
 
 /// The engine type both drivers run.

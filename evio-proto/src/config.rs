@@ -2,7 +2,7 @@
 
 use core::time::Duration;
 
-use crate::Options;
+use crate::{BuildError, Options};
 
 /// Capacities and defaults of an engine, fixed when it is built.
 ///
@@ -66,8 +66,48 @@ impl Config {
     }
 
     /// Bytes of buffer storage an engine with this configuration needs: every slot's
-    /// input and output buffer plus one scratch buffer of each.
+    /// input and output buffer plus one scratch buffer of each. Saturates at
+    /// `usize::MAX` for a configuration no memory can hold ([`Config::validate`] says
+    /// so as an error).
     pub const fn bytes_needed(&self) -> usize {
-        (self.max_connections + 1) * (self.input_capacity + self.output_capacity)
+        let per_slot = self.input_capacity.saturating_add(self.output_capacity);
+        self.max_connections
+            .saturating_add(1)
+            .saturating_mul(per_slot)
+    }
+
+    /// Checks the configuration before any storage is reserved for it; returns
+    /// [`Config::bytes_needed`]. [`Engine::new`](crate::Engine::new) runs the same
+    /// check.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::ZeroCapacity`] for a zero capacity or batch,
+    /// [`BuildError::TooManyConnections`] past 2^31 connections or 4 GiB buffers, and
+    /// [`BuildError::StorageTooLarge`] if the byte storage exceeds the address space.
+    pub const fn validate(&self) -> Result<usize, BuildError> {
+        if self.max_connections == 0 {
+            return Err(BuildError::ZeroCapacity("max_connections"));
+        }
+        if self.input_capacity == 0 {
+            return Err(BuildError::ZeroCapacity("input_capacity"));
+        }
+        if self.output_capacity == 0 {
+            return Err(BuildError::ZeroCapacity("output_capacity"));
+        }
+        if self.accept_batch == 0 {
+            return Err(BuildError::ZeroCapacity("accept_batch"));
+        }
+        if self.max_connections > (1 << 31)
+            || self.input_capacity > u32::MAX as usize
+            || self.output_capacity > u32::MAX as usize
+        {
+            return Err(BuildError::TooManyConnections);
+        }
+        let bytes = self.bytes_needed();
+        if bytes > isize::MAX as usize {
+            return Err(BuildError::StorageTooLarge);
+        }
+        Ok(bytes)
     }
 }

@@ -324,24 +324,7 @@ where
         bytes: B,
         waker: Option<Waker>,
     ) -> Result<Self, BuildError> {
-        if config.max_connections == 0 {
-            return Err(BuildError::ZeroCapacity("max_connections"));
-        }
-        if config.input_capacity == 0 {
-            return Err(BuildError::ZeroCapacity("input_capacity"));
-        }
-        if config.output_capacity == 0 {
-            return Err(BuildError::ZeroCapacity("output_capacity"));
-        }
-        if config.accept_batch == 0 {
-            return Err(BuildError::ZeroCapacity("accept_batch"));
-        }
-        if config.max_connections > (1 << 31)
-            || config.input_capacity > u32::MAX as usize
-            || config.output_capacity > u32::MAX as usize
-        {
-            return Err(BuildError::TooManyConnections);
-        }
+        let needed = config.validate()?;
         let given = slots.as_ref().len();
         if given != config.max_connections {
             return Err(BuildError::SlotStorage {
@@ -349,7 +332,6 @@ where
                 given,
             });
         }
-        let needed = config.bytes_needed();
         if bytes.as_ref().len() < needed {
             return Err(BuildError::ByteStorage {
                 needed,

@@ -197,8 +197,11 @@ impl core::error::Error for OutputFull {}
 pub enum BuildError {
     /// A capacity in the configuration is zero.
     ZeroCapacity(&'static str),
-    /// `max_connections` does not fit a connection id (at most 2^31 slots).
+    /// `max_connections` does not fit a connection id (at most 2^31 slots), or a buffer
+    /// capacity is above 4 GiB.
     TooManyConnections,
+    /// The byte storage the configuration needs is larger than the address space.
+    StorageTooLarge,
     /// The slot storage has the wrong length.
     SlotStorage {
         /// Slots the configuration needs.
@@ -226,7 +229,12 @@ impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BuildError::ZeroCapacity(what) => write!(f, "{what} must be at least 1"),
-            BuildError::TooManyConnections => f.write_str("max_connections is above 2^31"),
+            BuildError::TooManyConnections => {
+                f.write_str("max_connections is above 2^31 or a buffer is above 4 GiB")
+            }
+            BuildError::StorageTooLarge => {
+                f.write_str("the buffer storage needed is larger than the address space")
+            }
             BuildError::SlotStorage { needed, given } => {
                 write!(
                     f,

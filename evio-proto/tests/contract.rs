@@ -916,6 +916,17 @@ fn storage_that_does_not_fit_the_configuration_is_refused() {
     .unwrap();
     assert_eq!(err, BuildError::ZeroCapacity("max_connections"));
     assert_eq!(err.to_string(), "max_connections must be at least 1");
+    // A configuration no memory can hold is refused before any storage is reserved,
+    // and sizing it never overflows.
+    let huge = Config {
+        max_connections: 1 << 31,
+        input_capacity: u32::MAX as usize,
+        output_capacity: u32::MAX as usize,
+        ..config
+    };
+    assert_eq!(huge.validate(), Err(BuildError::StorageTooLarge));
+    assert_eq!(huge.bytes_needed(), usize::MAX);
+    assert_eq!(config.validate(), Ok(config.bytes_needed()));
 }
 
 #[test]
