@@ -1,14 +1,9 @@
 //! Names the target families the driver's code is gated on, once, so the source says
-//! `cfg(evio_poller)` instead of repeating the list of operating systems.
+//! `cfg(evio_epoll)` instead of repeating the list of operating systems.
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
-    for name in [
-        "evio_poller",
-        "evio_epoll",
-        "evio_kqueue",
-        "evio_kqueue_user",
-    ] {
+    for name in ["evio_epoll", "evio_kqueue", "evio_kqueue_user"] {
         println!("cargo::rustc-check-cfg=cfg({name})");
     }
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
@@ -16,7 +11,7 @@ fn main() {
     let epoll = matches!(os.as_str(), "linux" | "android");
     // A kqueue event carries its token in a pointer-sized udata, and the poller's tokens
     // are 64-bit (a connection id, the high bit for listeners): 32-bit targets (watchOS
-    // arm64_32, i386/armv7 BSDs) would truncate them, so they use the std fallback.
+    // arm64_32, i386/armv7 BSDs) would truncate them, so they use poll(2).
     let wide = std::env::var("CARGO_CFG_TARGET_POINTER_WIDTH").is_ok_and(|w| w == "64");
     let kqueue =
         wide && (apple || matches!(os.as_str(), "freebsd" | "netbsd" | "openbsd" | "dragonfly"));
@@ -27,7 +22,8 @@ fn main() {
             println!("cargo::rustc-cfg={name}");
         }
     };
-    set(epoll || kqueue, "evio_poller");
+    // Every other unix (and a target forced with `--cfg evio_force_poll`) is served by
+    // `sys/poll.rs` alone, which every build compiles.
     set(epoll, "evio_epoll");
     set(kqueue, "evio_kqueue");
     set(kqueue_user, "evio_kqueue_user");

@@ -22,7 +22,10 @@
 //! # Ok::<(), evio::Error>(())
 //! ```
 
-pub use evio_os::{AddrError, DetachedSocket, Error, ServerBuilder, serve};
+pub use evio_os::{
+    AddrError, Backend, DEFAULT_MAX_CONNECTIONS_CAP, DetachedSocket, Error, RESERVED_DESCRIPTORS,
+    ServerBuilder, serve,
+};
 pub use evio_proto as proto;
 pub use evio_proto::{
     Action, Addr, CloseError, Config, Conn, ConnId, ConnInfo, Detached, Events, Instant,

@@ -1,6 +1,6 @@
 //! Zero allocation on real sockets: once warmed up, the event loop of an echo server
-//! under load (reads, writes, wakes from another thread, ticks, and, with the poller
-//! driver, connections accepted and closed) makes no heap allocation.
+//! under load (reads, writes, wakes from another thread, ticks, connections accepted
+//! and closed) makes no heap allocation, under every backend.
 //!
 //! A counting global allocator keeps a per-thread count. The handler runs on the loop's
 //! thread, so it reads that thread's count and publishes it: the difference between two
@@ -142,13 +142,24 @@ fn churn(addr: &Bound, n: usize) {
 }
 
 #[test]
-fn steady_state_echo_under_load_allocates_nothing() {
+fn steady_state_echo_under_load_allocates_nothing_default() {
+    steady_state_echo_under_load_allocates_nothing(evio::ServerBuilder::new());
+}
+
+#[test]
+fn steady_state_echo_under_load_allocates_nothing_poll() {
+    steady_state_echo_under_load_allocates_nothing(
+        evio::ServerBuilder::new().backend(evio::Backend::Poll),
+    );
+}
+
+fn steady_state_echo_under_load_allocates_nothing(builder: evio::ServerBuilder) {
     let seen = Arc::new(AtomicU64::new(0));
     let ids: Arc<[AtomicU64; CLIENTS]> = Arc::new(std::array::from_fn(|_| AtomicU64::new(0)));
     let next = Arc::new(AtomicUsize::new(0));
     let (s, i, n) = (seen.clone(), ids.clone(), next.clone());
     let server = start(
-        evio::ServerBuilder::new().max_connections(64),
+        builder.max_connections(64),
         &["tcp4://127.0.0.1:0"],
         move || Probe {
             seen: s,
@@ -157,9 +168,6 @@ fn steady_state_echo_under_load_allocates_nothing() {
         },
     );
     let addr = server.addr(0).clone();
-    // The std fallback spawns threads per connection, so accepting allocates there;
-    // its steady state is reading and writing only.
-    let accepts_too = !cfg!(evio_force_std);
 
     // A persistent connection to measure with, opened first.
     let mut meter = connect(&addr);
@@ -168,14 +176,11 @@ fn steady_state_echo_under_load_allocates_nothing() {
         seen.load(Ordering::SeqCst)
     };
 
-    // Persistent clients, opened before the measurement (the std fallback allocates
-    // per accepted connection).
+    // Persistent clients, opened before the measurement.
     let clients: Vec<Client> = (1..CLIENTS).map(|_| connect(&addr)).collect();
     // Warm-up: every path once (buffers, first connections, first wake).
     let clients = load(clients, 200, 1);
-    if accepts_too {
-        churn(&addr, 20);
-    }
+    churn(&addr, 20);
     let meter_id = ConnId::from_u64(ids[0].load(Ordering::SeqCst));
     assert!(server.waker.wake(meter_id));
     let before = mark(&mut meter);
@@ -189,9 +194,7 @@ fn steady_state_echo_under_load_allocates_nothing() {
         }
     });
     let clients = load(clients, 1000, 100);
-    if accepts_too {
-        churn(&addr, 200);
-    }
+    churn(&addr, 200);
     wakes.join().unwrap();
     let after = mark(&mut meter);
     assert_eq!(

@@ -1,13 +1,7 @@
-//! A shutdown that arrives while a detach is still under way: the detaching connection
-//! must still end in exactly one `detached` or `closed`, under every driver.
-//!
-//! The std fallback completes a detach only once the connection's threads have let go
-//! of the socket (up to `std_detach_check` later); a shutdown in between used to end
-//! the server with the connection neither detached nor closed.
+//! A shutdown that follows a detach within one turn of the loop: every connection
+//! still ends in exactly one `detached` or `closed`, under every backend.
 
 mod os_common;
-
-use std::time::Duration;
 
 use evio::{Action, CloseError, Conn, ConnId, ConnInfo, Detached, DetachedSocket, Events, Server};
 use evio_handlers::echo::Echo;
@@ -90,17 +84,11 @@ fn detach_then_shutdown(builder: evio::ServerBuilder) {
 }
 
 #[test]
-fn detach_pending_at_shutdown_still_ends_the_connection() {
-    // A detach check far longer than one turn of the loop: the std fallback's detach
-    // is still waiting for its reading thread when the shutdown arrives.
-    detach_then_shutdown(evio::ServerBuilder::new().std_detach_check(Duration::from_secs(1)));
+fn a_detach_then_a_shutdown_ends_every_connection_once_default() {
+    detach_then_shutdown(evio::ServerBuilder::new());
 }
 
 #[test]
-fn detach_pending_at_shutdown_still_ends_the_connection_std() {
-    detach_then_shutdown(
-        evio::ServerBuilder::new()
-            .std_fallback(true)
-            .std_detach_check(Duration::from_secs(1)),
-    );
+fn a_detach_then_a_shutdown_ends_every_connection_once_poll() {
+    detach_then_shutdown(evio::ServerBuilder::new().backend(evio::Backend::Poll));
 }

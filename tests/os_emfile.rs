@@ -51,9 +51,7 @@ fn emfile_backs_off_keeps_serving_and_recovers() {
 
     // Two client sockets made now, connected once every descriptor is used up, so the
     // server's accept fails with EMFILE and nothing else in this process competes for
-    // a descriptor. (The std fallback's accepting thread, already blocked in accept,
-    // reserved its descriptor beforehand: it gets the first client, and fails on the
-    // second.)
+    // a descriptor.
     let Bound::Tcp(addr) = server.addr(0).clone() else {
         unreachable!()
     };

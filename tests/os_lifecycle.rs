@@ -548,33 +548,54 @@ fn output_larger_than_the_output_buffer_arrives_whole() {
 
 // ----- drivers, addresses, errors ---------------------------------------------------
 
-fn thread_names() -> Vec<String> {
-    let mut names = Vec::new();
-    for e in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        if let Ok(n) = std::fs::read_to_string(e.path().join("comm")) {
-            names.push(n.trim().to_owned());
-        }
-    }
-    names
-}
-
 #[test]
-fn net_schemes_and_the_cfg_switch_select_the_std_driver() {
-    for (scheme, expect_std) in [("tcp4", cfg!(evio_force_std)), ("tcp4-net", true)] {
+fn net_schemes_the_builder_and_the_cfg_switch_select_the_backend() {
+    let system = evio::Backend::system_default();
+    assert!(system.is_available());
+    if cfg!(evio_force_poll) {
+        assert_eq!(system, evio::Backend::Poll);
+    } else if cfg!(target_os = "linux") {
+        assert_eq!(system, evio::Backend::Epoll);
+    }
+    let plain = evio::ServerBuilder::new();
+    let poll = evio::ServerBuilder::new().backend(evio::Backend::Poll);
+    assert_eq!(plain.backend_for(&["tcp4://127.0.0.1:0"]), system);
+    assert_eq!(
+        poll.backend_for(&["tcp4://127.0.0.1:0"]),
+        evio::Backend::Poll
+    );
+    // One `-net` address puts the whole server on poll(2).
+    for addrs in [
+        &["tcp4-net://127.0.0.1:0"][..],
+        &["tcp4://127.0.0.1:0", "unix-net:///tmp/x.sock"][..],
+    ] {
+        assert_eq!(plain.backend_for(addrs), evio::Backend::Poll, "{addrs:?}");
+    }
+    // Each serves.
+    for (builder, scheme) in [
+        (plain, "tcp4"),
+        (poll, "tcp4"),
+        (evio::ServerBuilder::new(), "tcp4-net"),
+    ] {
         let server = start(
-            evio::ServerBuilder::new().max_connections(4),
+            builder.max_connections(4),
             &[&format!("{scheme}://127.0.0.1:0")],
             || Echo,
         );
         let mut c = connect(server.addr(0));
         assert_eq!(c.round_trip(b"which"), b"which");
-        let std_threads = thread_names().iter().any(|n| n == "evio-accept");
+        drop(c);
         server.stop().unwrap();
-        // Other tests may run std servers at the same time; only the absence under the
-        // poller is not provable here, so check the positive case.
-        if expect_std {
-            assert!(std_threads, "{scheme} runs on the std fallback");
-        }
+    }
+    // A backend this target lacks is an error, not a silent substitute (under
+    // `--cfg evio_force_poll` every server is on poll(2), whatever it asks for).
+    #[cfg(all(target_os = "linux", not(evio_force_poll)))]
+    match evio::ServerBuilder::new()
+        .backend(evio::Backend::Kqueue)
+        .serve(Echo, &["tcp4://127.0.0.1:0"])
+    {
+        Err(evio::Error::BackendUnavailable(evio::Backend::Kqueue)) => {}
+        other => panic!("unexpected {other:?}"),
     }
 }
 

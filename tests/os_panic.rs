@@ -52,6 +52,8 @@ fn a_panic_releases_the_port_and_the_connections_default() {
 }
 
 #[test]
-fn a_panic_releases_the_port_and_the_connections_std() {
-    a_panic_releases_the_port_and_the_connections(evio::ServerBuilder::new().std_fallback(true));
+fn a_panic_releases_the_port_and_the_connections_poll() {
+    a_panic_releases_the_port_and_the_connections(
+        evio::ServerBuilder::new().backend(evio::Backend::Poll),
+    );
 }

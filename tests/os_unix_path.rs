@@ -36,8 +36,10 @@ fn a_live_socket_path_is_not_taken_over_default() {
 }
 
 #[test]
-fn a_live_socket_path_is_not_taken_over_std() {
-    a_live_socket_path_is_not_taken_over(|| evio::ServerBuilder::new().std_fallback(true));
+fn a_live_socket_path_is_not_taken_over_poll() {
+    a_live_socket_path_is_not_taken_over(|| {
+        evio::ServerBuilder::new().backend(evio::Backend::Poll)
+    });
 }
 
 fn stopping_leaves_another_servers_socket_file_alone(builder: fn() -> evio::ServerBuilder) {
@@ -64,8 +66,8 @@ fn stopping_leaves_another_servers_socket_file_alone_default() {
 }
 
 #[test]
-fn stopping_leaves_another_servers_socket_file_alone_std() {
+fn stopping_leaves_another_servers_socket_file_alone_poll() {
     stopping_leaves_another_servers_socket_file_alone(|| {
-        evio::ServerBuilder::new().std_fallback(true)
+        evio::ServerBuilder::new().backend(evio::Backend::Poll)
     });
 }

@@ -1,7 +1,6 @@
 //! A send that fails while the peer is still connected (a unix peer that shut down its
 //! reading side makes every send fail with EPIPE) closes the connection with that
-//! error at once, under every driver: the std fallback's writing thread finds it after
-//! the loop handed the bytes over, and the loop must still report it.
+//! error at once, under every backend.
 
 mod os_common;
 
@@ -53,6 +52,6 @@ fn a_failed_send_closes_with_its_error_default() {
 }
 
 #[test]
-fn a_failed_send_closes_with_its_error_std() {
-    a_failed_send_closes_with_its_error(evio::ServerBuilder::new().std_fallback(true));
+fn a_failed_send_closes_with_its_error_poll() {
+    a_failed_send_closes_with_its_error(evio::ServerBuilder::new().backend(evio::Backend::Poll));
 }

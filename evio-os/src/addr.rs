@@ -31,8 +31,6 @@ pub(crate) enum Target {
 pub(crate) struct Spec {
     pub target: Target,
     pub reuseport: bool,
-    /// The scheme ended in `-net`: serve with the std fallback driver.
-    pub std_net: bool,
 }
 
 /// Parses (and for host names resolves) one address.
@@ -44,10 +42,8 @@ pub(crate) fn parse(text: &str) -> Result<Spec, AddrError> {
         Some((s, r)) => (s, r),
         None => ("tcp", text),
     };
-    let (scheme, std_net) = match scheme.strip_suffix("-net") {
-        Some(s) => (s, true),
-        None => (scheme, false),
-    };
+    // `-net` selects the backend (`is_net_scheme`), not what to listen on.
+    let scheme = scheme.strip_suffix("-net").unwrap_or(scheme);
     let (body, query) = match rest.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (rest, None),
@@ -82,11 +78,13 @@ pub(crate) fn parse(text: &str) -> Result<Spec, AddrError> {
         }
         _ => return Err(AddrError::UnknownScheme),
     };
-    Ok(Spec {
-        target,
-        reuseport,
-        std_net,
-    })
+    Ok(Spec { target, reuseport })
+}
+
+/// Whether `text`'s scheme ends in `-net` (without parsing the rest).
+pub(crate) fn is_net_scheme(text: &str) -> bool {
+    text.split_once("://")
+        .is_some_and(|(scheme, _)| scheme.ends_with("-net"))
 }
 
 fn tcp(body: &str, family: Family) -> Result<Target, AddrError> {
@@ -158,10 +156,15 @@ mod tests {
         assert_eq!(tcp_addr("tcp6://:80").0, "[::]:80".parse().unwrap());
         let s = parse("unix:///tmp/x.sock").unwrap();
         assert_eq!(s.target, Target::Unix("/tmp/x.sock".into()));
-        assert!(!s.std_net);
+        assert!(!is_net_scheme("unix:///tmp/x.sock") && !is_net_scheme("1.2.3.4:5"));
         let s = parse("tcp-net://127.0.0.1:1?reuseport=true").unwrap();
-        assert!(s.std_net && s.reuseport);
-        assert!(parse("unix-net://x").unwrap().std_net);
+        assert!(s.reuseport);
+        assert!(is_net_scheme("tcp-net://127.0.0.1:1?reuseport=true"));
+        assert_eq!(
+            parse("unix-net://x").unwrap().target,
+            Target::Unix("x".into())
+        );
+        assert!(is_net_scheme("unix-net://x"));
     }
 
     #[test]

@@ -86,7 +86,10 @@ pub enum Error {
     },
     /// The capacities in the configuration are invalid.
     Config(BuildError),
-    /// Creating the poller, the notifier or a thread failed.
+    /// The backend asked for does not exist on this target.
+    BackendUnavailable(crate::Backend),
+    /// Creating the poller or its notifier failed, or the connection tables could not
+    /// be allocated.
     Setup {
         /// What was being created.
         what: &'static str,
@@ -111,6 +114,7 @@ impl fmt::Display for Error {
                 write!(f, "{given} addresses given, at most {max} supported")
             }
             Error::Config(e) => write!(f, "invalid configuration: {e}"),
+            Error::BackendUnavailable(b) => write!(f, "the {b} backend is not available here"),
             Error::Setup { what, error } => write!(f, "cannot create {what}: {error}"),
             Error::Poll(e) => write!(f, "waiting for events failed: {e}"),
         }

@@ -1,5 +1,6 @@
-//! The evio driver over real sockets: epoll (Linux, Android) or kqueue (macOS, the
-//! BSDs) through rustix, and a portable fallback on threads and `std::net`.
+//! The evio driver over real sockets: one thread, non-blocking sockets, and a poller:
+//! epoll (Linux, Android), kqueue (macOS, the BSDs) or poll(2) (every unix), through
+//! rustix.
 //!
 //! [`serve`] binds the addresses, builds an [`evio_proto::Engine`] with fixed
 //! capacities, and runs the event loop on the calling thread until a handler returns
@@ -16,27 +17,39 @@
 //! | `tcp4://host:port` / `tcp6://host:port` | TCP, IPv4 only / IPv6 only (`tcp6://:port` is `[::]`) |
 //! | `unix://path` | a unix-domain socket (`unix:///tmp/x.sock` is `/tmp/x.sock`) |
 //! | `…?reuseport=true` | `SO_REUSEPORT` (TCP only) |
-//! | `tcp-net://…`, `unix-net://…` | the same, served by the std fallback driver |
+//! | `tcp-net://…`, `tcp4-net://…`, `tcp6-net://…`, `unix-net://…` | the same, served with the poll(2) backend |
 //!
 //! A port of 0 binds a free port; `serving` reports the real one. A stale unix socket
 //! file is removed before binding (only if it is a socket and no server accepts on it,
 //! which a probing connect tells; a live one is [`Error::Bind`] "address in use"); the
-//! file is removed when the server stops. If any address uses a `-net` scheme, the
-//! whole server runs on the std fallback, as in Go's evio.
+//! file is removed when the server stops.
 //!
-//! # Drivers
+//! The `-net` suffix comes from Go's evio, where it meant "Go's standard `net` package
+//! instead of epoll/kqueue": the portable path. Here it selects the portable poll(2)
+//! backend, for the whole server if any address has it. The loop, the engine and the
+//! behaviour are the same; only the way it waits differs.
 //!
-//! - **Poller** (default on Linux, Android, and 64-bit macOS and BSDs): one thread,
-//!   level-triggered epoll or kqueue, non-blocking sockets, a fixed array of poll
-//!   events, and no allocation per event, read or write. Wakes arrive through an
-//!   eventfd (Linux), an `EVFILT_USER` event (macOS, FreeBSD, DragonFly) or a pipe
-//!   (elsewhere, and with `--cfg evio_force_pipe`).
-//! - **Std fallback** (other targets, 32-bit kqueue targets (their events cannot carry
-//!   the poller's 64-bit tokens), `-net` schemes, [`ServerBuilder::std_fallback`],
-//!   or `--cfg evio_force_std`): the engine still runs on the calling thread; each
-//!   listener has an accepting thread and each connection a reading and a writing
-//!   thread that block in the kernel and hand results to the loop. See
-//!   [`ServerBuilder::std_detach_check`] for its one periodic wake-up.
+//! # Backends
+//!
+//! One loop (`driver.rs`) runs every backend: one thread, level-triggered readiness,
+//! non-blocking sockets, no thread per connection, and no allocation per event, read or
+//! write in the steady state. The backends differ only in how the loop waits
+//! ([`Backend`]):
+//!
+//! - **epoll** (Linux, Android; the default there): O(ready sockets) per wait, wakes
+//!   through an eventfd.
+//! - **kqueue** (64-bit macOS, FreeBSD, NetBSD, OpenBSD, DragonFly; the default there):
+//!   wakes through an `EVFILT_USER` event, or a pipe on NetBSD and OpenBSD. Written
+//!   against rustix's kqueue API but not compiled by this project's CI (no such target
+//!   is installed on its machines).
+//! - **poll(2)** (every unix): O(watched sockets) per wait, so it suits hundreds of
+//!   connections rather than tens of thousands; wakes through a pipe. It serves any
+//!   unix without epoll or kqueue, 32-bit kqueue targets (a kqueue event's pointer-sized
+//!   udata cannot carry the loop's 64-bit tokens), `-net` addresses,
+//!   [`ServerBuilder::backend`]`(`[`Backend::Poll`]`)`, and every server in a build with
+//!   `--cfg evio_force_poll` (so CI runs the whole suite on it on Linux).
+//!
+//! `--cfg evio_force_pipe` makes epoll wake through a pipe as well, for the same reason.
 //!
 //! # Example
 //!
@@ -68,14 +81,14 @@ pub use evio_proto::{
 };
 
 mod addr;
-#[cfg(evio_poller)]
 mod driver;
 mod error;
+mod limits;
 mod report;
-mod std_driver;
 mod sys;
 
 pub use error::{AddrError, Error};
+pub use limits::{DEFAULT_MAX_CONNECTIONS_CAP, RESERVED_DESCRIPTORS};
 
 use evio_proto::{Engine, Notify, Slot, WakeState, WakeTarget, WakeWord};
 
@@ -92,20 +105,103 @@ pub enum DetachedSocket {
     Unix(std::os::unix::net::UnixStream),
 }
 
+/// How the loop waits for readiness (see the crate documentation's "Backends").
+///
+/// Every backend runs the same loop and the same engine; they differ in what a wait
+/// costs and where they exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Backend {
+    /// Linux's epoll: the default on Linux and Android.
+    Epoll,
+    /// kqueue: the default on 64-bit macOS, FreeBSD, NetBSD, OpenBSD and DragonFly.
+    Kqueue,
+    /// poll(2): every unix; O(connections) per wait.
+    Poll,
+}
+
+impl Backend {
+    /// The backend a server uses here unless told otherwise: epoll or kqueue where
+    /// this target has them, poll(2) elsewhere and in builds with
+    /// `--cfg evio_force_poll`.
+    pub const fn system_default() -> Backend {
+        if cfg!(evio_force_poll) {
+            Backend::Poll
+        } else if cfg!(evio_epoll) {
+            Backend::Epoll
+        } else if cfg!(evio_kqueue) {
+            Backend::Kqueue
+        } else {
+            Backend::Poll
+        }
+    }
+
+    /// Whether this target has the backend.
+    pub const fn is_available(self) -> bool {
+        match self {
+            Backend::Epoll => cfg!(evio_epoll),
+            Backend::Kqueue => cfg!(evio_kqueue),
+            Backend::Poll => true,
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Epoll => "epoll",
+            Backend::Kqueue => "kqueue",
+            Backend::Poll => "poll",
+        })
+    }
+}
+
 /// Options and capacities for [`serve`]; [`ServerBuilder::serve`] runs the server.
 ///
-/// The defaults are [`Config::new`]'s: 1024 connections, 16 KiB of input and 64 KiB
-/// of output buffer per connection (reserved with zeroed memory, so only the pages a
-/// connection actually uses for carry-over become resident), TCP_NODELAY on, no
-/// keepalive, a 1 ms minimum tick, 64 accepts per readiness report, accept back-off
-/// from 10 ms to 1 s. Plus a listen backlog of 1024 and 256 poll events per wait.
+/// # Defaults
+///
+/// - `max_connections`: what the process's descriptor limit allows (the soft
+///   `RLIMIT_NOFILE`, less [`RESERVED_DESCRIPTORS`] and one per listener), at most
+///   [`DEFAULT_MAX_CONNECTIONS_CAP`]; the cap also applies where the limit is
+///   unlimited. One connection more is accepted and closed at once (told why first if
+///   [`ServerBuilder::refusal_message`] is set). A value set with
+///   [`ServerBuilder::max_connections`] (or [`ServerBuilder::config`]) above what the
+///   limit allows is lowered to it when `serve` starts, with one line on standard
+///   error saying so (as Redis does with `maxclients`).
+/// - 16 KiB of input and 64 KiB of output buffer per connection, TCP_NODELAY on, no
+///   keepalive, a 1 ms minimum tick, 64 accepts per readiness report, accept back-off
+///   from 10 ms to 1 s (the rest of [`Config::new`]).
+/// - A listen backlog of 1024, 256 events per wait, [`Backend::system_default`], no
+///   refusal message.
+///
+/// # Memory
+///
+/// Everything is reserved when `serve` starts; nothing grows with traffic. With
+/// `n = max_connections`, `in = input_capacity` and `out = output_capacity`:
+///
+/// - **Reserved (virtual)**: `(n + 1) × (in + out)` bytes of buffers (each
+///   connection's own input and output buffer, plus one loop-wide scratch buffer of
+///   each), allocated zeroed so the system maps the pages lazily. At the defaults,
+///   80 KiB per connection: 1.6 GB of address space for 20,000 connections.
+/// - **Resident from the start**: per connection slot, the engine's slot
+///   (`size_of::<Slot<C>>()`, 144 bytes when the handler's context `C` is `()`), a
+///   4-byte wake word, and 5 bytes of descriptor table: about 153 bytes, 3 MB for
+///   20,000 slots. The poll(2) backend adds 16 bytes per watched socket and 4 per
+///   descriptor number.
+/// - **Resident while serving**: a request read whole and answered whole passes
+///   through the two scratch buffers (`in + out`, touched once). A connection touches
+///   the pages of its own buffers only while it holds carry-over: a partial frame (up
+///   to `in`) or output the socket has not taken yet (up to `out`). The pages stay
+///   resident once touched. The handler's own state is on top.
 #[derive(Clone, Debug)]
 pub struct ServerBuilder {
     config: Config,
+    /// `max_connections` was chosen by the user (not derived from the descriptor limit).
+    max_connections_chosen: bool,
     backlog: i32,
     poll_events: usize,
-    std_fallback: bool,
-    std_detach_check: Duration,
+    backend: Option<Backend>,
+    refusal: Option<Arc<[u8]>>,
 }
 
 impl Default for ServerBuilder {
@@ -115,31 +211,39 @@ impl Default for ServerBuilder {
 }
 
 impl ServerBuilder {
-    /// The defaults (see the type's documentation).
+    /// The defaults (see the type's documentation). Reads the descriptor limit.
     pub fn new() -> Self {
+        let mut config = Config::new();
+        config.max_connections = limits::default_max_connections(limits::descriptor_limit());
         ServerBuilder {
-            config: Config::new(),
+            config,
+            max_connections_chosen: false,
             backlog: 1024,
             poll_events: 256,
-            std_fallback: false,
-            std_detach_check: Duration::from_millis(250),
+            backend: None,
+            refusal: None,
         }
     }
 
-    /// Replaces the whole engine configuration.
+    /// Replaces the whole engine configuration (its `max_connections` counts as
+    /// chosen: it is only lowered if the descriptor limit cannot serve it).
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;
+        self.max_connections_chosen = true;
         self
     }
 
-    /// The engine configuration as it stands.
+    /// The engine configuration as it stands (before `serve` lowers
+    /// `max_connections` to the descriptor limit, if it must).
     pub fn engine_config(&self) -> &Config {
         &self.config
     }
 
-    /// Most connections open at once; one more is accepted and closed at once.
+    /// Most connections open at once; one more is accepted and closed at once. Lowered
+    /// to what the descriptor limit allows, with a line on standard error, if higher.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.config.max_connections = n;
+        self.max_connections_chosen = true;
         self
     }
 
@@ -186,27 +290,41 @@ impl ServerBuilder {
         self
     }
 
-    /// Size of the fixed poll event array (events handled per wait).
+    /// Size of the fixed event array of epoll and kqueue (events handled per wait);
+    /// poll(2) reports every ready socket in one wait whatever this is.
     pub fn poll_events(mut self, n: usize) -> Self {
         self.poll_events = n.max(1);
         self
     }
 
-    /// Serve with the std fallback driver even where a poller exists.
-    pub fn std_fallback(mut self, on: bool) -> Self {
-        self.std_fallback = on;
+    /// Serves with `backend` instead of [`Backend::system_default`]. A `-net` address
+    /// still selects [`Backend::Poll`].
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
         self
     }
 
-    /// How often a std-fallback reading thread that found nothing to read wakes up to
-    /// see whether its connection was detached (default 250 ms).
-    ///
-    /// `std` cannot interrupt a blocking read, and a detached socket must not be
-    /// handed over while another thread still reads it; this bounds how long a detach
-    /// waits. It costs one wake-up per idle connection per period; the poller drivers
-    /// have no such cost.
-    pub fn std_detach_check(mut self, d: Duration) -> Self {
-        self.std_detach_check = d.max(Duration::from_millis(1));
+    /// The backend [`ServerBuilder::serve`] uses for `addrs`: poll(2) if any address
+    /// has a `-net` scheme, else the one set with [`ServerBuilder::backend`], else
+    /// [`Backend::system_default`]. (An address that does not parse does not count;
+    /// `serve` reports it.)
+    pub fn backend_for<A: AsRef<str>>(&self, addrs: &[A]) -> Backend {
+        let net = addrs.iter().any(|a| addr::is_net_scheme(a.as_ref()));
+        if net || cfg!(evio_force_poll) {
+            return Backend::Poll;
+        }
+        self.backend.unwrap_or_else(Backend::system_default)
+    }
+
+    /// Bytes sent to a connection refused because every slot is taken, before it is
+    /// closed: once, without blocking, best-effort (what the socket takes at once; the
+    /// sending side is then shut and what the client already sent is discarded, so the
+    /// close does not reset the connection and destroy the message). Empty (the
+    /// default): the connection is closed without a word. A Redis-style server sets
+    /// `-ERR max number of clients reached\r\n`.
+    pub fn refusal_message(mut self, bytes: impl AsRef<[u8]>) -> Self {
+        let bytes = bytes.as_ref();
+        self.refusal = (!bytes.is_empty()).then(|| Arc::from(bytes));
         self
     }
 
@@ -220,8 +338,9 @@ impl ServerBuilder {
     /// [`Error::NoAddresses`], [`Error::Address`] (naming the address),
     /// [`Error::Bind`] / [`Error::NotASocket`] (naming the address),
     /// [`Error::TooManyListeners`], [`Error::Config`] for invalid capacities,
-    /// [`Error::Setup`] if the poller, notifier or a thread cannot be created, and
-    /// [`Error::Poll`] if waiting for events fails.
+    /// [`Error::BackendUnavailable`] for a backend this target does not have,
+    /// [`Error::Setup`] if the poller or its notifier cannot be created or the tables
+    /// cannot be allocated, and [`Error::Poll`] if waiting for events fails.
     pub fn serve<H: Events, A: AsRef<str>>(&self, handler: H, addrs: &[A]) -> Result<(), Error> {
         if addrs.is_empty() {
             return Err(Error::NoAddresses);
@@ -232,8 +351,24 @@ impl ServerBuilder {
                 max: evio_proto::MAX_LISTENERS,
             });
         }
+        let backend = self.backend_for(addrs);
+        if !backend.is_available() {
+            return Err(Error::BackendUnavailable(backend));
+        }
+        let mut config = self.config;
         // Before anything is bound or reserved.
-        self.config.validate().map_err(Error::Config)?;
+        config.validate().map_err(Error::Config)?;
+        let allowed = limits::allowed_connections(limits::descriptor_limit(), addrs.len());
+        if config.max_connections > allowed {
+            if self.max_connections_chosen {
+                eprintln!(
+                    "evio: max_connections {} lowered to {allowed}: the descriptor limit \
+                     (RLIMIT_NOFILE) allows no more",
+                    config.max_connections
+                );
+            }
+            config.max_connections = allowed;
+        }
         let mut specs = Vec::with_capacity(addrs.len());
         for a in addrs {
             let spec = addr::parse(a.as_ref()).map_err(|error| Error::Address {
@@ -242,22 +377,16 @@ impl ServerBuilder {
             })?;
             specs.push(spec);
         }
-        let use_std = cfg!(evio_force_std)
-            || !HAS_POLLER
-            || self.std_fallback
-            || specs.iter().any(|s| s.std_net);
-        let listeners = sys::net::bind_all(addrs, &specs, self.backlog, !use_std)?;
-        if use_std {
-            return std_driver::run(handler, listeners, self);
+        let listeners = sys::net::bind_all(addrs, &specs, self.backlog)?;
+        match backend {
+            #[cfg(any(evio_epoll, evio_kqueue))]
+            Backend::Epoll | Backend::Kqueue => {
+                driver::run::<H, sys::native::Poller>(handler, listeners, self, config)
+            }
+            _ => driver::run::<H, sys::poll::Poller>(handler, listeners, self, config),
         }
-        #[cfg(evio_poller)]
-        return driver::run(handler, listeners, self);
-        #[allow(unreachable_code)]
-        std_driver::run(handler, listeners, self)
     }
 }
-
-const HAS_POLLER: bool = cfg!(evio_poller);
 
 /// Listens on `addrs` with the default [`ServerBuilder`] and runs `handler` until a
 /// handler returns [`Action::Shutdown`] (see [`ServerBuilder::serve`]).
@@ -269,7 +398,7 @@ pub fn serve<H: Events, A: AsRef<str>>(handler: H, addrs: &[A]) -> Result<(), Er
     ServerBuilder::new().serve(handler, addrs)
 }
 
-/// The engine type both drivers run.
+/// The engine type the driver runs.
 pub(crate) type OsEngine<H> = Engine<H, Vec<Slot<<H as Events>::Context>>, Vec<u8>>;
 
 /// Refuses every wake once dropped: a driver holds it for as long as its loop runs, so

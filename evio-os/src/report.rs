@@ -1,21 +1,13 @@
-//! What performing one output produced, and handing it to the engine: one place for
-//! both drivers, so they cannot drift apart in how they report.
+//! What performing one output produced, and handing it to the engine. The output
+//! borrows the engine's buffers, so its result is reported once that borrow has ended.
 
-use evio_proto::{Addr, ConnId, Detached, Events, Instant, Readiness};
+use evio_proto::{Addr, ConnId, Detached, DriverError, Events, Instant, Readiness, Refused};
 use rustix::io::Errno;
 
-use crate::sys::net;
+use crate::sys::{HANGUP, net};
 use crate::{DetachedSocket, OsEngine};
 
-/// A hang-up report: the engine reads to learn what happened to the socket.
-pub(crate) const HANGUP: Readiness = Readiness {
-    readable: false,
-    writable: false,
-    hangup: true,
-};
-
-/// The result of one performed output, reported once the output's borrow of the engine
-/// has ended. `S` is the driver's own accepted-socket type.
+/// The result of one performed output. `S` is the driver's accepted-socket type.
 pub(crate) enum Report<S> {
     Nothing,
     Accepted(usize, S, Addr, Addr),
@@ -33,63 +25,65 @@ pub(crate) enum Report<S> {
 }
 
 /// Whether the loop goes on after a report.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Flow {
     Continue,
     Shutdown,
 }
 
-/// Hands `report` to the engine. `register` takes a socket the engine accepted, under
-/// its id, and says whether the driver could watch it; a refused socket is dropped
-/// (closed) here.
+/// Checks that the engine took a report. Each report answers the output the engine
+/// asked for just before, so a refusal means this driver broke the protocol: tests
+/// (debug builds) fail on it; a release build goes on, as the engine has ignored it.
+fn took(result: Result<(), DriverError>, what: &str) {
+    debug_assert!(result.is_ok(), "the engine refused {what}: {result:?}");
+}
+
+/// Hands `report` to the engine. `accepted` gets the engine's answer for an accepted
+/// socket: with an id, it watches the socket under it and says whether it could; when
+/// refused, it disposes of the socket (and its answer does not matter).
 pub(crate) fn deliver<H: Events, S>(
     engine: &mut OsEngine<H>,
     report: Report<S>,
     now: Instant,
-    register: impl FnOnce(ConnId, S) -> bool,
+    accepted: impl FnOnce(Result<ConnId, Refused>, S) -> bool,
 ) -> Flow {
-    // Engine errors here are `StaleConn`/`NotRequested` for results about connections
-    // that closed meanwhile: nothing to do about them.
     match report {
         Report::Nothing => {}
         Report::Accepted(listener, socket, local, peer) => {
-            if let Ok(id) = engine.handle_accepted(listener, local, peer, now)
-                && !register(id, socket)
+            let answer = engine.handle_accepted(listener, local, peer, now);
+            if !accepted(answer, socket)
+                && let Ok(id) = answer
             {
                 // Unwatched, the socket is useless: the engine's next read of it
                 // reports the failure and closes it.
-                let _ = engine.handle_conn_ready(id, HANGUP);
+                took(engine.handle_conn_ready(id, HANGUP), "a hang-up report")
             }
         }
         Report::AcceptBlocked(listener) => {
-            let _ = engine.handle_accept_blocked(listener);
+            took(engine.handle_accept_blocked(listener), "an accept EAGAIN");
         }
-        Report::AcceptFailed(listener, e) => {
-            let _ = engine.handle_accept_error(listener, net::accept_error(e), now);
-        }
-        Report::Read(id, n) => {
-            let _ = engine.handle_read(id, n, now);
-        }
-        Report::Eof(id) => {
-            let _ = engine.handle_eof(id, now);
-        }
-        Report::ReadBlocked(id) => {
-            let _ = engine.handle_read_blocked(id);
-        }
-        Report::Written(id, n) => {
-            let _ = engine.handle_written(id, n, now);
-        }
-        Report::WriteBlocked(id) => {
-            let _ = engine.handle_write_blocked(id);
-        }
-        Report::IoFailed(id, e) => {
-            let _ = engine.handle_io_error(id, net::io_error(e), now);
-        }
-        Report::Ready(id, readiness) => {
-            let _ = engine.handle_conn_ready(id, readiness);
-        }
+        Report::AcceptFailed(listener, e) => took(
+            engine.handle_accept_error(listener, net::accept_error(e), now),
+            "an accept error",
+        ),
+        Report::Read(id, n) => took(engine.handle_read(id, n, now), "a read"),
+        Report::Eof(id) => took(engine.handle_eof(id, now), "an end of stream"),
+        Report::ReadBlocked(id) => took(engine.handle_read_blocked(id), "a read EAGAIN"),
+        Report::Written(id, n) => took(engine.handle_written(id, n, now), "a write"),
+        Report::WriteBlocked(id) => took(engine.handle_write_blocked(id), "a write EAGAIN"),
+        Report::IoFailed(id, e) => took(
+            engine.handle_io_error(id, net::io_error(e), now),
+            "an I/O error",
+        ),
+        Report::Ready(id, readiness) => took(
+            engine.handle_conn_ready(id, readiness),
+            "a readiness report",
+        ),
         Report::Detached(id, mut socket) => {
-            let _ = engine.handle_detached(id, Detached::new(&mut socket), now);
+            took(
+                engine.handle_detached(id, Detached::new(&mut socket), now),
+                "a detached socket",
+            );
             // A socket the handler did not take is closed here.
             drop(socket);
         }

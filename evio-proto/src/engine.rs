@@ -426,13 +426,6 @@ where
         self.phase == Phase::Done
     }
 
-    /// `true` between a handler's `Shutdown` and `Output::Shutdown`. When
-    /// `poll_output` returns `None` in this state, the engine is waiting for the
-    /// driver to answer its `Detach` outputs with `handle_detached`.
-    pub fn is_shutting_down(&self) -> bool {
-        self.phase == Phase::ShuttingDown
-    }
-
     /// `true` while `id` is a live connection (opened, not yet closed or detached).
     pub fn is_open(&self, id: ConnId) -> bool {
         self.live_slot(id).is_some()
@@ -805,9 +798,9 @@ where
     /// poller, blocking, and wrapped in `socket`. The engine calls `detached`; if the
     /// handler does not take the socket, the driver closes it (drops it) and the engine
     /// calls `closed` instead. A driver that could not hand the socket over passes an
-    /// empty `Detached` (over `None`): `closed` then gets an I/O error. A driver may
-    /// answer a `Detach` later than at once (the std fallback waits for its threads);
-    /// `Output::Shutdown` waits for every answer.
+    /// empty `Detached` (over `None`): `closed` then gets an I/O error. The answer may
+    /// come after other engine calls; `Output::Shutdown`, the last output, waits for
+    /// every `Detach` to be answered.
     ///
     /// # Errors
     ///
@@ -1591,8 +1584,8 @@ where
             self.shutdown_cursor += 1;
         }
         if self.detach_waiting > 0 {
-            // A driver that detaches asynchronously has not handed a socket over yet:
-            // `Shutdown` is the last output, so it waits for `handle_detached`.
+            // A `Detach` not answered yet: `Shutdown` is the last output, so it waits
+            // for `handle_detached`.
             return None;
         }
         self.phase = Phase::Done;

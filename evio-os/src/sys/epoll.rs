@@ -3,31 +3,21 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 use std::time::Duration;
 
 use evio_proto::{Notify, Readiness};
 use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
 use rustix::io::Errno;
-use rustix::time::Timespec;
 
-/// An epoll instance.
+/// An epoll instance, its fixed event array and the loop's end of the notifier.
 #[derive(Debug)]
 pub(crate) struct Poller {
     ep: OwnedFd,
-}
-
-/// The fixed event array one `wait` fills, allocated once per loop.
-pub(crate) struct EventBuf {
-    buf: Box<[MaybeUninit<epoll::Event>]>,
-}
-
-impl EventBuf {
-    pub(crate) fn new(capacity: usize) -> Self {
-        EventBuf {
-            buf: Box::new_uninit_slice(capacity.max(1)),
-        }
-    }
+    events: Box<[MaybeUninit<epoll::Event>]>,
+    receiver: Receiver,
+    waker_token: u64,
 }
 
 fn flags(read: bool, write: bool) -> EventFlags {
@@ -41,20 +31,38 @@ fn flags(read: bool, write: bool) -> EventFlags {
     f
 }
 
-impl Poller {
-    pub(crate) fn new() -> io::Result<Self> {
-        Ok(Poller {
-            ep: epoll::create(CreateFlags::CLOEXEC)?,
-        })
+impl super::Poller for Poller {
+    type Notifier = Notifier;
+
+    fn new(_capacity: usize, events: usize, waker_token: u64) -> io::Result<(Self, Notifier)> {
+        let ep = epoll::create(CreateFlags::CLOEXEC)?;
+        #[cfg(not(evio_force_pipe))]
+        let (notifier, receiver) = {
+            use rustix::event::{EventfdFlags, eventfd};
+            let fd = Arc::new(eventfd(0, EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC)?);
+            (Notifier::EventFd(fd.clone()), Receiver::EventFd(fd))
+        };
+        #[cfg(evio_force_pipe)]
+        let (notifier, receiver) = {
+            let (n, r) = super::pipe::pipe()?;
+            (Notifier::Pipe(n), Receiver::Pipe(r))
+        };
+        epoll::add(
+            &ep,
+            receiver.fd(),
+            EventData::new_u64(waker_token),
+            EventFlags::IN,
+        )?;
+        let poller = Poller {
+            ep,
+            events: Box::new_uninit_slice(events.max(1)),
+            receiver,
+            waker_token,
+        };
+        Ok((poller, notifier))
     }
 
-    pub(crate) fn add(
-        &self,
-        fd: BorrowedFd<'_>,
-        token: u64,
-        read: bool,
-        write: bool,
-    ) -> io::Result<()> {
+    fn add(&mut self, fd: BorrowedFd<'_>, token: u64, read: bool, write: bool) -> io::Result<()> {
         Ok(epoll::add(
             &self.ep,
             fd,
@@ -63,8 +71,8 @@ impl Poller {
         )?)
     }
 
-    pub(crate) fn modify(
-        &self,
+    fn modify(
+        &mut self,
         fd: BorrowedFd<'_>,
         token: u64,
         read: bool,
@@ -78,23 +86,23 @@ impl Poller {
         )?)
     }
 
-    pub(crate) fn delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+    fn delete(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
         Ok(epoll::delete(&self.ep, fd)?)
     }
 
-    /// Waits up to `timeout` (forever for `None`) and calls `f` with each event's token
-    /// and readiness. EINTR counts as a wait that found nothing.
-    pub(crate) fn wait(
-        &self,
-        events: &mut EventBuf,
+    fn close(&mut self, fd: OwnedFd) {
+        // Closing the last descriptor of a socket removes it from the epoll set: no
+        // separate system call.
+        drop(fd);
+    }
+
+    fn wait(
+        &mut self,
         timeout: Option<Duration>,
         mut f: impl FnMut(u64, Readiness),
     ) -> io::Result<()> {
-        let ts = timeout.map(|d| Timespec {
-            tv_sec: d.as_secs() as _,
-            tv_nsec: d.subsec_nanos() as _,
-        });
-        let (ready, _) = match epoll::wait(&self.ep, &mut events.buf[..], ts.as_ref()) {
+        let ts = timeout.map(super::timespec);
+        let (ready, _) = match epoll::wait(&self.ep, &mut self.events[..], ts.as_ref()) {
             Ok(r) => r,
             Err(Errno::INTR) => return Ok(()),
             Err(e) => return Err(e.into()),
@@ -102,9 +110,12 @@ impl Poller {
         for ev in ready.iter() {
             // `Event` is packed on x86_64: copy the fields out before use.
             let bits = ev.flags;
-            let data = ev.data;
+            let token = ev.data.u64();
+            if token == self.waker_token {
+                self.receiver.drain();
+            }
             f(
-                data.u64(),
+                token,
                 Readiness {
                     readable: bits.contains(EventFlags::IN),
                     writable: bits.contains(EventFlags::OUT),
@@ -114,24 +125,6 @@ impl Poller {
         }
         Ok(())
     }
-
-    /// The wake notifier and the loop's end of it, registered under `token`.
-    pub(crate) fn notifier(&self, token: u64) -> io::Result<(Notifier, Receiver)> {
-        #[cfg(not(evio_force_pipe))]
-        let (n, r) = {
-            use rustix::event::{EventfdFlags, eventfd};
-            let fd =
-                std::sync::Arc::new(eventfd(0, EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC)?);
-            (Notifier::EventFd(fd.clone()), Receiver::EventFd(fd))
-        };
-        #[cfg(evio_force_pipe)]
-        let (n, r) = {
-            let (n, r) = super::pipe::pipe()?;
-            (Notifier::Pipe(n), Receiver::Pipe(r))
-        };
-        self.add(r.fd(), token, true, false)?;
-        Ok((n, r))
-    }
 }
 
 /// Wakes the loop from any thread.
@@ -139,7 +132,7 @@ impl Poller {
 pub(crate) enum Notifier {
     /// An eventfd shared with the loop.
     #[cfg(not(evio_force_pipe))]
-    EventFd(std::sync::Arc<OwnedFd>),
+    EventFd(Arc<OwnedFd>),
     /// A pipe's write end.
     #[cfg(evio_force_pipe)]
     Pipe(super::pipe::PipeNotifier),
@@ -162,10 +155,10 @@ impl Notify for Notifier {
 
 /// The loop's end of the notifier.
 #[derive(Debug)]
-pub(crate) enum Receiver {
+enum Receiver {
     /// The eventfd.
     #[cfg(not(evio_force_pipe))]
-    EventFd(std::sync::Arc<OwnedFd>),
+    EventFd(Arc<OwnedFd>),
     /// A pipe's read end.
     #[cfg(evio_force_pipe)]
     Pipe(super::pipe::PipeReceiver),
@@ -175,14 +168,14 @@ impl Receiver {
     fn fd(&self) -> BorrowedFd<'_> {
         match self {
             #[cfg(not(evio_force_pipe))]
-            Receiver::EventFd(fd) => std::os::fd::AsFd::as_fd(&**fd),
+            Receiver::EventFd(fd) => fd.as_fd(),
             #[cfg(evio_force_pipe)]
             Receiver::Pipe(p) => p.fd(),
         }
     }
 
     /// Resets the notifier so that level-triggered polling stops reporting it.
-    pub(crate) fn drain(&self) {
+    fn drain(&self) {
         match self {
             #[cfg(not(evio_force_pipe))]
             Receiver::EventFd(fd) => {

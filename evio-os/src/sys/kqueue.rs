@@ -15,23 +15,13 @@ use rustix::event::kqueue::{self, Event, EventFilter, EventFlags};
 use rustix::io::Errno;
 use rustix::time::Timespec;
 
-/// A kqueue instance.
+/// A kqueue instance, its fixed event array and the loop's end of the notifier.
 #[derive(Debug)]
 pub(crate) struct Poller {
     kq: Arc<OwnedFd>,
-}
-
-/// The fixed event array one `wait` fills, allocated once per loop.
-pub(crate) struct EventBuf {
-    buf: Box<[MaybeUninit<Event>]>,
-}
-
-impl EventBuf {
-    pub(crate) fn new(capacity: usize) -> Self {
-        EventBuf {
-            buf: Box::new_uninit_slice(capacity.max(1)),
-        }
-    }
+    events: Box<[MaybeUninit<Event>]>,
+    receiver: Receiver,
+    waker_token: u64,
 }
 
 fn udata(token: u64) -> *mut core::ffi::c_void {
@@ -49,18 +39,12 @@ fn change(on: bool) -> EventFlags {
 }
 
 impl Poller {
-    pub(crate) fn new() -> io::Result<Self> {
-        let kq = kqueue::kqueue()?;
-        rustix::io::fcntl_setfd(&kq, rustix::io::FdFlags::CLOEXEC)?;
-        Ok(Poller { kq: Arc::new(kq) })
-    }
-
     /// Applies up to two changes made with `EV_RECEIPT`: each comes back as an event
     /// with `EV_ERROR` and its error number in `data` (0 for success), so one failing
     /// change does not stop the other. Deleting a filter that is not registered
     /// (ENOENT) is what "no interest" means here, and EPIPE (macOS, a write filter on a
     /// socket whose peer is gone) is reported by the next write anyway: both are fine.
-    fn apply(&self, changes: &[Event]) -> io::Result<()> {
+    fn apply(kq: &OwnedFd, changes: &[Event]) -> io::Result<()> {
         let mut out = [MaybeUninit::<Event>::uninit(); 2];
         let n = changes.len().min(out.len());
         let now = Timespec {
@@ -69,9 +53,8 @@ impl Poller {
         };
         // SAFETY: the changes name sockets this loop owns; closing one removes its
         // filters from the kqueue, so no filter outlives its descriptor.
-        let (results, _) = unsafe {
-            kqueue::kevent_timespec(&*self.kq, &changes[..n], &mut out[..n], Some(&now))?
-        };
+        let (results, _) =
+            unsafe { kqueue::kevent_timespec(kq, &changes[..n], &mut out[..n], Some(&now))? };
         for ev in results.iter() {
             let code = ev.data() as i32;
             if ev.flags().contains(EventFlags::ERROR)
@@ -85,50 +68,96 @@ impl Poller {
         Ok(())
     }
 
-    pub(crate) fn add(
-        &self,
-        fd: BorrowedFd<'_>,
-        token: u64,
-        read: bool,
-        write: bool,
-    ) -> io::Result<()> {
-        self.modify(fd, token, read, write)
-    }
-
     /// Sets exactly this interest: a filter is registered while it is wanted.
-    pub(crate) fn modify(
-        &self,
+    fn set(
+        kq: &OwnedFd,
         fd: BorrowedFd<'_>,
         token: u64,
         read: bool,
         write: bool,
     ) -> io::Result<()> {
         let raw = fd.as_raw_fd();
-        self.apply(&[
-            Event::new(EventFilter::Read(raw), change(read), udata(token)),
-            Event::new(EventFilter::Write(raw), change(write), udata(token)),
-        ])
+        Self::apply(
+            kq,
+            &[
+                Event::new(EventFilter::Read(raw), change(read), udata(token)),
+                Event::new(EventFilter::Write(raw), change(write), udata(token)),
+            ],
+        )
+    }
+}
+
+impl super::Poller for Poller {
+    type Notifier = Notifier;
+
+    fn new(_capacity: usize, events: usize, waker_token: u64) -> io::Result<(Self, Notifier)> {
+        let kq = kqueue::kqueue()?;
+        rustix::io::fcntl_setfd(&kq, rustix::io::FdFlags::CLOEXEC)?;
+        let kq = Arc::new(kq);
+        #[cfg(all(not(evio_force_pipe), evio_kqueue_user))]
+        let (notifier, receiver) = {
+            use rustix::event::kqueue::{UserDefinedFlags, UserFlags};
+            Self::apply(
+                &kq,
+                &[Event::new(
+                    EventFilter::User {
+                        ident: 0,
+                        flags: UserFlags::empty(),
+                        user_flags: UserDefinedFlags::new(0),
+                    },
+                    EventFlags::ADD | EventFlags::CLEAR | EventFlags::RECEIPT,
+                    udata(waker_token),
+                )],
+            )?;
+            (Notifier::User(kq.clone(), waker_token), Receiver::User)
+        };
+        #[cfg(not(all(not(evio_force_pipe), evio_kqueue_user)))]
+        let (notifier, receiver) = {
+            let (n, r) = super::pipe::pipe()?;
+            Self::set(&kq, r.fd(), waker_token, true, false)?;
+            (Notifier::Pipe(n), Receiver::Pipe(r))
+        };
+        let poller = Poller {
+            kq,
+            events: Box::new_uninit_slice(events.max(1)),
+            receiver,
+            waker_token,
+        };
+        Ok((poller, notifier))
     }
 
-    pub(crate) fn delete(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
-        self.modify(fd, 0, false, false)
+    fn add(&mut self, fd: BorrowedFd<'_>, token: u64, read: bool, write: bool) -> io::Result<()> {
+        Self::set(&self.kq, fd, token, read, write)
     }
 
-    /// Waits up to `timeout` (forever for `None`) and calls `f` with each event's token
-    /// and readiness. EINTR counts as a wait that found nothing.
-    pub(crate) fn wait(
-        &self,
-        events: &mut EventBuf,
+    fn modify(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        token: u64,
+        read: bool,
+        write: bool,
+    ) -> io::Result<()> {
+        Self::set(&self.kq, fd, token, read, write)
+    }
+
+    fn delete(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        Self::set(&self.kq, fd, 0, false, false)
+    }
+
+    fn close(&mut self, fd: OwnedFd) {
+        // Closing a descriptor removes its filters from the kqueue: no separate call.
+        drop(fd);
+    }
+
+    fn wait(
+        &mut self,
         timeout: Option<Duration>,
         mut f: impl FnMut(u64, Readiness),
     ) -> io::Result<()> {
-        let ts = timeout.map(|d| Timespec {
-            tv_sec: d.as_secs() as _,
-            tv_nsec: d.subsec_nanos() as _,
-        });
+        let ts = timeout.map(super::timespec);
         // SAFETY: no changes are submitted here (see `apply`).
         let result =
-            unsafe { kqueue::kevent_timespec(&*self.kq, &[], &mut events.buf[..], ts.as_ref()) };
+            unsafe { kqueue::kevent_timespec(&*self.kq, &[], &mut self.events[..], ts.as_ref()) };
         let (ready, _) = match result {
             Ok(r) => r,
             Err(Errno::INTR) => return Ok(()),
@@ -136,6 +165,9 @@ impl Poller {
         };
         for ev in ready.iter() {
             let token = ev.udata() as usize as u64;
+            if token == self.waker_token {
+                self.receiver.drain();
+            }
             let flags = ev.flags();
             let hangup = flags.intersects(EventFlags::EOF | EventFlags::ERROR);
             let r = match ev.filter() {
@@ -158,31 +190,6 @@ impl Poller {
             f(token, r);
         }
         Ok(())
-    }
-
-    /// The wake notifier and the loop's end of it, registered under `token`.
-    pub(crate) fn notifier(&self, token: u64) -> io::Result<(Notifier, Receiver)> {
-        #[cfg(all(not(evio_force_pipe), evio_kqueue_user))]
-        let pair = {
-            use rustix::event::kqueue::{UserDefinedFlags, UserFlags};
-            self.apply(&[Event::new(
-                EventFilter::User {
-                    ident: 0,
-                    flags: UserFlags::empty(),
-                    user_flags: UserDefinedFlags::new(0),
-                },
-                EventFlags::ADD | EventFlags::CLEAR | EventFlags::RECEIPT,
-                udata(token),
-            )])?;
-            (Notifier::User(self.kq.clone(), token), Receiver::User)
-        };
-        #[cfg(not(all(not(evio_force_pipe), evio_kqueue_user)))]
-        let pair = {
-            let (n, r) = super::pipe::pipe()?;
-            self.add(r.fd(), token, true, false)?;
-            (Notifier::Pipe(n), Receiver::Pipe(r))
-        };
-        Ok(pair)
     }
 }
 
@@ -232,7 +239,7 @@ impl Notify for Notifier {
 
 /// The loop's end of the notifier.
 #[derive(Debug)]
-pub(crate) enum Receiver {
+enum Receiver {
     /// `EVFILT_USER` with `EV_CLEAR` resets itself when reported.
     #[allow(dead_code)]
     User,
@@ -243,7 +250,7 @@ pub(crate) enum Receiver {
 
 impl Receiver {
     /// Resets the notifier so that level-triggered polling stops reporting it.
-    pub(crate) fn drain(&self) {
+    fn drain(&self) {
         if let Receiver::Pipe(p) = self {
             p.drain();
         }

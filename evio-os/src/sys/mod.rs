@@ -1,15 +1,65 @@
-//! System interfaces: socket calls, and one poller backend per OS behind one module
-//! name (mio's layout).
+//! System interfaces: socket calls, and the pollers behind one trait: the system's own
+//! (epoll or kqueue, one file per OS behind the module name `native`, mio's layout) and
+//! poll(2), which every unix has and every build compiles.
+
+use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+use evio_proto::{Notify, Readiness};
 
 pub(crate) mod net;
+// On Linux the pipe notifier serves the poll(2) backend and `--cfg evio_force_pipe`.
+pub(crate) mod pipe;
+pub(crate) mod poll;
 
 #[cfg_attr(evio_epoll, path = "epoll.rs")]
 #[cfg_attr(evio_kqueue, path = "kqueue.rs")]
-#[cfg(evio_poller)]
-pub(crate) mod poller;
+#[cfg(any(evio_epoll, evio_kqueue))]
+pub(crate) mod native;
 
-#[cfg(evio_poller)]
-// On Linux the pipe is only used under `--cfg evio_force_pipe`; its unit test keeps it
-// exercised in every build.
-#[cfg_attr(all(evio_epoll, not(evio_force_pipe)), allow(dead_code))]
-mod pipe;
+/// What the driver's loop needs of a poller: level-triggered readiness for the sockets
+/// it registers, each under a 64-bit token, and a notifier that wakes a waiting loop
+/// from any thread.
+pub(crate) trait Poller: Sized {
+    /// What wakers hold: wakes the loop from any thread.
+    type Notifier: Notify + 'static;
+
+    /// A poller with room for `capacity` registered sockets and `events` events per
+    /// wait, and its notifier, whose wakes `wait` reports under `waker_token`.
+    fn new(capacity: usize, events: usize, waker_token: u64) -> io::Result<(Self, Self::Notifier)>;
+
+    /// Starts watching `fd` under `token` with this interest.
+    fn add(&mut self, fd: BorrowedFd<'_>, token: u64, read: bool, write: bool) -> io::Result<()>;
+
+    /// Changes the interest of a watched `fd` to exactly this.
+    fn modify(&mut self, fd: BorrowedFd<'_>, token: u64, read: bool, write: bool)
+    -> io::Result<()>;
+
+    /// Stops watching `fd`, which stays open.
+    fn delete(&mut self, fd: BorrowedFd<'_>) -> io::Result<()>;
+
+    /// Stops watching `fd` (if it is watched) and closes it. Every watched socket is
+    /// closed through here or deleted first, never merely dropped.
+    fn close(&mut self, fd: OwnedFd);
+
+    /// Waits up to `timeout` (forever for `None`) and calls `f` with each ready token
+    /// and its readiness. The notifier is reset before its token is reported. EINTR
+    /// counts as a wait that found nothing.
+    fn wait(&mut self, timeout: Option<Duration>, f: impl FnMut(u64, Readiness)) -> io::Result<()>;
+}
+
+/// The readiness a hang-up or error reports: the engine reads to learn which it was.
+pub(crate) const HANGUP: Readiness = Readiness {
+    readable: false,
+    writable: false,
+    hangup: true,
+};
+
+/// A wait's time-out as the kernel takes it.
+pub(crate) fn timespec(d: Duration) -> rustix::time::Timespec {
+    rustix::time::Timespec {
+        tv_sec: d.as_secs().try_into().unwrap_or(i64::MAX as _),
+        tv_nsec: d.subsec_nanos() as _,
+    }
+}

@@ -62,13 +62,11 @@ fn remove_if_socket(path: &Path, id: Option<(u64, u64)>) -> bool {
     }
 }
 
-/// Binds every address, in order. `nonblocking` for the poller drivers, blocking for
-/// the std fallback.
+/// Binds every address, in order, non-blocking.
 pub(crate) fn bind_all<A: AsRef<str>>(
     addrs: &[A],
     specs: &[Spec],
     backlog: i32,
-    nonblocking: bool,
 ) -> Result<Vec<Listener>, Error> {
     let mut out = Vec::with_capacity(specs.len());
     for (text, spec) in addrs.iter().zip(specs) {
@@ -79,15 +77,15 @@ pub(crate) fn bind_all<A: AsRef<str>>(
         };
         let listener = match &spec.target {
             Target::Tcp { addr, family } => {
-                let (fd, local) = bind_tcp(*addr, *family, spec.reuseport, backlog, nonblocking)
-                    .map_err(bind_err)?;
+                let (fd, local) =
+                    bind_tcp(*addr, *family, spec.reuseport, backlog).map_err(bind_err)?;
                 Listener {
                     fd,
                     kind: ListenerKind::Tcp(local),
                 }
             }
             Target::Unix(path) => {
-                let (fd, id) = bind_unix(path, backlog, nonblocking).map_err(|e| match e {
+                let (fd, id) = bind_unix(path, backlog).map_err(|e| match e {
                     BindUnixError::NotASocket => Error::NotASocket {
                         addr: text.to_owned(),
                     },
@@ -107,13 +105,11 @@ pub(crate) fn bind_all<A: AsRef<str>>(
     Ok(out)
 }
 
-fn new_socket(family: AddressFamily, nonblocking: bool) -> io::Result<OwnedFd> {
+/// A non-blocking, close-on-exec stream socket.
+fn new_socket(family: AddressFamily) -> io::Result<OwnedFd> {
     #[cfg(not(target_vendor = "apple"))]
     {
-        let mut flags = SocketFlags::CLOEXEC;
-        if nonblocking {
-            flags |= SocketFlags::NONBLOCK;
-        }
+        let flags = SocketFlags::CLOEXEC | SocketFlags::NONBLOCK;
         Ok(net::socket_with(family, SocketType::STREAM, flags, None)?)
     }
     #[cfg(target_vendor = "apple")]
@@ -121,7 +117,7 @@ fn new_socket(family: AddressFamily, nonblocking: bool) -> io::Result<OwnedFd> {
         // No SOCK_NONBLOCK / SOCK_CLOEXEC on Apple: set them after the fact.
         let fd = net::socket_with(family, SocketType::STREAM, SocketFlags::empty(), None)?;
         rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC)?;
-        rustix::io::ioctl_fionbio(&fd, nonblocking)?;
+        rustix::io::ioctl_fionbio(&fd, true)?;
         Ok(fd)
     }
 }
@@ -131,14 +127,13 @@ fn bind_tcp(
     family: Family,
     reuseport: bool,
     backlog: i32,
-    nonblocking: bool,
 ) -> io::Result<(OwnedFd, SocketAddr)> {
     let af = if addr.is_ipv4() {
         AddressFamily::INET
     } else {
         AddressFamily::INET6
     };
-    let fd = new_socket(af, nonblocking)?;
+    let fd = new_socket(af)?;
     sockopt::set_socket_reuseaddr(&fd, true)?;
     if reuseport {
         #[cfg(not(any(target_os = "illumos", target_os = "solaris")))]
@@ -166,11 +161,7 @@ enum BindUnixError {
     Io(io::Error),
 }
 
-fn bind_unix(
-    path: &PathBuf,
-    backlog: i32,
-    nonblocking: bool,
-) -> Result<(OwnedFd, Option<(u64, u64)>), BindUnixError> {
+fn bind_unix(path: &PathBuf, backlog: i32) -> Result<(OwnedFd, Option<(u64, u64)>), BindUnixError> {
     // A stale socket file from an earlier run is removed; anything else at that path
     // (a directory, a regular file, a socket a server still listens on) is never
     // touched.
@@ -184,7 +175,7 @@ fn bind_unix(
         remove_if_socket(path, None);
     }
     let io = |e: Errno| BindUnixError::Io(e.into());
-    let fd = new_socket(AddressFamily::UNIX, nonblocking).map_err(BindUnixError::Io)?;
+    let fd = new_socket(AddressFamily::UNIX).map_err(BindUnixError::Io)?;
     let sa = net::SocketAddrUnix::new(path.as_path()).map_err(io)?;
     net::bind(&fd, &sa).map_err(io)?;
     let id = file_id(path);
@@ -199,7 +190,7 @@ fn bind_unix(
 /// accepted, or refused only because the backlog is full (a stale file: ECONNREFUSED).
 /// The live server sees the probe as a connection that ends at once.
 fn is_listening(path: &Path) -> bool {
-    let Ok(fd) = new_socket(AddressFamily::UNIX, true) else {
+    let Ok(fd) = new_socket(AddressFamily::UNIX) else {
         return false;
     };
     let Ok(sa) = net::SocketAddrUnix::new(path) else {
@@ -245,6 +236,27 @@ pub(crate) fn send(fd: BorrowedFd<'_>, bytes: &[u8]) -> Result<usize, Errno> {
     #[cfg(target_vendor = "apple")]
     let flags = net::SendFlags::empty();
     net::send(fd, bytes, flags)
+}
+
+/// Tells a connection refused for a full pool why, best-effort and without blocking,
+/// before the caller closes it: sends `message` (if any), ends the sending side, and
+/// discards what the peer has already sent, so that the close does not reset the
+/// connection (a reset can destroy the message before the peer reads it). A peer whose
+/// input keeps coming may still see a reset.
+pub(crate) fn refuse(fd: BorrowedFd<'_>, message: &[u8]) {
+    if message.is_empty() {
+        return;
+    }
+    let _ = send(fd, message);
+    let _ = net::shutdown(fd, net::Shutdown::Write);
+    let mut sink = [0u8; 4096];
+    // Bounded: a refusal must not hold up the loop.
+    for _ in 0..16 {
+        match rustix::io::read(fd, &mut sink) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
 }
 
 /// Applies TCP options; `keepalive_was_on` avoids a system call to turn off what was
