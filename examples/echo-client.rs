@@ -5,6 +5,8 @@
 //! cargo run --release --example echo-client -- --addr 127.0.0.1:5000 --conns 10000 --hold
 //! # sequential round trips on one connection (a batch of K messages per write):
 //! cargo run --release --example echo-client -- --addr 127.0.0.1:5000 --rounds 10000 --size 64 --batch 32
+//! # load: 50 connections at once, each doing 2,000 round trips of 16 pipelined messages:
+//! cargo run --release --example echo-client -- --addr 127.0.0.1:5000 --conns 50 --parallel --rounds 2000 --batch 16
 //! ```
 
 use std::io::{self, Read, Write};
@@ -19,6 +21,7 @@ struct Args {
     rounds: usize,
     size: usize,
     batch: usize,
+    parallel: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -29,6 +32,7 @@ fn parse() -> Result<Args, String> {
         rounds: 0,
         size: 64,
         batch: 1,
+        parallel: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -45,6 +49,7 @@ fn parse() -> Result<Args, String> {
             "--size" => a.size = num("--size")?.max(1),
             "--batch" => a.batch = num("--batch")?.max(1),
             "--hold" => a.hold = true,
+            "--parallel" => a.parallel = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -87,6 +92,9 @@ fn main() -> ExitCode {
         }
     };
     let msg = vec![b'x'; args.size * args.batch];
+    if args.parallel {
+        return parallel(&args, &msg);
+    }
     let mut back = vec![0u8; msg.len()];
     let start = Instant::now();
     let mut held = Vec::with_capacity(args.conns);
@@ -123,5 +131,49 @@ fn main() -> ExitCode {
         let _ = std::io::stdout().flush();
         let _ = std::io::stdin().read_to_end(&mut Vec::new());
     }
+    ExitCode::SUCCESS
+}
+
+/// Every connection at once, one thread each, `rounds` round trips of `msg` apiece.
+fn parallel(args: &Args, msg: &[u8]) -> ExitCode {
+    let start = Instant::now();
+    let failed = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..args.conns)
+            .map(|_| {
+                scope.spawn(move || -> io::Result<()> {
+                    let mut s = TcpStream::connect(&args.addr)?;
+                    s.set_nodelay(true)?;
+                    let mut back = vec![0u8; msg.len()];
+                    for _ in 0..args.rounds.max(1) {
+                        round_trip(&mut s, msg, &mut back)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, t)| match t.join() {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("connection {i}: {e}")),
+                Err(_) => Some(format!("connection {i}: thread panicked")),
+            })
+            .collect::<Vec<_>>()
+    });
+    if let Some(e) = failed.first() {
+        eprintln!("echo-client: {e}");
+        return ExitCode::FAILURE;
+    }
+    let elapsed = start.elapsed();
+    let messages = args.conns * args.rounds.max(1) * args.batch;
+    println!(
+        "{} connections x {} round trips of {} x {} bytes: {messages} messages in {elapsed:?}, {:.0} messages/s",
+        args.conns,
+        args.rounds.max(1),
+        args.batch,
+        args.size,
+        messages as f64 / elapsed.as_secs_f64()
+    );
     ExitCode::SUCCESS
 }

@@ -4,24 +4,26 @@
 //! cargo run --release --example echo-server -- --port 5000 [--unixsocket PATH] [--stdlib]
 //! ```
 //!
-//! `--stdlib` serves through the std fallback driver (`tcp-net://`, `unix-net://`).
-//! Other options: `--max-connections N` (default 1024), `--input BYTES` and
-//! `--output BYTES` (per-connection buffer capacities; defaults 16384 and 65536).
+//! `--stdlib` serves with the portable poll(2) backend (the `tcp-net://` and
+//! `unix-net://` schemes, named after Go evio's flag) instead of epoll/kqueue.
+//! Other options: `--max-connections N` (default: what the descriptor limit allows, at
+//! most 65,536), `--input BYTES` and `--output BYTES` (per-connection buffer
+//! capacities; defaults 16384 and 65536).
 
 use std::process::ExitCode;
 
 use evio::{Action, Events, Server};
 use evio_handlers::echo::Echo;
 
-/// The shared echo handler, plus a line saying where it listens.
-struct Announced(Echo);
+/// The shared echo handler, plus a line saying where it listens and how.
+struct Announced(Echo, evio::Backend);
 
 impl Events for Announced {
     type Context = ();
 
     fn serving(&mut self, server: Server<'_>) -> Action {
         for addr in server.addrs() {
-            println!("echo server listening on {addr}");
+            println!("echo server listening on {addr} ({})", self.1);
         }
         Action::None
     }
@@ -80,7 +82,8 @@ fn main() -> ExitCode {
     if let Some(path) = unix {
         addrs.push(format!("unix{net}://{path}"));
     }
-    match builder.serve(Announced(Echo), &addrs) {
+    let backend = builder.backend_for(&addrs);
+    match builder.serve(Announced(Echo, backend), &addrs) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("echo-server: {e}");

@@ -471,6 +471,33 @@ fn connections_beyond_capacity_are_refused_and_the_others_keep_working() {
 }
 
 #[test]
+fn a_refused_connection_is_told_why_before_it_is_closed() {
+    const WHY: &[u8] = b"-ERR max number of clients reached\r\n";
+    let dir = TempDir::new("refusal");
+    let unix = format!("unix://{}", dir.sock("r.sock"));
+    let (tx, _closed) = mpsc::channel();
+    let server = start(
+        evio::ServerBuilder::new()
+            .max_connections(1)
+            .refusal_message(WHY),
+        &["tcp4://127.0.0.1:0", &unix],
+        move || Counted { closed: tx },
+    );
+    let mut held = connect(server.addr(0));
+    assert_eq!(held.round_trip(b"in"), b"in");
+    for listener in [0, 1] {
+        // One refused client only reads; another has sent a request first.
+        let mut quiet = connect(server.addr(listener));
+        assert_eq!(quiet.read_to_end_lossy(), WHY);
+        let mut eager = connect(server.addr(listener));
+        let _ = eager.write_all(b"PING\r\n");
+        assert_eq!(eager.read_to_end_lossy(), WHY);
+    }
+    assert_eq!(held.round_trip(b"still"), b"still");
+    server.stop().unwrap();
+}
+
+#[test]
 fn echo_through_tiny_buffers_with_a_slow_reader_loses_nothing() {
     let b = evio::ServerBuilder::new()
         .max_connections(4)

@@ -3,7 +3,10 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+#[cfg(not(evio_force_pipe))]
+use std::os::fd::AsFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
+#[cfg(not(evio_force_pipe))]
 use std::sync::Arc;
 use std::time::Duration;
 
