@@ -4,9 +4,9 @@
 //! system call and reads no clock. It owns the connection pools (fixed at construction,
 //! in storage the caller provides) and decides when to accept, read, write, close,
 //! detach, pause a listener, tick and shut down. A *driver* performs what it asks and
-//! reports what happened: `evio-os` over epoll/kqueue, `evio-sim` over simulated sockets
-//! and a virtual clock. Because both drive this same code, the simulator tests the real
-//! behaviour.
+//! reports what happened: `evio-os` over epoll, kqueue or poll(2), `evio-sim` over
+//! simulated sockets and a virtual clock. Because both drive this same code, the
+//! simulator tests the real behaviour.
 //!
 //! # The handler
 //!
