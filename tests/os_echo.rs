@@ -66,7 +66,7 @@ struct Greeter;
 impl Events for Greeter {
     type Context = ();
     fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
-        let line = format!("{} {}\n", conn.info().listener, conn.info().local);
+        let line = format!("{} {}\n", conn.info().listener.index(), conn.info().local);
         conn.write(line.as_bytes()).unwrap();
         Action::None
     }

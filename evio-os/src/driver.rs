@@ -7,13 +7,14 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
-use evio_proto::{Addr, ConnId, DriverError, Events, Output, Refused};
+use evio_proto::{
+    Addr, ConnId, Detached, DriverError, Events, Interest, ListenerId, Output, Refused,
+};
 use rustix::io::Errno;
 
-use crate::report::{Flow, Report, deliver};
 use crate::sys::net::{self, Listener, ListenerKind};
 use crate::sys::{HANGUP, Poller};
-use crate::{DetachedSocket, Error, ServerBuilder};
+use crate::{DetachedSocket, Error, OsOutput, ServerBuilder};
 
 /// Poller token of the wake notifier. Connection tokens are `ConnId::to_u64`, whose
 /// generation (high half) has 30 bits, so tokens with bit 63 set never collide.
@@ -39,13 +40,25 @@ struct Sockets<'a, P> {
     refusal: &'a [u8],
 }
 
+/// What the loop does after an output was performed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Continue,
+    /// The engine accepted a connection whose socket could not be watched: the engine
+    /// must hear of it (as a hang-up, so that its read finds out why) or it would wait
+    /// for that socket forever.
+    Unwatched(ConnId),
+    Shutdown,
+}
+
 impl<P: Poller> Sockets<'_, P> {
-    fn perform(&mut self, out: Output<'_>) -> Report<(OwnedFd, bool)> {
+    fn perform<H: Events>(&mut self, out: OsOutput<'_, H>) -> Step {
         match out {
-            Output::Accept { listener } => {
-                let Some(l) = self.listeners.get(listener) else {
-                    debug_assert!(false, "Accept for listener {listener}, which is not ours");
-                    return Report::Nothing;
+            Output::Accept(accept) => {
+                let listener = accept.listener();
+                let Some(l) = self.listeners.get(listener.index()) else {
+                    debug_assert!(false, "Accept on {listener}, which is not ours");
+                    return Step::Continue;
                 };
                 match net::accept(l.fd.as_fd()) {
                     Ok((fd, peer)) => {
@@ -56,34 +69,85 @@ impl<P: Poller> Sockets<'_, P> {
                         // From the listener, not from `local`: a failed getsockname
                         // also gives `Addr::Unix`, and a TCP socket must stay TCP.
                         let unix = matches!(l.kind, ListenerKind::Unix(_));
-                        Report::Accepted(listener, (fd, unix), local, net::to_addr(peer))
+                        match accept.done(local, net::to_addr(peer)) {
+                            Ok(id) => {
+                                if self.register(id, fd, unix) {
+                                    Step::Continue
+                                } else {
+                                    Step::Unwatched(id)
+                                }
+                            }
+                            Err(refused) => {
+                                if refused == Refused::PoolFull {
+                                    net::refuse(fd.as_fd(), self.refusal);
+                                }
+                                drop(fd);
+                                Step::Continue
+                            }
+                        }
                     }
-                    Err(Errno::AGAIN) => Report::AcceptBlocked(listener),
-                    Err(e) => Report::AcceptFailed(listener, e),
+                    Err(Errno::AGAIN) => {
+                        accept.would_block();
+                        Step::Continue
+                    }
+                    Err(e) => {
+                        accept.failed(net::accept_error(e));
+                        Step::Continue
+                    }
                 }
             }
-            Output::Read { id, buf } => {
-                let Some(fd) = self.fd(id) else {
-                    return Report::IoFailed(id, Errno::BADF);
+            Output::Read(mut read) => {
+                let Some(fd) = fd_of(&self.fds, read.id()) else {
+                    read.failed(net::io_error(Errno::BADF));
+                    return Step::Continue;
                 };
-                match rustix::io::read(fd, buf) {
-                    Ok(0) => Report::Eof(id),
-                    Ok(n) => Report::Read(id, n),
+                match rustix::io::read(fd, read.buf()) {
+                    Ok(n) => read.done(n),
                     // Level-triggered: the poller reports the socket again if it is
                     // still readable, so an interrupted read is simply not done.
-                    Err(Errno::AGAIN | Errno::INTR) => Report::ReadBlocked(id),
-                    Err(e) => Report::IoFailed(id, e),
+                    Err(Errno::AGAIN | Errno::INTR) => read.would_block(),
+                    Err(e) => read.failed(net::io_error(e)),
                 }
+                Step::Continue
             }
-            Output::Transmit { id, bytes } => {
-                let Some(fd) = self.fd(id) else {
-                    return Report::IoFailed(id, Errno::BADF);
+            Output::Transmit(transmit) => {
+                let Some(fd) = fd_of(&self.fds, transmit.id()) else {
+                    transmit.failed(net::io_error(Errno::BADF));
+                    return Step::Continue;
                 };
-                match net::send(fd, bytes) {
-                    Ok(n) => Report::Written(id, n),
-                    Err(Errno::AGAIN | Errno::INTR) => Report::WriteBlocked(id),
-                    Err(e) => Report::IoFailed(id, e),
+                match net::send(fd, transmit.bytes()) {
+                    Ok(n) => transmit.done(n),
+                    Err(Errno::AGAIN | Errno::INTR) => transmit.would_block(),
+                    Err(e) => transmit.failed(net::io_error(e)),
                 }
+                Step::Continue
+            }
+            Output::Detach(detach) => {
+                let id = detach.id();
+                let slot = id.slot();
+                let Some(fd) = self.fds.get_mut(slot).and_then(Option::take) else {
+                    debug_assert!(false, "Detach for {id:?}, which has no socket");
+                    detach.failed();
+                    return Step::Continue;
+                };
+                // The socket lives on outside the loop: it must leave the poller now.
+                // (It is watched: a failure here would leave a socket the handler
+                // takes in the poller, so it is not handed over.)
+                if self.poller.delete(fd.as_fd()).is_err() || net::set_blocking(&fd).is_err() {
+                    self.poller.close(fd);
+                    detach.failed();
+                    return Step::Continue;
+                }
+                let unix = self.meta.get(slot).is_some_and(|m| m & META_UNIX != 0);
+                let mut socket = Some(if unix {
+                    DetachedSocket::Unix(std::os::unix::net::UnixStream::from(fd))
+                } else {
+                    DetachedSocket::Tcp(std::net::TcpStream::from(fd))
+                });
+                detach.done(Detached::new(&mut socket));
+                // A socket the handler did not take is closed here.
+                drop(socket);
+                Step::Continue
             }
             Output::Configure { id, options } => {
                 let slot = id.slot();
@@ -97,18 +161,18 @@ impl<P: Poller> Sockets<'_, P> {
                         *meta & !META_KEEPALIVE
                     };
                 }
-                Report::Nothing
+                Step::Continue
             }
-            Output::SetInterest { id, read, write } => {
+            Output::SetInterest { id, interest } => {
                 let Some(Some(fd)) = self.fds.get(id.slot()) else {
                     debug_assert!(false, "SetInterest for {id:?}, which has no socket");
-                    return Report::Nothing;
+                    return Step::Continue;
                 };
-                match self.poller.modify(fd.as_fd(), id.to_u64(), read, write) {
-                    Ok(()) => Report::Nothing,
+                match self.poller.modify(fd.as_fd(), id.to_u64(), interest) {
+                    Ok(()) => Step::Continue,
                     // The socket cannot be watched: let the engine find out why by
                     // trying it.
-                    Err(_) => Report::Ready(id, HANGUP),
+                    Err(_) => Step::Unwatched(id),
                 }
             }
             Output::Close { id } => {
@@ -116,63 +180,37 @@ impl<P: Poller> Sockets<'_, P> {
                     Some(fd) => self.poller.close(fd),
                     None => debug_assert!(false, "Close for {id:?}, which has no socket"),
                 }
-                Report::Nothing
-            }
-            Output::Detach { id } => {
-                let slot = id.slot();
-                let Some(fd) = self.fds.get_mut(slot).and_then(Option::take) else {
-                    debug_assert!(false, "Detach for {id:?}, which has no socket");
-                    return Report::Detached(id, None);
-                };
-                // The socket lives on outside the loop: it must leave the poller now.
-                // (It is watched: a failure here would leave a socket the handler
-                // takes in the poller, so it is not handed over.)
-                if self.poller.delete(fd.as_fd()).is_err() || net::set_blocking(&fd).is_err() {
-                    self.poller.close(fd);
-                    return Report::Detached(id, None);
-                }
-                let unix = self.meta.get(slot).is_some_and(|m| m & META_UNIX != 0);
-                let socket = if unix {
-                    DetachedSocket::Unix(std::os::unix::net::UnixStream::from(fd))
-                } else {
-                    DetachedSocket::Tcp(std::net::TcpStream::from(fd))
-                };
-                Report::Detached(id, Some(socket))
+                Step::Continue
             }
             Output::PauseAccept { listener } => {
-                if let Some(l) = self.listeners.get(listener) {
+                if let Some(l) = self.listeners.get(listener.index()) {
                     let removed = self.poller.delete(l.fd.as_fd());
-                    debug_assert!(removed.is_ok(), "pausing listener {listener}: {removed:?}");
+                    debug_assert!(removed.is_ok(), "pausing {listener}: {removed:?}");
                 }
-                Report::Nothing
+                Step::Continue
             }
             Output::ResumeAccept { listener } => {
-                if let Some(l) = self.listeners.get(listener) {
+                if let Some(l) = self.listeners.get(listener.index()) {
                     // A listener that cannot be watched again stays paused; the server
                     // goes on serving its connections and its other listeners.
                     let _ = self.poller.add(
                         l.fd.as_fd(),
-                        LISTENER_TOKEN | listener as u64,
-                        true,
-                        false,
+                        LISTENER_TOKEN | listener.index() as u64,
+                        Interest::READ,
                     );
                 }
-                Report::Nothing
+                Step::Continue
             }
-            Output::Shutdown => Report::Shutdown,
+            Output::Shutdown => Step::Shutdown,
         }
-    }
-
-    fn fd(&self, id: ConnId) -> Option<BorrowedFd<'_>> {
-        self.fds.get(id.slot())?.as_ref().map(AsFd::as_fd)
     }
 
     /// Watches a socket the engine accepted under its id; `false` if it cannot be
     /// watched (the socket is then closed).
-    fn register(&mut self, id: ConnId, (fd, unix): (OwnedFd, bool)) -> bool {
+    fn register(&mut self, id: ConnId, fd: OwnedFd, unix: bool) -> bool {
         if self
             .poller
-            .add(fd.as_fd(), id.to_u64(), true, false)
+            .add(fd.as_fd(), id.to_u64(), Interest::READ)
             .is_err()
         {
             return false;
@@ -181,6 +219,11 @@ impl<P: Poller> Sockets<'_, P> {
         self.meta[id.slot()] = if unix { META_UNIX } else { 0 };
         true
     }
+}
+
+/// The socket of connection `id`, if it has one.
+fn fd_of(fds: &[Option<OwnedFd>], id: ConnId) -> Option<BorrowedFd<'_>> {
+    fds.get(id.slot())?.as_ref().map(AsFd::as_fd)
 }
 
 /// Runs the loop with poller `P` until the engine shuts down.
@@ -209,15 +252,16 @@ pub(crate) fn run<H: Events, P: Poller>(
     for (i, l) in listeners.iter().enumerate() {
         sockets
             .poller
-            .add(l.fd.as_fd(), LISTENER_TOKEN | i as u64, true, false)
+            .add(l.fd.as_fd(), LISTENER_TOKEN | i as u64, Interest::READ)
             .map_err(setup("the listener registration"))?;
     }
     let start = std::time::Instant::now();
     let now = || evio_proto::Instant::from_nanos(start.elapsed().as_nanos() as u64);
 
     let bound = crate::listen_addrs(&listeners);
+    engine.handle_time(now());
     engine
-        .handle_start(&bound, now())
+        .handle_start(&bound)
         .map_err(|e| Error::TooManyListeners {
             given: e.given,
             max: e.max,
@@ -226,36 +270,44 @@ pub(crate) fn run<H: Events, P: Poller>(
 
     loop {
         // Drain: perform each output, and report its result, before the next one.
-        while let Some(report) = engine.poll_output().map(|out| sockets.perform(out)) {
-            let flow = deliver(&mut engine, report, now(), |id, socket| match id {
-                Ok(id) => sockets.register(id, socket),
-                Err(refused) => {
-                    if refused == Refused::PoolFull {
-                        net::refuse(socket.0.as_fd(), sockets.refusal);
-                    }
-                    drop(socket);
-                    false
+        loop {
+            // The output borrows the engine until `perform` has reported it.
+            let step = match engine.poll_output() {
+                Some(out) => sockets.perform(out),
+                None => break,
+            };
+            match step {
+                Step::Continue => {}
+                Step::Unwatched(id) => {
+                    let live = engine.handle_conn_ready(id, HANGUP);
+                    debug_assert!(live.is_ok(), "{id:?}: {live:?}");
                 }
-            });
-            if flow == Flow::Shutdown {
-                return Ok(());
+                Step::Shutdown => return Ok(()),
             }
         }
-        debug_assert!(!engine.is_shut_down(), "Shutdown is reported as a flow");
 
         let timeout = engine
             .poll_timeout()
             .map(|t| t.saturating_duration_since(now()).min(MAX_WAIT));
         let mut woken = false;
+        let mut time_told = false;
         sockets
             .poller
             .wait(timeout, |token, readiness| {
+                // The time the wait ended, before anything it found can run a handler.
+                if !time_told {
+                    engine.handle_time(now());
+                    time_told = true;
+                }
                 if token == WAKER_TOKEN {
                     woken = true;
                 } else if token & LISTENER_TOKEN != 0 {
-                    let listener = (token & !LISTENER_TOKEN) as usize;
-                    let known = engine.handle_listener_ready(listener);
-                    debug_assert!(known.is_ok(), "listener {listener}: {known:?}");
+                    let listener = ListenerId::new((token & !LISTENER_TOKEN) as usize);
+                    let known = listener.map(|l| engine.handle_listener_ready(l));
+                    debug_assert!(
+                        matches!(known, Some(Ok(()))),
+                        "listener token {token:#x}: {known:?}"
+                    );
                 } else {
                     match engine.handle_conn_ready(ConnId::from_u64(token), readiness) {
                         // Expected, rarely: epoll and kqueue watch the open socket, not
@@ -267,9 +319,12 @@ pub(crate) fn run<H: Events, P: Poller>(
                 }
             })
             .map_err(Error::Poll)?;
-        if woken {
-            engine.handle_wakes(now());
+        if !time_told {
+            // The wait timed out: a deadline is due.
+            engine.handle_time(now());
         }
-        engine.handle_timeout(now());
+        if woken {
+            engine.handle_wakes();
+        }
     }
 }

@@ -84,7 +84,6 @@ mod addr;
 mod driver;
 mod error;
 mod limits;
-mod report;
 mod sys;
 
 pub use error::{AddrError, Error};
@@ -400,6 +399,10 @@ pub fn serve<H: Events, A: AsRef<str>>(handler: H, addrs: &[A]) -> Result<(), Er
 
 /// The engine type the driver runs.
 pub(crate) type OsEngine<H> = Engine<H, Vec<Slot<<H as Events>::Context>>, Vec<u8>>;
+
+/// What that engine asks for.
+pub(crate) type OsOutput<'a, H> =
+    evio_proto::Output<'a, H, Vec<Slot<<H as Events>::Context>>, Vec<u8>>;
 
 /// Refuses every wake once dropped: a driver holds it for as long as its loop runs, so
 /// wakes are refused however `serve` ends (a shutdown also does this in the engine; an

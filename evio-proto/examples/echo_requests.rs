@@ -14,7 +14,8 @@
 use std::net::SocketAddr;
 
 use evio_proto::{
-    Action, Addr, Config, Conn, Engine, Events, Instant, ListenAddr, Output, Readiness, Slot,
+    Action, Addr, Config, Conn, Engine, Events, Instant, ListenAddr, ListenerId, Output, Readiness,
+    Slot,
 };
 
 struct Echo;
@@ -43,22 +44,19 @@ fn main() {
     let bytes = vec![0u8; config.bytes_needed()];
     let mut engine = Engine::new(Echo, config, slots, bytes, None).expect("engine");
     let addr = SocketAddr::from(([127, 0, 0, 1], 1));
-    engine
-        .handle_start(&[ListenAddr::Ip(addr)], Instant::ZERO)
-        .expect("start");
-    engine.handle_listener_ready(0).expect("listener");
+    engine.handle_time(Instant::ZERO);
+    engine.handle_start(&[ListenAddr::Ip(addr)]).expect("start");
+    let first = ListenerId::new(0).expect("a listener");
+    engine.handle_listener_ready(first).expect("listener");
     let mut ids = Vec::new();
     let mut backlog = CONNS;
     while let Some(out) = engine.poll_output() {
         match out {
-            Output::Accept { listener } if backlog > 0 => {
+            Output::Accept(accept) if backlog > 0 => {
                 backlog -= 1;
-                let id = engine
-                    .handle_accepted(listener, Addr::Ip(addr), Addr::Ip(addr), Instant::ZERO)
-                    .expect("accept");
-                ids.push(id);
+                ids.push(accept.done(Addr::Ip(addr), Addr::Ip(addr)).expect("accept"));
             }
-            Output::Accept { listener } => engine.handle_accept_blocked(listener).expect("blocked"),
+            Output::Accept(accept) => accept.would_block(),
             _ => {}
         }
     }
@@ -73,18 +71,14 @@ fn main() {
         engine.handle_conn_ready(id, readable).expect("ready");
         while let Some(out) = engine.poll_output() {
             match out {
-                Output::Read { id, buf } => {
-                    buf[..request.len()].copy_from_slice(&request);
-                    engine
-                        .handle_read(id, request.len(), Instant::ZERO)
-                        .expect("read");
+                Output::Read(mut read) => {
+                    read.buf()[..request.len()].copy_from_slice(&request);
+                    read.done(request.len());
                 }
-                Output::Transmit { id, bytes } => {
-                    let n = bytes.len();
+                Output::Transmit(transmit) => {
+                    let n = transmit.len();
                     echoed += n as u64;
-                    engine
-                        .handle_written(id, n, Instant::ZERO)
-                        .expect("written");
+                    transmit.done(n);
                 }
                 _ => {}
             }

@@ -3,7 +3,7 @@
 use core::fmt;
 use core::net::SocketAddr;
 
-use crate::ConnId;
+use crate::{ConnId, ListenerId};
 
 /// The address of one end of a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -49,8 +49,9 @@ impl fmt::Display for ListenAddr<'_> {
 pub struct ConnInfo {
     /// The connection's id.
     pub id: ConnId,
-    /// Index of the listener that accepted it, in the order the addresses were given.
-    pub listener: usize,
+    /// The listener that accepted it (its index is the address's place in the order
+    /// given).
+    pub listener: ListenerId,
     /// The connection's own local address (from `getsockname` on the connection, not
     /// the listener's, so a wildcard listener reports the address actually used).
     pub local: Addr,

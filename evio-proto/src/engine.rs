@@ -3,10 +3,11 @@
 use core::fmt;
 use core::time::Duration;
 
+use crate::output::{Accept, Detach, Read, Transmit};
 use crate::{
     AcceptError, Action, Addr, BuildError, CloseError, Config, Conn, ConnId, ConnInfo, Detached,
-    DriverError, Events, Instant, IoError, IoErrorKind, ListenAddr, Options, Refused, Server,
-    Stats, Tick, TooManyListeners, Waker,
+    DriverError, Events, Instant, Interest, IoError, IoErrorKind, ListenAddr, ListenerId, Options,
+    Output, Readiness, Refused, Server, Stats, Tick, TooManyListeners, Waker,
 };
 
 /// Most listeners one engine serves.
@@ -40,7 +41,7 @@ enum SlotState {
     Detaching,
     /// `Output::Close` was emitted; `closed` runs at the next engine call.
     Closed,
-    /// `Output::Detach` was emitted; waiting for `handle_detached`.
+    /// `Output::Detach` was emitted; its operation's report ends the connection.
     DetachWait,
 }
 
@@ -67,7 +68,7 @@ impl<C> Slot<C> {
         Slot {
             info: ConnInfo {
                 id: ConnId::new(0, 0),
-                listener: 0,
+                listener: ListenerId::FIRST,
                 local: Addr::Unix,
                 peer: Addr::Unix,
             },
@@ -115,91 +116,16 @@ impl<C> fmt::Debug for Slot<C> {
     }
 }
 
-/// Readiness of a connection's socket, as the driver's poller reported it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Readiness {
-    /// Bytes (or end of stream) can be read.
-    pub readable: bool,
-    /// The socket can take more output.
-    pub writable: bool,
-    /// The peer hung up or the socket has an error (EPOLLHUP/EPOLLERR, EV_EOF): the
-    /// engine reads to learn which, even when it had stopped reading.
-    pub hangup: bool,
-}
+/// Storage for an engine's slots: anything that derefs to `[Slot<C>]` (a `Vec`, a boxed
+/// slice, an array, a `&'static mut` array).
+pub trait SlotStorage<C>: AsRef<[Slot<C>]> + AsMut<[Slot<C>]> {}
 
-/// What the engine asks the driver to do next, from [`Engine::poll_output`].
-///
-/// The driver performs each output before it calls the engine again, and reports the
-/// result of `Accept`, `Read` and `Transmit` with the matching `handle_*` call.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Output<'a> {
-    /// Accept one connection on listener `listener`; report it with
-    /// [`Engine::handle_accepted`], [`Engine::handle_accept_blocked`] (EAGAIN) or
-    /// [`Engine::handle_accept_error`].
-    Accept {
-        /// Listener index.
-        listener: usize,
-    },
-    /// Read once from `id` into `buf`; report with [`Engine::handle_read`],
-    /// [`Engine::handle_eof`] (0 bytes), [`Engine::handle_read_blocked`] (EAGAIN) or
-    /// [`Engine::handle_io_error`].
-    Read {
-        /// The connection.
-        id: ConnId,
-        /// Where the bytes go (lent by the engine until the report).
-        buf: &'a mut [u8],
-    },
-    /// Write `bytes` to `id` once; report with [`Engine::handle_written`],
-    /// [`Engine::handle_write_blocked`] (EAGAIN) or [`Engine::handle_io_error`].
-    Transmit {
-        /// The connection.
-        id: ConnId,
-        /// The bytes to write, all or a prefix.
-        bytes: &'a [u8],
-    },
-    /// Apply socket options to `id` (TCP only; a driver ignores them for unix sockets,
-    /// and a failure to set them is not an error of the connection).
-    Configure {
-        /// The connection.
-        id: ConnId,
-        /// The options.
-        options: Options,
-    },
-    /// Change the poller interest of `id` to exactly this.
-    SetInterest {
-        /// The connection.
-        id: ConnId,
-        /// Report readability.
-        read: bool,
-        /// Report writability.
-        write: bool,
-    },
-    /// Close `id`'s socket (remove it from the poller, close it, forget it).
-    Close {
-        /// The connection.
-        id: ConnId,
-    },
-    /// Remove `id`'s socket from the poller, make it blocking, and hand it to
-    /// [`Engine::handle_detached`].
-    Detach {
-        /// The connection.
-        id: ConnId,
-    },
-    /// Stop watching listener `listener` for new connections until `ResumeAccept`.
-    PauseAccept {
-        /// Listener index.
-        listener: usize,
-    },
-    /// Watch listener `listener` again.
-    ResumeAccept {
-        /// Listener index.
-        listener: usize,
-    },
-    /// Every connection is closed (and every `Detach` answered): close the listeners,
-    /// remove unix socket files this server created, and return from the loop. The
-    /// last output of an engine.
-    Shutdown,
-}
+impl<C, T: AsRef<[Slot<C>]> + AsMut<[Slot<C>]> + ?Sized> SlotStorage<C> for T {}
+
+/// Storage for an engine's buffers: anything that derefs to `[u8]`.
+pub trait ByteStorage: AsRef<[u8]> + AsMut<[u8]> {}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]> + ?Sized> ByteStorage for T {}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -207,21 +133,6 @@ enum Phase {
     Running,
     ShuttingDown,
     Done,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Outstanding {
-    None,
-    Accept(usize),
-    Read {
-        slot: u32,
-        scratch: bool,
-        len: usize,
-    },
-    Transmit {
-        slot: u32,
-        len: usize,
-    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -240,7 +151,7 @@ enum Next {
     Read(u32, bool),
     Transmit(u32),
     Configure(u32),
-    Interest(u32, bool, bool),
+    Interest(u32, Interest),
     Close(u32),
     Detach(u32),
     Pause(usize),
@@ -269,15 +180,14 @@ pub struct Engine<H: Events, S, B> {
     list_tail: u32,
     scratch_owner: u32,
     scratch_len: usize,
-    outstanding: Outstanding,
     finalize: u32,
     listeners: [Listener; MAX_LISTENERS],
     listener_count: usize,
     tick_next: Option<Instant>,
+    /// The driver's clock at its last `handle_time`.
+    now: Instant,
     shutdown_trigger: u32,
     shutdown_cursor: usize,
-    /// Connections whose `Output::Detach` awaits `handle_detached`.
-    detach_waiting: usize,
     stats: Stats,
 }
 
@@ -304,8 +214,8 @@ enum InputSource {
 impl<H, S, B> Engine<H, S, B>
 where
     H: Events,
-    S: AsMut<[Slot<H::Context>]> + AsRef<[Slot<H::Context>]>,
-    B: AsMut<[u8]> + AsRef<[u8]>,
+    S: SlotStorage<H::Context>,
+    B: ByteStorage,
 {
     /// Builds an engine over caller-provided storage.
     ///
@@ -372,14 +282,13 @@ where
             list_tail: NONE,
             scratch_owner: NONE,
             scratch_len: 0,
-            outstanding: Outstanding::None,
             finalize: NONE,
             listeners: [listener; MAX_LISTENERS],
             listener_count: 0,
             tick_next: None,
+            now: Instant::ZERO,
             shutdown_trigger: NONE,
             shutdown_cursor: 0,
-            detach_waiting: 0,
             stats: Stats::default(),
         })
     }
@@ -421,6 +330,12 @@ where
         self.config.max_connections - self.open
     }
 
+    /// The time the driver gave at its last [`Engine::handle_time`]
+    /// ([`Instant::ZERO`] before the first).
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
     /// `true` once `Output::Shutdown` has been emitted.
     pub fn is_shut_down(&self) -> bool {
         self.phase == Phase::Done
@@ -447,7 +362,7 @@ where
         }
     }
 
-    /// When the engine next needs [`Engine::handle_timeout`]: the next tick or the end
+    /// When the engine next needs [`Engine::handle_time`]: the next tick or the end
     /// of a listener's back-off. `None`: no deadline (wait for I/O or a wake only).
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.phase != Phase::Running {
@@ -464,17 +379,46 @@ where
 
     // ----- inputs --------------------------------------------------------------------
 
-    /// Starts the server: calls `serving` with the bound addresses (in the order given)
-    /// and the waker, then the first `tick`. Call once, after binding the listeners.
+    /// The driver's clock reads `now`: the engine's one entry point for time. The
+    /// engine takes it as the current time (time never goes back: an earlier `now` is
+    /// ignored), fires the tick if it is due, and resumes listeners whose back-off has
+    /// ended. Every handler call until the next `handle_time` happens at this time.
+    ///
+    /// Call it once per turn of the loop, after waiting and before reporting what the
+    /// wait found, so that the handlers see the time the wait ended; and before
+    /// [`Engine::handle_start`] to set the start time (otherwise [`Instant::ZERO`]).
+    pub fn handle_time(&mut self, now: Instant) {
+        self.enter();
+        if now > self.now {
+            self.now = now;
+        }
+        if self.phase != Phase::Running {
+            return;
+        }
+        let now = self.now;
+        for l in &mut self.listeners[..self.listener_count] {
+            if l.paused_until.is_some_and(|t| t <= now) {
+                l.paused_until = None;
+                l.command = Some(false);
+                l.ready = true;
+                l.accepts_left = self.config.accept_batch;
+            }
+        }
+        if let Some(due) = self.tick_next
+            && due <= now
+        {
+            self.fire_tick(due, now);
+        }
+    }
+
+    /// Starts the server: calls `serving` with the bound addresses (in the order given;
+    /// the first is listener 0) and the waker, then the first `tick`. Call once, after
+    /// binding the listeners.
     ///
     /// # Errors
     ///
     /// [`TooManyListeners`] if more than [`MAX_LISTENERS`] addresses are given.
-    pub fn handle_start(
-        &mut self,
-        listeners: &[ListenAddr<'_>],
-        now: Instant,
-    ) -> Result<(), TooManyListeners> {
+    pub fn handle_start(&mut self, listeners: &[ListenAddr<'_>]) -> Result<(), TooManyListeners> {
         if listeners.len() > MAX_LISTENERS {
             return Err(TooManyListeners {
                 given: listeners.len(),
@@ -493,6 +437,7 @@ where
             self.begin_shutdown(NONE);
             return Ok(());
         }
+        let now = self.now;
         self.fire_tick(now, now);
         Ok(())
     }
@@ -501,47 +446,91 @@ where
     ///
     /// # Errors
     ///
-    /// [`DriverError::UnknownListener`] for an index out of range.
-    pub fn handle_listener_ready(&mut self, listener: usize) -> Result<(), DriverError> {
+    /// [`DriverError::UnknownListener`] for a listener [`Engine::handle_start`] was not
+    /// given.
+    pub fn handle_listener_ready(&mut self, listener: ListenerId) -> Result<(), DriverError> {
         self.enter();
-        if listener >= self.listener_count {
+        let i = listener.index();
+        if i >= self.listener_count {
             return Err(DriverError::UnknownListener);
         }
-        let l = &mut self.listeners[listener];
+        let l = &mut self.listeners[i];
         l.ready = true;
         l.accepts_left = self.config.accept_batch;
         Ok(())
     }
 
-    /// The driver accepted a connection on `listener` (after `Output::Accept`), with its
-    /// own local address and its peer's. The engine opens it and calls `opened`; the
-    /// driver then registers the socket with its poller under the returned id with
-    /// *read* interest, before it calls `poll_output` again.
+    /// The poller reported readiness for connection `id`.
     ///
     /// # Errors
     ///
-    /// [`Refused`]: the driver closes the socket at once (the pool is full, or the
-    /// server is shutting down). The engine counts it.
-    pub fn handle_accepted(
+    /// [`DriverError::StaleConn`] if `id` is not open (readiness for a socket that was
+    /// closed or detached; a poller that watches the socket and not the descriptor can
+    /// report one whose descriptor a child process still holds).
+    pub fn handle_conn_ready(&mut self, id: ConnId, ready: Readiness) -> Result<(), DriverError> {
+        self.enter();
+        let index = self.live_slot(id).ok_or(DriverError::StaleConn)?;
+        let slot = &mut self.slots.as_mut()[index as usize];
+        if ready.readable || ready.hangup {
+            slot.flags |= F_READABLE;
+        }
+        if ready.hangup {
+            slot.flags |= F_HUP;
+        }
+        if ready.writable || ready.hangup {
+            slot.flags &= !F_WRITE_BLOCKED;
+        }
+        self.enqueue(index);
+        Ok(())
+    }
+
+    /// The notifier fired: call `woken` for every connection with a pending wake.
+    pub fn handle_wakes(&mut self) {
+        self.enter();
+        if self.phase != Phase::Running {
+            return;
+        }
+        let Some(waker) = self.waker.clone() else {
+            return;
+        };
+        waker.target().drain(&mut |slot| {
+            let slot = slot as u32;
+            let state = self.slots.as_ref()[slot as usize].state;
+            if state != SlotState::Open || self.phase != Phase::Running {
+                return;
+            }
+            self.stats.wakes += 1;
+            let (action, _) = self.call_handler(slot, None, |h, conn, _| h.woken(conn));
+            self.apply_action(slot, action);
+            self.enqueue(slot);
+        });
+    }
+
+    // ----- outputs -------------------------------------------------------------------
+
+    /// The next thing for the driver to do, or `None` when there is nothing until the
+    /// next input. See the [crate documentation](crate) for the order.
+    pub fn poll_output(&mut self) -> Option<Output<'_, H, S, B>> {
+        self.enter();
+        let next = self.next_output()?;
+        Some(self.materialize(next))
+    }
+
+    // ----- operation reports (from the operations in `output.rs`) --------------------
+
+    /// An accepted connection: open it and call `opened`.
+    pub(crate) fn accepted(
         &mut self,
-        listener: usize,
+        listener: ListenerId,
         local: Addr,
         peer: Addr,
-        now: Instant,
     ) -> Result<ConnId, Refused> {
-        let _ = now;
-        if self.outstanding == Outstanding::Accept(listener) {
-            self.outstanding = Outstanding::None;
-        }
-        self.enter();
         if self.phase != Phase::Running {
             self.stats.refused_shutting_down += 1;
             return Err(Refused::ShuttingDown);
         }
-        if listener < self.listener_count {
-            let backoff = self.config.accept_backoff;
-            self.listeners[listener].backoff = backoff;
-        }
+        let backoff = self.config.accept_backoff;
+        self.listeners[listener.index()].backoff = backoff;
         let index = self.free_head;
         if index == NONE {
             self.stats.refused_pool_full += 1;
@@ -586,51 +575,20 @@ where
         Ok(id)
     }
 
-    /// Accepting on `listener` would block (EAGAIN): the backlog is empty.
-    ///
-    /// # Errors
-    ///
-    /// [`DriverError::UnknownListener`] for an index out of range.
-    pub fn handle_accept_blocked(&mut self, listener: usize) -> Result<(), DriverError> {
-        if self.outstanding == Outstanding::Accept(listener) {
-            self.outstanding = Outstanding::None;
-        }
-        self.enter();
-        if listener >= self.listener_count {
-            return Err(DriverError::UnknownListener);
-        }
-        self.listeners[listener].ready = false;
-        Ok(())
+    /// Accepting would block: the backlog is empty.
+    pub(crate) fn accept_blocked(&mut self, listener: ListenerId) {
+        self.listeners[listener.index()].ready = false;
     }
 
-    /// Accepting on `listener` failed. For [`AcceptError::Exhausted`] and
-    /// [`AcceptError::Other`] the engine pauses the listener (`Output::PauseAccept`) for
-    /// a back-off that doubles on each failure in a row, then resumes it from
-    /// `handle_timeout`: no busy loop while descriptors are short. For
-    /// [`AcceptError::Aborted`] it goes on accepting.
-    ///
-    /// # Errors
-    ///
-    /// [`DriverError::UnknownListener`] for an index out of range.
-    pub fn handle_accept_error(
-        &mut self,
-        listener: usize,
-        error: AcceptError,
-        now: Instant,
-    ) -> Result<(), DriverError> {
-        if self.outstanding == Outstanding::Accept(listener) {
-            self.outstanding = Outstanding::None;
-        }
-        self.enter();
-        if listener >= self.listener_count {
-            return Err(DriverError::UnknownListener);
-        }
+    /// Accepting failed: back off unless the connection merely went away.
+    pub(crate) fn accept_failed(&mut self, listener: ListenerId, error: AcceptError) {
         self.stats.accept_errors += 1;
         if error == AcceptError::Aborted {
-            return Ok(());
+            return;
         }
         let max = self.config.accept_backoff_max;
-        let l = &mut self.listeners[listener];
+        let now = self.now;
+        let l = &mut self.listeners[listener.index()];
         if l.paused_until.is_none() {
             l.paused_until = Some(now + l.backoff);
             l.backoff = (l.backoff * 2).min(max);
@@ -638,47 +596,14 @@ where
             l.command = Some(true);
             self.stats.accept_pauses += 1;
         }
-        Ok(())
     }
 
-    /// The poller reported readiness for connection `id`.
-    ///
-    /// # Errors
-    ///
-    /// [`DriverError::StaleConn`] if `id` is no longer open (readiness collected before
-    /// it closed); ignore it.
-    pub fn handle_conn_ready(&mut self, id: ConnId, ready: Readiness) -> Result<(), DriverError> {
-        self.enter();
-        let index = self.live_slot(id).ok_or(DriverError::StaleConn)?;
-        let slot = &mut self.slots.as_mut()[index as usize];
-        if ready.readable || ready.hangup {
-            slot.flags |= F_READABLE;
-        }
-        if ready.hangup {
-            slot.flags |= F_HUP;
-        }
-        if ready.writable || ready.hangup {
-            slot.flags &= !F_WRITE_BLOCKED;
-        }
-        self.enqueue(index);
-        Ok(())
-    }
-
-    /// `n` bytes were read into the buffer of the last `Output::Read` for `id`. The
-    /// engine calls `data` with them (after any unconsumed input).
-    ///
-    /// # Errors
-    ///
-    /// [`DriverError::NotRequested`] if the last output was not a read of `id`;
-    /// [`DriverError::TooManyBytes`] if `n` exceeds the lent buffer.
-    pub fn handle_read(&mut self, id: ConnId, n: usize, now: Instant) -> Result<(), DriverError> {
-        let _ = now;
-        let (index, scratch, len) = self.take_read(id)?;
-        if n > len {
-            return Err(DriverError::TooManyBytes);
-        }
+    /// `n` bytes (0: end of stream) were read into the buffer of slot `index`'s read,
+    /// which lent `len` bytes (of the scratch buffer, or of its own input buffer).
+    pub(crate) fn read_done(&mut self, index: u32, scratch: bool, len: usize, n: usize) {
         if n == 0 {
-            return self.handle_eof_slot(index);
+            self.end_of_stream(index);
+            return;
         }
         self.stats.reads += 1;
         self.stats.bytes_read += n as u64;
@@ -698,148 +623,48 @@ where
         };
         self.deliver_input(index, source);
         self.enqueue(index);
-        Ok(())
     }
 
-    /// The last `Output::Read` for `id` found the end of the stream (read returned 0).
-    /// The engine flushes pending output, then closes the connection.
-    ///
-    /// # Errors
-    ///
-    /// [`DriverError::NotRequested`] if the last output was not a read of `id`.
-    pub fn handle_eof(&mut self, id: ConnId, now: Instant) -> Result<(), DriverError> {
-        let _ = now;
-        let (index, _, _) = self.take_read(id)?;
-        self.handle_eof_slot(index)
-    }
-
-    /// The last `Output::Read` for `id` would block (EAGAIN): nothing to read now.
-    ///
-    /// # Errors
-    ///
-    /// [`DriverError::NotRequested`] if the last output was not a read of `id`.
-    pub fn handle_read_blocked(&mut self, id: ConnId) -> Result<(), DriverError> {
-        let (index, _, _) = self.take_read(id)?;
+    /// Slot `index`'s read found nothing.
+    pub(crate) fn read_blocked(&mut self, index: u32) {
         let slot = &mut self.slots.as_mut()[index as usize];
         slot.flags &= !(F_READABLE | F_HUP);
-        Ok(())
     }
 
-    /// The last `Output::Transmit` for `id` wrote `n` bytes (a prefix of what it was
-    /// given). The rest stays pending; a short write means the socket is full, so the
-    /// engine waits for writability before it writes again.
-    ///
-    /// # Errors
-    ///
-    /// [`DriverError::NotRequested`] if the last output was not a transmit to `id`;
-    /// [`DriverError::TooManyBytes`] if `n` exceeds what was given.
-    pub fn handle_written(
-        &mut self,
-        id: ConnId,
-        n: usize,
-        now: Instant,
-    ) -> Result<(), DriverError> {
-        let _ = now;
-        let (index, len) = self.take_transmit(id)?;
-        if n > len {
-            return Err(DriverError::TooManyBytes);
-        }
+    /// Slot `index`'s transmit of `len` bytes wrote `n`.
+    pub(crate) fn transmit_done(&mut self, index: u32, len: usize, n: usize) {
         self.stats.writes += 1;
         self.stats.bytes_written += n as u64;
         self.complete_transmit(index, len, n);
-        Ok(())
     }
 
-    /// The last `Output::Transmit` for `id` would block (EAGAIN).
-    ///
-    /// # Errors
-    ///
-    /// [`DriverError::NotRequested`] if the last output was not a transmit to `id`.
-    pub fn handle_write_blocked(&mut self, id: ConnId) -> Result<(), DriverError> {
-        let (index, len) = self.take_transmit(id)?;
+    /// Slot `index`'s transmit of `len` bytes would block.
+    pub(crate) fn transmit_blocked(&mut self, index: u32, len: usize) {
         self.complete_transmit(index, len, 0);
-        Ok(())
     }
 
-    /// The last `Output::Read` or `Output::Transmit` for `id` failed with `error`. The
-    /// connection is closed at once (its pending output cannot be sent) and `closed`
-    /// gets the error.
-    ///
-    /// # Errors
-    ///
-    /// [`DriverError::NotRequested`] if the last output was not a read of or a transmit
-    /// to `id`.
-    pub fn handle_io_error(
-        &mut self,
-        id: ConnId,
-        error: IoError,
-        now: Instant,
-    ) -> Result<(), DriverError> {
-        let _ = now;
-        let index = match self.outstanding {
-            Outstanding::Read { slot, .. } | Outstanding::Transmit { slot, .. }
-                if self.live_slot(id) == Some(slot) =>
-            {
-                slot
-            }
-            _ => return Err(DriverError::NotRequested),
-        };
-        if let Outstanding::Transmit { len, .. } = self.outstanding {
+    /// Slot `index`'s read, or its transmit of `transmit` bytes, failed: nothing more can
+    /// be sent, so the connection closes at once and `closed` gets the error.
+    pub(crate) fn io_failed(&mut self, index: u32, error: IoError, transmit: Option<usize>) {
+        if let Some(len) = transmit {
+            let id = self.slots.as_ref()[index as usize].info.id;
             self.handler.postwrite(id, 0, len);
         }
-        self.outstanding = Outstanding::None;
-        self.enter();
         self.stats.io_errors += 1;
         self.fail(index, CloseError::Io(error));
-        Ok(())
     }
 
-    /// The driver detached `id` (after `Output::Detach`): the socket is out of the
-    /// poller, blocking, and wrapped in `socket`. The engine calls `detached`; if the
-    /// handler does not take the socket, the driver closes it (drops it) and the engine
-    /// calls `closed` instead. A driver that could not hand the socket over passes an
-    /// empty `Detached` (over `None`): `closed` then gets an I/O error. The answer may
-    /// come after other engine calls; `Output::Shutdown`, the last output, waits for
-    /// every `Detach` to be answered.
-    ///
-    /// # Errors
-    ///
-    /// [`DriverError::NotRequested`] if `id` is not waiting to be detached.
-    pub fn handle_detached(
-        &mut self,
-        id: ConnId,
-        mut socket: Detached<'_>,
-        now: Instant,
-    ) -> Result<(), DriverError> {
-        let _ = now;
-        let index = id.slot() as u32;
-        let valid = self
-            .slots
-            .as_ref()
-            .get(id.slot())
-            .is_some_and(|s| s.state == SlotState::DetachWait && s.info.id == id);
-        if !valid {
-            return Err(DriverError::NotRequested);
+    /// Slot `index` was detached: call `detached`, or `closed` if the handler did not
+    /// take the socket (or there was none to take).
+    pub(crate) fn detach_done(&mut self, index: u32, mut socket: Detached<'_>) {
+        if !socket.holds_socket() {
+            self.detach_failed(index);
+            return;
         }
-        self.enter();
-        self.detach_waiting -= 1;
         let slot = &mut self.slots.as_mut()[index as usize];
         let info = slot.info;
         let in_len = slot.in_len as usize;
         let mut context = slot.context.take().unwrap_or_default();
-        if !socket.holds_socket() {
-            // The driver could not hand the socket over (it failed to leave the poller
-            // or to become blocking): the connection ends as a close with an error.
-            self.stats.closed += 1;
-            self.stats.io_errors += 1;
-            let error = CloseError::Io(IoError::new(IoErrorKind::Other));
-            let action = self.handler.closed(&info, context, Some(error));
-            self.free_slot(index);
-            if action == Action::Shutdown {
-                self.begin_shutdown(NONE);
-            }
-            return Ok(());
-        }
         let in_start = self.in_region(index).start;
         let unread = &self.bytes.as_ref()[in_start..in_start + in_len];
         let action = self
@@ -863,79 +688,40 @@ where
         if action == Action::Shutdown {
             self.begin_shutdown(NONE);
         }
-        Ok(())
     }
 
-    /// The notifier fired: call `woken` for every connection with a pending wake.
-    pub fn handle_wakes(&mut self, now: Instant) {
-        let _ = now;
-        self.enter();
-        if self.phase != Phase::Running {
-            return;
-        }
-        let Some(waker) = self.waker.clone() else {
-            return;
-        };
-        waker.target().drain(&mut |slot| {
-            let slot = slot as u32;
-            let state = self.slots.as_ref()[slot as usize].state;
-            if state != SlotState::Open || self.phase != Phase::Running {
-                return;
-            }
-            self.stats.wakes += 1;
-            let (action, _) = self.call_handler(slot, None, |h, conn, _| h.woken(conn));
-            self.apply_action(slot, action);
-            self.enqueue(slot);
-        });
-    }
-
-    /// Time has advanced to `now`: fire the tick if it is due, and resume listeners
-    /// whose back-off has ended. Call it whenever `now` reaches
-    /// [`Engine::poll_timeout`]; calling it early does nothing.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.enter();
-        if self.phase != Phase::Running {
-            return;
-        }
-        for l in &mut self.listeners[..self.listener_count] {
-            if l.paused_until.is_some_and(|t| t <= now) {
-                l.paused_until = None;
-                l.command = Some(false);
-                l.ready = true;
-                l.accepts_left = self.config.accept_batch;
-            }
-        }
-        if let Some(due) = self.tick_next
-            && due <= now
-        {
-            self.fire_tick(due, now);
+    /// Slot `index` could not be detached (the driver failed to take its socket out of
+    /// the poller or to make it blocking): the connection ends as a close with an I/O
+    /// error.
+    pub(crate) fn detach_failed(&mut self, index: u32) {
+        let slot = &mut self.slots.as_mut()[index as usize];
+        let info = slot.info;
+        let context = slot.context.take().unwrap_or_default();
+        self.stats.closed += 1;
+        self.stats.io_errors += 1;
+        let error = CloseError::Io(IoError::new(IoErrorKind::Other));
+        let action = self.handler.closed(&info, context, Some(error));
+        self.free_slot(index);
+        if action == Action::Shutdown {
+            self.begin_shutdown(NONE);
         }
     }
 
-    // ----- outputs -------------------------------------------------------------------
+    /// The bytes of `range` of the byte storage (an operation's buffer).
+    pub(crate) fn bytes(&self, range: core::ops::Range<usize>) -> &[u8] {
+        &self.bytes.as_ref()[range]
+    }
 
-    /// The next thing for the driver to do, or `None` when there is nothing until the
-    /// next input. See the [crate documentation](crate) for the order.
-    pub fn poll_output(&mut self) -> Option<Output<'_>> {
-        self.enter();
-        let next = self.next_output()?;
-        Some(self.materialize(next))
+    /// The bytes of `range` of the byte storage, to write into (a read's buffer).
+    pub(crate) fn bytes_mut(&mut self, range: core::ops::Range<usize>) -> &mut [u8] {
+        &mut self.bytes.as_mut()[range]
     }
 
     // ----- internals -----------------------------------------------------------------
 
-    /// Runs at the start of every engine call: an output the driver did not report on
-    /// counts as "would block", and a close emitted by the previous `poll_output` is now
-    /// done, so `closed` runs.
+    /// Runs at the start of every engine call: a close emitted by the previous
+    /// `poll_output` is now done, so `closed` runs.
     fn enter(&mut self) {
-        match core::mem::replace(&mut self.outstanding, Outstanding::None) {
-            Outstanding::None => {}
-            Outstanding::Accept(l) => self.listeners[l].ready = false,
-            Outstanding::Read { slot, .. } => {
-                self.slots.as_mut()[slot as usize].flags &= !(F_READABLE | F_HUP);
-            }
-            Outstanding::Transmit { slot, len } => self.complete_transmit(slot, len, 0),
-        }
         if self.finalize != NONE {
             let index = core::mem::replace(&mut self.finalize, NONE);
             self.finish_close(index);
@@ -949,28 +735,6 @@ where
             SlotState::Open | SlotState::Closing | SlotState::Detaching
         );
         (live && slot.info.id == id).then_some(id.slot() as u32)
-    }
-
-    fn take_read(&mut self, id: ConnId) -> Result<(u32, bool, usize), DriverError> {
-        match self.outstanding {
-            Outstanding::Read { slot, scratch, len } if self.live_slot(id) == Some(slot) => {
-                self.outstanding = Outstanding::None;
-                self.enter();
-                Ok((slot, scratch, len))
-            }
-            _ => Err(DriverError::NotRequested),
-        }
-    }
-
-    fn take_transmit(&mut self, id: ConnId) -> Result<(u32, usize), DriverError> {
-        match self.outstanding {
-            Outstanding::Transmit { slot, len } if self.live_slot(id) == Some(slot) => {
-                self.outstanding = Outstanding::None;
-                self.enter();
-                Ok((slot, len))
-            }
-            _ => Err(DriverError::NotRequested),
-        }
     }
 
     fn pending_len(&self, index: u32) -> usize {
@@ -1212,7 +976,7 @@ where
         }
     }
 
-    fn handle_eof_slot(&mut self, index: u32) -> Result<(), DriverError> {
+    fn end_of_stream(&mut self, index: u32) {
         let slot = &mut self.slots.as_mut()[index as usize];
         slot.flags |= F_EOF;
         slot.flags &= !(F_READABLE | F_HUP);
@@ -1223,7 +987,6 @@ where
         }
         self.close_with(index, None);
         self.enqueue(index);
-        Ok(())
     }
 
     fn complete_transmit(&mut self, index: u32, len: usize, n: usize) {
@@ -1467,7 +1230,6 @@ where
                     continue;
                 }
                 l.accepts_left -= 1;
-                self.outstanding = Outstanding::Accept(i);
                 return Some(Next::Accept(i));
             }
         }
@@ -1511,19 +1273,13 @@ where
         if slot.has(F_READABLE) && can_read && (want_read || hup_read) {
             slot.flags &= !F_READABLE;
             let scratch = slot.in_len == 0;
-            let len = (in_cap - slot.in_len) as usize;
-            self.outstanding = Outstanding::Read {
-                slot: index,
-                scratch,
-                len,
-            };
             return Some(Next::Read(index, scratch));
         }
         let want_write = slot.has(F_WRITE_BLOCKED) && pending > 0;
         if want_read != slot.has(F_REG_READ) || want_write != slot.has(F_REG_WRITE) {
             slot.set(F_REG_READ, want_read);
             slot.set(F_REG_WRITE, want_write);
-            return Some(Next::Interest(index, want_read, want_write));
+            return Some(Next::Interest(index, Interest::new(want_read, want_write)));
         }
         None
     }
@@ -1532,7 +1288,6 @@ where
         let len = self.pending_len(index);
         let id = self.slots.as_ref()[index as usize].info.id;
         self.handler.prewrite(id, len);
-        self.outstanding = Outstanding::Transmit { slot: index, len };
         Next::Transmit(index)
     }
 
@@ -1549,7 +1304,6 @@ where
     }
 
     fn emit_detach(&mut self, index: u32) -> Next {
-        self.detach_waiting += 1;
         let slot = &mut self.slots.as_mut()[index as usize];
         slot.state = SlotState::DetachWait;
         let id = slot.info.id;
@@ -1583,21 +1337,21 @@ where
             }
             self.shutdown_cursor += 1;
         }
-        if self.detach_waiting > 0 {
-            // A `Detach` not answered yet: `Shutdown` is the last output, so it waits
-            // for `handle_detached`.
-            return None;
-        }
         self.phase = Phase::Done;
         Some(Next::Shutdown)
     }
 
-    fn materialize(&mut self, next: Next) -> Output<'_> {
+    fn materialize(&mut self, next: Next) -> Output<'_, H, S, B> {
         let id_of = |slots: &[Slot<H::Context>], i: u32| slots[i as usize].info.id;
+        let listener = |i: usize| ListenerId::new(i).unwrap_or(ListenerId::FIRST);
         match next {
-            Next::Accept(listener) => Output::Accept { listener },
-            Next::Pause(listener) => Output::PauseAccept { listener },
-            Next::Resume(listener) => Output::ResumeAccept { listener },
+            Next::Accept(i) => Output::Accept(Accept::new(self, listener(i))),
+            Next::Pause(i) => Output::PauseAccept {
+                listener: listener(i),
+            },
+            Next::Resume(i) => Output::ResumeAccept {
+                listener: listener(i),
+            },
             Next::Shutdown => Output::Shutdown,
             Next::Configure(i) => {
                 let slot = &self.slots.as_ref()[i as usize];
@@ -1606,17 +1360,17 @@ where
                     options: slot.options,
                 }
             }
-            Next::Interest(i, read, write) => Output::SetInterest {
+            Next::Interest(i, interest) => Output::SetInterest {
                 id: id_of(self.slots.as_ref(), i),
-                read,
-                write,
+                interest,
             },
             Next::Close(i) => Output::Close {
                 id: id_of(self.slots.as_ref(), i),
             },
-            Next::Detach(i) => Output::Detach {
-                id: id_of(self.slots.as_ref(), i),
-            },
+            Next::Detach(i) => {
+                let id = id_of(self.slots.as_ref(), i);
+                Output::Detach(Detach::new(self, id, i))
+            }
             Next::Read(i, scratch) => {
                 let slot = &self.slots.as_ref()[i as usize];
                 let id = slot.info.id;
@@ -1627,10 +1381,7 @@ where
                     let r = self.in_region(i);
                     r.start + in_len..r.end
                 };
-                Output::Read {
-                    id,
-                    buf: &mut self.bytes.as_mut()[range],
-                }
+                Output::Read(Read::new(self, id, i, scratch, range))
             }
             Next::Transmit(i) => {
                 let slot = &self.slots.as_ref()[i as usize];
@@ -1643,10 +1394,7 @@ where
                     let start = r.start + slot.out_start as usize;
                     start..start + slot.out_len as usize
                 };
-                Output::Transmit {
-                    id,
-                    bytes: &self.bytes.as_ref()[range],
-                }
+                Output::Transmit(Transmit::new(self, id, i, range))
             }
         }
     }

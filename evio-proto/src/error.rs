@@ -137,34 +137,25 @@ impl fmt::Display for Refused {
 
 impl core::error::Error for Refused {}
 
-/// A driver called the engine in a way the driver protocol does not allow.
+/// A driver reported something the engine cannot take: readiness for a connection
+/// that is not open, or for a listener it was not given.
 ///
-/// The engine ignores the call and returns this; nothing in the engine's state changed.
-/// A correct driver can still see [`DriverError::StaleConn`] for readiness it collected
-/// before a connection closed, and may ignore it.
+/// The engine ignores the call and returns this; nothing in its state changed. (What
+/// the driver reports about the engine's own requests is typed: see
+/// [`Output`](crate::Output).)
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DriverError {
     /// The connection id is unknown, closed, or from an earlier use of its slot.
     StaleConn,
-    /// The listener index is out of range.
+    /// The listener is not one the engine was started with.
     UnknownListener,
-    /// A result was reported for an operation the engine did not ask for (for example
-    /// `handle_read` without an `Output::Read` for that connection just before).
-    NotRequested,
-    /// More bytes were reported read or written than the buffer held.
-    TooManyBytes,
-    /// The engine has shut down.
-    ShutDown,
 }
 
 impl fmt::Display for DriverError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             DriverError::StaleConn => "unknown or stale connection id",
-            DriverError::UnknownListener => "unknown listener index",
-            DriverError::NotRequested => "result for an operation the engine did not request",
-            DriverError::TooManyBytes => "byte count larger than the buffer",
-            DriverError::ShutDown => "the engine has shut down",
+            DriverError::UnknownListener => "unknown listener",
         })
     }
 }

@@ -62,3 +62,39 @@ impl fmt::Display for ConnId {
         write!(f, "#{}.{}", self.slot, self.generation)
     }
 }
+
+/// Identifies one listener: its index in the order the addresses were given to
+/// [`Engine::handle_start`](crate::Engine::handle_start) (and to `serve`).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ListenerId(u8);
+
+impl ListenerId {
+    /// The first listener.
+    pub(crate) const FIRST: ListenerId = ListenerId(0);
+
+    /// The listener at `index`; `None` past [`MAX_LISTENERS`](crate::MAX_LISTENERS).
+    pub const fn new(index: usize) -> Option<Self> {
+        if index < crate::MAX_LISTENERS {
+            Some(ListenerId(index as u8))
+        } else {
+            None
+        }
+    }
+
+    /// The index, in the order the addresses were given.
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl fmt::Debug for ListenerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ListenerId({})", self.0)
+    }
+}
+
+impl fmt::Display for ListenerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "listener {}", self.0)
+    }
+}

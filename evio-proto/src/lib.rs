@@ -41,43 +41,50 @@
 //!
 //! # The driver protocol
 //!
-//! Inputs are `handle_*` calls, each given the time where it matters. Outputs come from
-//! [`Engine::poll_output`], one at a time. The rules, which are all a driver needs:
+//! Inputs are `handle_*` calls; outputs come from [`Engine::poll_output`], one at a
+//! time. Time has one entry point, [`Engine::handle_time`]: no other call takes or
+//! moves the time, and every handler call between two `handle_time` calls happens at
+//! the time the first one gave. The rules, which are all a driver needs:
 //!
-//! 1. **Start.** Bind the listeners, then call [`Engine::handle_start`] with their bound
-//!    addresses in the order the user gave them. It calls `serving` and the first `tick`.
+//! 1. **Start.** Bind the listeners, call [`Engine::handle_time`] with the start time,
+//!    then [`Engine::handle_start`] with the listeners' bound addresses in the order the
+//!    user gave them (the first is [`ListenerId`] 0). It calls `serving` and the first
+//!    `tick`.
 //! 2. **After every input, drain.** Call [`Engine::poll_output`] until it returns `None`,
-//!    and perform each [`Output`] *before the next engine call*:
-//!    - `Accept { listener }`: accept one connection. Report exactly one of
-//!      [`Engine::handle_accepted`] (then register the socket under the returned
-//!      [`ConnId`] with **read** interest; on `Err(Refused)` close it at once),
-//!      [`Engine::handle_accept_blocked`] (EAGAIN) or [`Engine::handle_accept_error`].
-//!    - `Read { id, buf }`: one `read` into `buf`. Report [`Engine::handle_read`] (n > 0),
-//!      [`Engine::handle_eof`] (0), [`Engine::handle_read_blocked`] (EAGAIN) or
-//!      [`Engine::handle_io_error`].
-//!    - `Transmit { id, bytes }`: one `send` (with MSG_NOSIGNAL). Report
-//!      [`Engine::handle_written`] (n, possibly short), [`Engine::handle_write_blocked`]
-//!      (EAGAIN) or [`Engine::handle_io_error`].
-//!    - `Configure { id, options }`: set TCP_NODELAY / keepalive (TCP only); no report.
-//!    - `SetInterest { id, read, write }`: make the poller's interest exactly this
-//!      (level-triggered semantics); no report.
-//!    - `Close { id }`: deregister and close the socket; no report (`closed` runs at the
-//!      next engine call, so the socket is gone by then).
-//!    - `Detach { id }`: deregister, set blocking, wrap the socket and call
-//!      [`Engine::handle_detached`] with it.
+//!    and perform each [`Output`] before the next engine call. Four of them carry an
+//!    operation that borrows the engine until the driver completes it by value, so a
+//!    report of the wrong kind, a second report, or a report for something not asked
+//!    for does not compile:
+//!    - [`Output::Accept`]: accept one connection on [`Accept::listener`], then
+//!      [`Accept::done`] with its addresses (register the socket under the returned
+//!      [`ConnId`] with read interest; on `Err(Refused)` close it at once),
+//!      [`Accept::would_block`] or [`Accept::failed`].
+//!    - [`Output::Read`]: one `read` into [`Read::buf`], then [`Read::done`] with what
+//!      `read(2)` returned (0 is the end of the stream: the one way to report it),
+//!      [`Read::would_block`] or [`Read::failed`].
+//!    - [`Output::Transmit`]: one `send` of [`Transmit::bytes`] (with MSG_NOSIGNAL), then
+//!      [`Transmit::done`] with the count taken, [`Transmit::would_block`] or
+//!      [`Transmit::failed`].
+//!    - [`Output::Detach`]: take the socket out of the poller, make it blocking, wrap it
+//!      and hand it over with [`Detach::done`], or report [`Detach::failed`].
+//!
+//!    An operation dropped without a report counts as "would block" (a detach as
+//!    failed). The other outputs need no report:
+//!    - `Configure { id, options }`: set TCP_NODELAY / keepalive (TCP only).
+//!    - `SetInterest { id, interest }`: make the poller's [`Interest`] exactly this
+//!      (level-triggered semantics).
+//!    - `Close { id }`: deregister and close the socket (`closed` runs at the next
+//!      engine call, so the socket is gone by then).
 //!    - `PauseAccept` / `ResumeAccept { listener }`: stop / start watching a listener.
 //!    - `Shutdown`: close listeners, remove unix socket files you created, return.
 //!      Nothing follows it.
-//!
-//!    An `Accept`, `Read` or `Transmit` left without its report counts as EAGAIN.
 //! 3. **Readiness.** Report what the poller says: [`Engine::handle_listener_ready`] for a
 //!    listener, [`Engine::handle_conn_ready`] for a connection (decode the token with
-//!    [`ConnId::from_u64`]; an `Err(StaleConn)` for readiness collected before a close is
-//!    normal and ignored). Report hang-ups and errors as `hangup`.
+//!    [`ConnId::from_u64`]). Report hang-ups and errors as `hangup`.
 //! 4. **Wakes.** When the notifier given to the [`WakeState`] fires, call
 //!    [`Engine::handle_wakes`].
-//! 5. **Time.** Wait no longer than [`Engine::poll_timeout`]; when it has passed, call
-//!    [`Engine::handle_timeout`].
+//! 5. **Time.** Wait no longer than [`Engine::poll_timeout`]; after every wait call
+//!    [`Engine::handle_time`] (it fires what is due).
 //!
 //! The order of outputs, which a driver may rely on but need not: listener pause and
 //! resume first; then output waiting in the loop's scratch buffer; then connections in
@@ -93,37 +100,76 @@
 //! buffer full, closing). So a request and its reply cost one `read` and one `send`,
 //! with no `read` that only returns EAGAIN.
 //!
+//! A report cannot outlive its output or be given twice:
+//!
+//! ```compile_fail,E0382
+//! # use evio_proto::{Config, Engine, Events, Output, Slot};
+//! # struct Quiet;
+//! # impl Events for Quiet { type Context = (); }
+//! # let config = Config { max_connections: 1, input_capacity: 8, output_capacity: 8, ..Config::new() };
+//! # let mut engine = Engine::new(Quiet, config, [Slot::new()], [0u8; 32], None).unwrap();
+//! if let Some(Output::Read(read)) = engine.poll_output() {
+//!     read.done(4);
+//!     read.done(4); // error[E0382]: use of moved value: `read`
+//! }
+//! ```
+//!
+//! and no other engine call fits between an output and its report:
+//!
+//! ```compile_fail,E0499
+//! # use evio_proto::{Config, Engine, Events, Output, Slot};
+//! # struct Quiet;
+//! # impl Events for Quiet { type Context = (); }
+//! # let config = Config { max_connections: 1, input_capacity: 8, output_capacity: 8, ..Config::new() };
+//! # let mut engine = Engine::new(Quiet, config, [Slot::new()], [0u8; 32], None).unwrap();
+//! if let Some(Output::Transmit(transmit)) = engine.poll_output() {
+//!     engine.handle_wakes(); // error[E0499]: cannot borrow `engine` as mutable more than once
+//!     transmit.done(1);
+//! }
+//! ```
+//!
 //! ## The real driver's loop, in outline
 //!
 //! ```text
-//! engine.handle_start(&bound, now())
+//! engine.handle_time(now()); engine.handle_start(&bound)
 //! loop {
-//!     drain(&mut engine)                    // poll_output until None, performing each
-//!     let timeout = engine.poll_timeout().map(|t| t - now())
-//!     for ev in epoll.wait(&mut events, timeout) {
-//!         match token(ev) {
-//!             Listener(i) => engine.handle_listener_ready(i),
-//!             Waker      => { eventfd.drain(); engine.handle_wakes(now()) }
-//!             Conn(bits) => engine.handle_conn_ready(ConnId::from_u64(bits), readiness(ev)),
+//!     while let Some(out) = engine.poll_output() {   // drain: perform each output
+//!         match out {
+//!             Output::Read(mut read) => match sys_read(fd(read.id()), read.buf()) {
+//!                 Ok(n) => read.done(n),
+//!                 Err(EAGAIN) => read.would_block(),
+//!                 Err(e) => read.failed(io_error(e)),
+//!             },
+//!             …                                      // Accept, Transmit, Detach alike
 //!         }
 //!     }
-//!     engine.handle_timeout(now())
-//!     if engine.is_shut_down() { break }
+//!     let timeout = engine.poll_timeout().map(|t| t - now())
+//!     let events = epoll.wait(timeout)
+//!     engine.handle_time(now())
+//!     for ev in events {
+//!         match token(ev) {
+//!             Listener(id) => engine.handle_listener_ready(id),
+//!             Conn(bits)   => engine.handle_conn_ready(ConnId::from_u64(bits), readiness(ev)),
+//!             Waker        => { eventfd.drain(); engine.handle_wakes() }
+//!         }
+//!     }
 //! }
 //! ```
 //!
 //! ## The simulator's loop, in outline
 //!
 //! ```text
-//! engine.handle_start(&bound, clock)
+//! engine.handle_start(&bound)                        // virtual time starts at zero
 //! loop {
-//!     drain(&mut engine)                    // same outputs, performed on virtual sockets
-//!     match script.next() {                 // one scripted or random event
+//!     while let Some(out) = engine.poll_output() {   // the same outputs, performed on
+//!         perform(out, &mut network)                 // virtual sockets through the
+//!     }                                              // fault injector
+//!     match script.next() {                          // one scripted or random event
 //!         ClientConnects(l) => engine.handle_listener_ready(l),
 //!         ClientSends(c, b) => { peer(c).push(b); engine.handle_conn_ready(c, readable) }
 //!         ClientReads(c, n) => { peer(c).pop(n);  engine.handle_conn_ready(c, writable) }
-//!         Wake(c)           => { waker.wake(c); engine.handle_wakes(clock) }
-//!         Advance           => { clock = engine.poll_timeout(); engine.handle_timeout(clock) }
+//!         Wake(c)           => { waker.wake(c); engine.handle_wakes() }
+//!         Advance           => engine.handle_time(engine.poll_timeout()),
 //!     }
 //!     check_invariants()
 //! }
@@ -146,6 +192,7 @@ mod engine;
 mod error;
 mod events;
 mod id;
+mod output;
 mod stats;
 mod sync;
 mod time;
@@ -154,13 +201,14 @@ mod wake;
 pub use addr::{Addr, ConnInfo, ListenAddr};
 pub use config::Config;
 pub use conn::Conn;
-pub use engine::{Engine, MAX_LISTENERS, Output, Readiness, Slot};
+pub use engine::{ByteStorage, Engine, MAX_LISTENERS, Slot, SlotStorage};
 pub use error::{
     AcceptError, BuildError, CloseError, DriverError, IoError, IoErrorKind, OutputFull, Refused,
     TooManyListeners,
 };
 pub use events::{Action, Detached, Events, Options, Server, Tick};
-pub use id::ConnId;
+pub use id::{ConnId, ListenerId};
+pub use output::{Accept, Detach, Interest, Output, Read, Readiness, Transmit};
 pub use stats::Stats;
 pub use time::Instant;
 pub use wake::{Notify, WakeState, WakeTarget, WakeWord, Waker};

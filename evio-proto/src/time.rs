@@ -6,9 +6,10 @@ use core::time::Duration;
 
 /// A point in time, in nanoseconds since an origin the driver chooses.
 ///
-/// The engine never reads a clock: every `handle_*` call that needs the time takes an
-/// `Instant` argument. A real driver counts from a monotonic clock's start; the simulator
-/// counts virtual time from zero. Only differences between instants have meaning.
+/// The engine never reads a clock: the driver gives it the time through
+/// [`Engine::handle_time`](crate::Engine::handle_time), its one entry point for time. A
+/// real driver counts from a monotonic clock's start; the simulator counts virtual time
+/// from zero. Only differences between instants have meaning.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Instant(u64);
 

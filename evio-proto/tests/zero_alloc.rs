@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use evio_proto::{
-    Action, Addr, Config, Conn, ConnId, Engine, Events, Instant, ListenAddr, Notify, Output,
-    Readiness, Slot, Tick, WakeState, WakeWord, Waker,
+    Action, Addr, Config, Conn, ConnId, Engine, Events, Instant, ListenAddr, ListenerId, Notify,
+    Output, Readiness, Slot, Tick, WakeState, WakeWord, Waker,
 };
 
 struct Counting;
@@ -121,44 +121,43 @@ const NEW_CLIENT: Client = Client {
 
 type E = Engine<Busy, Vec<Slot<u64>>, Vec<u8>>;
 
-fn drain(engine: &mut E, clients: &mut [Client; CONNS], backlog: &mut usize, now: Instant) {
+fn drain(engine: &mut E, clients: &mut [Client; CONNS], backlog: &mut usize) {
     while let Some(out) = engine.poll_output() {
         match out {
-            Output::Accept { listener } => {
+            Output::Accept(accept) => {
                 if *backlog == 0 {
-                    engine.handle_accept_blocked(listener).unwrap();
+                    accept.would_block();
                     continue;
                 }
                 *backlog -= 1;
                 let peer = Addr::Ip(SocketAddr::from(([127, 0, 0, 1], 9)));
-                let id = engine
-                    .handle_accepted(listener, peer, peer, now)
-                    .expect("pool has room");
+                let id = accept.done(peer, peer).expect("pool has room");
                 clients[id.slot()] = Client {
                     open: true,
                     ..NEW_CLIENT
                 };
             }
-            Output::Read { id, buf } => {
-                let c = &mut clients[id.slot()];
+            Output::Read(mut read) => {
+                let c = &mut clients[read.id().slot()];
                 if c.inbound_len == 0 {
                     if c.eof {
-                        engine.handle_eof(id, now).unwrap();
+                        read.done(0);
                     } else {
-                        engine.handle_read_blocked(id).unwrap();
+                        read.would_block();
                     }
                     continue;
                 }
+                let buf = read.buf();
                 let n = c.inbound_len.min(buf.len());
                 buf[..n].copy_from_slice(&c.inbound[..n]);
                 c.inbound.copy_within(n..c.inbound_len, 0);
                 c.inbound_len -= n;
-                engine.handle_read(id, n, now).unwrap();
+                read.done(n);
             }
-            Output::Transmit { id, bytes } => {
-                let n = bytes.len();
-                clients[id.slot()].received += n;
-                engine.handle_written(id, n, now).unwrap();
+            Output::Transmit(transmit) => {
+                let n = transmit.len();
+                clients[transmit.id().slot()].received += n;
+                transmit.done(n);
             }
             Output::Close { id } => clients[id.slot()].open = false,
             Output::Configure { .. } | Output::SetInterest { .. } => {}
@@ -185,24 +184,26 @@ fn send(engine: &mut E, clients: &mut [Client; CONNS], id: ConnId, bytes: &[u8])
 /// One cycle: accept `CONNS` connections, echo on each, wake each, tick, close each.
 fn cycle(engine: &mut E, clients: &mut [Client; CONNS], waker: &Waker, now: &mut Instant) {
     let mut backlog = CONNS;
-    engine.handle_listener_ready(0).unwrap();
-    drain(engine, clients, &mut backlog, *now);
+    engine
+        .handle_listener_ready(ListenerId::new(0).unwrap())
+        .unwrap();
+    drain(engine, clients, &mut backlog);
     assert_eq!(engine.open_connections(), CONNS);
     let ids = engine.handler().ids;
     for id in ids.iter().flatten().copied() {
         send(engine, clients, id, b"hello, world");
-        drain(engine, clients, &mut backlog, *now);
+        drain(engine, clients, &mut backlog);
         assert!(waker.wake(id));
     }
-    engine.handle_wakes(*now);
-    drain(engine, clients, &mut backlog, *now);
+    engine.handle_wakes();
+    drain(engine, clients, &mut backlog);
     *now = *now + Duration::from_millis(1);
-    engine.handle_timeout(*now);
-    drain(engine, clients, &mut backlog, *now);
+    engine.handle_time(*now);
+    drain(engine, clients, &mut backlog);
     for id in ids.iter().flatten().copied() {
         send(engine, clients, id, b"q");
         clients[id.slot()].eof = true;
-        drain(engine, clients, &mut backlog, *now);
+        drain(engine, clients, &mut backlog);
     }
     assert_eq!(engine.open_connections(), 0);
     for c in clients.iter() {
@@ -234,7 +235,8 @@ fn a_warm_engine_never_allocates() {
         Engine::new(Busy::default(), config, slots, bytes, Some(waker.clone())).unwrap();
     let mut now = Instant::ZERO;
     let bound = [ListenAddr::Ip(SocketAddr::from(([127, 0, 0, 1], 7)))];
-    engine.handle_start(&bound, now).unwrap();
+    engine.handle_time(now);
+    engine.handle_start(&bound).unwrap();
     let mut clients = [NEW_CLIENT; CONNS];
 
     // Warm-up.

@@ -172,7 +172,7 @@ pub use error::{Failure, Violation};
 pub use evio_proto::Events;
 pub use fault::{FaultCounts, FaultKind, FaultRates};
 pub use model::{EchoConn, EchoModel, Model, ModelError};
-pub use observe::{Injection, Observation, Observed};
+pub use observe::{Injection, Observation, Observed, Recording};
 pub use rng::{Rng, TraceHash};
 pub use script::{
     Profile, ScriptedEvent, format_script, resolve_clients, smaller_scripts, without_client,

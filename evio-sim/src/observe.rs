@@ -1,6 +1,8 @@
 //! A transparent wrapper that records what a handler is asked and what it does.
 
+use core::cell::RefCell;
 use core::ops::Range;
+use std::rc::Rc;
 
 use evio_proto::{
     Action, CloseError, Conn, ConnId, ConnInfo, Detached, Duration, Events, Instant, Server, Tick,
@@ -111,6 +113,50 @@ pub enum Injection {
     Shutdown,
 }
 
+/// What an [`Observed`] handler recorded, shared with whoever watches it: the
+/// simulator reads it while an engine operation is still outstanding (when the engine,
+/// and the handler in it, cannot be reached).
+#[derive(Debug, Default)]
+pub struct Recording {
+    log: Vec<Observation>,
+    arena: Vec<u8>,
+    fired: Vec<Injection>,
+}
+
+impl Recording {
+    /// Takes the observations recorded since the last call, with the arena their input
+    /// ranges point into, and the injections that fired. The caller hands the vectors
+    /// back with [`Recording::recycle`] so recording does not allocate in steady state.
+    pub fn take(&mut self) -> (Vec<Observation>, Vec<u8>, Vec<Injection>) {
+        (
+            core::mem::take(&mut self.log),
+            core::mem::take(&mut self.arena),
+            core::mem::take(&mut self.fired),
+        )
+    }
+
+    /// Returns emptied vectors from [`Recording::take`] for reuse.
+    pub fn recycle(
+        &mut self,
+        mut log: Vec<Observation>,
+        mut arena: Vec<u8>,
+        mut fired: Vec<Injection>,
+    ) {
+        log.clear();
+        arena.clear();
+        fired.clear();
+        if self.log.is_empty() {
+            self.log = log;
+        }
+        if self.arena.is_empty() {
+            self.arena = arena;
+        }
+        if self.fired.is_empty() {
+            self.fired = fired;
+        }
+    }
+}
+
 /// Wraps a handler: forwards every callback unchanged and records it.
 ///
 /// The simulator runs the production handler inside this wrapper; it only watches,
@@ -120,10 +166,8 @@ pub enum Injection {
 #[derive(Debug)]
 pub struct Observed<H> {
     inner: H,
-    log: Vec<Observation>,
-    arena: Vec<u8>,
+    rec: Rc<RefCell<Recording>>,
     injections: Vec<Injection>,
-    fired: Vec<Injection>,
     take_on_detach: Vec<ConnId>,
     ticker: Option<Duration>,
     /// The handler's `tick` returned no delay and `ticker` took over.
@@ -135,10 +179,8 @@ impl<H> Observed<H> {
     pub fn new(inner: H) -> Self {
         Observed {
             inner,
-            log: Vec::new(),
-            arena: Vec::new(),
+            rec: Rc::default(),
             injections: Vec::new(),
-            fired: Vec::new(),
             take_on_detach: Vec::new(),
             ticker: None,
             inner_stopped: false,
@@ -183,36 +225,13 @@ impl<H> Observed<H> {
         self.injections.clear();
     }
 
-    /// Takes the observations recorded since the last call, with the arena their input
-    /// ranges point into, and the injections that fired. The caller hands the vectors
-    /// back with [`Observed::recycle`] so recording does not allocate in steady state.
-    pub fn take(&mut self) -> (Vec<Observation>, Vec<u8>, Vec<Injection>) {
-        (
-            core::mem::take(&mut self.log),
-            core::mem::take(&mut self.arena),
-            core::mem::take(&mut self.fired),
-        )
+    /// What this wrapper records, shared: read it with [`Recording::take`].
+    pub fn recording(&self) -> Rc<RefCell<Recording>> {
+        self.rec.clone()
     }
 
-    /// Returns emptied vectors from [`Observed::take`] for reuse.
-    pub fn recycle(
-        &mut self,
-        mut log: Vec<Observation>,
-        mut arena: Vec<u8>,
-        mut fired: Vec<Injection>,
-    ) {
-        log.clear();
-        arena.clear();
-        fired.clear();
-        if self.log.is_empty() {
-            self.log = log;
-        }
-        if self.arena.is_empty() {
-            self.arena = arena;
-        }
-        if self.fired.is_empty() {
-            self.fired = fired;
-        }
+    fn push(&self, o: Observation) {
+        self.rec.borrow_mut().log.push(o);
     }
 
     fn inject(&mut self, id: ConnId, action: Action, pending: usize, in_data: bool) -> Action {
@@ -228,7 +247,7 @@ impl<H> Observed<H> {
             return action;
         };
         let injection = self.injections.remove(pos);
-        self.fired.push(injection);
+        self.rec.borrow_mut().fired.push(injection);
         if let Injection::Detach { id, take: true } = injection {
             self.take_on_detach.push(id);
         }
@@ -245,7 +264,7 @@ impl<H: Events> Events for Observed<H> {
 
     fn serving(&mut self, server: Server<'_>) -> Action {
         let action = self.inner.serving(server);
-        self.log.push(Observation::Serving { action });
+        self.push(Observation::Serving { action });
         action
     }
 
@@ -254,7 +273,7 @@ impl<H: Events> Events for Observed<H> {
         let action = self.inner.opened(conn);
         let wrote = conn.pending().wrapping_sub(before);
         let action = self.inject(conn.id(), action, conn.pending(), false);
-        self.log.push(Observation::Opened {
+        self.push(Observation::Opened {
             id: conn.id(),
             info: *conn.info(),
             wrote,
@@ -264,15 +283,18 @@ impl<H: Events> Events for Observed<H> {
     }
 
     fn data(&mut self, conn: &mut Conn<'_, Self::Context>, input: &[u8]) -> Action {
-        let start = self.arena.len();
-        self.arena.extend_from_slice(input);
+        let start = {
+            let mut rec = self.rec.borrow_mut();
+            rec.arena.extend_from_slice(input);
+            rec.arena.len() - input.len()
+        };
         let before = conn.pending();
         let action = self.inner.data(conn, input);
         let wrote = conn.pending().wrapping_sub(before);
         let action = self.inject(conn.id(), action, conn.pending(), true);
-        self.log.push(Observation::Data {
+        self.push(Observation::Data {
             id: conn.id(),
-            input: start..self.arena.len(),
+            input: start..start + input.len(),
             wrote,
             action,
         });
@@ -284,7 +306,7 @@ impl<H: Events> Events for Observed<H> {
         let action = self.inner.woken(conn);
         let wrote = conn.pending().wrapping_sub(before);
         let action = self.inject(conn.id(), action, conn.pending(), false);
-        self.log.push(Observation::Woken {
+        self.push(Observation::Woken {
             id: conn.id(),
             wrote,
             action,
@@ -299,7 +321,7 @@ impl<H: Events> Events for Observed<H> {
         error: Option<CloseError>,
     ) -> Action {
         let action = self.inner.closed(info, context, error);
-        self.log.push(Observation::Closed {
+        self.push(Observation::Closed {
             id: info.id,
             error,
             action,
@@ -325,7 +347,7 @@ impl<H: Events> Events for Observed<H> {
             // The simulator's stand-in for a handler that keeps the socket.
             let _ = socket.take::<SimStream>();
         }
-        self.log.push(Observation::Detached {
+        self.push(Observation::Detached {
             id: info.id,
             taken: !socket.holds_socket(),
             action,
@@ -335,12 +357,12 @@ impl<H: Events> Events for Observed<H> {
 
     fn prewrite(&mut self, id: ConnId, attempted: usize) {
         self.inner.prewrite(id, attempted);
-        self.log.push(Observation::Prewrite { id, attempted });
+        self.push(Observation::Prewrite { id, attempted });
     }
 
     fn postwrite(&mut self, id: ConnId, written: usize, remaining: usize) {
         self.inner.postwrite(id, written, remaining);
-        self.log.push(Observation::Postwrite {
+        self.push(Observation::Postwrite {
             id,
             written,
             remaining,
@@ -365,7 +387,7 @@ impl<H: Events> Events for Observed<H> {
                 tick
             }
         };
-        self.log.push(Observation::Tick { now, tick });
+        self.push(Observation::Tick { now, tick });
         tick
     }
 }

@@ -1,18 +1,20 @@
 //! The simulated world: virtual listeners, sockets, poller, clock and "other thread",
 //! driving the production engine through its driver protocol.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use evio_proto::{
     AcceptError, Addr, CloseError, Config, ConnId, ConnInfo, Detached, DriverError, Duration,
-    Engine, Events, Instant, IoError, IoErrorKind, ListenAddr, Notify, Output, Readiness, Refused,
-    Slot, Stats, WakeState, WakeTarget, WakeWord, Waker,
+    Engine, Events, Instant, IoError, IoErrorKind, ListenAddr, ListenerId, Notify, Output,
+    Readiness, Refused, Slot, Stats, WakeState, WakeTarget, WakeWord, Waker,
 };
 
-use crate::observe::{Injection, Observation, Observed};
+use crate::observe::{Injection, Observation, Observed, Recording};
 use crate::{
     FaultCounts, FaultKind, FaultRates, Model, Profile, Rng, ScriptedEvent, TraceHash, Violation,
 };
@@ -216,20 +218,6 @@ enum Ready {
     Conn(usize, ConnId, Readiness),
 }
 
-enum Report {
-    Nothing,
-    Accepted(usize, usize),
-    AcceptBlocked(usize),
-    AcceptError(usize, AcceptError),
-    Read(ConnId, usize),
-    Eof(usize, ConnId),
-    ReadBlocked(ConnId),
-    Written(usize, ConnId, usize, usize),
-    WriteBlocked(usize, ConnId),
-    IoError(usize, ConnId, IoError),
-    Detach(usize, ConnId),
-}
-
 struct World<C> {
     seed: u64,
     config: SimConfig,
@@ -260,6 +248,9 @@ struct World<C> {
 /// with heap storage.
 pub type SimEngine<H> = Engine<Observed<H>, Vec<Slot<<H as Events>::Context>>, Vec<u8>>;
 
+/// What a [`SimEngine`] asks for.
+type SimOutput<'a, H> = Output<'a, Observed<H>, Vec<Slot<<H as Events>::Context>>, Vec<u8>>;
+
 /// A simulated server: the production engine running handler `H`, checked against
 /// model `M`, in a world of virtual sockets whose every choice comes from one seed.
 ///
@@ -269,6 +260,8 @@ pub type SimEngine<H> = Engine<Observed<H>, Vec<Slot<<H as Events>::Context>>, V
 /// [`crate::run_seed`] do both.
 pub struct Sim<H: Events, M: Model> {
     engine: SimEngine<H>,
+    /// What the observed handler records, read while an operation borrows the engine.
+    rec: Rc<RefCell<Recording>>,
     model: M,
     w: World<M::Conn>,
 }
@@ -337,6 +330,7 @@ impl<H: Events, M: Model> Sim<H, M> {
         let bytes = vec![0u8; config.engine.bytes_needed()];
         let mut observed = Observed::new(handler);
         observed.set_ticker(config.ticker);
+        let rec = observed.recording();
         let engine = Engine::new(observed, config.engine, slots, bytes, Some(waker.clone()))
             .map_err(Violation::Build)?;
         let listeners = (0..config.listeners)
@@ -349,6 +343,7 @@ impl<H: Events, M: Model> Sim<H, M> {
             .collect();
         let mut sim = Sim {
             engine,
+            rec,
             model,
             w: World {
                 rng: Rng::derive(seed, 3),
@@ -376,8 +371,9 @@ impl<H: Events, M: Model> Sim<H, M> {
         let addrs: Vec<ListenAddr<'_>> = (0..sim.w.config.listeners)
             .map(|l| ListenAddr::Ip(listen_addr(l as usize)))
             .collect();
-        sim.input(|e, now| {
-            e.handle_start(&addrs, now)
+        sim.input(|e| {
+            e.handle_time(Instant::ZERO);
+            e.handle_start(&addrs)
                 .map_err(|e| Violation::Config(e.to_string()))
         })??;
         Ok(sim)
@@ -757,7 +753,7 @@ impl<H: Events, M: Model> Sim<H, M> {
         // fired it: wakes then wait a round, while connections close and slots are
         // reused under them.
         let defer_wakes = self.w.faults_on && {
-            self.race_wake();
+            self.w.race_wake();
             self.w
                 .rng
                 .chance(self.w.config.rates.get(FaultKind::WakeRace))
@@ -766,13 +762,20 @@ impl<H: Events, M: Model> Sim<H, M> {
             self.w.counts.record(FaultKind::WakeRace);
         }
         // Two loop shapes, both within the protocol: drain after every input, or (as
-        // evio-os does) report a whole poller batch, then wakes, then the time, and
-        // drain once.
+        // evio-os does) report the time, then a whole poller batch, then wakes, and
+        // drain once. Either way the loop's turn starts with the time, as a real loop's
+        // starts when its wait ends.
         let batched = self.w.rng.below(2) == 0;
         self.w.note(9, [u64::from(batched), 0, 0, 0]);
+        let clock = self.w.clock;
+        self.w.note(6, [clock.as_nanos(), 0, 0, 0]);
+        self.input_maybe_drain(batched, |e| e.handle_time(clock))?;
+        if self.w.shut_down {
+            return Ok(());
+        }
         if !batched && !defer_wakes && self.w.notified.swap(false, Ordering::SeqCst) {
             self.w.note(3, [0; 4]);
-            self.input_maybe_drain(true, |e, now| e.handle_wakes(now))?;
+            self.input_maybe_drain(true, |e| e.handle_wakes())?;
             self.check_wakes_delivered()?;
             self.drain()?;
         }
@@ -846,7 +849,8 @@ impl<H: Events, M: Model> Sim<H, M> {
                 Ready::Listener(l) => {
                     self.w.note(4, [l as u64, 0, 0, 0]);
                     self.w.listeners[l].accepts = 0;
-                    self.input_maybe_drain(batched, |e, _| e.handle_listener_ready(l))?
+                    let id = ListenerId::new(l).unwrap_or_else(|| unreachable!("{l} listeners"));
+                    self.input_maybe_drain(batched, |e| e.handle_listener_ready(id))?
                         .map_err(|error| Violation::Driver {
                             call: "handle_listener_ready",
                             error,
@@ -866,7 +870,7 @@ impl<H: Events, M: Model> Sim<H, M> {
                             u64::from(r.hangup),
                         ],
                     );
-                    match self.input_maybe_drain(batched, |e, _| e.handle_conn_ready(id, r))? {
+                    match self.input_maybe_drain(batched, |e| e.handle_conn_ready(id, r))? {
                         Ok(()) => {}
                         Err(DriverError::StaleConn) if self.w.clients[ci].server_closed => {
                             self.w.counts.record(FaultKind::DetachWithReadinessQueued);
@@ -888,17 +892,10 @@ impl<H: Events, M: Model> Sim<H, M> {
         if batched {
             if !defer_wakes && self.w.notified.swap(false, Ordering::SeqCst) {
                 self.w.note(3, [0; 4]);
-                self.input_maybe_drain(true, |e, now| e.handle_wakes(now))?;
+                self.input_maybe_drain(true, |e| e.handle_wakes())?;
                 self.check_wakes_delivered()?;
             }
-            // evio-os reports the time after every wait, due or not.
-            self.w.note(6, [self.w.clock.as_nanos(), 0, 0, 0]);
-            self.input(|e, now| e.handle_timeout(now))?;
-        } else if let Some(t) = self.engine.poll_timeout()
-            && t <= self.w.clock
-        {
-            self.w.note(6, [self.w.clock.as_nanos(), 0, 0, 0]);
-            self.input(|e, now| e.handle_timeout(now))?;
+            self.drain()?;
         }
         Ok(())
     }
@@ -932,35 +929,11 @@ impl<H: Events, M: Model> Sim<H, M> {
         Ok(())
     }
 
-    /// "Another thread" wakes a random live connection.
-    fn race_wake(&mut self) -> bool {
-        if !self
-            .w
-            .rng
-            .chance(self.w.config.rates.get(FaultKind::WakeRace))
-            || self.w.clients.is_empty()
-        {
-            return false;
-        }
-        let ci = self.w.rng.below(self.w.clients.len() as u64) as usize;
-        let Some(id) = self.w.clients[ci].id else {
-            return false;
-        };
-        let accepted = self.w.waker.wake(id);
-        self.w.note(2, [id.to_u64(), u64::from(accepted), 1, 0]);
-        self.w.clients[ci].wake_owed |= accepted;
-        accepted
-    }
-
     // ----- the driver ----------------------------------------------------------------
 
     /// One engine input, then its observations, then a full drain.
-    fn input<R>(
-        &mut self,
-        f: impl FnOnce(&mut SimEngine<H>, Instant) -> R,
-    ) -> Result<R, Violation> {
-        let now = self.w.clock;
-        let r = f(&mut self.engine, now);
+    fn input<R>(&mut self, f: impl FnOnce(&mut SimEngine<H>) -> R) -> Result<R, Violation> {
+        let r = f(&mut self.engine);
         self.observe()?;
         self.drain()?;
         Ok(r)
@@ -970,167 +943,30 @@ impl<H: Events, M: Model> Sim<H, M> {
     fn input_maybe_drain<R>(
         &mut self,
         batched: bool,
-        f: impl FnOnce(&mut SimEngine<H>, Instant) -> R,
+        f: impl FnOnce(&mut SimEngine<H>) -> R,
     ) -> Result<R, Violation> {
         if !batched {
             return self.input(f);
         }
-        let r = f(&mut self.engine, self.w.clock);
+        let r = f(&mut self.engine);
         self.observe()?;
         Ok(r)
     }
 
     fn drain(&mut self) -> Result<(), Violation> {
         while !self.w.shut_down {
-            let report = match self.engine.poll_output() {
+            let Some(out) = self.engine.poll_output() else {
                 // The last poll can still run callbacks (`closed` after a `Close`).
-                None => return self.observe(),
-                Some(out) => self.w.perform(out, &mut self.model)?,
+                return self.observe();
             };
+            self.w.perform::<H, M>(out, &mut self.model, &self.rec)?;
             self.observe()?;
-            if self.w.faults_on && self.race_wake() {
-                self.w.counts.record(FaultKind::WakeRace);
-            }
-            self.report(report)?;
         }
         Ok(())
     }
 
-    fn report(&mut self, report: Report) -> Result<(), Violation> {
-        let now = self.w.clock;
-        let driver = |call: &'static str| move |error| Violation::Driver { call, error };
-        match report {
-            Report::Nothing => {}
-            Report::Accepted(listener, ci) => {
-                let (local, peer) = (Addr::Ip(listen_addr(listener)), Addr::Ip(peer_addr(ci)));
-                let result = self.engine.handle_accepted(listener, local, peer, now);
-                match result {
-                    Ok(id) => {
-                        self.w.note(7, [ci as u64, id.to_u64(), 0, 0]);
-                        if let Some(t) = &mut self.w.trace {
-                            t.push(format!("  accepted c{ci} as {id}"));
-                        }
-                        if let Some(other) = self.w.by_slot[id.slot()]
-                            && !self.w.clients[other].ended_cb
-                        {
-                            return Err(Violation::Contract {
-                                id: self.w.clients[other].id,
-                                detail: format!(
-                                    "its slot went to a new connection {id} before `closed` \
-                                     or `detached` ran for it"
-                                ),
-                            });
-                        }
-                        let c = &mut self.w.clients[ci];
-                        c.id = Some(id);
-                        c.registered = true;
-                        c.interest_read = true;
-                        self.w.by_slot[id.slot()] = Some(ci);
-                    }
-                    Err(refused) => {
-                        self.w.note(7, [ci as u64, u64::MAX, 0, 0]);
-                        if refused == Refused::PoolFull {
-                            self.w.counts.record(FaultKind::PoolFull);
-                        }
-                        let c = &mut self.w.clients[ci];
-                        c.refused = true;
-                        c.server_closed = true;
-                    }
-                }
-            }
-            // The protocol lets a driver leave EAGAIN unreported; half the time, do.
-            Report::AcceptBlocked(_) if self.w.rng.below(2) == 0 => {}
-            Report::AcceptBlocked(l) => self
-                .engine
-                .handle_accept_blocked(l)
-                .map_err(driver("handle_accept_blocked"))?,
-            Report::AcceptError(l, e) => self
-                .engine
-                .handle_accept_error(l, e, now)
-                .map_err(driver("handle_accept_error"))?,
-            Report::Read(id, n) => self
-                .engine
-                .handle_read(id, n, now)
-                .map_err(driver("handle_read"))?,
-            Report::Eof(ci, id) => {
-                self.w.clients[ci].eof_reported = true;
-                self.engine
-                    .handle_eof(id, now)
-                    .map_err(driver("handle_eof"))?;
-            }
-            Report::ReadBlocked(_) if self.w.rng.below(2) == 0 => {}
-            Report::ReadBlocked(id) => self
-                .engine
-                .handle_read_blocked(id)
-                .map_err(driver("handle_read_blocked"))?,
-            Report::Written(ci, id, n, len) => {
-                let c = &mut self.w.clients[ci];
-                c.transmitted += n as u64;
-                c.last_write_short = n < len;
-                c.write_blocked = n < len;
-                self.engine
-                    .handle_written(id, n, now)
-                    .map_err(driver("handle_written"))?;
-            }
-            Report::WriteBlocked(ci, id) => {
-                // Reported or not, EAGAIN leaves the output blocked.
-                self.w.clients[ci].last_write_short = true;
-                self.w.clients[ci].write_blocked = true;
-                if self.w.rng.below(2) == 0 {
-                    self.engine
-                        .handle_write_blocked(id)
-                        .map_err(driver("handle_write_blocked"))?;
-                }
-            }
-            Report::IoError(ci, id, e) => {
-                let c = &mut self.w.clients[ci];
-                c.io_failed = true;
-                c.io_error.get_or_insert(e);
-                self.engine
-                    .handle_io_error(id, e, now)
-                    .map_err(driver("handle_io_error"))?;
-            }
-            Report::Detach(ci, id) => {
-                let mut socket = Some(SimStream { client: ci });
-                self.engine
-                    .handle_detached(id, Detached::new(&mut socket), now)
-                    .map_err(driver("handle_detached"))?;
-                self.w
-                    .note(8, [id.to_u64(), u64::from(socket.is_none()), 0, 0]);
-            }
-        }
-        self.observe()
-    }
-
     fn observe(&mut self) -> Result<(), Violation> {
-        let (log, arena, fired) = self.engine.handler_mut().take();
-        let mut result = Ok(());
-        for injection in &fired {
-            let id = match *injection {
-                Injection::Close(id) => {
-                    self.w.counts.record(FaultKind::CloseWithOutputPending);
-                    id
-                }
-                Injection::Detach { id, .. } => id,
-                Injection::Shutdown => {
-                    self.w.counts.record(FaultKind::ShutdownWithOutputPending);
-                    continue;
-                }
-            };
-            // Only a connection whose injection fired ends other than its handler and
-            // client would have it; one merely armed stays a clean connection.
-            if let Some(ci) = self.w.client_of(id) {
-                self.w.clients[ci].injected = true;
-            }
-        }
-        for o in &log {
-            result = self.w.check(o, &arena, &mut self.model);
-            if result.is_err() {
-                break;
-            }
-        }
-        self.engine.handler_mut().recycle(log, arena, fired);
-        result
+        self.w.observe(&mut self.model, &self.rec)
     }
 
     // ----- the end ---------------------------------------------------------------------
@@ -1276,12 +1112,79 @@ impl<C> World<C> {
         Err(Violation::CloseBeforeFlush { id, what, unsent })
     }
 
-    /// Performs one engine output on the virtual sockets and says what to report.
-    fn perform<M: Model<Conn = C>>(
+    /// "Another thread" wakes a random live connection.
+    fn race_wake(&mut self) -> bool {
+        if !self.rng.chance(self.config.rates.get(FaultKind::WakeRace)) || self.clients.is_empty() {
+            return false;
+        }
+        let ci = self.rng.below(self.clients.len() as u64) as usize;
+        let Some(id) = self.clients[ci].id else {
+            return false;
+        };
+        let accepted = self.waker.wake(id);
+        self.note(2, [id.to_u64(), u64::from(accepted), 1, 0]);
+        self.clients[ci].wake_owed |= accepted;
+        accepted
+    }
+
+    /// Checks what the handler did since the last look, against the world and the model.
+    fn observe<M: Model<Conn = C>>(
         &mut self,
-        out: Output<'_>,
         model: &mut M,
-    ) -> Result<Report, Violation> {
+        rec: &RefCell<Recording>,
+    ) -> Result<(), Violation> {
+        let (log, arena, fired) = rec.borrow_mut().take();
+        let mut result = Ok(());
+        for injection in &fired {
+            let id = match *injection {
+                Injection::Close(id) => {
+                    self.counts.record(FaultKind::CloseWithOutputPending);
+                    id
+                }
+                Injection::Detach { id, .. } => id,
+                Injection::Shutdown => {
+                    self.counts.record(FaultKind::ShutdownWithOutputPending);
+                    continue;
+                }
+            };
+            // Only a connection whose injection fired ends other than its handler and
+            // client would have it; one merely armed stays a clean connection.
+            if let Some(ci) = self.client_of(id) {
+                self.clients[ci].injected = true;
+            }
+        }
+        for o in &log {
+            result = self.check(o, &arena, model);
+            if result.is_err() {
+                break;
+            }
+        }
+        rec.borrow_mut().recycle(log, arena, fired);
+        result
+    }
+
+    /// Between an output and its report: what the output's own borrow of the engine
+    /// ran (`prewrite`, a `closed`) is checked first, and another thread may wake
+    /// someone.
+    fn between<M: Model<Conn = C>>(
+        &mut self,
+        model: &mut M,
+        rec: &RefCell<Recording>,
+    ) -> Result<(), Violation> {
+        self.observe(model, rec)?;
+        if self.faults_on && self.race_wake() {
+            self.counts.record(FaultKind::WakeRace);
+        }
+        Ok(())
+    }
+
+    /// Performs one engine output on the virtual sockets and reports it.
+    fn perform<H: Events, M: Model<Conn = C>>(
+        &mut self,
+        out: SimOutput<'_, H>,
+        model: &mut M,
+        rec: &RefCell<Recording>,
+    ) -> Result<(), Violation> {
         let faults = self.faults_on;
         let rates = &self.config.rates;
         let (short_read, read_again, short_write, write_again, emfile, aborted) = (
@@ -1294,10 +1197,11 @@ impl<C> World<C> {
         );
         self.activity += 1;
         if let Some(t) = &mut self.trace {
-            t.push(format!("  output {}", describe(&out)));
+            t.push(format!("  output {out:?}"));
         }
-        Ok(match out {
-            Output::Accept { listener } => {
+        match out {
+            Output::Accept(accept) => {
+                let listener = accept.listener().index();
                 self.note(10, [listener as u64, 0, 0, 0]);
                 let batch = self.config.engine.accept_batch;
                 let l = &mut self.listeners[listener];
@@ -1334,18 +1238,65 @@ impl<C> World<C> {
                         AcceptError::Exhausted
                     };
                     self.listeners[listener].must_pause = true;
-                    return Ok(Report::AcceptError(listener, error));
+                    self.between(model, rec)?;
+                    accept.failed(error);
+                    return Ok(());
                 }
                 if faults && self.rng.chance(aborted) {
                     self.counts.record(FaultKind::AcceptAborted);
-                    return Ok(Report::AcceptError(listener, AcceptError::Aborted));
+                    self.between(model, rec)?;
+                    accept.failed(AcceptError::Aborted);
+                    return Ok(());
                 }
-                match self.listeners[listener].backlog.pop_front() {
-                    Some(ci) => Report::Accepted(listener, ci),
-                    None => Report::AcceptBlocked(listener),
+                let Some(ci) = self.listeners[listener].backlog.pop_front() else {
+                    self.between(model, rec)?;
+                    // Dropping the operation says the same as reporting EAGAIN; do
+                    // either, half the time.
+                    if self.rng.below(2) == 0 {
+                        drop(accept);
+                    } else {
+                        accept.would_block();
+                    }
+                    return Ok(());
+                };
+                self.between(model, rec)?;
+                let (local, peer) = (Addr::Ip(listen_addr(listener)), Addr::Ip(peer_addr(ci)));
+                match accept.done(local, peer) {
+                    Ok(id) => {
+                        self.note(7, [ci as u64, id.to_u64(), 0, 0]);
+                        if let Some(t) = &mut self.trace {
+                            t.push(format!("  accepted c{ci} as {id}"));
+                        }
+                        if let Some(other) = self.by_slot[id.slot()]
+                            && !self.clients[other].ended_cb
+                        {
+                            return Err(Violation::Contract {
+                                id: self.clients[other].id,
+                                detail: format!(
+                                    "its slot went to a new connection {id} before `closed` \
+                                     or `detached` ran for it"
+                                ),
+                            });
+                        }
+                        let c = &mut self.clients[ci];
+                        c.id = Some(id);
+                        c.registered = true;
+                        c.interest_read = true;
+                        self.by_slot[id.slot()] = Some(ci);
+                    }
+                    Err(refused) => {
+                        self.note(7, [ci as u64, u64::MAX, 0, 0]);
+                        if refused == Refused::PoolFull {
+                            self.counts.record(FaultKind::PoolFull);
+                        }
+                        let c = &mut self.clients[ci];
+                        c.refused = true;
+                        c.server_closed = true;
+                    }
                 }
             }
-            Output::Read { id, buf } => {
+            Output::Read(mut read) => {
+                let id = read.id();
                 let ci = self.live_client(id, "read")?;
                 let window = self.config.recv_window;
                 let c = &mut self.clients[ci];
@@ -1363,26 +1314,35 @@ impl<C> World<C> {
                 c.hup_unread = false;
                 if c.reset {
                     self.hash.word(11);
-                    return Ok(Report::IoError(
-                        ci,
-                        id,
-                        IoError::with_code(IoErrorKind::ConnectionReset, ECONNRESET),
-                    ));
+                    let e = io_error(ECONNRESET);
+                    self.between(model, rec)?;
+                    self.io_failed(ci, e);
+                    read.failed(e);
+                    return Ok(());
                 }
                 let available = c.to_server.len();
                 if available == 0 {
                     self.hash.word(12);
-                    return Ok(if c.fin_arrived() {
-                        Report::Eof(ci, id)
+                    let eof = c.fin_arrived();
+                    self.between(model, rec)?;
+                    if eof {
+                        self.clients[ci].eof_reported = true;
+                        read.done(0);
+                    } else if self.rng.below(2) == 0 {
+                        drop(read);
                     } else {
-                        Report::ReadBlocked(id)
-                    });
+                        read.would_block();
+                    }
+                    return Ok(());
                 }
                 if faults && c.rng.chance(read_again) {
                     self.counts.record(FaultKind::ReadAgain);
                     self.hash.word(13);
-                    return Ok(Report::ReadBlocked(id));
+                    self.between(model, rec)?;
+                    read.would_block();
+                    return Ok(());
                 }
+                let buf = read.buf();
                 let mut n = available.min(buf.len());
                 if faults && n > 1 && c.rng.chance(short_read) {
                     n = c.rng.range(1, n as u64 - 1) as usize;
@@ -1400,13 +1360,16 @@ impl<C> World<C> {
                 c.delivered.extend_from_slice(got);
                 model.input(&mut c.model, got);
                 c.refill(window);
-                Report::Read(id, n)
+                self.between(model, rec)?;
+                read.done(n);
             }
-            Output::Transmit { id, bytes } => {
+            Output::Transmit(transmit) => {
+                let id = transmit.id();
                 let ci = self.live_client(id, "transmit")?;
                 let send_window = self.config.send_window;
                 let c = &mut self.clients[ci];
                 c.transmits += 1;
+                let bytes = transmit.bytes();
                 let pending = c.queued.wrapping_sub(c.transmitted);
                 if bytes.is_empty() || bytes.len() as u64 != pending {
                     return Err(Violation::Accounting {
@@ -1420,32 +1383,41 @@ impl<C> World<C> {
                     });
                 }
                 let len = bytes.len();
-                if c.reset {
+                let broken = if c.reset {
                     self.hash.word(15);
-                    return Ok(Report::IoError(
-                        ci,
-                        id,
-                        IoError::with_code(IoErrorKind::ConnectionReset, ECONNRESET),
-                    ));
-                }
-                if c.closed {
+                    Some(ECONNRESET)
+                } else if c.closed {
                     self.hash.word(16);
                     self.counts.record(FaultKind::BrokenPipe);
-                    return Ok(Report::IoError(
-                        ci,
-                        id,
-                        IoError::with_code(IoErrorKind::BrokenPipe, EPIPE),
-                    ));
+                    Some(EPIPE)
+                } else {
+                    None
+                };
+                if let Some(errno) = broken {
+                    let e = io_error(errno);
+                    self.between(model, rec)?;
+                    self.io_failed(ci, e);
+                    transmit.failed(e);
+                    return Ok(());
                 }
                 let room = send_window.saturating_sub(c.to_client.len());
-                if room == 0 {
+                let again = room > 0 && faults && c.rng.chance(write_again);
+                if room == 0 || again {
+                    if again {
+                        self.counts.record(FaultKind::WriteAgain);
+                    }
                     self.hash.word(17);
-                    return Ok(Report::WriteBlocked(ci, id));
-                }
-                if faults && c.rng.chance(write_again) {
-                    self.counts.record(FaultKind::WriteAgain);
-                    self.hash.word(17);
-                    return Ok(Report::WriteBlocked(ci, id));
+                    self.between(model, rec)?;
+                    // Reported or not, EAGAIN leaves the output blocked.
+                    let c = &mut self.clients[ci];
+                    c.last_write_short = true;
+                    c.write_blocked = true;
+                    if self.rng.below(2) == 0 {
+                        transmit.would_block();
+                    } else {
+                        drop(transmit);
+                    }
+                    return Ok(());
                 }
                 let mut n = room.min(len);
                 if faults && n > 1 && c.rng.chance(short_write) {
@@ -1455,20 +1427,39 @@ impl<C> World<C> {
                 c.to_client.extend(bytes[..n].iter().copied());
                 self.hash.word(18);
                 self.hash.bytes(&bytes[..n]);
-                Report::Written(ci, id, n, len)
+                self.between(model, rec)?;
+                let c = &mut self.clients[ci];
+                c.transmitted += n as u64;
+                c.last_write_short = n < len;
+                c.write_blocked = n < len;
+                transmit.done(n);
+            }
+            Output::Detach(detach) => {
+                let id = detach.id();
+                let ci = self.live_client(id, "detach")?;
+                self.note(22, [id.to_u64(), 0, 0, 0]);
+                self.check_flushed(ci, id, "detach")?;
+                let c = &mut self.clients[ci];
+                c.registered = false;
+                c.server_closed = true;
+                self.between(model, rec)?;
+                let mut socket = Some(SimStream { client: ci });
+                detach.done(Detached::new(&mut socket));
+                self.note(8, [id.to_u64(), u64::from(socket.is_none()), 0, 0]);
             }
             Output::Configure { id, options } => {
                 self.live_client(id, "configure")?;
                 self.note(19, [id.to_u64(), u64::from(options.nodelay), 0, 0]);
-                Report::Nothing
+                self.between(model, rec)?;
             }
-            Output::SetInterest { id, read, write } => {
+            Output::SetInterest { id, interest } => {
                 let ci = self.live_client(id, "set-interest")?;
+                let (read, write) = (interest.is_readable(), interest.is_writable());
                 self.note(20, [id.to_u64(), u64::from(read), u64::from(write), 0]);
                 let c = &mut self.clients[ci];
                 c.interest_read = read;
                 c.interest_write = write;
-                Report::Nothing
+                self.between(model, rec)?;
             }
             Output::Close { id } => {
                 let ci = self.live_client(id, "close")?;
@@ -1477,35 +1468,36 @@ impl<C> World<C> {
                 let c = &mut self.clients[ci];
                 c.registered = false;
                 c.server_closed = true;
-                Report::Nothing
-            }
-            Output::Detach { id } => {
-                let ci = self.live_client(id, "detach")?;
-                self.note(22, [id.to_u64(), 0, 0, 0]);
-                self.check_flushed(ci, id, "detach")?;
-                let c = &mut self.clients[ci];
-                c.registered = false;
-                c.server_closed = true;
-                Report::Detach(ci, id)
+                self.between(model, rec)?;
             }
             Output::PauseAccept { listener } => {
-                self.note(23, [listener as u64, 0, 0, 0]);
-                self.listeners[listener].watched = false;
-                self.listeners[listener].must_pause = false;
-                Report::Nothing
+                let l = listener.index();
+                self.note(23, [l as u64, 0, 0, 0]);
+                self.listeners[l].watched = false;
+                self.listeners[l].must_pause = false;
+                self.between(model, rec)?;
             }
             Output::ResumeAccept { listener } => {
-                self.note(24, [listener as u64, 0, 0, 0]);
-                self.listeners[listener].watched = true;
-                self.listeners[listener].accepts = 0;
-                Report::Nothing
+                let l = listener.index();
+                self.note(24, [l as u64, 0, 0, 0]);
+                self.listeners[l].watched = true;
+                self.listeners[l].accepts = 0;
+                self.between(model, rec)?;
             }
             Output::Shutdown => {
                 self.note(25, [0; 4]);
                 self.shut_down = true;
-                Report::Nothing
+                self.between(model, rec)?;
             }
-        })
+        }
+        Ok(())
+    }
+
+    /// The driver is about to report I/O error `e` for client `ci`.
+    fn io_failed(&mut self, ci: usize, e: IoError) {
+        let c = &mut self.clients[ci];
+        c.io_failed = true;
+        c.io_error.get_or_insert(e);
     }
 
     /// Checks one handler callback against the world and the model.
@@ -1549,7 +1541,7 @@ impl<C> World<C> {
                 }
                 let expected = ConnInfo {
                     id,
-                    listener: c.listener,
+                    listener: ListenerId::new(c.listener).expect("a simulated listener"),
                     local: Addr::Ip(listen_addr(c.listener)),
                     peer: Addr::Ip(peer_addr(ci)),
                 };
@@ -1861,10 +1853,12 @@ fn event_words(event: &ScriptedEvent) -> [u64; 4] {
     }
 }
 
-fn describe(out: &Output<'_>) -> String {
-    match out {
-        Output::Read { id, buf } => format!("read {id} into {} bytes", buf.len()),
-        Output::Transmit { id, bytes } => format!("transmit {id} {} bytes", bytes.len()),
-        other => format!("{other:?}"),
-    }
+/// The error a virtual socket reports for `errno` (the usual Linux numbers).
+fn io_error(errno: i32) -> IoError {
+    let kind = match errno {
+        ECONNRESET => IoErrorKind::ConnectionReset,
+        EPIPE => IoErrorKind::BrokenPipe,
+        _ => IoErrorKind::Other,
+    };
+    IoError::with_code(kind, errno)
 }

@@ -261,7 +261,7 @@ impl Events for Greeter {
     fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
         conn.write(GREETING)
             .expect("an empty buffer has room for one byte");
-        if conn.info().listener == 1 {
+        if conn.info().listener.index() == 1 {
             Action::Close
         } else {
             Action::None
@@ -291,7 +291,7 @@ impl Model for GreeterModel {
 
     fn opened(&mut self, conn: &mut GreeterConn, info: &ConnInfo) {
         conn.owed.extend(GREETING);
-        conn.echoes = info.listener != 1;
+        conn.echoes = info.listener.index() != 1;
     }
 
     fn input(&mut self, conn: &mut GreeterConn, bytes: &[u8]) {

@@ -37,7 +37,8 @@ pub extern "C" fn evio_nostd_check() -> usize {
     let bytes = [0u8; 96];
     match Engine::new(Echo, config, slots, bytes, None) {
         Ok(mut engine) => {
-            let _ = engine.handle_start(&[], Instant::ZERO);
+            engine.handle_time(Instant::ZERO);
+            let _ = engine.handle_start(&[]);
             while engine.poll_output().is_some() {}
             engine.free_slots()
         }

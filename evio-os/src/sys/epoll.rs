@@ -10,7 +10,7 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use evio_proto::{Notify, Readiness};
+use evio_proto::{Interest, Notify, Readiness};
 use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
 use rustix::io::Errno;
 
@@ -23,12 +23,12 @@ pub(crate) struct Poller {
     waker_token: u64,
 }
 
-fn flags(read: bool, write: bool) -> EventFlags {
+fn flags(interest: Interest) -> EventFlags {
     let mut f = EventFlags::empty();
-    if read {
+    if interest.is_readable() {
         f |= EventFlags::IN;
     }
-    if write {
+    if interest.is_writable() {
         f |= EventFlags::OUT;
     }
     f
@@ -65,27 +65,21 @@ impl super::Poller for Poller {
         Ok((poller, notifier))
     }
 
-    fn add(&mut self, fd: BorrowedFd<'_>, token: u64, read: bool, write: bool) -> io::Result<()> {
+    fn add(&mut self, fd: BorrowedFd<'_>, token: u64, interest: Interest) -> io::Result<()> {
         Ok(epoll::add(
             &self.ep,
             fd,
             EventData::new_u64(token),
-            flags(read, write),
+            flags(interest),
         )?)
     }
 
-    fn modify(
-        &mut self,
-        fd: BorrowedFd<'_>,
-        token: u64,
-        read: bool,
-        write: bool,
-    ) -> io::Result<()> {
+    fn modify(&mut self, fd: BorrowedFd<'_>, token: u64, interest: Interest) -> io::Result<()> {
         Ok(epoll::modify(
             &self.ep,
             fd,
             EventData::new_u64(token),
-            flags(read, write),
+            flags(interest),
         )?)
     }
 

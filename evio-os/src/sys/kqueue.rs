@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use evio_proto::{Notify, Readiness};
+use evio_proto::{Interest, Notify, Readiness};
 use rustix::event::kqueue::{self, Event, EventFilter, EventFlags};
 use rustix::io::Errno;
 use rustix::time::Timespec;
@@ -69,13 +69,7 @@ impl Poller {
     }
 
     /// Sets exactly this interest: a filter is registered while it is wanted.
-    fn set(
-        kq: &OwnedFd,
-        fd: BorrowedFd<'_>,
-        token: u64,
-        read: bool,
-        write: bool,
-    ) -> io::Result<()> {
+    fn set(kq: &OwnedFd, fd: BorrowedFd<'_>, token: u64, interest: Interest) -> io::Result<()> {
         let raw = fd.as_raw_fd();
         Self::apply(
             kq,
@@ -114,7 +108,7 @@ impl super::Poller for Poller {
         #[cfg(not(all(not(evio_force_pipe), evio_kqueue_user)))]
         let (notifier, receiver) = {
             let (n, r) = super::pipe::pipe()?;
-            Self::set(&kq, r.fd(), waker_token, true, false)?;
+            Self::set(&kq, r.fd(), waker_token, Interest::READ)?;
             (Notifier::Pipe(n), Receiver::Pipe(r))
         };
         let poller = Poller {
@@ -126,22 +120,16 @@ impl super::Poller for Poller {
         Ok((poller, notifier))
     }
 
-    fn add(&mut self, fd: BorrowedFd<'_>, token: u64, read: bool, write: bool) -> io::Result<()> {
-        Self::set(&self.kq, fd, token, read, write)
+    fn add(&mut self, fd: BorrowedFd<'_>, token: u64, interest: Interest) -> io::Result<()> {
+        Self::set(&self.kq, fd, token, interest)
     }
 
-    fn modify(
-        &mut self,
-        fd: BorrowedFd<'_>,
-        token: u64,
-        read: bool,
-        write: bool,
-    ) -> io::Result<()> {
-        Self::set(&self.kq, fd, token, read, write)
+    fn modify(&mut self, fd: BorrowedFd<'_>, token: u64, interest: Interest) -> io::Result<()> {
+        Self::set(&self.kq, fd, token, interest)
     }
 
     fn delete(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
-        Self::set(&self.kq, fd, 0, false, false)
+        Self::set(&self.kq, fd, 0, Interest::NONE)
     }
 
     fn close(&mut self, fd: OwnedFd) {

@@ -6,7 +6,7 @@ use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::Duration;
 
-use evio_proto::{Notify, Readiness};
+use evio_proto::{Interest, Notify, Readiness};
 
 pub(crate) mod net;
 // On Linux the pipe notifier serves the poll(2) backend and `--cfg evio_force_pipe`.
@@ -30,11 +30,10 @@ pub(crate) trait Poller: Sized {
     fn new(capacity: usize, events: usize, waker_token: u64) -> io::Result<(Self, Self::Notifier)>;
 
     /// Starts watching `fd` under `token` with this interest.
-    fn add(&mut self, fd: BorrowedFd<'_>, token: u64, read: bool, write: bool) -> io::Result<()>;
+    fn add(&mut self, fd: BorrowedFd<'_>, token: u64, interest: Interest) -> io::Result<()>;
 
     /// Changes the interest of a watched `fd` to exactly this.
-    fn modify(&mut self, fd: BorrowedFd<'_>, token: u64, read: bool, write: bool)
-    -> io::Result<()>;
+    fn modify(&mut self, fd: BorrowedFd<'_>, token: u64, interest: Interest) -> io::Result<()>;
 
     /// Stops watching `fd`, which stays open.
     fn delete(&mut self, fd: BorrowedFd<'_>) -> io::Result<()>;

@@ -15,7 +15,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
-use evio_proto::Readiness;
+use evio_proto::{Interest, Readiness};
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
 
@@ -43,12 +43,12 @@ impl std::fmt::Debug for Poller {
     }
 }
 
-fn flags(read: bool, write: bool) -> PollFlags {
+fn flags(interest: Interest) -> PollFlags {
     let mut f = PollFlags::empty();
-    if read {
+    if interest.is_readable() {
         f |= PollFlags::IN;
     }
-    if write {
+    if interest.is_writable() {
         f |= PollFlags::OUT;
     }
     f
@@ -130,20 +130,14 @@ impl super::Poller for Poller {
         Ok((poller, notifier))
     }
 
-    fn add(&mut self, fd: BorrowedFd<'_>, token: u64, read: bool, write: bool) -> io::Result<()> {
-        self.insert(fd.as_raw_fd(), token, flags(read, write))
+    fn add(&mut self, fd: BorrowedFd<'_>, token: u64, interest: Interest) -> io::Result<()> {
+        self.insert(fd.as_raw_fd(), token, flags(interest))
     }
 
-    fn modify(
-        &mut self,
-        fd: BorrowedFd<'_>,
-        token: u64,
-        read: bool,
-        write: bool,
-    ) -> io::Result<()> {
+    fn modify(&mut self, fd: BorrowedFd<'_>, token: u64, interest: Interest) -> io::Result<()> {
         let raw = fd.as_raw_fd();
         let p = self.find(raw).ok_or(Errno::NOENT)?;
-        self.fds[p] = entry(raw, flags(read, write));
+        self.fds[p] = entry(raw, flags(interest));
         self.tokens[p] = token;
         Ok(())
     }
@@ -202,7 +196,7 @@ mod tests {
     use std::os::unix::net::UnixStream;
     use std::time::Duration;
 
-    use evio_proto::{Notify, Readiness};
+    use evio_proto::{Interest, Notify, Readiness};
 
     use super::Poller;
     use crate::sys::Poller as _;
@@ -228,7 +222,7 @@ mod tests {
         let pairs: Vec<(UnixStream, UnixStream)> =
             (0..3).map(|_| UnixStream::pair().unwrap()).collect();
         for (i, (ours, _)) in pairs.iter().enumerate() {
-            p.add(ours.as_fd(), i as u64, true, false).unwrap();
+            p.add(ours.as_fd(), i as u64, Interest::READ).unwrap();
         }
         assert!(events(&mut p, Duration::ZERO).is_empty(), "nothing yet");
         for (_, peer) in &pairs {
@@ -242,12 +236,15 @@ mod tests {
         p.delete(pairs[0].0.as_fd()).unwrap();
         assert_eq!(events(&mut p, Duration::ZERO), vec![(1, READ), (2, READ)]);
         // Interest changes apply to the moved entry too.
-        p.modify(pairs[2].0.as_fd(), 22, false, true).unwrap();
+        p.modify(pairs[2].0.as_fd(), 22, Interest::WRITE).unwrap();
         let e = events(&mut p, Duration::ZERO);
         assert_eq!(e[0], (1, READ));
         assert_eq!(e[1].0, 22);
         assert!(e[1].1.writable && !e[1].1.readable);
-        assert!(p.add(pairs[1].0.as_fd(), 9, true, false).is_err(), "twice");
+        assert!(
+            p.add(pairs[1].0.as_fd(), 9, Interest::READ).is_err(),
+            "twice"
+        );
         assert!(p.delete(pairs[0].0.as_fd()).is_err(), "not watched");
     }
 
@@ -255,7 +252,7 @@ mod tests {
     fn a_hangup_is_reported_without_interest_and_close_forgets_the_entry() {
         let (mut p, _n) = Poller::new(2, 0, WAKER).unwrap();
         let (ours, peer) = UnixStream::pair().unwrap();
-        p.add(ours.as_fd(), 5, false, false).unwrap();
+        p.add(ours.as_fd(), 5, Interest::NONE).unwrap();
         assert!(events(&mut p, Duration::ZERO).is_empty());
         drop(peer);
         let e = events(&mut p, Duration::ZERO);

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use evio_proto::{
-    AcceptError, Addr, Config, ConnId, Detached, Engine, Events, Instant, IoError, ListenAddr,
-    Notify, Options, Output, Readiness, Refused, Slot, WakeState, WakeWord, Waker,
+    AcceptError, Addr, Config, ConnId, Detached, Engine, Events, Instant, Interest, IoError,
+    ListenAddr, ListenerId, Notify, Options, Output, Readiness, Refused, Slot, WakeState, WakeWord,
+    Waker,
 };
 
 /// Counts notifications.
@@ -39,7 +40,7 @@ pub struct Peer {
     pub error: Option<IoError>,
     pub closed: bool,
     pub detached: bool,
-    pub interest: (bool, bool),
+    pub interest: Interest,
     pub options: Option<Options>,
 }
 
@@ -86,6 +87,9 @@ impl Net {
 
 pub type TestEngine<H> = Engine<H, Vec<Slot<<H as Events>::Context>>, Vec<u8>>;
 
+/// What a [`TestEngine`] asks for.
+pub type TestOutput<'a, H> = Output<'a, H, Vec<Slot<<H as Events>::Context>>, Vec<u8>>;
+
 pub fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
@@ -127,7 +131,8 @@ pub fn start<H: Events>(engine: &mut TestEngine<H>, net: &mut Net) {
     let addrs: Vec<ListenAddr<'_>> = (0..net.backlog.len())
         .map(|i| ListenAddr::Ip(addr(1000 + i as u16)))
         .collect();
-    engine.handle_start(&addrs, net.now).expect("start");
+    engine.handle_time(net.now);
+    engine.handle_start(&addrs).expect("start");
     drain(engine, net);
 }
 
@@ -143,20 +148,16 @@ pub fn drain<H: Events>(engine: &mut TestEngine<H>, net: &mut Net) {
         while let Some(out) = engine.poll_output() {
             guard += 1;
             assert!(guard < 1_000_000, "poll_output never ran dry");
-            let owned = match out {
-                Output::Read { id, buf } => Owned::Read(id, read_into(net, id, buf)),
-                other => engine_outputs(other),
-            };
-            perform(owned, engine, net);
+            perform(out, net);
         }
         let mut ready = Vec::new();
         for (&bits, peer) in &net.peers {
             if peer.closed || peer.detached {
                 continue;
             }
-            let readable =
-                peer.interest.0 && (!peer.inbound.is_empty() || peer.eof || peer.error.is_some());
-            let writable = peer.interest.1 && peer.window > 0;
+            let readable = peer.interest.is_readable()
+                && (!peer.inbound.is_empty() || peer.eof || peer.error.is_some());
+            let writable = peer.interest.is_writable() && peer.window > 0;
             if readable || writable {
                 ready.push((ConnId::from_u64(bits), readable, writable));
             }
@@ -181,87 +182,24 @@ pub fn drain<H: Events>(engine: &mut TestEngine<H>, net: &mut Net) {
     }
 }
 
-/// An output copied out of the engine's borrow.
-#[derive(Debug)]
-pub enum Owned {
-    Accept(usize),
-    Read(ConnId, ReadResult),
-    Transmit(ConnId, Vec<u8>),
-    Configure(ConnId, Options),
-    Interest(ConnId, bool, bool),
-    Close(ConnId),
-    Detach(ConnId),
-    Pause(usize),
-    Resume(usize),
-    Shutdown,
-}
-
-/// What a virtual read found.
-#[derive(Debug)]
-pub enum ReadResult {
-    Data(usize),
-    Eof,
-    Blocked,
-    Error(IoError),
-}
-
-fn read_into(net: &mut Net, id: ConnId, buf: &mut [u8]) -> ReadResult {
-    let limit = net.read_limit;
-    let peer = net.peer(id);
-    assert!(!peer.closed, "read from a closed socket");
-    if let Some(e) = peer.error.take() {
-        return ReadResult::Error(e);
-    }
-    if peer.inbound.is_empty() {
-        return if peer.eof {
-            ReadResult::Eof
-        } else {
-            ReadResult::Blocked
-        };
-    }
-    let n = buf.len().min(peer.inbound.len()).min(limit);
-    for (i, b) in peer.inbound.drain(..n).enumerate() {
-        buf[i] = b;
-    }
-    ReadResult::Data(n)
-}
-
-pub fn engine_outputs(out: Output<'_>) -> Owned {
-    match out {
-        Output::Accept { listener } => Owned::Accept(listener),
-        Output::Read { .. } => unreachable!("reads are performed in place"),
-        Output::Transmit { id, bytes } => Owned::Transmit(id, bytes.to_vec()),
-        Output::Configure { id, options } => Owned::Configure(id, options),
-        Output::SetInterest { id, read, write } => Owned::Interest(id, read, write),
-        Output::Close { id } => Owned::Close(id),
-        Output::Detach { id } => Owned::Detach(id),
-        Output::PauseAccept { listener } => Owned::Pause(listener),
-        Output::ResumeAccept { listener } => Owned::Resume(listener),
-        Output::Shutdown => Owned::Shutdown,
-    }
-}
-
-fn perform<H: Events>(out: Owned, engine: &mut TestEngine<H>, net: &mut Net) {
+/// Performs one output on the virtual sockets and reports it, as evio-os does on real
+/// ones.
+pub fn perform<H: Events>(out: TestOutput<'_, H>, net: &mut Net) {
     net.log.push(format!("{out:?}"));
-    let now = net.now;
     match out {
-        Owned::Accept(l) => {
+        Output::Accept(accept) => {
+            let l = accept.listener().index();
             if let Some(e) = net.accept_error.take() {
-                engine.handle_accept_error(l, e, now).unwrap();
+                accept.failed(e);
             } else if let Some(peer_addr) = net.backlog[l].pop_front() {
-                match engine.handle_accepted(
-                    l,
-                    Addr::Ip(addr(1000 + l as u16)),
-                    Addr::Ip(peer_addr),
-                    now,
-                ) {
+                match accept.done(Addr::Ip(addr(1000 + l as u16)), Addr::Ip(peer_addr)) {
                     Ok(id) => {
                         net.accepted.push(id);
                         net.peers.insert(
                             id.to_u64(),
                             Peer {
                                 window: usize::MAX,
-                                interest: (true, false),
+                                interest: Interest::READ,
                                 ..Peer::default()
                             },
                         );
@@ -269,51 +207,63 @@ fn perform<H: Events>(out: Owned, engine: &mut TestEngine<H>, net: &mut Net) {
                     Err(Refused::PoolFull) | Err(Refused::ShuttingDown) => net.refused += 1,
                 }
             } else {
-                engine.handle_accept_blocked(l).unwrap();
+                accept.would_block();
             }
         }
-        Owned::Read(id, result) => match result {
-            ReadResult::Data(n) => engine.handle_read(id, n, now).unwrap(),
-            ReadResult::Eof => engine.handle_eof(id, now).unwrap(),
-            ReadResult::Blocked => engine.handle_read_blocked(id).unwrap(),
-            ReadResult::Error(e) => engine.handle_io_error(id, e, now).unwrap(),
-        },
-        Owned::Transmit(id, bytes) => {
-            let peer = net.peer(id);
+        Output::Read(mut read) => {
+            let limit = net.read_limit;
+            let peer = net.peer(read.id());
+            assert!(!peer.closed, "read from a closed socket");
+            if let Some(e) = peer.error.take() {
+                return read.failed(e);
+            }
+            if peer.inbound.is_empty() {
+                return if peer.eof {
+                    read.done(0)
+                } else {
+                    read.would_block()
+                };
+            }
+            let buf = read.buf();
+            let n = buf.len().min(peer.inbound.len()).min(limit);
+            for (i, b) in peer.inbound.drain(..n).enumerate() {
+                buf[i] = b;
+            }
+            read.done(n);
+        }
+        Output::Transmit(transmit) => {
+            let peer = net.peer(transmit.id());
             assert!(!peer.closed, "write to a closed socket");
             if let Some(e) = peer.error.take() {
-                engine.handle_io_error(id, e, now).unwrap();
-                return;
+                return transmit.failed(e);
             }
-            let n = bytes.len().min(peer.window);
+            let n = transmit.len().min(peer.window);
             if n == 0 {
-                engine.handle_write_blocked(id).unwrap();
-                return;
+                return transmit.would_block();
             }
             peer.window -= n;
-            peer.received.extend_from_slice(&bytes[..n]);
-            engine.handle_written(id, n, now).unwrap();
+            peer.received.extend_from_slice(&transmit.bytes()[..n]);
+            transmit.done(n);
         }
-        Owned::Configure(id, options) => net.peer(id).options = Some(options),
-        Owned::Interest(id, r, w) => net.peer(id).interest = (r, w),
-        Owned::Close(id) => {
-            let peer = net.peer(id);
-            assert!(!peer.closed, "closed twice");
-            peer.closed = true;
-        }
-        Owned::Detach(id) => {
+        Output::Detach(detach) => {
+            let id = detach.id();
             net.peer(id).detached = true;
             let mut socket = Some(FakeSocket(id.to_u64()));
-            engine
-                .handle_detached(id, Detached::new(&mut socket), now)
-                .unwrap();
+            detach.done(Detached::new(&mut socket));
             if socket.is_none() {
                 net.log.push(format!("taken {id:?}"));
             }
         }
-        Owned::Pause(l) => net.paused[l] = true,
-        Owned::Resume(l) => net.paused[l] = false,
-        Owned::Shutdown => net.shutdown = true,
+        Output::Configure { id, options } => net.peer(id).options = Some(options),
+        Output::SetInterest { id, interest } => net.peer(id).interest = interest,
+        Output::Close { id } => {
+            let peer = net.peer(id);
+            assert!(!peer.closed, "closed twice");
+            peer.closed = true;
+        }
+        Output::PauseAccept { listener } => net.paused[listener.index()] = true,
+        Output::ResumeAccept { listener } => net.paused[listener.index()] = false,
+        Output::Shutdown => net.shutdown = true,
     }
 }
 
@@ -321,7 +271,9 @@ fn perform<H: Events>(out: Owned, engine: &mut TestEngine<H>, net: &mut Net) {
 pub fn connect<H: Events>(engine: &mut TestEngine<H>, net: &mut Net, l: usize) -> Option<ConnId> {
     let before = net.accepted.len();
     net.backlog[l].push_back(SocketAddr::from(([10, 0, 0, 1], 40000 + before as u16)));
-    engine.handle_listener_ready(l).unwrap();
+    engine
+        .handle_listener_ready(ListenerId::new(l).unwrap())
+        .unwrap();
     drain(engine, net);
     (net.accepted.len() > before).then(|| *net.accepted.last().unwrap())
 }
@@ -369,6 +321,6 @@ pub fn half_close<H: Events>(engine: &mut TestEngine<H>, net: &mut Net, id: Conn
 /// Moves the clock to `t` and lets the engine act on it.
 pub fn advance<H: Events>(engine: &mut TestEngine<H>, net: &mut Net, t: Instant) {
     net.now = t;
-    engine.handle_timeout(t);
+    engine.handle_time(t);
     drain(engine, net);
 }

@@ -1,0 +1,412 @@
+//! The driver protocol's types: what the engine asks for, and the operations a driver
+//! completes by value.
+//!
+//! An output that expects a report ([`Output::Accept`], [`Output::Read`],
+//! [`Output::Transmit`], [`Output::Detach`]) carries an operation that borrows the
+//! engine until the driver completes it: reporting twice, reporting the wrong kind, or
+//! reporting something the engine did not ask for does not compile, and no other
+//! engine call can come in between. An operation dropped without a report counts as
+//! "would block" (a detach as "could not be performed").
+
+use core::fmt;
+use core::ops::Range;
+
+use crate::engine::{ByteStorage, SlotStorage};
+use crate::{
+    AcceptError, Addr, ConnId, Detached, Engine, Events, IoError, ListenerId, Options, Refused,
+};
+
+/// Which readiness a connection's socket is registered for: the poller reports it
+/// (level-triggered) while the socket has it. The default is [`Interest::NONE`].
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Interest {
+    read: bool,
+    write: bool,
+}
+
+impl Interest {
+    /// Neither: hang-ups and errors only.
+    pub const NONE: Interest = Interest::new(false, false);
+    /// Readable (and hang-ups).
+    pub const READ: Interest = Interest::new(true, false);
+    /// Writable (and hang-ups).
+    pub const WRITE: Interest = Interest::new(false, true);
+    /// Readable and writable.
+    pub const READ_WRITE: Interest = Interest::new(true, true);
+
+    /// The interest with these two parts.
+    pub const fn new(read: bool, write: bool) -> Self {
+        Interest { read, write }
+    }
+
+    /// Readability is wanted.
+    pub const fn is_readable(self) -> bool {
+        self.read
+    }
+
+    /// Writability is wanted.
+    pub const fn is_writable(self) -> bool {
+        self.write
+    }
+}
+
+impl fmt::Debug for Interest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match (self.read, self.write) {
+            (false, false) => "Interest::NONE",
+            (true, false) => "Interest::READ",
+            (false, true) => "Interest::WRITE",
+            (true, true) => "Interest::READ_WRITE",
+        })
+    }
+}
+
+/// Readiness of a connection's socket, as the driver's poller reported it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Readiness {
+    /// Bytes (or end of stream) can be read.
+    pub readable: bool,
+    /// The socket can take more output.
+    pub writable: bool,
+    /// The peer hung up or the socket has an error (EPOLLHUP/EPOLLERR, EV_EOF): the
+    /// engine reads to learn which, even when it had stopped reading.
+    pub hangup: bool,
+}
+
+/// What the engine asks the driver to do next, from [`Engine::poll_output`].
+///
+/// Perform it before calling the engine again. The four operations that expect a report
+/// borrow the engine until they are completed (or dropped); the rest need none.
+pub enum Output<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> {
+    /// Accept one connection on a listener.
+    Accept(Accept<'a, H, S, B>),
+    /// Read once from a connection into the buffer the engine lends.
+    Read(Read<'a, H, S, B>),
+    /// Write the engine's bytes to a connection once (with MSG_NOSIGNAL).
+    Transmit(Transmit<'a, H, S, B>),
+    /// Remove a connection's socket from the poller, make it blocking, and hand it
+    /// over.
+    Detach(Detach<'a, H, S, B>),
+    /// Apply socket options to a connection (TCP only; a driver ignores them for unix
+    /// sockets, and a failure to set them is not an error of the connection).
+    Configure {
+        /// The connection.
+        id: ConnId,
+        /// The options.
+        options: Options,
+    },
+    /// Make the poller's interest in a connection exactly this.
+    SetInterest {
+        /// The connection.
+        id: ConnId,
+        /// What to watch for.
+        interest: Interest,
+    },
+    /// Close a connection's socket (remove it from the poller, close it, forget it).
+    /// `closed` runs at the next engine call, so the socket is gone by then.
+    Close {
+        /// The connection.
+        id: ConnId,
+    },
+    /// Stop watching a listener for new connections until `ResumeAccept`.
+    PauseAccept {
+        /// The listener.
+        listener: ListenerId,
+    },
+    /// Watch a listener again.
+    ResumeAccept {
+        /// The listener.
+        listener: ListenerId,
+    },
+    /// Every connection is closed: close the listeners, remove unix socket files this
+    /// server created, and return from the loop. The last output of an engine.
+    Shutdown,
+}
+
+impl<H: Events, S: SlotStorage<H::Context>, B: ByteStorage> fmt::Debug for Output<'_, H, S, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Output::Accept(op) => write!(f, "Accept({})", op.listener()),
+            Output::Read(op) => write!(f, "Read({:?}, {} bytes)", op.id(), op.len()),
+            Output::Transmit(op) => write!(f, "Transmit({:?}, {} bytes)", op.id(), op.len()),
+            Output::Detach(op) => write!(f, "Detach({:?})", op.id()),
+            Output::Configure { id, options } => write!(f, "Configure({id:?}, {options:?})"),
+            Output::SetInterest { id, interest } => write!(f, "SetInterest({id:?}, {interest:?})"),
+            Output::Close { id } => write!(f, "Close({id:?})"),
+            Output::PauseAccept { listener } => write!(f, "PauseAccept({listener})"),
+            Output::ResumeAccept { listener } => write!(f, "ResumeAccept({listener})"),
+            Output::Shutdown => f.write_str("Shutdown"),
+        }
+    }
+}
+
+/// Accept one connection on [`Accept::listener`], then report exactly one of
+/// [`Accept::done`], [`Accept::would_block`] (EAGAIN; also what dropping it means) or
+/// [`Accept::failed`].
+#[must_use = "an operation dropped unreported counts as \"would block\""]
+pub struct Accept<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> {
+    engine: &'a mut Engine<H, S, B>,
+    listener: ListenerId,
+    reported: bool,
+}
+
+impl<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> Accept<'a, H, S, B> {
+    pub(crate) fn new(engine: &'a mut Engine<H, S, B>, listener: ListenerId) -> Self {
+        Accept {
+            engine,
+            listener,
+            reported: false,
+        }
+    }
+
+    /// The listener to accept on.
+    pub fn listener(&self) -> ListenerId {
+        self.listener
+    }
+
+    /// A connection was accepted, with its own local address and its peer's. The engine
+    /// opens it and calls `opened`; register the socket with the poller under the
+    /// returned id with read interest before the next engine call.
+    ///
+    /// # Errors
+    ///
+    /// [`Refused`]: close the socket at once (the pool is full, or the server is
+    /// shutting down). The engine counts it.
+    pub fn done(mut self, local: Addr, peer: Addr) -> Result<ConnId, Refused> {
+        self.reported = true;
+        self.engine.accepted(self.listener, local, peer)
+    }
+
+    /// Accepting would block (EAGAIN): the backlog is empty.
+    pub fn would_block(self) {}
+
+    /// Accepting failed. For [`AcceptError::Exhausted`] and [`AcceptError::Other`] the
+    /// engine pauses the listener (`Output::PauseAccept`) for a back-off that doubles on
+    /// each failure in a row, then resumes it from [`Engine::handle_time`]: no busy loop
+    /// while descriptors are short. For [`AcceptError::Aborted`] it goes on accepting.
+    pub fn failed(mut self, error: AcceptError) {
+        self.reported = true;
+        self.engine.accept_failed(self.listener, error);
+    }
+}
+
+impl<H: Events, S: SlotStorage<H::Context>, B: ByteStorage> Drop for Accept<'_, H, S, B> {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.engine.accept_blocked(self.listener);
+        }
+    }
+}
+
+/// Read once from [`Read::id`]'s socket into [`Read::buf`], then report exactly one of
+/// [`Read::done`] (what `read(2)` returned: a count, 0 at end of stream),
+/// [`Read::would_block`] (EAGAIN or EINTR; also what dropping it means) or
+/// [`Read::failed`].
+#[must_use = "an operation dropped unreported counts as \"would block\""]
+pub struct Read<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> {
+    engine: &'a mut Engine<H, S, B>,
+    id: ConnId,
+    slot: u32,
+    scratch: bool,
+    range: Range<usize>,
+    reported: bool,
+}
+
+impl<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> Read<'a, H, S, B> {
+    pub(crate) fn new(
+        engine: &'a mut Engine<H, S, B>,
+        id: ConnId,
+        slot: u32,
+        scratch: bool,
+        range: Range<usize>,
+    ) -> Self {
+        Read {
+            engine,
+            id,
+            slot,
+            scratch,
+            range,
+            reported: false,
+        }
+    }
+
+    /// The connection to read from.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// The most bytes this read takes.
+    pub fn len(&self) -> usize {
+        self.range.len()
+    }
+
+    /// Whether the buffer is empty (never: the engine asks for a read only with room).
+    pub fn is_empty(&self) -> bool {
+        self.range.is_empty()
+    }
+
+    /// Where the bytes go: lent by the engine until the report.
+    pub fn buf(&mut self) -> &mut [u8] {
+        self.engine.bytes_mut(self.range.clone())
+    }
+
+    /// The read returned `n`: that many bytes are in the buffer, and the engine calls
+    /// `data` with them (after any unconsumed input); 0 is the end of the stream, after
+    /// which the engine flushes pending output and closes the connection. A count
+    /// larger than the buffer is a driver bug: it is cut to the buffer (and fails a
+    /// debug assertion).
+    pub fn done(mut self, n: usize) {
+        debug_assert!(n <= self.range.len(), "read {n} into {}", self.range.len());
+        self.reported = true;
+        let n = n.min(self.range.len());
+        self.engine
+            .read_done(self.slot, self.scratch, self.range.len(), n);
+    }
+
+    /// Nothing to read now (EAGAIN).
+    pub fn would_block(self) {}
+
+    /// The read failed: the connection is closed at once (its pending output cannot be
+    /// sent) and `closed` gets the error.
+    pub fn failed(mut self, error: IoError) {
+        self.reported = true;
+        self.engine.io_failed(self.slot, error, None);
+    }
+}
+
+impl<H: Events, S: SlotStorage<H::Context>, B: ByteStorage> Drop for Read<'_, H, S, B> {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.engine.read_blocked(self.slot);
+        }
+    }
+}
+
+/// Write [`Transmit::bytes`] (all or a prefix) to [`Transmit::id`]'s socket once, then
+/// report exactly one of [`Transmit::done`], [`Transmit::would_block`] (EAGAIN or
+/// EINTR; also what dropping it means) or [`Transmit::failed`].
+#[must_use = "an operation dropped unreported counts as \"would block\""]
+pub struct Transmit<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> {
+    engine: &'a mut Engine<H, S, B>,
+    id: ConnId,
+    slot: u32,
+    range: Range<usize>,
+    reported: bool,
+}
+
+impl<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> Transmit<'a, H, S, B> {
+    pub(crate) fn new(
+        engine: &'a mut Engine<H, S, B>,
+        id: ConnId,
+        slot: u32,
+        range: Range<usize>,
+    ) -> Self {
+        Transmit {
+            engine,
+            id,
+            slot,
+            range,
+            reported: false,
+        }
+    }
+
+    /// The connection to write to.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// The number of bytes to write.
+    pub fn len(&self) -> usize {
+        self.range.len()
+    }
+
+    /// Whether there is nothing to write (never: the engine asks only with output
+    /// pending).
+    pub fn is_empty(&self) -> bool {
+        self.range.is_empty()
+    }
+
+    /// The bytes to write.
+    pub fn bytes(&self) -> &[u8] {
+        self.engine.bytes(self.range.clone())
+    }
+
+    /// The socket took the first `n` bytes. The rest stays pending; a short write means
+    /// the socket is full, so the engine waits for writability before it writes again.
+    /// A count larger than what was given is a driver bug: it is cut (and fails a
+    /// debug assertion).
+    pub fn done(mut self, n: usize) {
+        debug_assert!(n <= self.range.len(), "wrote {n} of {}", self.range.len());
+        self.reported = true;
+        let n = n.min(self.range.len());
+        self.engine.transmit_done(self.slot, self.range.len(), n);
+    }
+
+    /// The socket took nothing (EAGAIN).
+    pub fn would_block(self) {}
+
+    /// The write failed: the connection is closed at once (its pending output cannot be
+    /// sent) and `closed` gets the error.
+    pub fn failed(mut self, error: IoError) {
+        self.reported = true;
+        self.engine
+            .io_failed(self.slot, error, Some(self.range.len()));
+    }
+}
+
+impl<H: Events, S: SlotStorage<H::Context>, B: ByteStorage> Drop for Transmit<'_, H, S, B> {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.engine.transmit_blocked(self.slot, self.range.len());
+        }
+    }
+}
+
+/// Detach [`Detach::id`]: remove its socket from the poller, make it blocking, wrap it,
+/// and hand it over with [`Detach::done`]; or report [`Detach::failed`] (also what
+/// dropping it means) if that cannot be done.
+#[must_use = "an operation dropped unreported counts as a detach that failed"]
+pub struct Detach<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> {
+    engine: &'a mut Engine<H, S, B>,
+    id: ConnId,
+    slot: u32,
+    reported: bool,
+}
+
+impl<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> Detach<'a, H, S, B> {
+    pub(crate) fn new(engine: &'a mut Engine<H, S, B>, id: ConnId, slot: u32) -> Self {
+        Detach {
+            engine,
+            id,
+            slot,
+            reported: false,
+        }
+    }
+
+    /// The connection to detach.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// The socket, out of the poller and blocking, wrapped in `socket`. The engine
+    /// calls `detached`; if the handler does not take the socket, the driver closes it
+    /// (drops it) and the engine calls `closed` instead. An empty `socket` counts as
+    /// [`Detach::failed`].
+    pub fn done(mut self, socket: Detached<'_>) {
+        self.reported = true;
+        self.engine.detach_done(self.slot, socket);
+    }
+
+    /// The socket could not be handed over (it failed to leave the poller or to become
+    /// blocking; the driver closes it): the connection ends in `closed` with an I/O
+    /// error.
+    pub fn failed(self) {}
+}
+
+impl<H: Events, S: SlotStorage<H::Context>, B: ByteStorage> Drop for Detach<'_, H, S, B> {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.engine.detach_failed(self.slot);
+        }
+    }
+}
