@@ -241,7 +241,7 @@ pub(crate) fn run<H: Events, P: Poller>(
         WAKER_TOKEN,
     )
     .map_err(setup("the poller and its wake notifier"))?;
-    let (mut engine, _wakes_end) = crate::build_engine(handler, config, notifier)?;
+    let mut engine = crate::build_engine(handler, config, notifier)?;
     let mut sockets = Sockets {
         poller,
         listeners: &listeners,

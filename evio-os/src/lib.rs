@@ -89,7 +89,7 @@ mod sys;
 pub use error::{AddrError, Error};
 pub use limits::{DEFAULT_MAX_CONNECTIONS_CAP, RESERVED_DESCRIPTORS};
 
-use evio_proto::{Engine, Notify, Slot, WakeState, WakeTarget, WakeWord};
+use evio_proto::{BuildError, Notify, Slot};
 
 /// The socket of a detached connection, as evio-os hands it to
 /// [`Events::detached`]: take it with `socket.take::<DetachedSocket>()`.
@@ -398,48 +398,26 @@ pub fn serve<H: Events, A: AsRef<str>>(handler: H, addrs: &[A]) -> Result<(), Er
 }
 
 /// The engine type the driver runs.
-pub(crate) type OsEngine<H> = Engine<H, Vec<Slot<<H as Events>::Context>>, Vec<u8>>;
+pub(crate) type OsEngine<H> = evio_proto::HeapEngine<H>;
 
 /// What that engine asks for.
 pub(crate) type OsOutput<'a, H> =
     evio_proto::Output<'a, H, Vec<Slot<<H as Events>::Context>>, Vec<u8>>;
 
-/// Refuses every wake once dropped: a driver holds it for as long as its loop runs, so
-/// wakes are refused however `serve` ends (a shutdown also does this in the engine; an
-/// error or a panicking handler does not).
-pub(crate) struct WakesEnd(Arc<dyn WakeTarget>);
-
-impl Drop for WakesEnd {
-    fn drop(&mut self) {
-        self.0.shut_down();
-    }
-}
-
-/// Builds the engine over zeroed storage, with a waker that notifies through `notify`.
+/// Builds the engine over zeroed heap storage, with a waker that notifies through
+/// `notify`.
 pub(crate) fn build_engine<H: Events, N: Notify + 'static>(
     handler: H,
     config: Config,
     notify: N,
-) -> Result<(OsEngine<H>, WakesEnd), Error> {
-    let n = config.max_connections;
-    let out_of_memory = |_| Error::Setup {
-        what: "the connection tables",
-        error: std::io::ErrorKind::OutOfMemory.into(),
-    };
-    let word_count = WakeState::<Box<[WakeWord]>, N>::words_needed(n);
-    let mut words = Vec::new();
-    words.try_reserve_exact(word_count).map_err(out_of_memory)?;
-    words.extend((0..word_count).map(|_| WakeWord::new()));
-    let state: Arc<dyn WakeTarget> = Arc::new(WakeState::new(n, words.into_boxed_slice(), notify));
-    let waker = Waker::from_arc(state.clone());
-    let mut slots: Vec<Slot<H::Context>> = Vec::new();
-    slots.try_reserve_exact(n).map_err(out_of_memory)?;
-    slots.extend((0..n).map(|_| Slot::new()));
-    // Zeroed allocation: the OS maps these pages lazily, so buffers no connection
-    // touches cost no resident memory. Never written here.
-    let bytes = vec![0u8; config.bytes_needed()];
-    let engine = Engine::new(handler, config, slots, bytes, Some(waker)).map_err(Error::Config)?;
-    Ok((engine, WakesEnd(state)))
+) -> Result<OsEngine<H>, Error> {
+    OsEngine::allocate(handler, config, notify).map_err(|e| match e {
+        BuildError::OutOfMemory => Error::Setup {
+            what: "the connection tables",
+            error: std::io::ErrorKind::OutOfMemory.into(),
+        },
+        e => Error::Config(e),
+    })
 }
 
 /// The listeners' bound addresses, in order, as `serving` reports them.

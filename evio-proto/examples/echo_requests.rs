@@ -14,8 +14,8 @@
 use std::net::SocketAddr;
 
 use evio_proto::{
-    Action, Addr, Config, Conn, Engine, Events, Instant, ListenAddr, ListenerId, Output, Readiness,
-    Slot,
+    Action, Addr, Config, Conn, Events, HeapEngine, Instant, ListenAddr, ListenerId, Output,
+    Readiness,
 };
 
 struct Echo;
@@ -40,9 +40,7 @@ fn main() {
         max_connections: CONNS,
         ..Config::new()
     };
-    let slots = (0..CONNS).map(|_| Slot::new()).collect::<Vec<_>>();
-    let bytes = vec![0u8; config.bytes_needed()];
-    let mut engine = Engine::new(Echo, config, slots, bytes, None).expect("engine");
+    let mut engine = HeapEngine::allocate_without_waker(Echo, config).expect("engine");
     let addr = SocketAddr::from(([127, 0, 0, 1], 1));
     engine.handle_time(Instant::ZERO);
     engine.handle_start(&[ListenAddr::Ip(addr)]).expect("start");

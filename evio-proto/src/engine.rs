@@ -191,6 +191,16 @@ pub struct Engine<H: Events, S, B> {
     stats: Stats,
 }
 
+/// A dropped engine refuses every wake, however its loop ended (a shutdown does so
+/// already; a panicking handler or a driver's error does not).
+impl<H: Events, S, B> Drop for Engine<H, S, B> {
+    fn drop(&mut self) {
+        if let Some(w) = &self.waker {
+            w.target().shut_down();
+        }
+    }
+}
+
 impl<H: Events, S, B> fmt::Debug for Engine<H, S, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Engine")

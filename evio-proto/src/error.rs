@@ -193,6 +193,9 @@ pub enum BuildError {
     TooManyConnections,
     /// The byte storage the configuration needs is larger than the address space.
     StorageTooLarge,
+    /// Heap storage for the tables could not be allocated
+    /// ([`Engine::allocate`](crate::Engine::allocate)).
+    OutOfMemory,
     /// The slot storage has the wrong length.
     SlotStorage {
         /// Slots the configuration needs.
@@ -226,6 +229,7 @@ impl fmt::Display for BuildError {
             BuildError::StorageTooLarge => {
                 f.write_str("the buffer storage needed is larger than the address space")
             }
+            BuildError::OutOfMemory => f.write_str("out of memory for the connection tables"),
             BuildError::SlotStorage { needed, given } => {
                 write!(
                     f,

@@ -191,6 +191,8 @@ mod conn;
 mod engine;
 mod error;
 mod events;
+#[cfg(feature = "alloc")]
+mod heap;
 mod id;
 mod output;
 mod stats;
@@ -207,6 +209,8 @@ pub use error::{
     TooManyListeners,
 };
 pub use events::{Action, Detached, Events, Options, Server, Tick};
+#[cfg(feature = "alloc")]
+pub use heap::HeapEngine;
 pub use id::{ConnId, ListenerId};
 pub use output::{Accept, Detach, Interest, Output, Read, Readiness, Transmit};
 pub use stats::Stats;

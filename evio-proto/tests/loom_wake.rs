@@ -20,17 +20,12 @@ impl Notify for CountNotify {
     }
 }
 
-type State = WakeState<Vec<WakeWord>, CountNotify>;
+type State = WakeState<Box<[WakeWord]>, CountNotify>;
 
 fn state(slots: usize) -> (Arc<State>, Arc<AtomicUsize>) {
     let count = Arc::new(AtomicUsize::new(0));
-    let words = (0..State::words_needed(slots))
-        .map(|_| WakeWord::new())
-        .collect();
-    (
-        Arc::new(WakeState::new(slots, words, CountNotify(count.clone()))),
-        count,
-    )
+    let state = State::allocate(slots, CountNotify(count.clone())).expect("wake state");
+    (Arc::new(state), count)
 }
 
 fn id(slot: u64, generation: u64) -> ConnId {

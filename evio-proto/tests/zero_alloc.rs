@@ -8,13 +8,12 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use evio_proto::{
-    Action, Addr, Config, Conn, ConnId, Engine, Events, Instant, ListenAddr, ListenerId, Notify,
-    Output, Readiness, Slot, Tick, WakeState, WakeWord, Waker,
+    Action, Addr, Config, Conn, ConnId, Events, HeapEngine, Instant, ListenAddr, ListenerId,
+    Notify, Output, Readiness, Slot, Tick, Waker,
 };
 
 struct Counting;
@@ -119,7 +118,7 @@ const NEW_CLIENT: Client = Client {
     open: false,
 };
 
-type E = Engine<Busy, Vec<Slot<u64>>, Vec<u8>>;
+type E = HeapEngine<Busy>;
 
 fn drain(engine: &mut E, clients: &mut [Client; CONNS], backlog: &mut usize) {
     while let Some(out) = engine.poll_output() {
@@ -220,19 +219,8 @@ fn a_warm_engine_never_allocates() {
         output_capacity: 256,
         ..Config::new()
     };
-    let words: Box<[WakeWord]> = (0..WakeState::<Box<[WakeWord]>, NoopNotify>::words_needed(CONNS))
-        .map(|_| WakeWord::new())
-        .collect();
-    let state = Arc::new(WakeState::new(
-        CONNS,
-        words,
-        NoopNotify(AtomicUsize::new(0)),
-    ));
-    let waker = Waker::from_arc(state);
-    let slots = (0..CONNS).map(|_| Slot::new()).collect();
-    let bytes = vec![0u8; config.bytes_needed()];
-    let mut engine =
-        Engine::new(Busy::default(), config, slots, bytes, Some(waker.clone())).unwrap();
+    let mut engine = E::allocate(Busy::default(), config, NoopNotify(AtomicUsize::new(0))).unwrap();
+    let waker = engine.waker().expect("a waker").clone();
     let mut now = Instant::ZERO;
     let bound = [ListenAddr::Ip(SocketAddr::from(([127, 0, 0, 1], 7)))];
     engine.handle_time(now);

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use evio_proto::{
     AcceptError, Addr, CloseError, Config, ConnId, ConnInfo, Detached, DriverError, Duration,
-    Engine, Events, Instant, IoError, IoErrorKind, ListenAddr, ListenerId, Notify, Output,
-    Readiness, Refused, Slot, Stats, WakeState, WakeTarget, WakeWord, Waker,
+    Events, HeapEngine, Instant, IoError, IoErrorKind, ListenAddr, ListenerId, Notify, Output,
+    Readiness, Refused, Slot, Stats, Waker,
 };
 
 use crate::observe::{Injection, Observation, Observed, Recording};
@@ -246,7 +246,7 @@ struct World<C> {
 
 /// The engine type a [`Sim`] runs: the production engine over the observed handler,
 /// with heap storage.
-pub type SimEngine<H> = Engine<Observed<H>, Vec<Slot<<H as Events>::Context>>, Vec<u8>>;
+pub type SimEngine<H> = HeapEngine<Observed<H>>;
 
 /// What a [`SimEngine`] asks for.
 type SimOutput<'a, H> = Output<'a, Observed<H>, Vec<Slot<<H as Events>::Context>>, Vec<u8>>;
@@ -320,19 +320,12 @@ impl<H: Events, M: Model> Sim<H, M> {
         }
         let n = config.engine.max_connections;
         let notified = Arc::new(AtomicBool::new(false));
-        let words: Box<[WakeWord]> = (0..WakeState::<Box<[WakeWord]>, SimNotify>::words_needed(n))
-            .map(|_| WakeWord::new())
-            .collect();
-        let state: Arc<dyn WakeTarget> =
-            Arc::new(WakeState::new(n, words, SimNotify(notified.clone())));
-        let waker = Waker::from_arc(state);
-        let slots: Vec<Slot<H::Context>> = (0..n).map(|_| Slot::new()).collect();
-        let bytes = vec![0u8; config.engine.bytes_needed()];
         let mut observed = Observed::new(handler);
         observed.set_ticker(config.ticker);
         let rec = observed.recording();
-        let engine = Engine::new(observed, config.engine, slots, bytes, Some(waker.clone()))
+        let engine = SimEngine::allocate(observed, config.engine, SimNotify(notified.clone()))
             .map_err(Violation::Build)?;
+        let waker = engine.waker().expect("an engine with a notifier").clone();
         let listeners = (0..config.listeners)
             .map(|_| ListenerState {
                 backlog: VecDeque::new(),

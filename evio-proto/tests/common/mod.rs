@@ -10,9 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use evio_proto::{
-    AcceptError, Addr, Config, ConnId, Detached, Engine, Events, Instant, Interest, IoError,
-    ListenAddr, ListenerId, Notify, Options, Output, Readiness, Refused, Slot, WakeState, WakeWord,
-    Waker,
+    AcceptError, Addr, Config, ConnId, Detached, Events, HeapEngine, Instant, Interest, IoError,
+    ListenAddr, ListenerId, Notify, Options, Output, Readiness, Refused, Slot,
 };
 
 /// Counts notifications.
@@ -85,7 +84,7 @@ impl Net {
     }
 }
 
-pub type TestEngine<H> = Engine<H, Vec<Slot<<H as Events>::Context>>, Vec<u8>>;
+pub type TestEngine<H> = HeapEngine<H>;
 
 /// What a [`TestEngine`] asks for.
 pub type TestOutput<'a, H> = Output<'a, H, Vec<Slot<<H as Events>::Context>>, Vec<u8>>;
@@ -97,15 +96,7 @@ pub fn addr(port: u16) -> SocketAddr {
 /// An engine over heap storage with a waker, and its notifier.
 pub fn engine<H: Events>(handler: H, config: Config) -> (TestEngine<H>, Arc<CountingNotify>) {
     let notify = Arc::new(CountingNotify::default());
-    let n = config.max_connections;
-    let words: Box<[WakeWord]> = (0..WakeState::<Box<[WakeWord]>, ArcNotify>::words_needed(n))
-        .map(|_| WakeWord::new())
-        .collect();
-    let state = Arc::new(WakeState::new(n, words, ArcNotify(notify.clone())));
-    let waker = Waker::from_arc(state);
-    let slots = (0..n).map(|_| Slot::new()).collect();
-    let bytes = vec![0u8; config.bytes_needed()];
-    let engine = Engine::new(handler, config, slots, bytes, Some(waker)).expect("engine");
+    let engine = TestEngine::allocate(handler, config, ArcNotify(notify.clone())).expect("engine");
     (engine, notify)
 }
 
