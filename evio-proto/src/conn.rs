@@ -2,6 +2,7 @@
 
 use core::fmt;
 
+use crate::buffers::OutputWindow;
 use crate::{ConnId, ConnInfo, Options, OutputFull};
 
 /// One connection, as a handler method sees it: its addresses, its context, and its
@@ -19,9 +20,7 @@ pub struct Conn<'a, C> {
     pub(crate) info: &'a ConnInfo,
     pub(crate) context: &'a mut C,
     pub(crate) options: &'a mut Options,
-    pub(crate) out: &'a mut [u8],
-    pub(crate) out_start: usize,
-    pub(crate) out_len: usize,
+    pub(crate) out: OutputWindow<'a>,
     pub(crate) consumed: Option<usize>,
     pub(crate) hit_full: bool,
     pub(crate) options_changed: bool,
@@ -31,7 +30,7 @@ impl<C> fmt::Debug for Conn<'_, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Conn")
             .field("info", self.info)
-            .field("pending", &self.out_len)
+            .field("pending", &self.out.pending())
             .field("room", &self.room())
             .finish_non_exhaustive()
     }
@@ -61,12 +60,12 @@ impl<'a, C> Conn<'a, C> {
 
     /// Bytes of output that still fit.
     pub fn room(&self) -> usize {
-        self.out.len() - self.out_len
+        self.out.room()
     }
 
     /// Bytes of output written and not yet taken by the socket.
     pub fn pending(&self) -> usize {
-        self.out_len
+        self.out.pending()
     }
 
     /// Appends all of `bytes` to the output, or nothing.
@@ -84,7 +83,7 @@ impl<'a, C> Conn<'a, C> {
                 room,
             });
         }
-        self.append(bytes);
+        self.out.append(bytes);
         Ok(())
     }
 
@@ -94,7 +93,7 @@ impl<'a, C> Conn<'a, C> {
         if n < bytes.len() {
             self.hit_full = true;
         }
-        self.append(&bytes[..n]);
+        self.out.append(&bytes[..n]);
         n
     }
 
@@ -105,10 +104,10 @@ impl<'a, C> Conn<'a, C> {
     ///
     /// Whatever `f` returns.
     pub fn transaction<T, E>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, E>) -> Result<T, E> {
-        let before = self.out_len;
+        let before = self.out.pending();
         let result = f(self);
         if result.is_err() {
-            self.out_len = before;
+            self.out.truncate(before);
         }
         result
     }
@@ -119,22 +118,6 @@ impl<'a, C> Conn<'a, C> {
     /// outside `data`.
     pub fn consume(&mut self, n: usize) {
         self.consumed = Some(n);
-    }
-
-    fn append(&mut self, bytes: &[u8]) {
-        if bytes.is_empty() {
-            return;
-        }
-        let end = self.out_start + self.out_len;
-        if end + bytes.len() > self.out.len() {
-            // Compact: the pending bytes move to the front of the buffer.
-            self.out
-                .copy_within(self.out_start..self.out_start + self.out_len, 0);
-            self.out_start = 0;
-        }
-        let end = self.out_start + self.out_len;
-        self.out[end..end + bytes.len()].copy_from_slice(bytes);
-        self.out_len += bytes.len();
     }
 }
 

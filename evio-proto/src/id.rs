@@ -72,6 +72,13 @@ impl ListenerId {
     /// The first listener.
     pub(crate) const FIRST: ListenerId = ListenerId(0);
 
+    /// The listener at `index`, which the caller knows is below `MAX_LISTENERS` (the
+    /// engine's own listener table).
+    pub(crate) const fn at(index: usize) -> Self {
+        debug_assert!(index < crate::MAX_LISTENERS);
+        ListenerId(index as u8)
+    }
+
     /// The listener at `index`; `None` past [`MAX_LISTENERS`](crate::MAX_LISTENERS).
     pub const fn new(index: usize) -> Option<Self> {
         if index < crate::MAX_LISTENERS {
@@ -96,5 +103,30 @@ impl fmt::Debug for ListenerId {
 impl fmt::Display for ListenerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "listener {}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_survives_a_poller_token_and_its_generation_wraps() {
+        let id = ConnId::new(7, 3);
+        assert_eq!(ConnId::from_u64(id.to_u64()), id);
+        assert_eq!((id.slot(), id.generation()), (7, 3));
+        assert_eq!(
+            ConnId::new(1, GEN_MASK + 2).generation(),
+            1,
+            "wraps at 2^30"
+        );
+    }
+
+    #[test]
+    fn listener_ids_exist_only_below_the_limit() {
+        assert_eq!(ListenerId::new(0), Some(ListenerId::FIRST));
+        assert_eq!(ListenerId::new(15).map(ListenerId::index), Some(15));
+        assert_eq!(ListenerId::new(crate::MAX_LISTENERS), None);
+        assert_eq!(ListenerId::at(3), ListenerId::new(3).unwrap());
     }
 }

@@ -186,6 +186,7 @@
 extern crate alloc;
 
 mod addr;
+mod buffers;
 mod config;
 mod conn;
 mod engine;
@@ -194,16 +195,21 @@ mod events;
 #[cfg(feature = "alloc")]
 mod heap;
 mod id;
+mod listeners;
+mod lists;
 mod output;
+mod shutdown;
+mod slot;
 mod stats;
 mod sync;
+mod ticker;
 mod time;
 mod wake;
 
 pub use addr::{Addr, ConnInfo, ListenAddr};
 pub use config::Config;
 pub use conn::Conn;
-pub use engine::{ByteStorage, Engine, MAX_LISTENERS, Slot, SlotStorage};
+pub use engine::{ByteStorage, Engine, MAX_LISTENERS, SlotStorage};
 pub use error::{
     AcceptError, BuildError, CloseError, DriverError, IoError, IoErrorKind, OutputFull, Refused,
     TooManyListeners,
@@ -213,6 +219,7 @@ pub use events::{Action, Detached, Events, Options, Server, Tick};
 pub use heap::HeapEngine;
 pub use id::{ConnId, ListenerId};
 pub use output::{Accept, Detach, Interest, Output, Read, Readiness, Transmit};
+pub use slot::Slot;
 pub use stats::Stats;
 pub use time::Instant;
 pub use wake::{Notify, WakeState, WakeTarget, WakeWord, Waker};

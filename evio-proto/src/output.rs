@@ -410,3 +410,25 @@ impl<H: Events, S: SlotStorage<H::Context>, B: ByteStorage> Drop for Detach<'_, 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interest_is_two_independent_wishes() {
+        for (interest, read, write) in [
+            (Interest::NONE, false, false),
+            (Interest::READ, true, false),
+            (Interest::WRITE, false, true),
+            (Interest::READ_WRITE, true, true),
+        ] {
+            assert_eq!(interest, Interest::new(read, write));
+            assert_eq!(
+                (interest.is_readable(), interest.is_writable()),
+                (read, write)
+            );
+        }
+        assert_eq!(Interest::default(), Interest::NONE);
+    }
+}

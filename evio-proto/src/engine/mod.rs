@@ -1,0 +1,532 @@
+//! The engine: the connection lifecycle, and the inputs a driver gives it.
+//!
+//! A connection's life: a slot is taken from the free list when the driver accepts a
+//! connection (`opened`), it is queued for attention whenever something about it
+//! changes, `data`/`woken` run as its input and wakes arrive, a `Close` or `Detach`
+//! (the handler's, an end of stream, an error) is carried out once its output is
+//! flushed, and the slot returns to the free list after `closed` or `detached`.
+//!
+//! The parts live beside it: `next.rs` picks the next output; `report.rs` takes what
+//! the driver reports about the engine's own requests; `handler.rs` calls the
+//! handler; `slot.rs`, `buffers.rs`, `lists.rs`, `listeners.rs`, `ticker.rs` and
+//! `shutdown.rs` (in the crate root) hold the state each concern needs.
+
+use core::fmt;
+
+use crate::buffers::{Buffers, Layout};
+use crate::listeners::Listeners;
+use crate::lists::{FreeList, Queue};
+use crate::shutdown::Shutdown;
+use crate::slot::{Flags, Slot, SlotState};
+use crate::ticker::Ticker;
+use crate::{
+    Action, BuildError, CloseError, Config, ConnId, DriverError, Events, Instant, ListenAddr,
+    ListenerId, Output, Readiness, Server, Stats, Tick, TooManyListeners, Waker,
+};
+
+mod handler;
+mod next;
+mod report;
+
+/// Most listeners one engine serves.
+pub const MAX_LISTENERS: usize = 16;
+
+/// Storage for an engine's slots: anything that derefs to `[Slot<C>]` (a `Vec`, a boxed
+/// slice, an array, a `&'static mut` array).
+pub trait SlotStorage<C>: AsRef<[Slot<C>]> + AsMut<[Slot<C>]> {}
+
+impl<C, T: AsRef<[Slot<C>]> + AsMut<[Slot<C>]> + ?Sized> SlotStorage<C> for T {}
+
+/// Storage for an engine's buffers: anything that derefs to `[u8]`.
+pub trait ByteStorage: AsRef<[u8]> + AsMut<[u8]> {}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]> + ?Sized> ByteStorage for T {}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Built; `handle_start` not called yet.
+    Created,
+    Running,
+    /// A handler asked for `Shutdown`; the connections are being closed.
+    ShuttingDown,
+    /// `Output::Shutdown` was emitted.
+    Done,
+}
+
+/// The sans-IO event-loop engine. See the [crate documentation](crate) for the driver
+/// protocol.
+///
+/// `H` is the handler; `S` the slot storage (anything that derefs to
+/// `[Slot<H::Context>]`: a `Vec`, a boxed slice, a `&'static mut` array); `B` the byte
+/// storage ([`Config::bytes_needed`] bytes). The engine itself is a few hundred bytes:
+/// all per-connection memory is in `S` and `B`, so a large engine is built without
+/// megabytes on the stack.
+pub struct Engine<H: Events, S, B> {
+    handler: H,
+    slots: S,
+    buffers: Buffers<B>,
+    config: Config,
+    waker: Option<Waker>,
+    phase: Phase,
+    free: FreeList,
+    /// Connections with something to do, in the order they came to need it.
+    attention: Queue,
+    open: usize,
+    /// A slot whose `Output::Close` was emitted: `closed` runs at the next engine call.
+    finalize: Option<u32>,
+    listeners: Listeners,
+    ticker: Ticker,
+    /// The driver's clock at its last `handle_time`.
+    now: Instant,
+    shutdown: Shutdown,
+    stats: Stats,
+}
+
+/// A dropped engine refuses every wake, however its loop ended (a shutdown does so
+/// already; a panicking handler or a driver's error does not).
+impl<H: Events, S, B> Drop for Engine<H, S, B> {
+    fn drop(&mut self) {
+        if let Some(w) = &self.waker {
+            w.target().shut_down();
+        }
+    }
+}
+
+impl<H: Events, S, B> fmt::Debug for Engine<H, S, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .field("phase", &self.phase)
+            .field("open", &self.open)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<H, S, B> Engine<H, S, B>
+where
+    H: Events,
+    S: SlotStorage<H::Context>,
+    B: ByteStorage,
+{
+    /// Builds an engine over caller-provided storage.
+    ///
+    /// `slots` must hold exactly `config.max_connections` slots (their previous contents
+    /// are reset) and `bytes` at least [`Config::bytes_needed`] bytes (their contents do
+    /// not matter, and are not touched here: zeroed pages stay unmapped until used).
+    /// `waker`, if given, must have at least `max_connections` slots.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError`] if a capacity is zero or too large or the storage does not fit.
+    pub fn new(
+        handler: H,
+        config: Config,
+        mut slots: S,
+        bytes: B,
+        waker: Option<Waker>,
+    ) -> Result<Self, BuildError> {
+        let needed = config.validate()?;
+        let given = slots.as_ref().len();
+        if given != config.max_connections {
+            return Err(BuildError::SlotStorage {
+                needed: config.max_connections,
+                given,
+            });
+        }
+        if bytes.as_ref().len() < needed {
+            return Err(BuildError::ByteStorage {
+                needed,
+                given: bytes.as_ref().len(),
+            });
+        }
+        if let Some(w) = &waker {
+            let given = w.target().slots();
+            if given < config.max_connections {
+                return Err(BuildError::WakerTooSmall {
+                    needed: config.max_connections,
+                    given,
+                });
+            }
+        }
+        for slot in slots.as_mut() {
+            *slot = Slot::new();
+        }
+        let free = FreeList::all(slots.as_mut());
+        let layout = Layout::new(&config);
+        debug_assert_eq!(
+            layout.total(),
+            needed,
+            "the layout is what the storage holds"
+        );
+        Ok(Engine {
+            handler,
+            slots,
+            buffers: Buffers::new(bytes, layout),
+            waker,
+            phase: Phase::Created,
+            free,
+            attention: Queue::new(),
+            open: 0,
+            finalize: None,
+            listeners: Listeners::new(
+                config.accept_batch,
+                config.accept_backoff,
+                config.accept_backoff_max,
+            ),
+            ticker: Ticker::default(),
+            now: Instant::ZERO,
+            shutdown: Shutdown::default(),
+            stats: Stats::default(),
+            config,
+        })
+    }
+
+    // ----- queries -------------------------------------------------------------------
+
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// The handler, mutably (between engine calls only).
+    pub fn handler_mut(&mut self) -> &mut H {
+        &mut self.handler
+    }
+
+    /// The configuration the engine was built with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The wake handle given at construction.
+    pub fn waker(&self) -> Option<&Waker> {
+        self.waker.as_ref()
+    }
+
+    /// Connections that hold a slot (opened and not yet closed or detached).
+    pub fn open_connections(&self) -> usize {
+        self.open
+    }
+
+    /// Slots free for new connections.
+    pub fn free_slots(&self) -> usize {
+        self.config.max_connections - self.open
+    }
+
+    /// The time the driver gave at its last [`Engine::handle_time`]
+    /// ([`Instant::ZERO`] before the first).
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// `true` once `Output::Shutdown` has been emitted.
+    pub fn is_shut_down(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// `true` while `id` is a live connection (opened, not yet closed or detached).
+    pub fn is_open(&self, id: ConnId) -> bool {
+        self.live_slot(id).is_some()
+    }
+
+    /// Bytes of output pending for `id` (0 for an unknown id).
+    pub fn pending_output(&self, id: ConnId) -> usize {
+        match self.live_slot(id) {
+            Some(i) => self.pending_len(i),
+            None => 0,
+        }
+    }
+
+    /// Bytes of unconsumed input kept for `id` (0 for an unknown id).
+    pub fn pending_input(&self, id: ConnId) -> usize {
+        match self.live_slot(id) {
+            Some(i) => self.slot(i).bufs.in_len as usize,
+            None => 0,
+        }
+    }
+
+    /// When the engine next needs [`Engine::handle_time`]: the next tick or the end
+    /// of a listener's back-off. `None`: no deadline (wait for I/O or a wake only).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.phase != Phase::Running {
+            return None;
+        }
+        match (self.ticker.deadline(), self.listeners.deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ----- inputs --------------------------------------------------------------------
+
+    /// The driver's clock reads `now`: the engine's one entry point for time. The
+    /// engine takes it as the current time (time never goes back: an earlier `now` is
+    /// ignored), fires the tick if it is due, and resumes listeners whose back-off has
+    /// ended. Every handler call until the next `handle_time` happens at this time.
+    ///
+    /// Call it once per turn of the loop, after waiting and before reporting what the
+    /// wait found, so that the handlers see the time the wait ended; and before
+    /// [`Engine::handle_start`] to set the start time (otherwise [`Instant::ZERO`]).
+    pub fn handle_time(&mut self, now: Instant) {
+        self.enter();
+        if now > self.now {
+            self.now = now;
+        }
+        if self.phase != Phase::Running {
+            return;
+        }
+        self.listeners.resume_due(self.now);
+        if let Some(due) = self.ticker.take_due(self.now) {
+            self.fire_tick(due);
+        }
+    }
+
+    /// Starts the server: calls `serving` with the bound addresses (in the order given;
+    /// the first is listener 0) and the waker, then the first `tick`. Call once, after
+    /// binding the listeners.
+    ///
+    /// # Errors
+    ///
+    /// [`TooManyListeners`] if more than [`MAX_LISTENERS`] addresses are given.
+    pub fn handle_start(&mut self, listeners: &[ListenAddr<'_>]) -> Result<(), TooManyListeners> {
+        if listeners.len() > MAX_LISTENERS {
+            return Err(TooManyListeners {
+                given: listeners.len(),
+                max: MAX_LISTENERS,
+            });
+        }
+        if self.phase != Phase::Created {
+            return Ok(());
+        }
+        self.phase = Phase::Running;
+        self.listeners.start(listeners.len());
+        let action = self
+            .handler
+            .serving(Server::new(listeners, self.waker.as_ref()));
+        if action == Action::Shutdown {
+            self.begin_shutdown(None);
+            return Ok(());
+        }
+        self.fire_tick(self.now);
+        Ok(())
+    }
+
+    /// Listener `listener` has connections waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`DriverError::UnknownListener`] for a listener [`Engine::handle_start`] was not
+    /// given.
+    pub fn handle_listener_ready(&mut self, listener: ListenerId) -> Result<(), DriverError> {
+        self.enter();
+        self.listeners.ready(listener.index())
+    }
+
+    /// The poller reported readiness for connection `id`.
+    ///
+    /// # Errors
+    ///
+    /// [`DriverError::StaleConn`] if `id` is not open (readiness for a socket that was
+    /// closed or detached; a poller that watches the socket and not the descriptor can
+    /// report one whose descriptor a child process still holds).
+    pub fn handle_conn_ready(&mut self, id: ConnId, ready: Readiness) -> Result<(), DriverError> {
+        self.enter();
+        let index = self.live_slot(id).ok_or(DriverError::StaleConn)?;
+        let flags = &mut self.slot_mut(index).flags;
+        if ready.readable || ready.hangup {
+            flags.insert(Flags::READABLE);
+        }
+        if ready.hangup {
+            flags.insert(Flags::HUP);
+        }
+        if ready.writable || ready.hangup {
+            flags.remove(Flags::WRITE_BLOCKED);
+        }
+        self.enqueue(index);
+        Ok(())
+    }
+
+    /// The notifier fired: call `woken` for every connection with a pending wake.
+    pub fn handle_wakes(&mut self) {
+        self.enter();
+        if self.phase != Phase::Running {
+            return;
+        }
+        let Some(waker) = self.waker.clone() else {
+            return;
+        };
+        waker.target().drain(&mut |slot| {
+            let slot = slot as u32;
+            if self.slot(slot).state != SlotState::Open || self.phase != Phase::Running {
+                return;
+            }
+            self.stats.wakes += 1;
+            let action = self.call_handler(slot, |h, conn| h.woken(conn));
+            self.apply_action(slot, action);
+            self.enqueue(slot);
+        });
+    }
+
+    /// The next thing for the driver to do, or `None` when there is nothing until the
+    /// next input. See the [crate documentation](crate) for the order.
+    pub fn poll_output(&mut self) -> Option<Output<'_, H, S, B>> {
+        self.enter();
+        let next = self.next_output()?;
+        Some(self.materialize(next))
+    }
+
+    // ----- the lifecycle -------------------------------------------------------------
+
+    /// Runs at the start of every engine call: a close emitted by the previous
+    /// `poll_output` is now done, so `closed` runs.
+    fn enter(&mut self) {
+        if let Some(index) = self.finalize.take() {
+            self.finish_close(index);
+        }
+    }
+
+    fn slot(&self, index: u32) -> &Slot<H::Context> {
+        &self.slots.as_ref()[index as usize]
+    }
+
+    fn slot_mut(&mut self, index: u32) -> &mut Slot<H::Context> {
+        &mut self.slots.as_mut()[index as usize]
+    }
+
+    /// The slot of `id` while its connection is live.
+    fn live_slot(&self, id: ConnId) -> Option<u32> {
+        let slot = self.slots.as_ref().get(id.slot())?;
+        (slot.state.is_live() && slot.info.id == id).then_some(id.slot() as u32)
+    }
+
+    fn pending_len(&self, index: u32) -> usize {
+        self.buffers.pending(index, &self.slot(index).bufs)
+    }
+
+    /// Queues slot `index` for attention (while running: a shutdown closes everyone
+    /// in its own order).
+    fn enqueue(&mut self, index: u32) {
+        if self.phase == Phase::Running {
+            self.attention.push_back(self.slots.as_mut(), index);
+        }
+    }
+
+    /// Carries out what a handler returned for slot `index`.
+    fn apply_action(&mut self, index: u32, action: Action) {
+        let slot = self.slot_mut(index);
+        match action {
+            Action::None => {}
+            Action::Close => {
+                if slot.state == SlotState::Open {
+                    slot.state = SlotState::Closing;
+                }
+                // The handler is done with this connection: no more of its input.
+                slot.flags.remove(Flags::EOF_DRAIN);
+            }
+            Action::Detach => {
+                // While draining input read before an end of stream the connection is
+                // still the handler's, as if the end had not been read yet.
+                let draining = slot.flags.contains(Flags::EOF_DRAIN) && slot.error.is_none();
+                if slot.state == SlotState::Open || draining {
+                    slot.state = SlotState::Detaching;
+                }
+                slot.flags.remove(Flags::EOF_DRAIN);
+            }
+            Action::Shutdown => self.begin_shutdown(Some(index)),
+        }
+    }
+
+    /// Slot `index` closes once its output is flushed; `closed` gets `error` (the first
+    /// error recorded wins).
+    fn close_with(&mut self, index: u32, error: Option<CloseError>) {
+        let slot = self.slot_mut(index);
+        if slot.state == SlotState::Open {
+            slot.state = SlotState::Closing;
+        }
+        if slot.error.is_none() {
+            slot.error = error;
+        }
+    }
+
+    /// An I/O error: nothing more can be sent, so pending output is dropped (the error
+    /// reaches `closed`) and the connection closes at once.
+    fn fail(&mut self, index: u32, error: CloseError) {
+        let Self { slots, buffers, .. } = self;
+        let slot = &mut slots.as_mut()[index as usize];
+        buffers.release(index, &mut slot.bufs);
+        slot.bufs.in_len = 0;
+        slot.error = Some(error);
+        slot.flags.remove(Flags::STALLED);
+        if slot.state.is_live() {
+            slot.state = SlotState::Closing;
+        }
+        self.enqueue(index);
+    }
+
+    /// A handler asked for `Shutdown` (`trigger`: from a call for that slot).
+    fn begin_shutdown(&mut self, trigger: Option<u32>) {
+        if matches!(self.phase, Phase::ShuttingDown | Phase::Done) {
+            return;
+        }
+        self.attention.clear(self.slots.as_mut());
+        self.phase = Phase::ShuttingDown;
+        self.shutdown = Shutdown::new(trigger);
+        self.ticker.stop();
+        if let Some(w) = &self.waker {
+            w.target().shut_down();
+        }
+    }
+
+    /// Calls `tick` for the tick due at `scheduled`, and schedules the next.
+    fn fire_tick(&mut self, scheduled: Instant) {
+        self.stats.ticks += 1;
+        let Tick { delay, action } = self.handler.tick(self.now);
+        self.ticker
+            .schedule(scheduled, self.now, delay, self.config.min_tick);
+        if action == Action::Shutdown {
+            self.begin_shutdown(None);
+        }
+    }
+
+    /// Returns slot `index` to the free list.
+    fn free_slot(&mut self, index: u32) {
+        let Self {
+            slots,
+            buffers,
+            attention,
+            free,
+            ..
+        } = self;
+        let slots = slots.as_mut();
+        attention.remove(slots, index);
+        let slot = &mut slots[index as usize];
+        buffers.release(index, &mut slot.bufs);
+        slot.clear();
+        free.push(slots, index);
+        self.open -= 1;
+    }
+
+    /// The socket of slot `index` is closed (its `Output::Close` was performed): call
+    /// `closed` and free the slot.
+    fn finish_close(&mut self, index: u32) {
+        let slot = self.slot_mut(index);
+        if slot.state != SlotState::Closed {
+            return;
+        }
+        let info = slot.info;
+        let error = slot.error;
+        let context = slot.context.take().unwrap_or_default();
+        self.free_slot(index);
+        self.stats.closed += 1;
+        let action = self.handler.closed(&info, context, error);
+        if action == Action::Shutdown {
+            self.begin_shutdown(None);
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Choosing the next output, in the documented order, and lending it the buffers it
+//! points into.
+
+use crate::engine::{ByteStorage, Engine, Phase, SlotStorage};
+use crate::listeners::Command;
+use crate::output::{Accept, Detach, Read, Transmit};
+use crate::shutdown::Step;
+use crate::slot::{Flags, SlotState};
+use crate::{Events, Interest, ListenerId, Output};
+
+/// What `poll_output` decided, before borrowing the buffers it points into.
+pub(super) enum Next {
+    Accept(ListenerId),
+    Read(u32),
+    Transmit(u32),
+    Configure(u32),
+    Interest(u32, Interest),
+    Close(u32),
+    Detach(u32),
+    Pause(ListenerId),
+    Resume(ListenerId),
+    Shutdown,
+}
+
+impl<H, S, B> Engine<H, S, B>
+where
+    H: Events,
+    S: SlotStorage<H::Context>,
+    B: ByteStorage,
+{
+    /// Picks the next output without borrowing the buffers: listener commands; output
+    /// waiting in the scratch buffer (so the next handler call finds it free and
+    /// nothing is copied); connections in the order they came to need attention;
+    /// accepts.
+    pub(super) fn next_output(&mut self) -> Option<Next> {
+        match self.phase {
+            Phase::Created | Phase::Done => return None,
+            Phase::ShuttingDown => return Some(self.next_shutdown_output()),
+            Phase::Running => {}
+        }
+        if let Some((i, command)) = self.listeners.next_command() {
+            let listener = ListenerId::at(i);
+            return Some(match command {
+                Command::Pause => Next::Pause(listener),
+                Command::Resume => Next::Resume(listener),
+            });
+        }
+        if let Some(owner) = self.buffers.scratch_owner()
+            && !self.slot(owner).flags.contains(Flags::WRITE_BLOCKED)
+        {
+            return Some(self.begin_transmit(owner));
+        }
+        while let Some(index) = self.attention.pop_front(self.slots.as_mut()) {
+            if let Some(next) = self.slot_output(index) {
+                if !matches!(next, Next::Close(_) | Next::Detach(_)) {
+                    // It may have more to do: it comes back after the others.
+                    self.enqueue(index);
+                }
+                return Some(next);
+            }
+        }
+        self.listeners
+            .next_accept()
+            .map(|i| Next::Accept(ListenerId::at(i)))
+    }
+
+    /// The next output for one connection, in order: options, output, close or detach
+    /// (once the output is flushed), input, poller interest.
+    fn slot_output(&mut self, index: u32) -> Option<Next> {
+        let in_cap = self.config.input_capacity as u32;
+        let pending = self.pending_len(index);
+        let slot = self.slot_mut(index);
+        let state = slot.state;
+        if !state.is_live() {
+            return None;
+        }
+        if slot.flags.contains(Flags::CONFIGURE) {
+            slot.flags.remove(Flags::CONFIGURE);
+            return Some(Next::Configure(index));
+        }
+        let write_blocked = slot.flags.contains(Flags::WRITE_BLOCKED);
+        if pending > 0 && !write_blocked {
+            return Some(self.begin_transmit(index));
+        }
+        if pending == 0 {
+            match state {
+                SlotState::Closing => return Some(self.emit_close(index)),
+                SlotState::Detaching => return Some(self.emit_detach(index)),
+                _ => {}
+            }
+        }
+        let slot = self.slot_mut(index);
+        let can_read = slot.bufs.in_len < in_cap && !slot.flags.contains(Flags::EOF);
+        let want_read = state == SlotState::Open && can_read && !write_blocked;
+        // A hang-up makes an open connection read even while its output is blocked, to
+        // learn whether the peer ended or failed. A connection the handler is closing
+        // or detaching reads nothing more: its handler is done with input.
+        let hup_read = slot.flags.contains(Flags::HUP) && state == SlotState::Open;
+        if slot.flags.contains(Flags::READABLE) && can_read && (want_read || hup_read) {
+            slot.flags.remove(Flags::READABLE);
+            return Some(Next::Read(index));
+        }
+        let want_write = write_blocked && pending > 0;
+        let flags = &mut slot.flags;
+        if want_read != flags.contains(Flags::REG_READ)
+            || want_write != flags.contains(Flags::REG_WRITE)
+        {
+            flags.set(Flags::REG_READ, want_read);
+            flags.set(Flags::REG_WRITE, want_write);
+            return Some(Next::Interest(index, Interest::new(want_read, want_write)));
+        }
+        None
+    }
+
+    fn begin_transmit(&mut self, index: u32) -> Next {
+        let len = self.pending_len(index);
+        let id = self.slot(index).info.id;
+        self.handler.prewrite(id, len);
+        Next::Transmit(index)
+    }
+
+    fn emit_close(&mut self, index: u32) -> Next {
+        let Self { slots, buffers, .. } = self;
+        let slot = &mut slots.as_mut()[index as usize];
+        buffers.release(index, &mut slot.bufs);
+        slot.state = SlotState::Closed;
+        if let Some(w) = &self.waker {
+            w.target().close(slot.info.id);
+        }
+        self.finalize = Some(index);
+        Next::Close(index)
+    }
+
+    fn emit_detach(&mut self, index: u32) -> Next {
+        let slot = self.slot_mut(index);
+        slot.state = SlotState::DetachWait;
+        let id = slot.info.id;
+        if let Some(w) = &self.waker {
+            w.target().close(id);
+        }
+        Next::Detach(index)
+    }
+
+    /// During a shutdown: the trigger's output, then a close for every open
+    /// connection, then `Shutdown`.
+    fn next_shutdown_output(&mut self) -> Next {
+        let slots = self.slots.as_ref();
+        let buffers = &self.buffers;
+        let step = self.shutdown.next(
+            slots.len(),
+            |i| slots[i as usize].state.is_live(),
+            |i| {
+                let slot = &slots[i as usize];
+                !slot.flags.contains(Flags::FLUSH_DONE) && buffers.pending(i, &slot.bufs) > 0
+            },
+        );
+        match step {
+            Step::Flush(i) => self.begin_transmit(i),
+            Step::Close(i) => self.emit_close(i),
+            Step::Done => {
+                self.phase = Phase::Done;
+                Next::Shutdown
+            }
+        }
+    }
+
+    /// The output for `next`, lending it the buffers it points into.
+    pub(super) fn materialize(&mut self, next: Next) -> Output<'_, H, S, B> {
+        match next {
+            Next::Accept(listener) => Output::Accept(Accept::new(self, listener)),
+            Next::Pause(listener) => Output::PauseAccept { listener },
+            Next::Resume(listener) => Output::ResumeAccept { listener },
+            Next::Shutdown => Output::Shutdown,
+            Next::Configure(i) => {
+                let slot = self.slot(i);
+                Output::Configure {
+                    id: slot.info.id,
+                    options: slot.options,
+                }
+            }
+            Next::Interest(i, interest) => Output::SetInterest {
+                id: self.slot(i).info.id,
+                interest,
+            },
+            Next::Close(i) => Output::Close {
+                id: self.slot(i).info.id,
+            },
+            Next::Detach(i) => {
+                let id = self.slot(i).info.id;
+                Output::Detach(Detach::new(self, id, i))
+            }
+            Next::Read(i) => {
+                let slot = self.slot(i);
+                let id = slot.info.id;
+                let (scratch, range) = self.buffers.read_target(i, &slot.bufs);
+                Output::Read(Read::new(self, id, i, scratch, range))
+            }
+            Next::Transmit(i) => {
+                let slot = self.slot(i);
+                let id = slot.info.id;
+                let range = self.buffers.pending_range(i, &slot.bufs);
+                Output::Transmit(Transmit::new(self, id, i, range))
+            }
+        }
+    }
+}

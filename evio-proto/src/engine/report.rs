@@ -1,0 +1,222 @@
+//! What the driver reports about the engine's own requests, through the operations of
+//! `output.rs` (each method here is called by exactly one operation's report).
+
+use core::ops::Range;
+
+use crate::buffers::{Buffers, InputSource};
+use crate::engine::{ByteStorage, Engine, Phase, SlotStorage};
+use crate::slot::{Flags, SlotState};
+use crate::{
+    AcceptError, Action, Addr, CloseError, ConnId, ConnInfo, Detached, Events, IoError,
+    IoErrorKind, ListenerId, Refused,
+};
+
+impl<H, S, B> Engine<H, S, B>
+where
+    H: Events,
+    S: SlotStorage<H::Context>,
+    B: ByteStorage,
+{
+    /// An accepted connection: open it and call `opened`.
+    pub(crate) fn accepted(
+        &mut self,
+        listener: ListenerId,
+        local: Addr,
+        peer: Addr,
+    ) -> Result<ConnId, Refused> {
+        if self.phase != Phase::Running {
+            self.stats.refused_shutting_down += 1;
+            return Err(Refused::ShuttingDown);
+        }
+        self.listeners.accepted(listener.index());
+        let Some(index) = self.free.pop(self.slots.as_mut()) else {
+            self.stats.refused_pool_full += 1;
+            return Err(Refused::PoolFull);
+        };
+        let options = self.config.options;
+        let info = ConnInfo {
+            id: ConnId::new(index, 0),
+            listener,
+            local,
+            peer,
+        };
+        let id = self.slot_mut(index).open(info, options);
+        self.open += 1;
+        self.stats.accepted += 1;
+        if let Some(w) = &self.waker {
+            w.target().open(id);
+        }
+        let action = self.call_handler(index, |h, conn| h.opened(conn));
+        self.apply_action(index, action);
+        self.enqueue(index);
+        Ok(id)
+    }
+
+    /// Accepting would block: the backlog is empty.
+    pub(crate) fn accept_blocked(&mut self, listener: ListenerId) {
+        self.listeners.blocked(listener.index());
+    }
+
+    /// Accepting failed: back off unless the connection merely went away.
+    pub(crate) fn accept_failed(&mut self, listener: ListenerId, error: AcceptError) {
+        self.stats.accept_errors += 1;
+        if self.listeners.failed(listener.index(), error, self.now) {
+            self.stats.accept_pauses += 1;
+        }
+    }
+
+    /// `n` bytes (0: end of stream) were read into the buffer of slot `index`'s read,
+    /// which lent `len` bytes (of the scratch buffer, or of its own input buffer).
+    pub(crate) fn read_done(&mut self, index: u32, scratch: bool, len: usize, n: usize) {
+        if n == 0 {
+            self.end_of_stream(index);
+            return;
+        }
+        self.stats.reads += 1;
+        self.stats.bytes_read += n as u64;
+        let slot = self.slot_mut(index);
+        // A read that filled the buffer probably left more behind: read again without
+        // waiting for the poller. Otherwise wait for the next report.
+        if n < len {
+            slot.flags.remove(Flags::READABLE | Flags::HUP);
+        }
+        let source = if scratch {
+            InputSource::Scratch(n)
+        } else {
+            Buffers::<B>::read_into_own(&mut slot.bufs, n);
+            InputSource::Own
+        };
+        self.deliver_input(index, source);
+        self.enqueue(index);
+    }
+
+    /// Slot `index`'s read found nothing.
+    pub(crate) fn read_blocked(&mut self, index: u32) {
+        self.slot_mut(index)
+            .flags
+            .remove(Flags::READABLE | Flags::HUP);
+    }
+
+    /// Slot `index`'s transmit of `len` bytes wrote `n`.
+    pub(crate) fn transmit_done(&mut self, index: u32, len: usize, n: usize) {
+        self.stats.writes += 1;
+        self.stats.bytes_written += n as u64;
+        self.complete_transmit(index, len, n);
+    }
+
+    /// Slot `index`'s transmit of `len` bytes would block.
+    pub(crate) fn transmit_blocked(&mut self, index: u32, len: usize) {
+        self.complete_transmit(index, len, 0);
+    }
+
+    /// Slot `index`'s read, or its transmit of `transmit` bytes, failed: nothing more can
+    /// be sent, so the connection closes at once and `closed` gets the error.
+    pub(crate) fn io_failed(&mut self, index: u32, error: IoError, transmit: Option<usize>) {
+        if let Some(len) = transmit {
+            let id = self.slot(index).info.id;
+            self.handler.postwrite(id, 0, len);
+        }
+        self.stats.io_errors += 1;
+        self.fail(index, CloseError::Io(error));
+    }
+
+    /// Slot `index` was detached: call `detached`, or `closed` if the handler did not
+    /// take the socket (or there was none to take).
+    pub(crate) fn detach_done(&mut self, index: u32, mut socket: Detached<'_>) {
+        if !socket.holds_socket() {
+            self.detach_failed(index);
+            return;
+        }
+        let Self {
+            slots,
+            buffers,
+            handler,
+            ..
+        } = self;
+        let slot = &mut slots.as_mut()[index as usize];
+        let info = slot.info;
+        let mut context = slot.context.take().unwrap_or_default();
+        let unread = buffers.bytes(buffers.input_range(index, &slot.bufs, InputSource::Own));
+        let action = handler.detached(&info, &mut context, socket.with_input(unread));
+        let action = if socket.holds_socket() {
+            self.stats.closed += 1;
+            let closed_action = self.handler.closed(&info, context, None);
+            if action == Action::Shutdown {
+                action
+            } else {
+                closed_action
+            }
+        } else {
+            self.stats.detached += 1;
+            drop(context);
+            action
+        };
+        self.free_slot(index);
+        if action == Action::Shutdown {
+            self.begin_shutdown(None);
+        }
+    }
+
+    /// Slot `index` could not be detached (the driver failed to take its socket out of
+    /// the poller or to make it blocking): the connection ends as a close with an I/O
+    /// error.
+    pub(crate) fn detach_failed(&mut self, index: u32) {
+        let slot = self.slot_mut(index);
+        let info = slot.info;
+        let context = slot.context.take().unwrap_or_default();
+        self.stats.closed += 1;
+        self.stats.io_errors += 1;
+        let error = CloseError::Io(IoError::new(IoErrorKind::Other));
+        let action = self.handler.closed(&info, context, Some(error));
+        self.free_slot(index);
+        if action == Action::Shutdown {
+            self.begin_shutdown(None);
+        }
+    }
+
+    /// The bytes of `range` of the byte storage (an operation's buffer).
+    pub(crate) fn bytes(&self, range: Range<usize>) -> &[u8] {
+        self.buffers.bytes(range)
+    }
+
+    /// The bytes of `range` of the byte storage, to write into (a read's buffer).
+    pub(crate) fn bytes_mut(&mut self, range: Range<usize>) -> &mut [u8] {
+        self.buffers.bytes_mut(range)
+    }
+
+    /// A write of slot `index`'s `len` pending bytes took `n`: `postwrite`, then what
+    /// it means for the connection (blocked output, stalled input that may resume).
+    fn complete_transmit(&mut self, index: u32, len: usize, n: usize) {
+        let id = self.slot(index).info.id;
+        let remaining = len - n;
+        self.handler.postwrite(id, n, remaining);
+        let Self { slots, buffers, .. } = self;
+        let slot = &mut slots.as_mut()[index as usize];
+        if buffers.sent(index, &mut slot.bufs, len, n) {
+            self.stats.output_spills += 1;
+        }
+        let shutting_down = self.phase == Phase::ShuttingDown;
+        let slot = self.slot_mut(index);
+        if remaining > 0 {
+            slot.flags.insert(Flags::WRITE_BLOCKED);
+            if shutting_down {
+                slot.flags.insert(Flags::FLUSH_DONE);
+            }
+        } else {
+            slot.flags.remove(Flags::WRITE_BLOCKED);
+            let draining =
+                slot.state == SlotState::Closing && slot.flags.contains(Flags::EOF_DRAIN);
+            if slot.flags.contains(Flags::STALLED)
+                && (slot.state == SlotState::Open || draining)
+                && !shutting_down
+            {
+                slot.flags.remove(Flags::STALLED);
+                self.deliver_input(index, InputSource::Own);
+            }
+        }
+        if n == 0 && shutting_down {
+            self.slot_mut(index).flags.insert(Flags::FLUSH_DONE);
+        }
+        self.enqueue(index);
+    }
+}

@@ -1,0 +1,318 @@
+//! One connection's slot: where it is in its life, what the engine knows about its
+//! socket, and its metadata. (Its bytes live in the byte storage: `buffers.rs`.)
+
+use core::fmt;
+use core::ops::{BitOr, BitOrAssign};
+
+use crate::buffers::BufState;
+use crate::lists::{Link, Linked};
+use crate::{Addr, CloseError, ConnId, ConnInfo, ListenerId, Options};
+
+/// Where a slot is in its connection's life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SlotState {
+    /// No connection.
+    Free,
+    /// Open: reading, writing, calling the handler.
+    Open,
+    /// Flush, then close.
+    Closing,
+    /// Flush, then detach.
+    Detaching,
+    /// `Output::Close` was emitted; `closed` runs at the next engine call.
+    Closed,
+    /// `Output::Detach` was emitted; its operation's report ends the connection.
+    DetachWait,
+}
+
+impl SlotState {
+    /// The connection still has a socket the engine may ask for I/O on.
+    #[inline]
+    pub(crate) fn is_live(self) -> bool {
+        matches!(
+            self,
+            SlotState::Open | SlotState::Closing | SlotState::Detaching
+        )
+    }
+}
+
+/// What the engine knows about a connection's socket and what it still owes it: a set
+/// of the flags below.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Flags(u16);
+
+impl Flags {
+    /// No flag.
+    pub(crate) const EMPTY: Flags = Flags(0);
+    /// The poller reported it readable (or hung up) and no read has drained it since.
+    pub(crate) const READABLE: Flags = Flags(1 << 0);
+    /// The poller reported a hang-up or an error not read yet.
+    pub(crate) const HUP: Flags = Flags(1 << 1);
+    /// A read found the end of the stream.
+    pub(crate) const EOF: Flags = Flags(1 << 2);
+    /// A write was short or would block, and no writability was reported since.
+    pub(crate) const WRITE_BLOCKED: Flags = Flags(1 << 3);
+    /// The poller watches it for readability (what the driver was last told).
+    pub(crate) const REG_READ: Flags = Flags(1 << 4);
+    /// The poller watches it for writability.
+    pub(crate) const REG_WRITE: Flags = Flags(1 << 5);
+    /// Unconsumed input waits for output to drain (the handler's write did not fit).
+    pub(crate) const STALLED: Flags = Flags(1 << 6);
+    /// Its socket options changed and are still to be applied.
+    pub(crate) const CONFIGURE: Flags = Flags(1 << 7);
+    /// During a shutdown: its output was written as far as the socket took it.
+    pub(crate) const FLUSH_DONE: Flags = Flags(1 << 8);
+    /// End of stream was read while input was stalled behind full output: that input
+    /// is still the handler's to process before the close.
+    pub(crate) const EOF_DRAIN: Flags = Flags(1 << 9);
+
+    const NAMES: [(Flags, &'static str); 10] = [
+        (Flags::READABLE, "READABLE"),
+        (Flags::HUP, "HUP"),
+        (Flags::EOF, "EOF"),
+        (Flags::WRITE_BLOCKED, "WRITE_BLOCKED"),
+        (Flags::REG_READ, "REG_READ"),
+        (Flags::REG_WRITE, "REG_WRITE"),
+        (Flags::STALLED, "STALLED"),
+        (Flags::CONFIGURE, "CONFIGURE"),
+        (Flags::FLUSH_DONE, "FLUSH_DONE"),
+        (Flags::EOF_DRAIN, "EOF_DRAIN"),
+    ];
+
+    /// Every flag of `other` is set.
+    #[inline]
+    pub(crate) const fn contains(self, other: Flags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Sets every flag of `other`.
+    #[inline]
+    pub(crate) fn insert(&mut self, other: Flags) {
+        self.0 |= other.0;
+    }
+
+    /// Clears every flag of `other`.
+    #[inline]
+    pub(crate) fn remove(&mut self, other: Flags) {
+        self.0 &= !other.0;
+    }
+
+    /// Sets or clears every flag of `other`.
+    #[inline]
+    pub(crate) fn set(&mut self, other: Flags, on: bool) {
+        if on {
+            self.insert(other);
+        } else {
+            self.remove(other);
+        }
+    }
+}
+
+impl BitOr for Flags {
+    type Output = Flags;
+    fn bitor(self, rhs: Flags) -> Flags {
+        Flags(self.0 | rhs.0)
+    }
+}
+
+impl BitOrAssign for Flags {
+    fn bitor_assign(&mut self, rhs: Flags) {
+        self.insert(rhs);
+    }
+}
+
+impl fmt::Debug for Flags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut set = f.debug_set();
+        for (flag, name) in Flags::NAMES {
+            if self.contains(flag) {
+                set.entry(&format_args!("{name}"));
+            }
+        }
+        set.finish()
+    }
+}
+
+/// One connection slot: the metadata of one connection (its buffers live in the byte
+/// storage). Storage for an engine is `max_connections` of these, made with
+/// [`Slot::new`] or `Default`.
+pub struct Slot<C> {
+    pub(crate) info: ConnInfo,
+    pub(crate) generation: u32,
+    pub(crate) state: SlotState,
+    pub(crate) flags: Flags,
+    pub(crate) bufs: BufState,
+    pub(crate) link: Link,
+    pub(crate) error: Option<CloseError>,
+    pub(crate) options: Options,
+    pub(crate) context: Option<C>,
+}
+
+impl<C> Slot<C> {
+    /// A free slot.
+    pub const fn new() -> Self {
+        Slot {
+            info: ConnInfo {
+                id: ConnId::new(0, 0),
+                listener: ListenerId::FIRST,
+                local: Addr::Unix,
+                peer: Addr::Unix,
+            },
+            generation: 0,
+            state: SlotState::Free,
+            flags: Flags::EMPTY,
+            bufs: BufState::EMPTY,
+            link: Link::NONE,
+            error: None,
+            options: Options {
+                nodelay: true,
+                keepalive: None,
+            },
+            context: None,
+        }
+    }
+
+    /// Opens the slot for connection `info`: a fresh generation, state and context.
+    /// Returns the new connection's id (`info.id` is replaced).
+    pub(crate) fn open(&mut self, mut info: ConnInfo, options: Options) -> ConnId
+    where
+        C: Default,
+    {
+        self.generation = (self.generation + 1) & crate::id::GEN_MASK;
+        let index = info.id.slot() as u32;
+        info.id = ConnId::new(index, self.generation);
+        self.info = info;
+        self.state = SlotState::Open;
+        self.flags = Flags::REG_READ;
+        self.bufs = BufState::EMPTY;
+        self.error = None;
+        self.options = options;
+        self.context = Some(C::default());
+        if options
+            != (Options {
+                nodelay: false,
+                keepalive: None,
+            })
+        {
+            self.flags.insert(Flags::CONFIGURE);
+        }
+        self.info.id
+    }
+
+    /// Empties the slot (its generation is kept, so the next connection's id differs).
+    pub(crate) fn clear(&mut self) {
+        self.state = SlotState::Free;
+        self.flags = Flags::EMPTY;
+        self.bufs = BufState::EMPTY;
+        self.error = None;
+        self.context = None;
+    }
+}
+
+impl<C> Default for Slot<C> {
+    fn default() -> Self {
+        Slot::new()
+    }
+}
+
+impl<C> fmt::Debug for Slot<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Slot")
+            .field("state", &self.state)
+            .field("generation", &self.generation)
+            .field("flags", &self.flags)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> Linked for Slot<C> {
+    #[inline]
+    fn link(&self) -> &Link {
+        &self.link
+    }
+
+    #[inline]
+    fn link_mut(&mut self) -> &mut Link {
+        &mut self.link
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::format;
+
+    use super::*;
+
+    #[test]
+    fn flags_insert_remove_and_contain() {
+        let mut f = Flags::EMPTY;
+        assert!(!f.contains(Flags::READABLE));
+        f.insert(Flags::READABLE | Flags::HUP);
+        assert!(f.contains(Flags::READABLE) && f.contains(Flags::HUP));
+        assert!(f.contains(Flags::READABLE | Flags::HUP));
+        assert!(!f.contains(Flags::READABLE | Flags::EOF), "all, not any");
+        f.remove(Flags::HUP);
+        assert!(f.contains(Flags::READABLE) && !f.contains(Flags::HUP));
+        f.set(Flags::EOF, true);
+        f.set(Flags::READABLE, false);
+        assert_eq!(f, Flags::EOF);
+        assert!(f.contains(Flags::EMPTY));
+    }
+
+    #[test]
+    fn flags_are_distinct_and_print_by_name() {
+        let mut all = Flags::EMPTY;
+        for (flag, _) in Flags::NAMES {
+            assert!(!all.contains(flag), "{flag:?} overlaps another flag");
+            all |= flag;
+        }
+        assert_eq!(
+            format!("{:?}", Flags::STALLED | Flags::WRITE_BLOCKED),
+            "{WRITE_BLOCKED, STALLED}"
+        );
+    }
+
+    #[test]
+    fn only_open_closing_and_detaching_slots_are_live() {
+        use SlotState::*;
+        for (state, live) in [
+            (Free, false),
+            (Open, true),
+            (Closing, true),
+            (Detaching, true),
+            (Closed, false),
+            (DetachWait, false),
+        ] {
+            assert_eq!(state.is_live(), live, "{state:?}");
+        }
+    }
+
+    #[test]
+    fn opening_a_slot_gives_a_new_generation_and_a_fresh_context() {
+        let mut slot: Slot<u32> = Slot::new();
+        let info = ConnInfo {
+            id: ConnId::new(3, 0),
+            listener: ListenerId::FIRST,
+            local: Addr::Unix,
+            peer: Addr::Unix,
+        };
+        let a = slot.open(info, Options::default());
+        assert_eq!((a.slot(), a.generation()), (3, 1));
+        assert!(slot.flags.contains(Flags::REG_READ | Flags::CONFIGURE));
+        *slot.context.as_mut().unwrap() = 9;
+        slot.clear();
+        assert_eq!(slot.state, SlotState::Free);
+        assert!(slot.context.is_none());
+        let b = slot.open(
+            info,
+            Options {
+                nodelay: false,
+                keepalive: None,
+            },
+        );
+        assert_eq!(b.generation(), 2, "a reused slot's id differs");
+        assert_eq!(slot.context, Some(0));
+        assert!(!slot.flags.contains(Flags::CONFIGURE), "nothing to set");
+    }
+}
