@@ -8,13 +8,14 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use evio_proto::{
-    Addr, ConnId, Detached, DriverError, Events, Interest, ListenerId, Output, Refused,
+    Addr, BuildError, Config, ConnId, Detached, DriverError, Events, Interest, ListenAddr,
+    ListenerId, Notify, Output, Refused, Slot,
 };
 use rustix::io::Errno;
 
 use crate::sys::net::{self, Listener, ListenerKind};
 use crate::sys::{HANGUP, Poller};
-use crate::{DetachedSocket, Error, OsOutput, ServerBuilder};
+use crate::{DetachedSocket, Error, ServerBuilder};
 
 /// Poller token of the wake notifier. Connection tokens are `ConnId::to_u64`, whose
 /// generation (high half) has 30 bits, so tokens with bit 63 set never collide.
@@ -241,7 +242,7 @@ pub(crate) fn run<H: Events, P: Poller>(
         WAKER_TOKEN,
     )
     .map_err(setup("the poller and its wake notifier"))?;
-    let mut engine = crate::build_engine(handler, config, notifier)?;
+    let mut engine = build_engine(handler, config, notifier)?;
     let mut sockets = Sockets {
         poller,
         listeners: &listeners,
@@ -258,7 +259,7 @@ pub(crate) fn run<H: Events, P: Poller>(
     let start = std::time::Instant::now();
     let now = || evio_proto::Instant::from_nanos(start.elapsed().as_nanos() as u64);
 
-    let bound = crate::listen_addrs(&listeners);
+    let bound = listen_addrs(&listeners);
     engine.handle_time(now());
     engine
         .handle_start(&bound)
@@ -327,4 +328,37 @@ pub(crate) fn run<H: Events, P: Poller>(
             engine.handle_wakes();
         }
     }
+}
+
+/// The engine type the driver runs.
+type OsEngine<H> = evio_proto::HeapEngine<H>;
+
+/// What that engine asks for.
+type OsOutput<'a, H> = evio_proto::Output<'a, H, Vec<Slot<<H as Events>::Context>>, Vec<u8>>;
+
+/// Builds the engine over zeroed heap storage, with a waker that notifies through
+/// `notify`.
+fn build_engine<H: Events, N: Notify + 'static>(
+    handler: H,
+    config: Config,
+    notify: N,
+) -> Result<OsEngine<H>, Error> {
+    OsEngine::allocate(handler, config, notify).map_err(|e| match e {
+        BuildError::OutOfMemory => Error::Setup {
+            what: "the connection tables",
+            error: std::io::ErrorKind::OutOfMemory.into(),
+        },
+        e => Error::Config(e),
+    })
+}
+
+/// The listeners' bound addresses, in order, as `serving` reports them.
+fn listen_addrs(listeners: &[Listener]) -> Vec<ListenAddr<'_>> {
+    listeners
+        .iter()
+        .map(|l| match &l.kind {
+            ListenerKind::Tcp(a) => ListenAddr::Ip(*a),
+            ListenerKind::Unix(f) => ListenAddr::Unix(&f.path),
+        })
+        .collect()
 }

@@ -1,0 +1,294 @@
+//! `ServerBuilder`: a server's options and capacities, and `serve`; `Backend`: how it
+//! waits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use evio_proto::Config;
+
+#[allow(unused_imports)] // documentation links
+use crate::{Action, DEFAULT_MAX_CONNECTIONS_CAP, RESERVED_DESCRIPTORS};
+use crate::{Error, Events, addr, driver, limits, sys};
+
+/// How the loop waits for readiness (see the crate documentation's "Backends").
+///
+/// Every backend runs the same loop and the same engine; they differ in what a wait
+/// costs and where they exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Backend {
+    /// Linux's epoll: the default on Linux and Android.
+    Epoll,
+    /// kqueue: the default on 64-bit macOS, FreeBSD, NetBSD, OpenBSD and DragonFly.
+    Kqueue,
+    /// poll(2): every unix; O(connections) per wait.
+    Poll,
+}
+
+impl Backend {
+    /// The backend a server uses here unless told otherwise: epoll or kqueue where
+    /// this target has them, poll(2) elsewhere and in builds with
+    /// `--cfg evio_force_poll`.
+    pub const fn system_default() -> Backend {
+        if cfg!(evio_force_poll) {
+            Backend::Poll
+        } else if cfg!(evio_epoll) {
+            Backend::Epoll
+        } else if cfg!(evio_kqueue) {
+            Backend::Kqueue
+        } else {
+            Backend::Poll
+        }
+    }
+
+    /// Whether this target has the backend.
+    pub const fn is_available(self) -> bool {
+        match self {
+            Backend::Epoll => cfg!(evio_epoll),
+            Backend::Kqueue => cfg!(evio_kqueue),
+            Backend::Poll => true,
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Epoll => "epoll",
+            Backend::Kqueue => "kqueue",
+            Backend::Poll => "poll",
+        })
+    }
+}
+
+/// Options and capacities for [`serve`](crate::serve); [`ServerBuilder::serve`] runs the server.
+///
+/// # Defaults
+///
+/// - `max_connections`: what the process's descriptor limit allows (the soft
+///   `RLIMIT_NOFILE`, less [`RESERVED_DESCRIPTORS`] and one per listener), at most
+///   [`DEFAULT_MAX_CONNECTIONS_CAP`]; the cap also applies where the limit is
+///   unlimited. One connection more is accepted and closed at once (told why first if
+///   [`ServerBuilder::refusal_message`] is set). A value set with
+///   [`ServerBuilder::max_connections`] (or [`ServerBuilder::config`]) above what the
+///   limit allows is lowered to it when `serve` starts, with one line on standard
+///   error saying so (as Redis does with `maxclients`).
+/// - 16 KiB of input and 64 KiB of output buffer per connection, TCP_NODELAY on, no
+///   keepalive, a 1 ms minimum tick, 64 accepts per readiness report, accept back-off
+///   from 10 ms to 1 s (the rest of [`Config::new`]).
+/// - A listen backlog of 1024, 256 events per wait, [`Backend::system_default`], no
+///   refusal message.
+///
+/// # Memory
+///
+/// Everything is reserved when `serve` starts; nothing grows with traffic. With
+/// `n = max_connections`, `in = input_capacity` and `out = output_capacity`:
+///
+/// - **Reserved (virtual)**: `(n + 1) × (in + out)` bytes of buffers (each
+///   connection's own input and output buffer, plus one loop-wide scratch buffer of
+///   each), allocated zeroed so the system maps the pages lazily. At the defaults,
+///   80 KiB per connection: 1.6 GB of address space for 20,000 connections.
+/// - **Resident from the start**: per connection slot, the engine's slot
+///   (`size_of::<Slot<C>>()`, 144 bytes when the handler's context `C` is `()`), a
+///   4-byte wake word, and 5 bytes of descriptor table: about 153 bytes, 3 MB for
+///   20,000 slots. The poll(2) backend adds 16 bytes per watched socket and 4 per
+///   descriptor number.
+/// - **Resident while serving**: a request read whole and answered whole passes
+///   through the two scratch buffers (`in + out`, touched once). A connection touches
+///   the pages of its own buffers only while it holds carry-over: a partial frame (up
+///   to `in`) or output the socket has not taken yet (up to `out`). The pages stay
+///   resident once touched. The handler's own state is on top.
+#[derive(Clone, Debug)]
+pub struct ServerBuilder {
+    config: Config,
+    /// `max_connections` was chosen by the user (not derived from the descriptor limit).
+    max_connections_chosen: bool,
+    backlog: i32,
+    pub(crate) poll_events: usize,
+    backend: Option<Backend>,
+    pub(crate) refusal: Option<Arc<[u8]>>,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        ServerBuilder::new()
+    }
+}
+
+impl ServerBuilder {
+    /// The defaults (see the type's documentation). Reads the descriptor limit.
+    pub fn new() -> Self {
+        let mut config = Config::new();
+        config.max_connections = limits::default_max_connections(limits::descriptor_limit());
+        ServerBuilder {
+            config,
+            max_connections_chosen: false,
+            backlog: 1024,
+            poll_events: 256,
+            backend: None,
+            refusal: None,
+        }
+    }
+
+    /// Replaces the whole engine configuration (its `max_connections` counts as
+    /// chosen: it is only lowered if the descriptor limit cannot serve it).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self.max_connections_chosen = true;
+        self
+    }
+
+    /// The engine configuration as it stands (before `serve` lowers
+    /// `max_connections` to the descriptor limit, if it must).
+    pub fn engine_config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Most connections open at once; one more is accepted and closed at once. Lowered
+    /// to what the descriptor limit allows, with a line on standard error, if higher.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.config.max_connections = n;
+        self.max_connections_chosen = true;
+        self
+    }
+
+    /// Bytes of input buffer per connection: the largest frame a handler can wait for.
+    pub fn input_capacity(mut self, bytes: usize) -> Self {
+        self.config.input_capacity = bytes;
+        self
+    }
+
+    /// Bytes of output buffer per connection: the most output pending per connection.
+    pub fn output_capacity(mut self, bytes: usize) -> Self {
+        self.config.output_capacity = bytes;
+        self
+    }
+
+    /// TCP_NODELAY for new connections (on by default).
+    pub fn nodelay(mut self, on: bool) -> Self {
+        self.config.options.nodelay = on;
+        self
+    }
+
+    /// TCP keepalive idle time (and probe interval) for new connections; `None` (the
+    /// default) leaves keepalive off.
+    pub fn keepalive(mut self, idle: Option<Duration>) -> Self {
+        self.config.options.keepalive = idle;
+        self
+    }
+
+    /// The shortest delay between ticks (a zero delay is raised to it).
+    pub fn min_tick(mut self, d: Duration) -> Self {
+        self.config.min_tick = d;
+        self
+    }
+
+    /// Most connections accepted per listener readiness report.
+    pub fn accept_batch(mut self, n: u32) -> Self {
+        self.config.accept_batch = n;
+        self
+    }
+
+    /// The listen backlog (the kernel may cap it).
+    pub fn backlog(mut self, n: i32) -> Self {
+        self.backlog = n;
+        self
+    }
+
+    /// Size of the fixed event array of epoll and kqueue (events handled per wait);
+    /// poll(2) reports every ready socket in one wait whatever this is.
+    pub fn poll_events(mut self, n: usize) -> Self {
+        self.poll_events = n.max(1);
+        self
+    }
+
+    /// Serves with `backend` instead of [`Backend::system_default`]. A `-net` address
+    /// still selects [`Backend::Poll`].
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// The backend [`ServerBuilder::serve`] uses for `addrs`: poll(2) if any address
+    /// has a `-net` scheme, else the one set with [`ServerBuilder::backend`], else
+    /// [`Backend::system_default`]. (An address that does not parse does not count;
+    /// `serve` reports it.)
+    pub fn backend_for<A: AsRef<str>>(&self, addrs: &[A]) -> Backend {
+        let net = addrs.iter().any(|a| addr::is_net_scheme(a.as_ref()));
+        if net || cfg!(evio_force_poll) {
+            return Backend::Poll;
+        }
+        self.backend.unwrap_or_else(Backend::system_default)
+    }
+
+    /// Bytes sent to a connection refused because every slot is taken, before it is
+    /// closed: once, without blocking, best-effort (what the socket takes at once; the
+    /// sending side is then shut and what the client already sent is discarded, so the
+    /// close does not reset the connection and destroy the message). Empty (the
+    /// default): the connection is closed without a word. A Redis-style server sets
+    /// `-ERR max number of clients reached\r\n`.
+    pub fn refusal_message(mut self, bytes: impl AsRef<[u8]>) -> Self {
+        let bytes = bytes.as_ref();
+        self.refusal = (!bytes.is_empty()).then(|| Arc::from(bytes));
+        self
+    }
+
+    /// Listens on `addrs` and runs `handler` on the calling thread until a handler
+    /// returns [`Action::Shutdown`]; then every connection is closed, the listeners are
+    /// closed, unix socket files this server created are removed, and it returns
+    /// `Ok(())`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoAddresses`], [`Error::Address`] (naming the address),
+    /// [`Error::Bind`] / [`Error::NotASocket`] (naming the address),
+    /// [`Error::TooManyListeners`], [`Error::Config`] for invalid capacities,
+    /// [`Error::BackendUnavailable`] for a backend this target does not have,
+    /// [`Error::Setup`] if the poller or its notifier cannot be created or the tables
+    /// cannot be allocated, and [`Error::Poll`] if waiting for events fails.
+    pub fn serve<H: Events, A: AsRef<str>>(&self, handler: H, addrs: &[A]) -> Result<(), Error> {
+        if addrs.is_empty() {
+            return Err(Error::NoAddresses);
+        }
+        if addrs.len() > evio_proto::MAX_LISTENERS {
+            return Err(Error::TooManyListeners {
+                given: addrs.len(),
+                max: evio_proto::MAX_LISTENERS,
+            });
+        }
+        let backend = self.backend_for(addrs);
+        if !backend.is_available() {
+            return Err(Error::BackendUnavailable(backend));
+        }
+        let mut config = self.config;
+        // Before anything is bound or reserved.
+        config.validate().map_err(Error::Config)?;
+        let allowed = limits::allowed_connections(limits::descriptor_limit(), addrs.len());
+        if config.max_connections > allowed {
+            if self.max_connections_chosen {
+                eprintln!(
+                    "evio: max_connections {} lowered to {allowed}: the descriptor limit \
+                     (RLIMIT_NOFILE) allows no more",
+                    config.max_connections
+                );
+            }
+            config.max_connections = allowed;
+        }
+        let mut specs = Vec::with_capacity(addrs.len());
+        for a in addrs {
+            let spec = addr::parse(a.as_ref()).map_err(|error| Error::Address {
+                addr: a.as_ref().to_owned(),
+                error,
+            })?;
+            specs.push(spec);
+        }
+        let listeners = sys::net::bind_all(addrs, &specs, self.backlog)?;
+        match backend {
+            #[cfg(any(evio_epoll, evio_kqueue))]
+            Backend::Epoll | Backend::Kqueue => {
+                driver::run::<H, sys::native::Poller>(handler, listeners, self, config)
+            }
+            _ => driver::run::<H, sys::poll::Poller>(handler, listeners, self, config),
+        }
+    }
+}
