@@ -39,6 +39,10 @@ pub struct Config {
     pub accept_backoff: Duration,
     /// Longest such pause. Default 1 s.
     pub accept_backoff_max: Duration,
+    /// Longest a lingering close waits for the peer to close its side, reading and
+    /// discarding what it still sends, before closing anyway (see
+    /// [`Action::Close`](crate::Action::Close)). Default 5 s.
+    pub linger: Duration,
 }
 
 impl Default for Config {
@@ -62,6 +66,7 @@ impl Config {
             accept_batch: 64,
             accept_backoff: Duration::from_millis(10),
             accept_backoff_max: Duration::from_secs(1),
+            linger: Duration::from_secs(5),
         }
     }
 

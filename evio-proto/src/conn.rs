@@ -1,12 +1,287 @@
-//! The connection handle a handler writes through.
+//! What a handler method reaches: [`Conn`], the connection it was called for, and
+//! [`Loop`], the time and every open connection.
 
 use core::fmt;
+use core::time::Duration;
 
-use crate::buffers::OutputWindow;
-use crate::{ConnId, ConnInfo, Options, OutputFull};
+use crate::buffers::{BufState, OutputArea, OutputTarget};
+use crate::lists::Queue;
+use crate::slot::{Flags, Slot, SlotState};
+use crate::timers::Timers;
+use crate::{ConnId, ConnInfo, Instant, Options, OutputFull, Waker};
 
-/// One connection, as a handler method sees it: its addresses, its context, and its
-/// output buffer.
+/// Why an operation on another connection was refused: the id is unknown, stale (its
+/// slot was reused), or its connection is closed or on its way out (closing,
+/// detaching). Nothing was done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NotOpen(pub ConnId);
+
+impl fmt::Display for NotOpen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "connection {} is not open", self.0)
+    }
+}
+
+impl core::error::Error for NotOpen {}
+
+/// Why a whole write to another connection was refused; nothing was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WriteError {
+    /// The connection is not open.
+    NotOpen(NotOpen),
+    /// Its output buffer has too little room.
+    Full(OutputFull),
+}
+
+impl fmt::Display for WriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WriteError::NotOpen(e) => write!(f, "{e}"),
+            WriteError::Full(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl core::error::Error for WriteError {}
+
+/// The loop, as a handler method sees it: the time, the wake handle, and every open
+/// connection, which the handler can write to, close, detach, abort or time out by id
+/// (from any callback; a [`Conn`] reaches it through [`Conn::others`]).
+///
+/// Writes are bounded by the target's output room, exactly as [`Conn::write_some`]
+/// is: nothing is buffered outside the engine, and a connection that does not read
+/// fills up and refuses more (see [`Events::drained`](crate::Events::drained) to learn
+/// when it has room again).
+pub struct Loop<'a, C> {
+    pub(crate) now: Instant,
+    pub(crate) slots: &'a mut [Slot<C>],
+    pub(crate) out: OutputArea<'a>,
+    pub(crate) attention: &'a mut Queue,
+    pub(crate) timers: &'a mut Timers,
+    pub(crate) waker: Option<&'a Waker>,
+    /// The connection a [`Conn`] is for (`u32::MAX`: none).
+    pub(crate) current: u32,
+    /// Where its output goes this call.
+    pub(crate) current_target: OutputTarget,
+    /// Its buffer state, held here for the call (the slot's copy is stale until the
+    /// engine puts this back): the handler's own writes touch no slot.
+    pub(crate) current_bufs: BufState,
+    /// Cross-connection changes take effect (a shutdown closes everyone instead).
+    pub(crate) running: bool,
+}
+
+/// No connection is current (a server-level callback).
+pub(crate) const NO_CURRENT: u32 = u32::MAX;
+
+impl<C> fmt::Debug for Loop<'_, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Loop")
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, C> Loop<'a, C> {
+    /// The time of this turn of the loop (the driver's clock when its wait ended).
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// The wake handle, if the driver provides one (evio-os and evio-sim always do).
+    pub fn waker(&self) -> Option<&Waker> {
+        self.waker
+    }
+
+    /// The slot of `id` while its connection is open (not closing or detaching).
+    fn open_slot(&self, id: ConnId) -> Result<u32, NotOpen> {
+        match self.slots.get(id.slot()) {
+            Some(s) if s.info.id == id && s.state == SlotState::Open => Ok(id.slot() as u32),
+            _ => Err(NotOpen(id)),
+        }
+    }
+
+    /// `true` while `id` is open: not closed, closing, detaching, or stale.
+    pub fn is_open(&self, id: ConnId) -> bool {
+        self.open_slot(id).is_ok()
+    }
+
+    fn target(&self, index: u32) -> OutputTarget {
+        if index == self.current {
+            self.current_target
+        } else {
+            self.out.target(index)
+        }
+    }
+
+    fn bufs(&self, index: u32) -> &BufState {
+        if index == self.current {
+            &self.current_bufs
+        } else {
+            &self.slots[index as usize].bufs
+        }
+    }
+
+    /// Bytes of output that still fit for `id`.
+    ///
+    /// # Errors
+    ///
+    /// [`NotOpen`] if `id` is not open.
+    pub fn room(&self, id: ConnId) -> Result<usize, NotOpen> {
+        let i = self.open_slot(id)?;
+        Ok(self.out.room(self.bufs(i), self.target(i)))
+    }
+
+    /// Appends as much of `bytes` to `id`'s output as fits and returns how many bytes
+    /// that was; the engine sends them after anything written before.
+    ///
+    /// # Errors
+    ///
+    /// [`NotOpen`] if `id` is not open.
+    pub fn write_some(&mut self, id: ConnId, bytes: &[u8]) -> Result<usize, NotOpen> {
+        let i = self.open_slot(id)?;
+        let n = self.append(i, bytes, true);
+        if n > 0 && i != self.current {
+            self.wake_up(i);
+        }
+        Ok(n)
+    }
+
+    /// Appends all of `bytes` to `id`'s output, or nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`WriteError::NotOpen`] if `id` is not open, [`WriteError::Full`] if fewer than
+    /// `bytes.len()` bytes fit (nothing is written then).
+    pub fn write(&mut self, id: ConnId, bytes: &[u8]) -> Result<(), WriteError> {
+        let i = self.open_slot(id).map_err(WriteError::NotOpen)?;
+        let room = self.out.room(self.bufs(i), self.target(i));
+        if bytes.len() > room {
+            self.backed_up(i);
+            return Err(WriteError::Full(OutputFull {
+                needed: bytes.len(),
+                room,
+            }));
+        }
+        self.append(i, bytes, false);
+        if !bytes.is_empty() && i != self.current {
+            self.wake_up(i);
+        }
+        Ok(())
+    }
+
+    /// A write to slot `i` did not fit: `drained` is owed once its output is out. (For
+    /// the current connection the engine marks it after the call.)
+    fn backed_up(&mut self, i: u32) {
+        if i != self.current {
+            self.slots[i as usize].flags.insert(Flags::BACKED_UP);
+        }
+    }
+
+    /// Appends `bytes` (or with `cut` what fits of them) to slot `i`'s output; returns
+    /// how much. A write cut short marks the output backed up.
+    fn append(&mut self, i: u32, bytes: &[u8], cut: bool) -> usize {
+        if i == self.current {
+            return self.append_current(bytes, cut);
+        }
+        let target = self.out.target(i);
+        let slot = &mut self.slots[i as usize];
+        let room = self.out.room(&slot.bufs, target);
+        let n = if cut {
+            bytes.len().min(room)
+        } else {
+            bytes.len()
+        };
+        if n < bytes.len() {
+            slot.flags.insert(Flags::BACKED_UP);
+        }
+        self.out.append(i, &mut slot.bufs, target, &bytes[..n]);
+        n
+    }
+
+    /// Appends to the current connection's output: the path every reply takes.
+    #[inline(always)]
+    fn append_current(&mut self, bytes: &[u8], cut: bool) -> usize {
+        let target = self.current_target;
+        let n = if cut {
+            bytes.len().min(self.out.room(&self.current_bufs, target))
+        } else {
+            bytes.len()
+        };
+        self.out
+            .append(self.current, &mut self.current_bufs, target, &bytes[..n]);
+        n
+    }
+
+    /// Slot `i` has something new to do.
+    fn wake_up(&mut self, i: u32) {
+        if self.running {
+            self.attention.push_back(self.slots, i);
+        }
+    }
+
+    /// Closes `id` once its pending output is flushed; `closed` follows (this is
+    /// [`Action::Close`](crate::Action::Close) for another connection).
+    ///
+    /// # Errors
+    ///
+    /// [`NotOpen`] if `id` is not open.
+    pub fn close(&mut self, id: ConnId) -> Result<(), NotOpen> {
+        let i = self.open_slot(id)?;
+        self.slots[i as usize].state = SlotState::Closing;
+        self.wake_up(i);
+        Ok(())
+    }
+
+    /// Detaches `id` once its pending output is flushed (this is
+    /// [`Action::Detach`](crate::Action::Detach) for another connection).
+    ///
+    /// # Errors
+    ///
+    /// [`NotOpen`] if `id` is not open.
+    pub fn detach(&mut self, id: ConnId) -> Result<(), NotOpen> {
+        let i = self.open_slot(id)?;
+        self.slots[i as usize].state = SlotState::Detaching;
+        self.wake_up(i);
+        Ok(())
+    }
+
+    /// Closes `id` at once, discarding its pending output; the peer gets a reset (this
+    /// is [`Action::Abort`](crate::Action::Abort) for another connection). For a peer
+    /// that will not read.
+    ///
+    /// # Errors
+    ///
+    /// [`NotOpen`] if `id` is not open.
+    pub fn abort(&mut self, id: ConnId) -> Result<(), NotOpen> {
+        let i = self.open_slot(id)?;
+        self.slots[i as usize].flags.insert(Flags::ABORT);
+        self.slots[i as usize].state = SlotState::Closing;
+        self.wake_up(i);
+        Ok(())
+    }
+
+    /// Sets (or with `None` cancels) `id`'s timeout: [`Events::timeout`] runs for it
+    /// once `after` has passed from now (see [`Conn::set_timeout`]).
+    ///
+    /// [`Events::timeout`]: crate::Events::timeout
+    ///
+    /// # Errors
+    ///
+    /// [`NotOpen`] if `id` is not open.
+    pub fn set_timeout(&mut self, id: ConnId, after: Option<Duration>) -> Result<(), NotOpen> {
+        let i = self.open_slot(id)?;
+        self.set_deadline(i, after);
+        Ok(())
+    }
+
+    pub(crate) fn set_deadline(&mut self, i: u32, after: Option<Duration>) {
+        let deadline = after.map(|d| self.now + d);
+        self.timers.set(self.slots, i, deadline);
+    }
+}
+
+/// One connection, as a handler method sees it: its addresses, its context, its output
+/// buffer, and (through [`Conn::others`]) the rest of the loop.
 ///
 /// Output written here is sent by the engine in order, after anything written before,
 /// and is always flushed before a `Close` or `Detach` takes effect. The buffer holds at
@@ -17,34 +292,32 @@ use crate::{ConnId, ConnInfo, Options, OutputFull};
 /// connection (backpressure) and calls `data` again with the input the handler left
 /// unconsumed once the socket has drained.
 pub struct Conn<'a, C> {
-    pub(crate) info: &'a ConnInfo,
+    pub(crate) lp: Loop<'a, C>,
     pub(crate) context: &'a mut C,
-    pub(crate) options: &'a mut Options,
-    pub(crate) out: OutputWindow<'a>,
     pub(crate) consumed: Option<usize>,
     pub(crate) hit_full: bool,
-    pub(crate) options_changed: bool,
 }
 
 impl<C> fmt::Debug for Conn<'_, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Conn")
-            .field("info", self.info)
-            .field("pending", &self.out.pending())
+            .field("info", self.info())
+            .field("pending", &self.pending())
             .field("room", &self.room())
             .finish_non_exhaustive()
     }
 }
 
 impl<'a, C> Conn<'a, C> {
-    /// The connection's id (keep it to [`Waker::wake`](crate::Waker::wake) it later).
+    /// The connection's id (keep it to [`Waker::wake`](crate::Waker::wake) it later, or
+    /// to write to it from another connection's callback).
     pub fn id(&self) -> ConnId {
-        self.info.id
+        self.info().id
     }
 
-    /// Listener index and addresses.
+    /// Listener and addresses.
     pub fn info(&self) -> &ConnInfo {
-        self.info
+        &self.lp.slots[self.lp.current as usize].info
     }
 
     /// The handler's per-connection state.
@@ -52,20 +325,51 @@ impl<'a, C> Conn<'a, C> {
         self.context
     }
 
+    /// The time of this turn of the loop (the driver's clock when its wait ended).
+    pub fn now(&self) -> Instant {
+        self.lp.now
+    }
+
+    /// The loop: every other open connection, by id.
+    pub fn others(&mut self) -> &mut Loop<'a, C> {
+        &mut self.lp
+    }
+
+    /// Sets this connection's timeout: [`Events::timeout`](crate::Events::timeout) runs
+    /// once `after` has passed from now, unless it is set again (the new value
+    /// replaces it; pushing it later on every request costs O(1)) or cancelled with
+    /// `None`. One timeout per connection.
+    pub fn set_timeout(&mut self, after: Option<Duration>) {
+        self.lp.set_deadline(self.lp.current, after);
+    }
+
     /// This connection's socket options; a change is applied after the handler returns.
     pub fn options_mut(&mut self) -> &mut Options {
-        self.options_changed = true;
-        self.options
+        let slot = &mut self.lp.slots[self.lp.current as usize];
+        slot.flags.insert(Flags::CONFIGURE);
+        &mut slot.options
+    }
+
+    /// Bytes of input buffer: the largest frame `data` can be given. A frame that does
+    /// not fit can never be consumed: the engine answers a full buffer with nothing
+    /// consumed by closing the connection (after the handler's reply is flushed; see
+    /// [`CloseError::FrameTooLarge`](crate::CloseError::FrameTooLarge)).
+    pub fn input_capacity(&self) -> usize {
+        self.lp.out.input_capacity()
     }
 
     /// Bytes of output that still fit.
     pub fn room(&self) -> usize {
-        self.out.room()
+        self.lp
+            .out
+            .room(&self.lp.current_bufs, self.lp.current_target)
     }
 
     /// Bytes of output written and not yet taken by the socket.
     pub fn pending(&self) -> usize {
-        self.out.pending()
+        self.lp
+            .out
+            .pending(&self.lp.current_bufs, self.lp.current_target)
     }
 
     /// Appends all of `bytes` to the output, or nothing.
@@ -83,17 +387,16 @@ impl<'a, C> Conn<'a, C> {
                 room,
             });
         }
-        self.out.append(bytes);
+        self.lp.append_current(bytes, false);
         Ok(())
     }
 
     /// Appends as much of `bytes` as fits and returns how many bytes that was.
     pub fn write_some(&mut self, bytes: &[u8]) -> usize {
-        let n = bytes.len().min(self.room());
+        let n = self.lp.append_current(bytes, true);
         if n < bytes.len() {
             self.hit_full = true;
         }
-        self.out.append(&bytes[..n]);
         n
     }
 
@@ -104,10 +407,12 @@ impl<'a, C> Conn<'a, C> {
     ///
     /// Whatever `f` returns.
     pub fn transaction<T, E>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, E>) -> Result<T, E> {
-        let before = self.out.pending();
+        let before = self.pending();
         let result = f(self);
         if result.is_err() {
-            self.out.truncate(before);
+            let lp = &mut self.lp;
+            lp.out
+                .truncate(lp.current, &mut lp.current_bufs, lp.current_target, before);
         }
         result
     }

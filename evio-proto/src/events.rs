@@ -4,21 +4,51 @@ use core::any::Any;
 use core::fmt;
 use core::time::Duration;
 
-use crate::{CloseError, Conn, ConnId, ConnInfo, Instant, ListenAddr, Waker};
+use crate::{CloseError, Conn, ConnId, ConnInfo, Instant, ListenAddr, Loop, Waker};
 
-/// What a handler asks the loop to do next.
+/// What a handler asks the loop to do next, from a method called for one connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Action {
     /// Carry on.
     #[default]
     None,
-    /// Flush this connection's pending output, then close it; `closed` follows.
+    /// Flush this connection's pending output, then close it; `closed` follows. If
+    /// input the handler did not consume is still buffered, the close lingers so the
+    /// peer can read what was written: the sending side is shut first, and input is
+    /// read and discarded (for at most [`Config::linger`](crate::Config::linger)) until
+    /// the peer closes too.
     Close,
     /// Flush this connection's pending output, then hand its socket to `detached`.
     Detach,
+    /// Close this connection at once: its pending output is discarded and the peer
+    /// gets a reset (SO_LINGER 0). For a peer that will not read.
+    Abort,
     /// Shut the whole server down: flush the triggering connection's output as far as
     /// the socket takes it without blocking, close every connection (each gets
     /// `closed`), close the listeners, and return from `serve`.
+    Shutdown,
+}
+
+/// What a handler asks the server to do, from a method that concerns the server and
+/// not one connection (`serving`, `tick`, `closed`, `detached`, `server_woken`): carry
+/// on, or shut down. (Closing or detaching means nothing there, so it cannot be said.)
+///
+/// ```compile_fail
+/// # use evio_proto::{Events, Flow, Loop, Tick};
+/// struct H;
+/// impl Events for H {
+///     type Context = ();
+///     fn server_woken(&mut self, _: &mut Loop<'_, ()>) -> Flow {
+///         evio_proto::Action::Close // error: expected `Flow`, found `Action`
+///     }
+/// }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Flow {
+    /// Carry on.
+    #[default]
+    Continue,
+    /// Shut the whole server down (see [`Action::Shutdown`]).
     Shutdown,
 }
 
@@ -49,8 +79,8 @@ pub struct Tick {
     /// A delay shorter than [`Config::min_tick`](crate::Config::min_tick) is raised to
     /// it, so a zero delay never spins the loop.
     pub delay: Option<Duration>,
-    /// What to do now.
-    pub action: Action,
+    /// Carry on or shut down.
+    pub flow: Flow,
 }
 
 impl Tick {
@@ -58,7 +88,7 @@ impl Tick {
     pub const fn after(delay: Duration) -> Self {
         Tick {
             delay: Some(delay),
-            action: Action::None,
+            flow: Flow::Continue,
         }
     }
 
@@ -66,15 +96,15 @@ impl Tick {
     pub const fn stop() -> Self {
         Tick {
             delay: None,
-            action: Action::None,
+            flow: Flow::Continue,
         }
     }
 
-    /// The same schedule, with `action` to perform now.
-    pub const fn with_action(self, action: Action) -> Self {
+    /// The same schedule, and `flow` now.
+    pub const fn with_flow(self, flow: Flow) -> Self {
         Tick {
             delay: self.delay,
-            action,
+            flow,
         }
     }
 }
@@ -84,11 +114,17 @@ impl Tick {
 pub struct Server<'a> {
     addrs: &'a [ListenAddr<'a>],
     waker: Option<&'a Waker>,
+    now: Instant,
 }
 
 impl<'a> Server<'a> {
-    pub(crate) fn new(addrs: &'a [ListenAddr<'a>], waker: Option<&'a Waker>) -> Self {
-        Server { addrs, waker }
+    pub(crate) fn new(addrs: &'a [ListenAddr<'a>], waker: Option<&'a Waker>, now: Instant) -> Self {
+        Server { addrs, waker, now }
+    }
+
+    /// The time the server started (the driver's clock).
+    pub fn now(&self) -> Instant {
+        self.now
     }
 
     /// The listeners' bound addresses, in the order they were given (the real port for
@@ -188,9 +224,9 @@ pub trait Events {
     type Context: Default;
 
     /// The server is listening. Called once, first.
-    fn serving(&mut self, server: Server<'_>) -> Action {
+    fn serving(&mut self, server: Server<'_>) -> Flow {
         let _ = server;
-        Action::None
+        Flow::Continue
     }
 
     /// A connection was accepted. Output written here is sent before any input is read.
@@ -203,6 +239,13 @@ pub trait Events {
     /// the new bytes. All of it counts as consumed unless the handler calls
     /// [`Conn::consume`] with less; the rest is handed back, with more bytes after it,
     /// in the next call (a partial frame).
+    ///
+    /// **Consume a request in the call that applies it.** Input left unconsumed comes
+    /// back in the next call, and a handler that applied a request (a `SET`, say), found
+    /// its reply did not fit the output buffer, and left the request unconsumed would
+    /// apply it a second time. Either write the reply first and apply and consume the
+    /// request only if it fit (the engine calls `data` again with the request once the
+    /// output has drained), or apply, consume, and keep the unsent reply yourself.
     fn data(&mut self, conn: &mut Conn<'_, Self::Context>, input: &[u8]) -> Action {
         let _ = (conn, input);
         Action::None
@@ -214,32 +257,108 @@ pub trait Events {
         Action::None
     }
 
+    /// The timeout set with [`Conn::set_timeout`] expired: called once per setting,
+    /// never before the deadline, never after the connection is closed.
+    ///
+    /// ```
+    /// use evio_proto::{Action, Conn, Duration, Events};
+    ///
+    /// /// Closes connections that send nothing for 30 seconds.
+    /// struct Idle;
+    /// impl Events for Idle {
+    ///     type Context = ();
+    ///     fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    ///         conn.set_timeout(Some(Duration::from_secs(30)));
+    ///         Action::None
+    ///     }
+    ///     fn data(&mut self, conn: &mut Conn<'_, ()>, _input: &[u8]) -> Action {
+    ///         conn.set_timeout(Some(Duration::from_secs(30))); // pushed back: O(1)
+    ///         Action::None
+    ///     }
+    ///     fn timeout(&mut self, _conn: &mut Conn<'_, ()>) -> Action {
+    ///         Action::Close
+    ///     }
+    /// }
+    /// ```
+    fn timeout(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
+        let _ = conn;
+        Action::None
+    }
+
+    /// Output of this connection that had backed up (a write the socket did not take
+    /// whole, or a write that did not fit the output buffer) has now all been sent: a
+    /// producer can resume without a buffer of its own.
+    ///
+    /// ```
+    /// use evio_proto::{Action, Conn, Events};
+    ///
+    /// /// Sends an endless stream of b'x', as fast as the peer reads it.
+    /// struct Firehose;
+    /// impl Events for Firehose {
+    ///     type Context = ();
+    ///     fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    ///         while conn.write_some(&[b'x'; 4096]) > 0 {}
+    ///         Action::None
+    ///     }
+    ///     fn drained(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    ///         self.opened(conn)
+    ///     }
+    /// }
+    /// ```
+    fn drained(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
+        let _ = conn;
+        Action::None
+    }
+
     /// The connection is closed (its socket already is). `error` says why when it was
-    /// not the handler's own `Close`, a clean end of stream, or a shutdown. Returning
-    /// `Shutdown` shuts the server down; `Close` and `Detach` mean nothing here.
+    /// not the handler's own `Close`, a clean end of stream, or a shutdown.
     fn closed(
         &mut self,
         info: &ConnInfo,
         context: Self::Context,
         error: Option<CloseError>,
-    ) -> Action {
-        let _ = (info, context, error);
-        Action::None
+        others: &mut Loop<'_, Self::Context>,
+    ) -> Flow {
+        let _ = (info, context, error, others);
+        Flow::Continue
     }
 
     /// The connection was detached after its output was flushed: the socket is out of
     /// the poller, in blocking mode, and owned by `socket`. Take it with
-    /// [`Detached::take`]; not taking it (the default) closes it and calls `closed`.
-    /// Input received but not consumed is in [`Detached::unread_input`]. `closed` never
-    /// fires for a detached connection.
+    /// [`Detached::take`] to keep it; then `closed` never fires for this connection. If
+    /// the handler does not take it (the default), the driver closes it and `closed`
+    /// follows. Input received but not consumed is in [`Detached::unread_input`].
     fn detached(
         &mut self,
         info: &ConnInfo,
         context: &mut Self::Context,
         socket: Detached<'_>,
-    ) -> Action {
-        let _ = (info, context, socket);
-        Action::None
+        others: &mut Loop<'_, Self::Context>,
+    ) -> Flow {
+        let _ = (info, context, socket, others);
+        Flow::Continue
+    }
+
+    /// Another thread called [`Waker::wake_server`]: the way to stop the server from
+    /// outside, whether or not any connection is open.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use evio_proto::{Events, Flow, Loop};
+    ///
+    /// /// Shuts down once a signal handler set the flag and woke the server.
+    /// struct Stoppable(Arc<AtomicBool>);
+    /// impl Events for Stoppable {
+    ///     type Context = ();
+    ///     fn server_woken(&mut self, _: &mut Loop<'_, ()>) -> Flow {
+    ///         if self.0.load(Ordering::SeqCst) { Flow::Shutdown } else { Flow::Continue }
+    ///     }
+    /// }
+    /// ```
+    fn server_woken(&mut self, others: &mut Loop<'_, Self::Context>) -> Flow {
+        let _ = others;
+        Flow::Continue
     }
 
     /// A write of `attempted` bytes to connection `id` is about to be tried.
@@ -253,9 +372,10 @@ pub trait Events {
     }
 
     /// The ticker fired. Called first right after `serving`, then at the scheduled
-    /// time plus the returned delay (no drift). The default stops the ticker.
-    fn tick(&mut self, now: Instant) -> Tick {
-        let _ = now;
+    /// time plus the returned delay (no drift). The default stops the ticker. The
+    /// time is [`Loop::now`]; every open connection is within reach through `others`.
+    fn tick(&mut self, others: &mut Loop<'_, Self::Context>) -> Tick {
+        let _ = others;
         Tick::stop()
     }
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use evio_proto::{
-    Action, Addr, Config, Conn, ConnId, Events, HeapEngine, Instant, ListenAddr, ListenerId,
+    Action, Addr, Config, Conn, ConnId, Events, HeapEngine, Instant, ListenAddr, ListenerId, Loop,
     Notify, Output, Readiness, Slot, Tick, Waker,
 };
 
@@ -85,7 +85,7 @@ impl Events for Busy {
         Action::None
     }
 
-    fn tick(&mut self, _: Instant) -> Tick {
+    fn tick(&mut self, _: &mut Loop<'_, u64>) -> Tick {
         self.ticks += 1;
         Tick::after(Duration::from_millis(1))
     }
