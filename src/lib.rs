@@ -28,6 +28,6 @@ pub use evio_os::{
 };
 pub use evio_proto as proto;
 pub use evio_proto::{
-    Action, Addr, CloseError, Config, Conn, ConnId, ConnInfo, Detached, Events, Instant,
-    ListenAddr, Options, OutputFull, Server, Tick, Waker,
+    Action, Addr, CloseError, Config, Conn, ConnId, ConnInfo, Detached, Events, Flow, Instant,
+    ListenAddr, Loop, NotOpen, Options, OutputFull, Server, Tick, Waker, WriteError,
 };

@@ -183,6 +183,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Longest a lingering close (a connection closed with input still arriving, such
+    /// as a frame too large for the input buffer) reads and discards before it closes
+    /// anyway (default 5 s; see [`Config::linger`]).
+    pub fn linger(mut self, d: Duration) -> Self {
+        self.config.linger = d;
+        self
+    }
+
     /// Most connections accepted per listener readiness report.
     pub fn accept_batch(mut self, n: u32) -> Self {
         self.config.accept_batch = n;

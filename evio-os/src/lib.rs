@@ -73,8 +73,8 @@
 //! ```
 
 pub use evio_proto::{
-    Action, Addr, CloseError, Config, Conn, ConnId, ConnInfo, Detached, Events, Instant,
-    ListenAddr, Options, OutputFull, Server, Tick, Waker,
+    Action, Addr, CloseError, Config, Conn, ConnId, ConnInfo, Detached, Events, Flow, Instant,
+    ListenAddr, Loop, NotOpen, Options, OutputFull, Server, Tick, Waker, WriteError,
 };
 
 mod addr;
