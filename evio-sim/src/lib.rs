@@ -122,6 +122,17 @@
 //! report. At the end: every client's work done within a bound (liveness), every clean
 //! connection complete, pool and counters back to their start, no socket left.
 //!
+//! Each violation of the contract or of output accounting names its [`Rule`].
+//!
+//! # Inside
+//!
+//! The simulator keeps its roles apart, one module each: the virtual network (sockets,
+//! windows, listeners, the clock, level-triggered readiness); the fault injector, a
+//! wrapper around the network that decides every fault around its honest results; the
+//! oracle, which keeps the per-connection shadow state and checks every output and
+//! callback (the ticker's rules in a module of their own); liveness and the final
+//! checks; and the step loop, [`Sim`], that ties them to the engine.
+//!
 //! # Faults
 //!
 //! [`FaultKind`] lists them: short reads and writes, EAGAIN after readiness, spurious
@@ -149,13 +160,22 @@
 
 #![warn(missing_docs)]
 
+mod config;
+mod driver;
 mod error;
 mod fault;
+mod injector;
+mod liveness;
 mod model;
+mod network;
 mod observe;
+mod oracle;
 mod rng;
+mod rule;
 mod script;
 mod sim;
+mod tick;
+mod trace;
 
 use core::fmt;
 use core::ops::Range;
@@ -168,16 +188,19 @@ use std::time::Duration;
 /// `arbitrary` feature), re-exported so fuzz targets use the same version.
 #[cfg(feature = "arbitrary")]
 pub use arbitrary;
+pub use config::{Outcome, SimConfig};
 pub use error::{Failure, Violation};
 pub use evio_proto::Events;
 pub use fault::{FaultCounts, FaultKind, FaultRates};
 pub use model::{EchoConn, EchoModel, Model, ModelError};
+pub use network::SimStream;
 pub use observe::{Injection, Observation, Observed, Recording};
 pub use rng::{Rng, TraceHash};
+pub use rule::Rule;
 pub use script::{
     Profile, ScriptedEvent, format_script, resolve_clients, smaller_scripts, without_client,
 };
-pub use sim::{Outcome, Sim, SimConfig, SimEngine, SimStream};
+pub use sim::{Sim, SimEngine};
 
 /// Runs `script` against a fresh simulation of `handler` with the configuration and
 /// faults of `seed`, then the liveness phase and the final checks.
@@ -506,17 +529,10 @@ where
 }
 
 /// What makes two failures "the same kind" for [`shrink`]: the variant, and for the
-/// variants that stand for many rules (`Contract`, `Accounting`) the rule, read from
-/// the detail with its numbers taken out. Otherwise a script failing one contract rule
-/// could shrink to one failing another.
-fn failure_kind(v: &Violation) -> (core::mem::Discriminant<Violation>, String) {
-    let rule = match v {
-        Violation::Contract { detail, .. } | Violation::Accounting { detail, .. } => {
-            detail.chars().filter(|c| !c.is_ascii_digit()).collect()
-        }
-        _ => String::new(),
-    };
-    (core::mem::discriminant(v), rule)
+/// variants that stand for many rules (`Contract`, `Accounting`) the [`Rule`].
+/// Otherwise a script failing one contract rule could shrink to one failing another.
+fn failure_kind(v: &Violation) -> (core::mem::Discriminant<Violation>, Option<Rule>) {
+    (core::mem::discriminant(v), v.rule())
 }
 
 /// Shrinks a failing script: tries it without faults, cuts what follows the failure,
