@@ -117,10 +117,15 @@
 //! and every wake the simulator made for a connection surely still open reaching
 //! `woken` when the loop next handles wakes;
 //! addresses in `opened` as the driver reported them; ticks given the driver's time,
-//! never early, never overdue and always among the engine's deadlines; no accept
-//! retried right after EMFILE, and at most `accept_batch` accepts per readiness
-//! report. At the end: every client's work done within a bound (liveness), every clean
-//! connection complete, pool and counters back to their start, no socket left.
+//! never before the deadline the engine advertised, once per deadline and none after
+//! the ticker stopped, each next deadline the previous one plus the delay when the
+//! loop is on time (no drift) and within one period of now when it fell behind (no
+//! burst), a delay under `min_tick` raised to it, and a tick due by the contract always
+//! among the engine's deadlines and fired once the loop ran past it; no accept retried
+//! right after EMFILE, none on a paused listener, and at most `accept_batch` accepts
+//! per readiness report. At the end: every client's work done within a bound
+//! (liveness), every clean connection complete, pool and counters back to their start,
+//! no socket left.
 //!
 //! Each violation of the contract or of output accounting names its [`Rule`].
 //!
@@ -130,7 +135,7 @@
 //! windows, listeners, the clock, level-triggered readiness); the fault injector, a
 //! wrapper around the network that decides every fault around its honest results; the
 //! oracle, which keeps the per-connection shadow state and checks every output and
-//! callback (the ticker's rules in a module of their own); liveness and the final
+//! callback (the ticker's contract in a module of its own); liveness and the final
 //! checks; and the step loop, [`Sim`], that ties them to the engine.
 //!
 //! # Faults

@@ -159,6 +159,12 @@ impl<M: Model> Oracle<M> {
         (net.sockets[ci].id == Some(id)).then_some(ci)
     }
 
+    /// A listener's back-off may be among the engine's deadlines: an EMFILE was
+    /// reported on it, or it is paused.
+    pub fn backoff_possible(&self, net: &Network) -> bool {
+        self.listeners.iter().any(|l| l.must_pause) || net.listeners.iter().any(|l| !l.watched)
+    }
+
     // ----- the client's side ---------------------------------------------------------
 
     /// Client `ci` received `bytes`: the model must allow them.

@@ -38,8 +38,21 @@ pub enum Rule {
     // ----- the ticker -----
     /// A tick is given the driver's time.
     TickTime,
-    /// A tick never fires before it is due.
+    /// A tick never fires before its deadline: the one the engine advertised, nor the
+    /// earliest the contract allows.
     TickEarly,
+    /// One tick per deadline: a second tick needs a new deadline advertised.
+    TickTwice,
+    /// No tick after the ticker stopped (a tick returned no delay).
+    TickAfterStop,
+    /// When the loop is on time, the next deadline is exactly the previous deadline
+    /// plus the returned delay (no drift).
+    TickNoDrift,
+    /// When the loop fell behind by more than a period, the next deadline is after now
+    /// and within one period of it (no burst of missed ticks).
+    TickNoBurst,
+    /// A delay shorter than `Config::min_tick` (zero included) is raised to it.
+    TickMinDelay,
     /// A tick due by the contract is among the engine's deadlines
     /// (`Engine::poll_timeout`), or a real driver would sleep through it.
     TickScheduled,
@@ -77,6 +90,11 @@ impl Rule {
             Rule::AcceptBackoff => "accept-backoff",
             Rule::TickTime => "tick-time",
             Rule::TickEarly => "tick-early",
+            Rule::TickTwice => "tick-twice",
+            Rule::TickAfterStop => "tick-after-stop",
+            Rule::TickNoDrift => "tick-no-drift",
+            Rule::TickNoBurst => "tick-no-burst",
+            Rule::TickMinDelay => "tick-min-delay",
             Rule::TickScheduled => "tick-scheduled",
             Rule::TickFired => "tick-fired",
             Rule::TransmitPending => "transmit-pending",
@@ -115,6 +133,17 @@ impl Rule {
             Rule::AcceptBackoff => "no accept retried right after EMFILE without a back-off",
             Rule::TickTime => "a tick is given the driver's time",
             Rule::TickEarly => "a tick never fires before its deadline",
+            Rule::TickTwice => "one tick per deadline",
+            Rule::TickAfterStop => "no tick after the ticker stopped",
+            Rule::TickNoDrift => {
+                "on time, the next tick is due at the previous deadline plus the delay \
+                 (no drift)"
+            }
+            Rule::TickNoBurst => {
+                "behind by more than a period, the next tick is due after now and within \
+                 one period of it (no burst)"
+            }
+            Rule::TickMinDelay => "a delay shorter than `min_tick` is raised to `min_tick`",
             Rule::TickScheduled => "a tick due by the contract is among the engine's deadlines",
             Rule::TickFired => {
                 "a tick due by the contract has fired once the loop ran at or past it"

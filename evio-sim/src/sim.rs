@@ -506,7 +506,8 @@ impl<H: Events, M: Model> Sim<H, M> {
         Ok(r)
     }
 
-    /// One engine input and its observations, drained at once unless `batched`.
+    /// One engine input, its observations and the deadline the engine advertises
+    /// after it, drained at once unless `batched`.
     fn input_maybe_drain<R>(
         &mut self,
         batched: bool,
@@ -517,7 +518,21 @@ impl<H: Events, M: Model> Sim<H, M> {
         }
         let r = f(&mut self.engine);
         self.w.observe()?;
+        self.advertised_deadline()?;
         Ok(r)
+    }
+
+    /// Hands the engine's next deadline to the tick oracle (not during a shutdown,
+    /// when the ticker is over).
+    fn advertised_deadline(&mut self) -> Result<(), Violation> {
+        if self.w.shut_down || self.w.oracle.shutting_down {
+            return Ok(());
+        }
+        let exact = !self.w.oracle.backoff_possible(self.w.io.net());
+        self.w
+            .oracle
+            .tick
+            .advertised(self.engine.poll_timeout(), exact)
     }
 
     /// Performs every output the engine has, checking what ran after each.
