@@ -125,6 +125,11 @@ impl Trace {
         self.lines.as_deref().unwrap_or(&[])
     }
 
+    /// Takes the readable lines recorded, leaving none.
+    pub fn take_lines(&mut self) -> Vec<String> {
+        self.lines.as_mut().map(core::mem::take).unwrap_or_default()
+    }
+
     /// The hash so far.
     pub fn hash(&self) -> u64 {
         self.hash.value()
