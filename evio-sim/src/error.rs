@@ -242,11 +242,12 @@ impl Failure {
         }
     }
 
-    /// The one-line command that replays this failure with the CLI (echo handler),
-    /// printing its trace and shrunk script.
+    /// The one-line command that replays this failure with the CLI (the `evio-sim`
+    /// binary of the `evio-sim-cli` package, echo handler), printing its trace and
+    /// shrunk script.
     pub fn cli_line(&self) -> String {
         format!(
-            "cargo run -p evio-sim --release -- --seed {} --steps {} --trace --shrink",
+            "cargo run -p evio-sim-cli --release -- --seed {} --steps {} --trace --shrink",
             self.seed, self.steps
         )
     }

@@ -92,7 +92,7 @@
 //!
 //! Each [`Failure`] prints its seed and a one-line replay command, for the test suite
 //! (`EVIO_SIM_SEED=<seed> cargo test -p evio-sim --test swarm replay`) and for the CLI
-//! (`cargo run -p evio-sim --release -- --seed <seed> --trace`). [`replay`] runs a
+//! (`cargo run -p evio-sim-cli --release -- --seed <seed> --trace`). [`replay`] runs a
 //! seed's own script again with its readable trace recorded, and [`shrink`] reduces a
 //! failing script to a minimal one that still fails the same way.
 //!
@@ -154,9 +154,13 @@
 //!
 //! # The CLI
 //!
+//! The `evio-sim` binary, in the workspace's `evio-sim-cli` package (so that this
+//! library does not depend on the example handlers), runs the swarm against the echo
+//! handler:
+//!
 //! ```text
-//! cargo run -p evio-sim --release -- --seeds 0..10000 --steps 10000   # a swarm
-//! cargo run -p evio-sim --release -- --seed 42 --steps 10000 --trace --shrink
+//! cargo run -p evio-sim-cli --release -- --seeds 0..10000 --steps 10000   # a swarm
+//! cargo run -p evio-sim-cli --release -- --seed 42 --steps 10000 --trace --shrink
 //! ```
 //!
 //! # Fuzzing

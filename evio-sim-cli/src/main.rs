@@ -1,9 +1,12 @@
 //! `evio-sim`: runs a swarm of simulator seeds against the example handlers.
 //!
 //! ```text
-//! cargo run -p evio-sim --release -- --seeds 0..10000 --steps 10000
-//! cargo run -p evio-sim --release -- --seed 1234 --steps 10000 --trace
+//! cargo run -p evio-sim-cli --release -- --seeds 0..10000 --steps 10000
+//! cargo run -p evio-sim-cli --release -- --seed 1234 --steps 10000 --trace
 //! ```
+//!
+//! It lives in a package of its own so that the `evio-sim` library does not depend on
+//! the example handlers.
 
 use std::fmt;
 use std::io::Write as _;
