@@ -4,7 +4,7 @@ use core::fmt;
 
 use evio_proto::{BuildError, ConnId, DriverError};
 
-use crate::ModelError;
+use crate::{ModelError, Rule};
 
 /// An invariant the run broke, found right after the step that broke it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,6 +34,8 @@ pub enum Violation {
     Accounting {
         /// Client number.
         client: usize,
+        /// The accounting rule broken.
+        rule: Rule,
         /// What differed.
         detail: String,
     },
@@ -60,7 +62,9 @@ pub enum Violation {
     Contract {
         /// The connection concerned; `None` for a rule about the server.
         id: Option<ConnId>,
-        /// What did not hold.
+        /// The rule broken.
+        rule: Rule,
+        /// What did not hold, with the values seen.
         detail: String,
     },
     /// `closed` ran twice, or after `detached` took the socket.
@@ -121,9 +125,15 @@ impl fmt::Display for Violation {
             Violation::Input { client, detail } => {
                 write!(f, "client c{client}: data input: {detail}")
             }
-            Violation::Accounting { client, detail } => {
-                write!(f, "client c{client}: output accounting: {detail}")
-            }
+            Violation::Accounting {
+                client,
+                rule,
+                detail,
+            } => write!(
+                f,
+                "client c{client}: output accounting: {detail} (rule {}: {rule})",
+                rule.name()
+            ),
             Violation::OpenedTwice(id) => write!(f, "{id}: opened twice"),
             Violation::CallbackOutsideLife { id, callback } => {
                 write!(f, "{id}: `{callback}` outside the connection's life")
@@ -134,11 +144,13 @@ impl fmt::Display for Violation {
                     "{id}: `{callback}` after the handler returned Close or Detach"
                 )
             }
-            Violation::Contract {
-                id: Some(id),
-                detail,
-            } => write!(f, "{id}: {detail}"),
-            Violation::Contract { id: None, detail } => write!(f, "server: {detail}"),
+            Violation::Contract { id, rule, detail } => {
+                match id {
+                    Some(id) => write!(f, "{id}: ")?,
+                    None => f.write_str("server: ")?,
+                }
+                write!(f, "{detail} (rule {}: {rule})", rule.name())
+            }
             Violation::ClosedTwice(id) => write!(f, "{id}: closed twice (or after detached)"),
             Violation::ClosedBeforeSocket(id) => {
                 write!(f, "{id}: `closed` ran before the socket was closed")
@@ -159,6 +171,31 @@ impl fmt::Display for Violation {
             Violation::Liveness { bound, detail } => {
                 write!(f, "liveness: not done after {bound} rounds: {detail}")
             }
+        }
+    }
+}
+
+impl Violation {
+    /// The contract or accounting rule this violation broke; `None` for the variants
+    /// that stand for one rule each.
+    pub fn rule(&self) -> Option<Rule> {
+        match self {
+            Violation::Contract { rule, .. } | Violation::Accounting { rule, .. } => Some(*rule),
+            _ => None,
+        }
+    }
+
+    /// A breach of contract rule `rule`, for connection `id` (`None`: the server).
+    pub(crate) fn contract(id: Option<ConnId>, rule: Rule, detail: String) -> Self {
+        Violation::Contract { id, rule, detail }
+    }
+
+    /// A breach of accounting rule `rule` on client `client`'s connection.
+    pub(crate) fn accounting(client: usize, rule: Rule, detail: String) -> Self {
+        Violation::Accounting {
+            client,
+            rule,
+            detail,
         }
     }
 }
@@ -205,11 +242,12 @@ impl Failure {
         }
     }
 
-    /// The one-line command that replays this failure with the CLI (echo handler),
-    /// printing its trace and shrunk script.
+    /// The one-line command that replays this failure with the CLI (the `evio-sim`
+    /// binary of the `evio-sim-cli` package, echo handler), printing its trace and
+    /// shrunk script.
     pub fn cli_line(&self) -> String {
         format!(
-            "cargo run -p evio-sim --release -- --seed {} --steps {} --trace --shrink",
+            "cargo run -p evio-sim-cli --release -- --seed {} --steps {} --trace --shrink",
             self.seed, self.steps
         )
     }

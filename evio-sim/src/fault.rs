@@ -98,7 +98,24 @@ impl fmt::Display for FaultKind {
     }
 }
 
-/// How often each injected fault happens, in chances per million at each opportunity.
+/// How often each injected fault happens, in chances per million at each opportunity:
+/// one named field per [`FaultKind`], so a regression script sets its rates by name.
+///
+/// ```
+/// use evio_sim::{FaultKind, FaultRates};
+///
+/// let rates = FaultRates {
+///     short_read: 100_000,
+///     wake_race: 500_000,
+///     ..FaultRates::none()
+/// };
+/// // The same rates, built by kind.
+/// let by_kind = FaultRates::none()
+///     .with(FaultKind::ShortRead, 100_000)
+///     .with(FaultKind::WakeRace, 500_000);
+/// assert_eq!(rates, by_kind);
+/// assert_eq!(rates.get(FaultKind::WakeRace), 500_000);
+/// ```
 ///
 /// Kinds that come from the script rather than from the driver (resets, EPIPE after a
 /// client's close, a full pool) are not driven by their rate here (it is drawn, and
@@ -107,42 +124,149 @@ impl fmt::Display for FaultKind {
 /// made to return `Detach`, which is what leaves readiness queued for it; the rate of
 /// [`FaultKind::EofWithLastData`] is how often a received FIN is also reported as a
 /// hang-up (kqueue's EV_EOF).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FaultRates {
-    rates: [u32; 16],
+    /// [`FaultKind::ShortRead`]: a read with more than one byte waiting returns fewer.
+    pub short_read: u32,
+    /// [`FaultKind::ShortWrite`]: a write of more than one byte, with room for more,
+    /// takes fewer.
+    pub short_write: u32,
+    /// [`FaultKind::ReadAgain`]: a read finds EAGAIN although bytes are waiting.
+    pub read_again: u32,
+    /// [`FaultKind::WriteAgain`]: a write finds EAGAIN although the window has room.
+    pub write_again: u32,
+    /// [`FaultKind::SpuriousReadiness`]: a connection is reported readable (and,
+    /// drawn separately, writable) when it is not.
+    pub spurious_readiness: u32,
+    /// [`FaultKind::EofWithLastData`]: a received FIN is also reported as a hang-up,
+    /// with data still buffered before it (kqueue's EV_EOF).
+    pub eof_with_last_data: u32,
+    /// [`FaultKind::ResetMidStream`]: drawn, unused (the script's resets decide it).
+    pub reset_mid_stream: u32,
+    /// [`FaultKind::BrokenPipe`]: drawn, unused (the script's closes decide it).
+    pub broken_pipe: u32,
+    /// [`FaultKind::AcceptExhausted`]: `accept` fails with EMFILE (or ENFILE).
+    pub accept_exhausted: u32,
+    /// [`FaultKind::AcceptAborted`]: `accept` fails with ECONNABORTED.
+    pub accept_aborted: u32,
+    /// [`FaultKind::PoolFull`]: drawn, unused (the script's connects decide it).
+    pub pool_full: u32,
+    /// [`FaultKind::WakeRace`]: another thread wakes a connection between an output
+    /// and its report, or a wake's notification reaches the loop a round late.
+    pub wake_race: u32,
+    /// [`FaultKind::TickBetweenEvents`]: the clock reaches the engine's next deadline
+    /// (or just short of it) between two events.
+    pub tick_between_events: u32,
+    /// [`FaultKind::DetachWithReadinessQueued`]: a connection's handler is made to
+    /// return `Detach`.
+    pub detach_with_readiness_queued: u32,
+    /// [`FaultKind::ShutdownWithOutputPending`]: the handler is made to return
+    /// `Shutdown` from a `data` call that leaves output pending.
+    pub shutdown_with_output_pending: u32,
+    /// [`FaultKind::CloseWithOutputPending`]: a connection's handler is made to return
+    /// `Close` from a call that leaves output pending.
+    pub close_with_output_pending: u32,
 }
 
 impl FaultRates {
     /// No faults at all.
     pub const fn none() -> Self {
-        FaultRates { rates: [0; 16] }
+        FaultRates {
+            short_read: 0,
+            short_write: 0,
+            read_again: 0,
+            write_again: 0,
+            spurious_readiness: 0,
+            eof_with_last_data: 0,
+            reset_mid_stream: 0,
+            broken_pipe: 0,
+            accept_exhausted: 0,
+            accept_aborted: 0,
+            pool_full: 0,
+            wake_race: 0,
+            tick_between_events: 0,
+            detach_with_readiness_queued: 0,
+            shutdown_with_output_pending: 0,
+            close_with_output_pending: 0,
+        }
     }
 
     /// Rates drawn from `rng`: about one run in five is clean, the rest mix light and
     /// heavy rates per kind.
     pub fn random(rng: &mut Rng) -> Self {
-        let mut rates = [0u32; 16];
+        let mut rates = FaultRates::none();
         if rng.below(5) == 0 {
-            return FaultRates { rates };
+            return rates;
         }
-        for r in &mut rates {
-            *r = [0, 2_000, 20_000, 100_000, 300_000][rng.below(5) as usize];
+        // Drawn in `FaultKind::ALL` order, so a seed keeps its rates.
+        for kind in FaultKind::ALL {
+            rates.set(
+                kind,
+                [0, 2_000, 20_000, 100_000, 300_000][rng.below(5) as usize],
+            );
         }
         // A shutdown ends the run's interesting part, so keep it rare.
-        rates[FaultKind::ShutdownWithOutputPending.index()] /= 50;
-        rates[FaultKind::CloseWithOutputPending.index()] /= 4;
-        rates[FaultKind::DetachWithReadinessQueued.index()] /= 4;
-        FaultRates { rates }
+        rates.shutdown_with_output_pending /= 50;
+        rates.close_with_output_pending /= 4;
+        rates.detach_with_readiness_queued /= 4;
+        rates
+    }
+
+    /// These rates with the rate of `kind` set to `per_million`: a builder, for rates
+    /// chosen by kind.
+    #[must_use]
+    pub const fn with(mut self, kind: FaultKind, per_million: u32) -> Self {
+        self.set(kind, per_million);
+        self
     }
 
     /// The rate of `kind`, per million.
-    pub fn get(&self, kind: FaultKind) -> u32 {
-        self.rates[kind.index()]
+    pub const fn get(&self, kind: FaultKind) -> u32 {
+        match kind {
+            FaultKind::ShortRead => self.short_read,
+            FaultKind::ShortWrite => self.short_write,
+            FaultKind::ReadAgain => self.read_again,
+            FaultKind::WriteAgain => self.write_again,
+            FaultKind::SpuriousReadiness => self.spurious_readiness,
+            FaultKind::EofWithLastData => self.eof_with_last_data,
+            FaultKind::ResetMidStream => self.reset_mid_stream,
+            FaultKind::BrokenPipe => self.broken_pipe,
+            FaultKind::AcceptExhausted => self.accept_exhausted,
+            FaultKind::AcceptAborted => self.accept_aborted,
+            FaultKind::PoolFull => self.pool_full,
+            FaultKind::WakeRace => self.wake_race,
+            FaultKind::TickBetweenEvents => self.tick_between_events,
+            FaultKind::DetachWithReadinessQueued => self.detach_with_readiness_queued,
+            FaultKind::ShutdownWithOutputPending => self.shutdown_with_output_pending,
+            FaultKind::CloseWithOutputPending => self.close_with_output_pending,
+        }
     }
 
     /// Sets the rate of `kind`, per million.
-    pub fn set(&mut self, kind: FaultKind, per_million: u32) {
-        self.rates[kind.index()] = per_million;
+    pub const fn set(&mut self, kind: FaultKind, per_million: u32) {
+        *self.rate_mut(kind) = per_million;
+    }
+
+    /// The field that holds the rate of `kind`.
+    const fn rate_mut(&mut self, kind: FaultKind) -> &mut u32 {
+        match kind {
+            FaultKind::ShortRead => &mut self.short_read,
+            FaultKind::ShortWrite => &mut self.short_write,
+            FaultKind::ReadAgain => &mut self.read_again,
+            FaultKind::WriteAgain => &mut self.write_again,
+            FaultKind::SpuriousReadiness => &mut self.spurious_readiness,
+            FaultKind::EofWithLastData => &mut self.eof_with_last_data,
+            FaultKind::ResetMidStream => &mut self.reset_mid_stream,
+            FaultKind::BrokenPipe => &mut self.broken_pipe,
+            FaultKind::AcceptExhausted => &mut self.accept_exhausted,
+            FaultKind::AcceptAborted => &mut self.accept_aborted,
+            FaultKind::PoolFull => &mut self.pool_full,
+            FaultKind::WakeRace => &mut self.wake_race,
+            FaultKind::TickBetweenEvents => &mut self.tick_between_events,
+            FaultKind::DetachWithReadinessQueued => &mut self.detach_with_readiness_queued,
+            FaultKind::ShutdownWithOutputPending => &mut self.shutdown_with_output_pending,
+            FaultKind::CloseWithOutputPending => &mut self.close_with_output_pending,
+        }
     }
 }
 

@@ -70,8 +70,8 @@ impl fmt::Display for ModelError {
 
 impl std::error::Error for ModelError {}
 
-/// The model of [`evio_handlers::echo::Echo`]: the client receives exactly what it
-/// sent, in order.
+/// The model of an echo handler (such as `evio_handlers::echo::Echo`, the example
+/// servers' echo): the client receives exactly what it sent, in order.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct EchoModel;
 

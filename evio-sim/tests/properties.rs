@@ -242,8 +242,10 @@ fn odd_configurations_and_scripts_do_not_panic() {
 #[test]
 fn a_closed_connections_wake_never_reaches_the_next_in_its_slot() {
     use ScriptedEvent::{Close, Connect, Poll, Wake};
-    let mut rates = FaultRates::none();
-    rates.set(evio_sim::FaultKind::WakeRace, 500_000);
+    let rates = FaultRates {
+        wake_race: 500_000,
+        ..FaultRates::none()
+    };
     let mut script = Vec::new();
     for k in 0..40u16 {
         script.extend([

@@ -3,7 +3,7 @@
 
 use evio_handlers::echo::Echo;
 use evio_proto::Config;
-use evio_sim::{EchoModel, FaultKind, FaultRates, Profile, ScriptedEvent, SimConfig, run};
+use evio_sim::{EchoModel, FaultRates, Profile, ScriptedEvent, SimConfig, run};
 
 use ScriptedEvent::{Advance, Connect, HalfClose, Poll, Read, Send, Wake};
 
@@ -53,10 +53,24 @@ fn eof_on_hangup_does_not_drop_stalled_input() {
         listeners: 2,
         recv_window: 64,
         send_window: 1,
-        rates: rates([
-            100000, 100000, 2000, 2000, 20000, 300000, 300000, 100000, 300000, 2000, 300000, 2000,
-            100000, 25000, 0, 500,
-        ]),
+        rates: FaultRates {
+            short_read: 100_000,
+            short_write: 100_000,
+            read_again: 2_000,
+            write_again: 2_000,
+            spurious_readiness: 20_000,
+            eof_with_last_data: 300_000,
+            reset_mid_stream: 300_000,
+            broken_pipe: 100_000,
+            accept_exhausted: 300_000,
+            accept_aborted: 2_000,
+            pool_full: 300_000,
+            wake_race: 2_000,
+            tick_between_events: 100_000,
+            detach_with_readiness_queued: 25_000,
+            shutdown_with_output_pending: 0,
+            close_with_output_pending: 500,
+        },
         profile: Profile {
             weights: [2, 40, 60, 3, 0, 0, 15, 3, 5],
             max_send: 8,
@@ -117,10 +131,24 @@ fn no_data_after_detach_while_draining_input_before_eof() {
         listeners: 1,
         recv_window: 4096,
         send_window: 7,
-        rates: rates([
-            300000, 300000, 2000, 100000, 2000, 100000, 20000, 2000, 300000, 20000, 2000, 100000,
-            2000, 75000, 6000, 5000,
-        ]),
+        rates: FaultRates {
+            short_read: 300_000,
+            short_write: 300_000,
+            read_again: 2_000,
+            write_again: 100_000,
+            spurious_readiness: 2_000,
+            eof_with_last_data: 100_000,
+            reset_mid_stream: 20_000,
+            broken_pipe: 2_000,
+            accept_exhausted: 300_000,
+            accept_aborted: 20_000,
+            pool_full: 2_000,
+            wake_race: 100_000,
+            tick_between_events: 2_000,
+            detach_with_readiness_queued: 75_000,
+            shutdown_with_output_pending: 6_000,
+            close_with_output_pending: 5_000,
+        },
         profile: Profile {
             weights: [5, 40, 10, 3, 1, 1, 15, 10, 5],
             max_send: 8,
@@ -187,10 +215,24 @@ fn no_read_on_hangup_after_the_handler_detached() {
         listeners: 1,
         recv_window: 4096,
         send_window: 7,
-        rates: rates([
-            100000, 2000, 20000, 100000, 0, 20000, 0, 20000, 100000, 300000, 2000, 0, 0, 25000, 0,
-            75000,
-        ]),
+        rates: FaultRates {
+            short_read: 100_000,
+            short_write: 2_000,
+            read_again: 20_000,
+            write_again: 100_000,
+            spurious_readiness: 0,
+            eof_with_last_data: 20_000,
+            reset_mid_stream: 0,
+            broken_pipe: 20_000,
+            accept_exhausted: 100_000,
+            accept_aborted: 300_000,
+            pool_full: 2_000,
+            wake_race: 0,
+            tick_between_events: 0,
+            detach_with_readiness_queued: 25_000,
+            shutdown_with_output_pending: 0,
+            close_with_output_pending: 75_000,
+        },
         profile: Profile {
             weights: [20, 60, 10, 1, 1, 0, 15, 3, 5],
             max_send: 300,
@@ -203,13 +245,4 @@ fn no_read_on_hangup_after_the_handler_detached() {
     if let Err(failure) = run(Echo, EchoModel, seed, config, &script) {
         panic!("{failure}");
     }
-}
-
-/// Fault rates per million, in [`FaultKind::ALL`] order.
-fn rates(per_million: [u32; 16]) -> FaultRates {
-    let mut rates = FaultRates::none();
-    for (kind, rate) in FaultKind::ALL.into_iter().zip(per_million) {
-        rates.set(kind, rate);
-    }
-    rates
 }

@@ -2,7 +2,7 @@
 //! that failure reports point to.
 
 use evio_handlers::echo::Echo;
-use evio_sim::{EchoModel, FaultKind, Sim, SimConfig, shrink, swarm};
+use evio_sim::{EchoModel, FaultKind, SimConfig, swarm};
 
 /// Steps per seed in the suite's swarm.
 const STEPS: usize = 10_000;
@@ -69,27 +69,15 @@ fn replay() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(STEPS);
-    let config = SimConfig::from_seed(seed);
-    let script = config.script(seed, steps);
-    let mut sim = Sim::with_config(Echo, EchoModel, seed, config.clone()).expect("engine builds");
-    sim.set_tracing(true);
-    let mut result = Ok(());
-    for event in &script {
-        result = sim.step(event);
-        if result.is_err() {
-            break;
-        }
-    }
-    let result = result.and_then(|()| sim.finish().map(|_| ()));
-    if let Err(violation) = result {
-        let trace = sim.trace();
-        for line in &trace[trace.len().saturating_sub(60)..] {
+    let replay = evio_sim::replay(seed, steps, || (Echo, EchoModel));
+    if let Err(failure) = &replay.result {
+        for line in replay.trace_tail(60) {
             println!("{line}");
         }
-        if let Some(shrunk) = shrink(seed, &config, &script, 3000, || (Echo, EchoModel)) {
+        if let Some(shrunk) = replay.shrink(3000, || (Echo, EchoModel)) {
             println!("{shrunk}");
         }
-        panic!("seed {seed}: {violation}");
+        panic!("{failure}");
     }
-    println!("seed {seed}: passed, trace hash {:016x}", sim.trace_hash());
+    println!("seed {seed}: passed, trace hash {:016x}", replay.trace_hash);
 }

@@ -1,16 +1,19 @@
 //! `evio-sim`: runs a swarm of simulator seeds against the example handlers.
 //!
 //! ```text
-//! cargo run -p evio-sim --release -- --seeds 0..10000 --steps 10000
-//! cargo run -p evio-sim --release -- --seed 1234 --steps 10000 --trace
+//! cargo run -p evio-sim-cli --release -- --seeds 0..10000 --steps 10000
+//! cargo run -p evio-sim-cli --release -- --seed 1234 --steps 10000 --trace
 //! ```
+//!
+//! It lives in a package of its own so that the `evio-sim` library does not depend on
+//! the example handlers.
 
 use std::fmt;
 use std::io::Write as _;
 use std::process::ExitCode;
 
 use evio_handlers::echo::Echo;
-use evio_sim::{EchoModel, SimConfig, shrink, swarm};
+use evio_sim::{EchoModel, replay, swarm};
 
 /// `println!` that ignores a closed stdout (`evio-sim … | head` must not panic).
 macro_rules! out {
@@ -50,6 +53,7 @@ impl fmt::Display for ArgError {
 
 impl std::error::Error for ArgError {}
 
+/// What the command line asks for.
 struct Args {
     seeds: std::ops::Range<u64>,
     seed: Option<u64>,
@@ -59,6 +63,7 @@ struct Args {
     shrink: bool,
 }
 
+/// Parses the command line (without the program name).
 fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, ArgError> {
     let mut args = Args {
         seeds: 0..1000,
@@ -113,7 +118,7 @@ fn main() -> ExitCode {
         }
     };
     if let Some(seed) = args.seed {
-        return replay(seed, &args);
+        return replay_one(seed, &args);
     }
     out!(
         "evio-sim: handler echo, seeds {}..{}, {} steps each, {} threads",
@@ -136,46 +141,78 @@ fn main() -> ExitCode {
     }
 }
 
-fn replay(seed: u64, args: &Args) -> ExitCode {
-    let config = SimConfig::from_seed(seed);
-    let script = config.script(seed, args.steps);
-    out!("seed {seed}: {config:?}");
-    let mut sim = match evio_sim::Sim::with_config(Echo, EchoModel, seed, config.clone()) {
-        Ok(sim) => sim,
-        Err(e) => {
-            out!("seed {seed}: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    sim.set_tracing(args.trace);
-    let mut result = Ok(());
-    for event in &script {
-        result = sim.step(event);
-        if result.is_err() {
-            break;
-        }
-    }
-    let result = result.and_then(|()| sim.finish().map(|_| ()));
+/// Runs one seed again, printing its configuration, its trace (with `--trace`), the
+/// faults that fired, its trace hash and its result, and on failure (with `--shrink`)
+/// its shrunk script.
+fn replay_one(seed: u64, args: &Args) -> ExitCode {
+    let replay = replay(seed, args.steps, || (Echo, EchoModel));
+    out!("seed {seed}: {:?}", replay.config);
     if args.trace {
-        for line in sim.trace() {
+        for line in &replay.trace {
             out!("{line}");
         }
     }
-    out!("faults fired:\n{}", sim.faults());
-    out!("trace hash: {:016x}", sim.trace_hash());
-    match result {
-        Ok(()) => {
+    out!("faults fired:\n{}", replay.faults);
+    out!("trace hash: {:016x}", replay.trace_hash);
+    match &replay.result {
+        Ok(_) => {
             out!("seed {seed}: passed");
             ExitCode::SUCCESS
         }
-        Err(violation) => {
-            out!("seed {seed}: FAILED: {violation}");
+        Err(failure) => {
+            out!("seed {seed}: FAILED: {}", failure.violation);
             if args.shrink
-                && let Some(shrunk) = shrink(seed, &config, &script, 5000, || (Echo, EchoModel))
+                && let Some(shrunk) = replay.shrink(5000, || (Echo, EchoModel))
             {
                 out!("{shrunk}");
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_args(args: &[&str]) -> Result<Args, ArgError> {
+        parse(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn options_parse() {
+        let args = parse_args(&["--seeds", "5..9", "--steps", "30", "--threads", "3"]).unwrap();
+        assert_eq!((args.seeds, args.steps, args.threads), (5..9, 30, 3));
+        let args =
+            parse_args(&["--seed", "42", "--trace", "--shrink", "--handler", "echo"]).unwrap();
+        assert_eq!(args.seed, Some(42));
+        assert!(args.trace && args.shrink);
+    }
+
+    #[test]
+    fn bad_command_lines_are_refused() {
+        assert_eq!(
+            parse_args(&["--frob"]).err(),
+            Some(ArgError::Unknown("--frob".into()))
+        );
+        assert_eq!(
+            parse_args(&["--seeds", "9"]).err(),
+            Some(ArgError::BadValue("--seeds", "9".into()))
+        );
+        assert_eq!(
+            parse_args(&["--steps"]).err(),
+            Some(ArgError::BadValue("--steps", String::new()))
+        );
+        assert_eq!(
+            parse_args(&["--handler", "redis"]).err(),
+            Some(ArgError::BadValue("--handler", "redis".into()))
+        );
+    }
+
+    /// The replay path runs (seed 0 passes with the echo handler).
+    #[test]
+    fn one_seed_replays() {
+        let args = parse_args(&["--seed", "0", "--steps", "200"]).unwrap();
+        assert_eq!(replay_one(0, &args), ExitCode::SUCCESS);
     }
 }

@@ -1,0 +1,87 @@
+//! What a run is made of besides its script (its configuration, drawn from the seed),
+//! and what a run that passed did.
+
+use evio_proto::{Config, Duration, Stats};
+
+use crate::{FaultCounts, FaultRates, Profile, Rng, ScriptedEvent};
+
+/// Everything about a run that its seed decides, besides the script.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SimConfig {
+    /// The engine's configuration (small capacities, so partial frames, full buffers
+    /// and a full pool happen often).
+    pub engine: Config,
+    /// Number of listeners (1 to 3).
+    pub listeners: u8,
+    /// Bytes the server's receive buffer holds per connection (the client's sends wait
+    /// beyond that).
+    pub recv_window: usize,
+    /// Bytes the server's send buffer holds per connection until the client reads.
+    pub send_window: usize,
+    /// Fault rates.
+    pub rates: FaultRates,
+    /// The event mix of the seed's script.
+    pub profile: Profile,
+    /// A ticker that outlives the handler's own: once the handler's `tick` returns no
+    /// delay (as echo's does at once), the engine is told this delay instead, and the
+    /// simulator answers the ticks that follow without calling the handler's `tick`
+    /// again. So the tick schedule is exercised under every handler, and no handler
+    /// sees a tick after stopping its ticker. `None`: the handler's schedule only.
+    pub ticker: Option<Duration>,
+}
+
+impl SimConfig {
+    /// The configuration the run with `seed` uses.
+    pub fn from_seed(seed: u64) -> Self {
+        let mut rng = Rng::derive(seed, 1);
+        let pick =
+            |rng: &mut Rng, choices: &[usize]| choices[rng.below(choices.len() as u64) as usize];
+        let engine = Config {
+            // 40 and 70 slots span two and three words of the waker's summary bitmap.
+            max_connections: pick(&mut rng, &[1, 2, 3, 8, 8, 40, 70]),
+            input_capacity: pick(&mut rng, &[1, 5, 16, 64, 512]),
+            output_capacity: pick(&mut rng, &[1, 5, 16, 64, 512]),
+            accept_batch: pick(&mut rng, &[1, 2, 64]) as u32,
+            ..Config::new()
+        };
+        let listeners = rng.range(1, 3) as u8;
+        let recv_window = pick(&mut rng, &[1, 7, 64, 4096]);
+        let send_window = pick(&mut rng, &[1, 7, 64, 4096]);
+        let rates = FaultRates::random(&mut rng);
+        let profile = Profile::random(&mut rng, listeners);
+        // Drawn last, so the draws before it stay as they were. A zero delay is raised
+        // to the engine's `min_tick`.
+        let ticker = [None, None, Some(0), Some(1), Some(7), Some(50)][rng.below(6) as usize]
+            .map(Duration::from_millis);
+        SimConfig {
+            engine,
+            listeners,
+            recv_window,
+            send_window,
+            rates,
+            profile,
+            ticker,
+        }
+    }
+
+    /// The script of `steps` events the run with `seed` uses.
+    pub fn script(&self, seed: u64, steps: usize) -> Vec<ScriptedEvent> {
+        self.profile.script(&mut Rng::derive(seed, 2), steps)
+    }
+}
+
+/// What a run that passed did, for summaries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// Steps run, liveness phase included.
+    pub steps: u64,
+    /// The hash of the whole trace (events, outputs, handler callbacks): equal for two
+    /// runs exactly when they did the same things in the same order.
+    pub trace_hash: u64,
+    /// How often each fault fired.
+    pub faults: FaultCounts,
+    /// The engine's counters at the end.
+    pub stats: Stats,
+    /// Clients that connected.
+    pub clients: usize,
+}

@@ -1,0 +1,259 @@
+//! The driver's half of the protocol: each engine output performed on the faulty
+//! network and reported back, with the oracle told what was performed and what the
+//! handler did meanwhile.
+
+use evio_proto::{AcceptError, Addr, Detached, Events, IoErrorKind, Output, Refused};
+
+use crate::injector::SocketAccept;
+use crate::network::{SimStream, SocketRead, SocketWrite, listen_addr, peer_addr};
+use crate::observe::Injection;
+use crate::sim::{SimOutput, World};
+use crate::trace::{Tag, observation_record};
+use crate::{FaultKind, Model, Violation};
+
+impl<M: Model> World<M> {
+    /// Checks what the handler did since the last look, against the network and the
+    /// model, and counts the injected actions that fired.
+    pub(crate) fn observe(&mut self) -> Result<(), Violation> {
+        let (log, arena, fired) = self.rec.borrow_mut().take();
+        for &injection in &fired {
+            match injection {
+                Injection::Close(_) => self.io.record(FaultKind::CloseWithOutputPending),
+                Injection::Shutdown => self.io.record(FaultKind::ShutdownWithOutputPending),
+                Injection::Detach { .. } => {}
+            }
+            self.oracle.injection_fired(self.io.net(), injection);
+        }
+        let mut result = Ok(());
+        for o in &log {
+            self.activity += 1;
+            self.trace.line(|| format!("  handler {o:?}"));
+            let (tag, words) = observation_record(o);
+            self.trace.note(tag, words);
+            result = self.oracle.check(self.io.net(), o, &arena);
+            if result.is_err() {
+                break;
+            }
+        }
+        self.rec.borrow_mut().recycle(log, arena, fired);
+        result
+    }
+
+    /// Between an output and its report: what the output's own borrow of the engine
+    /// ran (`prewrite`, a `closed`) is checked first, and another thread may wake
+    /// someone.
+    fn between(&mut self) -> Result<(), Violation> {
+        self.observe()?;
+        if self.io.is_on() && self.race_wake() {
+            self.io.record(FaultKind::WakeRace);
+        }
+        Ok(())
+    }
+
+    /// "Another thread" wakes a connection now and then; `true` when it did and the
+    /// waker accepted.
+    pub(crate) fn race_wake(&mut self) -> bool {
+        let Some((ci, id)) = self.io.racing_wake() else {
+            return false;
+        };
+        let accepted = self.waker.wake(id);
+        self.trace
+            .note(Tag::Wake, [id.to_u64(), u64::from(accepted), 1, 0]);
+        self.oracle.wake_raced(ci, accepted);
+        accepted
+    }
+
+    /// Performs one engine output on the network and reports it.
+    pub(crate) fn perform<H: Events>(&mut self, out: SimOutput<'_, H>) -> Result<(), Violation> {
+        self.activity += 1;
+        self.trace.line(|| format!("  output {out:?}"));
+        match out {
+            Output::Accept(accept) => {
+                let listener = accept.listener().index();
+                self.trace.note(Tag::Accept, [listener as u64, 0, 0, 0]);
+                self.oracle.check_accept(self.io.net(), listener)?;
+                match self.io.accept(listener) {
+                    SocketAccept::Failed(error) => {
+                        // The engine backs off after every accept error but ECONNABORTED.
+                        if error != AcceptError::Aborted {
+                            self.oracle.accept_exhausted(listener);
+                        }
+                        self.between()?;
+                        accept.failed(error);
+                    }
+                    SocketAccept::Nothing => {
+                        self.between()?;
+                        // Dropping the operation says the same as reporting EAGAIN; do
+                        // either, half the time.
+                        if self.io.net_mut().rng.below(2) == 0 {
+                            drop(accept);
+                        } else {
+                            accept.would_block();
+                        }
+                    }
+                    SocketAccept::Accepted(ci) => {
+                        self.between()?;
+                        let local = Addr::Ip(listen_addr(listener));
+                        match accept.done(local, Addr::Ip(peer_addr(ci))) {
+                            Ok(id) => {
+                                self.trace
+                                    .note(Tag::Accepted, [ci as u64, id.to_u64(), 0, 0]);
+                                self.trace.line(|| format!("  accepted c{ci} as {id}"));
+                                self.oracle.accepted(self.io.net(), ci, id)?;
+                                self.io.net_mut().accepted(ci, id);
+                            }
+                            Err(refused) => {
+                                self.trace.note(Tag::Accepted, [ci as u64, u64::MAX, 0, 0]);
+                                if refused == Refused::PoolFull {
+                                    self.io.record(FaultKind::PoolFull);
+                                }
+                                self.io.net_mut().refused(ci);
+                            }
+                        }
+                    }
+                }
+            }
+            Output::Read(mut read) => {
+                let id = read.id();
+                let ci = self.oracle.live_output(self.io.net(), id, "read")?;
+                let hangup = self.oracle.check_read(ci, id)?;
+                let buf = read.buf();
+                let capacity = buf.len();
+                match self.io.read(ci, buf) {
+                    SocketRead::Failed(e) => {
+                        self.trace.mark(Tag::ReadReset);
+                        self.between()?;
+                        self.oracle.io_failed(ci, e);
+                        read.failed(e);
+                    }
+                    SocketRead::Eof => {
+                        self.trace.mark(Tag::ReadEmpty);
+                        self.between()?;
+                        self.oracle.eof_reported(ci);
+                        read.done(0);
+                    }
+                    SocketRead::Nothing => {
+                        self.trace.mark(Tag::ReadEmpty);
+                        self.between()?;
+                        if self.io.net_mut().rng.below(2) == 0 {
+                            drop(read);
+                        } else {
+                            read.would_block();
+                        }
+                    }
+                    SocketRead::Again => {
+                        self.trace.mark(Tag::ReadAgain);
+                        self.between()?;
+                        read.would_block();
+                    }
+                    SocketRead::Data(n) => {
+                        let got = &read.buf()[..n];
+                        self.trace.mark(Tag::ReadData);
+                        self.trace.bytes(got);
+                        self.oracle.read_data(ci, got, capacity, hangup);
+                        self.between()?;
+                        read.done(n);
+                    }
+                }
+            }
+            Output::Transmit(transmit) => {
+                let id = transmit.id();
+                let ci = self.oracle.live_output(self.io.net(), id, "transmit")?;
+                let bytes = transmit.bytes();
+                let len = bytes.len();
+                self.oracle.check_transmit(ci, len)?;
+                match self.io.write(ci, bytes) {
+                    SocketWrite::Failed(e) => {
+                        self.trace.mark(if e.kind == IoErrorKind::BrokenPipe {
+                            Tag::WriteBrokenPipe
+                        } else {
+                            Tag::WriteReset
+                        });
+                        self.between()?;
+                        self.oracle.io_failed(ci, e);
+                        transmit.failed(e);
+                    }
+                    SocketWrite::WouldBlock => {
+                        self.trace.mark(Tag::WriteBlocked);
+                        self.between()?;
+                        // Reported or not, EAGAIN leaves the output blocked.
+                        self.oracle.transmitted(ci, 0, len);
+                        if self.io.net_mut().rng.below(2) == 0 {
+                            transmit.would_block();
+                        } else {
+                            drop(transmit);
+                        }
+                    }
+                    SocketWrite::Wrote(n) => {
+                        self.trace.mark(Tag::WriteData);
+                        self.trace.bytes(&bytes[..n]);
+                        self.between()?;
+                        self.oracle.transmitted(ci, n, len);
+                        transmit.done(n);
+                    }
+                }
+            }
+            Output::Detach(detach) => {
+                let id = detach.id();
+                let ci = self.oracle.live_output(self.io.net(), id, "detach")?;
+                self.trace.note(Tag::Detach, [id.to_u64(), 0, 0, 0]);
+                self.oracle.check_flushed(ci, id, "detach")?;
+                self.io.net_mut().server_close(ci);
+                self.between()?;
+                let mut socket = Some(SimStream { client: ci });
+                detach.done(Detached::new(&mut socket));
+                self.trace.note(
+                    Tag::DetachDone,
+                    [id.to_u64(), u64::from(socket.is_none()), 0, 0],
+                );
+            }
+            Output::Configure { id, options } => {
+                self.oracle.live_output(self.io.net(), id, "configure")?;
+                self.trace.note(
+                    Tag::Configure,
+                    [id.to_u64(), u64::from(options.nodelay), 0, 0],
+                );
+                self.between()?;
+            }
+            Output::SetInterest { id, interest } => {
+                let ci = self.oracle.live_output(self.io.net(), id, "set-interest")?;
+                let (read, write) = (interest.is_readable(), interest.is_writable());
+                self.trace.note(
+                    Tag::SetInterest,
+                    [id.to_u64(), u64::from(read), u64::from(write), 0],
+                );
+                let socket = &mut self.io.net_mut().sockets[ci];
+                socket.interest_read = read;
+                socket.interest_write = write;
+                self.between()?;
+            }
+            Output::Close { id } => {
+                let ci = self.oracle.live_output(self.io.net(), id, "close")?;
+                self.trace.note(Tag::Close, [id.to_u64(), 0, 0, 0]);
+                self.oracle.check_flushed(ci, id, "close")?;
+                self.io.net_mut().server_close(ci);
+                self.between()?;
+            }
+            Output::PauseAccept { listener } => {
+                let l = listener.index();
+                self.trace.note(Tag::PauseAccept, [l as u64, 0, 0, 0]);
+                self.io.net_mut().listeners[l].watched = false;
+                self.oracle.paused(l);
+                self.between()?;
+            }
+            Output::ResumeAccept { listener } => {
+                let l = listener.index();
+                self.trace.note(Tag::ResumeAccept, [l as u64, 0, 0, 0]);
+                self.io.net_mut().listeners[l].watched = true;
+                self.oracle.resumed(l);
+                self.between()?;
+            }
+            Output::Shutdown => {
+                self.trace.note(Tag::Shutdown, [0; 4]);
+                self.shut_down = true;
+                self.between()?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,221 @@
+//! The end of a run: faults stop, a bounded liveness phase lets every client finish its
+//! work, and the final checks find what leaked or was left undone.
+
+use evio_proto::{Duration, Events};
+
+use crate::{Model, Outcome, ScriptedEvent, Sim, Violation};
+
+impl<H: Events, M: Model> Sim<H, M> {
+    /// Ends the run: faults stop, a liveness phase reads every client's output and
+    /// half-closes each client once its work is done, until every connection has
+    /// closed (within a bound proportional to the work left), then checks that nothing
+    /// leaked and that every clean connection got all its output.
+    ///
+    /// # Errors
+    ///
+    /// [`Violation::Liveness`] if the work is not done within the bound, or any other
+    /// violation found on the way.
+    pub fn finish(&mut self) -> Result<Outcome, Violation> {
+        self.w.io.stop();
+        self.engine.handler_mut().disarm();
+        let (net, oracle) = (self.w.io.net(), &self.w.oracle);
+        let work: usize = net
+            .sockets
+            .iter()
+            .zip(oracle.conns())
+            .enumerate()
+            .map(|(ci, (s, c))| {
+                // Output the engine still holds counts too: through a one-byte window
+                // it takes a round per byte.
+                s.unread_by_server() + s.unread_by_client() + c.unsent() as usize + oracle.owed(ci)
+            })
+            .sum();
+        let unfinished = net
+            .sockets
+            .iter()
+            .zip(oracle.conns())
+            .filter(|(s, c)| !s.refused && !c.ended)
+            .count();
+        // A round lets every client read and the loop run; each productive round moves
+        // at least one byte or ends a connection, and each idle one reaches a deadline.
+        let bound = 64 + 8 * unfinished + 4 * work;
+        // A round in which nothing moved but time, up to the next deadline, does not
+        // count against `bound` (a fast ticker would otherwise use it up while a
+        // listener's back-off runs out); such rounds are bounded by virtual time
+        // instead, since every back-off ends within `accept_backoff_max`.
+        let time_limit =
+            net.clock + self.w.config.engine.accept_backoff_max + Duration::from_secs(1);
+        let mut waits = 0u32;
+        let mut rounds = 0;
+        let mut done = false;
+        while rounds < bound {
+            if self.all_done() {
+                done = true;
+                break;
+            }
+            let round_start = self.w.activity;
+            for ci in 0..self.w.io.net().sockets.len() {
+                let client = ci as u16;
+                let socket = &self.w.io.net().sockets[ci];
+                if socket.gone() {
+                    continue;
+                }
+                if socket.unread_by_client() > 0 {
+                    self.step(&ScriptedEvent::Read {
+                        client,
+                        window: u16::MAX,
+                    })?;
+                }
+                // Done once everything it sent was read and answered; output the
+                // handler sends unasked (a heartbeat) does not keep it open.
+                if !self.w.io.net().sockets[ci].fin && self.client_work_done(ci) {
+                    self.step(&ScriptedEvent::HalfClose { client })?;
+                }
+            }
+            // Time passes only when nothing else moves, as on a real machine where
+            // reading and writing take no time next to a timer's period.
+            self.step(&ScriptedEvent::Poll)?;
+            if self.w.activity == round_start {
+                let before = self.now();
+                self.step(&ScriptedEvent::Advance { millis: 0 })?;
+                let after = self.now();
+                if after > before && after <= time_limit && waits < 100_000 {
+                    waits += 1;
+                    continue;
+                }
+            }
+            rounds += 1;
+        }
+        if !done && !self.all_done() {
+            return Err(Violation::Liveness {
+                bound,
+                detail: self.stuck(),
+            });
+        }
+        self.final_checks()?;
+        Ok(Outcome {
+            steps: self.w.steps,
+            trace_hash: self.w.trace.hash(),
+            faults: self.w.io.counts().clone(),
+            stats: *self.engine.stats(),
+            clients: self.w.io.net().sockets.len(),
+        })
+    }
+
+    /// Client `ci` has sent everything and was answered in full.
+    fn client_work_done(&self, ci: usize) -> bool {
+        self.w.io.net().sockets[ci].all_sent_read() && self.w.oracle.owed(ci) == 0
+    }
+
+    /// The server is done with client `ci` (refused, closed or detached, or never
+    /// accepted before a shutdown), and the client has read what it can.
+    fn client_done(&self, ci: usize) -> bool {
+        let s = &self.w.io.net().sockets[ci];
+        let c = self.w.oracle.conn(ci);
+        let server_done =
+            s.refused || (c.opened && c.ended) || (self.w.shut_down && s.id.is_none());
+        server_done && (s.gone() || s.unread_by_client() == 0)
+    }
+
+    /// Every client is done, and no connection waits to be accepted.
+    fn all_done(&self) -> bool {
+        let net = self.w.io.net();
+        let backlog_empty = net.listeners.iter().all(|l| l.backlog.is_empty());
+        if !backlog_empty && !self.w.shut_down {
+            return false;
+        }
+        (0..net.sockets.len()).all(|ci| self.client_done(ci))
+    }
+
+    /// Who is not done, and how, for a liveness failure.
+    fn stuck(&self) -> String {
+        let net = self.w.io.net();
+        let Some(ci) = (0..net.sockets.len()).find(|&ci| !self.client_done(ci)) else {
+            return "listener backlog not accepted".into();
+        };
+        let (s, c) = (&net.sockets[ci], self.w.oracle.conn(ci));
+        format!(
+            "client c{ci} (listener {}, {:?}): opened {} ended {} fin {} unread by server {} \
+             unread by client {} queued {} transmitted {} owed {} interest r{} w{} engine \
+             pending out {} in {}",
+            s.listener,
+            s.id,
+            c.opened,
+            c.ended,
+            s.fin,
+            s.unread_by_server(),
+            s.unread_by_client(),
+            c.queued,
+            c.transmitted,
+            self.w.oracle.owed(ci),
+            s.interest_read,
+            s.interest_write,
+            s.id.map_or(0, |id| self.engine.pending_output(id)),
+            s.id.map_or(0, |id| self.engine.pending_input(id)),
+        )
+    }
+
+    /// After the liveness phase: the pool and the engine's counters are back to their
+    /// start, no socket is left in the poller, no wake is accepted for a connection
+    /// that ended, and every clean connection is complete.
+    fn final_checks(&mut self) -> Result<(), Violation> {
+        let max = self.w.config.engine.max_connections;
+        if self.engine.open_connections() != 0 || self.engine.free_slots() != max {
+            return Err(Violation::Leak(format!(
+                "{} connections still open, {} of {max} slots free",
+                self.engine.open_connections(),
+                self.engine.free_slots()
+            )));
+        }
+        let (net, oracle) = (self.w.io.net(), &self.w.oracle);
+        let stats = *self.engine.stats();
+        let opened = oracle.conns().iter().filter(|c| c.opened).count() as u64;
+        if stats.accepted != stats.closed + stats.detached || stats.accepted != opened {
+            return Err(Violation::Leak(format!(
+                "accepted {} (opened {opened}) but closed {} + detached {}",
+                stats.accepted, stats.closed, stats.detached
+            )));
+        }
+        for (ci, (s, c)) in net.sockets.iter().zip(oracle.conns()).enumerate() {
+            if s.registered() {
+                return Err(Violation::Leak(format!(
+                    "client c{ci}'s socket is still in the poller"
+                )));
+            }
+            if let Some(id) = s.id
+                && self.w.waker.wake(id)
+            {
+                return Err(Violation::WakeAccepted(id));
+            }
+            let clean = c.opened
+                && !s.gone()
+                && !s.refused
+                && !c.detached
+                && !c.io_failed
+                && !c.errored
+                && !c.injected
+                && !self.w.shut_down;
+            if !clean {
+                continue;
+            }
+            let owed = oracle.owed(ci);
+            let delivered = c.delivered();
+            // A handler that closed the connection itself need not have read it all.
+            if owed != 0
+                || (delivered != s.sent && !c.leaving)
+                || s.received != c.transmitted
+                || c.queued != c.transmitted
+            {
+                return Err(Violation::Incomplete {
+                    client: ci,
+                    detail: format!(
+                        "{:?}: sent {} read by server {delivered}, handler wrote {} transmitted \
+                         {} received {}, model owes {owed}",
+                        s.id, s.sent, c.queued, c.transmitted, s.received
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,411 @@
+//! The virtual network: listeners with their backlogs, one virtual socket per client
+//! (the client's end and the server's, with the server's receive and send windows
+//! between them), the virtual clock, and readiness as a level-triggered poller reports
+//! it.
+//!
+//! Everything here is honest: a read returns what is waiting, a write takes what the
+//! send window has room for, readiness is the sockets' level. Faults are decided around
+//! these results by [`FaultInjector`](crate::injector::FaultInjector), and what the
+//! engine does with them is checked by the [`Oracle`](crate::oracle::Oracle).
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use evio_proto::{ConnId, Instant, IoError, IoErrorKind, Readiness};
+
+use crate::{Rng, SimConfig};
+
+/// ECONNRESET on Linux: the peer reset the connection.
+pub(crate) const ECONNRESET: i32 = 104;
+/// EPIPE on Linux: writing to a connection the peer closed.
+pub(crate) const EPIPE: i32 = 32;
+/// ENFILE on Linux: the system's descriptor table is full (an accept error some
+/// drivers pass on as `AcceptError::Other`).
+pub(crate) const ENFILE: i32 = 23;
+
+/// The error a virtual socket reports for `errno`.
+fn io_error(errno: i32) -> IoError {
+    let kind = match errno {
+        ECONNRESET => IoErrorKind::ConnectionReset,
+        EPIPE => IoErrorKind::BrokenPipe,
+        _ => IoErrorKind::Other,
+    };
+    IoError::with_code(kind, errno)
+}
+
+/// The socket the simulator hands to [`Events::detached`](evio_proto::Events::detached):
+/// take it with `socket.take::<SimStream>()`. Under the real driver the same handler
+/// receives an `evio_os` socket instead, so handlers that keep detached sockets should
+/// accept either.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SimStream {
+    /// The simulator's client number for this connection.
+    pub client: usize,
+}
+
+/// The address listener `listener` is bound to.
+pub(crate) fn listen_addr(listener: usize) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 7000 + listener as u16)
+}
+
+/// The address client `client` connects from.
+pub(crate) fn peer_addr(client: usize) -> SocketAddr {
+    SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(10, 0, (client >> 8) as u8, client as u8)),
+        40000 + (client % 20000) as u16,
+    )
+}
+
+/// One client's connection: the client's end and the server's socket.
+#[derive(Debug, Default)]
+pub(crate) struct Socket {
+    /// The listener the client connected to.
+    pub listener: usize,
+    /// The server's connection id, once the engine accepted the connection.
+    pub id: Option<ConnId>,
+    /// The engine refused the connection when it accepted it (closed at once).
+    pub refused: bool,
+    /// The server's socket is in the poller (kept in step with
+    /// [`Network::polled`]).
+    registered: bool,
+    /// The server closed (or detached) its socket.
+    pub server_closed: bool,
+    /// The engine wants to hear when the socket is readable.
+    pub interest_read: bool,
+    /// The engine wants to hear when the socket is writable.
+    pub interest_write: bool,
+    /// Bytes the client sent that wait for room in the server's receive window.
+    outbox: VecDeque<u8>,
+    /// The server's receive window: bytes the server can read.
+    to_server: VecDeque<u8>,
+    /// The server's send window: bytes the server wrote that the client has not read.
+    to_client: VecDeque<u8>,
+    /// Bytes the client sent in all.
+    pub sent: u64,
+    /// Bytes the client received in all.
+    pub received: u64,
+    /// The client shut down its sending side (FIN after its queued bytes).
+    pub fin: bool,
+    /// The client closed its socket.
+    pub closed: bool,
+    /// The connection was reset.
+    pub reset: bool,
+}
+
+impl Socket {
+    /// The server's socket is in the poller.
+    pub fn registered(&self) -> bool {
+        self.registered
+    }
+
+    /// Bytes are on their way in either direction.
+    pub fn in_flight(&self) -> bool {
+        !self.outbox.is_empty() || !self.to_server.is_empty() || !self.to_client.is_empty()
+    }
+
+    /// The client's FIN has reached the server's side, with data possibly still
+    /// buffered before it (what kqueue reports as EV_EOF).
+    pub fn fin_received(&self) -> bool {
+        (self.fin || self.closed) && self.outbox.is_empty()
+    }
+
+    /// The server has read everything up to the client's FIN: a read finds the end of
+    /// the stream.
+    pub fn fin_arrived(&self) -> bool {
+        self.fin_received() && self.to_server.is_empty()
+    }
+
+    /// The client's end is gone (closed or reset): it reads no more.
+    pub fn gone(&self) -> bool {
+        self.reset || self.closed
+    }
+
+    /// Everything the client sent has been read by the server.
+    pub fn all_sent_read(&self) -> bool {
+        self.outbox.is_empty() && self.to_server.is_empty()
+    }
+
+    /// Bytes the client sent that the server has not read yet.
+    pub fn unread_by_server(&self) -> usize {
+        self.outbox.len() + self.to_server.len()
+    }
+
+    /// Bytes the server wrote that the client has not read yet.
+    pub fn unread_by_client(&self) -> usize {
+        self.to_client.len()
+    }
+
+    /// Moves bytes from the client's queue into the server's receive window while it
+    /// has room.
+    fn refill(&mut self, window: usize) {
+        while self.to_server.len() < window {
+            match self.outbox.pop_front() {
+                Some(b) => self.to_server.push_back(b),
+                None => break,
+            }
+        }
+    }
+}
+
+/// A virtual listener.
+#[derive(Debug)]
+pub(crate) struct Listener {
+    /// Clients waiting to be accepted, oldest first.
+    pub backlog: VecDeque<usize>,
+    /// The listener is in the poller (the engine has not paused it).
+    pub watched: bool,
+}
+
+/// A read on a server socket, as the socket answers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SocketRead {
+    /// The read failed (the connection was reset).
+    Failed(IoError),
+    /// The end of the stream: nothing more will come.
+    Eof,
+    /// Nothing is waiting (EAGAIN).
+    Nothing,
+    /// EAGAIN although bytes were waiting: only the fault injector answers this.
+    Again,
+    /// This many bytes were read into the buffer.
+    Data(usize),
+}
+
+/// A write on a server socket, as the socket answers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SocketWrite {
+    /// The write failed (reset, or EPIPE after the client closed).
+    Failed(IoError),
+    /// The send window is full (or the fault injector said EAGAIN).
+    WouldBlock,
+    /// The socket took this many bytes.
+    Wrote(usize),
+}
+
+/// The virtual network of one run.
+#[derive(Debug)]
+pub(crate) struct Network {
+    /// The virtual clock.
+    pub clock: Instant,
+    /// One socket per client, in the order the clients connected.
+    pub sockets: Vec<Socket>,
+    /// The listeners, by index.
+    pub listeners: Vec<Listener>,
+    /// The poller's interest list: the clients whose server socket is registered, in
+    /// client order (a round looks at these, not at every client that ever connected).
+    polled: Vec<usize>,
+    /// The world's random stream: the order in which the poller delivers readiness,
+    /// and which of two equivalent reports the driver makes. The fault injector draws
+    /// its faults that belong to no one client from it too (one stream for the world,
+    /// one per client, so removing a client from a script leaves the others' faults
+    /// where they were).
+    pub rng: Rng,
+    recv_window: usize,
+    send_window: usize,
+}
+
+impl Network {
+    /// The network `config` describes, with no client yet.
+    pub fn new(config: &SimConfig, rng: Rng) -> Self {
+        let listeners = (0..config.listeners)
+            .map(|_| Listener {
+                backlog: VecDeque::new(),
+                watched: true,
+            })
+            .collect();
+        Network {
+            clock: Instant::ZERO,
+            sockets: Vec::new(),
+            listeners,
+            polled: Vec::new(),
+            rng,
+            recv_window: config.recv_window,
+            send_window: config.send_window,
+        }
+    }
+
+    /// The client a script's client number names (modulo the clients so far), if any
+    /// has connected.
+    pub fn client(&self, client: u16) -> Option<usize> {
+        let n = self.sockets.len();
+        (n > 0).then(|| client as usize % n)
+    }
+
+    // ----- the clients' side -------------------------------------------------------
+
+    /// A new client connects to `listener` (modulo the listener count) and waits in
+    /// its backlog; returns its number.
+    pub fn connect(&mut self, listener: u8) -> usize {
+        let listener = listener as usize % self.listeners.len();
+        let ci = self.sockets.len();
+        self.sockets.push(Socket {
+            listener,
+            ..Socket::default()
+        });
+        self.listeners[listener].backlog.push_back(ci);
+        ci
+    }
+
+    /// Client `ci` sends `bytes`; they enter the server's receive window as far as it
+    /// has room. Bytes sent after the client's FIN or close, or to a socket the server
+    /// closed (the kernel answers those with a reset), go nowhere.
+    pub fn send(&mut self, ci: usize, bytes: &[u8]) {
+        let window = self.recv_window;
+        let s = &mut self.sockets[ci];
+        if s.fin || s.gone() || s.server_closed || s.refused {
+            return;
+        }
+        s.sent += bytes.len() as u64;
+        s.outbox.extend(bytes.iter().copied());
+        s.refill(window);
+    }
+
+    /// Client `ci` reads at most `window` bytes of what the server sent; `None` when
+    /// it reads nothing.
+    pub fn receive(&mut self, ci: usize, window: usize) -> Option<Vec<u8>> {
+        let s = &mut self.sockets[ci];
+        let n = s.to_client.len().min(window);
+        if s.gone() || n == 0 {
+            return None;
+        }
+        s.received += n as u64;
+        Some(s.to_client.drain(..n).collect())
+    }
+
+    /// Client `ci` shuts down its sending side; `true` when data was still waiting in
+    /// the server's receive window (the FIN arrives right behind it).
+    pub fn half_close(&mut self, ci: usize) -> bool {
+        let s = &mut self.sockets[ci];
+        let behind_data = !s.fin && !s.to_server.is_empty();
+        s.fin = true;
+        behind_data
+    }
+
+    /// Client `ci` closes its socket: what the server sent and it did not read is lost.
+    pub fn close(&mut self, ci: usize) {
+        let s = &mut self.sockets[ci];
+        s.fin = true;
+        s.closed = true;
+        s.to_client.clear();
+    }
+
+    /// The connection of client `ci` is reset: data in flight is lost.
+    pub fn reset(&mut self, ci: usize) {
+        let s = &mut self.sockets[ci];
+        s.reset = true;
+        s.outbox.clear();
+        s.to_server.clear();
+        s.to_client.clear();
+    }
+
+    // ----- the server's side -------------------------------------------------------
+
+    /// Takes the oldest client waiting on `listener`.
+    pub fn accept(&mut self, listener: usize) -> Option<usize> {
+        self.listeners[listener].backlog.pop_front()
+    }
+
+    /// The engine accepted client `ci` as `id`: its socket enters the poller, watched
+    /// for reading.
+    pub fn accepted(&mut self, ci: usize, id: ConnId) {
+        let s = &mut self.sockets[ci];
+        s.id = Some(id);
+        s.registered = true;
+        s.interest_read = true;
+        if let Err(at) = self.polled.binary_search(&ci) {
+            self.polled.insert(at, ci);
+        }
+    }
+
+    /// The engine refused client `ci` (its socket closed at once).
+    pub fn refused(&mut self, ci: usize) {
+        let s = &mut self.sockets[ci];
+        s.refused = true;
+        s.server_closed = true;
+    }
+
+    /// The server closed (or detached) its socket for client `ci`: it leaves the poller.
+    pub fn server_close(&mut self, ci: usize) {
+        let s = &mut self.sockets[ci];
+        s.registered = false;
+        s.server_closed = true;
+        if let Ok(at) = self.polled.binary_search(&ci) {
+            self.polled.remove(at);
+        }
+    }
+
+    /// The clients whose server socket is in the poller, in client order.
+    pub fn polled(&self) -> &[usize] {
+        &self.polled
+    }
+
+    /// The level a poller reports for client `ci`'s server socket, with its id; `None`
+    /// when the socket is not in the poller.
+    pub fn readiness(&self, ci: usize) -> Option<(ConnId, Readiness)> {
+        let s = &self.sockets[ci];
+        let (true, Some(id)) = (s.registered, s.id) else {
+            return None;
+        };
+        let hangup = s.gone();
+        let readiness = Readiness {
+            readable: s.interest_read && (!s.to_server.is_empty() || s.fin_arrived() || hangup),
+            writable: s.interest_write && (s.to_client.len() < self.send_window || hangup),
+            hangup,
+        };
+        Some((id, readiness))
+    }
+
+    /// Bytes a read on client `ci`'s server socket would find; `None` when it would
+    /// fail.
+    pub fn readable_bytes(&self, ci: usize) -> Option<usize> {
+        let s = &self.sockets[ci];
+        (!s.reset).then_some(s.to_server.len())
+    }
+
+    /// Reads from client `ci`'s server socket into `buf`.
+    pub fn read(&mut self, ci: usize, buf: &mut [u8]) -> SocketRead {
+        let window = self.recv_window;
+        let s = &mut self.sockets[ci];
+        if s.reset {
+            return SocketRead::Failed(io_error(ECONNRESET));
+        }
+        if s.to_server.is_empty() {
+            return if s.fin_arrived() {
+                SocketRead::Eof
+            } else {
+                SocketRead::Nothing
+            };
+        }
+        let n = s.to_server.len().min(buf.len());
+        for (slot, b) in buf.iter_mut().zip(s.to_server.drain(..n)) {
+            *slot = b;
+        }
+        s.refill(window);
+        SocketRead::Data(n)
+    }
+
+    /// Room in client `ci`'s send window; `None` when a write would fail.
+    pub fn write_room(&self, ci: usize) -> Option<usize> {
+        let s = &self.sockets[ci];
+        (!s.reset && !s.closed).then(|| self.send_window.saturating_sub(s.to_client.len()))
+    }
+
+    /// Writes `bytes` to client `ci`'s server socket.
+    pub fn write(&mut self, ci: usize, bytes: &[u8]) -> SocketWrite {
+        let send_window = self.send_window;
+        let s = &mut self.sockets[ci];
+        if s.reset {
+            return SocketWrite::Failed(io_error(ECONNRESET));
+        }
+        if s.closed {
+            return SocketWrite::Failed(io_error(EPIPE));
+        }
+        let room = send_window.saturating_sub(s.to_client.len());
+        if room == 0 {
+            return SocketWrite::WouldBlock;
+        }
+        let n = room.min(bytes.len());
+        s.to_client.extend(bytes[..n].iter().copied());
+        SocketWrite::Wrote(n)
+    }
+}

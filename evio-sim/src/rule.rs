@@ -1,0 +1,172 @@
+//! The rules of the contract and of output accounting that the oracle checks, one
+//! variant each, so that a violation names the rule it broke.
+
+use core::fmt;
+
+/// One rule the oracle checks, carried by [`Violation::Contract`](crate::Violation::Contract)
+/// and [`Violation::Accounting`](crate::Violation::Accounting).
+///
+/// Its `Display` states the rule; [`Rule::name`] is a short stable name. The shrinker
+/// keeps a smaller script only when it breaks the same rule as the original.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Rule {
+    // ----- connections -----
+    /// `opened` gets the listener and the addresses the driver reported.
+    OpenedAddresses,
+    /// `closed` gets the I/O error the driver reported, `FrameTooLarge` only after the
+    /// handler was given a full input buffer, and no error otherwise.
+    ClosedError,
+    /// A slot goes to a new connection only after `closed` or `detached` ran for the
+    /// connection that had it.
+    SlotReuse,
+    /// Every `woken` answers a wake made for that very connection (checked when the
+    /// [`Model`](crate::Model) says the handler makes no wakes of its own).
+    WokenForItsWake,
+    /// A wake accepted for a connection that is surely still open reaches `woken` when
+    /// the loop next handles wakes.
+    WakeDelivered,
+    /// No read while output is blocked (backpressure), unless a hang-up report asks
+    /// for one.
+    Backpressure,
+    // ----- listeners -----
+    /// At most `accept_batch` accepts per readiness report of a listener.
+    AcceptBatch,
+    /// No accept on a listener the engine paused.
+    AcceptWhilePaused,
+    /// No accept retried right after EMFILE: the listener backs off first.
+    AcceptBackoff,
+    // ----- the ticker -----
+    /// A tick is given the driver's time.
+    TickTime,
+    /// A tick never fires before its deadline: the one the engine advertised, nor the
+    /// earliest the contract allows.
+    TickEarly,
+    /// One tick per deadline: a second tick needs a new deadline advertised.
+    TickTwice,
+    /// No tick after the ticker stopped (a tick returned no delay).
+    TickAfterStop,
+    /// When the loop is on time, the next deadline is exactly the previous deadline
+    /// plus the returned delay (no drift).
+    TickNoDrift,
+    /// When the loop fell behind by more than a period, the next deadline is after now
+    /// and within one period of it (no burst of missed ticks).
+    TickNoBurst,
+    /// A delay shorter than `Config::min_tick` (zero included) is raised to it.
+    TickMinDelay,
+    /// A tick due by the contract is among the engine's deadlines
+    /// (`Engine::poll_timeout`), or a real driver would sleep through it.
+    TickScheduled,
+    /// A tick due by the contract has fired once the loop ran at or past its deadline.
+    TickFired,
+    // ----- output accounting -----
+    /// A transmit carries exactly the output pending: what the handler wrote, less
+    /// what was sent.
+    TransmitPending,
+    /// Every `prewrite` has its `postwrite` before `closed` or `detached`.
+    WritesPaired,
+    /// One `prewrite` per transmit, after the previous write's `postwrite`.
+    PrewritePerTransmit,
+    /// `prewrite` announces the whole output pending.
+    PrewriteAmount,
+    /// One `postwrite` per transmit, after its `prewrite`.
+    PostwritePerTransmit,
+    /// `postwrite` reports what was written and what remains, adding up to what its
+    /// `prewrite` announced.
+    PostwriteAmount,
+}
+
+impl Rule {
+    /// A short stable name (for summaries and messages).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Rule::OpenedAddresses => "opened-addresses",
+            Rule::ClosedError => "closed-error",
+            Rule::SlotReuse => "slot-reuse",
+            Rule::WokenForItsWake => "woken-for-its-wake",
+            Rule::WakeDelivered => "wake-delivered",
+            Rule::Backpressure => "backpressure",
+            Rule::AcceptBatch => "accept-batch",
+            Rule::AcceptWhilePaused => "accept-while-paused",
+            Rule::AcceptBackoff => "accept-backoff",
+            Rule::TickTime => "tick-time",
+            Rule::TickEarly => "tick-early",
+            Rule::TickTwice => "tick-twice",
+            Rule::TickAfterStop => "tick-after-stop",
+            Rule::TickNoDrift => "tick-no-drift",
+            Rule::TickNoBurst => "tick-no-burst",
+            Rule::TickMinDelay => "tick-min-delay",
+            Rule::TickScheduled => "tick-scheduled",
+            Rule::TickFired => "tick-fired",
+            Rule::TransmitPending => "transmit-pending",
+            Rule::WritesPaired => "writes-paired",
+            Rule::PrewritePerTransmit => "prewrite-per-transmit",
+            Rule::PrewriteAmount => "prewrite-amount",
+            Rule::PostwritePerTransmit => "postwrite-per-transmit",
+            Rule::PostwriteAmount => "postwrite-amount",
+        }
+    }
+
+    /// The rule, stated.
+    pub const fn statement(self) -> &'static str {
+        match self {
+            Rule::OpenedAddresses => {
+                "`opened` gets the listener and the addresses the driver reported"
+            }
+            Rule::ClosedError => {
+                "`closed` gets the I/O error the driver reported, FrameTooLarge only after \
+                 a full input buffer, and no error otherwise"
+            }
+            Rule::SlotReuse => {
+                "a slot goes to a new connection only after `closed` or `detached` ran for \
+                 the one that had it"
+            }
+            Rule::WokenForItsWake => "every `woken` answers a wake made for that connection",
+            Rule::WakeDelivered => {
+                "a wake accepted for an open connection reaches `woken` when the loop next \
+                 handles wakes"
+            }
+            Rule::Backpressure => {
+                "no read while output is blocked, unless a hang-up report asks for one"
+            }
+            Rule::AcceptBatch => "at most `accept_batch` accepts per listener readiness report",
+            Rule::AcceptWhilePaused => "no accept on a paused listener",
+            Rule::AcceptBackoff => "no accept retried right after EMFILE without a back-off",
+            Rule::TickTime => "a tick is given the driver's time",
+            Rule::TickEarly => "a tick never fires before its deadline",
+            Rule::TickTwice => "one tick per deadline",
+            Rule::TickAfterStop => "no tick after the ticker stopped",
+            Rule::TickNoDrift => {
+                "on time, the next tick is due at the previous deadline plus the delay \
+                 (no drift)"
+            }
+            Rule::TickNoBurst => {
+                "behind by more than a period, the next tick is due after now and within \
+                 one period of it (no burst)"
+            }
+            Rule::TickMinDelay => "a delay shorter than `min_tick` is raised to `min_tick`",
+            Rule::TickScheduled => "a tick due by the contract is among the engine's deadlines",
+            Rule::TickFired => {
+                "a tick due by the contract has fired once the loop ran at or past it"
+            }
+            Rule::TransmitPending => "a transmit carries exactly the output pending",
+            Rule::WritesPaired => {
+                "every `prewrite` has its `postwrite` before `closed` or `detached`"
+            }
+            Rule::PrewritePerTransmit => {
+                "one `prewrite` per transmit, after the previous write's `postwrite`"
+            }
+            Rule::PrewriteAmount => "`prewrite` announces the whole output pending",
+            Rule::PostwritePerTransmit => "one `postwrite` per transmit, after its `prewrite`",
+            Rule::PostwriteAmount => {
+                "`postwrite`'s written and remaining add up to the attempt and the output \
+                 still pending"
+            }
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.statement())
+    }
+}

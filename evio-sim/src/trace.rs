@@ -1,0 +1,202 @@
+//! The run's trace: a hash of everything that happened (always kept, so two runs can be
+//! compared by one number) and, when asked for, readable lines.
+
+use crate::{Observation, ScriptedEvent, TraceHash};
+
+/// What a record in the trace hash stands for: its first word.
+///
+/// The numbers are part of every seed's trace hash, so a tag keeps its number for as
+/// long as the records it tags mean the same thing. Tags of records with no words of
+/// their own (the outcome of a read or write) are mixed in alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub(crate) enum Tag {
+    /// A scripted event: its kind and fields (see [`event_words`]).
+    Event = 1,
+    /// A wake made for a connection: its id, whether it was accepted, and whether
+    /// another thread (a fault) rather than the script made it.
+    Wake = 2,
+    /// The loop handled wakes.
+    WakesHandled = 3,
+    /// A listener's readiness was reported: its index.
+    ListenerReady = 4,
+    /// A connection's readiness was reported: its id, readable, writable, hang-up.
+    ConnReady = 5,
+    /// The loop's turn began with the time: the clock in nanoseconds.
+    Time = 6,
+    /// An accept completed: the client, and its id (`u64::MAX` when refused).
+    Accepted = 7,
+    /// A detach completed: the id, and whether the handler took the socket.
+    DetachDone = 8,
+    /// The loop's shape this round: 1 when batched as evio-os does.
+    LoopShape = 9,
+    /// The engine asked to accept on a listener: its index.
+    Accept = 10,
+    /// A read found the connection reset.
+    ReadReset = 11,
+    /// A read found nothing waiting (end of stream, or EAGAIN).
+    ReadEmpty = 12,
+    /// A read found EAGAIN although bytes were waiting (a fault).
+    ReadAgain = 13,
+    /// A read returned bytes (followed by the bytes).
+    ReadData = 14,
+    /// A write found the connection reset.
+    WriteReset = 15,
+    /// A write failed with EPIPE.
+    WriteBrokenPipe = 16,
+    /// A write found EAGAIN.
+    WriteBlocked = 17,
+    /// A write took bytes (followed by the bytes).
+    WriteData = 18,
+    /// The engine set socket options: the id, TCP_NODELAY.
+    Configure = 19,
+    /// The engine set a connection's interest: the id, read, write.
+    SetInterest = 20,
+    /// The engine closed a connection: its id.
+    Close = 21,
+    /// The engine asked to detach a connection: its id.
+    Detach = 22,
+    /// The engine paused a listener: its index.
+    PauseAccept = 23,
+    /// The engine resumed a listener: its index.
+    ResumeAccept = 24,
+    /// The engine shut down.
+    Shutdown = 25,
+    /// `serving` ran: its action.
+    Serving = 30,
+    /// `opened` ran: the id, bytes written, action.
+    Opened = 31,
+    /// `data` ran: the id, input length, bytes written, action.
+    Data = 32,
+    /// `woken` ran: the id, bytes written, action.
+    Woken = 33,
+    /// `closed` ran: the id, whether with an error, action.
+    Closed = 34,
+    /// `detached` ran: the id, whether the socket was taken, action.
+    Detached = 35,
+    /// `prewrite` ran: the id, bytes attempted.
+    Prewrite = 36,
+    /// `postwrite` ran: the id, bytes written, bytes remaining.
+    Postwrite = 37,
+    /// `tick` ran: its time, the delay returned (`u64::MAX` for none), its action.
+    Tick = 38,
+}
+
+/// The trace of one run.
+#[derive(Debug, Default)]
+pub(crate) struct Trace {
+    hash: TraceHash,
+    lines: Option<Vec<String>>,
+}
+
+impl Trace {
+    /// Mixes one record into the hash: its tag, then four words.
+    pub fn note(&mut self, tag: Tag, words: [u64; 4]) {
+        self.mark(tag);
+        for w in words {
+            self.hash.word(w);
+        }
+    }
+
+    /// Mixes a tag alone into the hash.
+    pub fn mark(&mut self, tag: Tag) {
+        self.hash.word(tag as u64);
+    }
+
+    /// Mixes bytes (with their length) into the hash.
+    pub fn bytes(&mut self, bytes: &[u8]) {
+        self.hash.bytes(bytes);
+    }
+
+    /// Records a readable line, made only when lines are being recorded.
+    pub fn line(&mut self, make: impl FnOnce() -> String) {
+        if let Some(lines) = &mut self.lines {
+            lines.push(make());
+        }
+    }
+
+    /// Starts (or stops and forgets) recording readable lines.
+    pub fn set_lines(&mut self, on: bool) {
+        self.lines = on.then(Vec::new);
+    }
+
+    /// The readable lines recorded.
+    pub fn lines(&self) -> &[String] {
+        self.lines.as_deref().unwrap_or(&[])
+    }
+
+    /// Takes the readable lines recorded, leaving none.
+    pub fn take_lines(&mut self) -> Vec<String> {
+        self.lines.as_mut().map(core::mem::take).unwrap_or_default()
+    }
+
+    /// The hash so far.
+    pub fn hash(&self) -> u64 {
+        self.hash.value()
+    }
+}
+
+/// The words of a scripted event's record (its payload is hashed after them).
+pub(crate) fn event_words(event: &ScriptedEvent) -> [u64; 4] {
+    match *event {
+        ScriptedEvent::Connect { listener } => [0, u64::from(listener), 0, 0],
+        ScriptedEvent::Send { client, ref bytes } => [1, u64::from(client), bytes.len() as u64, 0],
+        ScriptedEvent::Read { client, window } => [2, u64::from(client), u64::from(window), 0],
+        ScriptedEvent::HalfClose { client } => [3, u64::from(client), 0, 0],
+        ScriptedEvent::Close { client } => [4, u64::from(client), 0, 0],
+        ScriptedEvent::Reset { client } => [5, u64::from(client), 0, 0],
+        ScriptedEvent::Wake { client } => [6, u64::from(client), 0, 0],
+        ScriptedEvent::Advance { millis } => [7, u64::from(millis), 0, 0],
+        ScriptedEvent::Poll => [8, 0, 0, 0],
+    }
+}
+
+/// The record of one handler callback.
+pub(crate) fn observation_record(o: &Observation) -> (Tag, [u64; 4]) {
+    match *o {
+        Observation::Serving { action } => (Tag::Serving, [action as u64, 0, 0, 0]),
+        Observation::Opened {
+            id, wrote, action, ..
+        } => (Tag::Opened, [id.to_u64(), wrote as u64, action as u64, 0]),
+        Observation::Data {
+            id,
+            ref input,
+            wrote,
+            action,
+        } => (
+            Tag::Data,
+            [id.to_u64(), input.len() as u64, wrote as u64, action as u64],
+        ),
+        Observation::Woken { id, wrote, action } => {
+            (Tag::Woken, [id.to_u64(), wrote as u64, action as u64, 0])
+        }
+        Observation::Closed { id, error, action } => (
+            Tag::Closed,
+            [id.to_u64(), u64::from(error.is_some()), action as u64, 0],
+        ),
+        Observation::Detached { id, taken, action } => (
+            Tag::Detached,
+            [id.to_u64(), u64::from(taken), action as u64, 0],
+        ),
+        Observation::Prewrite { id, attempted } => {
+            (Tag::Prewrite, [id.to_u64(), attempted as u64, 0, 0])
+        }
+        Observation::Postwrite {
+            id,
+            written,
+            remaining,
+        } => (
+            Tag::Postwrite,
+            [id.to_u64(), written as u64, remaining as u64, 0],
+        ),
+        Observation::Tick { now, tick } => (
+            Tag::Tick,
+            [
+                now.as_nanos(),
+                tick.delay.map_or(u64::MAX, |d| d.as_nanos() as u64),
+                tick.action as u64,
+                0,
+            ],
+        ),
+    }
+}
