@@ -131,6 +131,18 @@ impl<'a, C> Loop<'a, C> {
         Ok(self.out.room(self.bufs(i), self.target(i)))
     }
 
+    /// Bytes written to `id` and not yet taken by its socket, while its connection still
+    /// has one (open, or closing or detaching with output to flush); `None` once it is
+    /// gone or `id` is stale. A handler can use it to find peers that fall behind.
+    pub fn pending(&self, id: ConnId) -> Option<usize> {
+        let slot = self.slots.get(id.slot())?;
+        if slot.info.id != id || !slot.state.is_live() {
+            return None;
+        }
+        let i = id.slot() as u32;
+        Some(self.out.pending(self.bufs(i), self.target(i)))
+    }
+
     /// Appends as much of `bytes` to `id`'s output as fits and returns how many bytes
     /// that was; the engine sends them after anything written before.
     ///

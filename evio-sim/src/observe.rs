@@ -5,7 +5,8 @@ use core::ops::Range;
 use std::rc::Rc;
 
 use evio_proto::{
-    Action, CloseError, Conn, ConnId, ConnInfo, Detached, Duration, Events, Instant, Server, Tick,
+    Action, CloseError, Conn, ConnId, ConnInfo, Detached, Duration, Events, Flow, Instant, Loop,
+    Server, Tick,
 };
 
 use crate::SimStream;
@@ -19,7 +20,7 @@ pub enum Observation {
     /// `serving` ran.
     Serving {
         /// What it returned.
-        action: Action,
+        flow: Flow,
     },
     /// `opened` ran.
     Opened {
@@ -52,6 +53,31 @@ pub enum Observation {
         /// What it returned (after any injected action).
         action: Action,
     },
+    /// `timeout` ran.
+    Timeout {
+        /// The connection.
+        id: ConnId,
+        /// The time it was given.
+        now: Instant,
+        /// Bytes written.
+        wrote: usize,
+        /// What it returned (after any injected action).
+        action: Action,
+    },
+    /// `drained` ran.
+    Drained {
+        /// The connection.
+        id: ConnId,
+        /// Bytes written.
+        wrote: usize,
+        /// What it returned (after any injected action).
+        action: Action,
+    },
+    /// `server_woken` ran.
+    ServerWoken {
+        /// What it returned.
+        flow: Flow,
+    },
     /// `closed` ran.
     Closed {
         /// The connection.
@@ -59,7 +85,7 @@ pub enum Observation {
         /// The error it was given.
         error: Option<CloseError>,
         /// What it returned.
-        action: Action,
+        flow: Flow,
     },
     /// `detached` ran.
     Detached {
@@ -68,7 +94,7 @@ pub enum Observation {
         /// Whether the socket was taken (by the handler, or by the simulator's injection).
         taken: bool,
         /// What it returned.
-        action: Action,
+        flow: Flow,
     },
     /// `prewrite` ran.
     Prewrite {
@@ -262,10 +288,10 @@ impl<H> Observed<H> {
 impl<H: Events> Events for Observed<H> {
     type Context = H::Context;
 
-    fn serving(&mut self, server: Server<'_>) -> Action {
-        let action = self.inner.serving(server);
-        self.push(Observation::Serving { action });
-        action
+    fn serving(&mut self, server: Server<'_>) -> Flow {
+        let flow = self.inner.serving(server);
+        self.push(Observation::Serving { flow });
+        flow
     }
 
     fn opened(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
@@ -314,19 +340,53 @@ impl<H: Events> Events for Observed<H> {
         action
     }
 
+    fn timeout(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
+        let before = conn.pending();
+        let action = self.inner.timeout(conn);
+        let wrote = conn.pending().wrapping_sub(before);
+        let action = self.inject(conn.id(), action, conn.pending(), false);
+        self.push(Observation::Timeout {
+            id: conn.id(),
+            now: conn.now(),
+            wrote,
+            action,
+        });
+        action
+    }
+
+    fn drained(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
+        let before = conn.pending();
+        let action = self.inner.drained(conn);
+        let wrote = conn.pending().wrapping_sub(before);
+        let action = self.inject(conn.id(), action, conn.pending(), false);
+        self.push(Observation::Drained {
+            id: conn.id(),
+            wrote,
+            action,
+        });
+        action
+    }
+
+    fn server_woken(&mut self, others: &mut Loop<'_, Self::Context>) -> Flow {
+        let flow = self.inner.server_woken(others);
+        self.push(Observation::ServerWoken { flow });
+        flow
+    }
+
     fn closed(
         &mut self,
         info: &ConnInfo,
         context: Self::Context,
         error: Option<CloseError>,
-    ) -> Action {
-        let action = self.inner.closed(info, context, error);
+        others: &mut Loop<'_, Self::Context>,
+    ) -> Flow {
+        let flow = self.inner.closed(info, context, error, others);
         self.push(Observation::Closed {
             id: info.id,
             error,
-            action,
+            flow,
         });
-        action
+        flow
     }
 
     fn detached(
@@ -334,8 +394,9 @@ impl<H: Events> Events for Observed<H> {
         info: &ConnInfo,
         context: &mut Self::Context,
         mut socket: Detached<'_>,
-    ) -> Action {
-        let action = self.inner.detached(info, context, socket.reborrow());
+        others: &mut Loop<'_, Self::Context>,
+    ) -> Flow {
+        let flow = self.inner.detached(info, context, socket.reborrow(), others);
         let take = match self.take_on_detach.iter().position(|&id| id == info.id) {
             Some(pos) => {
                 self.take_on_detach.swap_remove(pos);
@@ -350,9 +411,9 @@ impl<H: Events> Events for Observed<H> {
         self.push(Observation::Detached {
             id: info.id,
             taken: !socket.holds_socket(),
-            action,
+            flow,
         });
-        action
+        flow
     }
 
     fn prewrite(&mut self, id: ConnId, attempted: usize) {
@@ -369,19 +430,20 @@ impl<H: Events> Events for Observed<H> {
         });
     }
 
-    fn tick(&mut self, now: Instant) -> Tick {
+    fn tick(&mut self, others: &mut Loop<'_, Self::Context>) -> Tick {
+        let now = others.now();
         let tick = if self.inner_stopped {
             Tick {
                 delay: self.ticker,
-                action: Action::None,
+                flow: Flow::Continue,
             }
         } else {
-            let tick = self.inner.tick(now);
+            let tick = self.inner.tick(others);
             if tick.delay.is_none() && self.ticker.is_some() {
                 self.inner_stopped = true;
                 Tick {
                     delay: self.ticker,
-                    action: tick.action,
+                    flow: tick.flow,
                 }
             } else {
                 tick
