@@ -286,6 +286,12 @@ impl<'a, C> Loop<'a, C> {
         Ok(())
     }
 
+    /// When `id`'s timeout fires, if one is set and `id` is open.
+    pub fn timeout_at(&self, id: ConnId) -> Option<Instant> {
+        let i = self.open_slot(id).ok()?;
+        Timers::deadline(self.slots, i)
+    }
+
     pub(crate) fn set_deadline(&mut self, i: u32, after: Option<Duration>) {
         let deadline = after.map(|d| self.now + d);
         self.timers.set(self.slots, i, deadline);
@@ -353,6 +359,11 @@ impl<'a, C> Conn<'a, C> {
     /// `None`. One timeout per connection.
     pub fn set_timeout(&mut self, after: Option<Duration>) {
         self.lp.set_deadline(self.lp.current, after);
+    }
+
+    /// When this connection's timeout fires, if one is set.
+    pub fn timeout_at(&self) -> Option<Instant> {
+        Timers::deadline(self.lp.slots, self.lp.current)
     }
 
     /// This connection's socket options; a change is applied after the handler returns.
@@ -435,6 +446,13 @@ impl<'a, C> Conn<'a, C> {
     /// outside `data`.
     pub fn consume(&mut self, n: usize) {
         self.consumed = Some(n);
+    }
+
+    /// What [`Conn::consume`] said in this `data` call, if it was called (`None`: all
+    /// of the input counts as used). For wrappers that watch a handler, such as a
+    /// simulator's model learning which requests the handler applied.
+    pub fn consumed(&self) -> Option<usize> {
+        self.consumed
     }
 }
 

@@ -53,7 +53,6 @@ pub(crate) struct Timers {
 
 impl Timers {
     /// Slot `i`'s deadline, if it has one.
-    #[cfg(test)]
     pub(crate) fn deadline<T: Timed>(nodes: &[T], i: u32) -> Option<Instant> {
         let d = nodes[i as usize].timer().deadline;
         (d != NEVER).then_some(Instant::from_nanos(d))

@@ -43,8 +43,9 @@ impl<H: Events, M: Model> Sim<H, M> {
         // count against `bound` (a fast ticker would otherwise use it up while a
         // listener's back-off runs out); such rounds are bounded by virtual time
         // instead, since every back-off ends within `accept_backoff_max`.
+        let engine = &self.w.config.engine;
         let time_limit =
-            net.clock + self.w.config.engine.accept_backoff_max + Duration::from_secs(1);
+            net.clock + engine.accept_backoff_max.max(engine.linger) + Duration::from_secs(1);
         let mut waits = 0u32;
         let mut rounds = 0;
         let mut done = false;
@@ -66,9 +67,12 @@ impl<H: Events, M: Model> Sim<H, M> {
                         window: u16::MAX,
                     })?;
                 }
-                // Done once everything it sent was read and answered; output the
-                // handler sends unasked (a heartbeat) does not keep it open.
-                if !self.w.io.net().sockets[ci].fin && self.client_work_done(ci) {
+                // Done once everything it sent was read and answered (output the
+                // handler sends unasked, a heartbeat, does not keep it open), or once
+                // the server ended its side of a lingering close and it read the rest.
+                if !self.w.io.net().sockets[ci].fin
+                    && (self.client_work_done(ci) || self.server_shut_write(ci))
+                {
                     self.step(&ScriptedEvent::HalfClose { client })?;
                 }
             }
@@ -100,6 +104,12 @@ impl<H: Events, M: Model> Sim<H, M> {
             stats: *self.engine.stats(),
             clients: self.w.io.net().sockets.len(),
         })
+    }
+
+    /// The server shut its sending side to client `ci` (a lingering close), and the
+    /// client read everything before that end of stream.
+    fn server_shut_write(&self, ci: usize) -> bool {
+        self.w.oracle.conn(ci).lingering && self.w.io.net().sockets[ci].unread_by_client() == 0
     }
 
     /// Client `ci` has sent everything and was answered in full.

@@ -61,6 +61,9 @@ pub enum ScriptedEvent {
         /// Client number.
         client: u16,
     },
+    /// Another thread calls `Waker::wake_server` (a signal handler asking the server
+    /// to stop, say): `server_woken` must run once for it.
+    WakeServer,
     /// Time passes: `millis` milliseconds, or with 0 the clock jumps to the engine's
     /// next deadline.
     Advance {
@@ -90,6 +93,7 @@ impl fmt::Display for ScriptedEvent {
             ScriptedEvent::Close { client } => write!(f, "close c{client}"),
             ScriptedEvent::Reset { client } => write!(f, "reset c{client}"),
             ScriptedEvent::Wake { client } => write!(f, "wake c{client}"),
+            ScriptedEvent::WakeServer => f.write_str("wake server"),
             ScriptedEvent::Advance { millis: 0 } => f.write_str("advance to deadline"),
             ScriptedEvent::Advance { millis } => write!(f, "advance {millis}ms"),
             ScriptedEvent::Poll => f.write_str("poll"),
@@ -111,8 +115,8 @@ pub fn format_script(script: &[ScriptedEvent]) -> String {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {
     /// Relative weights of connect, send, read, half-close, close, reset, wake,
-    /// advance and poll.
-    pub weights: [u32; 9],
+    /// advance, poll and server wake.
+    pub weights: [u32; 10],
     /// Longest `Send` payload.
     pub max_send: usize,
     /// Largest read window.
@@ -138,6 +142,7 @@ impl Profile {
             pick(rng, &[0, 5, 15]),   // wake
             pick(rng, &[1, 3, 10]),   // advance
             pick(rng, &[5, 10]),      // poll
+            pick(rng, &[0, 1, 3]),    // server wake
         ];
         Profile {
             weights,
@@ -194,6 +199,7 @@ impl Profile {
                 7 => ScriptedEvent::Advance {
                     millis: [0, 0, 1, 5, 50][rng.below(5) as usize],
                 },
+                9 => ScriptedEvent::WakeServer,
                 _ => ScriptedEvent::Poll,
             };
             out.push(ev);
@@ -233,7 +239,10 @@ fn client_of(ev: &mut ScriptedEvent) -> Option<&mut u16> {
         | ScriptedEvent::Close { client }
         | ScriptedEvent::Reset { client }
         | ScriptedEvent::Wake { client } => Some(client),
-        ScriptedEvent::Connect { .. } | ScriptedEvent::Advance { .. } | ScriptedEvent::Poll => None,
+        ScriptedEvent::Connect { .. }
+        | ScriptedEvent::WakeServer
+        | ScriptedEvent::Advance { .. }
+        | ScriptedEvent::Poll => None,
     }
 }
 

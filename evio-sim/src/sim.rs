@@ -22,7 +22,7 @@ use crate::network::{Network, listen_addr};
 use crate::observe::{Observed, Recording};
 use crate::oracle::Oracle;
 use crate::trace::{Tag, Trace, event_words};
-use crate::{FaultCounts, FaultKind, Model, Rng, ScriptedEvent, SimConfig, Violation};
+use crate::{FaultCounts, FaultKind, Model, Rng, Rule, ScriptedEvent, SimConfig, Violation};
 
 /// The engine type a [`Sim`] runs: the production engine over the observed handler,
 /// with heap storage.
@@ -276,6 +276,33 @@ impl<H: Events, M: Model> Sim<H, M> {
         self.w.io.net().sockets.get(client).map(|s| s.received)
     }
 
+    /// The bytes client `client` has received so far, in order; `None` if it never
+    /// connected.
+    pub fn received_bytes(&self, client: usize) -> Option<&[u8]> {
+        self.w
+            .io
+            .net()
+            .sockets
+            .get(client)
+            .map(|s| s.received_bytes.as_slice())
+    }
+
+    /// The model, as the run has left it (its state shared between connections).
+    pub fn model(&self) -> &M {
+        self.w.oracle.model()
+    }
+
+    /// The model's state for client `client`'s connection; `None` if it never
+    /// connected.
+    pub fn model_conn(&self, client: usize) -> Option<&M::Conn> {
+        self.w.oracle.conns().get(client).map(|c| &c.model)
+    }
+
+    /// Clients that connected so far.
+    pub fn clients(&self) -> usize {
+        self.w.io.net().sockets.len()
+    }
+
     /// Applies one scripted event, runs one round of the loop (wakes, readiness in a
     /// seeded order, due timers) with faults, and checks every invariant.
     ///
@@ -298,10 +325,11 @@ impl<H: Events, M: Model> Sim<H, M> {
         self.poll_round()?;
         if !self.w.shut_down && !self.w.oracle.shutting_down {
             let clock = self.w.io.net().clock;
+            let deadline = self.engine.poll_timeout();
+            self.w.oracle.tick.check_due(deadline, clock)?;
             self.w
                 .oracle
-                .tick
-                .check_due(self.engine.poll_timeout(), clock)?;
+                .check_timeouts_due(self.w.io.net(), deadline, clock)?;
         }
         Ok(())
     }
@@ -341,6 +369,19 @@ impl<H: Events, M: Model> Sim<H, M> {
                 }
             }
             ScriptedEvent::Wake { client } => w.wake(client)?,
+            ScriptedEvent::WakeServer => {
+                let accepted = w.waker.wake_server();
+                w.trace
+                    .note(Tag::ServerWake, [u64::from(accepted), 0, 0, 0]);
+                if accepted && w.shut_down {
+                    return Err(Violation::contract(
+                        None,
+                        Rule::ServerWake,
+                        "a server wake was accepted after the server shut down".into(),
+                    ));
+                }
+                w.oracle.server_wake_made(accepted);
+            }
             ScriptedEvent::Advance { millis } => {
                 let net = w.io.net_mut();
                 if millis == 0 {
@@ -528,7 +569,7 @@ impl<H: Events, M: Model> Sim<H, M> {
         if self.w.shut_down || self.w.oracle.shutting_down {
             return Ok(());
         }
-        let exact = !self.w.oracle.backoff_possible(self.w.io.net());
+        let exact = !self.w.oracle.other_deadline_possible(self.w.io.net());
         self.w
             .oracle
             .tick

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use evio_proto::{
-    Action, CloseError, Conn, ConnId, ConnInfo, Events, Instant, Server, Tick, Waker,
+    Action, CloseError, Conn, ConnId, ConnInfo, Events, Flow, Loop, Server, Tick, Waker,
 };
 use evio_sim::{Model, ModelError, run_seed, swarm};
 
@@ -21,9 +21,9 @@ struct Heartbeat {
 impl Events for Heartbeat {
     type Context = u64;
 
-    fn serving(&mut self, server: Server<'_>) -> Action {
+    fn serving(&mut self, server: Server<'_>) -> Flow {
         self.waker = server.waker().cloned();
-        Action::None
+        Flow::Continue
     }
 
     fn opened(&mut self, conn: &mut Conn<'_, u64>) -> Action {
@@ -42,18 +42,30 @@ impl Events for Heartbeat {
         Action::None
     }
 
-    fn closed(&mut self, info: &ConnInfo, _: u64, _: Option<CloseError>) -> Action {
+    fn closed(
+        &mut self,
+        info: &ConnInfo,
+        _: u64,
+        _: Option<CloseError>,
+        _: &mut Loop<'_, u64>,
+    ) -> Flow {
         self.conns.retain(|&id| id != info.id);
-        Action::None
+        Flow::Continue
     }
 
-    fn detached(&mut self, info: &ConnInfo, _: &mut u64, _: evio_proto::Detached<'_>) -> Action {
+    fn detached(
+        &mut self,
+        info: &ConnInfo,
+        _: &mut u64,
+        _: evio_proto::Detached<'_>,
+        _: &mut Loop<'_, u64>,
+    ) -> Flow {
         // Not taking the socket means `closed` follows and removes the id.
         let _ = info;
-        Action::None
+        Flow::Continue
     }
 
-    fn tick(&mut self, _now: Instant) -> Tick {
+    fn tick(&mut self, _: &mut Loop<'_, u64>) -> Tick {
         if let Some(waker) = &self.waker {
             for &id in &self.conns {
                 waker.wake(id);
@@ -136,7 +148,7 @@ struct OffByOne(Heartbeat);
 
 impl Events for OffByOne {
     type Context = u64;
-    fn serving(&mut self, server: Server<'_>) -> Action {
+    fn serving(&mut self, server: Server<'_>) -> Flow {
         self.0.serving(server)
     }
     fn opened(&mut self, conn: &mut Conn<'_, u64>) -> Action {
@@ -151,11 +163,17 @@ impl Events for OffByOne {
     fn woken(&mut self, conn: &mut Conn<'_, u64>) -> Action {
         self.0.woken(conn)
     }
-    fn closed(&mut self, info: &ConnInfo, c: u64, e: Option<CloseError>) -> Action {
-        self.0.closed(info, c, e)
+    fn closed(
+        &mut self,
+        info: &ConnInfo,
+        c: u64,
+        e: Option<CloseError>,
+        others: &mut Loop<'_, u64>,
+    ) -> Flow {
+        self.0.closed(info, c, e, others)
     }
-    fn tick(&mut self, now: Instant) -> Tick {
-        self.0.tick(now)
+    fn tick(&mut self, others: &mut Loop<'_, u64>) -> Tick {
+        self.0.tick(others)
     }
 }
 
