@@ -239,7 +239,9 @@ impl<'a, C> Loop<'a, C> {
     /// [`NotOpen`] if `id` is not open.
     pub fn close(&mut self, id: ConnId) -> Result<(), NotOpen> {
         let i = self.open_slot(id)?;
-        self.slots[i as usize].state = SlotState::Closing;
+        let slot = &mut self.slots[i as usize];
+        slot.state = SlotState::Closing;
+        slot.flags.insert(Flags::HANDLER_DONE);
         self.wake_up(i);
         Ok(())
     }
@@ -252,7 +254,9 @@ impl<'a, C> Loop<'a, C> {
     /// [`NotOpen`] if `id` is not open.
     pub fn detach(&mut self, id: ConnId) -> Result<(), NotOpen> {
         let i = self.open_slot(id)?;
-        self.slots[i as usize].state = SlotState::Detaching;
+        let slot = &mut self.slots[i as usize];
+        slot.state = SlotState::Detaching;
+        slot.flags.insert(Flags::HANDLER_DONE);
         self.wake_up(i);
         Ok(())
     }
@@ -266,7 +270,9 @@ impl<'a, C> Loop<'a, C> {
     /// [`NotOpen`] if `id` is not open.
     pub fn abort(&mut self, id: ConnId) -> Result<(), NotOpen> {
         let i = self.open_slot(id)?;
-        self.slots[i as usize].flags.insert(Flags::ABORT);
+        self.slots[i as usize]
+            .flags
+            .insert(Flags::ABORT | Flags::HANDLER_DONE);
         self.slots[i as usize].state = SlotState::Closing;
         self.wake_up(i);
         Ok(())

@@ -289,6 +289,11 @@ pub trait Events {
     /// whole, or a write that did not fit the output buffer) has now all been sent: a
     /// producer can resume without a buffer of its own.
     ///
+    /// It also runs after the peer ended its stream (a half-close): the peer may still
+    /// read, so the connection closes only once `drained` writes nothing more and the
+    /// output is flushed. It does not run once a handler closed, detached or aborted
+    /// the connection.
+    ///
     /// ```
     /// use evio_proto::{Action, Conn, Events};
     ///

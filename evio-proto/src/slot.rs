@@ -77,8 +77,12 @@ impl Flags {
     pub(crate) const ABORT: Flags = Flags(1 << 11);
     /// Close lingering (see [`SlotState::Lingering`]) once the output is flushed.
     pub(crate) const LINGER: Flags = Flags(1 << 12);
+    /// A handler asked to close, detach or abort it (its own, or another connection's
+    /// through `Loop`): it gets no more callbacks. Unset while it closes only because
+    /// the peer ended its stream, when `drained` still runs for output backed up.
+    pub(crate) const HANDLER_DONE: Flags = Flags(1 << 13);
 
-    const NAMES: [(Flags, &'static str); 13] = [
+    const NAMES: [(Flags, &'static str); 14] = [
         (Flags::READABLE, "READABLE"),
         (Flags::HUP, "HUP"),
         (Flags::EOF, "EOF"),
@@ -92,6 +96,7 @@ impl Flags {
         (Flags::BACKED_UP, "BACKED_UP"),
         (Flags::ABORT, "ABORT"),
         (Flags::LINGER, "LINGER"),
+        (Flags::HANDLER_DONE, "HANDLER_DONE"),
     ];
 
     /// Every flag of `other` is set.

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use common::*;
 use evio_proto::{
-    Action, CloseError, Conn, ConnId, ConnInfo, Events, Flow, Instant, Loop, NotOpen, Tick,
+    Action, CloseError, Conn, ConnId, ConnInfo, Events, Flow, Instant, Loop, NotOpen, Readiness,
+    Tick,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -321,6 +322,71 @@ fn drained_follows_backed_up_output_only() {
     assert!(engine.handler().drained.is_empty());
     open_window(&mut engine, &mut net, b, 100);
     assert_eq!(engine.handler().drained, [b]);
+}
+
+/// Answers a request with `total` bytes, written as room allows and resumed from
+/// `drained`.
+struct Streamer {
+    total: usize,
+    left: usize,
+}
+
+impl Streamer {
+    fn pump(&mut self, conn: &mut Conn<'_, ()>) {
+        while self.left > 0 {
+            let n = conn.write_some(&[b's'; 7][..self.left.min(7)]);
+            if n == 0 {
+                return;
+            }
+            self.left -= n;
+        }
+    }
+}
+
+impl Events for Streamer {
+    type Context = ();
+    fn data(&mut self, conn: &mut Conn<'_, ()>, _: &[u8]) -> Action {
+        self.left = self.total;
+        self.pump(conn);
+        Action::None
+    }
+    fn drained(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        self.pump(conn);
+        Action::None
+    }
+}
+
+#[test]
+fn a_producer_finishes_its_answer_after_the_peer_half_closes() {
+    let streamer = Streamer {
+        total: 100,
+        left: 0,
+    };
+    let (mut engine, _) = engine(streamer, small_config(1, 16, 16));
+    let mut net = Net::new(1);
+    start(&mut engine, &mut net);
+    let id = connect(&mut engine, &mut net, 0).unwrap();
+    net.peer(id).window = 5;
+    send(&mut engine, &mut net, id, b"GET");
+    // The end of stream is read while the answer is backed up (a hang-up report makes
+    // the engine read even while its output is blocked, as epoll's EPOLLRDHUP does).
+    net.peer(id).eof = true;
+    let _ = engine.handle_conn_ready(
+        id,
+        Readiness {
+            readable: true,
+            hangup: true,
+            ..Readiness::default()
+        },
+    );
+    drain(&mut engine, &mut net);
+    assert!(!net.peer(id).closed, "the answer is not finished");
+    for _ in 0..40 {
+        open_window(&mut engine, &mut net, id, 5);
+    }
+    assert_eq!(net.peer(id).received, vec![b's'; 100], "the whole answer");
+    assert!(net.peer(id).closed, "then the close");
+    assert_eq!(engine.free_slots(), 1);
 }
 
 // ----- the server wake -------------------------------------------------------------------

@@ -11,12 +11,12 @@ use evio_proto::ConnInfo;
 /// The simulator calls it as things happen: [`Model::opened`], [`Model::input`] when
 /// the server's socket hands bytes to the engine (before the handler sees them),
 /// [`Model::consumed`] with the bytes each `data` call consumed, [`Model::woken`] when
-/// the handler's `woken` runs, [`Model::ended`] when `closed` or `detached` ends the
-/// connection, and [`Model::output`] when the client reads bytes. [`Model::owed`]
+/// the handler's `woken` runs, [`Model::closing`] when it stops being open,
+/// [`Model::ended`] when `closed` or `detached` ends the connection, and [`Model::output`] when the client reads bytes. [`Model::owed`]
 /// decides the end of the liveness phase and the final check for connections that
 /// ended cleanly.
 ///
-/// `opened`, `consumed`, `woken` and `ended` run in the order the handler saw them,
+/// `opened`, `consumed`, `woken`, `closing` and `ended` run in the order the handler saw them,
 /// across all connections: a model of state shared between connections (a key-value
 /// store, a chat room) applies each request in `consumed` exactly when the handler
 /// applied it, and is exact. `input` runs when bytes are read, which for a
@@ -44,6 +44,17 @@ pub trait Model {
     /// across connections.
     fn consumed(&mut self, conn: &mut Self::Conn, bytes: &[u8]) {
         let _ = (conn, bytes);
+    }
+
+    /// The connection stopped being open: its handler returned `Close`, `Detach` or
+    /// `Abort`, a callback closed it through `Loop`, the server read the end of its
+    /// stream, or its socket failed. From here on nothing written to it reaches the
+    /// client from other connections' callbacks, though what was written before may
+    /// still be sent (and after the end of its stream, its own handler may still answer
+    /// input read before it, and go on producing from `drained`). Runs once, in the
+    /// order of the handler's callbacks.
+    fn closing(&mut self, conn: &mut Self::Conn) {
+        let _ = conn;
     }
 
     /// The connection ended: the handler's `closed` ran, or `detached` took its socket.

@@ -78,6 +78,8 @@ pub(crate) struct Shadow<C> {
     timeout: Option<(Instant, Instant)>,
     /// The engine may hold a deadline for it (a timeout was set, or it lingers).
     deadline_possible: bool,
+    /// The model was told it is no longer open.
+    closing_told: bool,
     /// The model's state for the connection.
     pub model: C,
 }
@@ -443,6 +445,16 @@ impl<M: Model> Oracle<M> {
     /// The driver is about to report the end of client `ci`'s stream.
     pub fn eof_reported(&mut self, ci: usize) {
         self.conns[ci].eof_reported = true;
+        self.closing(ci);
+    }
+
+    /// Client `ci`'s connection is no longer open (see [`Model::closing`]).
+    fn closing(&mut self, ci: usize) {
+        let c = &mut self.conns[ci];
+        if c.opened && !c.closing_told {
+            c.closing_told = true;
+            self.model.closing(&mut c.model);
+        }
     }
 
     /// The driver is about to report I/O error `e` for client `ci`.
@@ -455,6 +467,7 @@ impl<M: Model> Oracle<M> {
         }
         c.io_failed = true;
         c.io_error.get_or_insert(e);
+        self.closing(ci);
     }
 
     /// The engine asked to transmit `len` bytes on client `ci`'s connection: exactly
@@ -751,6 +764,7 @@ impl<M: Model> Oracle<M> {
             Observation::NoLongerOpen { id } => {
                 let ci = live(self, id, "the end of its open state")?;
                 self.conns[ci].cross_ended = true;
+                self.closing(ci);
             }
             Observation::TimeoutSet { id, at } => {
                 let ci = live(self, id, "a timeout setting")?;
@@ -947,6 +961,7 @@ impl<M: Model> Oracle<M> {
         if let (Some(ci), Action::Close | Action::Detach | Action::Abort) = (ci, action) {
             self.conns[ci].leaving = true;
             self.conns[ci].abort_asked |= action == Action::Abort;
+            self.closing(ci);
         }
         if action == Action::Shutdown && !self.shutting_down {
             self.shutting_down = true;

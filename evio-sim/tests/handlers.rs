@@ -350,3 +350,119 @@ fn greeter_flushes_output_from_opened_before_closing() {
     println!("{report}");
     assert!(report.failures.is_empty(), "{report}");
 }
+
+/// Answers each byte `b` with `REPEAT` copies of `b`, written as room allows: what does
+/// not fit waits as a count in the handler (nothing buffered outside the engine), and
+/// is written from `drained` once the backed-up output is out. Without `drained` it
+/// would stall: nothing else calls it again.
+#[derive(Default)]
+struct Producer {
+    /// Use `woken` instead of `drained` (a mutant that never resumes).
+    never_resumes: bool,
+}
+
+const REPEAT: usize = 12;
+
+/// Bytes still to answer, and how much of the first one's answer went out.
+#[derive(Default)]
+struct Backlog {
+    bytes: VecDeque<u8>,
+    sent_of_first: usize,
+}
+
+fn pump(conn: &mut Conn<'_, Backlog>) {
+    let chunk = [0u8; REPEAT];
+    while let Some(&b) = conn.context().bytes.front() {
+        let sent = conn.context().sent_of_first;
+        let answer = &chunk.map(|_| b)[..REPEAT - sent];
+        let n = conn.write_some(answer);
+        let backlog = conn.context();
+        backlog.sent_of_first += n;
+        if backlog.sent_of_first < REPEAT {
+            return;
+        }
+        backlog.bytes.pop_front();
+        backlog.sent_of_first = 0;
+    }
+}
+
+impl Events for Producer {
+    type Context = Backlog;
+
+    fn data(&mut self, conn: &mut Conn<'_, Backlog>, input: &[u8]) -> Action {
+        conn.context().bytes.extend(input);
+        pump(conn);
+        Action::None
+    }
+
+    fn drained(&mut self, conn: &mut Conn<'_, Backlog>) -> Action {
+        if !self.never_resumes {
+            pump(conn);
+        }
+        Action::None
+    }
+}
+
+/// Each byte consumed is owed `REPEAT` times, in order.
+#[derive(Default)]
+struct ProducerModel;
+
+impl Model for ProducerModel {
+    type Conn = GreeterConn;
+
+    fn input(&mut self, _: &mut GreeterConn, _: &[u8]) {}
+
+    fn consumed(&mut self, conn: &mut GreeterConn, bytes: &[u8]) {
+        for &b in bytes {
+            conn.owed.extend([b; REPEAT]);
+        }
+    }
+
+    fn output(&mut self, conn: &mut GreeterConn, bytes: &[u8]) -> Result<(), ModelError> {
+        for &b in bytes {
+            if conn.owed.pop_front() != Some(b) {
+                return Err(ModelError {
+                    offset: conn.received,
+                    detail: format!("unexpected byte {b:#04x}"),
+                });
+            }
+            conn.received += 1;
+        }
+        Ok(())
+    }
+
+    fn owed(&self, conn: &GreeterConn) -> usize {
+        conn.owed.len()
+    }
+
+    fn handler_wakes(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn a_producer_resumes_from_drained() {
+    let report = swarm(0..600, 3000, 2, || (Producer::default(), ProducerModel));
+    println!("{report}");
+    assert!(report.failures.is_empty(), "{report}");
+    assert!(report.bytes_written > 100_000, "{report}");
+}
+
+#[test]
+fn a_producer_that_ignores_drained_stalls_and_is_caught() {
+    let report = swarm(0..100, 2000, 2, || {
+        (
+            Producer {
+                never_resumes: true,
+            },
+            ProducerModel,
+        )
+    });
+    assert!(
+        report
+            .failures
+            .iter()
+            .any(|f| matches!(f.violation, evio_sim::Violation::Liveness { .. })),
+        "{report}"
+    );
+}

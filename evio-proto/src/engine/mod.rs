@@ -445,6 +445,9 @@ where
             return;
         }
         let slot = self.slot_mut(index);
+        if matches!(action, Action::Close | Action::Detach | Action::Abort) {
+            slot.flags.insert(Flags::HANDLER_DONE);
+        }
         match action {
             Action::None => {}
             Action::Close => {

@@ -225,7 +225,13 @@ where
     #[inline(never)]
     fn output_drained(&mut self, index: u32) {
         let slot = self.slot_mut(index);
-        if slot.state == SlotState::Open && slot.flags.contains(Flags::BACKED_UP) {
+        // A peer that ended its stream still reads: a producer finishes its answer
+        // before the close (which waits for the output it writes).
+        let peer_ended = slot.state == SlotState::Closing
+            && slot.flags.contains(Flags::EOF)
+            && !slot.flags.contains(Flags::HANDLER_DONE)
+            && slot.error.is_none();
+        if (slot.state == SlotState::Open || peer_ended) && slot.flags.contains(Flags::BACKED_UP) {
             slot.flags.remove(Flags::BACKED_UP);
             self.stats.drains += 1;
             let action = self.call_handler(index, |h, conn| h.drained(conn));
