@@ -18,7 +18,9 @@ pub enum Action {
     /// read and discarded (for at most [`Config::linger`](crate::Config::linger)) until
     /// the peer closes too.
     Close,
-    /// Flush this connection's pending output, then hand its socket to `detached`.
+    /// Flush this connection's pending output, then hand its socket to `detached`. If
+    /// the handler does not take it there, the connection ends as a close instead and
+    /// `closed` follows (see [`Events::detached`]).
     Detach,
     /// Close this connection at once: its pending output is discarded and the peer
     /// gets a reset (SO_LINGER 0). For a peer that will not read.
@@ -142,10 +144,12 @@ impl<'a> Server<'a> {
 
 /// The socket of a detached connection, handed to [`Events::detached`].
 ///
-/// Its type depends on the driver (evio-os gives an `evio_os::DetachedSocket`, the
-/// simulator its own stream type), so the same handler works under both; take it with
-/// [`Detached::take`]. A socket not taken is closed by the driver, and the detach then
-/// counts as a close: `closed` is called.
+/// Its type depends on the driver (evio-os and the `evio` facade give a
+/// `DetachedSocket`, the simulator its own stream type), so the same handler works
+/// under both; take it with [`Detached::take`]. Once taken, the socket is the
+/// handler's and `closed` never runs for the connection. If the handler does not take
+/// it, the detach ends as a close: `closed` runs right after `detached` returns, and
+/// the driver closes the socket.
 ///
 /// Input the connection received and the handler did not consume (for example the bytes
 /// that followed an upgrade request in the same read) is not lost: it is in
@@ -219,8 +223,11 @@ impl<'a> Detached<'a> {
 /// The same handler value runs under the real driver (`evio::serve`) and under the
 /// simulator (`evio-sim`).
 pub trait Events {
-    /// Per-connection state kept in the connection's slot: made with `Default` just
-    /// before `opened`, dropped after `closed` (or handed to `detached`).
+    /// Per-connection state kept in the connection's slot (no map, no allocation):
+    /// made with `Default` just before `opened`, reached through [`Conn::context`], and
+    /// given back at the end, by value to `closed`, or by `&mut` to `detached` (then
+    /// dropped if the handler took the socket, or handed on to `closed` if it did
+    /// not).
     type Context: Default;
 
     /// The server is listening. Called once, first.
@@ -323,11 +330,20 @@ pub trait Events {
         Flow::Continue
     }
 
-    /// The connection was detached after its output was flushed: the socket is out of
-    /// the poller, in blocking mode, and owned by `socket`. Take it with
-    /// [`Detached::take`] to keep it; then `closed` never fires for this connection. If
-    /// the handler does not take it (the default), the driver closes it and `closed`
-    /// follows. Input received but not consumed is in [`Detached::unread_input`].
+    /// The connection was detached ([`Action::Detach`], [`Loop::detach`]) after its
+    /// output was flushed: the socket is out of the poller, in blocking mode, and held
+    /// by `socket`.
+    ///
+    /// - Take it with [`Detached::take`] and it is the handler's: this was the
+    ///   connection's last callback, and `closed` never runs for it.
+    /// - Leave it (as the default method does) and the detach ends as a close: `closed`
+    ///   runs for the connection right after this method returns, with no error and
+    ///   the context, and the driver closes the socket.
+    ///
+    /// Input received but not consumed is in [`Detached::unread_input`], to be handled
+    /// before anything read from the socket. If the driver cannot take the socket out
+    /// of its poller, this method is not called: the connection ends with `closed` and
+    /// an I/O error.
     fn detached(
         &mut self,
         info: &ConnInfo,
