@@ -242,17 +242,56 @@ pub trait Events {
         Action::None
     }
 
-    /// Bytes arrived: `input` is the unconsumed input kept from earlier calls followed by
-    /// the new bytes. All of it counts as consumed unless the handler calls
-    /// [`Conn::consume`] with less; the rest is handed back, with more bytes after it,
-    /// in the next call (a partial frame).
+    /// Bytes arrived: `input` is the input left unconsumed by earlier calls followed by
+    /// the new bytes.
     ///
-    /// **Consume a request in the call that applies it.** Input left unconsumed comes
-    /// back in the next call, and a handler that applied a request (a `SET`, say), found
-    /// its reply did not fit the output buffer, and left the request unconsumed would
-    /// apply it a second time. Either write the reply first and apply and consume the
-    /// request only if it fit (the engine calls `data` again with the request once the
-    /// output has drained), or apply, consume, and keep the unsent reply yourself.
+    /// All of `input` counts as consumed unless the handler calls [`Conn::consume`]
+    /// with less. What is not consumed is kept and handed back, at the start of `input`,
+    /// in the next `data` call (with more bytes after it): that is how a partial frame
+    /// waits for the rest of it.
+    ///
+    /// **A request that is applied must be consumed in the same call.** Unconsumed input
+    /// comes back as if it had never been seen, so a handler that applies a request (a
+    /// `SET`, say) and leaves it unconsumed, for example with `conn.consume(n)` where `n`
+    /// stops before the `SET` because its reply did not fit, is handed the same `SET`
+    /// in the next call and applies it a second time. Consume up to the end of the last
+    /// request applied (or let all input count as consumed when every request in it was
+    /// applied). When a reply does not fit, either leave that request unapplied and
+    /// unconsumed (write its reply first, all or nothing, and apply the request only if
+    /// the write succeeded: the engine stops reading and calls `data` again with it once
+    /// the output has drained), or apply it, consume it, and keep the unsent reply
+    /// yourself until [`Events::drained`].
+    ///
+    /// ```
+    /// use core::fmt::Write;
+    /// use evio_proto::{Action, Conn, Events};
+    ///
+    /// /// A counter: every line received adds one and is answered with the new value.
+    /// struct Counter {
+    ///     value: u64,
+    /// }
+    ///
+    /// impl Events for Counter {
+    ///     type Context = ();
+    ///     fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+    ///         let mut used = 0;
+    ///         while let Some(end) = input[used..].iter().position(|&b| b == b'\n') {
+    ///             let next = self.value + 1;
+    ///             // The reply first, whole or not at all: a line whose reply does not
+    ///             // fit stays unapplied and unconsumed, and comes back once the output
+    ///             // has drained.
+    ///             if conn.transaction(|c| writeln!(c, "{next}")).is_err() {
+    ///                 break;
+    ///             }
+    ///             self.value = next; // applied...
+    ///             used += end + 1; // ...and consumed, together
+    ///         }
+    ///         // A partial line (or one not answered yet) waits for the next call.
+    ///         conn.consume(used);
+    ///         Action::None
+    ///     }
+    /// }
+    /// ```
     fn data(&mut self, conn: &mut Conn<'_, Self::Context>, input: &[u8]) -> Action {
         let _ = (conn, input);
         Action::None
