@@ -23,7 +23,36 @@ pub enum Action {
     /// `closed` follows (see [`Events::detached`]).
     Detach,
     /// Close this connection at once: its pending output is discarded and the peer
-    /// gets a reset (SO_LINGER 0). For a peer that will not read.
+    /// gets a reset (SO_LINGER 0); `closed` follows. For a peer that will not read,
+    /// where a `Close` would first wait for it to take its output.
+    ///
+    /// ```
+    /// use evio_proto::{Action, Conn, Duration, Events};
+    ///
+    /// /// Closes connections idle for a minute: with a goodbye if the peer has read all
+    /// /// it was sent, with a reset if it has not even done that.
+    /// struct Idle;
+    ///
+    /// impl Events for Idle {
+    ///     type Context = ();
+    ///     fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    ///         conn.set_timeout(Some(Duration::from_secs(60)));
+    ///         Action::None
+    ///     }
+    ///     fn data(&mut self, conn: &mut Conn<'_, ()>, _input: &[u8]) -> Action {
+    ///         conn.set_timeout(Some(Duration::from_secs(60)));
+    ///         // ... handle the input ...
+    ///         Action::None
+    ///     }
+    ///     fn timeout(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    ///         if conn.pending() > 0 {
+    ///             return Action::Abort;
+    ///         }
+    ///         let _ = conn.write(b"idle for a minute: goodbye\r\n");
+    ///         Action::Close
+    ///     }
+    /// }
+    /// ```
     Abort,
     /// Shut the whole server down: flush the triggering connection's output as far as
     /// the socket takes it without blocking, close every connection (each gets
@@ -34,6 +63,34 @@ pub enum Action {
 /// What a handler asks the server to do, from a method that concerns the server and
 /// not one connection (`serving`, `tick`, `closed`, `detached`, `server_woken`): carry
 /// on, or shut down. (Closing or detaching means nothing there, so it cannot be said.)
+///
+/// ```
+/// use evio_proto::{Action, CloseError, Conn, ConnInfo, Events, Flow, Loop};
+///
+/// /// Serves until the last client has left, then shuts the server down.
+/// #[derive(Default)]
+/// struct UntilEmpty {
+///     open: usize,
+/// }
+///
+/// impl Events for UntilEmpty {
+///     type Context = ();
+///     fn opened(&mut self, _conn: &mut Conn<'_, ()>) -> Action {
+///         self.open += 1;
+///         Action::None
+///     }
+///     fn closed(&mut self, _: &ConnInfo, _: (), _: Option<CloseError>, _: &mut Loop<'_, ()>) -> Flow {
+///         self.open -= 1;
+///         if self.open == 0 {
+///             Flow::Shutdown
+///         } else {
+///             Flow::Continue
+///         }
+///     }
+/// }
+/// ```
+///
+/// A method for the server cannot ask for what only a connection can do:
 ///
 /// ```compile_fail
 /// # use evio_proto::{Events, Flow, Loop, Tick};
@@ -395,7 +452,10 @@ pub trait Events {
     }
 
     /// Another thread called [`Waker::wake_server`]: the way to stop the server from
-    /// outside, whether or not any connection is open.
+    /// outside, whether or not any connection is open. Several wakes before the loop
+    /// runs make one call, so the waking thread leaves what it means in shared state
+    /// (a flag, a queue) for this method to read; [`Waker::wake_server`] shows the
+    /// thread's side.
     ///
     /// ```
     /// use std::sync::Arc;
