@@ -81,7 +81,7 @@ pub enum Error {
     TooManyListeners {
         /// Addresses given.
         given: usize,
-        /// The most supported ([`evio_proto::MAX_LISTENERS`]).
+        /// The most supported ([`MAX_LISTENERS`](evio_proto::MAX_LISTENERS)).
         max: usize,
     },
     /// The capacities in the configuration are invalid.
