@@ -413,8 +413,13 @@ pub trait Events {
         Action::None
     }
 
-    /// The connection is closed (its socket already is). `error` says why when it was
-    /// not the handler's own `Close`, a clean end of stream, or a shutdown.
+    /// The connection is closed (its socket already is, except after a detach the
+    /// handler did not take: the driver closes that one right after this call).
+    /// `error` says why when it was not the handler's own `Close`, a clean end of
+    /// stream, or a shutdown.
+    ///
+    /// Called exactly once for each `opened`, unless the handler took the socket in
+    /// [`Events::detached`].
     fn closed(
         &mut self,
         info: &ConnInfo,
