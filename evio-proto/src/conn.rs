@@ -154,8 +154,8 @@ impl<'a, C> Loop<'a, C> {
 
     /// Bytes of output that still fit for `id`.
     ///
-    /// Nothing else writes to `id` between this call and the handler's next write, so
-    /// room enough for several writes means they all fit.
+    /// Nothing else writes to `id` while a handler method runs, so room enough for
+    /// several writes in the same call means they all fit.
     ///
     /// # Errors
     ///
