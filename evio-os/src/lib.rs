@@ -75,9 +75,10 @@ pub use error::{AddrError, Error};
 pub use limits::{DEFAULT_MAX_CONNECTIONS_CAP, RESERVED_DESCRIPTORS};
 
 /// The socket of a detached connection, as evio-os hands it to
-/// [`Events::detached`]: take it with `socket.take::<DetachedSocket>()`.
+/// [`Events::detached`].
 ///
-/// It is out of the poller and in blocking mode; all output written before the
+/// Take it with `socket.take::<DetachedSocket>()`; a socket not taken is closed, and
+/// `closed` runs for its connection. It is out of the poller and in blocking mode; all output written before the
 /// `Detach` has been handed to the kernel.
 #[derive(Debug)]
 pub enum DetachedSocket {

@@ -10,9 +10,10 @@ use crate::slot::{Flags, Slot, SlotState};
 use crate::timers::Timers;
 use crate::{ConnId, ConnInfo, Instant, Options, OutputFull, Waker};
 
-/// Why an operation on another connection was refused: the id is unknown, stale (its
-/// slot was reused), or its connection is closed or on its way out (closing,
-/// detaching). Nothing was done.
+/// Why an operation on another connection was refused: it is not open.
+///
+/// The id is unknown, stale (its slot was reused), or its connection is closed or on
+/// its way out (closing, detaching). Nothing was done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct NotOpen(pub ConnId);
 
@@ -45,8 +46,11 @@ impl fmt::Display for WriteError {
 impl core::error::Error for WriteError {}
 
 /// The loop, as a handler method sees it: the time, the wake handle, and every open
-/// connection, which the handler can write to, close, detach, abort or time out by id
-/// (from any callback; a [`Conn`] reaches it through [`Conn::others`]).
+/// connection by id.
+///
+/// From any callback the handler can write to any open connection, close, detach,
+/// abort it or set its timeout (a [`Conn`] reaches the loop through
+/// [`Conn::others`]).
 ///
 /// Writes are bounded by the target's output room, exactly as [`Conn::write_some`]
 /// is: nothing is buffered outside the engine, and a connection that does not read

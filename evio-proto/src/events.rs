@@ -60,9 +60,12 @@ pub enum Action {
     Shutdown,
 }
 
-/// What a handler asks the server to do, from a method that concerns the server and
-/// not one connection (`serving`, `tick`, `closed`, `detached`, `server_woken`): carry
-/// on, or shut down. (Closing or detaching means nothing there, so it cannot be said.)
+/// What a handler asks the server to do from a method about the server: carry on, or
+/// shut down.
+///
+/// The methods that concern the server and not one connection return it (`serving`,
+/// `closed`, `detached`, `server_woken`; `tick` inside its [`Tick`]). Closing or
+/// detaching means nothing there, so it cannot be said.
 ///
 /// ```
 /// use evio_proto::{Action, CloseError, Conn, ConnInfo, Events, Flow, Loop};
@@ -111,9 +114,10 @@ pub enum Flow {
     Shutdown,
 }
 
-/// Socket options for one connection, set from [`Events::opened`] through
-/// [`Conn::options_mut`]. The initial value comes from the engine's
-/// [`Config::options`](crate::Config::options).
+/// Socket options for one connection.
+///
+/// Set them from [`Events::opened`] through [`Conn::options_mut`]. The initial value
+/// comes from the engine's [`Config::options`](crate::Config::options).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Options {
     /// TCP_NODELAY: send small writes at once. On by default.
