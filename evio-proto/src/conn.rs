@@ -10,9 +10,10 @@ use crate::slot::{Flags, Slot, SlotState};
 use crate::timers::Timers;
 use crate::{ConnId, ConnInfo, Instant, Options, OutputFull, Waker};
 
-/// Why an operation on another connection was refused: the id is unknown, stale (its
-/// slot was reused), or its connection is closed or on its way out (closing,
-/// detaching). Nothing was done.
+/// Why an operation on another connection was refused: it is not open.
+///
+/// The id is unknown, stale (its slot was reused), or its connection is closed or on
+/// its way out (closing, detaching). Nothing was done.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct NotOpen(pub ConnId);
 
@@ -45,8 +46,11 @@ impl fmt::Display for WriteError {
 impl core::error::Error for WriteError {}
 
 /// The loop, as a handler method sees it: the time, the wake handle, and every open
-/// connection, which the handler can write to, close, detach, abort or time out by id
-/// (from any callback; a [`Conn`] reaches it through [`Conn::others`]).
+/// connection by id.
+///
+/// From any callback the handler can write to any open connection, close, detach,
+/// abort it or set its timeout (a [`Conn`] reaches the loop through
+/// [`Conn::others`]).
 ///
 /// Writes are bounded by the target's output room, exactly as [`Conn::write_some`]
 /// is: nothing is buffered outside the engine, and a connection that does not read
@@ -101,6 +105,37 @@ impl<'a, C> Loop<'a, C> {
     }
 
     /// `true` while `id` is open: not closed, closing, detaching, or stale.
+    ///
+    /// Every operation on another connection checks this itself and says [`NotOpen`];
+    /// ask first to skip work meant for a connection that has gone.
+    ///
+    /// ```
+    /// use std::sync::mpsc::Receiver;
+    ///
+    /// use evio_proto::{ConnId, Duration, Events, Loop, Tick};
+    ///
+    /// /// Delivers what worker threads computed for clients; a result for a client that
+    /// /// has left is dropped before it is formatted.
+    /// struct Results {
+    ///     done: Receiver<(ConnId, Vec<f64>)>,
+    /// }
+    ///
+    /// impl Events for Results {
+    ///     type Context = ();
+    ///     fn tick(&mut self, others: &mut Loop<'_, ()>) -> Tick {
+    ///         while let Ok((id, values)) = self.done.try_recv() {
+    ///             if !others.is_open(id) {
+    ///                 continue; // gone, or its slot holds another client by now
+    ///             }
+    ///             let line = format!("{values:?}\r\n");
+    ///             if others.write(id, line.as_bytes()).is_err() {
+    ///                 let _ = others.close(id); // it cannot take its result
+    ///             }
+    ///         }
+    ///         Tick::after(Duration::from_millis(10))
+    ///     }
+    /// }
+    /// ```
     pub fn is_open(&self, id: ConnId) -> bool {
         self.open_slot(id).is_ok()
     }
@@ -123,9 +158,32 @@ impl<'a, C> Loop<'a, C> {
 
     /// Bytes of output that still fit for `id`.
     ///
+    /// Nothing else writes to `id` while a handler method runs, so room enough for
+    /// several writes in the same call means they all fit.
+    ///
     /// # Errors
     ///
     /// [`NotOpen`] if `id` is not open.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use evio_proto::{ConnId, Loop, NotOpen};
+    ///
+    /// /// Sends `body` to `to` as one frame (a 4-byte length, then the bytes), or not at
+    /// /// all: `Ok(false)` if its output has no room for the whole frame.
+    /// fn send_frame<C>(others: &mut Loop<'_, C>, to: ConnId, body: &[u8]) -> Result<bool, NotOpen> {
+    ///     let len = u32::try_from(body.len())
+    ///         .expect("frame too long")
+    ///         .to_be_bytes();
+    ///     if others.room(to)? < len.len() + body.len() {
+    ///         return Ok(false); // half a frame would corrupt the stream
+    ///     }
+    ///     others.write_some(to, &len)?;
+    ///     others.write_some(to, body)?;
+    ///     Ok(true)
+    /// }
+    /// ```
     pub fn room(&self, id: ConnId) -> Result<usize, NotOpen> {
         let i = self.open_slot(id)?;
         Ok(self.out.room(self.bufs(i), self.target(i)))
@@ -134,6 +192,31 @@ impl<'a, C> Loop<'a, C> {
     /// Bytes written to `id` and not yet taken by its socket, while its connection still
     /// has one (open, or closing or detaching with output to flush); `None` once it is
     /// gone or `id` is stale. A handler can use it to find peers that fall behind.
+    ///
+    /// ```
+    /// use evio_proto::{ConnId, Duration, Events, Loop, Tick};
+    ///
+    /// /// Publishes the latest price to every subscriber ten times a second. A subscriber
+    /// /// that has not taken the previous price yet skips this one: it gets a fresh price
+    /// /// late rather than a growing backlog of stale ones.
+    /// struct Feed {
+    ///     subscribers: Vec<ConnId>, // kept by `opened` and `closed`
+    ///     price: u64,
+    /// }
+    ///
+    /// impl Events for Feed {
+    ///     type Context = ();
+    ///     fn tick(&mut self, others: &mut Loop<'_, ()>) -> Tick {
+    ///         let line = format!("PRICE {}\r\n", self.price);
+    ///         for &id in &self.subscribers {
+    ///             if others.pending(id) == Some(0) {
+    ///                 let _ = others.write(id, line.as_bytes());
+    ///             }
+    ///         }
+    ///         Tick::after(Duration::from_millis(100))
+    ///     }
+    /// }
+    /// ```
     pub fn pending(&self, id: ConnId) -> Option<usize> {
         let slot = self.slots.get(id.slot())?;
         if slot.info.id != id || !slot.state.is_live() {
@@ -149,6 +232,39 @@ impl<'a, C> Loop<'a, C> {
     /// # Errors
     ///
     /// [`NotOpen`] if `id` is not open.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use evio_proto::{Action, Conn, ConnId, Events};
+    ///
+    /// /// Copies what every client sends to a monitor (the first connection to send
+    /// /// `MONITOR\n`), as much as the monitor's output buffer takes: what does not fit is
+    /// /// counted, not queued, so a slow monitor never holds the clients up.
+    /// #[derive(Default)]
+    /// struct Tap {
+    ///     monitor: Option<ConnId>,
+    ///     dropped: u64,
+    /// }
+    ///
+    /// impl Events for Tap {
+    ///     type Context = ();
+    ///     fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+    ///         let me = conn.id();
+    ///         match self.monitor {
+    ///             Some(monitor) if monitor == me => {} // the monitor only listens
+    ///             Some(monitor) => match conn.others().write_some(monitor, input) {
+    ///                 Ok(n) => self.dropped += (input.len() - n) as u64,
+    ///                 Err(_) => self.monitor = None, // the monitor has gone
+    ///             },
+    ///             None if input == b"MONITOR\n" => self.monitor = Some(me),
+    ///             None => {}
+    ///         }
+    ///         // ... then handle `input` as usual ...
+    ///         Action::None
+    ///     }
+    /// }
+    /// ```
     pub fn write_some(&mut self, id: ConnId, bytes: &[u8]) -> Result<usize, NotOpen> {
         let i = self.open_slot(id)?;
         let n = self.append(i, bytes, true);
@@ -164,6 +280,30 @@ impl<'a, C> Loop<'a, C> {
     ///
     /// [`WriteError::NotOpen`] if `id` is not open, [`WriteError::Full`] if fewer than
     /// `bytes.len()` bytes fit (nothing is written then).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use evio_proto::{ConnId, Duration, Events, Loop, Tick};
+    ///
+    /// /// Sends every client a heartbeat line each second, whole or not at all, so a
+    /// /// heartbeat never cuts into the middle of another message.
+    /// struct Heartbeat {
+    ///     clients: Vec<ConnId>, // kept by `opened` and `closed`
+    /// }
+    ///
+    /// impl Events for Heartbeat {
+    ///     type Context = ();
+    ///     fn tick(&mut self, others: &mut Loop<'_, ()>) -> Tick {
+    ///         for &id in &self.clients {
+    ///             // Refused whole if it does not fit: that client is busy receiving
+    ///             // other output, and needs no heartbeat.
+    ///             let _ = others.write(id, b"PING\r\n");
+    ///         }
+    ///         Tick::after(Duration::from_secs(1))
+    ///     }
+    /// }
+    /// ```
     pub fn write(&mut self, id: ConnId, bytes: &[u8]) -> Result<(), WriteError> {
         let i = self.open_slot(id).map_err(WriteError::NotOpen)?;
         let room = self.out.room(self.bufs(i), self.target(i));
@@ -237,6 +377,46 @@ impl<'a, C> Loop<'a, C> {
     /// # Errors
     ///
     /// [`NotOpen`] if `id` is not open.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use evio_proto::{Action, CloseError, Conn, ConnId, ConnInfo, Events, Flow, Loop};
+    ///
+    /// /// One admin session at a time: a connection to the admin listener (the second
+    /// /// address given) replaces the current session, which is told why and closed
+    /// /// once that line has been sent.
+    /// #[derive(Default)]
+    /// struct Admin {
+    ///     session: Option<ConnId>,
+    /// }
+    ///
+    /// impl Events for Admin {
+    ///     type Context = ();
+    ///     fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    ///         if conn.info().listener.index() == 1 {
+    ///             if let Some(old) = self.session.replace(conn.id()) {
+    ///                 let others = conn.others();
+    ///                 let _ = others.write(old, b"replaced by a new session\r\n");
+    ///                 let _ = others.close(old); // after the line above is flushed
+    ///             }
+    ///         }
+    ///         Action::None
+    ///     }
+    ///     fn closed(
+    ///         &mut self,
+    ///         info: &ConnInfo,
+    ///         _: (),
+    ///         _: Option<CloseError>,
+    ///         _: &mut Loop<'_, ()>,
+    ///     ) -> Flow {
+    ///         if self.session == Some(info.id) {
+    ///             self.session = None;
+    ///         }
+    ///         Flow::Continue
+    ///     }
+    /// }
+    /// ```
     pub fn close(&mut self, id: ConnId) -> Result<(), NotOpen> {
         let i = self.open_slot(id)?;
         let slot = &mut self.slots[i as usize];
@@ -247,11 +427,61 @@ impl<'a, C> Loop<'a, C> {
     }
 
     /// Detaches `id` once its pending output is flushed (this is
-    /// [`Action::Detach`](crate::Action::Detach) for another connection).
+    /// [`Action::Detach`](crate::Action::Detach) for another connection):
+    /// [`Events::detached`](crate::Events::detached) follows.
     ///
     /// # Errors
     ///
     /// [`NotOpen`] if `id` is not open.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::any::Any;
+    /// use std::sync::mpsc::Sender;
+    ///
+    /// use evio_proto::{Action, Conn, ConnId, ConnInfo, Detached, Events, Flow, Loop};
+    ///
+    /// /// Pairs clients two by two and hands both sockets of each pair to a worker
+    /// /// thread that relays between them with blocking I/O. `S` is the driver's socket
+    /// /// type (`DetachedSocket` under evio-os).
+    /// struct Pairing<S> {
+    ///     waiting: Option<ConnId>,
+    ///     pair: u64,
+    ///     worker: Sender<(u64, S)>, // the worker matches sockets by pair number
+    /// }
+    ///
+    /// impl<S: Any> Events for Pairing<S> {
+    ///     type Context = u64; // the connection's pair number
+    ///     fn opened(&mut self, conn: &mut Conn<'_, u64>) -> Action {
+    ///         *conn.context() = self.pair;
+    ///         match self.waiting.take() {
+    ///             // Both leave the loop, each once its own output is flushed.
+    ///             Some(partner) if conn.others().detach(partner).is_ok() => {
+    ///                 self.pair += 1;
+    ///                 Action::Detach
+    ///             }
+    ///             // No partner yet (or it has just left): wait for one.
+    ///             _ => {
+    ///                 self.waiting = Some(conn.id());
+    ///                 Action::None
+    ///             }
+    ///         }
+    ///     }
+    ///     fn detached(
+    ///         &mut self,
+    ///         _: &ConnInfo,
+    ///         pair: &mut u64,
+    ///         mut socket: Detached<'_>,
+    ///         _: &mut Loop<'_, u64>,
+    ///     ) -> Flow {
+    ///         if let Some(socket) = socket.take::<S>() {
+    ///             let _ = self.worker.send((*pair, socket));
+    ///         }
+    ///         Flow::Continue
+    ///     }
+    /// }
+    /// ```
     pub fn detach(&mut self, id: ConnId) -> Result<(), NotOpen> {
         let i = self.open_slot(id)?;
         let slot = &mut self.slots[i as usize];
@@ -263,11 +493,35 @@ impl<'a, C> Loop<'a, C> {
 
     /// Closes `id` at once, discarding its pending output; the peer gets a reset (this
     /// is [`Action::Abort`](crate::Action::Abort) for another connection). For a peer
-    /// that will not read.
+    /// that will not read; `closed` follows.
     ///
     /// # Errors
     ///
     /// [`NotOpen`] if `id` is not open.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use evio_proto::{ConnId, Duration, Events, Loop, Tick};
+    ///
+    /// /// Every second, resets subscribers with more than 256 KiB still unsent: they do
+    /// /// not read, and closing them politely would wait for that output first.
+    /// struct Slow {
+    ///     subscribers: Vec<ConnId>, // kept by `opened` and `closed`
+    /// }
+    ///
+    /// impl Events for Slow {
+    ///     type Context = ();
+    ///     fn tick(&mut self, others: &mut Loop<'_, ()>) -> Tick {
+    ///         for &id in &self.subscribers {
+    ///             if others.pending(id).is_some_and(|n| n > 256 * 1024) {
+    ///                 let _ = others.abort(id);
+    ///             }
+    ///         }
+    ///         Tick::after(Duration::from_secs(1))
+    ///     }
+    /// }
+    /// ```
     pub fn abort(&mut self, id: ConnId) -> Result<(), NotOpen> {
         let i = self.open_slot(id)?;
         self.slots[i as usize]
@@ -286,6 +540,32 @@ impl<'a, C> Loop<'a, C> {
     /// # Errors
     ///
     /// [`NotOpen`] if `id` is not open.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use evio_proto::{Action, Conn, ConnId, Duration, Events, Flow, Loop};
+    ///
+    /// /// On a server wake (an operator's "drain" command, say), tells every client the
+    /// /// server is going away and closes those still connected 10 seconds later.
+    /// struct Drain {
+    ///     clients: Vec<ConnId>, // kept by `opened` and `closed`
+    /// }
+    ///
+    /// impl Events for Drain {
+    ///     type Context = ();
+    ///     fn server_woken(&mut self, others: &mut Loop<'_, ()>) -> Flow {
+    ///         for &id in &self.clients {
+    ///             let _ = others.write(id, b"server going down in 10 s\r\n");
+    ///             let _ = others.set_timeout(id, Some(Duration::from_secs(10)));
+    ///         }
+    ///         Flow::Continue
+    ///     }
+    ///     fn timeout(&mut self, _conn: &mut Conn<'_, ()>) -> Action {
+    ///         Action::Close
+    ///     }
+    /// }
+    /// ```
     pub fn set_timeout(&mut self, id: ConnId, after: Option<Duration>) -> Result<(), NotOpen> {
         let i = self.open_slot(id)?;
         self.set_deadline(i, after);
@@ -350,11 +630,81 @@ impl<'a, C> Conn<'a, C> {
     }
 
     /// The time of this turn of the loop (the driver's clock when its wait ended).
+    ///
+    /// ```
+    /// use evio_proto::{Action, Conn, Duration, Events, Instant};
+    ///
+    /// /// Closes a connection that sends more than 1 MiB within one second.
+    /// struct RateLimit;
+    ///
+    /// #[derive(Default)]
+    /// struct Window {
+    ///     start: Instant,
+    ///     bytes: usize,
+    /// }
+    ///
+    /// impl Events for RateLimit {
+    ///     type Context = Window;
+    ///     fn data(&mut self, conn: &mut Conn<'_, Window>, input: &[u8]) -> Action {
+    ///         let now = conn.now();
+    ///         let window = conn.context();
+    ///         if now - window.start >= Duration::from_secs(1) {
+    ///             window.start = now; // a new window
+    ///             window.bytes = 0;
+    ///         }
+    ///         window.bytes += input.len();
+    ///         if window.bytes > 1 << 20 {
+    ///             return Action::Close;
+    ///         }
+    ///         // ... handle `input` ...
+    ///         Action::None
+    ///     }
+    /// }
+    /// ```
     pub fn now(&self) -> Instant {
         self.lp.now
     }
 
     /// The loop: every other open connection, by id.
+    ///
+    /// ```
+    /// use evio_proto::{Action, CloseError, Conn, ConnId, ConnInfo, Events, Flow, Loop, WriteError};
+    ///
+    /// /// Sends what each client sends to every other client. A client too slow to
+    /// /// take a message is disconnected, so the others never wait for it.
+    /// #[derive(Default)]
+    /// struct Room {
+    ///     members: Vec<ConnId>,
+    /// }
+    ///
+    /// impl Events for Room {
+    ///     type Context = ();
+    ///     fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    ///         self.members.push(conn.id());
+    ///         Action::None
+    ///     }
+    ///     fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+    ///         let me = conn.id();
+    ///         let others = conn.others();
+    ///         for &id in self.members.iter().filter(|&&id| id != me) {
+    ///             if let Err(WriteError::Full(_)) = others.write(id, input) {
+    ///                 let _ = others.abort(id);
+    ///             }
+    ///         }
+    ///         Action::None
+    ///     }
+    ///     fn closed(
+    ///         &mut self,
+    ///         info: &ConnInfo,
+    ///         _: (),
+    ///         _: Option<CloseError>,
+    ///         _: &mut Loop<'_, ()>,
+    ///     ) -> Flow {
+    ///         self.members.retain(|&id| id != info.id);
+    ///         Flow::Continue
+    ///     }
+    /// }
+    /// ```
     pub fn others(&mut self) -> &mut Loop<'a, C> {
         &mut self.lp
     }
@@ -363,6 +713,39 @@ impl<'a, C> Conn<'a, C> {
     /// once `after` has passed from now, unless it is set again (the new value
     /// replaces it; pushing it later on every request costs O(1)) or cancelled with
     /// `None`. One timeout per connection.
+    ///
+    /// ```
+    /// use evio_proto::{Action, Conn, Duration, Events};
+    ///
+    /// /// Gives a client 5 seconds to finish a line once it has started one (so a client
+    /// /// that trickles a byte at a time cannot hold a connection), and no limit between
+    /// /// lines.
+    /// struct LineDeadline {
+    ///     lines: u64,
+    /// }
+    ///
+    /// impl Events for LineDeadline {
+    ///     type Context = bool; // a partial line waits, under its deadline
+    ///     fn data(&mut self, conn: &mut Conn<'_, bool>, input: &[u8]) -> Action {
+    ///         let whole = input.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    ///         self.lines += input[..whole].iter().filter(|&&b| b == b'\n').count() as u64;
+    ///         conn.consume(whole); // the partial line comes back with the rest of it
+    ///         let partial = whole < input.len();
+    ///         if !partial {
+    ///             conn.set_timeout(None);
+    ///         } else if whole > 0 || !*conn.context() {
+    ///             // A new line has started: its 5 seconds run from now, and more bytes
+    ///             // of the same line do not push them back.
+    ///             conn.set_timeout(Some(Duration::from_secs(5)));
+    ///         }
+    ///         *conn.context() = partial;
+    ///         Action::None
+    ///     }
+    ///     fn timeout(&mut self, _conn: &mut Conn<'_, bool>) -> Action {
+    ///         Action::Close
+    ///     }
+    /// }
+    /// ```
     pub fn set_timeout(&mut self, after: Option<Duration>) {
         self.lp.set_deadline(self.lp.current, after);
     }
@@ -383,6 +766,29 @@ impl<'a, C> Conn<'a, C> {
     /// not fit can never be consumed: the engine answers a full buffer with nothing
     /// consumed by closing the connection (after the handler's reply is flushed; see
     /// [`CloseError::FrameTooLarge`](crate::CloseError::FrameTooLarge)).
+    ///
+    /// ```
+    /// use evio_proto::{Action, Conn, Events};
+    ///
+    /// /// A line protocol that answers a line too long for the input buffer with an
+    /// /// error, rather than being closed with `FrameTooLarge` without a word.
+    /// struct Lines;
+    ///
+    /// impl Events for Lines {
+    ///     type Context = ();
+    ///     fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+    ///         let whole = input.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    ///         if whole == 0 && input.len() >= conn.input_capacity() {
+    ///             // A full buffer and no end of line: this line can never be read whole.
+    ///             let _ = conn.write(b"-ERR line too long\r\n");
+    ///             return Action::Close;
+    ///         }
+    ///         // ... handle the lines in `input[..whole]` ...
+    ///         conn.consume(whole);
+    ///         Action::None
+    ///     }
+    /// }
+    /// ```
     pub fn input_capacity(&self) -> usize {
         self.lp.out.input_capacity()
     }

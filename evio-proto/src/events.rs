@@ -18,10 +18,41 @@ pub enum Action {
     /// read and discarded (for at most [`Config::linger`](crate::Config::linger)) until
     /// the peer closes too.
     Close,
-    /// Flush this connection's pending output, then hand its socket to `detached`.
+    /// Flush this connection's pending output, then hand its socket to `detached`. If
+    /// the handler does not take it there, the connection ends as a close instead and
+    /// `closed` follows (see [`Events::detached`]).
     Detach,
     /// Close this connection at once: its pending output is discarded and the peer
-    /// gets a reset (SO_LINGER 0). For a peer that will not read.
+    /// gets a reset (SO_LINGER 0); `closed` follows. For a peer that will not read,
+    /// where a `Close` would first wait for it to take its output.
+    ///
+    /// ```
+    /// use evio_proto::{Action, Conn, Duration, Events};
+    ///
+    /// /// Closes connections idle for a minute: with a goodbye if the peer has read all
+    /// /// it was sent, with a reset if it has not even done that.
+    /// struct Idle;
+    ///
+    /// impl Events for Idle {
+    ///     type Context = ();
+    ///     fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    ///         conn.set_timeout(Some(Duration::from_secs(60)));
+    ///         Action::None
+    ///     }
+    ///     fn data(&mut self, conn: &mut Conn<'_, ()>, _input: &[u8]) -> Action {
+    ///         conn.set_timeout(Some(Duration::from_secs(60)));
+    ///         // ... handle the input ...
+    ///         Action::None
+    ///     }
+    ///     fn timeout(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    ///         if conn.pending() > 0 {
+    ///             return Action::Abort;
+    ///         }
+    ///         let _ = conn.write(b"idle for a minute: goodbye\r\n");
+    ///         Action::Close
+    ///     }
+    /// }
+    /// ```
     Abort,
     /// Shut the whole server down: flush the triggering connection's output as far as
     /// the socket takes it without blocking, close every connection (each gets
@@ -29,9 +60,40 @@ pub enum Action {
     Shutdown,
 }
 
-/// What a handler asks the server to do, from a method that concerns the server and
-/// not one connection (`serving`, `tick`, `closed`, `detached`, `server_woken`): carry
-/// on, or shut down. (Closing or detaching means nothing there, so it cannot be said.)
+/// What a handler asks the server to do from a method about the server: carry on, or
+/// shut down.
+///
+/// The methods that concern the server and not one connection return it (`serving`,
+/// `closed`, `detached`, `server_woken`; `tick` inside its [`Tick`]). Closing or
+/// detaching means nothing there, so it cannot be said.
+///
+/// ```
+/// use evio_proto::{Action, CloseError, Conn, ConnInfo, Events, Flow, Loop};
+///
+/// /// Serves until the last client has left, then shuts the server down.
+/// #[derive(Default)]
+/// struct UntilEmpty {
+///     open: usize,
+/// }
+///
+/// impl Events for UntilEmpty {
+///     type Context = ();
+///     fn opened(&mut self, _conn: &mut Conn<'_, ()>) -> Action {
+///         self.open += 1;
+///         Action::None
+///     }
+///     fn closed(&mut self, _: &ConnInfo, _: (), _: Option<CloseError>, _: &mut Loop<'_, ()>) -> Flow {
+///         self.open -= 1;
+///         if self.open == 0 {
+///             Flow::Shutdown
+///         } else {
+///             Flow::Continue
+///         }
+///     }
+/// }
+/// ```
+///
+/// A method for the server cannot ask for what only a connection can do:
 ///
 /// ```compile_fail
 /// # use evio_proto::{Events, Flow, Loop, Tick};
@@ -52,9 +114,10 @@ pub enum Flow {
     Shutdown,
 }
 
-/// Socket options for one connection, set from [`Events::opened`] through
-/// [`Conn::options_mut`]. The initial value comes from the engine's
-/// [`Config::options`](crate::Config::options).
+/// Socket options for one connection.
+///
+/// Set them from [`Events::opened`] through [`Conn::options_mut`]. The initial value
+/// comes from the engine's [`Config::options`](crate::Config::options).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Options {
     /// TCP_NODELAY: send small writes at once. On by default.
@@ -142,10 +205,12 @@ impl<'a> Server<'a> {
 
 /// The socket of a detached connection, handed to [`Events::detached`].
 ///
-/// Its type depends on the driver (evio-os gives an `evio_os::DetachedSocket`, the
-/// simulator its own stream type), so the same handler works under both; take it with
-/// [`Detached::take`]. A socket not taken is closed by the driver, and the detach then
-/// counts as a close: `closed` is called.
+/// Its type depends on the driver (evio-os and the `evio` facade give a
+/// `DetachedSocket`, the simulator its own stream type), so the same handler works
+/// under both; take it with [`Detached::take`]. Once taken, the socket is the
+/// handler's and `closed` never runs for the connection. If the handler does not take
+/// it, the detach ends as a close: `closed` runs right after `detached` returns, and
+/// the driver closes the socket.
 ///
 /// Input the connection received and the handler did not consume (for example the bytes
 /// that followed an upgrade request in the same read) is not lost: it is in
@@ -219,8 +284,11 @@ impl<'a> Detached<'a> {
 /// The same handler value runs under the real driver (`evio::serve`) and under the
 /// simulator (`evio-sim`).
 pub trait Events {
-    /// Per-connection state kept in the connection's slot: made with `Default` just
-    /// before `opened`, dropped after `closed` (or handed to `detached`).
+    /// Per-connection state kept in the connection's slot (no map, no allocation):
+    /// made with `Default` just before `opened`, reached through [`Conn::context`], and
+    /// given back at the end, by value to `closed`, or by `&mut` to `detached` (then
+    /// dropped if the handler took the socket, or handed on to `closed` if it did
+    /// not).
     type Context: Default;
 
     /// The server is listening. Called once, first.
@@ -235,17 +303,56 @@ pub trait Events {
         Action::None
     }
 
-    /// Bytes arrived: `input` is the unconsumed input kept from earlier calls followed by
-    /// the new bytes. All of it counts as consumed unless the handler calls
-    /// [`Conn::consume`] with less; the rest is handed back, with more bytes after it,
-    /// in the next call (a partial frame).
+    /// Bytes arrived: `input` is the input left unconsumed by earlier calls followed by
+    /// the new bytes.
     ///
-    /// **Consume a request in the call that applies it.** Input left unconsumed comes
-    /// back in the next call, and a handler that applied a request (a `SET`, say), found
-    /// its reply did not fit the output buffer, and left the request unconsumed would
-    /// apply it a second time. Either write the reply first and apply and consume the
-    /// request only if it fit (the engine calls `data` again with the request once the
-    /// output has drained), or apply, consume, and keep the unsent reply yourself.
+    /// All of `input` counts as consumed unless the handler calls [`Conn::consume`]
+    /// with less. What is not consumed is kept and handed back, at the start of `input`,
+    /// in the next `data` call (with more bytes after it): that is how a partial frame
+    /// waits for the rest of it.
+    ///
+    /// **A request that is applied must be consumed in the same call.** Unconsumed input
+    /// comes back as if it had never been seen, so a handler that applies a request (a
+    /// `SET`, say) and leaves it unconsumed, for example with `conn.consume(n)` where `n`
+    /// stops before the `SET` because its reply did not fit, is handed the same `SET`
+    /// in the next call and applies it a second time. Consume up to the end of the last
+    /// request applied (or let all input count as consumed when every request in it was
+    /// applied). When a reply does not fit, either leave that request unapplied and
+    /// unconsumed (write its reply first, all or nothing, and apply the request only if
+    /// the write succeeded: the engine stops reading and calls `data` again with it once
+    /// the output has drained), or apply it, consume it, and keep the unsent reply
+    /// yourself until [`Events::drained`].
+    ///
+    /// ```
+    /// use core::fmt::Write;
+    /// use evio_proto::{Action, Conn, Events};
+    ///
+    /// /// A counter: every line received adds one and is answered with the new value.
+    /// struct Counter {
+    ///     value: u64,
+    /// }
+    ///
+    /// impl Events for Counter {
+    ///     type Context = ();
+    ///     fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+    ///         let mut used = 0;
+    ///         while let Some(end) = input[used..].iter().position(|&b| b == b'\n') {
+    ///             let next = self.value + 1;
+    ///             // The reply first, whole or not at all: a line whose reply does not
+    ///             // fit stays unapplied and unconsumed, and comes back once the output
+    ///             // has drained.
+    ///             if conn.transaction(|c| writeln!(c, "{next}")).is_err() {
+    ///                 break;
+    ///             }
+    ///             self.value = next; // applied...
+    ///             used += end + 1; // ...and consumed, together
+    ///         }
+    ///         // A partial line (or one not answered yet) waits for the next call.
+    ///         conn.consume(used);
+    ///         Action::None
+    ///     }
+    /// }
+    /// ```
     fn data(&mut self, conn: &mut Conn<'_, Self::Context>, input: &[u8]) -> Action {
         let _ = (conn, input);
         Action::None
@@ -315,8 +422,13 @@ pub trait Events {
         Action::None
     }
 
-    /// The connection is closed (its socket already is). `error` says why when it was
-    /// not the handler's own `Close`, a clean end of stream, or a shutdown.
+    /// The connection is closed (its socket already is, except after a detach the
+    /// handler did not take: the driver closes that one right after this call).
+    /// `error` says why when it was not the handler's own `Close`, a clean end of
+    /// stream, or a shutdown.
+    ///
+    /// Called exactly once for each `opened`, unless the handler took the socket in
+    /// [`Events::detached`].
     fn closed(
         &mut self,
         info: &ConnInfo,
@@ -328,11 +440,20 @@ pub trait Events {
         Flow::Continue
     }
 
-    /// The connection was detached after its output was flushed: the socket is out of
-    /// the poller, in blocking mode, and owned by `socket`. Take it with
-    /// [`Detached::take`] to keep it; then `closed` never fires for this connection. If
-    /// the handler does not take it (the default), the driver closes it and `closed`
-    /// follows. Input received but not consumed is in [`Detached::unread_input`].
+    /// The connection was detached ([`Action::Detach`], [`Loop::detach`]) after its
+    /// output was flushed: the socket is out of the poller, in blocking mode, and held
+    /// by `socket`.
+    ///
+    /// - Take it with [`Detached::take`] and it is the handler's: this was the
+    ///   connection's last callback, and `closed` never runs for it.
+    /// - Leave it (as the default method does) and the detach ends as a close: `closed`
+    ///   runs for the connection right after this method returns, with no error and
+    ///   the context, and the driver closes the socket.
+    ///
+    /// Input received but not consumed is in [`Detached::unread_input`], to be handled
+    /// before anything read from the socket. If the driver cannot take the socket out
+    /// of its poller, this method is not called: the connection ends with `closed` and
+    /// an I/O error.
     fn detached(
         &mut self,
         info: &ConnInfo,
@@ -345,7 +466,10 @@ pub trait Events {
     }
 
     /// Another thread called [`Waker::wake_server`]: the way to stop the server from
-    /// outside, whether or not any connection is open.
+    /// outside, whether or not any connection is open. Several wakes before the loop
+    /// runs make one call, so the waking thread leaves what it means in shared state
+    /// (a flag, a queue) for this method to read; [`Waker::wake_server`] shows the
+    /// thread's side.
     ///
     /// ```
     /// use std::sync::Arc;

@@ -319,7 +319,69 @@ impl Waker {
     /// (a signal handler's, say), with or without connections open.
     ///
     /// Returns `false` once the server has shut down. Several wakes before the loop
-    /// runs coalesce into one call. Never blocks; safe from any thread.
+    /// runs coalesce into one call, so what a wake means goes through shared state (a
+    /// flag, a queue) that `server_woken` reads. Never blocks; safe from any thread.
+    ///
+    /// ```
+    /// # mod signal_hook {
+    /// #     // A stand-in with the part of signal-hook 0.4's API used below.
+    /// #     pub mod consts {
+    /// #         pub const SIGINT: i32 = 2;
+    /// #         pub const SIGTERM: i32 = 15;
+    /// #     }
+    /// #     pub mod iterator {
+    /// #         pub struct Signals;
+    /// #         impl Signals {
+    /// #             pub fn new(_: [i32; 2]) -> std::io::Result<Signals> {
+    /// #                 Ok(Signals)
+    /// #             }
+    /// #             pub fn forever(&mut self) -> impl Iterator<Item = i32> {
+    /// #                 std::iter::empty()
+    /// #             }
+    /// #         }
+    /// #     }
+    /// # }
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    ///
+    /// use evio_proto::{Events, Flow, Loop, Server};
+    /// use signal_hook::consts::{SIGINT, SIGTERM}; // signal-hook = "0.4"
+    /// use signal_hook::iterator::Signals;
+    ///
+    /// /// Stops the server cleanly on SIGINT or SIGTERM: pending output flushed as far as
+    /// /// the sockets take it, every connection closed, and `serve` returning `Ok(())`.
+    /// #[derive(Default)]
+    /// struct Stoppable {
+    ///     stop: Arc<AtomicBool>,
+    /// }
+    ///
+    /// impl Events for Stoppable {
+    ///     type Context = ();
+    ///     fn serving(&mut self, server: Server<'_>) -> Flow {
+    ///         let Some(waker) = server.waker().cloned() else {
+    ///             return Flow::Continue;
+    ///         };
+    ///         let Ok(mut signals) = Signals::new([SIGINT, SIGTERM]) else {
+    ///             return Flow::Continue; // signals cannot be watched: serve on regardless
+    ///         };
+    ///         let stop = Arc::clone(&self.stop);
+    ///         std::thread::spawn(move || {
+    ///             if signals.forever().next().is_some() {
+    ///                 stop.store(true, Ordering::SeqCst);
+    ///                 waker.wake_server(); // `server_woken` runs on the loop's thread
+    ///             }
+    ///         });
+    ///         Flow::Continue
+    ///     }
+    ///     fn server_woken(&mut self, _: &mut Loop<'_, ()>) -> Flow {
+    ///         if self.stop.load(Ordering::SeqCst) {
+    ///             Flow::Shutdown
+    ///         } else {
+    ///             Flow::Continue
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn wake_server(&self) -> bool {
         self.target().wake_server()
     }
