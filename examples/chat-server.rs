@@ -21,7 +21,11 @@ use evio_handlers::stop::StopOnSignals;
 #[derive(Parser, Debug)]
 #[command(name = "chat-server", version)]
 struct Args {
-    /// TCP port to listen on (all interfaces).
+    /// Address to listen on (`0.0.0.0`: every IPv4 interface; `127.0.0.1`: this
+    /// machine only).
+    #[arg(long, default_value = "0.0.0.0")]
+    host: String,
+    /// TCP port to listen on.
     #[arg(long, default_value_t = 5001)]
     port: u16,
     /// Also listen on this unix socket path.
@@ -84,7 +88,7 @@ fn main() -> ExitCode {
     let builder = evio::ServerBuilder::new()
         .input_capacity(args.input)
         .output_capacity(args.output);
-    let mut addrs = vec![format!("tcp://0.0.0.0:{}", args.port)];
+    let mut addrs = vec![format!("tcp://{}:{}", bracketed(&args.host), args.port)];
     if let Some(path) = &args.unixsocket {
         addrs.push(format!("unix://{path}"));
     }
@@ -94,5 +98,14 @@ fn main() -> ExitCode {
             eprintln!("chat-server: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An IPv6 host in brackets, as an address with a port needs it (`::1` -> `[::1]`).
+fn bracketed(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
     }
 }

@@ -18,7 +18,11 @@ use evio_handlers::stop::StopOnSignals;
 #[derive(Parser, Debug)]
 #[command(name = "echo-server", version)]
 struct Args {
-    /// TCP port to listen on (all interfaces).
+    /// Address to listen on (`0.0.0.0`: every IPv4 interface; `127.0.0.1`: this
+    /// machine only).
+    #[arg(long, default_value = "0.0.0.0")]
+    host: String,
+    /// TCP port to listen on.
     #[arg(long, default_value_t = 5000)]
     port: u16,
     /// Also listen on this unix socket path.
@@ -67,7 +71,11 @@ fn main() -> ExitCode {
         builder = builder.max_connections(n);
     }
     let net = if args.stdlib { "-net" } else { "" };
-    let mut addrs = vec![format!("tcp{net}://0.0.0.0:{}", args.port)];
+    let mut addrs = vec![format!(
+        "tcp{net}://{}:{}",
+        bracketed(&args.host),
+        args.port
+    )];
     if let Some(path) = &args.unixsocket {
         addrs.push(format!("unix{net}://{path}"));
     }
@@ -78,5 +86,14 @@ fn main() -> ExitCode {
             eprintln!("echo-server: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An IPv6 host in brackets, as an address with a port needs it (`::1` -> `[::1]`).
+fn bracketed(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
     }
 }

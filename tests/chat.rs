@@ -27,16 +27,18 @@ fn line(client: usize, seq: usize) -> String {
 #[test]
 fn every_line_reaches_every_other_client_once_and_in_order() {
     // Output buffers big enough for everything a client is sent: nobody is slow here.
+    let published = Arc::new(Published::default());
+    let p = published.clone();
     let server = start(
         evio::ServerBuilder::new()
             .max_connections(CLIENTS + 2)
             .output_capacity(1 << 20),
         &["tcp4://127.0.0.1:0"],
-        || Chat::new(None),
+        move || Counted(Chat::new(None), p),
     );
     let clients: Vec<Client> = (0..CLIENTS).map(|_| connect(server.addr(0))).collect();
     // Everyone is in the room before the first line (a late joiner would miss lines).
-    std::thread::sleep(Duration::from_millis(100));
+    published.wait_for_members(CLIENTS as u64);
     let expected_bytes: Vec<usize> = (0..CLIENTS)
         .map(|me| {
             (0..CLIENTS)
@@ -110,17 +112,50 @@ fn every_line_reaches_every_other_client_once_and_in_order() {
     server.stop().unwrap();
 }
 
-/// The chat handler, publishing how many slow consumers it disconnected.
-struct Counted(Chat, Arc<AtomicU64>);
+/// What the chat handler under test publishes to the test thread.
+#[derive(Default)]
+struct Published {
+    members: AtomicU64,
+    slow_consumers: AtomicU64,
+}
+
+impl Published {
+    /// Waits until `n` clients are in the room (a client that joins late misses the
+    /// lines sent before).
+    fn wait_for_members(&self, n: u64) {
+        let started = Instant::now();
+        while self.members.load(Ordering::SeqCst) < n {
+            assert!(started.elapsed() < LIMIT, "clients never all joined");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// The chat handler, publishing its room size and how many slow consumers it
+/// disconnected.
+struct Counted(Chat, Arc<Published>);
+
+impl Counted {
+    fn publish(&self) {
+        self.1
+            .members
+            .store(self.0.members().len() as u64, Ordering::SeqCst);
+        self.1
+            .slow_consumers
+            .store(self.0.slow_consumers, Ordering::SeqCst);
+    }
+}
 
 impl Events for Counted {
     type Context = ();
     fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
-        self.0.opened(conn)
+        let action = self.0.opened(conn);
+        self.publish();
+        action
     }
     fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
         let action = self.0.data(conn, input);
-        self.1.store(self.0.slow_consumers, Ordering::SeqCst);
+        self.publish();
         action
     }
     fn closed(
@@ -130,30 +165,32 @@ impl Events for Counted {
         error: Option<CloseError>,
         others: &mut Loop<'_, ()>,
     ) -> Flow {
-        self.0.closed(info, ctx, error, others)
+        let flow = self.0.closed(info, ctx, error, others);
+        self.publish();
+        flow
     }
 }
 
 #[test]
 fn a_client_that_never_reads_is_disconnected_and_the_rest_carry_on() {
-    let slow = Arc::new(AtomicU64::new(0));
-    let s = slow.clone();
+    let published = Arc::new(Published::default());
+    let p = published.clone();
     let server = start(
         evio::ServerBuilder::new().output_capacity(16 * 1024),
         &["tcp4://127.0.0.1:0"],
-        move || Counted(Chat::new(None), s),
+        move || Counted(Chat::new(None), p),
     );
     let mut talker = connect(server.addr(0));
     let listener = connect(server.addr(0));
     let silent = connect(server.addr(0)); // never reads
-    std::thread::sleep(Duration::from_millis(100));
+    published.wait_for_members(3);
     let mut reader = BufReader::new(listener.try_clone());
     let started = Instant::now();
     let mut sent = 0usize;
     // Lines go out until the silent client's socket buffers and its output buffer are
     // full and it is cut off; the listener reads every one of them meanwhile.
     let mut text = String::new();
-    while slow.load(Ordering::SeqCst) == 0 {
+    while published.slow_consumers.load(Ordering::SeqCst) == 0 {
         assert!(
             started.elapsed() < LIMIT,
             "the silent client was never disconnected"
@@ -198,7 +235,7 @@ fn the_example_stops_on_sigterm_with_status_zero_and_removes_its_socket_file() {
     let dir = TempDir::new("chat");
     let sock = dir.sock("chat.sock");
     let mut child = std::process::Command::new(&example)
-        .args(["--port", "0", "--unixsocket", &sock])
+        .args(["--host", "127.0.0.1", "--port", "0", "--unixsocket", &sock])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
