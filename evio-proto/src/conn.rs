@@ -573,6 +573,16 @@ impl<'a, C> Loop<'a, C> {
     }
 
     /// When `id`'s timeout fires, if one is set and `id` is open.
+    ///
+    /// ```
+    /// use evio_proto::{ConnId, Loop};
+    ///
+    /// /// How long `id` has left before its timeout, for a status report.
+    /// fn time_left(others: &Loop<'_, ()>, id: ConnId) -> Option<core::time::Duration> {
+    ///     let at = others.timeout_at(id)?;
+    ///     Some(at.saturating_duration_since(others.now()))
+    /// }
+    /// ```
     pub fn timeout_at(&self, id: ConnId) -> Option<Instant> {
         let i = self.open_slot(id).ok()?;
         Timers::deadline(self.slots, i)
@@ -751,6 +761,30 @@ impl<'a, C> Conn<'a, C> {
     }
 
     /// When this connection's timeout fires, if one is set.
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use evio_proto::{Action, Conn, Events};
+    ///
+    /// /// Gives each client 5 s to send its first byte, not pushed back by later ones.
+    /// struct Deadline;
+    /// impl Events for Deadline {
+    ///     type Context = ();
+    ///     fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    ///         conn.set_timeout(Some(Duration::from_secs(5)));
+    ///         Action::None
+    ///     }
+    ///     fn data(&mut self, conn: &mut Conn<'_, ()>, _: &[u8]) -> Action {
+    ///         if conn.timeout_at().is_some() {
+    ///             conn.set_timeout(None); // it made it in time
+    ///         }
+    ///         Action::None
+    ///     }
+    ///     fn timeout(&mut self, _: &mut Conn<'_, ()>) -> Action {
+    ///         Action::Close
+    ///     }
+    /// }
+    /// ```
     pub fn timeout_at(&self) -> Option<Instant> {
         Timers::deadline(self.lp.slots, self.lp.current)
     }
@@ -863,6 +897,21 @@ impl<'a, C> Conn<'a, C> {
     /// What [`Conn::consume`] said in this `data` call, if it was called (`None`: all
     /// of the input counts as used). For wrappers that watch a handler, such as a
     /// simulator's model learning which requests the handler applied.
+    ///
+    /// ```
+    /// use evio_proto::{Action, Conn, Events};
+    ///
+    /// /// Wraps a handler and counts the input bytes it used.
+    /// struct Counting<H>(H, u64);
+    /// impl<H: Events<Context = ()>> Events for Counting<H> {
+    ///     type Context = ();
+    ///     fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+    ///         let action = self.0.data(conn, input);
+    ///         self.1 += conn.consumed().unwrap_or(input.len()).min(input.len()) as u64;
+    ///         action
+    ///     }
+    /// }
+    /// ```
     pub fn consumed(&self) -> Option<usize> {
         self.consumed
     }
