@@ -219,19 +219,7 @@ fn a_client_that_never_reads_is_disconnected_and_the_rest_carry_on() {
 
 #[test]
 fn the_example_stops_on_sigterm_with_status_zero_and_removes_its_socket_file() {
-    // The example is built with the tests, next to them.
-    let exe = std::env::current_exe().unwrap();
-    let example = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|dir| dir.join("examples").join("chat-server"))
-        .expect("a target directory");
-    assert!(
-        example.exists(),
-        "{} is not built: `cargo test` builds it, `cargo test --test chat` alone does not \
-         (run `cargo build --example chat-server` first)",
-        example.display()
-    );
+    let example = example_binary("chat-server");
     let dir = TempDir::new("chat");
     let sock = dir.sock("chat.sock");
     let mut child = std::process::Command::new(&example)

@@ -9,19 +9,7 @@ use os_common::*;
 
 #[test]
 fn the_echo_example_stops_on_sigint_with_status_zero_and_removes_its_socket_file() {
-    // The example is built with the tests, next to them.
-    let exe = std::env::current_exe().unwrap();
-    let example = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|dir| dir.join("examples").join("echo-server"))
-        .expect("a target directory");
-    assert!(
-        example.exists(),
-        "{} is not built: `cargo test` builds it (run `cargo build --example echo-server` \
-         before running this test alone)",
-        example.display()
-    );
+    let example = example_binary("echo-server");
     let dir = TempDir::new("echo-signal");
     let sock = dir.sock("echo.sock");
     // On IPv6 when the machine has it (the example brackets the host).

@@ -233,16 +233,7 @@ impl Model for LinesModel {
     }
 
     fn output(&mut self, conn: &mut LinesConn, bytes: &[u8]) -> Result<(), ModelError> {
-        for &b in bytes {
-            if conn.owed.pop_front() != Some(b) {
-                return Err(ModelError {
-                    offset: conn.received,
-                    detail: format!("byte {b:#04x} is not the next byte of a complete line"),
-                });
-            }
-            conn.received += 1;
-        }
-        Ok(())
+        expect_next(&mut conn.owed, &mut conn.received, bytes)
     }
 
     fn owed(&self, conn: &LinesConn) -> usize {
@@ -252,6 +243,27 @@ impl Model for LinesModel {
     fn handler_wakes(&self) -> bool {
         false
     }
+}
+
+/// The client received `bytes`: each must be the next byte `owed` (counting them in
+/// `received`, for the error's offset).
+fn expect_next(
+    owed: &mut VecDeque<u8>,
+    received: &mut u64,
+    bytes: &[u8],
+) -> Result<(), ModelError> {
+    for &b in bytes {
+        match owed.pop_front() {
+            Some(e) if e == b => *received += 1,
+            e => {
+                return Err(ModelError {
+                    offset: *received,
+                    detail: format!("got byte {b:#04x}, expected {e:?}"),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 #[test]
@@ -323,16 +335,7 @@ impl Model for GreeterModel {
     }
 
     fn output(&mut self, conn: &mut GreeterConn, bytes: &[u8]) -> Result<(), ModelError> {
-        for &b in bytes {
-            if conn.owed.pop_front() != Some(b) {
-                return Err(ModelError {
-                    offset: conn.received,
-                    detail: format!("unexpected byte {b:#04x}"),
-                });
-            }
-            conn.received += 1;
-        }
-        Ok(())
+        expect_next(&mut conn.owed, &mut conn.received, bytes)
     }
 
     fn owed(&self, conn: &GreeterConn) -> usize {
@@ -419,16 +422,7 @@ impl Model for ProducerModel {
     }
 
     fn output(&mut self, conn: &mut GreeterConn, bytes: &[u8]) -> Result<(), ModelError> {
-        for &b in bytes {
-            if conn.owed.pop_front() != Some(b) {
-                return Err(ModelError {
-                    offset: conn.received,
-                    detail: format!("unexpected byte {b:#04x}"),
-                });
-            }
-            conn.received += 1;
-        }
-        Ok(())
+        expect_next(&mut conn.owed, &mut conn.received, bytes)
     }
 
     fn owed(&self, conn: &GreeterConn) -> usize {

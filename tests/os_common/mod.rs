@@ -395,3 +395,24 @@ pub fn echo_stream(client: Client, seed: u64, total: usize, max_write: usize) {
     // After our end of stream, the server closes: nothing more arrives.
     assert_eq!(reader.read_to_end_lossy().len(), 0);
 }
+
+/// The example binary `name`, which `cargo test` builds next to the test binaries.
+///
+/// # Panics
+///
+/// If it is not built (a test run alone with `--test` does not build the examples).
+pub fn example_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let example = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("examples").join(name))
+        .expect("a target directory");
+    assert!(
+        example.exists(),
+        "{} is not built: `cargo test` builds it, `cargo test --test …` alone does not \
+         (run `cargo build --example {name}` first)",
+        example.display()
+    );
+    example
+}
