@@ -74,6 +74,11 @@
 //! assert_eq!(report.seeds, 50);
 //! ```
 //!
+//! For a handler that needs more than random bytes and the smallest buffers, a
+//! [`Swarm`] takes [`Constraints`] on each seed's configuration (minimum buffer sizes
+//! and connection count, which faults may fire; [`SimConfig::fault_free`] for none)
+//! and a [`Workload`] for what the clients send.
+//!
 //! A single run, step by step, with [`Sim`]:
 //!
 //! ```
@@ -98,10 +103,9 @@
 //!
 //! # What is checked
 //!
-//! After every step: each `data` call's input is the latest bytes read, in order,
-//! starting no earlier than the previous call's input (how much a handler consumed is
-//! not visible to the simulator, so unconsumed input dropped or handed back twice is
-//! the [`Model`]'s to catch, through what the client receives); the engine transmits
+//! After every step: each `data` call's input is exactly the input the handler left
+//! unconsumed, then the bytes read since, in order (and [`Model::consumed`] is told
+//! what each call consumed); the engine transmits
 //! as many bytes as the handler wrote (counted through
 //! [`Conn::pending`](evio_proto::Conn::pending) around every callback; their content is
 //! the [`Model`]'s to check), with one `prewrite` and one `postwrite` per write that
@@ -171,6 +175,7 @@
 #![warn(missing_docs)]
 
 mod config;
+mod constraint;
 mod driver;
 mod error;
 mod fault;
@@ -188,6 +193,7 @@ mod sim;
 mod swarm;
 mod tick;
 mod trace;
+mod workload;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -196,20 +202,23 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 #[cfg(feature = "arbitrary")]
 pub use arbitrary;
 pub use config::{Outcome, SimConfig};
-pub use error::{Failure, Violation};
+pub use constraint::Constraints;
+pub use error::{Failure, Origin, Violation};
 pub use evio_proto::Events;
-pub use fault::{FaultCounts, FaultKind, FaultRates};
+pub use fault::{FaultCounts, FaultKind, FaultRates, FaultSet, ParseFaultError};
 pub use model::{EchoConn, EchoModel, Model, ModelError};
 pub use network::SimStream;
 pub use observe::{Injection, Observation, Observed, Recording};
 pub use rng::{Rng, TraceHash};
 pub use rule::Rule;
 pub use script::{
-    Profile, ScriptedEvent, format_script, resolve_clients, smaller_scripts, without_client,
+    Profile, ScriptedEvent, format_script, resolve_clients, script_source, smaller_scripts,
+    without_client,
 };
 pub use shrink::{Shrunk, shrink};
 pub use sim::{Sim, SimEngine};
-pub use swarm::{SwarmReport, swarm};
+pub use swarm::{Progress, Swarm, SwarmReport, swarm};
+pub use workload::Workload;
 
 /// Runs `script` against a fresh simulation of `handler` with the configuration and
 /// faults of `seed`, then the liveness phase and the final checks.
@@ -219,7 +228,9 @@ pub use swarm::{SwarmReport, swarm};
 ///
 /// # Errors
 ///
-/// A [`Failure`] naming the seed, the step and the broken invariant.
+/// A [`Failure`] naming the seed, the step and the broken invariant. The seed alone
+/// does not make an explicit script, so the failure keeps `config` and `script`
+/// ([`Origin::Script`]) and its report says how to run them again.
 pub fn run<H: Events, M: Model>(
     handler: H,
     model: M,
@@ -227,14 +238,17 @@ pub fn run<H: Events, M: Model>(
     config: SimConfig,
     script: &[ScriptedEvent],
 ) -> Result<Outcome, Failure> {
-    let run = execute(handler, model, seed, config, script, false);
+    let run = execute(handler, model, seed, config.clone(), script, false);
     run.result.map_err(|(at_step, violation)| Failure {
         seed,
         steps: script.len(),
         at_step,
         violation,
         test: test_name(),
-        seed_script: false,
+        origin: Box::new(Origin::Script {
+            config: Box::new(config),
+            script: script.to_vec(),
+        }),
     })
 }
 
@@ -243,7 +257,7 @@ pub fn run<H: Events, M: Model>(
 ///
 /// # Errors
 ///
-/// As [`run`].
+/// As [`run`]; the failure's replay line replays the seed ([`Origin::Seed`]).
 pub fn run_seed<H: Events, M: Model>(
     seed: u64,
     steps: usize,
@@ -251,10 +265,27 @@ pub fn run_seed<H: Events, M: Model>(
 ) -> Result<Outcome, Failure> {
     let config = SimConfig::from_seed(seed);
     let script = config.script(seed, steps);
+    run_made(seed, config, &script, Origin::seed(), make)
+}
+
+/// Runs a script that `origin` says how to make again, with a handler and model from
+/// `make`: a failure gets that origin rather than a copy of the script.
+pub(crate) fn run_made<H: Events, M: Model>(
+    seed: u64,
+    config: SimConfig,
+    script: &[ScriptedEvent],
+    origin: Origin,
+    make: impl FnOnce() -> (H, M),
+) -> Result<Outcome, Failure> {
     let (handler, model) = make();
-    run(handler, model, seed, config, &script).map_err(|f| Failure {
-        seed_script: true,
-        ..f
+    let run = execute(handler, model, seed, config, script, false);
+    run.result.map_err(|(at_step, violation)| Failure {
+        seed,
+        steps: script.len(),
+        at_step,
+        violation,
+        test: test_name(),
+        origin: Box::new(origin),
     })
 }
 
@@ -279,20 +310,31 @@ pub fn replay<H: Events, M: Model>(
 ) -> Replay {
     let config = SimConfig::from_seed(seed);
     let script = config.script(seed, steps);
+    replay_made(seed, config, script, Origin::seed(), make)
+}
+
+/// [`replay`] of a configuration and script that `origin` says how to make again.
+pub(crate) fn replay_made<H: Events, M: Model>(
+    seed: u64,
+    config: SimConfig,
+    script: Vec<ScriptedEvent>,
+    origin: Origin,
+    make: impl FnOnce() -> (H, M),
+) -> Replay {
     let (handler, model) = make();
     let run = execute(handler, model, seed, config.clone(), &script, true);
     Replay {
         seed,
-        config,
-        script,
         result: run.result.map_err(|(at_step, violation)| Failure {
             seed,
-            steps,
+            steps: script.len(),
             at_step,
             violation,
             test: test_name(),
-            seed_script: true,
+            origin: Box::new(origin),
         }),
+        config,
+        script,
         trace: run.trace,
         trace_hash: run.trace_hash,
         faults: run.faults,
@@ -365,7 +407,7 @@ fn execute<H: Events, M: Model>(
         let sim = sim.insert(Sim::with_config(handler, model, seed, config)?);
         sim.set_tracing(tracing);
         for event in script {
-            sim.step(event)?;
+            sim.run_event(event)?;
             at_step += 1;
         }
         sim.finish()
