@@ -388,7 +388,14 @@
 //! ```text
 //! cargo run -p evio-sim-cli --release -- --seeds 0..10000 --steps 10000   # a swarm
 //! cargo run -p evio-sim-cli --release -- --seed 42 --steps 10000 --trace --shrink
+//! cargo run -p evio-sim-cli --release -- --min-output 16 --faults short-read,wake-race
+//! cargo run -p evio-sim-cli --release -- --help
 //! ```
+//!
+//! `--min-input`, `--min-output`, `--min-connections` and `--faults` are the
+//! [`Constraints`]; a failure's CLI replay line carries them. On a terminal a progress
+//! bar shows on stderr while the swarm runs (through [`Swarm::progress`]); piped or in
+//! CI the output stays plain.
 //!
 //! # Fuzzing
 //!
