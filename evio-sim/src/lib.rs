@@ -318,11 +318,24 @@
 //!
 //! # Replaying a failure
 //!
-//! Each [`Failure`] prints its seed and a one-line replay command, for the test suite
-//! (`EVIO_SIM_SEED=<seed> cargo test -p evio-sim --test swarm replay`) and for the CLI
-//! (`cargo run -p evio-sim-cli --release -- --seed <seed> --trace`). [`replay`] runs a
-//! seed's own script again with its readable trace recorded, and [`shrink`] reduces a
-//! failing script to a minimal one that still fails the same way.
+//! Every [`Failure`] says how to run it again, whichever entry point made it
+//! ([`Origin`]):
+//!
+//! - a seed's run ([`swarm`], a [`Swarm`], [`run_seed`]) prints a one-line command:
+//!   under `cargo test`, the failing test again with `EVIO_SIM_SEED=<seed>` (and
+//!   `EVIO_SIM_STEPS`) set, which makes the swarm run only that seed, through the same
+//!   constraints and workload, and print the end of its trace and its shrunk script;
+//!   outside a test, the same program with those variables; the CLI prints its own line
+//!   (`cargo run -p evio-sim-cli --release -- --seed <seed> --trace --shrink`);
+//! - an explicit script ([`run`], or a [`Sim`] stepped by hand, whose
+//!   [`Sim::failure`] turns a [`Violation`] into a [`Failure`]) cannot be made again
+//!   from its seed: the failure keeps the configuration and the script
+//!   ([`Failure::config`], [`Failure::script`]) and prints the script as Rust
+//!   ([`script_source`]) when it is short.
+//!
+//! [`replay`] (or [`Swarm::replay`]) runs a seed's script again with its readable trace
+//! recorded, and [`shrink`] reduces a failing script to a minimal one that still fails
+//! the same way.
 //!
 //! # What is checked
 //!

@@ -317,10 +317,11 @@ impl<F> Swarm<F> {
                             f.test.clone_from(&test);
                             f
                         });
-                        let failures = failed.load(Ordering::Relaxed) + u64::from(result.is_err());
-                        if result.is_err() {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                        }
+                        let failures = if result.is_err() {
+                            failed.fetch_add(1, Ordering::Relaxed) + 1
+                        } else {
+                            failed.load(Ordering::Relaxed)
+                        };
                         let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
                         if let Some(hook) = &self.progress {
                             hook(&Progress {
