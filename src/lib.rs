@@ -6,6 +6,10 @@
 //! replies into fixed-size buffers that the engine owns, and says what should happen
 //! next. All memory is reserved when the server starts and does not grow with traffic.
 //!
+//! With the `sim` feature (for `[dev-dependencies]`), `evio::sim` re-exports the
+//! deterministic simulator, `evio-sim`, to test a handler against the production engine
+//! under scripted clients, faults and a virtual clock.
+//!
 //! ```no_run
 //! use evio::{Action, Conn, Events};
 //!
@@ -54,9 +58,9 @@
 //! connection, and [`Waker::wake_server`] makes it call [`Events::server_woken`],
 //! which can shut the server down (a stop on SIGINT, say).
 //!
-//! **Testing.** The deterministic simulator lives in the `evio-sim` crate: it runs
-//! the same handler value over virtual sockets, with a virtual clock and injected
-//! faults, and replays any failure from its seed.
+//! **Testing.** The deterministic simulator (the `evio-sim` crate; `evio::sim` with the
+//! `sim` feature) runs the same handler value over virtual sockets, with a virtual
+//! clock and injected faults, and replays any failure from its seed.
 //!
 //! **The engine.** [`proto`] is the sans-IO engine where every decision is made
 //! (`no_std`, no allocation, no system calls, no clock), for drivers of your own.
@@ -81,3 +85,45 @@ pub use evio_proto::{
 // a `BuildError`, `Error::TooManyListeners` is about `MAX_LISTENERS`, `CloseError::Io`
 // carries an `IoError`, and `ConnInfo::listener` is a `ListenerId`.
 pub use evio_proto::{BuildError, IoError, IoErrorKind, ListenerId, MAX_LISTENERS};
+
+/// The deterministic simulator (the `evio-sim` crate), with the `sim` feature: test your
+/// own handler against the production engine under scripted clients, faults and a
+/// virtual clock, with a model of what it should send.
+///
+/// Add it for tests only:
+///
+/// ```toml
+/// [dev-dependencies]
+/// evio = { version = "0.1", features = ["sim"] }
+/// ```
+///
+/// Then, in a test, run a swarm of seeds; a failure prints the command that replays it:
+///
+/// ```
+/// use evio::sim::{Constraints, EchoModel, Rng, Swarm};
+/// use evio::{Action, Conn, Events};
+///
+/// struct Echo;
+/// impl Events for Echo {
+///     type Context = ();
+///     fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+///         let n = conn.write_some(input);
+///         conn.consume(n);
+///         Action::None
+///     }
+/// }
+///
+/// let report = Swarm::new(|| (Echo, EchoModel))
+///     .seeds(0..50)
+///     .steps(500)
+///     .constraints(Constraints { min_output_capacity: 16, ..Constraints::none() })
+///     .workload(|_client: u16, _rng: &mut Rng| b"ping\n".to_vec())
+///     .run();
+/// assert!(report.failures.is_empty(), "{report}");
+/// ```
+///
+/// The simulator's own docs (this module) have the whole API and a worked example: a
+/// key-value server with shared state and idle timeouts, and its exact model.
+#[cfg(feature = "sim")]
+#[doc(inline)]
+pub use evio_sim as sim;

@@ -68,7 +68,7 @@ impl<H: Events, M: Model> Sim<H, M> {
                     continue;
                 }
                 if socket.unread_by_client() > 0 {
-                    self.step(&ScriptedEvent::Read {
+                    self.run_event(&ScriptedEvent::Read {
                         client,
                         window: u16::MAX,
                     })?;
@@ -79,15 +79,15 @@ impl<H: Events, M: Model> Sim<H, M> {
                 if !self.w.io.net().sockets[ci].fin
                     && (self.client_work_done(ci) || self.server_shut_write(ci))
                 {
-                    self.step(&ScriptedEvent::HalfClose { client })?;
+                    self.run_event(&ScriptedEvent::HalfClose { client })?;
                 }
             }
             // Time passes only when nothing else moves, as on a real machine where
             // reading and writing take no time next to a timer's period.
-            self.step(&ScriptedEvent::Poll)?;
+            self.run_event(&ScriptedEvent::Poll)?;
             if self.w.activity == round_start {
                 let before = self.now();
-                self.step(&ScriptedEvent::Advance { millis: 0 })?;
+                self.run_event(&ScriptedEvent::Advance { millis: 0 })?;
                 let after = self.now();
                 if after > before && after <= time_limit && waits < 100_000 {
                     waits += 1;

@@ -22,7 +22,9 @@ use crate::network::{Network, listen_addr};
 use crate::observe::{Observed, Recording};
 use crate::oracle::Oracle;
 use crate::trace::{Tag, Trace, event_words};
-use crate::{FaultCounts, FaultKind, Model, Rng, Rule, ScriptedEvent, SimConfig, Violation};
+use crate::{
+    Failure, FaultCounts, FaultKind, Model, Origin, Rng, Rule, ScriptedEvent, SimConfig, Violation,
+};
 
 /// The engine type a [`Sim`] runs: the production engine over the observed handler,
 /// with heap storage.
@@ -89,6 +91,12 @@ pub(crate) struct World<M: Model> {
     pub batch: Vec<Ready>,
     /// The run's configuration.
     pub config: SimConfig,
+    /// The run's seed.
+    pub seed: u64,
+    /// The events given to [`Sim::step`], for [`Sim::failure`] to keep.
+    pub stepped: Vec<ScriptedEvent>,
+    /// The index in `stepped` of the event whose step failed, if one did.
+    pub failed_at: Option<usize>,
 }
 
 impl<H: Events, M: Model> core::fmt::Debug for Sim<H, M> {
@@ -217,6 +225,9 @@ impl<H: Events, M: Model> Sim<H, M> {
                 shut_down: false,
                 batch: Vec::new(),
                 config,
+                seed,
+                stepped: Vec::new(),
+                failed_at: None,
             },
         };
         let addrs: Vec<ListenAddr<'_>> = (0..sim.w.config.listeners)
@@ -303,13 +314,77 @@ impl<H: Events, M: Model> Sim<H, M> {
         self.w.io.net().sockets.len()
     }
 
+    /// The run's seed.
+    pub fn seed(&self) -> u64 {
+        self.w.seed
+    }
+
+    /// The run's configuration.
+    pub fn config(&self) -> &SimConfig {
+        &self.w.config
+    }
+
+    /// The events given to [`Sim::step`] so far (not those the liveness phase of
+    /// [`Sim::finish`] makes, which it makes again on a replay).
+    pub fn script(&self) -> &[ScriptedEvent] {
+        &self.w.stepped
+    }
+
+    /// A [`Failure`] for `violation`, found by [`Sim::step`] or [`Sim::finish`], with
+    /// what replays it: the seed, the configuration and the events stepped so far
+    /// ([`Origin::Script`]). Its report prints how to run them again with
+    /// [`run`](crate::run), and the script itself when it is short.
+    ///
+    /// ```
+    /// use evio_handlers::echo::Echo;
+    /// use evio_sim::{EchoModel, ScriptedEvent, Sim};
+    ///
+    /// let mut sim = Sim::new(Echo, EchoModel, 7).unwrap();
+    /// let script = [ScriptedEvent::Connect { listener: 0 }, ScriptedEvent::Poll];
+    /// for event in &script {
+    ///     if let Err(violation) = sim.step(event) {
+    ///         panic!("{}", sim.failure(violation)); // the report says how to replay it
+    ///     }
+    /// }
+    /// assert_eq!(sim.script(), &script);
+    /// ```
+    pub fn failure(&self, violation: Violation) -> Failure {
+        let script = self.w.stepped.clone();
+        Failure {
+            seed: self.w.seed,
+            steps: script.len(),
+            at_step: self.w.failed_at.unwrap_or(script.len()),
+            violation,
+            test: crate::test_name(),
+            origin: Box::new(Origin::Script {
+                config: Box::new(self.w.config.clone()),
+                script,
+            }),
+        }
+    }
+
     /// Applies one scripted event, runs one round of the loop (wakes, readiness in a
     /// seeded order, due timers) with faults, and checks every invariant.
     ///
+    /// The event is kept (see [`Sim::script`]), so that a failure made with
+    /// [`Sim::failure`] can be replayed.
+    ///
     /// # Errors
     ///
-    /// The first [`Violation`] found.
+    /// The first [`Violation`] found; [`Sim::failure`] turns it into a [`Failure`]
+    /// that says how to replay it.
     pub fn step(&mut self, event: &ScriptedEvent) -> Result<(), Violation> {
+        self.w.stepped.push(event.clone());
+        let result = self.run_event(event);
+        if result.is_err() && self.w.failed_at.is_none() {
+            self.w.failed_at = Some(self.w.stepped.len() - 1);
+        }
+        result
+    }
+
+    /// [`Sim::step`] without keeping the event: for whole scripts the caller keeps
+    /// ([`crate::run`]) and for the liveness phase's own events.
+    pub(crate) fn run_event(&mut self, event: &ScriptedEvent) -> Result<(), Violation> {
         self.w.steps += 1;
         self.w.trace.note(Tag::Event, event_words(event));
         if let ScriptedEvent::Send { bytes, .. } = event {
