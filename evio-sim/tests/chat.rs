@@ -8,8 +8,8 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use evio_handlers::chat::Chat;
-use evio_proto::{Action, CloseError, Conn, ConnInfo, Events, Flow, Loop, Stats, WriteError};
-use evio_sim::{Model, ModelError, ScriptedEvent, Sim, SimConfig, format_script};
+use evio_proto::{Action, CloseError, Conn, ConnInfo, Events, Flow, Loop, WriteError};
+use evio_sim::{Constraints, Model, ModelError, Rng, Sim, Swarm, Violation};
 
 /// The room as the handler should see it: who is a member, and what each member is
 /// owed, in the order the handler relays.
@@ -90,72 +90,70 @@ fn chat() -> (Chat, ChatModel) {
     )
 }
 
-/// The seed's script with one payload byte in eight turned into a newline: chat
-/// traffic is lines (mostly short ones), not the random bytes of the echo swarm.
-fn chat_script(seed: u64, steps: usize) -> (SimConfig, Vec<ScriptedEvent>) {
-    let config = SimConfig::from_seed(seed);
-    let mut script = config.script(seed, steps);
-    for event in &mut script {
-        if let ScriptedEvent::Send { bytes, .. } = event {
-            for b in bytes.iter_mut() {
-                if *b % 8 == 0 {
-                    *b = b'\n';
-                }
-            }
-        }
-    }
-    (config, script)
+/// Chat traffic: short lines of text, now and then one too long for a small input
+/// buffer; the simulator cuts each client's stream at random points.
+fn lines(_client: u16, rng: &mut Rng) -> Vec<u8> {
+    let len = if rng.below(20) == 0 {
+        rng.range(40, 600)
+    } else {
+        rng.range(0, 12)
+    } as usize;
+    let mut line: Vec<u8> = (0..len).map(|_| b'a' + rng.below(26) as u8).collect();
+    line.push(b'\n');
+    line
 }
 
-/// Runs `seeds` on chat traffic; returns the runs' engine counters summed, and the
-/// handler's lines and slow consumers.
-fn chat_swarm<H: Events<Context = ()>>(
-    seeds: core::ops::Range<u64>,
-    steps: usize,
-    make: impl Fn() -> H,
-    lines_and_slow: impl Fn(&H) -> (u64, u64),
-) -> Result<(Stats, u64, u64), String> {
-    let (mut stats, mut lines, mut slow) = (Stats::default(), 0, 0);
-    for seed in seeds {
-        let (config, script) = chat_script(seed, steps);
-        let mut sim = Sim::with_config(make(), ChatModel::default(), seed, config)
-            .map_err(|v| format!("seed {seed}: {v}"))?;
-        for (i, event) in script.iter().enumerate() {
-            sim.step(event).map_err(|v| {
-                format!(
-                    "seed {seed} step {i}: {v}\n{}",
-                    format_script(&script[..=i])
-                )
-            })?;
-        }
-        sim.finish()
-            .map_err(|v| format!("seed {seed} at the end: {v}"))?;
-        let s = sim.engine().stats();
-        stats.timeouts += s.timeouts;
-        stats.accepted += s.accepted;
-        stats.bytes_written += s.bytes_written;
-        stats.frame_too_large += s.frame_too_large;
-        let (l, sl) = lines_and_slow(sim.handler());
-        lines += l;
-        slow += sl;
-    }
-    Ok((stats, lines, slow))
+fn chat_swarm<H, F>(make: F) -> Swarm<F>
+where
+    F: Fn() -> (H, ChatModel) + Sync,
+{
+    // Buffers that hold a short line: with one byte of output every member is a slow
+    // consumer at once, with one byte of input every line is too long.
+    let constraints = Constraints {
+        min_input_capacity: 16,
+        min_output_capacity: 16,
+        ..Constraints::none()
+    };
+    Swarm::new(make)
+        .constraints(constraints)
+        .workload(lines as fn(u16, &mut Rng) -> Vec<u8>)
 }
 
 #[test]
 fn chat_handler_passes_a_swarm_with_an_exact_model() {
-    let (stats, lines, slow) =
-        chat_swarm(0..500, 3000, || chat().0, |h| (h.lines, h.slow_consumers))
-            .unwrap_or_else(|e| panic!("{e}"));
-    println!(
-        "500 seeds x 3000 steps: {} connections, {lines} lines relayed, {} bytes written, \
-         {} idle timeouts, {slow} slow consumers aborted, {} lines too long",
-        stats.accepted, stats.bytes_written, stats.timeouts, stats.frame_too_large
-    );
-    // What the chat is for all happens: relaying, idle timeouts on the virtual clock,
-    // slow consumers aborted, lines too long for the input buffer.
-    assert!(lines > 1000 && stats.bytes_written > 10_000);
-    assert!(stats.timeouts > 0 && slow > 0 && stats.frame_too_large > 0);
+    let report = chat_swarm(chat).seeds(0..2000).steps(3000).run();
+    println!("{report}");
+    assert!(report.failures.is_empty(), "{report}");
+    assert!(report.bytes_written > 100_000, "{report}");
+    // Lines longer than the input buffer end their sender's connection.
+    assert!(report.frames_too_large > 0, "{report}");
+}
+
+/// The swarm reaches what the chat is for: lines relayed, idle timeouts on the virtual
+/// clock, slow consumers aborted.
+#[test]
+fn the_chat_swarm_relays_times_out_and_aborts_slow_consumers() {
+    let swarm = chat_swarm(chat).steps(3000);
+    let (mut lines, mut slow, mut timeouts) = (0, 0, 0);
+    for seed in 0..100 {
+        let config = swarm.config(seed);
+        let script = swarm.script(seed, &config);
+        let (handler, model) = chat();
+        let mut sim = Sim::with_config(handler, model, seed, config).expect("a valid config");
+        for event in &script {
+            if let Err(v) = sim.step(event) {
+                panic!("{}", sim.failure(v));
+            }
+        }
+        if let Err(v) = sim.finish() {
+            panic!("{}", sim.failure(v));
+        }
+        lines += sim.handler().lines;
+        slow += sim.handler().slow_consumers;
+        timeouts += sim.engine().stats().timeouts;
+    }
+    println!("100 seeds: {lines} lines relayed, {timeouts} idle timeouts, {slow} slow consumers");
+    assert!(lines > 1000 && timeouts > 0 && slow > 0);
 }
 
 /// A chat that forgets to skip the sender is caught: the model is exact.
@@ -196,7 +194,16 @@ impl Events for EchoingChat {
 
 #[test]
 fn a_chat_that_echoes_to_the_sender_is_caught() {
-    let result = chat_swarm(0..200, 2000, || EchoingChat(chat().0), |_| (0, 0));
-    let error = result.expect_err("the model must catch a line sent back to its sender");
-    assert!(error.contains("not the next byte"), "{error}");
+    let report = chat_swarm(|| (EchoingChat(chat().0), ChatModel::default()))
+        .seeds(0..100)
+        .steps(2000)
+        .run();
+    assert!(!report.failures.is_empty(), "{report}");
+    assert!(
+        report
+            .failures
+            .iter()
+            .all(|f| matches!(f.violation, Violation::Model { .. })),
+        "{report}"
+    );
 }
