@@ -4,16 +4,45 @@
 //! cargo run --release --example echo-server -- --port 5000 [--unixsocket PATH] [--stdlib]
 //! ```
 //!
-//! `--stdlib` serves with the portable poll(2) backend (the `tcp-net://` and
-//! `unix-net://` schemes, named after Go evio's flag) instead of epoll/kqueue.
-//! Other options: `--max-connections N` (default: what the descriptor limit allows, at
-//! most 65,536), `--input BYTES` and `--output BYTES` (per-connection buffer
-//! capacities; defaults 16384 and 65536).
+//! SIGINT or SIGTERM stops it cleanly (every connection closed, the unix socket file
+//! removed, exit status 0). `--help` lists every option.
 
 use std::process::ExitCode;
 
-use evio::{Action, Events, Server};
+use clap::Parser;
+use evio::{Action, Events, Flow, Server};
 use evio_handlers::echo::Echo;
+use evio_handlers::stop::StopOnSignals;
+
+/// An echo server: every byte received is sent back.
+#[derive(Parser, Debug)]
+#[command(name = "echo-server", version)]
+struct Args {
+    /// Address to listen on (`0.0.0.0`: every IPv4 interface; `127.0.0.1`: this
+    /// machine only).
+    #[arg(long, default_value = "0.0.0.0")]
+    host: String,
+    /// TCP port to listen on.
+    #[arg(long, default_value_t = 5000)]
+    port: u16,
+    /// Also listen on this unix socket path.
+    #[arg(long, value_name = "PATH")]
+    unixsocket: Option<String>,
+    /// Serve with the portable poll(2) backend (`tcp-net://`, `unix-net://`: Go evio's
+    /// name for its portable path) instead of epoll/kqueue.
+    #[arg(long)]
+    stdlib: bool,
+    /// Most connections at once (default: what the descriptor limit allows, at most
+    /// 65,536).
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Bytes of input buffer per connection.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024)]
+    input: usize,
+    /// Bytes of output buffer per connection.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    output: usize,
+}
 
 /// The shared echo handler, plus a line saying where it listens and how.
 struct Announced(Echo, evio::Backend);
@@ -21,11 +50,11 @@ struct Announced(Echo, evio::Backend);
 impl Events for Announced {
     type Context = ();
 
-    fn serving(&mut self, server: Server<'_>) -> Action {
+    fn serving(&mut self, server: Server<'_>) -> Flow {
         for addr in server.addrs() {
             println!("echo server listening on {addr} ({})", self.1);
         }
-        Action::None
+        Flow::Continue
     }
 
     fn data(&mut self, conn: &mut evio::Conn<'_, ()>, input: &[u8]) -> Action {
@@ -34,60 +63,37 @@ impl Events for Announced {
 }
 
 fn main() -> ExitCode {
-    let mut port = 5000u16;
-    let mut unix = None;
-    let mut stdlib = false;
-    let mut builder = evio::ServerBuilder::new();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
-        let parsed: Result<(), String> = (|| {
-            match arg.as_str() {
-                "--port" => {
-                    port = value("--port")?
-                        .parse()
-                        .map_err(|e| format!("--port: {e}"))?
-                }
-                "--unixsocket" => unix = Some(value("--unixsocket")?),
-                "--stdlib" => stdlib = true,
-                "--max-connections" => {
-                    let n = value("--max-connections")?
-                        .parse()
-                        .map_err(|e| format!("{e}"))?;
-                    builder = builder.clone().max_connections(n);
-                }
-                "--input" => {
-                    let n = value("--input")?.parse().map_err(|e| format!("{e}"))?;
-                    builder = builder.clone().input_capacity(n);
-                }
-                "--output" => {
-                    let n = value("--output")?.parse().map_err(|e| format!("{e}"))?;
-                    builder = builder.clone().output_capacity(n);
-                }
-                other => return Err(format!("unknown argument {other:?}")),
-            }
-            Ok(())
-        })();
-        if let Err(e) = parsed {
-            eprintln!("echo-server: {e}");
-            eprintln!(
-                "usage: echo-server [--port N] [--unixsocket PATH] [--stdlib] \
-                 [--max-connections N] [--input BYTES] [--output BYTES]"
-            );
-            return ExitCode::from(2);
-        }
+    let args = Args::parse();
+    let mut builder = evio::ServerBuilder::new()
+        .input_capacity(args.input)
+        .output_capacity(args.output);
+    if let Some(n) = args.max_connections {
+        builder = builder.max_connections(n);
     }
-    let net = if stdlib { "-net" } else { "" };
-    let mut addrs = vec![format!("tcp{net}://0.0.0.0:{port}")];
-    if let Some(path) = unix {
+    let net = if args.stdlib { "-net" } else { "" };
+    let mut addrs = vec![format!(
+        "tcp{net}://{}:{}",
+        bracketed(&args.host),
+        args.port
+    )];
+    if let Some(path) = &args.unixsocket {
         addrs.push(format!("unix{net}://{path}"));
     }
     let backend = builder.backend_for(&addrs);
-    match builder.serve(Announced(Echo, backend), &addrs) {
+    match builder.serve(StopOnSignals::new(Announced(Echo, backend)), &addrs) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("echo-server: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An IPv6 host in brackets, as an address with a port needs it (`::1` -> `[::1]`).
+fn bracketed(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
     }
 }

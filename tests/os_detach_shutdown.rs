@@ -3,7 +3,10 @@
 
 mod os_common;
 
-use evio::{Action, CloseError, Conn, ConnId, ConnInfo, Detached, DetachedSocket, Events, Server};
+use evio::{
+    Action, CloseError, Conn, ConnId, ConnInfo, Detached, DetachedSocket, Events, Flow, Loop,
+    Server,
+};
 use evio_handlers::echo::Echo;
 use os_common::*;
 
@@ -19,9 +22,9 @@ struct DetachThenShutdown {
 impl Events for DetachThenShutdown {
     type Context = ();
 
-    fn serving(&mut self, server: Server<'_>) -> Action {
+    fn serving(&mut self, server: Server<'_>) -> Flow {
         self.waker = server.waker().cloned();
-        Action::None
+        Flow::Continue
     }
     fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
         self.open.push(conn.id());
@@ -41,15 +44,27 @@ impl Events for DetachThenShutdown {
     fn woken(&mut self, _: &mut Conn<'_, ()>) -> Action {
         Action::Shutdown
     }
-    fn detached(&mut self, info: &ConnInfo, _: &mut (), mut socket: Detached<'_>) -> Action {
+    fn detached(
+        &mut self,
+        info: &ConnInfo,
+        _: &mut (),
+        mut socket: Detached<'_>,
+        _: &mut Loop<'_, ()>,
+    ) -> Flow {
         let s = socket.take::<DetachedSocket>();
         self.log.push(format!("ended {:?}", info.id));
         drop(s);
-        Action::None
+        Flow::Continue
     }
-    fn closed(&mut self, info: &ConnInfo, _: (), _: Option<CloseError>) -> Action {
+    fn closed(
+        &mut self,
+        info: &ConnInfo,
+        _: (),
+        _: Option<CloseError>,
+        _: &mut Loop<'_, ()>,
+    ) -> Flow {
         self.log.push(format!("ended {:?}", info.id));
-        Action::None
+        Flow::Continue
     }
 }
 

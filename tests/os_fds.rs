@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use evio::{Action, CloseError, Conn, ConnInfo, Events};
+use evio::{Action, CloseError, Conn, ConnInfo, Events, Flow, Loop};
 use evio_handlers::echo::Echo;
 use os_common::*;
 
@@ -21,9 +21,9 @@ impl Events for CountingEcho {
     fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
         Echo.data(conn, input)
     }
-    fn closed(&mut self, _: &ConnInfo, _: (), _: Option<CloseError>) -> Action {
+    fn closed(&mut self, _: &ConnInfo, _: (), _: Option<CloseError>, _: &mut Loop<'_, ()>) -> Flow {
         self.0.fetch_add(1, Ordering::SeqCst);
-        Action::None
+        Flow::Continue
     }
 }
 

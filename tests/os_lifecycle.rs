@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use evio::{
-    Action, CloseError, Conn, ConnId, ConnInfo, Detached, DetachedSocket, Events, Instant, Server,
-    Tick, Waker,
+    Action, CloseError, Conn, ConnId, ConnInfo, Detached, DetachedSocket, Events, Flow, Loop,
+    Server, Tick, Waker,
 };
 use evio_handlers::echo::Echo;
 use os_common::*;
@@ -44,9 +44,9 @@ struct Waking {
 
 impl Events for Waking {
     type Context = u32;
-    fn serving(&mut self, server: Server<'_>) -> Action {
+    fn serving(&mut self, server: Server<'_>) -> Flow {
         self.waker = server.waker().cloned();
-        Action::None
+        Flow::Continue
     }
     fn opened(&mut self, conn: &mut Conn<'_, u32>) -> Action {
         let _ = self.opened.send(conn.id());
@@ -65,9 +65,15 @@ impl Events for Waking {
         conn.write(&n.to_le_bytes()).unwrap();
         Action::None
     }
-    fn closed(&mut self, info: &ConnInfo, _: u32, _: Option<CloseError>) -> Action {
+    fn closed(
+        &mut self,
+        info: &ConnInfo,
+        _: u32,
+        _: Option<CloseError>,
+        _: &mut Loop<'_, u32>,
+    ) -> Flow {
         let _ = self.closed.send(info.id);
-        Action::None
+        Flow::Continue
     }
 }
 
@@ -199,14 +205,26 @@ impl Events for Ender {
             Echo.data(conn, input)
         }
     }
-    fn closed(&mut self, _: &ConnInfo, _: (), error: Option<CloseError>) -> Action {
+    fn closed(
+        &mut self,
+        _: &ConnInfo,
+        _: (),
+        error: Option<CloseError>,
+        _: &mut Loop<'_, ()>,
+    ) -> Flow {
         self.closed.lock().unwrap().push(error);
-        Action::None
+        Flow::Continue
     }
-    fn detached(&mut self, _: &ConnInfo, _: &mut (), mut socket: Detached<'_>) -> Action {
+    fn detached(
+        &mut self,
+        _: &ConnInfo,
+        _: &mut (),
+        mut socket: Detached<'_>,
+        _: &mut Loop<'_, ()>,
+    ) -> Flow {
         let s = socket.take::<DetachedSocket>().expect("an evio-os socket");
         let _ = self.detached.send(s);
-        Action::None
+        Flow::Continue
     }
 }
 
@@ -304,9 +322,9 @@ impl Events for Shutter {
         }
         Echo.data(conn, input)
     }
-    fn closed(&mut self, _: &ConnInfo, _: (), _: Option<CloseError>) -> Action {
+    fn closed(&mut self, _: &ConnInfo, _: (), _: Option<CloseError>, _: &mut Loop<'_, ()>) -> Flow {
         self.closed.fetch_add(1, Ordering::SeqCst);
-        Action::None
+        Flow::Continue
     }
 }
 
@@ -351,15 +369,16 @@ struct Ticker {
 
 impl Events for Ticker {
     type Context = ();
-    fn serving(&mut self, _: Server<'_>) -> Action {
+    fn serving(&mut self, _: Server<'_>) -> Flow {
         self.log.push("serving");
-        Action::None
+        Flow::Continue
     }
-    fn tick(&mut self, now: Instant) -> Tick {
+    fn tick(&mut self, lp: &mut Loop<'_, ()>) -> Tick {
+        let now = lp.now();
         self.count += 1;
         self.log.push(now.as_nanos().to_string());
         if self.count == self.limit {
-            Tick::stop().with_action(Action::Shutdown)
+            Tick::stop().with_flow(Flow::Shutdown)
         } else {
             Tick::after(self.delay)
         }
@@ -436,9 +455,9 @@ impl Events for Counted {
     fn data(&mut self, c: &mut Conn<'_, ()>, i: &[u8]) -> Action {
         Echo.data(c, i)
     }
-    fn closed(&mut self, _: &ConnInfo, _: (), _: Option<CloseError>) -> Action {
+    fn closed(&mut self, _: &ConnInfo, _: (), _: Option<CloseError>, _: &mut Loop<'_, ()>) -> Flow {
         let _ = self.closed.send(());
-        Action::None
+        Flow::Continue
     }
 }
 
@@ -704,9 +723,15 @@ impl Events for DetachAll {
     fn opened(&mut self, _: &mut Conn<'_, ()>) -> Action {
         Action::Detach
     }
-    fn detached(&mut self, _: &ConnInfo, _: &mut (), mut socket: Detached<'_>) -> Action {
+    fn detached(
+        &mut self,
+        _: &ConnInfo,
+        _: &mut (),
+        mut socket: Detached<'_>,
+        _: &mut Loop<'_, ()>,
+    ) -> Flow {
         let _ = self.tx.send(socket.take::<DetachedSocket>().unwrap());
-        Action::None
+        Flow::Continue
     }
 }
 

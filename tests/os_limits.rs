@@ -11,7 +11,7 @@ mod os_common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 
-use evio::{Action, Events, Server, Tick};
+use evio::{Action, Events, Flow, Loop, Server, Tick};
 use evio_handlers::echo::Echo;
 use os_common::*;
 
@@ -29,21 +29,21 @@ struct ChildServer {
 
 impl Events for ChildServer {
     type Context = ();
-    fn serving(&mut self, server: Server<'_>) -> Action {
+    fn serving(&mut self, server: Server<'_>) -> Flow {
         if let [evio::ListenAddr::Ip(a)] = server.addrs() {
             println!("child: port={}", a.port());
         }
-        Action::None
+        Flow::Continue
     }
     fn data(&mut self, conn: &mut evio::Conn<'_, ()>, input: &[u8]) -> Action {
         Echo.data(conn, input)
     }
-    fn tick(&mut self, _: evio::Instant) -> Tick {
+    fn tick(&mut self, _: &mut Loop<'_, ()>) -> Tick {
         let stop = self.stop.load(std::sync::atomic::Ordering::SeqCst);
-        Tick::after(std::time::Duration::from_millis(5)).with_action(if stop {
-            Action::Shutdown
+        Tick::after(std::time::Duration::from_millis(5)).with_flow(if stop {
+            Flow::Shutdown
         } else {
-            Action::None
+            Flow::Continue
         })
     }
 }

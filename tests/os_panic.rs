@@ -7,7 +7,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::mpsc;
 
-use evio::{Action, Conn, Events, ListenAddr, Server};
+use evio::{Action, Conn, Events, Flow, ListenAddr, Server};
 use evio_handlers::echo::Echo;
 use os_common::*;
 
@@ -15,11 +15,11 @@ struct Panicker(mpsc::Sender<SocketAddr>);
 
 impl Events for Panicker {
     type Context = ();
-    fn serving(&mut self, server: Server<'_>) -> Action {
+    fn serving(&mut self, server: Server<'_>) -> Flow {
         if let [ListenAddr::Ip(a)] = server.addrs() {
             self.0.send(*a).unwrap();
         }
-        Action::None
+        Flow::Continue
     }
     fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
         if input == b"panic" {

@@ -7,7 +7,7 @@ mod os_common;
 use std::io::{Read, Write};
 use std::sync::mpsc::{self, Sender};
 
-use evio::{Action, CloseError, Conn, ConnInfo, Events};
+use evio::{Action, CloseError, Conn, ConnInfo, Events, Flow, Loop};
 use os_common::*;
 
 /// `g` starts an endless stream of output; anything else is echoed.
@@ -30,9 +30,15 @@ impl Events for Flood {
         conn.consume(n);
         Action::None
     }
-    fn closed(&mut self, _: &ConnInfo, _: bool, error: Option<CloseError>) -> Action {
+    fn closed(
+        &mut self,
+        _: &ConnInfo,
+        _: bool,
+        error: Option<CloseError>,
+        _: &mut Loop<'_, bool>,
+    ) -> Flow {
         let _ = self.closed.send(error);
-        Action::None
+        Flow::Continue
     }
 }
 

@@ -7,7 +7,7 @@ mod os_common;
 use std::io::Write;
 use std::sync::mpsc;
 
-use evio::{Action, Conn, ConnId, Events, Server, Waker};
+use evio::{Action, Conn, ConnId, Events, Flow, Server, Waker};
 use evio_handlers::echo::Echo;
 use os_common::*;
 
@@ -15,9 +15,9 @@ struct PanicOnRequest(mpsc::Sender<(Option<Waker>, Option<ConnId>)>);
 
 impl Events for PanicOnRequest {
     type Context = ();
-    fn serving(&mut self, server: Server<'_>) -> Action {
+    fn serving(&mut self, server: Server<'_>) -> Flow {
         let _ = self.0.send((server.waker().cloned(), None));
-        Action::None
+        Flow::Continue
     }
     fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
         let _ = self.0.send((None, Some(conn.id())));

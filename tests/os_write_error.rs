@@ -9,7 +9,7 @@ use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
 
-use evio::{Action, CloseError, ConnInfo, Events, proto::IoErrorKind};
+use evio::{Action, CloseError, ConnInfo, Events, Flow, Loop, proto::IoErrorKind};
 use evio_handlers::echo::Echo;
 use os_common::*;
 
@@ -20,9 +20,15 @@ impl Events for EchoReportingClose {
     fn data(&mut self, conn: &mut evio::Conn<'_, ()>, input: &[u8]) -> Action {
         Echo.data(conn, input)
     }
-    fn closed(&mut self, _: &ConnInfo, _: (), error: Option<CloseError>) -> Action {
+    fn closed(
+        &mut self,
+        _: &ConnInfo,
+        _: (),
+        error: Option<CloseError>,
+        _: &mut Loop<'_, ()>,
+    ) -> Flow {
         let _ = self.0.send(error);
-        Action::None
+        Flow::Continue
     }
 }
 

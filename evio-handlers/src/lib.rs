@@ -4,4 +4,6 @@
 //! (`examples/`) and under the simulator (`evio-sim`), as the design asks: the simulator
 //! never tests a copy.
 
+pub mod chat;
 pub mod echo;
+pub mod stop;

@@ -63,6 +63,20 @@ impl std::fmt::Display for Backend {
 
 /// Options and capacities for [`serve`](crate::serve); [`ServerBuilder::serve`] runs the server.
 ///
+/// ```no_run
+/// # use evio_os::{Action, Conn, Events};
+/// # struct Echo;
+/// # impl Events for Echo { type Context = (); }
+/// use std::time::Duration;
+///
+/// evio_os::ServerBuilder::new()
+///     .max_connections(10_000)
+///     .input_capacity(4 * 1024) // no request is longer
+///     .keepalive(Some(Duration::from_secs(60)))
+///     .serve(Echo, &["tcp://:5000"])?; // addresses: see `serve`
+/// # Ok::<(), evio_os::Error>(())
+/// ```
+///
 /// # Defaults
 ///
 /// - `max_connections`: what the process's descriptor limit allows (the soft
@@ -183,6 +197,14 @@ impl ServerBuilder {
         self
     }
 
+    /// Longest a lingering close (a connection closed with input still arriving, such
+    /// as a frame too large for the input buffer) reads and discards before it closes
+    /// anyway (default 5 s; see [`Config::linger`]).
+    pub fn linger(mut self, d: Duration) -> Self {
+        self.config.linger = d;
+        self
+    }
+
     /// Most connections accepted per listener readiness report.
     pub fn accept_batch(mut self, n: u32) -> Self {
         self.config.accept_batch = n;
@@ -237,6 +259,10 @@ impl ServerBuilder {
     /// returns [`Action::Shutdown`]; then every connection is closed, the listeners are
     /// closed, unix socket files this server created are removed, and it returns
     /// `Ok(())`.
+    ///
+    /// `addrs` are `tcp://host:port`, `tcp4://…`, `tcp6://…`, `unix://path` or a bare
+    /// `host:port`, with `?reuseport=true` and a `-net` scheme suffix for the portable
+    /// backend: the [address table](crate::serve#addresses) is on [`serve`](crate::serve).
     ///
     /// # Errors
     ///

@@ -183,6 +183,25 @@ impl<P: Poller> Sockets<'_, P> {
                 }
                 Step::Continue
             }
+            Output::Abort { id } => {
+                match self.fds.get_mut(id.slot()).and_then(Option::take) {
+                    Some(fd) => {
+                        net::set_reset_on_close(fd.as_fd());
+                        self.poller.close(fd);
+                    }
+                    None => debug_assert!(false, "Abort for {id:?}, which has no socket"),
+                }
+                Step::Continue
+            }
+            Output::ShutdownWrite { id } => {
+                match fd_of(&self.fds, id) {
+                    // A peer that is gone already: the lingering close's next read
+                    // finds out.
+                    Some(fd) => net::shutdown_write(fd),
+                    None => debug_assert!(false, "ShutdownWrite for {id:?}, which has no socket"),
+                }
+                Step::Continue
+            }
             Output::PauseAccept { listener } => {
                 if let Some(l) = self.listeners.get(listener.index()) {
                     let removed = self.poller.delete(l.fd.as_fd());

@@ -5,8 +5,9 @@ use std::io;
 
 use evio_proto::BuildError;
 
-/// What is wrong with an address given to `serve`, without the address itself (the
-/// [`Error`] that carries this names it).
+/// What is wrong with an address given to `serve`.
+///
+/// It does not hold the address: the [`Error::Address`] that carries it does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AddrError {
@@ -81,7 +82,7 @@ pub enum Error {
     TooManyListeners {
         /// Addresses given.
         given: usize,
-        /// The most supported ([`evio_proto::MAX_LISTENERS`]).
+        /// The most supported ([`MAX_LISTENERS`](evio_proto::MAX_LISTENERS)).
         max: usize,
     },
     /// The capacities in the configuration are invalid.

@@ -11,23 +11,9 @@
 //!
 //! # Addresses
 //!
-//! | form | meaning |
-//! |---|---|
-//! | `tcp://host:port`, `host:port` | TCP; an empty host means `0.0.0.0` |
-//! | `tcp4://host:port` / `tcp6://host:port` | TCP, IPv4 only / IPv6 only (`tcp6://:port` is `[::]`) |
-//! | `unix://path` | a unix-domain socket (`unix:///tmp/x.sock` is `/tmp/x.sock`) |
-//! | `…?reuseport=true` | `SO_REUSEPORT` (TCP only) |
-//! | `tcp-net://…`, `tcp4-net://…`, `tcp6-net://…`, `unix-net://…` | the same, served with the poll(2) backend |
-//!
-//! A port of 0 binds a free port; `serving` reports the real one. A stale unix socket
-//! file is removed before binding (only if it is a socket and no server accepts on it,
-//! which a probing connect tells; a live one is [`Error::Bind`] "address in use"); the
-//! file is removed when the server stops.
-//!
-//! The `-net` suffix comes from Go's evio, where it meant "Go's standard `net` package
-//! instead of epoll/kqueue": the portable path. Here it selects the portable poll(2)
-//! backend, for the whole server if any address has it. The loop, the engine and the
-//! behaviour are the same; only the way it waits differs.
+//! `tcp://host:port`, `tcp4://`, `tcp6://`, `unix://path` or a bare `host:port`, with
+//! `?reuseport=true` and a `-net` scheme suffix for the portable backend: the table is
+//! on [`serve`](serve#addresses).
 //!
 //! # Backends
 //!
@@ -73,8 +59,8 @@
 //! ```
 
 pub use evio_proto::{
-    Action, Addr, CloseError, Config, Conn, ConnId, ConnInfo, Detached, Events, Instant,
-    ListenAddr, Options, OutputFull, Server, Tick, Waker,
+    Action, Addr, CloseError, Config, Conn, ConnId, ConnInfo, Detached, Events, Flow, Instant,
+    ListenAddr, Loop, NotOpen, Options, OutputFull, Server, Tick, Waker, WriteError,
 };
 
 mod addr;
@@ -89,9 +75,10 @@ pub use error::{AddrError, Error};
 pub use limits::{DEFAULT_MAX_CONNECTIONS_CAP, RESERVED_DESCRIPTORS};
 
 /// The socket of a detached connection, as evio-os hands it to
-/// [`Events::detached`]: take it with `socket.take::<DetachedSocket>()`.
+/// [`Events::detached`].
 ///
-/// It is out of the poller and in blocking mode; all output written before the
+/// Take it with `socket.take::<DetachedSocket>()`; a socket not taken is closed, and
+/// `closed` runs for its connection. It is out of the poller and in blocking mode; all output written before the
 /// `Detach` has been handed to the kernel.
 #[derive(Debug)]
 pub enum DetachedSocket {
@@ -101,12 +88,71 @@ pub enum DetachedSocket {
     Unix(std::os::unix::net::UnixStream),
 }
 
-/// Listens on `addrs` with the default [`ServerBuilder`] and runs `handler` until a
-/// handler returns [`Action::Shutdown`] (see [`ServerBuilder::serve`]).
+/// Listens on `addrs` with the default [`ServerBuilder`] and runs `handler` on the
+/// calling thread until a handler returns [`Action::Shutdown`] (or [`Flow::Shutdown`]).
+///
+/// Shorthand for `ServerBuilder::new().serve(handler, addrs)`; see
+/// [`ServerBuilder::serve`] for what a shutdown does, and [`ServerBuilder`] for the
+/// defaults and what they reserve.
+///
+/// # Addresses
+///
+/// Each address is one listener; all of them are served by the same loop, and the
+/// first is listener 0 ([`ConnInfo::listener`] says which one accepted a connection).
+///
+/// | form | meaning |
+/// |---|---|
+/// | `tcp://host:port`, `host:port` | TCP, on whatever address `host` resolves to first; an empty host means `0.0.0.0` |
+/// | `tcp4://host:port` | TCP, IPv4 only |
+/// | `tcp6://host:port` | TCP, IPv6 only (the socket is bound `IPV6_V6ONLY`); `tcp6://:port` is `[::]` |
+/// | `tcp://[::1]:port` | an IPv6 literal, in brackets |
+/// | `unix://path` | a unix-domain socket; `unix:///tmp/x.sock` is `/tmp/x.sock`, `unix://x.sock` is relative |
+/// | `…?reuseport=true` | `SO_REUSEPORT`: several sockets may listen on the port, as the system allows (TCP only) |
+/// | `tcp-net://…`, `tcp4-net://…`, `tcp6-net://…`, `unix-net://…` | the same, served with the portable poll(2) backend |
+///
+/// - A port of 0 binds a free port; [`Events::serving`] reports the real one in
+///   [`Server::addrs`], in the order given.
+/// - A host name is resolved when `serve` starts (a blocking lookup), and the
+///   first address of the scheme's family is bound.
+/// - Options follow a `?` and are joined with `&`; `reuseport` is the only one, and
+///   takes `true`/`false` (also `1`/`0`, `yes`/`no`; a bare `?reuseport` is `true`).
+///   A `?` always starts the options, so a unix path cannot contain one.
+/// - A stale unix socket file is removed before binding, only if it is a socket and
+///   no server accepts on it (a probing connect tells); a live one is
+///   [`Error::Bind`] "address in use", and any other file is left alone
+///   ([`Error::NotASocket`]). The file is removed when the server stops.
+/// - The `-net` suffix comes from Go's evio, where it meant "Go's standard `net`
+///   package instead of epoll/kqueue": the portable path. Here it selects the
+///   poll(2) backend ([`Backend::Poll`]), for the whole server if any address has it.
+///   The loop, the engine and the behaviour are the same; only the way it waits
+///   differs.
+///
+/// An address that does not parse is [`Error::Address`], which names it and says what
+/// is wrong ([`AddrError`]), before anything is bound.
 ///
 /// # Errors
 ///
 /// As [`ServerBuilder::serve`]: every setup error names the address it concerns.
+///
+/// # Example
+///
+/// ```no_run
+/// use evio_os::{Action, Conn, Events};
+///
+/// struct Echo;
+/// impl Events for Echo {
+///     type Context = ();
+///     fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+///         let n = conn.write_some(input);
+///         conn.consume(n); // what did not fit comes back in the next call
+///         Action::None
+///     }
+/// }
+///
+/// // Every IPv4 interface on port 5000, IPv6 loopback on a free port, and a unix socket.
+/// evio_os::serve(Echo, &["tcp4://:5000", "tcp6://[::1]:0", "unix:///tmp/echo.sock"])?;
+/// # Ok::<(), evio_os::Error>(())
+/// ```
 pub fn serve<H: Events, A: AsRef<str>>(handler: H, addrs: &[A]) -> Result<(), Error> {
     ServerBuilder::new().serve(handler, addrs)
 }

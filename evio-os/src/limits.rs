@@ -1,14 +1,18 @@
 //! How many connections the process's descriptor limit allows.
 
-/// Descriptors a server keeps out of its connections' reach: standard input, output
-/// and error, the poller, its wake notifier, and room for the handler's own files (as
-/// Redis keeps 32 beside `maxclients`). Each listener takes one more.
+/// Descriptors a server keeps out of its connections' reach.
+///
+/// They are for standard input, output and error, the poller, its wake notifier, and
+/// the handler's own files (as Redis keeps 32 beside `maxclients`). Each listener
+/// takes one more.
 pub const RESERVED_DESCRIPTORS: usize = 32;
 
 /// The most connections a default [`ServerBuilder`](crate::ServerBuilder) serves,
-/// whatever the descriptor limit: every slot costs about 150 resident bytes and 80 KiB
-/// of reserved address space from the start, and limits of a million (or unlimited)
-/// are common in containers. Set [`ServerBuilder::max_connections`] to go beyond it.
+/// whatever the descriptor limit.
+///
+/// Every slot costs about 150 resident bytes and 80 KiB of reserved address space
+/// from the start, and limits of a million (or unlimited) are common in containers.
+/// Set [`ServerBuilder::max_connections`] to go beyond it.
 ///
 /// [`ServerBuilder::max_connections`]: crate::ServerBuilder::max_connections
 pub const DEFAULT_MAX_CONNECTIONS_CAP: usize = 65_536;

@@ -17,23 +17,39 @@ use core::ops::Range;
 use crate::Config;
 use crate::engine::ByteStorage;
 
-/// Where each buffer is: all input buffers, then all output buffers, then the scratch
-/// input and the scratch output buffer.
+/// Where each buffer is: all input buffers and the scratch input buffer, then all
+/// output buffers and the scratch output buffer. Inputs first and outputs after, so a
+/// handler call can hold its input and every connection's output at once (it may
+/// write to other connections).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Layout {
-    slots: usize,
     input: usize,
     output: usize,
+    /// Where the scratch input buffer starts (after every input buffer).
+    scratch_input: usize,
+    /// Where the output buffers start: everything before is input.
+    outputs: usize,
+    /// Where the scratch output buffer starts (after every output buffer).
+    scratch_output: usize,
 }
 
 impl Layout {
-    /// The layout for `config` (already validated: nothing overflows).
+    /// The layout for `config` (already validated: nothing overflows). The starts are
+    /// worked out once: every request uses them.
     #[inline]
     pub(crate) const fn new(config: &Config) -> Self {
+        let (slots, input, output) = (
+            config.max_connections,
+            config.input_capacity,
+            config.output_capacity,
+        );
+        let outputs = (slots + 1) * input;
         Layout {
-            slots: config.max_connections,
-            input: config.input_capacity,
-            output: config.output_capacity,
+            input,
+            output,
+            scratch_input: slots * input,
+            outputs,
+            scratch_output: outputs + slots * output,
         }
     }
 
@@ -47,22 +63,32 @@ impl Layout {
     /// Slot `i`'s output buffer.
     #[inline]
     pub(crate) fn output(&self, i: u32) -> Range<usize> {
-        let start = self.slots * self.input + i as usize * self.output;
+        let start = self.outputs + i as usize * self.output;
         start..start + self.output
     }
 
     /// The scratch input buffer.
     #[inline]
     pub(crate) fn scratch_input(&self) -> Range<usize> {
-        let start = self.slots * (self.input + self.output);
-        start..start + self.input
+        self.scratch_input..self.scratch_input + self.input
     }
 
     /// The scratch output buffer.
     #[inline]
     pub(crate) fn scratch_output(&self) -> Range<usize> {
-        let start = self.scratch_input().end;
-        start..start + self.output
+        self.scratch_output..self.scratch_output + self.output
+    }
+
+    /// Where the output buffers start: everything before is input.
+    #[inline]
+    pub(crate) fn outputs_start(&self) -> usize {
+        self.outputs
+    }
+
+    /// Bytes of one output buffer.
+    #[inline]
+    pub(crate) fn output_capacity(&self) -> usize {
+        self.output
     }
 
     /// Bytes of storage the layout covers ([`Config::bytes_needed`]).
@@ -128,7 +154,7 @@ impl<'a> OutputWindow<'a> {
     }
 
     /// Bytes pending.
-    #[inline(always)]
+    #[cfg(test)]
     pub(crate) fn pending(&self) -> usize {
         self.len
     }
@@ -163,9 +189,110 @@ impl<'a> OutputWindow<'a> {
     }
 
     /// Forgets what was appended after the first `len` pending bytes.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
+    }
+}
+
+/// Who holds the scratch output buffer, and how much of it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Scratch {
+    /// The slot whose pending output is in the scratch output buffer.
+    owner: Option<u32>,
+    /// Bytes of it pending.
+    len: usize,
+}
+
+/// Every output buffer, for a handler call: its own connection's and the others' (a
+/// handler may write to any open connection). Offsets are the layout's.
+#[derive(Debug)]
+pub(crate) struct OutputArea<'a> {
+    /// The output half of the storage (from `layout.outputs_start()`).
+    bytes: &'a mut [u8],
+    layout: &'a Layout,
+    scratch: &'a mut Scratch,
+}
+
+impl OutputArea<'_> {
+    /// Bytes of one output buffer.
+    #[inline(always)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.layout.output_capacity()
+    }
+
+    /// Bytes of one input buffer.
+    #[inline(always)]
+    pub(crate) fn input_capacity(&self) -> usize {
+        self.layout.input
+    }
+
+    /// Where slot `i`'s pending output is: the scratch buffer if it holds it, else its
+    /// own buffer (a write to a connection other than the one called never takes the
+    /// scratch buffer).
+    #[inline(always)]
+    pub(crate) fn target(&self, i: u32) -> OutputTarget {
+        if self.scratch.owner == Some(i) {
+            OutputTarget::Scratch
+        } else {
+            OutputTarget::Own
+        }
+    }
+
+    /// Bytes pending for slot `i` in `target`.
+    #[inline(always)]
+    pub(crate) fn pending(&self, st: &BufState, target: OutputTarget) -> usize {
+        match target {
+            OutputTarget::Scratch => self.scratch.len,
+            OutputTarget::Own => st.out_len as usize,
+        }
+    }
+
+    /// Bytes that still fit for slot `i` writing into `target`.
+    #[inline(always)]
+    pub(crate) fn room(&self, st: &BufState, target: OutputTarget) -> usize {
+        self.capacity() - self.pending(st, target)
+    }
+
+    /// Appends `bytes` (which must fit: [`OutputArea::room`]) to slot `i`'s output in
+    /// `target`.
+    #[inline(always)]
+    pub(crate) fn append(&mut self, i: u32, st: &mut BufState, target: OutputTarget, bytes: &[u8]) {
+        let base = self.layout.outputs_start();
+        match target {
+            OutputTarget::Scratch => {
+                let start = self.layout.scratch_output().start - base;
+                let len = self.scratch.len;
+                debug_assert!(len + bytes.len() <= self.capacity());
+                self.bytes[start + len..start + len + bytes.len()].copy_from_slice(bytes);
+                self.scratch.len = len + bytes.len();
+                if self.scratch.len > 0 {
+                    self.scratch.owner = Some(i);
+                }
+            }
+            OutputTarget::Own => {
+                let r = self.layout.output(i);
+                let buf = &mut self.bytes[r.start - base..r.end - base];
+                let mut w = OutputWindow::new(buf, st.out_start as usize, st.out_len as usize);
+                w.append(bytes);
+                let (start, len) = w.into_parts();
+                st.out_start = start as u32;
+                st.out_len = len as u32;
+            }
+        }
+    }
+
+    /// Forgets what slot `i` appended to `target` after its first `len` pending bytes.
+    pub(crate) fn truncate(&mut self, i: u32, st: &mut BufState, target: OutputTarget, len: usize) {
+        match target {
+            OutputTarget::Scratch => {
+                self.scratch.len = self.scratch.len.min(len);
+                if self.scratch.len == 0 && self.scratch.owner == Some(i) {
+                    self.scratch.owner = None;
+                }
+            }
+            OutputTarget::Own => st.out_len = st.out_len.min(len as u32),
+        }
     }
 }
 
@@ -174,9 +301,7 @@ pub(crate) struct Buffers<B> {
     bytes: B,
     layout: Layout,
     /// The slot whose pending output is in the scratch output buffer.
-    scratch_owner: Option<u32>,
-    /// Bytes of it pending.
-    scratch_len: usize,
+    scratch: Scratch,
 }
 
 impl<B: ByteStorage> Buffers<B> {
@@ -187,8 +312,7 @@ impl<B: ByteStorage> Buffers<B> {
         Buffers {
             bytes,
             layout,
-            scratch_owner: None,
-            scratch_len: 0,
+            scratch: Scratch::default(),
         }
     }
 
@@ -214,14 +338,14 @@ impl<B: ByteStorage> Buffers<B> {
     /// The slot holding the scratch output buffer, if any.
     #[inline]
     pub(crate) fn scratch_owner(&self) -> Option<u32> {
-        self.scratch_owner
+        self.scratch.owner
     }
 
     /// Bytes of output pending for slot `i`.
     #[inline(always)]
     pub(crate) fn pending(&self, i: u32, st: &BufState) -> usize {
-        if self.scratch_owner == Some(i) {
-            self.scratch_len
+        if self.scratch.owner == Some(i) {
+            self.scratch.len
         } else {
             st.out_len as usize
         }
@@ -248,9 +372,9 @@ impl<B: ByteStorage> Buffers<B> {
     /// Slot `i`'s pending output, for a transmit.
     #[inline(always)]
     pub(crate) fn pending_range(&self, i: u32, st: &BufState) -> Range<usize> {
-        if self.scratch_owner == Some(i) {
+        if self.scratch.owner == Some(i) {
             let r = self.layout.scratch_output();
-            r.start..r.start + self.scratch_len
+            r.start..r.start + self.scratch.len
         } else {
             let start = self.layout.output(i).start + st.out_start as usize;
             start..start + st.out_len as usize
@@ -261,10 +385,10 @@ impl<B: ByteStorage> Buffers<B> {
     /// the scratch buffer can serve another connection.
     #[inline]
     pub(crate) fn spill(&mut self, owner_state: &mut BufState) {
-        let Some(owner) = self.scratch_owner.take() else {
+        let Some(owner) = self.scratch.owner.take() else {
             return;
         };
-        let len = core::mem::take(&mut self.scratch_len);
+        let len = core::mem::take(&mut self.scratch.len);
         let from = self.layout.scratch_output().start;
         let to = self.layout.output(owner).start;
         self.bytes.as_mut().copy_within(from..from + len, to);
@@ -275,9 +399,9 @@ impl<B: ByteStorage> Buffers<B> {
     /// Forgets slot `i`'s pending output (it closes, or can send no more).
     #[inline]
     pub(crate) fn release(&mut self, i: u32, st: &mut BufState) {
-        if self.scratch_owner == Some(i) {
-            self.scratch_owner = None;
-            self.scratch_len = 0;
+        if self.scratch.owner == Some(i) {
+            self.scratch.owner = None;
+            self.scratch.len = 0;
         }
         st.out_start = 0;
         st.out_len = 0;
@@ -288,7 +412,7 @@ impl<B: ByteStorage> Buffers<B> {
     /// must be free or slot `i`'s: spill another owner's output first.
     #[inline(always)]
     pub(crate) fn output_target(&self, i: u32, st: &BufState) -> OutputTarget {
-        if self.scratch_owner != Some(i) && st.out_len > 0 {
+        if self.scratch.owner != Some(i) && st.out_len > 0 {
             OutputTarget::Own
         } else {
             OutputTarget::Scratch
@@ -310,56 +434,22 @@ impl<B: ByteStorage> Buffers<B> {
         }
     }
 
-    /// A handler call's input bytes (`input`, possibly empty) and output window (into
-    /// `target`), borrowed together: they never overlap.
+    /// The input buffers (to read a `data` call's input from) and the output buffers
+    /// (to write any connection's output into), borrowed together: they never overlap.
     #[inline(always)]
-    pub(crate) fn handler_view(
-        &mut self,
-        i: u32,
-        st: &BufState,
-        input: Range<usize>,
-        target: OutputTarget,
-    ) -> (&[u8], OutputWindow<'_>) {
-        debug_assert!(target == OutputTarget::Own || self.scratch_owner.is_none_or(|o| o == i));
-        let (out, start, len) = match target {
-            OutputTarget::Scratch => (self.layout.scratch_output(), 0, self.scratch_len),
-            OutputTarget::Own => (
-                self.layout.output(i),
-                st.out_start as usize,
-                st.out_len as usize,
-            ),
+    pub(crate) fn halves(&mut self) -> (&mut [u8], OutputArea<'_>) {
+        let Buffers {
+            bytes,
+            layout,
+            scratch,
+        } = self;
+        let (input, output) = bytes.as_mut().split_at_mut(layout.outputs_start());
+        let area = OutputArea {
+            bytes: output,
+            layout,
+            scratch,
         };
-        let bytes = self.bytes.as_mut();
-        let (input, output): (&[u8], &mut [u8]) = if input.end <= out.start {
-            let (a, b) = bytes.split_at_mut(out.start);
-            (&a[input], &mut b[..out.len()])
-        } else {
-            let (a, b) = bytes.split_at_mut(input.start);
-            (&b[..input.len()], &mut a[out])
-        };
-        (input, OutputWindow::new(output, start, len))
-    }
-
-    /// Records where slot `i`'s pending output is after a handler call that wrote into
-    /// `target`.
-    #[inline(always)]
-    pub(crate) fn end_handler_output(
-        &mut self,
-        i: u32,
-        st: &mut BufState,
-        target: OutputTarget,
-        (start, len): (usize, usize),
-    ) {
-        match target {
-            OutputTarget::Scratch => {
-                self.scratch_owner = (len > 0).then_some(i);
-                self.scratch_len = len;
-            }
-            OutputTarget::Own => {
-                st.out_start = start as u32;
-                st.out_len = len as u32;
-            }
-        }
+        (input, area)
     }
 
     /// Keeps the input a `data` call over `total` bytes from `source` did not consume
@@ -394,7 +484,7 @@ impl<B: ByteStorage> Buffers<B> {
     #[inline(always)]
     pub(crate) fn sent(&mut self, i: u32, st: &mut BufState, len: usize, n: usize) -> bool {
         let remaining = len - n;
-        if self.scratch_owner == Some(i) {
+        if self.scratch.owner == Some(i) {
             if remaining > 0 {
                 // Keep the unsent tail in the connection's own buffer.
                 let from = self.layout.scratch_output().start;
@@ -403,8 +493,8 @@ impl<B: ByteStorage> Buffers<B> {
                 st.out_start = 0;
                 st.out_len = remaining as u32;
             }
-            self.scratch_owner = None;
-            self.scratch_len = 0;
+            self.scratch.owner = None;
+            self.scratch.len = 0;
             remaining > 0
         } else {
             st.out_start += n as u32;
@@ -448,10 +538,9 @@ mod tests {
         {
             panic!("spill slot {owner} first");
         }
-        let (_, mut out) = b.handler_view(i, st, 0..0, target);
-        out.append(bytes);
-        let parts = out.into_parts();
-        b.end_handler_output(i, st, target, parts);
+        let (_, mut out) = b.halves();
+        assert!(out.room(st, target) >= bytes.len());
+        out.append(i, st, target, bytes);
     }
 
     fn pending(b: &Buffers<Vec<u8>>, i: u32, st: &BufState) -> Vec<u8> {
@@ -585,25 +674,38 @@ mod tests {
     }
 
     #[test]
-    fn handler_input_and_output_never_alias() {
-        let mut b = buffers(2, 4, 4);
-        let mut st = BufState::EMPTY;
+    fn a_handler_reads_its_input_while_writing_to_any_connection() {
+        let mut b = buffers(3, 4, 4);
+        let (mut own, mut other) = (BufState::EMPTY, BufState::EMPTY);
         b.bytes_mut(b.layout().scratch_input())
             .copy_from_slice(b"wxyz");
-        let input = b.input_range(1, &st, InputSource::Scratch(4));
-        let target = b.output_target(1, &st);
-        let (got, mut out) = b.handler_view(1, &st, input, target);
+        let input = b.input_range(1, &own, InputSource::Scratch(4));
+        let target = b.output_target(1, &own);
+        let (inputs, mut out) = b.halves();
+        let got = &inputs[input];
         assert_eq!(got, b"wxyz");
-        out.append(got);
-        let parts = out.into_parts();
-        b.end_handler_output(1, &mut st, target, parts);
-        assert_eq!(pending(&b, 1, &st), b"wxyz");
-        // Own input before own output, and after the scratch input: both orders split.
-        assert!(b.keep_input(1, &mut st, InputSource::Scratch(4), 1, 4));
-        b.spill(&mut st);
-        let input = b.input_range(1, &st, InputSource::Own);
-        let (got, out) = b.handler_view(1, &st, input, OutputTarget::Own);
-        assert_eq!(got, b"xyz");
-        assert_eq!(out.pending(), 4);
+        // Its own reply goes to scratch; another connection's into its own buffer.
+        out.append(1, &mut own, target, &got[..2]);
+        assert_eq!(out.target(2), OutputTarget::Own);
+        assert_eq!(out.room(&other, OutputTarget::Own), 4);
+        out.append(2, &mut other, OutputTarget::Own, &got[2..]);
+        assert_eq!(out.room(&other, OutputTarget::Own), 2);
+        // A write taken back leaves what was there before.
+        out.append(2, &mut other, OutputTarget::Own, b"!!");
+        out.truncate(2, &mut other, OutputTarget::Own, 2);
+        assert_eq!(pending(&b, 1, &own), b"wx");
+        assert_eq!(pending(&b, 2, &other), b"yz");
+        assert_eq!(b.scratch_owner(), Some(1));
+    }
+
+    #[test]
+    fn taking_back_a_whole_scratch_reply_frees_the_scratch_buffer() {
+        let mut b = buffers(1, 4, 4);
+        let mut st = BufState::EMPTY;
+        let (_, mut out) = b.halves();
+        out.append(0, &mut st, OutputTarget::Scratch, b"ab");
+        out.truncate(0, &mut st, OutputTarget::Scratch, 0);
+        assert_eq!(b.scratch_owner(), None);
+        assert_eq!(b.pending(0, &st), 0);
     }
 }

@@ -6,8 +6,8 @@ use crate::{BuildError, Options};
 
 /// Capacities and defaults of an engine, fixed when it is built.
 ///
-/// Memory is known up front: [`Config::bytes_needed`] bytes of buffer storage and
-/// `max_connections` [`Slot`](crate::Slot)s. Each connection has its own input buffer
+/// Memory is known up front: [`Config::bytes_needed`] bytes of buffer storage and one
+/// connection slot per `max_connections`. Each connection has its own input buffer
 /// (for a partial frame carried over between reads) and output buffer (for output the
 /// socket has not taken yet), but touches them only while it holds such carry-over: a
 /// whole request read in one go and a whole reply written in one go pass through two
@@ -15,8 +15,8 @@ use crate::{BuildError, Options};
 /// pages cost no RSS) or a `static`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Most connections open at once; one more is accepted and closed at once
-    /// (counted in [`Stats::refused_pool_full`](crate::Stats)). Default 1024.
+    /// Most connections open at once; one more is accepted and closed at once (and
+    /// counted in the engine's statistics). Default 1024.
     pub max_connections: usize,
     /// Bytes of input buffer per connection: the largest frame a handler can wait for,
     /// and the most read per `read` call. Default 16 KiB.
@@ -39,6 +39,10 @@ pub struct Config {
     pub accept_backoff: Duration,
     /// Longest such pause. Default 1 s.
     pub accept_backoff_max: Duration,
+    /// Longest a lingering close waits for the peer to close its side, reading and
+    /// discarding what it still sends, before closing anyway (see
+    /// [`Action::Close`](crate::Action::Close)). Default 5 s.
+    pub linger: Duration,
 }
 
 impl Default for Config {
@@ -62,6 +66,7 @@ impl Config {
             accept_batch: 64,
             accept_backoff: Duration::from_millis(10),
             accept_backoff_max: Duration::from_secs(1),
+            linger: Duration::from_secs(5),
         }
     }
 
@@ -77,8 +82,8 @@ impl Config {
     }
 
     /// Checks the configuration before any storage is reserved for it; returns
-    /// [`Config::bytes_needed`]. [`Engine::new`](crate::Engine::new) runs the same
-    /// check.
+    /// [`Config::bytes_needed`]. Building an engine runs the same check (and a server
+    /// runs it before it binds anything).
     ///
     /// # Errors
     ///

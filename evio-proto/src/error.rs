@@ -193,8 +193,8 @@ pub enum BuildError {
     TooManyConnections,
     /// The byte storage the configuration needs is larger than the address space.
     StorageTooLarge,
-    /// Heap storage for the tables could not be allocated
-    /// ([`Engine::allocate`](crate::Engine::allocate)).
+    /// Heap storage for the tables could not be allocated (by `Engine::allocate`,
+    /// with the `alloc` feature).
     OutOfMemory,
     /// The slot storage has the wrong length.
     SlotStorage {

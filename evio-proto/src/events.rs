@@ -4,27 +4,120 @@ use core::any::Any;
 use core::fmt;
 use core::time::Duration;
 
-use crate::{CloseError, Conn, ConnId, ConnInfo, Instant, ListenAddr, Waker};
+use crate::{CloseError, Conn, ConnId, ConnInfo, Instant, ListenAddr, Loop, Waker};
 
-/// What a handler asks the loop to do next.
+/// What a handler asks the loop to do next, from a method called for one connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Action {
     /// Carry on.
     #[default]
     None,
-    /// Flush this connection's pending output, then close it; `closed` follows.
+    /// Flush this connection's pending output, then close it; `closed` follows. If
+    /// input the handler did not consume is still buffered, the close lingers so the
+    /// peer can read what was written: the sending side is shut first, and input is
+    /// read and discarded (for at most [`Config::linger`](crate::Config::linger)) until
+    /// the peer closes too.
     Close,
-    /// Flush this connection's pending output, then hand its socket to `detached`.
+    /// Flush this connection's pending output, then hand its socket to `detached`. If
+    /// the handler does not take it there, the connection ends as a close instead and
+    /// `closed` follows (see [`Events::detached`]).
     Detach,
+    /// Close this connection at once: its pending output is discarded and the peer
+    /// gets a reset (SO_LINGER 0); `closed` follows. For a peer that will not read,
+    /// where a `Close` would first wait for it to take its output.
+    ///
+    /// ```
+    /// use evio_proto::{Action, Conn, Duration, Events};
+    ///
+    /// /// Closes connections idle for a minute: with a goodbye if the peer has read all
+    /// /// it was sent, with a reset if it has not even done that.
+    /// struct Idle;
+    ///
+    /// impl Events for Idle {
+    ///     type Context = ();
+    ///     fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    ///         conn.set_timeout(Some(Duration::from_secs(60)));
+    ///         Action::None
+    ///     }
+    ///     fn data(&mut self, conn: &mut Conn<'_, ()>, _input: &[u8]) -> Action {
+    ///         conn.set_timeout(Some(Duration::from_secs(60)));
+    ///         // ... handle the input ...
+    ///         Action::None
+    ///     }
+    ///     fn timeout(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    ///         if conn.pending() > 0 {
+    ///             return Action::Abort;
+    ///         }
+    ///         let _ = conn.write(b"idle for a minute: goodbye\r\n");
+    ///         Action::Close
+    ///     }
+    /// }
+    /// ```
+    Abort,
     /// Shut the whole server down: flush the triggering connection's output as far as
     /// the socket takes it without blocking, close every connection (each gets
     /// `closed`), close the listeners, and return from `serve`.
     Shutdown,
 }
 
-/// Socket options for one connection, set from [`Events::opened`] through
-/// [`Conn::options_mut`]. The initial value comes from the engine's
-/// [`Config::options`](crate::Config::options).
+/// What a handler asks the server to do from a method about the server: carry on, or
+/// shut down.
+///
+/// The methods that concern the server and not one connection return it (`serving`,
+/// `closed`, `detached`, `server_woken`; `tick` inside its [`Tick`]). Closing or
+/// detaching means nothing there, so it cannot be said.
+///
+/// ```
+/// use evio_proto::{Action, CloseError, Conn, ConnInfo, Events, Flow, Loop};
+///
+/// /// Serves until the last client has left, then shuts the server down.
+/// #[derive(Default)]
+/// struct UntilEmpty {
+///     open: usize,
+/// }
+///
+/// impl Events for UntilEmpty {
+///     type Context = ();
+///     fn opened(&mut self, _conn: &mut Conn<'_, ()>) -> Action {
+///         self.open += 1;
+///         Action::None
+///     }
+///     fn closed(&mut self, _: &ConnInfo, _: (), _: Option<CloseError>, _: &mut Loop<'_, ()>) -> Flow {
+///         self.open -= 1;
+///         if self.open == 0 {
+///             Flow::Shutdown
+///         } else {
+///             Flow::Continue
+///         }
+///     }
+/// }
+/// ```
+///
+/// A method for the server cannot ask for what only a connection can do:
+///
+/// ```compile_fail
+/// # use evio_proto::{Events, Flow, Loop, Tick};
+/// struct H;
+/// impl Events for H {
+///     type Context = ();
+///     fn server_woken(&mut self, _: &mut Loop<'_, ()>) -> Flow {
+///         evio_proto::Action::Close // error: expected `Flow`, found `Action`
+///     }
+/// }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Flow {
+    /// Carry on.
+    #[default]
+    Continue,
+    /// Shut the whole server down (see [`Action::Shutdown`]).
+    Shutdown,
+}
+
+/// Socket options for one connection.
+///
+/// Set them from [`Events::opened`] through [`Conn::options_mut`]. The initial value
+/// comes from the engine's [`Config::options`](crate::Config::options).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Options {
     /// TCP_NODELAY: send small writes at once. On by default.
@@ -49,8 +142,8 @@ pub struct Tick {
     /// A delay shorter than [`Config::min_tick`](crate::Config::min_tick) is raised to
     /// it, so a zero delay never spins the loop.
     pub delay: Option<Duration>,
-    /// What to do now.
-    pub action: Action,
+    /// Carry on or shut down.
+    pub flow: Flow,
 }
 
 impl Tick {
@@ -58,7 +151,7 @@ impl Tick {
     pub const fn after(delay: Duration) -> Self {
         Tick {
             delay: Some(delay),
-            action: Action::None,
+            flow: Flow::Continue,
         }
     }
 
@@ -66,15 +159,15 @@ impl Tick {
     pub const fn stop() -> Self {
         Tick {
             delay: None,
-            action: Action::None,
+            flow: Flow::Continue,
         }
     }
 
-    /// The same schedule, with `action` to perform now.
-    pub const fn with_action(self, action: Action) -> Self {
+    /// The same schedule, and `flow` now.
+    pub const fn with_flow(self, flow: Flow) -> Self {
         Tick {
             delay: self.delay,
-            action,
+            flow,
         }
     }
 }
@@ -84,11 +177,17 @@ impl Tick {
 pub struct Server<'a> {
     addrs: &'a [ListenAddr<'a>],
     waker: Option<&'a Waker>,
+    now: Instant,
 }
 
 impl<'a> Server<'a> {
-    pub(crate) fn new(addrs: &'a [ListenAddr<'a>], waker: Option<&'a Waker>) -> Self {
-        Server { addrs, waker }
+    pub(crate) fn new(addrs: &'a [ListenAddr<'a>], waker: Option<&'a Waker>, now: Instant) -> Self {
+        Server { addrs, waker, now }
+    }
+
+    /// The time the server started (the driver's clock).
+    pub fn now(&self) -> Instant {
+        self.now
     }
 
     /// The listeners' bound addresses, in the order they were given (the real port for
@@ -106,10 +205,12 @@ impl<'a> Server<'a> {
 
 /// The socket of a detached connection, handed to [`Events::detached`].
 ///
-/// Its type depends on the driver (evio-os gives an `evio_os::DetachedSocket`, the
-/// simulator its own stream type), so the same handler works under both; take it with
-/// [`Detached::take`]. A socket not taken is closed by the driver, and the detach then
-/// counts as a close: `closed` is called.
+/// Its type depends on the driver (evio-os and the `evio` facade give a
+/// `DetachedSocket`, the simulator its own stream type), so the same handler works
+/// under both; take it with [`Detached::take`]. Once taken, the socket is the
+/// handler's and `closed` never runs for the connection. If the handler does not take
+/// it, the detach ends as a close: `closed` runs right after `detached` returns, and
+/// the driver closes the socket.
 ///
 /// Input the connection received and the handler did not consume (for example the bytes
 /// that followed an upgrade request in the same read) is not lost: it is in
@@ -183,14 +284,17 @@ impl<'a> Detached<'a> {
 /// The same handler value runs under the real driver (`evio::serve`) and under the
 /// simulator (`evio-sim`).
 pub trait Events {
-    /// Per-connection state kept in the connection's slot: made with `Default` just
-    /// before `opened`, dropped after `closed` (or handed to `detached`).
+    /// Per-connection state kept in the connection's slot (no map, no allocation):
+    /// made with `Default` just before `opened`, reached through [`Conn::context`], and
+    /// given back at the end, by value to `closed`, or by `&mut` to `detached` (then
+    /// dropped if the handler took the socket, or handed on to `closed` if it did
+    /// not).
     type Context: Default;
 
     /// The server is listening. Called once, first.
-    fn serving(&mut self, server: Server<'_>) -> Action {
+    fn serving(&mut self, server: Server<'_>) -> Flow {
         let _ = server;
-        Action::None
+        Flow::Continue
     }
 
     /// A connection was accepted. Output written here is sent before any input is read.
@@ -199,10 +303,56 @@ pub trait Events {
         Action::None
     }
 
-    /// Bytes arrived: `input` is the unconsumed input kept from earlier calls followed by
-    /// the new bytes. All of it counts as consumed unless the handler calls
-    /// [`Conn::consume`] with less; the rest is handed back, with more bytes after it,
-    /// in the next call (a partial frame).
+    /// Bytes arrived: `input` is the input left unconsumed by earlier calls followed by
+    /// the new bytes.
+    ///
+    /// All of `input` counts as consumed unless the handler calls [`Conn::consume`]
+    /// with less. What is not consumed is kept and handed back, at the start of `input`,
+    /// in the next `data` call (with more bytes after it): that is how a partial frame
+    /// waits for the rest of it.
+    ///
+    /// **A request that is applied must be consumed in the same call.** Unconsumed input
+    /// comes back as if it had never been seen, so a handler that applies a request (a
+    /// `SET`, say) and leaves it unconsumed, for example with `conn.consume(n)` where `n`
+    /// stops before the `SET` because its reply did not fit, is handed the same `SET`
+    /// in the next call and applies it a second time. Consume up to the end of the last
+    /// request applied (or let all input count as consumed when every request in it was
+    /// applied). When a reply does not fit, either leave that request unapplied and
+    /// unconsumed (write its reply first, all or nothing, and apply the request only if
+    /// the write succeeded: the engine stops reading and calls `data` again with it once
+    /// the output has drained), or apply it, consume it, and keep the unsent reply
+    /// yourself until [`Events::drained`].
+    ///
+    /// ```
+    /// use core::fmt::Write;
+    /// use evio_proto::{Action, Conn, Events};
+    ///
+    /// /// A counter: every line received adds one and is answered with the new value.
+    /// struct Counter {
+    ///     value: u64,
+    /// }
+    ///
+    /// impl Events for Counter {
+    ///     type Context = ();
+    ///     fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+    ///         let mut used = 0;
+    ///         while let Some(end) = input[used..].iter().position(|&b| b == b'\n') {
+    ///             let next = self.value + 1;
+    ///             // The reply first, whole or not at all: a line whose reply does not
+    ///             // fit stays unapplied and unconsumed, and comes back once the output
+    ///             // has drained.
+    ///             if conn.transaction(|c| writeln!(c, "{next}")).is_err() {
+    ///                 break;
+    ///             }
+    ///             self.value = next; // applied...
+    ///             used += end + 1; // ...and consumed, together
+    ///         }
+    ///         // A partial line (or one not answered yet) waits for the next call.
+    ///         conn.consume(used);
+    ///         Action::None
+    ///     }
+    /// }
+    /// ```
     fn data(&mut self, conn: &mut Conn<'_, Self::Context>, input: &[u8]) -> Action {
         let _ = (conn, input);
         Action::None
@@ -214,32 +364,130 @@ pub trait Events {
         Action::None
     }
 
-    /// The connection is closed (its socket already is). `error` says why when it was
-    /// not the handler's own `Close`, a clean end of stream, or a shutdown. Returning
-    /// `Shutdown` shuts the server down; `Close` and `Detach` mean nothing here.
+    /// The timeout set with [`Conn::set_timeout`] expired: called once per setting,
+    /// never before the deadline, never after the connection is closed.
+    ///
+    /// ```
+    /// use evio_proto::{Action, Conn, Duration, Events};
+    ///
+    /// /// Closes connections that send nothing for 30 seconds.
+    /// struct Idle;
+    /// impl Events for Idle {
+    ///     type Context = ();
+    ///     fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    ///         conn.set_timeout(Some(Duration::from_secs(30)));
+    ///         Action::None
+    ///     }
+    ///     fn data(&mut self, conn: &mut Conn<'_, ()>, _input: &[u8]) -> Action {
+    ///         conn.set_timeout(Some(Duration::from_secs(30))); // pushed back: O(1)
+    ///         Action::None
+    ///     }
+    ///     fn timeout(&mut self, _conn: &mut Conn<'_, ()>) -> Action {
+    ///         Action::Close
+    ///     }
+    /// }
+    /// ```
+    fn timeout(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
+        let _ = conn;
+        Action::None
+    }
+
+    /// Output of this connection that had backed up (a write the socket did not take
+    /// whole, or a write that did not fit the output buffer) has now all been sent: a
+    /// producer can resume without a buffer of its own.
+    ///
+    /// It also runs after the peer ended its stream (a half-close): the peer may still
+    /// read, so the connection closes only once `drained` writes nothing more and the
+    /// output is flushed. It does not run once a handler closed, detached or aborted
+    /// the connection.
+    ///
+    /// ```
+    /// use evio_proto::{Action, Conn, Events};
+    ///
+    /// /// Sends an endless stream of b'x', as fast as the peer reads it.
+    /// struct Firehose;
+    /// impl Events for Firehose {
+    ///     type Context = ();
+    ///     fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    ///         while conn.write_some(&[b'x'; 4096]) > 0 {}
+    ///         Action::None
+    ///     }
+    ///     fn drained(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+    ///         self.opened(conn)
+    ///     }
+    /// }
+    /// ```
+    fn drained(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
+        let _ = conn;
+        Action::None
+    }
+
+    /// The connection is closed (its socket already is, except after a detach the
+    /// handler did not take: the driver closes that one right after this call).
+    /// `error` says why when it was not the handler's own `Close`, a clean end of
+    /// stream, or a shutdown.
+    ///
+    /// Called exactly once for each `opened`, unless the handler took the socket in
+    /// [`Events::detached`].
     fn closed(
         &mut self,
         info: &ConnInfo,
         context: Self::Context,
         error: Option<CloseError>,
-    ) -> Action {
-        let _ = (info, context, error);
-        Action::None
+        others: &mut Loop<'_, Self::Context>,
+    ) -> Flow {
+        let _ = (info, context, error, others);
+        Flow::Continue
     }
 
-    /// The connection was detached after its output was flushed: the socket is out of
-    /// the poller, in blocking mode, and owned by `socket`. Take it with
-    /// [`Detached::take`]; not taking it (the default) closes it and calls `closed`.
-    /// Input received but not consumed is in [`Detached::unread_input`]. `closed` never
-    /// fires for a detached connection.
+    /// The connection was detached ([`Action::Detach`], [`Loop::detach`]) after its
+    /// output was flushed: the socket is out of the poller, in blocking mode, and held
+    /// by `socket`.
+    ///
+    /// - Take it with [`Detached::take`] and it is the handler's: this was the
+    ///   connection's last callback, and `closed` never runs for it.
+    /// - Leave it (as the default method does) and the detach ends as a close: `closed`
+    ///   runs for the connection right after this method returns, with no error and
+    ///   the context, and the driver closes the socket.
+    ///
+    /// Input received but not consumed is in [`Detached::unread_input`], to be handled
+    /// before anything read from the socket. If the driver cannot take the socket out
+    /// of its poller, this method is not called: the connection ends with `closed` and
+    /// an I/O error.
     fn detached(
         &mut self,
         info: &ConnInfo,
         context: &mut Self::Context,
         socket: Detached<'_>,
-    ) -> Action {
-        let _ = (info, context, socket);
-        Action::None
+        others: &mut Loop<'_, Self::Context>,
+    ) -> Flow {
+        let _ = (info, context, socket, others);
+        Flow::Continue
+    }
+
+    /// Another thread called [`Waker::wake_server`]: the way to stop the server from
+    /// outside, whether or not any connection is open. Several wakes before the loop
+    /// runs make one call, so the waking thread leaves what it means in shared state
+    /// (a flag, a queue) for this method to read; [`Waker::wake_server`] shows the
+    /// thread's side.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use evio_proto::{Events, Flow, Loop};
+    ///
+    /// /// Shuts down once a signal handler set the flag and woke the server.
+    /// struct Stoppable(Arc<AtomicBool>);
+    /// impl Events for Stoppable {
+    ///     type Context = ();
+    ///     fn server_woken(&mut self, _: &mut Loop<'_, ()>) -> Flow {
+    ///         if self.0.load(Ordering::SeqCst) { Flow::Shutdown } else { Flow::Continue }
+    ///     }
+    /// }
+    /// ```
+    fn server_woken(&mut self, others: &mut Loop<'_, Self::Context>) -> Flow {
+        let _ = others;
+        Flow::Continue
     }
 
     /// A write of `attempted` bytes to connection `id` is about to be tried.
@@ -253,9 +501,10 @@ pub trait Events {
     }
 
     /// The ticker fired. Called first right after `serving`, then at the scheduled
-    /// time plus the returned delay (no drift). The default stops the ticker.
-    fn tick(&mut self, now: Instant) -> Tick {
-        let _ = now;
+    /// time plus the returned delay (no drift). The default stops the ticker. The
+    /// time is [`Loop::now`]; every open connection is within reach through `others`.
+    fn tick(&mut self, others: &mut Loop<'_, Self::Context>) -> Tick {
+        let _ = others;
         Tick::stop()
     }
 }

@@ -63,8 +63,10 @@ impl fmt::Display for ConnId {
     }
 }
 
-/// Identifies one listener: its index in the order the addresses were given to
-/// [`Engine::handle_start`](crate::Engine::handle_start) (and to `serve`).
+/// Identifies one listener: its index in the order the addresses were given.
+///
+/// That is the order of the addresses given to `serve`, or to
+/// [`Engine::handle_start`](crate::Engine::handle_start) by a driver; the first is 0.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ListenerId(u8);
 

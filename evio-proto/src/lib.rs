@@ -204,17 +204,18 @@ mod stats;
 mod sync;
 mod ticker;
 mod time;
+mod timers;
 mod wake;
 
 pub use addr::{Addr, ConnInfo, ListenAddr};
 pub use config::Config;
-pub use conn::Conn;
+pub use conn::{Conn, Loop, NotOpen, WriteError};
 pub use engine::{ByteStorage, Engine, MAX_LISTENERS, SlotStorage};
 pub use error::{
     AcceptError, BuildError, CloseError, DriverError, IoError, IoErrorKind, OutputFull, Refused,
     TooManyListeners,
 };
-pub use events::{Action, Detached, Events, Options, Server, Tick};
+pub use events::{Action, Detached, Events, Flow, Options, Server, Tick};
 #[cfg(feature = "alloc")]
 pub use heap::HeapEngine;
 pub use id::{ConnId, ListenerId};

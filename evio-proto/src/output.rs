@@ -108,6 +108,19 @@ pub enum Output<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> {
         /// The connection.
         id: ConnId,
     },
+    /// Close a connection's socket with a reset: set `SO_LINGER` to zero, then close
+    /// it as for `Close` (the kernel discards what it has not sent).
+    Abort {
+        /// The connection.
+        id: ConnId,
+    },
+    /// Shut down the sending side of a connection's socket (`shutdown(SHUT_WR)`): the
+    /// peer reads the end of the stream after everything sent before. The socket stays
+    /// open and watched; reads go on.
+    ShutdownWrite {
+        /// The connection.
+        id: ConnId,
+    },
     /// Stop watching a listener for new connections until `ResumeAccept`.
     PauseAccept {
         /// The listener.
@@ -133,6 +146,8 @@ impl<H: Events, S: SlotStorage<H::Context>, B: ByteStorage> fmt::Debug for Outpu
             Output::Configure { id, options } => write!(f, "Configure({id:?}, {options:?})"),
             Output::SetInterest { id, interest } => write!(f, "SetInterest({id:?}, {interest:?})"),
             Output::Close { id } => write!(f, "Close({id:?})"),
+            Output::Abort { id } => write!(f, "Abort({id:?})"),
+            Output::ShutdownWrite { id } => write!(f, "ShutdownWrite({id:?})"),
             Output::PauseAccept { listener } => write!(f, "PauseAccept({listener})"),
             Output::ResumeAccept { listener } => write!(f, "ResumeAccept({listener})"),
             Output::Shutdown => f.write_str("Shutdown"),

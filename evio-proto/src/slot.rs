@@ -6,6 +6,7 @@ use core::ops::{BitOr, BitOrAssign};
 
 use crate::buffers::BufState;
 use crate::lists::{Link, Linked};
+use crate::timers::{Timed, TimerLink};
 use crate::{Addr, CloseError, ConnId, ConnInfo, ListenerId, Options};
 
 /// Where a slot is in its connection's life.
@@ -23,6 +24,10 @@ pub(crate) enum SlotState {
     Closed,
     /// `Output::Detach` was emitted; its operation's report ends the connection.
     DetachWait,
+    /// Closing with input the peer may still be sending: the sending side is shut
+    /// (`Output::ShutdownWrite`), input is read and discarded until the peer closes or
+    /// the linger deadline passes, then the socket closes. The handler is done with it.
+    Lingering,
 }
 
 impl SlotState {
@@ -31,7 +36,7 @@ impl SlotState {
     pub(crate) fn is_live(self) -> bool {
         matches!(
             self,
-            SlotState::Open | SlotState::Closing | SlotState::Detaching
+            SlotState::Open | SlotState::Closing | SlotState::Detaching | SlotState::Lingering
         )
     }
 }
@@ -65,8 +70,19 @@ impl Flags {
     /// End of stream was read while input was stalled behind full output: that input
     /// is still the handler's to process before the close.
     pub(crate) const EOF_DRAIN: Flags = Flags(1 << 9);
+    /// Output backed up (a short write, or a write that did not fit): `drained` is owed
+    /// once it is all sent.
+    pub(crate) const BACKED_UP: Flags = Flags(1 << 10);
+    /// Close at once, discarding pending output, with a reset (`Output::Abort`).
+    pub(crate) const ABORT: Flags = Flags(1 << 11);
+    /// Close lingering (see [`SlotState::Lingering`]) once the output is flushed.
+    pub(crate) const LINGER: Flags = Flags(1 << 12);
+    /// A handler asked to close, detach or abort it (its own, or another connection's
+    /// through `Loop`): it gets no more callbacks. Unset while it closes only because
+    /// the peer ended its stream, when `drained` still runs for output backed up.
+    pub(crate) const HANDLER_DONE: Flags = Flags(1 << 13);
 
-    const NAMES: [(Flags, &'static str); 10] = [
+    const NAMES: [(Flags, &'static str); 14] = [
         (Flags::READABLE, "READABLE"),
         (Flags::HUP, "HUP"),
         (Flags::EOF, "EOF"),
@@ -77,12 +93,22 @@ impl Flags {
         (Flags::CONFIGURE, "CONFIGURE"),
         (Flags::FLUSH_DONE, "FLUSH_DONE"),
         (Flags::EOF_DRAIN, "EOF_DRAIN"),
+        (Flags::BACKED_UP, "BACKED_UP"),
+        (Flags::ABORT, "ABORT"),
+        (Flags::LINGER, "LINGER"),
+        (Flags::HANDLER_DONE, "HANDLER_DONE"),
     ];
 
     /// Every flag of `other` is set.
     #[inline]
     pub(crate) const fn contains(self, other: Flags) -> bool {
         self.0 & other.0 == other.0
+    }
+
+    /// Some flag of `other` is set.
+    #[inline]
+    pub(crate) const fn intersects(self, other: Flags) -> bool {
+        self.0 & other.0 != 0
     }
 
     /// Sets every flag of `other`.
@@ -143,6 +169,7 @@ pub struct Slot<C> {
     pub(crate) flags: Flags,
     pub(crate) bufs: BufState,
     pub(crate) link: Link,
+    pub(crate) timer: TimerLink,
     pub(crate) error: Option<CloseError>,
     pub(crate) options: Options,
     pub(crate) context: Option<C>,
@@ -163,6 +190,7 @@ impl<C> Slot<C> {
             flags: Flags::EMPTY,
             bufs: BufState::EMPTY,
             link: Link::NONE,
+            timer: TimerLink::NONE,
             error: None,
             options: Options {
                 nodelay: true,
@@ -225,6 +253,18 @@ impl<C> fmt::Debug for Slot<C> {
     }
 }
 
+impl<C> Timed for Slot<C> {
+    #[inline]
+    fn timer(&self) -> &TimerLink {
+        &self.timer
+    }
+
+    #[inline]
+    fn timer_mut(&mut self) -> &mut TimerLink {
+        &mut self.timer
+    }
+}
+
 impl<C> Linked for Slot<C> {
     #[inline]
     fn link(&self) -> &Link {
@@ -252,6 +292,8 @@ mod tests {
         assert!(f.contains(Flags::READABLE) && f.contains(Flags::HUP));
         assert!(f.contains(Flags::READABLE | Flags::HUP));
         assert!(!f.contains(Flags::READABLE | Flags::EOF), "all, not any");
+        assert!(f.intersects(Flags::READABLE | Flags::EOF), "any");
+        assert!(!f.intersects(Flags::EOF | Flags::ABORT));
         f.remove(Flags::HUP);
         assert!(f.contains(Flags::READABLE) && !f.contains(Flags::HUP));
         f.set(Flags::EOF, true);
@@ -281,6 +323,7 @@ mod tests {
             (Open, true),
             (Closing, true),
             (Detaching, true),
+            (Lingering, true),
             (Closed, false),
             (DetachWait, false),
         ] {

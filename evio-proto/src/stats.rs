@@ -23,6 +23,12 @@ pub struct Stats {
     pub io_errors: u64,
     /// `woken` calls made.
     pub wakes: u64,
+    /// `server_woken` calls made.
+    pub server_wakes: u64,
+    /// `timeout` calls made.
+    pub timeouts: u64,
+    /// `drained` calls made.
+    pub drains: u64,
     /// `tick` calls made.
     pub ticks: u64,
     /// Read requests completed with data.

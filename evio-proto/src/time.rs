@@ -6,10 +6,12 @@ use core::time::Duration;
 
 /// A point in time, in nanoseconds since an origin the driver chooses.
 ///
-/// The engine never reads a clock: the driver gives it the time through
-/// [`Engine::handle_time`](crate::Engine::handle_time), its one entry point for time. A
-/// real driver counts from a monotonic clock's start; the simulator counts virtual time
-/// from zero. Only differences between instants have meaning.
+/// The engine never reads a clock: the driver hands it the time, and handlers read it
+/// from [`Conn::now`](crate::Conn::now), [`Loop::now`](crate::Loop::now) and
+/// [`Server::now`](crate::Server::now). A real driver counts from a monotonic clock's
+/// start; the simulator counts virtual time from zero. Only differences between
+/// instants have meaning: subtracting two gives a [`Duration`], adding a `Duration`
+/// gives an instant (both saturate).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Instant(u64);
 

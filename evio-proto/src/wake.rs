@@ -9,7 +9,9 @@
 //!   refused atomically, and a wake for an already pending slot coalesces;
 //! - a summary bitmap, one bit per 32 slots, so the loop finds pending slots without
 //!   scanning every word;
-//! - a *notified* flag so that many wakes before the loop runs cost one notification.
+//! - a *notified* flag so that many wakes before the loop runs cost one notification;
+//! - a *server* flag for a wake of the server itself ([`Waker::wake_server`]), which
+//!   needs no connection (a stop from a signal handler's thread).
 //!
 //! The driver supplies the [`Notify`] implementation (an eventfd, a kqueue user event, a
 //! pipe, the simulator's queue). Because the pending bit lives in the word that holds the
@@ -72,6 +74,7 @@ pub struct WakeState<S, N> {
     words: S,
     slots: usize,
     notified: AtomicBool,
+    server: AtomicBool,
     shut_down: AtomicBool,
     notify: N,
 }
@@ -85,6 +88,15 @@ impl<S, N> fmt::Debug for WakeState<S, N> {
 }
 
 impl<S: AsRef<[WakeWord]>, N: Notify> WakeState<S, N> {
+    /// Notifies the loop unless a notification is pending already. AcqRel pairs with
+    /// the drain's swap: a drain that clears `notified` after this swap sees what the
+    /// waker set before it; otherwise this notifies.
+    fn notify_once(&self) {
+        if !self.notified.swap(true, Ordering::AcqRel) {
+            self.notify.notify();
+        }
+    }
+
     /// Words of storage needed for `slots` connections: one per slot and one summary
     /// word per 32 slots.
     pub const fn words_needed(slots: usize) -> usize {
@@ -107,6 +119,7 @@ impl<S: AsRef<[WakeWord]>, N: Notify> WakeState<S, N> {
             words,
             slots,
             notified: AtomicBool::new(false),
+            server: AtomicBool::new(false),
             shut_down: AtomicBool::new(false),
             notify,
         }
@@ -134,9 +147,12 @@ pub trait WakeTarget: Send + Sync + sealed::Sealed {
     /// The engine closed `id`: wakes for it are refused from now on, and a wake still
     /// pending for it is dropped.
     fn close(&self, id: ConnId);
-    /// Calls `f` with each slot that has a pending wake, clearing it. The engine calls
-    /// this from `handle_wakes`.
-    fn drain(&self, f: &mut dyn FnMut(usize));
+    /// See [`Waker::wake_server`].
+    fn wake_server(&self) -> bool;
+    /// Calls `f` with each slot that has a pending wake, clearing it, and returns
+    /// whether the server itself was woken (clearing that too). The engine calls this
+    /// from `handle_wakes`.
+    fn drain(&self, f: &mut dyn FnMut(usize)) -> bool;
     /// Refuses every wake from now on.
     fn shut_down(&self);
 }
@@ -182,11 +198,18 @@ where
         // Release: a drain that sees this summary bit also sees the pending bit.
         self.summary_word(slot / 32)
             .fetch_or(1 << (slot % 32), Ordering::AcqRel);
-        // AcqRel pairs with the drain's swap, so a drain that clears `notified` after
-        // this swap sees the summary bit set above; otherwise this wake notifies.
-        if !self.notified.swap(true, Ordering::AcqRel) {
-            self.notify.notify();
+        self.notify_once();
+        true
+    }
+
+    fn wake_server(&self) -> bool {
+        if self.shut_down.load(Ordering::Acquire) {
+            return false;
         }
+        // A drain that takes this flag after clearing `notified` sees it (`swap` for
+        // the same reason as in `open`).
+        self.server.swap(true, Ordering::AcqRel);
+        self.notify_once();
         true
     }
 
@@ -203,7 +226,7 @@ where
             .swap(id.generation(), Ordering::AcqRel);
     }
 
-    fn drain(&self, f: &mut dyn FnMut(usize)) {
+    fn drain(&self, f: &mut dyn FnMut(usize)) -> bool {
         self.notified.swap(false, Ordering::AcqRel);
         for group in 0..self.slots.div_ceil(32) {
             let mut bits = self.summary_word(group).swap(0, Ordering::AcqRel);
@@ -220,6 +243,7 @@ where
                 }
             }
         }
+        self.server.swap(false, Ordering::AcqRel) && !self.shut_down.load(Ordering::Acquire)
     }
 
     fn shut_down(&self) {
@@ -288,5 +312,77 @@ impl Waker {
     /// handler on the loop's own thread.
     pub fn wake(&self, id: ConnId) -> bool {
         self.target().wake(id)
+    }
+
+    /// Asks the loop to call [`Events::server_woken`](crate::Events::server_woken),
+    /// which may shut the server down: the way to stop a server from another thread
+    /// (a signal handler's, say), with or without connections open.
+    ///
+    /// Returns `false` once the server has shut down. Several wakes before the loop
+    /// runs coalesce into one call, so what a wake means goes through shared state (a
+    /// flag, a queue) that `server_woken` reads. Never blocks; safe from any thread.
+    ///
+    /// ```
+    /// # mod signal_hook {
+    /// #     // A stand-in with the part of signal-hook 0.4's API used below.
+    /// #     pub mod consts {
+    /// #         pub const SIGINT: i32 = 2;
+    /// #         pub const SIGTERM: i32 = 15;
+    /// #     }
+    /// #     pub mod iterator {
+    /// #         pub struct Signals;
+    /// #         impl Signals {
+    /// #             pub fn new(_: [i32; 2]) -> std::io::Result<Signals> {
+    /// #                 Ok(Signals)
+    /// #             }
+    /// #             pub fn forever(&mut self) -> impl Iterator<Item = i32> {
+    /// #                 std::iter::empty()
+    /// #             }
+    /// #         }
+    /// #     }
+    /// # }
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    ///
+    /// use evio_proto::{Events, Flow, Loop, Server};
+    /// use signal_hook::consts::{SIGINT, SIGTERM}; // signal-hook = "0.4"
+    /// use signal_hook::iterator::Signals;
+    ///
+    /// /// Stops the server cleanly on SIGINT or SIGTERM: pending output flushed as far as
+    /// /// the sockets take it, every connection closed, and `serve` returning `Ok(())`.
+    /// #[derive(Default)]
+    /// struct Stoppable {
+    ///     stop: Arc<AtomicBool>,
+    /// }
+    ///
+    /// impl Events for Stoppable {
+    ///     type Context = ();
+    ///     fn serving(&mut self, server: Server<'_>) -> Flow {
+    ///         let Some(waker) = server.waker().cloned() else {
+    ///             return Flow::Continue;
+    ///         };
+    ///         let Ok(mut signals) = Signals::new([SIGINT, SIGTERM]) else {
+    ///             return Flow::Continue; // signals cannot be watched: serve on regardless
+    ///         };
+    ///         let stop = Arc::clone(&self.stop);
+    ///         std::thread::spawn(move || {
+    ///             if signals.forever().next().is_some() {
+    ///                 stop.store(true, Ordering::SeqCst);
+    ///                 waker.wake_server(); // `server_woken` runs on the loop's thread
+    ///             }
+    ///         });
+    ///         Flow::Continue
+    ///     }
+    ///     fn server_woken(&mut self, _: &mut Loop<'_, ()>) -> Flow {
+    ///         if self.stop.load(Ordering::SeqCst) {
+    ///             Flow::Shutdown
+    ///         } else {
+    ///             Flow::Continue
+    ///         }
+    ///     }
+    /// }
+    /// ```
+    pub fn wake_server(&self) -> bool {
+        self.target().wake_server()
     }
 }

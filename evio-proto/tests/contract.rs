@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use common::*;
 use evio_proto::{
-    AcceptError, Action, CloseError, Conn, ConnId, ConnInfo, Detached, DriverError, Events,
-    Instant, Interest, IoError, IoErrorKind, ListenAddr, ListenerId, Output, Readiness, Server,
-    Tick, Waker,
+    AcceptError, Action, CloseError, Conn, ConnId, ConnInfo, Detached, DriverError, Events, Flow,
+    Instant, Interest, IoError, IoErrorKind, ListenAddr, ListenerId, Loop, Output, Readiness,
+    Server, Tick, Waker,
 };
 
 /// What a handler saw, in order.
@@ -39,6 +39,8 @@ struct Rec {
     lines: bool,
     /// `data`: consume nothing.
     hoard: bool,
+    /// `data`: write this when the input buffer is full.
+    reject_full: Vec<u8>,
     /// `opened`: write this greeting.
     greeting: Vec<u8>,
     /// `woken`: write this.
@@ -47,19 +49,19 @@ struct Rec {
     take_socket: bool,
     /// `tick`: the delay to return, and the action.
     tick_delay: Option<Duration>,
-    tick_action: Action,
+    tick_flow: Flow,
     /// `serving`: the action.
-    serving_action: Action,
+    serving_flow: Flow,
 }
 
 impl Events for Rec {
     type Context = u32;
 
-    fn serving(&mut self, server: Server<'_>) -> Action {
+    fn serving(&mut self, server: Server<'_>) -> Flow {
         self.waker = server.waker().cloned();
         let addrs = server.addrs().iter().map(ListenAddr::to_string).collect();
         self.log.push(Ev::Serving(addrs));
-        self.serving_action
+        self.serving_flow
     }
 
     fn opened(&mut self, conn: &mut Conn<'_, u32>) -> Action {
@@ -74,6 +76,9 @@ impl Events for Rec {
         assert_eq!(*conn.context(), 7, "context survives between calls");
         self.log.push(Ev::Data(conn.id(), input.to_vec()));
         if self.hoard {
+            if input.len() == conn.input_capacity() {
+                conn.write(&self.reject_full).unwrap();
+            }
             conn.consume(0);
             return Action::None;
         }
@@ -103,17 +108,29 @@ impl Events for Rec {
         Action::None
     }
 
-    fn closed(&mut self, info: &ConnInfo, context: u32, error: Option<CloseError>) -> Action {
+    fn closed(
+        &mut self,
+        info: &ConnInfo,
+        context: u32,
+        error: Option<CloseError>,
+        _: &mut Loop<'_, u32>,
+    ) -> Flow {
         assert_eq!(context, 7);
         self.log.push(Ev::Closed(info.id, error));
-        Action::None
+        Flow::Continue
     }
 
-    fn detached(&mut self, info: &ConnInfo, context: &mut u32, mut socket: Detached<'_>) -> Action {
+    fn detached(
+        &mut self,
+        info: &ConnInfo,
+        context: &mut u32,
+        mut socket: Detached<'_>,
+        _: &mut Loop<'_, u32>,
+    ) -> Flow {
         assert_eq!(*context, 7);
         let taken = self.take_socket && socket.take::<FakeSocket>().is_some();
         self.log.push(Ev::Detached(info.id, taken));
-        Action::None
+        Flow::Continue
     }
 
     fn prewrite(&mut self, id: ConnId, attempted: usize) {
@@ -124,11 +141,12 @@ impl Events for Rec {
         self.log.push(Ev::Post(id, written, remaining));
     }
 
-    fn tick(&mut self, now: Instant) -> Tick {
+    fn tick(&mut self, lp: &mut Loop<'_, u32>) -> Tick {
+        let now = lp.now();
         self.log.push(Ev::Tick(now));
         Tick {
             delay: self.tick_delay,
-            action: self.tick_action,
+            flow: self.tick_flow,
         }
     }
 }
@@ -248,10 +266,16 @@ fn detach_hands_over_the_input_the_handler_did_not_consume() {
                 }
             }
         }
-        fn detached(&mut self, _: &ConnInfo, _: &mut (), mut socket: Detached<'_>) -> Action {
+        fn detached(
+            &mut self,
+            _: &ConnInfo,
+            _: &mut (),
+            mut socket: Detached<'_>,
+            _: &mut Loop<'_, ()>,
+        ) -> Flow {
             self.0 = socket.unread_input().to_vec();
             assert!(socket.take::<FakeSocket>().is_some());
-            Action::None
+            Flow::Continue
         }
     }
     let (mut engine, _) = engine(Upgrade(vec![]), small_config(1, 64, 64));
@@ -395,12 +419,12 @@ fn shutdown_from_tick_and_from_serving() {
     };
     let (mut engine, mut net) = setup(rec, 2, 16, 16);
     let id = connect(&mut engine, &mut net, 0).unwrap();
-    engine.handler_mut().tick_action = Action::Shutdown;
+    engine.handler_mut().tick_flow = Flow::Shutdown;
     advance(&mut engine, &mut net, Instant::from_nanos(5_000_000));
     assert!(net.peer(id).closed && net.shutdown);
 
     let rec = Rec {
-        serving_action: Action::Shutdown,
+        serving_flow: Flow::Shutdown,
         ..Rec::default()
     };
     let (engine, net) = setup(rec, 2, 16, 16);
@@ -707,21 +731,107 @@ fn the_handler_sees_how_much_room_is_left() {
 fn a_full_input_buffer_with_nothing_consumed_closes_with_frame_too_large() {
     let rec = Rec {
         hoard: true,
+        reject_full: b"too big\n".to_vec(),
         ..Rec::default()
     };
     let (mut engine, mut net) = setup(rec, 2, 8, 16);
     let id = connect(&mut engine, &mut net, 0).unwrap();
     let other = connect(&mut engine, &mut net, 0).unwrap();
     send(&mut engine, &mut net, id, b"1234");
-    assert!(!net.peer(id).closed, "a partial frame is fine");
+    assert!(!net.peer(id).write_shut, "a partial frame is fine");
     send(&mut engine, &mut net, id, b"56789abc");
-    assert!(net.peer(id).closed);
+    // The reply written with the full buffer in hand goes out, then the sending side
+    // is shut: the peer reads the reply and the end of the stream, no reset.
+    assert_eq!(net.peer(id).received, b"too big\n");
+    assert!(net.peer(id).write_shut);
+    assert!(
+        !net.peer(id).closed,
+        "lingering: the peer may still be sending"
+    );
+    assert!(
+        net.peer(id).inbound.is_empty(),
+        "what it sends is read and discarded"
+    );
+    send(&mut engine, &mut net, id, b"more of the frame");
+    assert!(net.peer(id).inbound.is_empty());
+    let data_calls = log(&engine)
+        .iter()
+        .filter(|e| matches!(e, Ev::Data(i, _) if *i == id))
+        .count();
+    assert_eq!(
+        data_calls, 2,
+        "the discarded input never reaches the handler"
+    );
+    // The peer closes its side: the socket closes, `closed` says why.
+    half_close(&mut engine, &mut net, id);
+    assert!(net.peer(id).closed && !net.peer(id).aborted);
     assert!(log(&engine).contains(&Ev::Closed(
         id,
         Some(CloseError::FrameTooLarge { capacity: 8 })
     )));
     assert_eq!(engine.stats().frame_too_large, 1);
     assert!(!net.peer(other).closed, "the others keep being served");
+    assert_eq!(engine.free_slots(), 1);
+}
+
+#[test]
+fn a_lingering_close_ends_at_its_deadline_if_the_peer_never_closes() {
+    let rec = Rec {
+        hoard: true,
+        ..Rec::default()
+    };
+    let (mut engine, mut net) = setup(rec, 1, 4, 16);
+    let id = connect(&mut engine, &mut net, 0).unwrap();
+    send(&mut engine, &mut net, id, b"abcd");
+    assert!(net.peer(id).write_shut && !net.peer(id).closed);
+    let linger = engine.config().linger;
+    let start = net.now;
+    assert_eq!(engine.poll_timeout(), Some(start + linger));
+    advance(&mut engine, &mut net, start + linger / 2);
+    assert!(!net.peer(id).closed, "never early");
+    advance(&mut engine, &mut net, start + linger);
+    assert!(net.peer(id).closed);
+    assert!(log(&engine).contains(&Ev::Closed(
+        id,
+        Some(CloseError::FrameTooLarge { capacity: 4 })
+    )));
+}
+
+#[test]
+fn a_close_with_unconsumed_input_lingers_and_a_plain_close_does_not() {
+    // Consumes one line per call and closes on "quit"; what follows "quit" in the same
+    // read is left unconsumed, so the peer may still be sending.
+    struct Quit;
+    impl Events for Quit {
+        type Context = ();
+        fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+            let Some(end) = input.iter().position(|&b| b == b'\n') else {
+                conn.consume(0);
+                return Action::None;
+            };
+            conn.consume(end + 1);
+            if &input[..end] == b"quit" {
+                conn.write(b"bye\n").unwrap();
+                return Action::Close;
+            }
+            Action::None
+        }
+    }
+    let (mut engine, _) = engine(Quit, small_config(2, 64, 64));
+    let mut net = Net::new(1);
+    start(&mut engine, &mut net);
+    let a = connect(&mut engine, &mut net, 0).unwrap();
+    send(&mut engine, &mut net, a, b"quit\nGET x\n");
+    assert_eq!(net.peer(a).received, b"bye\n");
+    assert!(net.peer(a).write_shut && !net.peer(a).closed, "lingers");
+    half_close(&mut engine, &mut net, a);
+    assert!(net.peer(a).closed);
+    let b = connect(&mut engine, &mut net, 0).unwrap();
+    send(&mut engine, &mut net, b, b"quit\n");
+    assert!(
+        net.peer(b).closed && !net.peer(b).write_shut,
+        "nothing unread: a plain close"
+    );
 }
 
 // ----- pool full -------------------------------------------------------------------------

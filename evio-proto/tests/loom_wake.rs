@@ -153,3 +153,38 @@ fn wakes_after_shutdown_are_refused() {
         assert_eq!(drain_count(&state, 0), 0, "a wake delivered after shutdown");
     });
 }
+
+/// A server wake races the loop's drain: it is seen by this drain or the next, once,
+/// and if this drain missed it, a notification followed.
+#[test]
+fn a_server_wake_racing_a_drain_is_never_lost() {
+    loom::model(|| {
+        let (state, notified) = state(1);
+        let conn = id(0, 1);
+        state.open(conn);
+        let server = {
+            let state = state.clone();
+            thread::spawn(move || state.wake_server())
+        };
+        let other = {
+            let state = state.clone();
+            thread::spawn(move || state.wake(conn))
+        };
+        let before = notified.load(Ordering::SeqCst);
+        let first = state.drain(&mut |_| {});
+        assert!(server.join().unwrap(), "accepted before a shutdown");
+        let _ = other.join().unwrap();
+        let after = notified.load(Ordering::SeqCst);
+        let second = state.drain(&mut |_| {});
+        assert!(
+            first ^ second,
+            "seen exactly once (first {first}, second {second})"
+        );
+        if second {
+            assert!(after > before, "missed by the drain, and never notified");
+        }
+        assert!(!state.drain(&mut |_| {}));
+        state.shut_down();
+        assert!(!state.wake_server(), "refused after a shutdown");
+    });
+}

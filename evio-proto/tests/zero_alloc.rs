@@ -1,5 +1,6 @@
-//! A warmed-up engine performs no allocation over thousands of
-//! accept/read/data/write/close/wake/tick cycles.
+//! A warmed-up engine performs no allocation over thousands of cycles of accept, read,
+//! data, write, wake, server wake, tick, timeout, writes to other connections, drained
+//! output, lingering close and close.
 //!
 //! A counting global allocator counts per thread (other test threads cannot pollute the
 //! count), and a control test proves the counter sees allocations. The driver here is
@@ -12,8 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use evio_proto::{
-    Action, Addr, Config, Conn, ConnId, Events, HeapEngine, Instant, ListenAddr, ListenerId,
-    Notify, Output, Readiness, Slot, Tick, Waker,
+    Action, Addr, Config, Conn, ConnId, Events, Flow, HeapEngine, Instant, ListenAddr, ListenerId,
+    Loop, Notify, Output, Readiness, Slot, Tick, Waker,
 };
 
 struct Counting;
@@ -55,11 +56,17 @@ fn control_the_counter_sees_an_allocation() {
     drop(v);
 }
 
-/// Echoes data, answers a wake with "w", ticks every millisecond, and closes on "q".
+/// Echoes data and copies it to the next connection, answers a wake with "w", ticks
+/// every millisecond writing "t" to everyone, times connections out after 2 ms (each
+/// timeout writes "!"), counts server wakes, and closes on "q" (lingering when input
+/// follows it).
 #[derive(Default)]
 struct Busy {
     ids: [Option<ConnId>; 8],
     ticks: u64,
+    timeouts: u64,
+    server_wakes: u64,
+    drains: u64,
 }
 
 impl Events for Busy {
@@ -67,16 +74,23 @@ impl Events for Busy {
 
     fn opened(&mut self, conn: &mut Conn<'_, u64>) -> Action {
         self.ids[conn.id().slot()] = Some(conn.id());
+        conn.set_timeout(Some(Duration::from_millis(2)));
         Action::None
     }
 
     fn data(&mut self, conn: &mut Conn<'_, u64>, input: &[u8]) -> Action {
         *conn.context() += input.len() as u64;
-        if input.ends_with(b"q") {
+        conn.set_timeout(Some(Duration::from_millis(2)));
+        if let Some(q) = input.iter().position(|&b| b == b'q') {
+            conn.consume(q + 1);
             return Action::Close;
         }
         let n = conn.write_some(input);
         conn.consume(n);
+        let next = self.ids[(conn.id().slot() + 1) % CONNS];
+        if let Some(next) = next {
+            let _ = conn.others().write_some(next, b"c");
+        }
         Action::None
     }
 
@@ -85,8 +99,27 @@ impl Events for Busy {
         Action::None
     }
 
-    fn tick(&mut self, _: Instant) -> Tick {
+    fn timeout(&mut self, conn: &mut Conn<'_, u64>) -> Action {
+        self.timeouts += 1;
+        let _ = conn.write(b"!");
+        Action::None
+    }
+
+    fn drained(&mut self, _: &mut Conn<'_, u64>) -> Action {
+        self.drains += 1;
+        Action::None
+    }
+
+    fn server_woken(&mut self, _: &mut Loop<'_, u64>) -> Flow {
+        self.server_wakes += 1;
+        Flow::Continue
+    }
+
+    fn tick(&mut self, others: &mut Loop<'_, u64>) -> Tick {
         self.ticks += 1;
+        for id in self.ids.iter().flatten() {
+            let _ = others.write(*id, b"t");
+        }
         Tick::after(Duration::from_millis(1))
     }
 }
@@ -108,6 +141,10 @@ struct Client {
     eof: bool,
     received: usize,
     open: bool,
+    /// The server shut its sending side (a lingering close).
+    write_shut: bool,
+    /// Bytes the socket takes before a write would block.
+    window: usize,
 }
 
 const NEW_CLIENT: Client = Client {
@@ -116,6 +153,8 @@ const NEW_CLIENT: Client = Client {
     eof: false,
     received: 0,
     open: false,
+    write_shut: false,
+    window: usize::MAX,
 };
 
 type E = HeapEngine<Busy>;
@@ -154,11 +193,14 @@ fn drain(engine: &mut E, clients: &mut [Client; CONNS], backlog: &mut usize) {
                 read.done(n);
             }
             Output::Transmit(transmit) => {
-                let n = transmit.len();
-                clients[transmit.id().slot()].received += n;
+                let c = &mut clients[transmit.id().slot()];
+                let n = transmit.len().min(c.window);
+                c.window -= n;
+                c.received += n;
                 transmit.done(n);
             }
             Output::Close { id } => clients[id.slot()].open = false,
+            Output::ShutdownWrite { id } => clients[id.slot()].write_shut = true,
             Output::Configure { .. } | Output::SetInterest { .. } => {}
             other => panic!("unexpected output {other:?}"),
         }
@@ -180,7 +222,22 @@ fn send(engine: &mut E, clients: &mut [Client; CONNS], id: ConnId, bytes: &[u8])
         .unwrap();
 }
 
-/// One cycle: accept `CONNS` connections, echo on each, wake each, tick, close each.
+fn writable(engine: &mut E, clients: &mut [Client; CONNS], id: ConnId) {
+    clients[id.slot()].window = usize::MAX;
+    engine
+        .handle_conn_ready(
+            id,
+            Readiness {
+                writable: true,
+                ..Readiness::default()
+            },
+        )
+        .unwrap();
+}
+
+/// One cycle: accept `CONNS` connections; echo on each (a copy to the next one); the
+/// first one's writes back up and drain; wake each and the server; tick; time out;
+/// close each, half of them lingering.
 fn cycle(engine: &mut E, clients: &mut [Client; CONNS], waker: &Waker, now: &mut Instant) {
     let mut backlog = CONNS;
     engine
@@ -189,25 +246,50 @@ fn cycle(engine: &mut E, clients: &mut [Client; CONNS], waker: &Waker, now: &mut
     drain(engine, clients, &mut backlog);
     assert_eq!(engine.open_connections(), CONNS);
     let ids = engine.handler().ids;
+    let first = ids[0].unwrap();
+    clients[first.slot()].window = 5;
     for id in ids.iter().flatten().copied() {
         send(engine, clients, id, b"hello, world");
         drain(engine, clients, &mut backlog);
         assert!(waker.wake(id));
     }
+    writable(engine, clients, first);
+    drain(engine, clients, &mut backlog);
+    assert!(waker.wake_server());
     engine.handle_wakes();
     drain(engine, clients, &mut backlog);
     *now = *now + Duration::from_millis(1);
     engine.handle_time(*now);
     drain(engine, clients, &mut backlog);
-    for id in ids.iter().flatten().copied() {
-        send(engine, clients, id, b"q");
+    *now = *now + Duration::from_millis(2);
+    engine.handle_time(*now);
+    drain(engine, clients, &mut backlog);
+    for (k, id) in ids.iter().flatten().copied().enumerate() {
+        // Half close with input after the "q": the close lingers until the end of the
+        // stream.
+        send(engine, clients, id, if k % 2 == 0 { b"q" } else { b"qx" });
+        if k % 2 == 1 {
+            drain(engine, clients, &mut backlog);
+            assert!(clients[id.slot()].write_shut, "lingering");
+        }
         clients[id.slot()].eof = true;
+        engine
+            .handle_conn_ready(
+                id,
+                Readiness {
+                    readable: true,
+                    ..Readiness::default()
+                },
+            )
+            .unwrap();
         drain(engine, clients, &mut backlog);
     }
     assert_eq!(engine.open_connections(), 0);
     for c in clients.iter() {
         assert!(!c.open);
-        assert_eq!(c.received, 13, "12 echoed bytes and one wake reply");
+        // 12 echoed, one copy from the previous connection, a wake reply, two ticks,
+        // one timeout.
+        assert_eq!(c.received, 12 + 1 + 1 + 2 + 1, "every byte written arrived");
     }
 }
 
@@ -240,6 +322,10 @@ fn a_warm_engine_never_allocates() {
         allocated, 0,
         "the engine allocated {allocated} times in steady state"
     );
+    let busy = engine.handler();
+    assert_eq!(busy.timeouts, (cycles + 1) * CONNS as u64);
+    assert_eq!(busy.server_wakes, cycles + 1);
+    assert_eq!(busy.drains, cycles + 1);
     assert_eq!(stats.accepted, (cycles + 1) * CONNS as u64);
     assert_eq!(stats.closed, (cycles + 1) * CONNS as u64);
     assert_eq!(stats.wakes, (cycles + 1) * CONNS as u64);

@@ -3,17 +3,21 @@
 //! ```text
 //! cargo run -p evio-sim-cli --release -- --seeds 0..10000 --steps 10000
 //! cargo run -p evio-sim-cli --release -- --seed 1234 --steps 10000 --trace
+//! cargo run -p evio-sim-cli --release -- --seeds 0..1000 --min-output 16 --faults none
+//! cargo run -p evio-sim-cli --release -- --help
 //! ```
 //!
 //! It lives in a package of its own so that the `evio-sim` library does not depend on
 //! the example handlers.
 
-use std::fmt;
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
+use std::ops::Range;
 use std::process::ExitCode;
 
+use clap::{Parser, ValueEnum};
 use evio_handlers::echo::Echo;
-use evio_sim::{EchoModel, replay, swarm};
+use evio_sim::{Constraints, EchoModel, Failure, FaultSet, Swarm, SwarmReport};
+use indicatif::{ProgressBar, ProgressStyle};
 
 /// `println!` that ignores a closed stdout (`evio-sim … | head` must not panic).
 macro_rules! out {
@@ -22,117 +26,204 @@ macro_rules! out {
     }};
 }
 
-const USAGE: &str = "usage: evio-sim [--seeds A..B] [--steps N] [--threads N] [--handler echo]
-       evio-sim --seed S [--steps N] [--trace] [--shrink]
-
-  --seeds A..B   run seeds A (inclusive) to B (exclusive)   [default 0..1000]
-  --seed S       run one seed (replay)
-  --steps N      script steps per seed                       [default 1000]
-  --threads N    worker threads                              [default: all cores]
-  --handler H    handler under test: echo                    [default echo]
-  --trace        with --seed: print the run's trace
-  --shrink       with --seed: shrink a failing script and print it";
-
-/// A command line the CLI cannot use.
-#[derive(Debug, PartialEq, Eq)]
-enum ArgError {
-    /// An option the CLI does not know.
-    Unknown(String),
-    /// An option without its value, or with a value that does not parse.
-    BadValue(&'static str, String),
-}
-
-impl fmt::Display for ArgError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ArgError::Unknown(arg) => write!(f, "unknown argument `{arg}`"),
-            ArgError::BadValue(opt, value) => write!(f, "bad value for {opt}: `{value}`"),
-        }
-    }
-}
-
-impl std::error::Error for ArgError {}
-
-/// What the command line asks for.
+/// Runs the evio simulator: a swarm of seeds against an example handler, or one seed
+/// again with its trace.
+///
+/// Every seed's configuration, script, delivery order and faults come from the seed, so
+/// a failing seed replays exactly with `--seed`. A failure prints its replay line. A
+/// progress bar shows on stderr while a swarm runs, when stderr is a terminal.
+#[derive(Debug, Parser)]
+#[command(name = "evio-sim", version)]
 struct Args {
-    seeds: std::ops::Range<u64>,
+    /// Seeds to run, A (inclusive) to B (exclusive).
+    #[arg(long, value_name = "A..B", value_parser = parse_seeds, default_value = "0..1000")]
+    seeds: Range<u64>,
+
+    /// Run this one seed again (a replay), instead of a swarm.
+    #[arg(long, value_name = "S")]
     seed: Option<u64>,
+
+    /// Script steps per seed.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
     steps: usize,
-    threads: usize,
+
+    /// Worker threads [default: all cores].
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+
+    /// Handler under test.
+    #[arg(long, value_enum, default_value_t = Handler::Echo)]
+    handler: Handler,
+
+    /// With --seed: print the run's trace.
+    #[arg(long, requires = "seed")]
     trace: bool,
+
+    /// With --seed: shrink a failing script and print it.
+    #[arg(long, requires = "seed")]
     shrink: bool,
+
+    /// Smallest input buffer per connection, in bytes (the seed's draw is raised to it).
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    min_input: usize,
+
+    /// Smallest output buffer per connection, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 0)]
+    min_output: usize,
+
+    /// Smallest connection pool.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    min_connections: usize,
+
+    /// Faults that may fire: `all`, `none`, or kinds separated by commas
+    /// (short-read, short-write, eagain-after-readable, eagain-after-writable,
+    /// spurious-readiness, eof-with-last-data, reset-mid-stream, epipe, accept-emfile,
+    /// accept-econnaborted, pool-full, wake-race, deadline-between-events,
+    /// readiness-after-detach-or-close, shutdown-with-output-pending,
+    /// close-with-output-pending).
+    #[arg(long, value_name = "SET", default_value = "all")]
+    faults: FaultSet,
 }
 
-/// Parses the command line (without the program name).
-fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, ArgError> {
-    let mut args = Args {
-        seeds: 0..1000,
-        seed: None,
-        steps: 1000,
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        trace: false,
-        shrink: false,
-    };
-    while let Some(arg) = argv.next() {
-        let mut value =
-            |opt: &'static str| argv.next().ok_or(ArgError::BadValue(opt, String::new()));
-        match arg.as_str() {
-            "--seeds" => {
-                let v = value("--seeds")?;
-                let bad = || ArgError::BadValue("--seeds", v.clone());
-                let (a, b) = v.split_once("..").ok_or_else(bad)?;
-                args.seeds = a.parse().map_err(|_| bad())?..b.parse().map_err(|_| bad())?;
-            }
-            "--seed" => {
-                let v = value("--seed")?;
-                args.seed = Some(v.parse().map_err(|_| ArgError::BadValue("--seed", v))?);
-            }
-            "--steps" => {
-                let v = value("--steps")?;
-                args.steps = v.parse().map_err(|_| ArgError::BadValue("--steps", v))?;
-            }
-            "--threads" => {
-                let v = value("--threads")?;
-                args.threads = v.parse().map_err(|_| ArgError::BadValue("--threads", v))?;
-            }
-            "--handler" => {
-                let v = value("--handler")?;
-                if v != "echo" {
-                    return Err(ArgError::BadValue("--handler", v));
-                }
-            }
-            "--trace" => args.trace = true,
-            "--shrink" => args.shrink = true,
-            _ => return Err(ArgError::Unknown(arg)),
+/// A handler the CLI can run, with its model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Handler {
+    /// The example servers' echo handler.
+    Echo,
+}
+
+/// A `--seeds` value that is not `A..B` with `A <= B`.
+#[derive(Debug, PartialEq, Eq)]
+struct BadSeeds(String);
+
+impl std::fmt::Display for BadSeeds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` is not a seed range A..B (A <= B)", self.0)
+    }
+}
+
+impl std::error::Error for BadSeeds {}
+
+/// Parses `A..B`.
+fn parse_seeds(s: &str) -> Result<Range<u64>, BadSeeds> {
+    let bad = || BadSeeds(s.to_string());
+    let (a, b) = s.split_once("..").ok_or_else(bad)?;
+    let (a, b): (u64, u64) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+    if a > b {
+        return Err(bad());
+    }
+    Ok(a..b)
+}
+
+impl Args {
+    fn constraints(&self) -> Constraints {
+        Constraints {
+            min_input_capacity: self.min_input,
+            min_output_capacity: self.min_output,
+            min_connections: self.min_connections,
+            faults: self.faults,
         }
     }
-    Ok(args)
+
+    fn threads(&self) -> usize {
+        self.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    /// The swarm the command line describes (for `--seed`, its seed's replay).
+    fn swarm(&self) -> Swarm<fn() -> (Echo, EchoModel)> {
+        let make: fn() -> (Echo, EchoModel) = match self.handler {
+            Handler::Echo => || (Echo, EchoModel),
+        };
+        Swarm::new(make)
+            .seeds(self.seeds.clone())
+            .steps(self.steps)
+            .threads(self.threads())
+            .constraints(self.constraints())
+    }
+
+    /// The constraint flags that differ from their defaults, as given on a command line.
+    fn constraint_flags(&self) -> String {
+        let mut flags = String::new();
+        if self.min_input > 0 {
+            flags += &format!(" --min-input {}", self.min_input);
+        }
+        if self.min_output > 0 {
+            flags += &format!(" --min-output {}", self.min_output);
+        }
+        if self.min_connections > 0 {
+            flags += &format!(" --min-connections {}", self.min_connections);
+        }
+        if self.faults != FaultSet::ALL {
+            flags += &format!(" --faults {}", self.faults);
+        }
+        flags
+    }
+
+    /// The command that replays `failure` with this CLI: the same handler and
+    /// constraints, its trace and shrunk script printed.
+    fn replay_line(&self, failure: &Failure) -> String {
+        format!(
+            "cargo run -p evio-sim-cli --release -- --seed {} --steps {}{} --trace --shrink",
+            failure.seed,
+            failure.steps,
+            self.constraint_flags()
+        )
+    }
+}
+
+/// A progress bar for `total` seeds when `show` (stderr is a terminal): CI logs and
+/// pipes get plain output.
+fn progress_bar(total: u64, show: bool) -> Option<ProgressBar> {
+    if !show {
+        return None;
+    }
+    let bar = ProgressBar::new(total);
+    let style = ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} seeds {msg}[{elapsed_precise}, eta {eta}]",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    Some(bar)
+}
+
+/// Runs the swarm, advancing `bar` as each seed finishes.
+fn run_swarm(args: &Args, bar: Option<&ProgressBar>) -> SwarmReport {
+    let mut swarm = args.swarm();
+    if let Some(bar) = bar {
+        let bar = bar.clone();
+        swarm = swarm.progress(move |p| {
+            bar.inc(1);
+            if !p.passed {
+                bar.set_message(format!("({} failed) ", p.failures));
+            }
+        });
+    }
+    swarm.run()
 }
 
 fn main() -> ExitCode {
-    let args = match parse(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(e) => {
-            eprintln!("evio-sim: {e}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let args = Args::parse();
     if let Some(seed) = args.seed {
         return replay_one(seed, &args);
     }
     out!(
-        "evio-sim: handler echo, seeds {}..{}, {} steps each, {} threads",
+        "evio-sim: handler echo, seeds {}..{}, {} steps each, {} threads, constraints: {}",
         args.seeds.start,
         args.seeds.end,
         args.steps,
-        args.threads
+        args.threads(),
+        args.constraints()
     );
-    let report = swarm(args.seeds.clone(), args.steps, args.threads, || {
-        (Echo, EchoModel)
-    });
+    let total = args.seeds.end - args.seeds.start;
+    let bar = progress_bar(total, std::io::stderr().is_terminal());
+    let report = run_swarm(&args, bar.as_ref());
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     out!("{report}");
     for failure in &report.failures {
-        out!("  cli replay: {}", failure.cli_line());
+        out!("  cli replay: {}", args.replay_line(failure));
     }
     if report.failures.is_empty() {
         ExitCode::SUCCESS
@@ -145,7 +236,8 @@ fn main() -> ExitCode {
 /// faults that fired, its trace hash and its result, and on failure (with `--shrink`)
 /// its shrunk script.
 fn replay_one(seed: u64, args: &Args) -> ExitCode {
-    let replay = replay(seed, args.steps, || (Echo, EchoModel));
+    let swarm = args.swarm();
+    let replay = swarm.replay(seed);
     out!("seed {seed}: {:?}", replay.config);
     if args.trace {
         for line in &replay.trace {
@@ -173,40 +265,99 @@ fn replay_one(seed: u64, args: &Args) -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    use clap::CommandFactory as _;
+    use clap::error::ErrorKind;
+    use evio_sim::{FaultKind, Origin, Violation};
+
     use super::*;
 
-    fn parse_args(args: &[&str]) -> Result<Args, ArgError> {
-        parse(args.iter().map(|s| s.to_string()))
+    fn parse_args(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("evio-sim").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn help_works() {
+        let err = parse_args(&["--help"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::DisplayHelp);
+        let help = err.to_string();
+        for flag in [
+            "--seeds",
+            "--seed",
+            "--steps",
+            "--threads",
+            "--handler",
+            "--trace",
+            "--shrink",
+            "--min-input",
+            "--min-output",
+            "--min-connections",
+            "--faults",
+        ] {
+            assert!(help.contains(flag), "{flag} missing from:\n{help}");
+        }
     }
 
     #[test]
     fn options_parse() {
         let args = parse_args(&["--seeds", "5..9", "--steps", "30", "--threads", "3"]).unwrap();
-        assert_eq!((args.seeds, args.steps, args.threads), (5..9, 30, 3));
+        assert_eq!(
+            (args.seeds.clone(), args.steps, args.threads()),
+            (5..9, 30, 3)
+        );
         let args =
             parse_args(&["--seed", "42", "--trace", "--shrink", "--handler", "echo"]).unwrap();
         assert_eq!(args.seed, Some(42));
         assert!(args.trace && args.shrink);
+        // The README's command.
+        let args = parse_args(&["--seeds", "0..10000", "--steps", "10000"]).unwrap();
+        assert_eq!((args.seeds.clone(), args.steps), (0..10000, 10000));
+        assert!(args.constraints().is_none());
+    }
+
+    #[test]
+    fn constraint_flags_make_constraints() {
+        let args = parse_args(&[
+            "--min-input",
+            "8",
+            "--min-output",
+            "16",
+            "--min-connections",
+            "4",
+            "--faults",
+            "short-read,wake-race",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.constraints(),
+            Constraints {
+                min_input_capacity: 8,
+                min_output_capacity: 16,
+                min_connections: 4,
+                faults: FaultSet::of(&[FaultKind::ShortRead, FaultKind::WakeRace]),
+            }
+        );
+        let none = parse_args(&["--faults", "none"]).unwrap();
+        assert_eq!(none.constraints(), Constraints::fault_free());
     }
 
     #[test]
     fn bad_command_lines_are_refused() {
-        assert_eq!(
-            parse_args(&["--frob"]).err(),
-            Some(ArgError::Unknown("--frob".into()))
-        );
-        assert_eq!(
-            parse_args(&["--seeds", "9"]).err(),
-            Some(ArgError::BadValue("--seeds", "9".into()))
-        );
-        assert_eq!(
-            parse_args(&["--steps"]).err(),
-            Some(ArgError::BadValue("--steps", String::new()))
-        );
-        assert_eq!(
-            parse_args(&["--handler", "redis"]).err(),
-            Some(ArgError::BadValue("--handler", "redis".into()))
-        );
+        let kind = |args: &[&str]| parse_args(args).unwrap_err().kind();
+        assert_eq!(kind(&["--frob"]), ErrorKind::UnknownArgument);
+        assert_eq!(kind(&["--seeds", "9"]), ErrorKind::ValueValidation);
+        assert_eq!(kind(&["--seeds", "9..3"]), ErrorKind::ValueValidation);
+        assert_eq!(kind(&["--steps"]), ErrorKind::InvalidValue);
+        assert_eq!(kind(&["--handler", "redis"]), ErrorKind::InvalidValue);
+        assert_eq!(kind(&["--faults", "frob"]), ErrorKind::ValueValidation);
+        // --trace and --shrink only make sense for one seed.
+        assert_eq!(kind(&["--trace"]), ErrorKind::MissingRequiredArgument);
+        let message = parse_args(&["--faults", "frob"]).unwrap_err().to_string();
+        assert!(message.contains("unknown fault `frob`"), "{message}");
     }
 
     /// The replay path runs (seed 0 passes with the echo handler).
@@ -214,5 +365,52 @@ mod tests {
     fn one_seed_replays() {
         let args = parse_args(&["--seed", "0", "--steps", "200"]).unwrap();
         assert_eq!(replay_one(0, &args), ExitCode::SUCCESS);
+    }
+
+    /// The swarm advances the progress bar once per seed (a hidden bar: the same
+    /// counting, nothing drawn).
+    #[test]
+    fn the_progress_bar_counts_every_seed() {
+        let args = parse_args(&["--seeds", "3..43", "--steps", "100", "--threads", "2"]).unwrap();
+        let bar = ProgressBar::hidden();
+        let report = run_swarm(&args, Some(&bar));
+        assert!(report.failures.is_empty(), "{report}");
+        assert_eq!(bar.position(), 40);
+        // Not a terminal: no bar at all.
+        assert!(progress_bar(40, false).is_none());
+        assert_eq!(progress_bar(40, true).map(|b| b.length()), Some(Some(40)));
+    }
+
+    #[test]
+    fn the_cli_replay_line_carries_the_constraints() {
+        let args = parse_args(&["--min-output", "16", "--faults", "none"]).unwrap();
+        let failure = Failure {
+            seed: 7,
+            steps: 1000,
+            at_step: 3,
+            violation: Violation::Panic("x".into()),
+            test: None,
+            origin: Box::new(Origin::seed()),
+        };
+        assert_eq!(
+            args.replay_line(&failure),
+            "cargo run -p evio-sim-cli --release -- --seed 7 --steps 1000 --min-output 16 \
+             --faults none --trace --shrink"
+        );
+        // And that command line parses to the same constraints.
+        let replay = parse_args(&[
+            "--seed",
+            "7",
+            "--steps",
+            "1000",
+            "--min-output",
+            "16",
+            "--faults",
+            "none",
+            "--trace",
+            "--shrink",
+        ])
+        .unwrap();
+        assert_eq!(replay.constraints(), args.constraints());
     }
 }

@@ -3,7 +3,7 @@
 
 use evio_proto::{Config, Duration, Stats};
 
-use crate::{FaultCounts, FaultRates, Profile, Rng, ScriptedEvent};
+use crate::{Constraints, FaultCounts, FaultRates, Profile, Rng, ScriptedEvent, Workload};
 
 /// Everything about a run that its seed decides, besides the script.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,9 +64,58 @@ impl SimConfig {
         }
     }
 
-    /// The script of `steps` events the run with `seed` uses.
+    /// The configuration of `seed` with `constraints` applied, for a script of
+    /// `steps` events (see [`Constraints::apply`]): every draw of the seed stays as it
+    /// was, raised or cut only where a constraint says.
+    pub fn constrained(seed: u64, steps: usize, constraints: &Constraints) -> Self {
+        let mut config = Self::from_seed(seed);
+        constraints.apply(&mut config, steps);
+        config
+    }
+
+    /// The configuration of `seed` for a script of `steps` events with no fault
+    /// injected: every rate zero (the driver's I/O results are honest and the
+    /// handler's returns are its own), no client resets or closes outright, and a slot
+    /// for every client the script connects (see [`Constraints::fault_free`]).
+    ///
+    /// For a first run of a new handler, or to tell a model's mistake from a fault's
+    /// effect: `Sim::with_config(handler, model, seed, SimConfig::fault_free(seed,
+    /// steps))`, or a [`Swarm`](crate::Swarm) with
+    /// `.constraints(Constraints::fault_free())`.
+    ///
+    /// ```
+    /// use evio_handlers::echo::Echo;
+    /// use evio_sim::{EchoModel, FaultKind, FaultRates, SimConfig, run};
+    ///
+    /// let config = SimConfig::fault_free(3, 500);
+    /// assert_eq!(config.rates, FaultRates::none());
+    /// let script = config.script(3, 500);
+    /// let outcome = run(Echo, EchoModel, 3, config, &script).unwrap();
+    /// // Nothing injected; only a hard case that arises by itself may count (a client
+    /// // half-closing right behind its last bytes).
+    /// for (kind, n) in outcome.faults.iter() {
+    ///     assert!(n == 0 || kind == FaultKind::EofWithLastData, "{kind} fired {n} times");
+    /// }
+    /// ```
+    pub fn fault_free(seed: u64, steps: usize) -> Self {
+        Self::constrained(seed, steps, &Constraints::fault_free())
+    }
+
+    /// The script of `steps` events the run with `seed` uses, with random payloads.
     pub fn script(&self, seed: u64, steps: usize) -> Vec<ScriptedEvent> {
         self.profile.script(&mut Rng::derive(seed, 2), steps)
+    }
+
+    /// The script of `steps` events the run with `seed` uses when its clients send
+    /// `workload`'s messages (see [`Profile::script_with`]).
+    pub fn script_with<W: Workload + ?Sized>(
+        &self,
+        seed: u64,
+        steps: usize,
+        workload: &mut W,
+    ) -> Vec<ScriptedEvent> {
+        self.profile
+            .script_with(&mut Rng::derive(seed, 2), steps, workload)
     }
 }
 

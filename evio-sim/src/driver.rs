@@ -66,6 +66,9 @@ impl<M: Model> World<M> {
     /// Performs one engine output on the network and reports it.
     pub(crate) fn perform<H: Events>(&mut self, out: SimOutput<'_, H>) -> Result<(), Violation> {
         self.activity += 1;
+        // What ran while the engine produced this output (`prewrite`, a `closed`, and
+        // their writes to other connections) is checked before the output is.
+        self.observe()?;
         self.trace.line(|| format!("  output {out:?}"));
         match out {
             Output::Accept(accept) => {
@@ -232,6 +235,21 @@ impl<M: Model> World<M> {
                 self.trace.note(Tag::Close, [id.to_u64(), 0, 0, 0]);
                 self.oracle.check_flushed(ci, id, "close")?;
                 self.io.net_mut().server_close(ci);
+                self.between()?;
+            }
+            Output::Abort { id } => {
+                let ci = self.oracle.live_output(self.io.net(), id, "abort")?;
+                self.trace.note(Tag::Abort, [id.to_u64(), 0, 0, 0]);
+                self.oracle.aborting(ci, id)?;
+                self.io.net_mut().server_abort(ci);
+                self.between()?;
+            }
+            Output::ShutdownWrite { id } => {
+                let ci = self
+                    .oracle
+                    .live_output(self.io.net(), id, "shutdown-write")?;
+                self.trace.note(Tag::ShutdownWrite, [id.to_u64(), 0, 0, 0]);
+                self.oracle.shutting_write(ci, id)?;
                 self.between()?;
             }
             Output::PauseAccept { listener } => {

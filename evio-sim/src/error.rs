@@ -4,7 +4,7 @@ use core::fmt;
 
 use evio_proto::{BuildError, ConnId, DriverError};
 
-use crate::{ModelError, Rule};
+use crate::{Constraints, ModelError, Rule, ScriptedEvent, SimConfig, script_source};
 
 /// An invariant the run broke, found right after the step that broke it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -203,6 +203,15 @@ impl Violation {
 impl std::error::Error for Violation {}
 
 /// A failed run: the seed, where it failed, and how to replay it.
+///
+/// Its [`Display`](fmt::Display) always says how to run it again, whichever entry
+/// point made it: a seed's own run ([`run_seed`](crate::run_seed),
+/// [`swarm`](crate::swarm), a [`Swarm`](crate::Swarm)) prints the one-line command that
+/// replays the seed through the same call ([`Failure::replay_line`]); an explicit
+/// script ([`run`](crate::run), or a [`Sim`](crate::Sim) stepped by hand and turned into
+/// a failure with [`Sim::failure`](crate::Sim::failure)) cannot be made again from its
+/// seed, so the failure keeps its configuration and script ([`Failure::script`],
+/// [`Failure::config`]) and prints the script as Rust when it is short.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
     /// The run's seed.
@@ -215,21 +224,64 @@ pub struct Failure {
     /// The broken invariant.
     pub violation: Violation,
     /// The test that ran the seed, when it ran under `cargo test` (the test harness
-    /// names its threads after the tests); `None` from the CLI.
+    /// names its threads after the tests); `None` from the CLI or a program of one's
+    /// own.
     pub test: Option<String>,
-    /// `true` when the script was the seed's own (from [`run_seed`](crate::run_seed) or
-    /// a swarm), so the seed alone replays it; `false` for an explicit script given to
-    /// [`run`](crate::run), which only that script replays.
-    pub seed_script: bool,
+    /// How the run was made, which decides how it is replayed (boxed: it can hold a
+    /// whole script, and a failure travels in every `Result`).
+    pub origin: Box<Origin>,
 }
 
+/// How a failed run was made, so that it can be made again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The seed made the configuration and the script (as [`run_seed`](crate::run_seed),
+    /// [`replay`](crate::replay), [`swarm`](crate::swarm) and a
+    /// [`Swarm`](crate::Swarm) do), so the seed replays it through the same call, with
+    /// `EVIO_SIM_SEED` set.
+    Seed {
+        /// The constraints applied to the seed's configuration
+        /// ([`Constraints::none`] for the seed's own).
+        constraints: Constraints,
+        /// Whether the clients sent a [`Workload`](crate::Workload)'s messages rather
+        /// than random bytes.
+        workload: bool,
+    },
+    /// An explicit configuration and script, given to [`run`](crate::run) or stepped
+    /// through a [`Sim`](crate::Sim): the seed does not make them, so they are kept.
+    Script {
+        /// The configuration the run had.
+        config: Box<SimConfig>,
+        /// The script (for a [`Sim`](crate::Sim), the events stepped so far).
+        script: Vec<ScriptedEvent>,
+    },
+}
+
+impl Origin {
+    /// The seed's own configuration and script, unconstrained.
+    pub const fn seed() -> Self {
+        Origin::Seed {
+            constraints: Constraints::none(),
+            workload: false,
+        }
+    }
+}
+
+/// Scripts up to this many events are printed whole in a failure report.
+const SHORT_SCRIPT: usize = 64;
+
 impl Failure {
-    /// The one-line command that replays this failure: under `cargo test`, the same
-    /// test with `EVIO_SIM_SEED` (a [`swarm`](crate::swarm) then runs only that seed and
-    /// prints its trace and shrunk script); otherwise the CLI.
+    /// The one-line command that replays this failure.
+    ///
+    /// For a run the seed made: under `cargo test`, the same test with
+    /// `EVIO_SIM_SEED` and `EVIO_SIM_STEPS` set (a [`swarm`](crate::swarm) or
+    /// [`Swarm`](crate::Swarm) then runs only that seed, with the same constraints and
+    /// workload, and prints its trace and shrunk script); outside a test, the same
+    /// program with the same arguments and those variables. For an explicit script, the
+    /// call that runs it again with the configuration and script this failure keeps.
     pub fn replay_line(&self) -> String {
-        match &self.test {
-            Some(test) => {
+        match (&*self.origin, &self.test) {
+            (Origin::Seed { .. }, Some(test)) => {
                 let package = std::env::var("CARGO_PKG_NAME")
                     .map(|p| format!(" -p {p}"))
                     .unwrap_or_default();
@@ -238,33 +290,99 @@ impl Failure {
                     self.seed, self.steps
                 )
             }
-            None => self.cli_line(),
+            (Origin::Seed { .. }, None) => {
+                let program: Vec<String> = std::env::args().map(|a| shell_quote(&a)).collect();
+                format!(
+                    "EVIO_SIM_SEED={} EVIO_SIM_STEPS={} {}",
+                    self.seed,
+                    self.steps,
+                    program.join(" ")
+                )
+            }
+            (Origin::Script { script, .. }, _) => format!(
+                "evio_sim::run(handler, model, {}, config, &script) with the configuration and \
+                 {}-event script this failure keeps (Failure::config, Failure::script; the seed \
+                 alone does not make them)",
+                self.seed,
+                script.len()
+            ),
         }
     }
 
     /// The one-line command that replays this failure with the CLI (the `evio-sim`
-    /// binary of the `evio-sim-cli` package, echo handler), printing its trace and
-    /// shrunk script.
+    /// binary of the `evio-sim-cli` package, echo handler, unconstrained), printing
+    /// its trace and shrunk script. Only meaningful for the echo handler and a seed's
+    /// own run; the CLI prints its own line, with its constraint flags.
     pub fn cli_line(&self) -> String {
         format!(
             "cargo run -p evio-sim-cli --release -- --seed {} --steps {} --trace --shrink",
             self.seed, self.steps
         )
     }
+
+    /// The script of an explicit run ([`Origin::Script`]); `None` when the seed makes
+    /// it.
+    pub fn script(&self) -> Option<&[ScriptedEvent]> {
+        match &*self.origin {
+            Origin::Script { script, .. } => Some(script),
+            Origin::Seed { .. } => None,
+        }
+    }
+
+    /// The configuration of an explicit run ([`Origin::Script`]); `None` when the seed
+    /// makes it.
+    pub fn config(&self) -> Option<&SimConfig> {
+        match &*self.origin {
+            Origin::Script { config, .. } => Some(config),
+            Origin::Seed { .. } => None,
+        }
+    }
+}
+
+/// `arg` quoted for a POSIX shell when it needs it.
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "seed {} failed at step {}: {}",
-            self.seed, self.at_step, self.violation
-        )?;
-        if self.seed_script {
-            write!(f, "\n  replay: {}", self.replay_line())
-        } else {
-            write!(f, "\n  replay: run the same script with seed {}", self.seed)
+        write!(f, "seed {} failed at step {}", self.seed, self.at_step)?;
+        if let Origin::Script { script, .. } = &*self.origin {
+            write!(f, " of an explicit {}-event script", script.len())?;
         }
+        write!(f, ": {}", self.violation)?;
+        write!(f, "\n  replay: {}", self.replay_line())?;
+        match &*self.origin {
+            Origin::Seed {
+                constraints,
+                workload,
+            } if !constraints.is_none() || *workload => {
+                f.write_str("\n  made by a Swarm")?;
+                if !constraints.is_none() {
+                    write!(f, " with constraints ({constraints})")?;
+                }
+                if *workload {
+                    f.write_str(" with its workload")?;
+                }
+                f.write_str(": only the same Swarm call (or its `replay`) makes it again")?;
+            }
+            Origin::Seed { .. } => {}
+            Origin::Script { config, script } => {
+                write!(f, "\n  configuration: {config:?}")?;
+                if script.len() <= SHORT_SCRIPT {
+                    write!(f, "\n  script: {}", script_source(script))?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -87,7 +87,7 @@ impl FaultKind {
         }
     }
 
-    const fn index(self) -> usize {
+    pub(crate) const fn index(self) -> usize {
         self as usize
     }
 }
@@ -95,6 +95,152 @@ impl FaultKind {
 impl fmt::Display for FaultKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl core::str::FromStr for FaultKind {
+    type Err = ParseFaultError;
+
+    /// Parses a kind's [`name`](FaultKind::name) (`short-read`, `wake-race`, …).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        FaultKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| ParseFaultError(s.to_string()))
+    }
+}
+
+/// A fault name that is not one of [`FaultKind::name`]'s (nor `all` or `none`, for a
+/// [`FaultSet`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseFaultError(pub String);
+
+impl fmt::Display for ParseFaultError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown fault `{}` (one of: all, none", self.0)?;
+        for kind in FaultKind::ALL {
+            write!(f, ", {kind}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+impl std::error::Error for ParseFaultError {}
+
+/// A set of [`FaultKind`]s: which faults a run may inject (see
+/// [`Constraints::faults`](crate::Constraints::faults)).
+///
+/// ```
+/// use evio_sim::{FaultKind, FaultSet};
+///
+/// let set = FaultSet::NONE.with(FaultKind::ShortRead).with(FaultKind::ShortWrite);
+/// assert!(set.contains(FaultKind::ShortRead) && !set.contains(FaultKind::WakeRace));
+/// assert_eq!(set, "short-read,short-write".parse().unwrap());
+/// assert_eq!(set.to_string(), "short-read,short-write");
+/// assert_eq!(FaultSet::ALL.without(FaultKind::PoolFull).len(), FaultKind::ALL.len() - 1);
+/// assert_eq!("none".parse::<FaultSet>().unwrap(), FaultSet::NONE);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FaultSet(u32);
+
+impl FaultSet {
+    /// Every kind.
+    pub const ALL: FaultSet = FaultSet((1 << FaultKind::ALL.len()) - 1);
+    /// No kind.
+    pub const NONE: FaultSet = FaultSet(0);
+
+    /// The set of `kinds`.
+    pub const fn of(kinds: &[FaultKind]) -> Self {
+        let mut set = FaultSet::NONE;
+        let mut i = 0;
+        while i < kinds.len() {
+            set = set.with(kinds[i]);
+            i += 1;
+        }
+        set
+    }
+
+    /// This set with `kind` added.
+    #[must_use]
+    pub const fn with(self, kind: FaultKind) -> Self {
+        FaultSet(self.0 | 1 << kind.index())
+    }
+
+    /// This set with `kind` removed.
+    #[must_use]
+    pub const fn without(self, kind: FaultKind) -> Self {
+        FaultSet(self.0 & !(1 << kind.index()))
+    }
+
+    /// Whether `kind` is in the set.
+    pub const fn contains(self, kind: FaultKind) -> bool {
+        self.0 & 1 << kind.index() != 0
+    }
+
+    /// How many kinds the set holds.
+    pub const fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// Whether the set holds no kind.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The kinds in the set, in [`FaultKind::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = FaultKind> {
+        FaultKind::ALL
+            .into_iter()
+            .filter(move |&k| self.contains(k))
+    }
+}
+
+impl Default for FaultSet {
+    /// Every kind: by default a run may inject anything its seed draws.
+    fn default() -> Self {
+        FaultSet::ALL
+    }
+}
+
+impl fmt::Debug for FaultSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FaultSet({self})")
+    }
+}
+
+/// `all`, `none`, or the kinds' names separated by commas.
+impl fmt::Display for FaultSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if *self == FaultSet::ALL {
+            return f.write_str("all");
+        }
+        if self.is_empty() {
+            return f.write_str("none");
+        }
+        for (i, kind) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            f.write_str(kind.name())?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses what [`Display`](fmt::Display) writes: `all`, `none`, or kind names
+/// separated by commas (spaces around them allowed).
+impl core::str::FromStr for FaultSet {
+    type Err = ParseFaultError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "all" => return Ok(FaultSet::ALL),
+            "none" | "" => return Ok(FaultSet::NONE),
+            _ => {}
+        }
+        s.split(',')
+            .map(|name| name.trim().parse::<FaultKind>())
+            .try_fold(FaultSet::NONE, |set, kind| Ok(set.with(kind?)))
     }
 }
 
@@ -217,6 +363,17 @@ impl FaultRates {
     #[must_use]
     pub const fn with(mut self, kind: FaultKind, per_million: u32) -> Self {
         self.set(kind, per_million);
+        self
+    }
+
+    /// These rates with every kind outside `kinds` set to zero.
+    #[must_use]
+    pub fn only(mut self, kinds: FaultSet) -> Self {
+        for kind in FaultKind::ALL {
+            if !kinds.contains(kind) {
+                self.set(kind, 0);
+            }
+        }
         self
     }
 

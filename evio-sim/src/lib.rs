@@ -74,6 +74,11 @@
 //! assert_eq!(report.seeds, 50);
 //! ```
 //!
+//! For a handler that needs more than random bytes and the smallest buffers, a
+//! [`Swarm`] takes [`Constraints`] on each seed's configuration (minimum buffer sizes
+//! and connection count, which faults may fire; [`SimConfig::fault_free`] for none)
+//! and a [`Workload`] for what the clients send; the worked example below uses both.
+//!
 //! A single run, step by step, with [`Sim`]:
 //!
 //! ```
@@ -88,20 +93,255 @@
 //! assert_eq!(outcome.stats.accepted, 1);
 //! ```
 //!
+//! # Worked example: a key-value server
+//!
+//! A small key-value server, tested as a user tests their own: one map shared by
+//! every connection (`SET k v` answers `+OK`, `GET k` the value or `$-1`, `DEL k` `:1`
+//! or `:0`, anything else `-ERR`), and connections idle for 200 ms closed through
+//! [`Conn::set_timeout`](evio_proto::Conn::set_timeout) and
+//! [`Events::timeout`]. Three pieces: the handler, an
+//! exact model, and a workload.
+//!
+//! The handler applies a request and consumes its line together, or neither: input
+//! left unconsumed is handed back in the next `data` call, so a request applied
+//! while its reply did not fit would be applied twice.
+//!
+//! The model keeps its own map and applies each request in [`Model::consumed`], which
+//! runs when the handler consumed it, in the order the handler did across all
+//! connections. So it knows every reply exactly, even when one connection, held back
+//! by backpressure, answers after another connection's `SET` (a model that applied
+//! requests in [`Model::input`], when the bytes were read, would not).
+//!
+//! The workload sends valid requests on a few keys (so connections meet on them)
+//! mixed with garbage; the simulator cuts each client's stream at random points.
+//!
+//! ```
+//! use std::collections::{HashMap, VecDeque};
+//! use std::time::Duration;
+//!
+//! use evio_proto::{Action, Conn, Events};
+//! use evio_sim::{Constraints, Model, ModelError, Rng, Swarm, Workload};
+//!
+//! const IDLE: Duration = Duration::from_millis(200);
+//!
+//! // ----- the handler -----
+//!
+//! #[derive(Default)]
+//! struct Kv {
+//!     map: HashMap<Vec<u8>, Vec<u8>>, // shared by every connection
+//! }
+//!
+//! enum Request<'a> {
+//!     Set(&'a [u8], &'a [u8]),
+//!     Get(&'a [u8]),
+//!     Del(&'a [u8]),
+//!     Bad,
+//! }
+//!
+//! fn parse(line: &[u8]) -> Request<'_> {
+//!     let mut words = line.split(|&b| b == b' ');
+//!     match (words.next(), words.next(), words.next(), words.next()) {
+//!         (Some(b"SET"), Some(k), Some(v), None) if !k.is_empty() && !v.is_empty() => {
+//!             Request::Set(k, v)
+//!         }
+//!         (Some(b"GET"), Some(k), None, None) if !k.is_empty() => Request::Get(k),
+//!         (Some(b"DEL"), Some(k), None, None) if !k.is_empty() => Request::Del(k),
+//!         _ => Request::Bad,
+//!     }
+//! }
+//!
+//! impl Kv {
+//!     /// The reply to `request` against the map as it is (nothing applied).
+//!     fn reply(&self, request: &Request<'_>) -> Vec<u8> {
+//!         match request {
+//!             Request::Set(..) => b"+OK\n".to_vec(),
+//!             Request::Get(k) => match self.map.get(*k) {
+//!                 Some(v) => [b"$", v.as_slice(), b"\n"].concat(),
+//!                 None => b"$-1\n".to_vec(),
+//!             },
+//!             Request::Del(k) if self.map.contains_key(*k) => b":1\n".to_vec(),
+//!             Request::Del(_) => b":0\n".to_vec(),
+//!             Request::Bad => b"-ERR unknown command\n".to_vec(),
+//!         }
+//!     }
+//!
+//!     fn apply(&mut self, request: &Request<'_>) {
+//!         match request {
+//!             Request::Set(k, v) => drop(self.map.insert(k.to_vec(), v.to_vec())),
+//!             Request::Del(k) => drop(self.map.remove(*k)),
+//!             Request::Get(_) | Request::Bad => {}
+//!         }
+//!     }
+//! }
+//!
+//! impl Events for Kv {
+//!     type Context = ();
+//!
+//!     fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+//!         conn.set_timeout(Some(IDLE));
+//!         Action::None
+//!     }
+//!
+//!     fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+//!         let mut used = 0;
+//!         while let Some(len) = input[used..].iter().position(|&b| b == b'\n') {
+//!             let request = parse(&input[used..used + len]);
+//!             if conn.write(&self.reply(&request)).is_err() {
+//!                 break; // output full: the line waits, unapplied, until it drains
+//!             }
+//!             self.apply(&request); // applied and consumed together
+//!             used += len + 1;
+//!         }
+//!         if !input.contains(&b'\n')
+//!             && input.len() >= conn.input_capacity()
+//!             && conn.write(b"-ERR line too long\n").is_ok()
+//!         {
+//!             conn.consume(input.len()); // a line that can never fit: answer, hang up
+//!             return Action::Close;
+//!         }
+//!         conn.consume(used);
+//!         if used > 0 {
+//!             conn.set_timeout(Some(IDLE)); // idle counts from the last request
+//!         }
+//!         Action::None
+//!     }
+//!
+//!     fn timeout(&mut self, _conn: &mut Conn<'_, ()>) -> Action {
+//!         Action::Close
+//!     }
+//! }
+//!
+//! // ----- the model: its own map, applied as the handler consumed -----
+//!
+//! #[derive(Default)]
+//! struct KvModel {
+//!     map: HashMap<Vec<u8>, Vec<u8>>,
+//! }
+//!
+//! impl KvModel {
+//!     fn execute(&mut self, line: &[u8]) -> Vec<u8> {
+//!         let words: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+//!         match words.as_slice() {
+//!             [b"SET", k, v] if !k.is_empty() && !v.is_empty() => {
+//!                 self.map.insert(k.to_vec(), v.to_vec());
+//!                 b"+OK\n".to_vec()
+//!             }
+//!             [b"GET", k] if !k.is_empty() => match self.map.get(*k) {
+//!                 Some(v) => [b"$".as_slice(), v, b"\n"].concat(),
+//!                 None => b"$-1\n".to_vec(),
+//!             },
+//!             [b"DEL", k] if !k.is_empty() => match self.map.remove(*k) {
+//!                 Some(_) => b":1\n".to_vec(),
+//!                 None => b":0\n".to_vec(),
+//!             },
+//!             _ => b"-ERR unknown command\n".to_vec(),
+//!         }
+//!     }
+//! }
+//!
+//! impl Model for KvModel {
+//!     type Conn = VecDeque<u8>; // the bytes this client is owed, in order
+//!
+//!     fn input(&mut self, _: &mut Self::Conn, _: &[u8]) {} // read is not applied yet
+//!
+//!     fn consumed(&mut self, owed: &mut Self::Conn, bytes: &[u8]) {
+//!         for line in bytes.split_inclusive(|&b| b == b'\n') {
+//!             match line.strip_suffix(b"\n") {
+//!                 Some(line) => owed.extend(self.execute(line)),
+//!                 None => owed.extend(b"-ERR line too long\n"), // consumed without newline
+//!             }
+//!         }
+//!     }
+//!
+//!     fn output(&mut self, owed: &mut Self::Conn, bytes: &[u8]) -> Result<(), ModelError> {
+//!         for &b in bytes {
+//!             if owed.pop_front() != Some(b) {
+//!                 let detail = format!("unexpected `{}`", b.escape_ascii());
+//!                 return Err(ModelError { offset: 0, detail });
+//!             }
+//!         }
+//!         Ok(())
+//!     }
+//!
+//!     fn owed(&self, owed: &Self::Conn) -> usize {
+//!         owed.len()
+//!     }
+//!
+//!     fn handler_wakes(&self) -> bool {
+//!         false // every wake is the simulator's: check each reaches its connection
+//!     }
+//! }
+//!
+//! // ----- the workload: requests on four keys, and garbage -----
+//!
+//! #[derive(Clone)]
+//! struct KvWorkload;
+//!
+//! impl Workload for KvWorkload {
+//!     fn message(&mut self, _client: u16, rng: &mut Rng) -> Vec<u8> {
+//!         let key = (b'a' + rng.below(4) as u8) as char;
+//!         match rng.below(20) {
+//!             0..=7 => format!("SET {key} v{}\n", rng.below(1000)).into_bytes(),
+//!             8..=13 => format!("GET {key}\n").into_bytes(),
+//!             14..=16 => format!("DEL {key}\n").into_bytes(),
+//!             17 => b"SET a\n".to_vec(),
+//!             _ => (0..rng.range(1, 20)).map(|_| rng.next_u64() as u8).collect(),
+//!         }
+//!     }
+//! }
+//!
+//! // ----- the swarm: faults on, buffers that hold a request and a reply -----
+//!
+//! let report = Swarm::new(|| (Kv::default(), KvModel::default()))
+//!     .seeds(0..200)
+//!     .steps(1000)
+//!     .threads(2)
+//!     .constraints(Constraints {
+//!         min_input_capacity: 32,
+//!         min_output_capacity: 32,
+//!         min_connections: 8,
+//!         ..Constraints::none()
+//!     })
+//!     .workload(KvWorkload)
+//!     .run();
+//! assert!(report.failures.is_empty(), "{report}");
+//! assert!(report.bytes_written > 10_000, "{report}");
+//! ```
+//!
+//! `evio-sim/tests/kv_worked_example.rs` runs the same example across 2,000 seeds of
+//! 5,000 steps with every fault kind firing, and a mutant of the handler that applies
+//! a request before it knows the reply fits, which the same swarm catches:
+//!
+//! ```text
+//! cargo test -p evio-sim --release --test kv_worked_example -- --nocapture
+//! ```
+//!
 //! # Replaying a failure
 //!
-//! Each [`Failure`] prints its seed and a one-line replay command, for the test suite
-//! (`EVIO_SIM_SEED=<seed> cargo test -p evio-sim --test swarm replay`) and for the CLI
-//! (`cargo run -p evio-sim-cli --release -- --seed <seed> --trace`). [`replay`] runs a
-//! seed's own script again with its readable trace recorded, and [`shrink`] reduces a
-//! failing script to a minimal one that still fails the same way.
+//! Every [`Failure`] says how to run it again, whichever entry point made it
+//! ([`Origin`]):
+//!
+//! - a seed's run ([`swarm`], a [`Swarm`], [`run_seed`]) prints a one-line command:
+//!   under `cargo test`, the failing test again with `EVIO_SIM_SEED=<seed>` (and
+//!   `EVIO_SIM_STEPS`) set, which makes the swarm run only that seed, through the same
+//!   constraints and workload, and print the end of its trace and its shrunk script;
+//!   outside a test, the same program with those variables; the CLI prints its own line
+//!   (`cargo run -p evio-sim-cli --release -- --seed <seed> --trace --shrink`);
+//! - an explicit script ([`run`], or a [`Sim`] stepped by hand, whose
+//!   [`Sim::failure`] turns a [`Violation`] into a [`Failure`]) cannot be made again
+//!   from its seed: the failure keeps the configuration and the script
+//!   ([`Failure::config`], [`Failure::script`]) and prints the script as Rust
+//!   ([`script_source`]) when it is short.
+//!
+//! [`replay`] (or [`Swarm::replay`]) runs a seed's script again with its readable trace
+//! recorded, and [`shrink`] reduces a failing script to a minimal one that still fails
+//! the same way.
 //!
 //! # What is checked
 //!
-//! After every step: each `data` call's input is the latest bytes read, in order,
-//! starting no earlier than the previous call's input (how much a handler consumed is
-//! not visible to the simulator, so unconsumed input dropped or handed back twice is
-//! the [`Model`]'s to catch, through what the client receives); the engine transmits
+//! After every step: each `data` call's input is exactly the input the handler left
+//! unconsumed, then the bytes read since, in order (and [`Model::consumed`] is told
+//! what each call consumed); the engine transmits
 //! as many bytes as the handler wrote (counted through
 //! [`Conn::pending`](evio_proto::Conn::pending) around every callback; their content is
 //! the [`Model`]'s to check), with one `prewrite` and one `postwrite` per write that
@@ -161,7 +401,14 @@
 //! ```text
 //! cargo run -p evio-sim-cli --release -- --seeds 0..10000 --steps 10000   # a swarm
 //! cargo run -p evio-sim-cli --release -- --seed 42 --steps 10000 --trace --shrink
+//! cargo run -p evio-sim-cli --release -- --min-output 16 --faults short-read,wake-race
+//! cargo run -p evio-sim-cli --release -- --help
 //! ```
+//!
+//! `--min-input`, `--min-output`, `--min-connections` and `--faults` are the
+//! [`Constraints`]; a failure's CLI replay line carries them. On a terminal a progress
+//! bar shows on stderr while the swarm runs (through [`Swarm::progress`]); piped or in
+//! CI the output stays plain.
 //!
 //! # Fuzzing
 //!
@@ -171,6 +418,7 @@
 #![warn(missing_docs)]
 
 mod config;
+mod constraint;
 mod driver;
 mod error;
 mod fault;
@@ -188,6 +436,7 @@ mod sim;
 mod swarm;
 mod tick;
 mod trace;
+mod workload;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -196,20 +445,23 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 #[cfg(feature = "arbitrary")]
 pub use arbitrary;
 pub use config::{Outcome, SimConfig};
-pub use error::{Failure, Violation};
+pub use constraint::Constraints;
+pub use error::{Failure, Origin, Violation};
 pub use evio_proto::Events;
-pub use fault::{FaultCounts, FaultKind, FaultRates};
+pub use fault::{FaultCounts, FaultKind, FaultRates, FaultSet, ParseFaultError};
 pub use model::{EchoConn, EchoModel, Model, ModelError};
 pub use network::SimStream;
 pub use observe::{Injection, Observation, Observed, Recording};
 pub use rng::{Rng, TraceHash};
 pub use rule::Rule;
 pub use script::{
-    Profile, ScriptedEvent, format_script, resolve_clients, smaller_scripts, without_client,
+    Profile, ScriptedEvent, format_script, resolve_clients, script_source, smaller_scripts,
+    without_client,
 };
 pub use shrink::{Shrunk, shrink};
 pub use sim::{Sim, SimEngine};
-pub use swarm::{SwarmReport, swarm};
+pub use swarm::{Progress, Swarm, SwarmReport, swarm};
+pub use workload::Workload;
 
 /// Runs `script` against a fresh simulation of `handler` with the configuration and
 /// faults of `seed`, then the liveness phase and the final checks.
@@ -219,7 +471,9 @@ pub use swarm::{SwarmReport, swarm};
 ///
 /// # Errors
 ///
-/// A [`Failure`] naming the seed, the step and the broken invariant.
+/// A [`Failure`] naming the seed, the step and the broken invariant. The seed alone
+/// does not make an explicit script, so the failure keeps `config` and `script`
+/// ([`Origin::Script`]) and its report says how to run them again.
 pub fn run<H: Events, M: Model>(
     handler: H,
     model: M,
@@ -227,14 +481,17 @@ pub fn run<H: Events, M: Model>(
     config: SimConfig,
     script: &[ScriptedEvent],
 ) -> Result<Outcome, Failure> {
-    let run = execute(handler, model, seed, config, script, false);
+    let run = execute(handler, model, seed, config.clone(), script, false);
     run.result.map_err(|(at_step, violation)| Failure {
         seed,
         steps: script.len(),
         at_step,
         violation,
         test: test_name(),
-        seed_script: false,
+        origin: Box::new(Origin::Script {
+            config: Box::new(config),
+            script: script.to_vec(),
+        }),
     })
 }
 
@@ -243,7 +500,7 @@ pub fn run<H: Events, M: Model>(
 ///
 /// # Errors
 ///
-/// As [`run`].
+/// As [`run`]; the failure's replay line replays the seed ([`Origin::Seed`]).
 pub fn run_seed<H: Events, M: Model>(
     seed: u64,
     steps: usize,
@@ -251,10 +508,27 @@ pub fn run_seed<H: Events, M: Model>(
 ) -> Result<Outcome, Failure> {
     let config = SimConfig::from_seed(seed);
     let script = config.script(seed, steps);
+    run_made(seed, config, &script, Origin::seed(), make)
+}
+
+/// Runs a script that `origin` says how to make again, with a handler and model from
+/// `make`: a failure gets that origin rather than a copy of the script.
+pub(crate) fn run_made<H: Events, M: Model>(
+    seed: u64,
+    config: SimConfig,
+    script: &[ScriptedEvent],
+    origin: Origin,
+    make: impl FnOnce() -> (H, M),
+) -> Result<Outcome, Failure> {
     let (handler, model) = make();
-    run(handler, model, seed, config, &script).map_err(|f| Failure {
-        seed_script: true,
-        ..f
+    let run = execute(handler, model, seed, config, script, false);
+    run.result.map_err(|(at_step, violation)| Failure {
+        seed,
+        steps: script.len(),
+        at_step,
+        violation,
+        test: test_name(),
+        origin: Box::new(origin),
     })
 }
 
@@ -279,20 +553,31 @@ pub fn replay<H: Events, M: Model>(
 ) -> Replay {
     let config = SimConfig::from_seed(seed);
     let script = config.script(seed, steps);
+    replay_made(seed, config, script, Origin::seed(), make)
+}
+
+/// [`replay`] of a configuration and script that `origin` says how to make again.
+pub(crate) fn replay_made<H: Events, M: Model>(
+    seed: u64,
+    config: SimConfig,
+    script: Vec<ScriptedEvent>,
+    origin: Origin,
+    make: impl FnOnce() -> (H, M),
+) -> Replay {
     let (handler, model) = make();
     let run = execute(handler, model, seed, config.clone(), &script, true);
     Replay {
         seed,
-        config,
-        script,
         result: run.result.map_err(|(at_step, violation)| Failure {
             seed,
-            steps,
+            steps: script.len(),
             at_step,
             violation,
             test: test_name(),
-            seed_script: true,
+            origin: Box::new(origin),
         }),
+        config,
+        script,
         trace: run.trace,
         trace_hash: run.trace_hash,
         faults: run.faults,
@@ -365,7 +650,7 @@ fn execute<H: Events, M: Model>(
         let sim = sim.insert(Sim::with_config(handler, model, seed, config)?);
         sim.set_tracing(tracing);
         for event in script {
-            sim.step(event)?;
+            sim.run_event(event)?;
             at_step += 1;
         }
         sim.finish()

@@ -43,8 +43,14 @@ impl<H: Events, M: Model> Sim<H, M> {
         // count against `bound` (a fast ticker would otherwise use it up while a
         // listener's back-off runs out); such rounds are bounded by virtual time
         // instead, since every back-off ends within `accept_backoff_max`.
+        let engine = &self.w.config.engine;
         let time_limit =
-            net.clock + self.w.config.engine.accept_backoff_max + Duration::from_secs(1);
+            net.clock + engine.accept_backoff_max.max(engine.linger) + Duration::from_secs(1);
+        // A handler may owe more than its input (each request answered at length):
+        // rounds in which clients received output do not count against `bound`, up to
+        // a hard limit, so a slow stream that keeps moving is not taken for a stall.
+        let streaming_limit = 1_000_000 + bound;
+        let mut streaming = 0usize;
         let mut waits = 0u32;
         let mut rounds = 0;
         let mut done = false;
@@ -54,6 +60,7 @@ impl<H: Events, M: Model> Sim<H, M> {
                 break;
             }
             let round_start = self.w.activity;
+            let received_before = self.received_total();
             for ci in 0..self.w.io.net().sockets.len() {
                 let client = ci as u16;
                 let socket = &self.w.io.net().sockets[ci];
@@ -61,28 +68,35 @@ impl<H: Events, M: Model> Sim<H, M> {
                     continue;
                 }
                 if socket.unread_by_client() > 0 {
-                    self.step(&ScriptedEvent::Read {
+                    self.run_event(&ScriptedEvent::Read {
                         client,
                         window: u16::MAX,
                     })?;
                 }
-                // Done once everything it sent was read and answered; output the
-                // handler sends unasked (a heartbeat) does not keep it open.
-                if !self.w.io.net().sockets[ci].fin && self.client_work_done(ci) {
-                    self.step(&ScriptedEvent::HalfClose { client })?;
+                // Done once everything it sent was read and answered (output the
+                // handler sends unasked, a heartbeat, does not keep it open), or once
+                // the server ended its side of a lingering close and it read the rest.
+                if !self.w.io.net().sockets[ci].fin
+                    && (self.client_work_done(ci) || self.server_shut_write(ci))
+                {
+                    self.run_event(&ScriptedEvent::HalfClose { client })?;
                 }
             }
             // Time passes only when nothing else moves, as on a real machine where
             // reading and writing take no time next to a timer's period.
-            self.step(&ScriptedEvent::Poll)?;
+            self.run_event(&ScriptedEvent::Poll)?;
             if self.w.activity == round_start {
                 let before = self.now();
-                self.step(&ScriptedEvent::Advance { millis: 0 })?;
+                self.run_event(&ScriptedEvent::Advance { millis: 0 })?;
                 let after = self.now();
                 if after > before && after <= time_limit && waits < 100_000 {
                     waits += 1;
                     continue;
                 }
+            }
+            if self.received_total() > received_before && streaming < streaming_limit {
+                streaming += 1;
+                continue;
             }
             rounds += 1;
         }
@@ -100,6 +114,17 @@ impl<H: Events, M: Model> Sim<H, M> {
             stats: *self.engine.stats(),
             clients: self.w.io.net().sockets.len(),
         })
+    }
+
+    /// The server shut its sending side to client `ci` (a lingering close), and the
+    /// client read everything before that end of stream.
+    fn server_shut_write(&self, ci: usize) -> bool {
+        self.w.oracle.conn(ci).lingering && self.w.io.net().sockets[ci].unread_by_client() == 0
+    }
+
+    /// Bytes all clients received so far.
+    fn received_total(&self) -> u64 {
+        self.w.io.net().sockets.iter().map(|s| s.received).sum()
     }
 
     /// Client `ci` has sent everything and was answered in full.

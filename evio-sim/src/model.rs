@@ -8,12 +8,24 @@ use evio_proto::ConnInfo;
 /// A reference model of a handler, per connection: it says which output the client may
 /// receive given the input the server read, and whether the client is still owed any.
 ///
-/// The simulator calls it in the order things happen on the connection:
-/// [`Model::opened`], [`Model::input`]
-/// when the server's socket hands bytes to the engine (just before the handler's `data`
-/// sees them), [`Model::woken`] when the handler's `woken` runs, and [`Model::output`]
-/// when the client reads bytes. [`Model::owed`] decides the end of the liveness phase
-/// and the final check for connections that ended cleanly.
+/// The simulator calls it as things happen: [`Model::opened`], [`Model::input`] when
+/// the server's socket hands bytes to the engine (before the handler sees them),
+/// [`Model::consumed`] with the bytes each `data` call consumed, [`Model::woken`] when
+/// the handler's `woken` runs, [`Model::closing`] when it stops being open,
+/// [`Model::ended`] when `closed` or `detached` ends the connection, and [`Model::output`] when the client reads bytes. [`Model::owed`]
+/// decides the end of the liveness phase and the final check for connections that
+/// ended cleanly.
+///
+/// `opened`, `consumed`, `woken`, `closing` and `ended` run in the order the handler saw them,
+/// across all connections: a model of state shared between connections (a key-value
+/// store, a chat room) applies each request in `consumed` exactly when the handler
+/// applied it, and is exact. `input` runs when bytes are read, which for a
+/// connection held back by backpressure can be long before its handler sees them.
+///
+/// The state of one connection is [`Model::Conn`]; state shared between connections
+/// lives in the model itself. A model that sends to other connections (a broadcast)
+/// keeps their expectations in the model too, keyed by something it puts in each
+/// connection's `Conn` in `opened`.
 pub trait Model {
     /// The model's state for one connection.
     type Conn: Default;
@@ -26,6 +38,30 @@ pub trait Model {
 
     /// The server read `bytes` from the client (appended to what it read before).
     fn input(&mut self, conn: &mut Self::Conn, bytes: &[u8]);
+
+    /// The handler's `data` ran and consumed `bytes` (the front of its input; the rest
+    /// comes back in the next `data` call). Runs in the order the handler saw it,
+    /// across connections.
+    fn consumed(&mut self, conn: &mut Self::Conn, bytes: &[u8]) {
+        let _ = (conn, bytes);
+    }
+
+    /// The connection stopped being open: its handler returned `Close`, `Detach` or
+    /// `Abort`, a callback closed it through `Loop`, the server read the end of its
+    /// stream, or its socket failed. From here on nothing written to it reaches the
+    /// client from other connections' callbacks, though what was written before may
+    /// still be sent (and after the end of its stream, its own handler may still answer
+    /// input read before it, and go on producing from `drained`). Runs once, in the
+    /// order of the handler's callbacks.
+    fn closing(&mut self, conn: &mut Self::Conn) {
+        let _ = conn;
+    }
+
+    /// The connection ended: the handler's `closed` ran, or `detached` took its socket.
+    /// Nothing more runs for it but [`Model::output`] for bytes still on their way.
+    fn ended(&mut self, conn: &mut Self::Conn) {
+        let _ = conn;
+    }
 
     /// The handler's `woken` ran for this connection.
     fn woken(&mut self, conn: &mut Self::Conn) {

@@ -84,6 +84,8 @@ pub(crate) struct Socket {
     pub sent: u64,
     /// Bytes the client received in all.
     pub received: u64,
+    /// Everything the client received, in order.
+    pub received_bytes: Vec<u8>,
     /// The client shut down its sending side (FIN after its queued bytes).
     pub fin: bool,
     /// The client closed its socket.
@@ -269,7 +271,9 @@ impl Network {
             return None;
         }
         s.received += n as u64;
-        Some(s.to_client.drain(..n).collect())
+        let got: Vec<u8> = s.to_client.drain(..n).collect();
+        s.received_bytes.extend_from_slice(&got);
+        Some(got)
     }
 
     /// Client `ci` shuts down its sending side; `true` when data was still waiting in
@@ -322,6 +326,17 @@ impl Network {
         let s = &mut self.sockets[ci];
         s.refused = true;
         s.server_closed = true;
+    }
+
+    /// The server closed client `ci`'s socket with a reset (SO_LINGER 0): what it had
+    /// sent and the client had not read is lost, and the client's end is reset.
+    pub fn server_abort(&mut self, ci: usize) {
+        self.server_close(ci);
+        let s = &mut self.sockets[ci];
+        s.reset = true;
+        s.outbox.clear();
+        s.to_server.clear();
+        s.to_client.clear();
     }
 
     /// The server closed (or detached) its socket for client `ci`: it leaves the poller.

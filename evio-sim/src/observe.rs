@@ -5,7 +5,8 @@ use core::ops::Range;
 use std::rc::Rc;
 
 use evio_proto::{
-    Action, CloseError, Conn, ConnId, ConnInfo, Detached, Duration, Events, Instant, Server, Tick,
+    Action, CloseError, Conn, ConnId, ConnInfo, Detached, Duration, Events, Flow, Instant, Loop,
+    Server, Tick,
 };
 
 use crate::SimStream;
@@ -19,7 +20,7 @@ pub enum Observation {
     /// `serving` ran.
     Serving {
         /// What it returned.
-        action: Action,
+        flow: Flow,
     },
     /// `opened` ran.
     Opened {
@@ -38,6 +39,8 @@ pub enum Observation {
         id: ConnId,
         /// Where the input is in the arena.
         input: Range<usize>,
+        /// Bytes of it the handler consumed (what it passed to `consume`, or all).
+        consumed: usize,
         /// Bytes written.
         wrote: usize,
         /// What it returned (after any injected action).
@@ -52,6 +55,31 @@ pub enum Observation {
         /// What it returned (after any injected action).
         action: Action,
     },
+    /// `timeout` ran.
+    Timeout {
+        /// The connection.
+        id: ConnId,
+        /// The time it was given.
+        now: Instant,
+        /// Bytes written.
+        wrote: usize,
+        /// What it returned (after any injected action).
+        action: Action,
+    },
+    /// `drained` ran.
+    Drained {
+        /// The connection.
+        id: ConnId,
+        /// Bytes written.
+        wrote: usize,
+        /// What it returned (after any injected action).
+        action: Action,
+    },
+    /// `server_woken` ran.
+    ServerWoken {
+        /// What it returned.
+        flow: Flow,
+    },
     /// `closed` ran.
     Closed {
         /// The connection.
@@ -59,7 +87,7 @@ pub enum Observation {
         /// The error it was given.
         error: Option<CloseError>,
         /// What it returned.
-        action: Action,
+        flow: Flow,
     },
     /// `detached` ran.
     Detached {
@@ -68,7 +96,7 @@ pub enum Observation {
         /// Whether the socket was taken (by the handler, or by the simulator's injection).
         taken: bool,
         /// What it returned.
-        action: Action,
+        flow: Flow,
     },
     /// `prewrite` ran.
     Prewrite {
@@ -85,6 +113,28 @@ pub enum Observation {
         written: usize,
         /// Bytes still pending.
         remaining: usize,
+    },
+    /// A callback for another connection (or for the server) wrote to this one
+    /// through [`Loop`].
+    WroteTo {
+        /// The connection written to.
+        id: ConnId,
+        /// Bytes written.
+        bytes: usize,
+    },
+    /// A callback for another connection (or for the server) found this one no longer
+    /// open: a handler closed, detached or aborted it through [`Loop`], or the engine
+    /// began to close it (an end of stream, an error) since the last look.
+    NoLongerOpen {
+        /// The connection.
+        id: ConnId,
+    },
+    /// A connection's timeout changed (seen after a callback): when it fires, if set.
+    TimeoutSet {
+        /// The connection.
+        id: ConnId,
+        /// Its deadline.
+        at: Option<Instant>,
     },
     /// `tick` ran.
     Tick {
@@ -157,6 +207,18 @@ impl Recording {
     }
 }
 
+/// What [`Observed`] last saw of a connection the handler can reach through [`Loop`]:
+/// a handler's writes to, closes of and timeouts for other connections are found by
+/// comparing with it after each callback.
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    id: ConnId,
+    /// Output pending, as of the last callback or `postwrite`.
+    pending: usize,
+    open: bool,
+    timeout: Option<Instant>,
+}
+
 /// Wraps a handler: forwards every callback unchanged and records it.
 ///
 /// The simulator runs the production handler inside this wrapper; it only watches,
@@ -172,6 +234,8 @@ pub struct Observed<H> {
     ticker: Option<Duration>,
     /// The handler's `tick` returned no delay and `ticker` took over.
     inner_stopped: bool,
+    /// Every connection opened and not yet ended, in the order they opened.
+    seen: Vec<Seen>,
 }
 
 impl<H> Observed<H> {
@@ -184,6 +248,7 @@ impl<H> Observed<H> {
             take_on_detach: Vec::new(),
             ticker: None,
             inner_stopped: false,
+            seen: Vec::new(),
         }
     }
 
@@ -257,15 +322,76 @@ impl<H> Observed<H> {
             Injection::Shutdown => Action::Shutdown,
         }
     }
+
+    /// After a callback for `conn` that returned `action`: records what changed for
+    /// it and, through [`Loop`], for every other connection.
+    fn after_conn<C>(&mut self, conn: &mut Conn<'_, C>, action: Action) {
+        let id = conn.id();
+        let (pending, timeout) = (conn.pending(), conn.timeout_at());
+        let open = matches!(action, Action::None | Action::Shutdown);
+        let at = match self.seen.iter().position(|s| s.id == id) {
+            Some(at) => at,
+            None => {
+                self.seen.push(Seen {
+                    id,
+                    pending,
+                    open,
+                    timeout: None,
+                });
+                self.seen.len() - 1
+            }
+        };
+        let s = &mut self.seen[at];
+        s.pending = pending;
+        s.open = open;
+        if s.timeout != timeout {
+            s.timeout = timeout;
+            self.push(Observation::TimeoutSet { id, at: timeout });
+        }
+        self.look(conn.others(), Some(id));
+    }
+
+    /// Compares every connection but `current` with what the loop says of it now.
+    fn look<C>(&mut self, lp: &Loop<'_, C>, current: Option<ConnId>) {
+        let mut rec = self.rec.borrow_mut();
+        for s in self.seen.iter_mut().filter(|s| Some(s.id) != current) {
+            if let Some(pending) = lp.pending(s.id) {
+                if pending > s.pending {
+                    rec.log.push(Observation::WroteTo {
+                        id: s.id,
+                        bytes: pending - s.pending,
+                    });
+                }
+                s.pending = pending;
+            }
+            if s.open && !lp.is_open(s.id) {
+                s.open = false;
+                rec.log.push(Observation::NoLongerOpen { id: s.id });
+            }
+            let timeout = lp.timeout_at(s.id);
+            if s.open && s.timeout != timeout {
+                s.timeout = timeout;
+                rec.log.push(Observation::TimeoutSet {
+                    id: s.id,
+                    at: timeout,
+                });
+            }
+        }
+    }
+
+    /// `id` ended (`closed`, or `detached` took its socket): forget it.
+    fn forget(&mut self, id: ConnId) {
+        self.seen.retain(|s| s.id != id);
+    }
 }
 
 impl<H: Events> Events for Observed<H> {
     type Context = H::Context;
 
-    fn serving(&mut self, server: Server<'_>) -> Action {
-        let action = self.inner.serving(server);
-        self.push(Observation::Serving { action });
-        action
+    fn serving(&mut self, server: Server<'_>) -> Flow {
+        let flow = self.inner.serving(server);
+        self.push(Observation::Serving { flow });
+        flow
     }
 
     fn opened(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
@@ -279,6 +405,7 @@ impl<H: Events> Events for Observed<H> {
             wrote,
             action,
         });
+        self.after_conn(conn, action);
         action
     }
 
@@ -292,12 +419,15 @@ impl<H: Events> Events for Observed<H> {
         let action = self.inner.data(conn, input);
         let wrote = conn.pending().wrapping_sub(before);
         let action = self.inject(conn.id(), action, conn.pending(), true);
+        let consumed = conn.consumed().unwrap_or(input.len()).min(input.len());
         self.push(Observation::Data {
             id: conn.id(),
             input: start..start + input.len(),
+            consumed,
             wrote,
             action,
         });
+        self.after_conn(conn, action);
         action
     }
 
@@ -311,7 +441,49 @@ impl<H: Events> Events for Observed<H> {
             wrote,
             action,
         });
+        self.after_conn(conn, action);
         action
+    }
+
+    fn timeout(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
+        // The engine takes the deadline off before the call: one that is set again
+        // (even to the same instant) is a new setting.
+        if let Some(s) = self.seen.iter_mut().find(|s| s.id == conn.id()) {
+            s.timeout = None;
+        }
+        let before = conn.pending();
+        let action = self.inner.timeout(conn);
+        let wrote = conn.pending().wrapping_sub(before);
+        let action = self.inject(conn.id(), action, conn.pending(), false);
+        self.push(Observation::Timeout {
+            id: conn.id(),
+            now: conn.now(),
+            wrote,
+            action,
+        });
+        self.after_conn(conn, action);
+        action
+    }
+
+    fn drained(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
+        let before = conn.pending();
+        let action = self.inner.drained(conn);
+        let wrote = conn.pending().wrapping_sub(before);
+        let action = self.inject(conn.id(), action, conn.pending(), false);
+        self.push(Observation::Drained {
+            id: conn.id(),
+            wrote,
+            action,
+        });
+        self.after_conn(conn, action);
+        action
+    }
+
+    fn server_woken(&mut self, others: &mut Loop<'_, Self::Context>) -> Flow {
+        let flow = self.inner.server_woken(others);
+        self.push(Observation::ServerWoken { flow });
+        self.look(others, None);
+        flow
     }
 
     fn closed(
@@ -319,14 +491,17 @@ impl<H: Events> Events for Observed<H> {
         info: &ConnInfo,
         context: Self::Context,
         error: Option<CloseError>,
-    ) -> Action {
-        let action = self.inner.closed(info, context, error);
+        others: &mut Loop<'_, Self::Context>,
+    ) -> Flow {
+        let flow = self.inner.closed(info, context, error, others);
         self.push(Observation::Closed {
             id: info.id,
             error,
-            action,
+            flow,
         });
-        action
+        self.forget(info.id);
+        self.look(others, None);
+        flow
     }
 
     fn detached(
@@ -334,8 +509,11 @@ impl<H: Events> Events for Observed<H> {
         info: &ConnInfo,
         context: &mut Self::Context,
         mut socket: Detached<'_>,
-    ) -> Action {
-        let action = self.inner.detached(info, context, socket.reborrow());
+        others: &mut Loop<'_, Self::Context>,
+    ) -> Flow {
+        let flow = self
+            .inner
+            .detached(info, context, socket.reborrow(), others);
         let take = match self.take_on_detach.iter().position(|&id| id == info.id) {
             Some(pos) => {
                 self.take_on_detach.swap_remove(pos);
@@ -347,12 +525,17 @@ impl<H: Events> Events for Observed<H> {
             // The simulator's stand-in for a handler that keeps the socket.
             let _ = socket.take::<SimStream>();
         }
+        let taken = !socket.holds_socket();
         self.push(Observation::Detached {
             id: info.id,
-            taken: !socket.holds_socket(),
-            action,
+            taken,
+            flow,
         });
-        action
+        if taken {
+            self.forget(info.id);
+        }
+        self.look(others, None);
+        flow
     }
 
     fn prewrite(&mut self, id: ConnId, attempted: usize) {
@@ -362,6 +545,9 @@ impl<H: Events> Events for Observed<H> {
 
     fn postwrite(&mut self, id: ConnId, written: usize, remaining: usize) {
         self.inner.postwrite(id, written, remaining);
+        if let Some(s) = self.seen.iter_mut().find(|s| s.id == id) {
+            s.pending = remaining;
+        }
         self.push(Observation::Postwrite {
             id,
             written,
@@ -369,25 +555,27 @@ impl<H: Events> Events for Observed<H> {
         });
     }
 
-    fn tick(&mut self, now: Instant) -> Tick {
+    fn tick(&mut self, others: &mut Loop<'_, Self::Context>) -> Tick {
+        let now = others.now();
         let tick = if self.inner_stopped {
             Tick {
                 delay: self.ticker,
-                action: Action::None,
+                flow: Flow::Continue,
             }
         } else {
-            let tick = self.inner.tick(now);
+            let tick = self.inner.tick(others);
             if tick.delay.is_none() && self.ticker.is_some() {
                 self.inner_stopped = true;
                 Tick {
                     delay: self.ticker,
-                    action: tick.action,
+                    flow: tick.flow,
                 }
             } else {
                 tick
             }
         };
         self.push(Observation::Tick { now, tick });
+        self.look(others, None);
         tick
     }
 }

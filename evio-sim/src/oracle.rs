@@ -8,7 +8,8 @@
 //! [`crate::tick`].
 
 use evio_proto::{
-    Action, Addr, CloseError, Config, ConnId, ConnInfo, IoError, ListenerId, Readiness,
+    Action, Addr, CloseError, Config, ConnId, ConnInfo, Flow, Instant, IoError, ListenerId,
+    Readiness,
 };
 
 use crate::network::{Network, listen_addr, peer_addr};
@@ -64,6 +65,21 @@ pub(crate) struct Shadow<C> {
     postwrites: u64,
     /// The simulator made a wake for this connection that `woken` has not answered.
     wake_owed: bool,
+    /// A callback for another connection (or the server) found it no longer open: a
+    /// handler may have closed, detached or aborted it through `Loop`.
+    pub cross_ended: bool,
+    /// Its own handler returned `Abort`.
+    abort_asked: bool,
+    /// The engine aborted it: its pending output was discarded.
+    pub aborted: bool,
+    /// The engine shut its sending side for a lingering close.
+    pub lingering: bool,
+    /// Its timeout as last seen (when it fires), and the clock when it was set.
+    timeout: Option<(Instant, Instant)>,
+    /// The engine may hold a deadline for it (a timeout was set, or it lingers).
+    deadline_possible: bool,
+    /// The model was told it is no longer open.
+    closing_told: bool,
     /// The model's state for the connection.
     pub model: C,
 }
@@ -113,6 +129,8 @@ pub(crate) struct Oracle<M: Model> {
     pub shutting_down: bool,
     /// The connection whose handler returned `Shutdown` first (`None`: the server's).
     trigger: Option<usize>,
+    /// A server wake was accepted that `server_woken` has not answered.
+    server_wake_owed: bool,
     /// The ticker's contract.
     pub tick: TickOracle,
 }
@@ -130,6 +148,7 @@ impl<M: Model> Oracle<M> {
             engine,
             shutting_down: false,
             trigger: None,
+            server_wake_owed: false,
         }
     }
 
@@ -159,10 +178,34 @@ impl<M: Model> Oracle<M> {
         (net.sockets[ci].id == Some(id)).then_some(ci)
     }
 
-    /// A listener's back-off may be among the engine's deadlines: an EMFILE was
-    /// reported on it, or it is paused.
-    pub fn backoff_possible(&self, net: &Network) -> bool {
-        self.listeners.iter().any(|l| l.must_pause) || net.listeners.iter().any(|l| !l.watched)
+    /// The model.
+    pub fn model(&self) -> &M {
+        &self.model
+    }
+
+    /// A deadline other than the tick's may be among the engine's: a listener's
+    /// back-off (an EMFILE was reported on it, or it is paused), or a connection's
+    /// timeout or lingering close.
+    pub fn other_deadline_possible(&self, net: &Network) -> bool {
+        self.listeners.iter().any(|l| l.must_pause)
+            || net.listeners.iter().any(|l| !l.watched)
+            || self.conns.iter().any(|c| c.deadline_possible && !c.ended)
+    }
+
+    /// The connection is open as far as anything the oracle saw can tell: nothing has
+    /// started its close or detach.
+    fn surely_open(&self, c: &Shadow<M::Conn>, server_closed: bool) -> bool {
+        c.opened
+            && !c.ended
+            && !server_closed
+            && !c.leaving
+            && !c.cross_ended
+            && !c.lingering
+            && !c.aborted
+            && !c.eof_reported
+            && !c.io_failed
+            // A full input buffer may have been a frame too large.
+            && c.last_input < self.engine.input_capacity
     }
 
     // ----- the client's side ---------------------------------------------------------
@@ -203,23 +246,65 @@ impl<M: Model> Oracle<M> {
         if self.shutting_down {
             return Ok(());
         }
-        let cap = self.engine.input_capacity;
+        if self.server_wake_owed {
+            return Err(Violation::contract(
+                None,
+                Rule::ServerWake,
+                "an accepted server wake did not reach `server_woken` when the loop handled \
+                 wakes"
+                    .into(),
+            ));
+        }
         for (c, s) in self.conns.iter().zip(&net.sockets) {
-            let surely_open = c.opened
-                && !c.ended
-                && !s.server_closed
-                && !c.leaving
-                && !c.eof_reported
-                && !c.io_failed
-                // A full input buffer may have been a frame too large.
-                && c.last_input < cap;
-            if c.wake_owed && surely_open {
+            if c.wake_owed && self.surely_open(c, s.server_closed) {
                 return Err(Violation::contract(
                     s.id,
                     Rule::WakeDelivered,
                     "a wake accepted for this open connection did not reach `woken` when the \
                      loop handled wakes"
                         .into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A server wake was made; `accepted` is what the waker said.
+    pub fn server_wake_made(&mut self, accepted: bool) {
+        self.server_wake_owed |= accepted;
+    }
+
+    /// At the end of a step whose loop ran at `clock`, the engine's earliest deadline
+    /// being `deadline`: every open connection's timeout is among the engine's
+    /// deadlines, and one that was due when the loop ran has fired.
+    pub fn check_timeouts_due(
+        &self,
+        net: &Network,
+        deadline: Option<Instant>,
+        clock: Instant,
+    ) -> Result<(), Violation> {
+        for (c, s) in self.conns.iter().zip(&net.sockets) {
+            let Some((at, set)) = c.timeout else {
+                continue;
+            };
+            if !self.surely_open(c, s.server_closed) {
+                continue;
+            }
+            // One set during this round for now fires at the next turn of the loop.
+            if at <= clock && set < clock {
+                return Err(Violation::contract(
+                    s.id,
+                    Rule::TimeoutFired,
+                    format!("its timeout for {at} has not fired, and the loop ran at {clock}"),
+                ));
+            }
+            if deadline.is_none_or(|d| d > at) {
+                return Err(Violation::contract(
+                    s.id,
+                    Rule::TimeoutScheduled,
+                    format!(
+                        "its timeout is for {at}, but the engine's next deadline is {deadline:?}"
+                    ),
                 ));
             }
         }
@@ -349,6 +434,10 @@ impl<M: Model> Oracle<M> {
     pub fn read_data(&mut self, ci: usize, bytes: &[u8], capacity: usize, hangup: bool) {
         let c = &mut self.conns[ci];
         c.hup_unread = hangup && bytes.len() == capacity;
+        if c.lingering {
+            // Read only to let the peer finish, and discarded: no handler sees it.
+            return;
+        }
         c.delivered.extend_from_slice(bytes);
         self.model.input(&mut c.model, bytes);
     }
@@ -356,20 +445,50 @@ impl<M: Model> Oracle<M> {
     /// The driver is about to report the end of client `ci`'s stream.
     pub fn eof_reported(&mut self, ci: usize) {
         self.conns[ci].eof_reported = true;
+        self.closing(ci);
+    }
+
+    /// Client `ci`'s connection is no longer open (see [`Model::closing`]).
+    fn closing(&mut self, ci: usize) {
+        let c = &mut self.conns[ci];
+        if c.opened && !c.closing_told {
+            c.closing_told = true;
+            self.model.closing(&mut c.model);
+        }
     }
 
     /// The driver is about to report I/O error `e` for client `ci`.
     pub fn io_failed(&mut self, ci: usize, e: IoError) {
         let c = &mut self.conns[ci];
+        if c.lingering {
+            // A peer that resets a lingering close has read what it could: `closed`
+            // keeps the reason the close had.
+            return;
+        }
         c.io_failed = true;
         c.io_error.get_or_insert(e);
+        self.closing(ci);
     }
 
     /// The engine asked to transmit `len` bytes on client `ci`'s connection: exactly
     /// the output pending.
     pub fn check_transmit(&mut self, ci: usize, len: usize) -> Result<(), Violation> {
         let c = &mut self.conns[ci];
+        if c.lingering {
+            return Err(Violation::contract(
+                None,
+                Rule::LingerQuiet,
+                format!("client c{ci}: transmit of {len} bytes after its sending side was shut"),
+            ));
+        }
         c.transmits += 1;
+        if c.transmits != c.prewrites {
+            return Err(Violation::accounting(
+                ci,
+                Rule::PrewritePerTransmit,
+                format!("transmit #{} after {} prewrites", c.transmits, c.prewrites),
+            ));
+        }
         let pending = c.queued.wrapping_sub(c.transmitted);
         if len == 0 || len as u64 != pending {
             return Err(Violation::accounting(
@@ -405,13 +524,38 @@ impl<M: Model> Oracle<M> {
     ) -> Result<(), Violation> {
         let c = &self.conns[ci];
         let unsent = c.unsent();
-        if unsent == 0 || c.io_failed {
+        if unsent == 0 || c.io_failed || c.aborted {
             return Ok(());
         }
         if self.shutting_down && (self.trigger != Some(ci) || c.last_write_short) {
             return Ok(());
         }
         Err(Violation::CloseBeforeFlush { id, what, unsent })
+    }
+
+    /// The engine aborts client `ci`'s connection `id`: a handler must have asked (its
+    /// own returned `Abort`, or one for another connection may have, through `Loop`).
+    pub fn aborting(&mut self, ci: usize, id: ConnId) -> Result<(), Violation> {
+        let c = &mut self.conns[ci];
+        if !c.abort_asked && !c.cross_ended {
+            return Err(Violation::contract(
+                Some(id),
+                Rule::AbortAsked,
+                "aborted, but no handler asked for it".into(),
+            ));
+        }
+        c.aborted = true;
+        Ok(())
+    }
+
+    /// The engine shuts the sending side of client `ci`'s connection `id` to begin a
+    /// lingering close: its output must be flushed first.
+    pub fn shutting_write(&mut self, ci: usize, id: ConnId) -> Result<(), Violation> {
+        self.check_flushed(ci, id, "shut-write")?;
+        let c = &mut self.conns[ci];
+        c.lingering = true;
+        c.deadline_possible = true;
+        Ok(())
     }
 
     // ----- the handler's callbacks -----------------------------------------------------
@@ -436,7 +580,7 @@ impl<M: Model> Oracle<M> {
                 _ => Err(Violation::CallbackOutsideLife { id, callback }),
             };
         match *o {
-            Observation::Serving { action } => self.note_action(None, action),
+            Observation::Serving { flow } => self.note_flow(flow),
             Observation::Opened {
                 id,
                 info,
@@ -475,6 +619,7 @@ impl<M: Model> Oracle<M> {
             Observation::Data {
                 id,
                 ref input,
+                consumed,
                 wrote,
                 action,
             } => {
@@ -486,18 +631,28 @@ impl<M: Model> Oracle<M> {
                         callback: "data",
                     });
                 }
+                if c.lingering {
+                    return Err(Violation::contract(
+                        Some(id),
+                        Rule::LingerQuiet,
+                        "`data` while its close lingers".into(),
+                    ));
+                }
                 let input = &arena[input.clone()];
-                let held = c.delivered.len() - c.handler_pos;
-                if input.len() > held || c.delivered[c.delivered.len() - input.len()..] != *input {
+                // Exactly the input not consumed before, then what was read since.
+                let held = &c.delivered[c.handler_pos..];
+                if held != input {
                     return Err(Violation::Input {
                         client: ci,
                         detail: format!(
-                            "got {} bytes, expected the last {held} bytes read (or a suffix of them)",
-                            input.len()
+                            "got {} bytes, expected the {} bytes read and not consumed",
+                            input.len(),
+                            held.len()
                         ),
                     });
                 }
-                c.handler_pos = c.delivered.len() - input.len();
+                self.model.consumed(&mut c.model, &input[..consumed]);
+                c.handler_pos += consumed;
                 c.last_input = input.len();
                 if c.handler_pos > 4096 {
                     // Keep memory bounded on long runs: consumed bytes are never looked at again.
@@ -531,11 +686,99 @@ impl<M: Model> Oracle<M> {
                 c.wrote(wrote);
                 self.note_action(Some(ci), action);
             }
-            Observation::Closed { id, error, action } => {
-                self.check_closed(net, id, error)?;
-                self.note_action(None, action);
+            Observation::Timeout {
+                id,
+                now,
+                wrote,
+                action,
+            } => {
+                let ci = live(self, id, "timeout")?;
+                let c = &mut self.conns[ci];
+                if c.leaving {
+                    return Err(Violation::AfterLeaving {
+                        id,
+                        callback: "timeout",
+                    });
+                }
+                match c.timeout.take() {
+                    None => {
+                        return Err(Violation::contract(
+                            Some(id),
+                            Rule::TimeoutOnce,
+                            format!("`timeout` at {now} with no timeout set"),
+                        ));
+                    }
+                    Some((at, _)) if now < at => {
+                        return Err(Violation::contract(
+                            Some(id),
+                            Rule::TimeoutEarly,
+                            format!("`timeout` at {now}, before its deadline {at}"),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+                c.wrote(wrote);
+                self.note_action(Some(ci), action);
             }
-            Observation::Detached { id, taken, action } => {
+            Observation::Drained { id, wrote, action } => {
+                let ci = live(self, id, "drained")?;
+                let c = &mut self.conns[ci];
+                if c.leaving {
+                    return Err(Violation::AfterLeaving {
+                        id,
+                        callback: "drained",
+                    });
+                }
+                if c.unsent() != 0 {
+                    return Err(Violation::contract(
+                        Some(id),
+                        Rule::DrainedEmpty,
+                        format!("`drained` with {} bytes still unsent", c.unsent()),
+                    ));
+                }
+                c.wrote(wrote);
+                self.note_action(Some(ci), action);
+            }
+            Observation::ServerWoken { flow } => {
+                if !self.server_wake_owed {
+                    return Err(Violation::contract(
+                        None,
+                        Rule::ServerWake,
+                        "`server_woken` with no server wake made since the last".into(),
+                    ));
+                }
+                self.server_wake_owed = false;
+                self.note_flow(flow);
+            }
+            Observation::WroteTo { id, bytes } => {
+                let ci = live(self, id, "a write through `Loop`")?;
+                let c = &mut self.conns[ci];
+                if c.leaving || c.cross_ended || c.lingering || c.aborted {
+                    return Err(Violation::AfterLeaving {
+                        id,
+                        callback: "a write through `Loop`",
+                    });
+                }
+                c.wrote(bytes);
+            }
+            Observation::NoLongerOpen { id } => {
+                let ci = live(self, id, "the end of its open state")?;
+                self.conns[ci].cross_ended = true;
+                self.closing(ci);
+            }
+            Observation::TimeoutSet { id, at } => {
+                let ci = live(self, id, "a timeout setting")?;
+                let c = &mut self.conns[ci];
+                c.timeout = at.map(|at| (at, net.clock));
+                c.deadline_possible |= at.is_some();
+            }
+            Observation::Closed { id, error, flow } => {
+                let ci = self.check_closed(net, id, error)?;
+                let c = &mut self.conns[ci];
+                self.model.ended(&mut c.model);
+                self.note_flow(flow);
+            }
+            Observation::Detached { id, taken, flow } => {
                 let ci = live(self, id, "detached")?;
                 let c = &mut self.conns[ci];
                 if !net.sockets[ci].server_closed {
@@ -558,15 +801,17 @@ impl<M: Model> Oracle<M> {
                     c.ended = true;
                     c.detached = true;
                     self.by_slot[id.slot()] = None;
+                    self.model.ended(&mut c.model);
                 }
-                self.note_action(None, action);
+                self.note_flow(flow);
             }
             Observation::Prewrite { id, attempted } => {
                 let ci = live(self, id, "prewrite")?;
                 let c = &mut self.conns[ci];
                 c.attempted = attempted;
                 c.prewrites += 1;
-                if c.prewrites != c.postwrites + 1 || c.prewrites != c.transmits {
+                // The prewrite comes before its transmit is performed.
+                if c.prewrites != c.postwrites + 1 || c.prewrites != c.transmits + 1 {
                     return Err(Violation::accounting(
                         ci,
                         Rule::PrewritePerTransmit,
@@ -621,7 +866,7 @@ impl<M: Model> Oracle<M> {
             }
             Observation::Tick { now, tick } => {
                 self.tick.fired(now, net.clock, tick)?;
-                self.note_action(None, tick.action);
+                self.note_flow(tick.flow);
             }
         }
         Ok(())
@@ -634,7 +879,7 @@ impl<M: Model> Oracle<M> {
         net: &Network,
         id: ConnId,
         error: Option<CloseError>,
-    ) -> Result<(), Violation> {
+    ) -> Result<usize, Violation> {
         let Some(ci) = self.client_of(net, id) else {
             // The slot no longer maps to a connection that ended: name a second `closed`
             // (or one after `detached` took the socket) as such.
@@ -699,14 +944,24 @@ impl<M: Model> Oracle<M> {
         c.ended = true;
         c.errored = error.is_some();
         self.by_slot[id.slot()] = None;
-        Ok(())
+        Ok(ci)
+    }
+
+    /// A server-level callback returned `flow`.
+    fn note_flow(&mut self, flow: Flow) {
+        if flow == Flow::Shutdown && !self.shutting_down {
+            self.shutting_down = true;
+            self.trigger = None;
+        }
     }
 
     /// A callback for client `ci` (`None`: not a connection's own callback) returned
     /// `action`.
     fn note_action(&mut self, ci: Option<usize>, action: Action) {
-        if let (Some(ci), Action::Close | Action::Detach) = (ci, action) {
+        if let (Some(ci), Action::Close | Action::Detach | Action::Abort) = (ci, action) {
             self.conns[ci].leaving = true;
+            self.conns[ci].abort_asked |= action == Action::Abort;
+            self.closing(ci);
         }
         if action == Action::Shutdown && !self.shutting_down {
             self.shutting_down = true;

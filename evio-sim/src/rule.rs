@@ -58,6 +58,27 @@ pub enum Rule {
     TickScheduled,
     /// A tick due by the contract has fired once the loop ran at or past its deadline.
     TickFired,
+    // ----- timeouts, other connections, the server wake, closing -----
+    /// `timeout` runs at or after the deadline the handler set, never before.
+    TimeoutEarly,
+    /// `timeout` runs once per setting, and only for a connection that has one set.
+    TimeoutOnce,
+    /// A connection's timeout is among the engine's deadlines (`poll_timeout`), or a
+    /// real driver would sleep through it.
+    TimeoutScheduled,
+    /// A timeout that came due for an open connection has fired once the loop ran at
+    /// or past it.
+    TimeoutFired,
+    /// `drained` runs only when the connection's output is all sent.
+    DrainedEmpty,
+    /// Every `server_woken` answers a server wake, and every accepted server wake
+    /// reaches `server_woken` when the loop handles wakes.
+    ServerWake,
+    /// A connection is aborted only when a handler asked for it.
+    AbortAsked,
+    /// Nothing is sent after the sending side was shut, and no `data` runs for a
+    /// lingering close.
+    LingerQuiet,
     // ----- output accounting -----
     /// A transmit carries exactly the output pending: what the handler wrote, less
     /// what was sent.
@@ -97,6 +118,14 @@ impl Rule {
             Rule::TickMinDelay => "tick-min-delay",
             Rule::TickScheduled => "tick-scheduled",
             Rule::TickFired => "tick-fired",
+            Rule::TimeoutEarly => "timeout-early",
+            Rule::TimeoutOnce => "timeout-once",
+            Rule::TimeoutScheduled => "timeout-scheduled",
+            Rule::TimeoutFired => "timeout-fired",
+            Rule::DrainedEmpty => "drained-empty",
+            Rule::ServerWake => "server-wake",
+            Rule::AbortAsked => "abort-asked",
+            Rule::LingerQuiet => "linger-quiet",
             Rule::TransmitPending => "transmit-pending",
             Rule::WritesPaired => "writes-paired",
             Rule::PrewritePerTransmit => "prewrite-per-transmit",
@@ -147,6 +176,23 @@ impl Rule {
             Rule::TickScheduled => "a tick due by the contract is among the engine's deadlines",
             Rule::TickFired => {
                 "a tick due by the contract has fired once the loop ran at or past it"
+            }
+            Rule::TimeoutEarly => "a timeout never fires before the deadline the handler set",
+            Rule::TimeoutOnce => {
+                "a timeout fires once per setting, only for a connection that set one"
+            }
+            Rule::TimeoutScheduled => "a connection's timeout is among the engine's deadlines",
+            Rule::TimeoutFired => {
+                "a timeout due for an open connection has fired once the loop ran at or past it"
+            }
+            Rule::DrainedEmpty => "`drained` runs only once the output is all sent",
+            Rule::ServerWake => {
+                "`server_woken` runs once for each accepted server wake, and only then"
+            }
+            Rule::AbortAsked => "a connection is aborted only when a handler asked for it",
+            Rule::LingerQuiet => {
+                "nothing is sent after the sending side was shut, and no `data` runs while a \
+                 close lingers"
             }
             Rule::TransmitPending => "a transmit carries exactly the output pending",
             Rule::WritesPaired => {

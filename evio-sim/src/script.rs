@@ -1,8 +1,10 @@
 //! The scripted events a simulation is made of, and the random scripts a seed makes.
 
 use core::fmt;
+use std::collections::VecDeque;
 
-use crate::Rng;
+use crate::workload::EMPTY_MESSAGES_LIMIT;
+use crate::{Rng, Workload};
 
 /// One thing that happens in the simulated world, outside the server.
 ///
@@ -61,6 +63,9 @@ pub enum ScriptedEvent {
         /// Client number.
         client: u16,
     },
+    /// Another thread calls `Waker::wake_server` (a signal handler asking the server
+    /// to stop, say): `server_woken` must run once for it.
+    WakeServer,
     /// Time passes: `millis` milliseconds, or with 0 the clock jumps to the engine's
     /// next deadline.
     Advance {
@@ -90,6 +95,7 @@ impl fmt::Display for ScriptedEvent {
             ScriptedEvent::Close { client } => write!(f, "close c{client}"),
             ScriptedEvent::Reset { client } => write!(f, "reset c{client}"),
             ScriptedEvent::Wake { client } => write!(f, "wake c{client}"),
+            ScriptedEvent::WakeServer => f.write_str("wake server"),
             ScriptedEvent::Advance { millis: 0 } => f.write_str("advance to deadline"),
             ScriptedEvent::Advance { millis } => write!(f, "advance {millis}ms"),
             ScriptedEvent::Poll => f.write_str("poll"),
@@ -106,13 +112,62 @@ pub fn format_script(script: &[ScriptedEvent]) -> String {
     s
 }
 
+/// Writes a script as Rust source (`vec![ScriptedEvent::Connect { listener: 0 }, …]`,
+/// payloads as byte strings), exact where [`format_script`] abbreviates: paste it into
+/// a regression test and run it with [`run`](crate::run).
+///
+/// ```
+/// use evio_sim::{ScriptedEvent, script_source};
+///
+/// let script = [
+///     ScriptedEvent::Connect { listener: 0 },
+///     ScriptedEvent::Send { client: 0, bytes: b"GET a\n\xff".to_vec() },
+/// ];
+/// assert_eq!(
+///     script_source(&script),
+///     "vec![\n    ScriptedEvent::Connect { listener: 0 },\n    \
+///      ScriptedEvent::Send { client: 0, bytes: b\"GET a\\n\\xff\".to_vec() },\n]"
+/// );
+/// ```
+pub fn script_source(script: &[ScriptedEvent]) -> String {
+    use core::fmt::Write as _;
+    let mut s = String::from("vec![\n");
+    for ev in script {
+        s.push_str("    ScriptedEvent::");
+        // Writing to a String cannot fail.
+        let _ = match ev {
+            ScriptedEvent::Connect { listener } => write!(s, "Connect {{ listener: {listener} }}"),
+            ScriptedEvent::Send { client, bytes } => {
+                let _ = write!(s, "Send {{ client: {client}, bytes: b\"");
+                for &b in bytes {
+                    let _ = write!(s, "{}", core::ascii::escape_default(b));
+                }
+                write!(s, "\".to_vec() }}")
+            }
+            ScriptedEvent::Read { client, window } => {
+                write!(s, "Read {{ client: {client}, window: {window} }}")
+            }
+            ScriptedEvent::HalfClose { client } => write!(s, "HalfClose {{ client: {client} }}"),
+            ScriptedEvent::Close { client } => write!(s, "Close {{ client: {client} }}"),
+            ScriptedEvent::Reset { client } => write!(s, "Reset {{ client: {client} }}"),
+            ScriptedEvent::Wake { client } => write!(s, "Wake {{ client: {client} }}"),
+            ScriptedEvent::WakeServer => write!(s, "WakeServer"),
+            ScriptedEvent::Advance { millis } => write!(s, "Advance {{ millis: {millis} }}"),
+            ScriptedEvent::Poll => write!(s, "Poll"),
+        };
+        s.push_str(",\n");
+    }
+    s.push(']');
+    s
+}
+
 /// The mix of events a seed's script is drawn from: each run has its own, so some runs
 /// are read-starved, some connection floods, some quiet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {
     /// Relative weights of connect, send, read, half-close, close, reset, wake,
-    /// advance and poll.
-    pub weights: [u32; 9],
+    /// advance, poll and server wake.
+    pub weights: [u32; 10],
     /// Longest `Send` payload.
     pub max_send: usize,
     /// Largest read window.
@@ -138,6 +193,7 @@ impl Profile {
             pick(rng, &[0, 5, 15]),   // wake
             pick(rng, &[1, 3, 10]),   // advance
             pick(rng, &[5, 10]),      // poll
+            pick(rng, &[0, 1, 3]),    // server wake
         ];
         Profile {
             weights,
@@ -148,13 +204,66 @@ impl Profile {
         }
     }
 
-    /// A script of `steps` events drawn from `rng`.
+    /// A script of `steps` events drawn from `rng`, with random payloads.
     ///
     /// `max_clients` new clients may connect per 1,000 events, so long scripts keep
     /// opening connections as old ones end, and events go mostly to the most recent
     /// clients (the ones likely still open) rather than uniformly to every client that
     /// ever connected.
     pub fn script(&self, rng: &mut Rng, steps: usize) -> Vec<ScriptedEvent> {
+        self.generate(rng, steps, |rng, _client| {
+            let len = rng.range(1, self.max_send as u64) as usize;
+            Some((0..len).map(|_| rng.next_u64() as u8).collect())
+        })
+    }
+
+    /// A script of `steps` events drawn from `rng` like [`Profile::script`]'s, with
+    /// each client's payloads cut from its stream of `workload` messages (see
+    /// [`Workload`]) instead of random bytes.
+    ///
+    /// Each `Send` takes a length drawn as for a random payload (1 to `max_send`
+    /// bytes) from the front of its client's stream, asking the workload for more
+    /// messages while the stream is shorter; a `Send` for a client whose workload has
+    /// nothing more to say becomes a `Poll`. The event mix is the profile's; the draws
+    /// the workload makes from `rng` change which events follow.
+    pub fn script_with<W: Workload + ?Sized>(
+        &self,
+        rng: &mut Rng,
+        steps: usize,
+        workload: &mut W,
+    ) -> Vec<ScriptedEvent> {
+        // One stream per client: what the workload said that was not sent yet.
+        let mut streams: Vec<VecDeque<u8>> = Vec::new();
+        self.generate(rng, steps, |rng, client| {
+            let want = rng.range(1, self.max_send as u64) as usize;
+            let c = usize::from(client);
+            if streams.len() <= c {
+                streams.resize_with(c + 1, VecDeque::new);
+            }
+            let stream = &mut streams[c];
+            let mut empty = 0;
+            while stream.len() < want && empty < EMPTY_MESSAGES_LIMIT {
+                let message = workload.message(client, rng);
+                if message.is_empty() {
+                    empty += 1;
+                }
+                stream.extend(message);
+            }
+            let n = want.min(stream.len());
+            (n > 0).then(|| stream.drain(..n).collect())
+        })
+    }
+
+    /// The one generator behind [`Profile::script`] and [`Profile::script_with`]:
+    /// `payload` makes each `Send`'s bytes for a client (`None`: the event becomes a
+    /// `Poll`). The draws are in a fixed order, so a seed's random script stays the
+    /// same whatever is added here.
+    fn generate(
+        &self,
+        rng: &mut Rng,
+        steps: usize,
+        mut payload: impl FnMut(&mut Rng, u16) -> Option<Vec<u8>>,
+    ) -> Vec<ScriptedEvent> {
         let mut out = Vec::with_capacity(steps);
         let mut clients = 0usize;
         for i in 0..steps {
@@ -178,11 +287,10 @@ impl Profile {
                     }
                 }
                 0 => ScriptedEvent::Poll,
-                1 => {
-                    let len = rng.range(1, self.max_send as u64) as usize;
-                    let bytes = (0..len).map(|_| rng.next_u64() as u8).collect();
-                    ScriptedEvent::Send { client, bytes }
-                }
+                1 => match payload(rng, client) {
+                    Some(bytes) => ScriptedEvent::Send { client, bytes },
+                    None => ScriptedEvent::Poll,
+                },
                 2 => ScriptedEvent::Read {
                     client,
                     window: rng.range(1, u64::from(self.max_window)) as u16,
@@ -194,6 +302,7 @@ impl Profile {
                 7 => ScriptedEvent::Advance {
                     millis: [0, 0, 1, 5, 50][rng.below(5) as usize],
                 },
+                9 => ScriptedEvent::WakeServer,
                 _ => ScriptedEvent::Poll,
             };
             out.push(ev);
@@ -233,7 +342,10 @@ fn client_of(ev: &mut ScriptedEvent) -> Option<&mut u16> {
         | ScriptedEvent::Close { client }
         | ScriptedEvent::Reset { client }
         | ScriptedEvent::Wake { client } => Some(client),
-        ScriptedEvent::Connect { .. } | ScriptedEvent::Advance { .. } | ScriptedEvent::Poll => None,
+        ScriptedEvent::Connect { .. }
+        | ScriptedEvent::WakeServer
+        | ScriptedEvent::Advance { .. }
+        | ScriptedEvent::Poll => None,
     }
 }
 

@@ -22,7 +22,9 @@ use crate::network::{Network, listen_addr};
 use crate::observe::{Observed, Recording};
 use crate::oracle::Oracle;
 use crate::trace::{Tag, Trace, event_words};
-use crate::{FaultCounts, FaultKind, Model, Rng, ScriptedEvent, SimConfig, Violation};
+use crate::{
+    Failure, FaultCounts, FaultKind, Model, Origin, Rng, Rule, ScriptedEvent, SimConfig, Violation,
+};
 
 /// The engine type a [`Sim`] runs: the production engine over the observed handler,
 /// with heap storage.
@@ -89,6 +91,12 @@ pub(crate) struct World<M: Model> {
     pub batch: Vec<Ready>,
     /// The run's configuration.
     pub config: SimConfig,
+    /// The run's seed.
+    pub seed: u64,
+    /// The events given to [`Sim::step`], for [`Sim::failure`] to keep.
+    pub stepped: Vec<ScriptedEvent>,
+    /// The index in `stepped` of the event whose step failed, if one did.
+    pub failed_at: Option<usize>,
 }
 
 impl<H: Events, M: Model> core::fmt::Debug for Sim<H, M> {
@@ -217,6 +225,9 @@ impl<H: Events, M: Model> Sim<H, M> {
                 shut_down: false,
                 batch: Vec::new(),
                 config,
+                seed,
+                stepped: Vec::new(),
+                failed_at: None,
             },
         };
         let addrs: Vec<ListenAddr<'_>> = (0..sim.w.config.listeners)
@@ -276,13 +287,104 @@ impl<H: Events, M: Model> Sim<H, M> {
         self.w.io.net().sockets.get(client).map(|s| s.received)
     }
 
+    /// The bytes client `client` has received so far, in order; `None` if it never
+    /// connected.
+    pub fn received_bytes(&self, client: usize) -> Option<&[u8]> {
+        self.w
+            .io
+            .net()
+            .sockets
+            .get(client)
+            .map(|s| s.received_bytes.as_slice())
+    }
+
+    /// The model, as the run has left it (its state shared between connections).
+    pub fn model(&self) -> &M {
+        self.w.oracle.model()
+    }
+
+    /// The model's state for client `client`'s connection; `None` if it never
+    /// connected.
+    pub fn model_conn(&self, client: usize) -> Option<&M::Conn> {
+        self.w.oracle.conns().get(client).map(|c| &c.model)
+    }
+
+    /// Clients that connected so far.
+    pub fn clients(&self) -> usize {
+        self.w.io.net().sockets.len()
+    }
+
+    /// The run's seed.
+    pub fn seed(&self) -> u64 {
+        self.w.seed
+    }
+
+    /// The run's configuration.
+    pub fn config(&self) -> &SimConfig {
+        &self.w.config
+    }
+
+    /// The events given to [`Sim::step`] so far (not those the liveness phase of
+    /// [`Sim::finish`] makes, which it makes again on a replay).
+    pub fn script(&self) -> &[ScriptedEvent] {
+        &self.w.stepped
+    }
+
+    /// A [`Failure`] for `violation`, found by [`Sim::step`] or [`Sim::finish`], with
+    /// what replays it: the seed, the configuration and the events stepped so far
+    /// ([`Origin::Script`]). Its report prints how to run them again with
+    /// [`run`](crate::run), and the script itself when it is short.
+    ///
+    /// ```
+    /// use evio_handlers::echo::Echo;
+    /// use evio_sim::{EchoModel, ScriptedEvent, Sim};
+    ///
+    /// let mut sim = Sim::new(Echo, EchoModel, 7).unwrap();
+    /// let script = [ScriptedEvent::Connect { listener: 0 }, ScriptedEvent::Poll];
+    /// for event in &script {
+    ///     if let Err(violation) = sim.step(event) {
+    ///         panic!("{}", sim.failure(violation)); // the report says how to replay it
+    ///     }
+    /// }
+    /// assert_eq!(sim.script(), &script);
+    /// ```
+    pub fn failure(&self, violation: Violation) -> Failure {
+        let script = self.w.stepped.clone();
+        Failure {
+            seed: self.w.seed,
+            steps: script.len(),
+            at_step: self.w.failed_at.unwrap_or(script.len()),
+            violation,
+            test: crate::test_name(),
+            origin: Box::new(Origin::Script {
+                config: Box::new(self.w.config.clone()),
+                script,
+            }),
+        }
+    }
+
     /// Applies one scripted event, runs one round of the loop (wakes, readiness in a
     /// seeded order, due timers) with faults, and checks every invariant.
     ///
+    /// The event is kept (see [`Sim::script`]), so that a failure made with
+    /// [`Sim::failure`] can be replayed.
+    ///
     /// # Errors
     ///
-    /// The first [`Violation`] found.
+    /// The first [`Violation`] found; [`Sim::failure`] turns it into a [`Failure`]
+    /// that says how to replay it.
     pub fn step(&mut self, event: &ScriptedEvent) -> Result<(), Violation> {
+        self.w.stepped.push(event.clone());
+        let result = self.run_event(event);
+        if result.is_err() && self.w.failed_at.is_none() {
+            self.w.failed_at = Some(self.w.stepped.len() - 1);
+        }
+        result
+    }
+
+    /// [`Sim::step`] without keeping the event: for whole scripts the caller keeps
+    /// ([`crate::run`]) and for the liveness phase's own events.
+    pub(crate) fn run_event(&mut self, event: &ScriptedEvent) -> Result<(), Violation> {
         self.w.steps += 1;
         self.w.trace.note(Tag::Event, event_words(event));
         if let ScriptedEvent::Send { bytes, .. } = event {
@@ -298,10 +400,11 @@ impl<H: Events, M: Model> Sim<H, M> {
         self.poll_round()?;
         if !self.w.shut_down && !self.w.oracle.shutting_down {
             let clock = self.w.io.net().clock;
+            let deadline = self.engine.poll_timeout();
+            self.w.oracle.tick.check_due(deadline, clock)?;
             self.w
                 .oracle
-                .tick
-                .check_due(self.engine.poll_timeout(), clock)?;
+                .check_timeouts_due(self.w.io.net(), deadline, clock)?;
         }
         Ok(())
     }
@@ -341,6 +444,19 @@ impl<H: Events, M: Model> Sim<H, M> {
                 }
             }
             ScriptedEvent::Wake { client } => w.wake(client)?,
+            ScriptedEvent::WakeServer => {
+                let accepted = w.waker.wake_server();
+                w.trace
+                    .note(Tag::ServerWake, [u64::from(accepted), 0, 0, 0]);
+                if accepted && w.shut_down {
+                    return Err(Violation::contract(
+                        None,
+                        Rule::ServerWake,
+                        "a server wake was accepted after the server shut down".into(),
+                    ));
+                }
+                w.oracle.server_wake_made(accepted);
+            }
             ScriptedEvent::Advance { millis } => {
                 let net = w.io.net_mut();
                 if millis == 0 {
@@ -528,7 +644,7 @@ impl<H: Events, M: Model> Sim<H, M> {
         if self.w.shut_down || self.w.oracle.shutting_down {
             return Ok(());
         }
-        let exact = !self.w.oracle.backoff_possible(self.w.io.net());
+        let exact = !self.w.oracle.other_deadline_possible(self.w.io.net());
         self.w
             .oracle
             .tick

@@ -2,11 +2,14 @@
 
 use core::fmt;
 use core::ops::Range;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::{Events, Failure, FaultCounts, Model, Outcome, TraceHash, replay, run_seed, test_name};
+use crate::{
+    Constraints, Events, Failure, FaultCounts, Model, Origin, Outcome, Replay, ScriptedEvent,
+    SimConfig, TraceHash, Workload, replay_made, run_made, test_name,
+};
 
 /// What a swarm of seeds did.
 #[derive(Clone, Debug, Default)]
@@ -67,114 +70,346 @@ impl fmt::Display for SwarmReport {
 /// instead (with `EVIO_SIM_STEPS` steps if set), which is how the replay line of a
 /// [`Failure`] works: on failure it prints the end of the trace and the shrunk script
 /// to stderr.
+///
+/// The same as `Swarm::new(make).seeds(seeds).steps(steps).threads(threads).run()`;
+/// a [`Swarm`] also takes constraints on the configuration, a workload and a progress
+/// hook.
 pub fn swarm<H, M, F>(seeds: Range<u64>, steps: usize, threads: usize, make: F) -> SwarmReport
 where
     H: Events,
     M: Model,
     F: Fn() -> (H, M) + Sync,
 {
-    let start = std::time::Instant::now();
-    let test = test_name();
-    if let Some(seed) = std::env::var("EVIO_SIM_SEED")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-    {
-        return replay_seed(seed, steps, &make, start);
-    }
-    let next = AtomicU64::new(seeds.start);
-    let results: Mutex<Vec<(u64, Result<Outcome, Failure>)>> = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..threads.max(1) {
-            scope.spawn(|| {
-                let mut local = Vec::new();
-                loop {
-                    let seed = next.fetch_add(1, Ordering::Relaxed);
-                    if seed >= seeds.end {
-                        break;
-                    }
-                    let result = run_seed(seed, steps, &make).map_err(|mut f| {
-                        f.test.clone_from(&test);
-                        f
-                    });
-                    local.push((seed, result));
-                }
-                results
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .extend(local);
-            });
-        }
-    });
-    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    results.sort_by_key(|(seed, _)| *seed);
-    let mut report = SwarmReport::default();
-    let mut hash = TraceHash::default();
-    for (_, result) in results {
-        report.seeds += 1;
-        match result {
-            Ok(outcome) => {
-                report.steps += outcome.steps;
-                report.connections += outcome.stats.accepted;
-                report.detached += outcome.stats.detached;
-                report.frames_too_large += outcome.stats.frame_too_large;
-                report.bytes_written += outcome.stats.bytes_written;
-                report.faults += &outcome.faults;
-                hash.word(outcome.trace_hash);
-            }
-            Err(failure) => {
-                report.steps += failure.at_step as u64;
-                report.failures.push(failure);
-            }
-        }
-    }
-    report.combined_hash = hash.value();
-    report.elapsed = start.elapsed();
-    report
+    Swarm::new(make)
+        .seeds(seeds)
+        .steps(steps)
+        .threads(threads)
+        .run()
 }
 
-/// A swarm of one seed, from `EVIO_SIM_SEED` (steps from `EVIO_SIM_STEPS` if set): on
-/// failure it prints the end of the trace and the shrunk script to stderr.
-fn replay_seed<H, M, F>(seed: u64, steps: usize, make: &F, start: std::time::Instant) -> SwarmReport
-where
-    H: Events,
-    M: Model,
-    F: Fn() -> (H, M),
-{
-    let steps = std::env::var("EVIO_SIM_STEPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(steps);
-    let replay = replay(seed, steps, make);
-    let mut report = SwarmReport {
-        seeds: 1,
-        ..SwarmReport::default()
-    };
-    match &replay.result {
-        Ok(outcome) => {
-            eprintln!(
-                "EVIO_SIM_SEED={seed}: passed, trace hash {:016x}",
-                outcome.trace_hash
-            );
-            report.steps = outcome.steps;
-            report.connections = outcome.stats.accepted;
-            report.bytes_written = outcome.stats.bytes_written;
-            report.faults = outcome.faults.clone();
-            let mut hash = TraceHash::default();
-            hash.word(outcome.trace_hash);
-            report.combined_hash = hash.value();
-        }
-        Err(failure) => {
-            eprintln!("EVIO_SIM_SEED={seed}: trace (last 80 lines):");
-            for line in replay.trace_tail(80) {
-                eprintln!("{line}");
-            }
-            if let Some(shrunk) = replay.shrink(5000, make) {
-                eprintln!("{shrunk}");
-            }
-            report.steps = failure.at_step as u64;
-            report.failures.push(failure.clone());
+/// Makes a fresh workload for each seed, so that no seed's script depends on another's.
+type MakeWorkload = Arc<dyn Fn() -> Box<dyn Workload> + Send + Sync>;
+
+/// A progress hook, called as each seed finishes.
+type ProgressHook = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+/// A swarm of seeds to run, built step by step: which seeds, how many steps, how many
+/// threads, [`Constraints`] on each seed's configuration, a [`Workload`] for what the
+/// clients send, and a progress hook.
+///
+/// ```
+/// use evio_handlers::echo::Echo;
+/// use evio_sim::{Constraints, EchoModel, FaultSet, Rng, Swarm};
+///
+/// let report = Swarm::new(|| (Echo, EchoModel))
+///     .seeds(0..40)
+///     .steps(300)
+///     .threads(2)
+///     .constraints(Constraints {
+///         min_output_capacity: 16,
+///         faults: FaultSet::NONE,
+///         ..Constraints::none()
+///     })
+///     .workload(|_client: u16, _rng: &mut Rng| b"hello\n".to_vec())
+///     .run();
+/// assert!(report.failures.is_empty(), "{report}");
+/// assert_eq!(report.seeds, 40);
+/// ```
+///
+/// As [`swarm`], the report does not depend on the number of threads, and with
+/// `EVIO_SIM_SEED` set [`Swarm::run`] runs only that seed (with `EVIO_SIM_STEPS`
+/// steps if set), printing its trace and shrunk script on failure: with the same
+/// constraints and workload, since the replay goes through the same call. A failure's
+/// [`replay_line`](Failure::replay_line) is that command.
+pub struct Swarm<F> {
+    make: F,
+    seeds: Range<u64>,
+    steps: usize,
+    threads: usize,
+    constraints: Constraints,
+    workload: Option<MakeWorkload>,
+    progress: Option<ProgressHook>,
+}
+
+impl<F> fmt::Debug for Swarm<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Swarm")
+            .field("seeds", &self.seeds)
+            .field("steps", &self.steps)
+            .field("threads", &self.threads)
+            .field("constraints", &self.constraints)
+            .field("workload", &self.workload.is_some())
+            .field("progress", &self.progress.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One seed of a [`Swarm`] finished: what its progress hook is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// The seed that finished.
+    pub seed: u64,
+    /// Whether it passed.
+    pub passed: bool,
+    /// Seeds finished so far, this one included (threads finish out of order, so a
+    /// hook may see a smaller count after a larger one).
+    pub done: u64,
+    /// Seeds failed so far.
+    pub failures: u64,
+    /// Seeds the swarm runs in all.
+    pub total: u64,
+}
+
+impl<F> Swarm<F> {
+    /// A swarm over handlers and models from `make` (a fresh pair per seed): seeds
+    /// `0..1000`, 1,000 steps each, on every core, unconstrained, random payloads.
+    pub fn new(make: F) -> Self {
+        Swarm {
+            make,
+            seeds: 0..1000,
+            steps: 1000,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            constraints: Constraints::none(),
+            workload: None,
+            progress: None,
         }
     }
-    report.elapsed = start.elapsed();
-    report
+
+    /// Runs these seeds.
+    #[must_use]
+    pub fn seeds(mut self, seeds: Range<u64>) -> Self {
+        self.seeds = seeds;
+        self
+    }
+
+    /// Scripts of this many events per seed.
+    #[must_use]
+    pub fn steps(mut self, steps: usize) -> Self {
+        self.steps = steps;
+        self
+    }
+
+    /// On this many threads (at least one).
+    #[must_use]
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// With these constraints on every seed's configuration.
+    #[must_use]
+    pub fn constraints(mut self, constraints: Constraints) -> Self {
+        self.constraints = constraints;
+        self
+    }
+
+    /// With clients sending `workload`'s messages instead of random bytes: each seed
+    /// starts from a fresh clone of it.
+    #[must_use]
+    pub fn workload<W: Workload + Clone + Send + Sync + 'static>(mut self, workload: W) -> Self {
+        self.workload = Some(Arc::new(move || Box::new(workload.clone())));
+        self
+    }
+
+    /// Calls `hook` as each seed finishes (from the worker threads), for a progress
+    /// bar or a log line.
+    #[must_use]
+    pub fn progress(mut self, hook: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Arc::new(hook));
+        self
+    }
+
+    /// The configuration `seed` runs with: its own, constrained.
+    pub fn config(&self, seed: u64) -> SimConfig {
+        SimConfig::constrained(seed, self.steps, &self.constraints)
+    }
+
+    /// The script `seed` runs under `config` (its [`Swarm::config`]): the seed's own,
+    /// with the workload's payloads if there is one.
+    pub fn script(&self, seed: u64, config: &SimConfig) -> Vec<ScriptedEvent> {
+        match &self.workload {
+            Some(make) => config.script_with(seed, self.steps, &mut *make()),
+            None => config.script(seed, self.steps),
+        }
+    }
+
+    /// How a failure of this swarm is made again.
+    fn origin(&self) -> Origin {
+        Origin::Seed {
+            constraints: self.constraints.clone(),
+            workload: self.workload.is_some(),
+        }
+    }
+
+    /// Runs one seed as the swarm does.
+    ///
+    /// # Errors
+    ///
+    /// A [`Failure`] whose replay line replays it through the same swarm call.
+    pub fn run_seed<H, M>(&self, seed: u64) -> Result<Outcome, Failure>
+    where
+        H: Events,
+        M: Model,
+        F: Fn() -> (H, M),
+    {
+        let config = self.config(seed);
+        let script = self.script(seed, &config);
+        run_made(seed, config, &script, self.origin(), &self.make)
+    }
+
+    /// Runs one seed as the swarm does, with its readable trace recorded (see
+    /// [`replay`](crate::replay)), for a failure to be looked at or shrunk.
+    pub fn replay<H, M>(&self, seed: u64) -> Replay
+    where
+        H: Events,
+        M: Model,
+        F: Fn() -> (H, M),
+    {
+        let config = self.config(seed);
+        let script = self.script(seed, &config);
+        replay_made(seed, config, script, self.origin(), &self.make)
+    }
+
+    /// Runs every seed (or, with `EVIO_SIM_SEED` set, only that one, with its trace
+    /// and shrunk script printed on failure) and combines the results in seed order.
+    pub fn run<H, M>(&self) -> SwarmReport
+    where
+        H: Events,
+        M: Model,
+        F: Fn() -> (H, M) + Sync,
+    {
+        let start = std::time::Instant::now();
+        let test = test_name();
+        if let Some(seed) = std::env::var("EVIO_SIM_SEED")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            let steps = std::env::var("EVIO_SIM_STEPS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(self.steps);
+            let one = Swarm {
+                make: &self.make,
+                seeds: seed..seed + 1,
+                steps,
+                threads: 1,
+                constraints: self.constraints.clone(),
+                workload: self.workload.clone(),
+                progress: None,
+            };
+            return one.replay_seed(seed, start);
+        }
+        let next = AtomicU64::new(self.seeds.start);
+        let done = AtomicU64::new(0);
+        let failed = AtomicU64::new(0);
+        let total = self.seeds.end.saturating_sub(self.seeds.start);
+        let results: Mutex<Vec<(u64, Result<Outcome, Failure>)>> = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..self.threads.max(1) {
+                scope.spawn(|| {
+                    let mut local = Vec::new();
+                    loop {
+                        let seed = next.fetch_add(1, Ordering::Relaxed);
+                        if seed >= self.seeds.end {
+                            break;
+                        }
+                        let result = self.run_seed(seed).map_err(|mut f| {
+                            f.test.clone_from(&test);
+                            f
+                        });
+                        let failures = if result.is_err() {
+                            failed.fetch_add(1, Ordering::Relaxed) + 1
+                        } else {
+                            failed.load(Ordering::Relaxed)
+                        };
+                        let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        if let Some(hook) = &self.progress {
+                            hook(&Progress {
+                                seed,
+                                passed: result.is_ok(),
+                                done: finished,
+                                failures,
+                                total,
+                            });
+                        }
+                        local.push((seed, result));
+                    }
+                    results
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend(local);
+                });
+            }
+        });
+        let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+        results.sort_by_key(|(seed, _)| *seed);
+        let mut report = SwarmReport::default();
+        let mut hash = TraceHash::default();
+        for (_, result) in results {
+            report.seeds += 1;
+            match result {
+                Ok(outcome) => {
+                    report.steps += outcome.steps;
+                    report.connections += outcome.stats.accepted;
+                    report.detached += outcome.stats.detached;
+                    report.frames_too_large += outcome.stats.frame_too_large;
+                    report.bytes_written += outcome.stats.bytes_written;
+                    report.faults += &outcome.faults;
+                    hash.word(outcome.trace_hash);
+                }
+                Err(failure) => {
+                    report.steps += failure.at_step as u64;
+                    report.failures.push(failure);
+                }
+            }
+        }
+        report.combined_hash = hash.value();
+        report.elapsed = start.elapsed();
+        report
+    }
+}
+
+impl<F> Swarm<&F> {
+    /// A swarm of one seed, from `EVIO_SIM_SEED`: on failure it prints the end of the
+    /// trace and the shrunk script to stderr.
+    fn replay_seed<H, M>(&self, seed: u64, start: std::time::Instant) -> SwarmReport
+    where
+        H: Events,
+        M: Model,
+        F: Fn() -> (H, M),
+    {
+        let replay = self.replay(seed);
+        let mut report = SwarmReport {
+            seeds: 1,
+            ..SwarmReport::default()
+        };
+        match &replay.result {
+            Ok(outcome) => {
+                eprintln!(
+                    "EVIO_SIM_SEED={seed}: passed, trace hash {:016x}",
+                    outcome.trace_hash
+                );
+                report.steps = outcome.steps;
+                report.connections = outcome.stats.accepted;
+                report.bytes_written = outcome.stats.bytes_written;
+                report.faults = outcome.faults.clone();
+                let mut hash = TraceHash::default();
+                hash.word(outcome.trace_hash);
+                report.combined_hash = hash.value();
+            }
+            Err(failure) => {
+                eprintln!("EVIO_SIM_SEED={seed}: trace (last 80 lines):");
+                for line in replay.trace_tail(80) {
+                    eprintln!("{line}");
+                }
+                if let Some(shrunk) = replay.shrink(5000, self.make) {
+                    eprintln!("{shrunk}");
+                }
+                report.steps = failure.at_step as u64;
+                report.failures.push(failure.clone());
+            }
+        }
+        report.elapsed = start.elapsed();
+        report
+    }
 }

@@ -1,6 +1,8 @@
 //! The run's trace: a hash of everything that happened (always kept, so two runs can be
 //! compared by one number) and, when asked for, readable lines.
 
+use evio_proto::Instant;
+
 use crate::{Observation, ScriptedEvent, TraceHash};
 
 /// What a record in the trace hash stands for: its first word.
@@ -78,8 +80,26 @@ pub(crate) enum Tag {
     Prewrite = 36,
     /// `postwrite` ran: the id, bytes written, bytes remaining.
     Postwrite = 37,
-    /// `tick` ran: its time, the delay returned (`u64::MAX` for none), its action.
+    /// `tick` ran: its time, the delay returned (`u64::MAX` for none), its flow.
     Tick = 38,
+    /// `timeout` ran: the id, its time, bytes written, action.
+    Timeout = 39,
+    /// `drained` ran: the id, bytes written, action.
+    Drained = 40,
+    /// `server_woken` ran: its flow.
+    ServerWoken = 41,
+    /// A callback wrote to another connection: its id, bytes.
+    WroteTo = 42,
+    /// A callback found another connection no longer open: its id.
+    NoLongerOpen = 43,
+    /// A connection's timeout changed: its id, the deadline (`u64::MAX`: none).
+    TimeoutSet = 44,
+    /// The engine aborted a connection: its id.
+    Abort = 26,
+    /// The engine shut a connection's sending side: its id.
+    ShutdownWrite = 27,
+    /// A server wake was made: whether it was accepted.
+    ServerWake = 28,
 }
 
 /// The trace of one run.
@@ -148,35 +168,61 @@ pub(crate) fn event_words(event: &ScriptedEvent) -> [u64; 4] {
         ScriptedEvent::Wake { client } => [6, u64::from(client), 0, 0],
         ScriptedEvent::Advance { millis } => [7, u64::from(millis), 0, 0],
         ScriptedEvent::Poll => [8, 0, 0, 0],
+        ScriptedEvent::WakeServer => [9, 0, 0, 0],
     }
 }
 
 /// The record of one handler callback.
 pub(crate) fn observation_record(o: &Observation) -> (Tag, [u64; 4]) {
     match *o {
-        Observation::Serving { action } => (Tag::Serving, [action as u64, 0, 0, 0]),
+        Observation::Serving { flow } => (Tag::Serving, [flow as u64, 0, 0, 0]),
         Observation::Opened {
             id, wrote, action, ..
         } => (Tag::Opened, [id.to_u64(), wrote as u64, action as u64, 0]),
         Observation::Data {
             id,
             ref input,
+            consumed,
             wrote,
             action,
         } => (
             Tag::Data,
-            [id.to_u64(), input.len() as u64, wrote as u64, action as u64],
+            [
+                id.to_u64(),
+                input.len() as u64 | (consumed as u64) << 32,
+                wrote as u64,
+                action as u64,
+            ],
+        ),
+        Observation::Timeout {
+            id,
+            now,
+            wrote,
+            action,
+        } => (
+            Tag::Timeout,
+            [id.to_u64(), now.as_nanos(), wrote as u64, action as u64],
+        ),
+        Observation::Drained { id, wrote, action } => {
+            (Tag::Drained, [id.to_u64(), wrote as u64, action as u64, 0])
+        }
+        Observation::ServerWoken { flow } => (Tag::ServerWoken, [flow as u64, 0, 0, 0]),
+        Observation::WroteTo { id, bytes } => (Tag::WroteTo, [id.to_u64(), bytes as u64, 0, 0]),
+        Observation::NoLongerOpen { id } => (Tag::NoLongerOpen, [id.to_u64(), 0, 0, 0]),
+        Observation::TimeoutSet { id, at } => (
+            Tag::TimeoutSet,
+            [id.to_u64(), at.map_or(u64::MAX, Instant::as_nanos), 0, 0],
         ),
         Observation::Woken { id, wrote, action } => {
             (Tag::Woken, [id.to_u64(), wrote as u64, action as u64, 0])
         }
-        Observation::Closed { id, error, action } => (
+        Observation::Closed { id, error, flow } => (
             Tag::Closed,
-            [id.to_u64(), u64::from(error.is_some()), action as u64, 0],
+            [id.to_u64(), u64::from(error.is_some()), flow as u64, 0],
         ),
-        Observation::Detached { id, taken, action } => (
+        Observation::Detached { id, taken, flow } => (
             Tag::Detached,
-            [id.to_u64(), u64::from(taken), action as u64, 0],
+            [id.to_u64(), u64::from(taken), flow as u64, 0],
         ),
         Observation::Prewrite { id, attempted } => {
             (Tag::Prewrite, [id.to_u64(), attempted as u64, 0, 0])
@@ -194,7 +240,7 @@ pub(crate) fn observation_record(o: &Observation) -> (Tag, [u64; 4]) {
             [
                 now.as_nanos(),
                 tick.delay.map_or(u64::MAX, |d| d.as_nanos() as u64),
-                tick.action as u64,
+                tick.flow as u64,
                 0,
             ],
         ),

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use evio_proto::{
-    Action, CloseError, Conn, ConnId, ConnInfo, Events, Instant, Server, Tick, Waker,
+    Action, CloseError, Conn, ConnId, ConnInfo, Events, Flow, Loop, Server, Tick, Waker,
 };
 use evio_sim::{Model, ModelError, run_seed, swarm};
 
@@ -21,9 +21,9 @@ struct Heartbeat {
 impl Events for Heartbeat {
     type Context = u64;
 
-    fn serving(&mut self, server: Server<'_>) -> Action {
+    fn serving(&mut self, server: Server<'_>) -> Flow {
         self.waker = server.waker().cloned();
-        Action::None
+        Flow::Continue
     }
 
     fn opened(&mut self, conn: &mut Conn<'_, u64>) -> Action {
@@ -42,18 +42,30 @@ impl Events for Heartbeat {
         Action::None
     }
 
-    fn closed(&mut self, info: &ConnInfo, _: u64, _: Option<CloseError>) -> Action {
+    fn closed(
+        &mut self,
+        info: &ConnInfo,
+        _: u64,
+        _: Option<CloseError>,
+        _: &mut Loop<'_, u64>,
+    ) -> Flow {
         self.conns.retain(|&id| id != info.id);
-        Action::None
+        Flow::Continue
     }
 
-    fn detached(&mut self, info: &ConnInfo, _: &mut u64, _: evio_proto::Detached<'_>) -> Action {
+    fn detached(
+        &mut self,
+        info: &ConnInfo,
+        _: &mut u64,
+        _: evio_proto::Detached<'_>,
+        _: &mut Loop<'_, u64>,
+    ) -> Flow {
         // Not taking the socket means `closed` follows and removes the id.
         let _ = info;
-        Action::None
+        Flow::Continue
     }
 
-    fn tick(&mut self, _now: Instant) -> Tick {
+    fn tick(&mut self, _: &mut Loop<'_, u64>) -> Tick {
         if let Some(waker) = &self.waker {
             for &id in &self.conns {
                 waker.wake(id);
@@ -136,7 +148,7 @@ struct OffByOne(Heartbeat);
 
 impl Events for OffByOne {
     type Context = u64;
-    fn serving(&mut self, server: Server<'_>) -> Action {
+    fn serving(&mut self, server: Server<'_>) -> Flow {
         self.0.serving(server)
     }
     fn opened(&mut self, conn: &mut Conn<'_, u64>) -> Action {
@@ -151,11 +163,17 @@ impl Events for OffByOne {
     fn woken(&mut self, conn: &mut Conn<'_, u64>) -> Action {
         self.0.woken(conn)
     }
-    fn closed(&mut self, info: &ConnInfo, c: u64, e: Option<CloseError>) -> Action {
-        self.0.closed(info, c, e)
+    fn closed(
+        &mut self,
+        info: &ConnInfo,
+        c: u64,
+        e: Option<CloseError>,
+        others: &mut Loop<'_, u64>,
+    ) -> Flow {
+        self.0.closed(info, c, e, others)
     }
-    fn tick(&mut self, now: Instant) -> Tick {
-        self.0.tick(now)
+    fn tick(&mut self, others: &mut Loop<'_, u64>) -> Tick {
+        self.0.tick(others)
     }
 }
 
@@ -215,16 +233,7 @@ impl Model for LinesModel {
     }
 
     fn output(&mut self, conn: &mut LinesConn, bytes: &[u8]) -> Result<(), ModelError> {
-        for &b in bytes {
-            if conn.owed.pop_front() != Some(b) {
-                return Err(ModelError {
-                    offset: conn.received,
-                    detail: format!("byte {b:#04x} is not the next byte of a complete line"),
-                });
-            }
-            conn.received += 1;
-        }
-        Ok(())
+        expect_next(&mut conn.owed, &mut conn.received, bytes)
     }
 
     fn owed(&self, conn: &LinesConn) -> usize {
@@ -234,6 +243,27 @@ impl Model for LinesModel {
     fn handler_wakes(&self) -> bool {
         false
     }
+}
+
+/// The client received `bytes`: each must be the next byte `owed` (counting them in
+/// `received`, for the error's offset).
+fn expect_next(
+    owed: &mut VecDeque<u8>,
+    received: &mut u64,
+    bytes: &[u8],
+) -> Result<(), ModelError> {
+    for &b in bytes {
+        match owed.pop_front() {
+            Some(e) if e == b => *received += 1,
+            e => {
+                return Err(ModelError {
+                    offset: *received,
+                    detail: format!("got byte {b:#04x}, expected {e:?}"),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 #[test]
@@ -305,16 +335,7 @@ impl Model for GreeterModel {
     }
 
     fn output(&mut self, conn: &mut GreeterConn, bytes: &[u8]) -> Result<(), ModelError> {
-        for &b in bytes {
-            if conn.owed.pop_front() != Some(b) {
-                return Err(ModelError {
-                    offset: conn.received,
-                    detail: format!("unexpected byte {b:#04x}"),
-                });
-            }
-            conn.received += 1;
-        }
-        Ok(())
+        expect_next(&mut conn.owed, &mut conn.received, bytes)
     }
 
     fn owed(&self, conn: &GreeterConn) -> usize {
@@ -331,4 +352,111 @@ fn greeter_flushes_output_from_opened_before_closing() {
     let report = swarm(0..1000, 3000, 2, || (Greeter, GreeterModel));
     println!("{report}");
     assert!(report.failures.is_empty(), "{report}");
+}
+
+/// Answers each byte `b` with `REPEAT` copies of `b`, written as room allows: what does
+/// not fit waits as a count in the handler (nothing buffered outside the engine), and
+/// is written from `drained` once the backed-up output is out. Without `drained` it
+/// would stall: nothing else calls it again.
+#[derive(Default)]
+struct Producer {
+    /// Use `woken` instead of `drained` (a mutant that never resumes).
+    never_resumes: bool,
+}
+
+const REPEAT: usize = 12;
+
+/// Bytes still to answer, and how much of the first one's answer went out.
+#[derive(Default)]
+struct Backlog {
+    bytes: VecDeque<u8>,
+    sent_of_first: usize,
+}
+
+fn pump(conn: &mut Conn<'_, Backlog>) {
+    let chunk = [0u8; REPEAT];
+    while let Some(&b) = conn.context().bytes.front() {
+        let sent = conn.context().sent_of_first;
+        let answer = &chunk.map(|_| b)[..REPEAT - sent];
+        let n = conn.write_some(answer);
+        let backlog = conn.context();
+        backlog.sent_of_first += n;
+        if backlog.sent_of_first < REPEAT {
+            return;
+        }
+        backlog.bytes.pop_front();
+        backlog.sent_of_first = 0;
+    }
+}
+
+impl Events for Producer {
+    type Context = Backlog;
+
+    fn data(&mut self, conn: &mut Conn<'_, Backlog>, input: &[u8]) -> Action {
+        conn.context().bytes.extend(input);
+        pump(conn);
+        Action::None
+    }
+
+    fn drained(&mut self, conn: &mut Conn<'_, Backlog>) -> Action {
+        if !self.never_resumes {
+            pump(conn);
+        }
+        Action::None
+    }
+}
+
+/// Each byte consumed is owed `REPEAT` times, in order.
+#[derive(Default)]
+struct ProducerModel;
+
+impl Model for ProducerModel {
+    type Conn = GreeterConn;
+
+    fn input(&mut self, _: &mut GreeterConn, _: &[u8]) {}
+
+    fn consumed(&mut self, conn: &mut GreeterConn, bytes: &[u8]) {
+        for &b in bytes {
+            conn.owed.extend([b; REPEAT]);
+        }
+    }
+
+    fn output(&mut self, conn: &mut GreeterConn, bytes: &[u8]) -> Result<(), ModelError> {
+        expect_next(&mut conn.owed, &mut conn.received, bytes)
+    }
+
+    fn owed(&self, conn: &GreeterConn) -> usize {
+        conn.owed.len()
+    }
+
+    fn handler_wakes(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn a_producer_resumes_from_drained() {
+    let report = swarm(0..600, 3000, 2, || (Producer::default(), ProducerModel));
+    println!("{report}");
+    assert!(report.failures.is_empty(), "{report}");
+    assert!(report.bytes_written > 100_000, "{report}");
+}
+
+#[test]
+fn a_producer_that_ignores_drained_stalls_and_is_caught() {
+    let report = swarm(0..100, 2000, 2, || {
+        (
+            Producer {
+                never_resumes: true,
+            },
+            ProducerModel,
+        )
+    });
+    assert!(
+        report
+            .failures
+            .iter()
+            .any(|f| matches!(f.violation, evio_sim::Violation::Liveness { .. })),
+        "{report}"
+    );
 }

@@ -72,7 +72,7 @@ fn eof_on_hangup_does_not_drop_stalled_input() {
             close_with_output_pending: 500,
         },
         profile: Profile {
-            weights: [2, 40, 60, 3, 0, 0, 15, 3, 5],
+            weights: [2, 40, 60, 3, 0, 0, 15, 3, 5, 0],
             max_send: 8,
             max_window: 1,
             max_clients: 4,
@@ -150,7 +150,7 @@ fn no_data_after_detach_while_draining_input_before_eof() {
             close_with_output_pending: 5_000,
         },
         profile: Profile {
-            weights: [5, 40, 10, 3, 1, 1, 15, 10, 5],
+            weights: [5, 40, 10, 3, 1, 1, 15, 10, 5, 0],
             max_send: 8,
             max_window: 16,
             max_clients: 4,
@@ -234,7 +234,7 @@ fn no_read_on_hangup_after_the_handler_detached() {
             close_with_output_pending: 75_000,
         },
         profile: Profile {
-            weights: [20, 60, 10, 1, 1, 0, 15, 3, 5],
+            weights: [20, 60, 10, 1, 1, 0, 15, 3, 5, 0],
             max_send: 300,
             max_window: 4096,
             max_clients: 4,

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use evio::{
-    Action, CloseError, Conn, ConnInfo, Detached, Events, Instant, ListenAddr, Server, Tick, Waker,
+    Action, CloseError, Conn, ConnId, ConnInfo, Detached, Events, Flow, ListenAddr, Loop, Server,
+    Tick, Waker,
 };
 
 /// Every blocking step of a test gives up after this long (so a hang fails, never
@@ -50,10 +51,11 @@ pub struct Running {
 }
 
 impl Running {
-    /// Asks the server to shut down (its tick sees the flag) and waits for `serve` to
-    /// return.
+    /// Asks the server to shut down (a server wake, as a signal handler would) and
+    /// waits for `serve` to return.
     pub fn stop(self) -> Result<(), evio::Error> {
         self.stop.store(true, Ordering::SeqCst);
+        self.waker.wake_server();
         self.wait()
     }
 
@@ -69,8 +71,8 @@ impl Running {
     }
 }
 
-/// Wraps a handler: reports `serving` to the test and shuts down when asked (checked
-/// by a 5 ms tick). Every other method goes to the inner handler.
+/// Wraps a handler: reports `serving` to the test and shuts down when asked (through a
+/// server wake). Every other method goes to the inner handler.
 pub struct Stoppable<H> {
     inner: H,
     stop: Arc<AtomicBool>,
@@ -80,7 +82,7 @@ pub struct Stoppable<H> {
 impl<H: Events> Events for Stoppable<H> {
     type Context = H::Context;
 
-    fn serving(&mut self, server: Server<'_>) -> Action {
+    fn serving(&mut self, server: Server<'_>) -> Flow {
         if let Some(tx) = self.started.take() {
             let _ = tx.send(Started {
                 addrs: server.addrs().iter().map(Bound::from).collect(),
@@ -98,19 +100,44 @@ impl<H: Events> Events for Stoppable<H> {
     fn woken(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
         self.inner.woken(conn)
     }
-    fn closed(&mut self, info: &ConnInfo, ctx: Self::Context, err: Option<CloseError>) -> Action {
-        self.inner.closed(info, ctx, err)
+    fn timeout(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
+        self.inner.timeout(conn)
     }
-    fn detached(&mut self, info: &ConnInfo, ctx: &mut Self::Context, s: Detached<'_>) -> Action {
-        self.inner.detached(info, ctx, s)
+    fn drained(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
+        self.inner.drained(conn)
     }
-    fn tick(&mut self, _now: Instant) -> Tick {
-        let action = if self.stop.load(Ordering::SeqCst) {
-            Action::Shutdown
-        } else {
-            Action::None
-        };
-        Tick::after(Duration::from_millis(5)).with_action(action)
+    fn closed(
+        &mut self,
+        info: &ConnInfo,
+        ctx: Self::Context,
+        err: Option<CloseError>,
+        others: &mut Loop<'_, Self::Context>,
+    ) -> Flow {
+        self.inner.closed(info, ctx, err, others)
+    }
+    fn detached(
+        &mut self,
+        info: &ConnInfo,
+        ctx: &mut Self::Context,
+        s: Detached<'_>,
+        others: &mut Loop<'_, Self::Context>,
+    ) -> Flow {
+        self.inner.detached(info, ctx, s, others)
+    }
+    fn server_woken(&mut self, others: &mut Loop<'_, Self::Context>) -> Flow {
+        if self.stop.load(Ordering::SeqCst) {
+            return Flow::Shutdown;
+        }
+        self.inner.server_woken(others)
+    }
+    fn tick(&mut self, others: &mut Loop<'_, Self::Context>) -> Tick {
+        self.inner.tick(others)
+    }
+    fn prewrite(&mut self, id: ConnId, attempted: usize) {
+        self.inner.prewrite(id, attempted);
+    }
+    fn postwrite(&mut self, id: ConnId, written: usize, remaining: usize) {
+        self.inner.postwrite(id, written, remaining);
     }
 }
 
@@ -367,4 +394,25 @@ pub fn echo_stream(client: Client, seed: u64, total: usize, max_write: usize) {
     writer.shutdown_write();
     // After our end of stream, the server closes: nothing more arrives.
     assert_eq!(reader.read_to_end_lossy().len(), 0);
+}
+
+/// The example binary `name`, which `cargo test` builds next to the test binaries.
+///
+/// # Panics
+///
+/// If it is not built (a test run alone with `--test` does not build the examples).
+pub fn example_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let example = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("examples").join(name))
+        .expect("a target directory");
+    assert!(
+        example.exists(),
+        "{} is not built: `cargo test` builds it, `cargo test --test …` alone does not \
+         (run `cargo build --example {name}` first)",
+        example.display()
+    );
+    example
 }

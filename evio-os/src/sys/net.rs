@@ -248,7 +248,7 @@ pub(crate) fn refuse(fd: BorrowedFd<'_>, message: &[u8]) {
         return;
     }
     let _ = send(fd, message);
-    let _ = net::shutdown(fd, net::Shutdown::Write);
+    shutdown_write(fd);
     let mut sink = [0u8; 4096];
     // Bounded: a refusal must not hold up the loop.
     for _ in 0..16 {
@@ -281,6 +281,19 @@ pub(crate) fn configure(fd: BorrowedFd<'_>, options: Options, keepalive_was_on: 
         }
         None => {}
     }
+}
+
+/// Makes the next close of a socket reset the connection (SO_LINGER with a zero time):
+/// the kernel discards what it has not sent and the peer gets an RST. A failure (a
+/// unix socket, where there is no reset) leaves an ordinary close.
+pub(crate) fn set_reset_on_close(fd: BorrowedFd<'_>) {
+    let _ = sockopt::set_socket_linger(fd, Some(Duration::ZERO));
+}
+
+/// Shuts the sending side: the peer reads the end of the stream after what was sent.
+/// An error (the peer is gone) shows at the next read.
+pub(crate) fn shutdown_write(fd: BorrowedFd<'_>) {
+    let _ = net::shutdown(fd, net::Shutdown::Write);
 }
 
 /// Makes a socket blocking (for a detached connection).

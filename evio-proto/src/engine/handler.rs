@@ -1,10 +1,13 @@
-//! Calling the handler: the `Conn` it writes through, and what the engine does with
-//! the input it did not consume.
+//! Calling the handler: the `Conn` and `Loop` it works through, and what the engine
+//! does with the input it did not consume.
 
-use crate::buffers::{InputSource, OutputTarget};
-use crate::engine::{ByteStorage, Engine, SlotStorage};
+use core::ops::Range;
+
+use crate::buffers::{BufState, InputSource, OutputTarget};
+use crate::conn::NO_CURRENT;
+use crate::engine::{ByteStorage, Engine, Phase, SlotStorage};
 use crate::slot::{Flags, SlotState};
-use crate::{CloseError, Conn, Events};
+use crate::{CloseError, Conn, Events, Flow, Loop};
 
 /// What a `data` call did besides its action.
 struct DataEffects {
@@ -20,14 +23,59 @@ where
     S: SlotStorage<H::Context>,
     B: ByteStorage,
 {
-    /// Calls a handler method that takes no input (`opened`, `woken`) with a `Conn` for
-    /// slot `index`.
+    /// Calls a handler method that takes no input (`opened`, `woken`, `timeout`,
+    /// `drained`) with a `Conn` for slot `index`.
     pub(super) fn call_handler<R>(
         &mut self,
         index: u32,
         f: impl FnOnce(&mut H, &mut Conn<'_, H::Context>) -> R,
     ) -> R {
         self.with_conn(index, None, |h, conn, _| f(h, conn)).0
+    }
+
+    /// Calls a server-level handler method (`tick`, `closed`, `server_woken`) with the
+    /// `Loop`, and carries out the `Flow` it returns.
+    pub(super) fn call_server(
+        &mut self,
+        f: impl FnOnce(&mut H, &mut Loop<'_, H::Context>) -> Flow,
+    ) {
+        if self.with_loop(0..0, |h, lp, _| f(h, lp)) == Flow::Shutdown {
+            self.begin_shutdown(None);
+        }
+    }
+
+    /// Calls `f` with the `Loop` (no connection is current) and the bytes of `input`
+    /// (a detached connection's unread input).
+    pub(super) fn with_loop<R>(
+        &mut self,
+        input: Range<usize>,
+        f: impl FnOnce(&mut H, &mut Loop<'_, H::Context>, &[u8]) -> R,
+    ) -> R {
+        let running = self.phase == Phase::Running;
+        let Self {
+            slots,
+            buffers,
+            handler,
+            attention,
+            timers,
+            waker,
+            now,
+            ..
+        } = self;
+        let (inputs, out) = buffers.halves();
+        let mut lp = Loop {
+            now: *now,
+            slots: slots.as_mut(),
+            out,
+            attention,
+            timers,
+            waker: waker.as_ref(),
+            current: NO_CURRENT,
+            current_target: OutputTarget::Own,
+            current_bufs: BufState::EMPTY,
+            running,
+        };
+        f(handler, &mut lp, &inputs[input])
     }
 
     /// Calls `f` with a `Conn` for slot `index` and the input of `source`. Its output
@@ -39,11 +87,16 @@ where
         source: Option<InputSource>,
         f: impl FnOnce(&mut H, &mut Conn<'_, H::Context>, &[u8]) -> R,
     ) -> (R, DataEffects) {
+        let running = self.phase == Phase::Running;
         let Self {
             slots,
             buffers,
             handler,
             stats,
+            attention,
+            timers,
+            waker,
+            now,
             ..
         } = self;
         let slots = slots.as_mut();
@@ -60,32 +113,39 @@ where
             Some(source) => buffers.input_range(index, &slot.bufs, source),
             None => 0..0,
         };
-        let (input, out) = buffers.handler_view(index, &slot.bufs, input, target);
         let mut context = slot.context.take().unwrap_or_default();
+        let bufs = slot.bufs;
+        let (inputs, out) = buffers.halves();
         let mut conn = Conn {
-            info: &slot.info,
+            lp: Loop {
+                now: *now,
+                slots,
+                out,
+                attention,
+                timers,
+                waker: waker.as_ref(),
+                current: index,
+                current_target: target,
+                current_bufs: bufs,
+                running,
+            },
             context: &mut context,
-            options: &mut slot.options,
-            out,
             consumed: None,
             hit_full: false,
-            options_changed: false,
         };
-        let result = f(handler, &mut conn, input);
-        let Conn {
-            out,
-            consumed,
-            hit_full,
-            options_changed,
-            ..
-        } = conn;
-        let parts = out.into_parts();
+        let result = f(handler, &mut conn, &inputs[input]);
+        let effects = DataEffects {
+            consumed: conn.consumed,
+            hit_full: conn.hit_full,
+        };
+        let bufs = conn.lp.current_bufs;
+        let slot = self.slot_mut(index);
+        slot.bufs = bufs;
         slot.context = Some(context);
-        if options_changed {
-            slot.flags.insert(Flags::CONFIGURE);
+        if effects.hit_full {
+            slot.flags.insert(Flags::BACKED_UP);
         }
-        buffers.end_handler_output(index, &mut slot.bufs, target, parts);
-        (result, DataEffects { consumed, hit_full })
+        (result, effects)
     }
 
     /// Hands input to `data`, keeps what it did not consume, and decides about
@@ -104,17 +164,19 @@ where
         if buffers.keep_input(index, &mut slot.bufs, source, consumed, total) {
             self.stats.input_carries += 1;
         }
-        let pending = self.pending_len(index);
         let cap = self.config.input_capacity;
         // Input left because output was full waits for the output to drain; with
         // nothing pending to drain, the handler's write can never fit.
-        let stalled = left > 0 && effects.hit_full && pending > 0;
+        let stalled = left > 0 && effects.hit_full && self.pending_len(index) > 0;
         self.slot_mut(index).flags.set(Flags::STALLED, stalled);
         let too_large = left == cap && !stalled;
         self.apply_action(index, action);
         if too_large {
             self.stats.frame_too_large += 1;
             self.close_with(index, Some(CloseError::FrameTooLarge { capacity: cap }));
+            // The peer is still sending the frame: what the handler wrote reaches it
+            // only if the socket is not reset under unread input.
+            self.slot_mut(index).flags.insert(Flags::LINGER);
         }
     }
 
@@ -124,6 +186,10 @@ where
         let slot = self.slot_mut(index);
         slot.flags.insert(Flags::EOF);
         slot.flags.remove(Flags::READABLE | Flags::HUP);
+        if slot.state == SlotState::Lingering {
+            // The peer closed its side too: the lingering close is over.
+            slot.state = SlotState::Closing;
+        }
         // A hang-up report (kqueue's EV_EOF on a half-close) makes the engine read even
         // while input is stalled; that input arrived before the end of stream.
         if slot.state == SlotState::Open && slot.flags.contains(Flags::STALLED) {

@@ -19,8 +19,9 @@ use crate::lists::{FreeList, Queue};
 use crate::shutdown::Shutdown;
 use crate::slot::{Flags, Slot, SlotState};
 use crate::ticker::Ticker;
+use crate::timers::Timers;
 use crate::{
-    Action, BuildError, CloseError, Config, ConnId, DriverError, Events, Instant, ListenAddr,
+    Action, BuildError, CloseError, Config, ConnId, DriverError, Events, Flow, Instant, ListenAddr,
     ListenerId, Output, Readiness, Server, Stats, Tick, TooManyListeners, Waker,
 };
 
@@ -76,6 +77,8 @@ pub struct Engine<H: Events, S, B> {
     finalize: Option<u32>,
     listeners: Listeners,
     ticker: Ticker,
+    /// Per-connection deadlines: handlers' timeouts and lingering closes.
+    timers: Timers,
     /// The driver's clock at its last `handle_time`.
     now: Instant,
     shutdown: Shutdown,
@@ -175,6 +178,7 @@ where
                 config.accept_backoff_max,
             ),
             ticker: Ticker::default(),
+            timers: Timers::default(),
             now: Instant::ZERO,
             shutdown: Shutdown::default(),
             stats: Stats::default(),
@@ -251,24 +255,31 @@ where
         }
     }
 
-    /// When the engine next needs [`Engine::handle_time`]: the next tick or the end
-    /// of a listener's back-off. `None`: no deadline (wait for I/O or a wake only).
+    /// When the engine next needs [`Engine::handle_time`]: the next tick, the end of
+    /// a listener's back-off, or a connection's deadline (its timeout, or the end of a
+    /// lingering close). `None`: no deadline (wait for I/O or a wake only).
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.phase != Phase::Running {
             return None;
         }
-        match (self.ticker.deadline(), self.listeners.deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.ticker.deadline(),
+            self.listeners.deadline(),
+            self.timers.next(self.slots.as_ref()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     // ----- inputs --------------------------------------------------------------------
 
     /// The driver's clock reads `now`: the engine's one entry point for time. The
     /// engine takes it as the current time (time never goes back: an earlier `now` is
-    /// ignored), fires the tick if it is due, and resumes listeners whose back-off has
-    /// ended. Every handler call until the next `handle_time` happens at this time.
+    /// ignored), fires the tick if it is due, resumes listeners whose back-off has
+    /// ended, and acts on the connections' deadlines that have come (`timeout`, the end
+    /// of a lingering close). Every handler call until the next `handle_time` happens
+    /// at this time.
     ///
     /// Call it once per turn of the loop, after waiting and before reporting what the
     /// wait found, so that the handlers see the time the wait ended; and before
@@ -284,6 +295,11 @@ where
         self.listeners.resume_due(self.now);
         if let Some(due) = self.ticker.take_due(self.now) {
             self.fire_tick(due);
+        }
+        while self.phase == Phase::Running
+            && let Some(index) = self.timers.pop_due(self.slots.as_mut(), self.now)
+        {
+            self.deadline_passed(index);
         }
     }
 
@@ -306,10 +322,10 @@ where
         }
         self.phase = Phase::Running;
         self.listeners.start(listeners.len());
-        let action = self
+        let flow = self
             .handler
-            .serving(Server::new(listeners, self.waker.as_ref()));
-        if action == Action::Shutdown {
+            .serving(Server::new(listeners, self.waker.as_ref(), self.now));
+        if flow == Flow::Shutdown {
             self.begin_shutdown(None);
             return Ok(());
         }
@@ -352,7 +368,8 @@ where
         Ok(())
     }
 
-    /// The notifier fired: call `woken` for every connection with a pending wake.
+    /// The notifier fired: call `woken` for every connection with a pending wake, then
+    /// `server_woken` if the server itself was woken.
     pub fn handle_wakes(&mut self) {
         self.enter();
         if self.phase != Phase::Running {
@@ -361,7 +378,7 @@ where
         let Some(waker) = self.waker.clone() else {
             return;
         };
-        waker.target().drain(&mut |slot| {
+        let server = waker.target().drain(&mut |slot| {
             let slot = slot as u32;
             if self.slot(slot).state != SlotState::Open || self.phase != Phase::Running {
                 return;
@@ -371,6 +388,10 @@ where
             self.apply_action(slot, action);
             self.enqueue(slot);
         });
+        if server && self.phase == Phase::Running {
+            self.stats.server_wakes += 1;
+            self.call_server(|h, lp| h.server_woken(lp));
+        }
     }
 
     /// The next thing for the driver to do, or `None` when there is nothing until the
@@ -418,8 +439,15 @@ where
     }
 
     /// Carries out what a handler returned for slot `index`.
+    #[inline]
     fn apply_action(&mut self, index: u32, action: Action) {
+        if action == Action::None {
+            return;
+        }
         let slot = self.slot_mut(index);
+        if matches!(action, Action::Close | Action::Detach | Action::Abort) {
+            slot.flags.insert(Flags::HANDLER_DONE);
+        }
         match action {
             Action::None => {}
             Action::Close => {
@@ -428,6 +456,12 @@ where
                 }
                 // The handler is done with this connection: no more of its input.
                 slot.flags.remove(Flags::EOF_DRAIN);
+                // Closing with input the handler left unconsumed: the peer may be
+                // sending more, and closing over unread input resets the connection,
+                // which can destroy the reply before the peer reads it.
+                if slot.bufs.in_len > 0 && !slot.flags.contains(Flags::EOF) {
+                    slot.flags.insert(Flags::LINGER);
+                }
             }
             Action::Detach => {
                 // While draining input read before an end of stream the connection is
@@ -435,6 +469,16 @@ where
                 let draining = slot.flags.contains(Flags::EOF_DRAIN) && slot.error.is_none();
                 if slot.state == SlotState::Open || draining {
                     slot.state = SlotState::Detaching;
+                }
+                slot.flags.remove(Flags::EOF_DRAIN);
+            }
+            Action::Abort => {
+                if matches!(
+                    slot.state,
+                    SlotState::Open | SlotState::Closing | SlotState::Detaching
+                ) {
+                    slot.state = SlotState::Closing;
+                    slot.flags.insert(Flags::ABORT);
                 }
                 slot.flags.remove(Flags::EOF_DRAIN);
             }
@@ -486,11 +530,34 @@ where
     /// Calls `tick` for the tick due at `scheduled`, and schedules the next.
     fn fire_tick(&mut self, scheduled: Instant) {
         self.stats.ticks += 1;
-        let Tick { delay, action } = self.handler.tick(self.now);
-        self.ticker
-            .schedule(scheduled, self.now, delay, self.config.min_tick);
-        if action == Action::Shutdown {
-            self.begin_shutdown(None);
+        let mut next = None;
+        self.call_server(|h, lp| {
+            let Tick { delay, flow } = h.tick(lp);
+            next = delay;
+            flow
+        });
+        let now = self.now;
+        if self.phase == Phase::Running {
+            self.ticker
+                .schedule(scheduled, now, next, self.config.min_tick);
+        }
+    }
+
+    /// Slot `index`'s deadline has come: its handler's `timeout` if it is open, the end
+    /// of its lingering close if it lingers.
+    fn deadline_passed(&mut self, index: u32) {
+        match self.slot(index).state {
+            SlotState::Open => {
+                self.stats.timeouts += 1;
+                let action = self.call_handler(index, |h, conn| h.timeout(conn));
+                self.apply_action(index, action);
+                self.enqueue(index);
+            }
+            SlotState::Lingering => {
+                self.slot_mut(index).state = SlotState::Closing;
+                self.enqueue(index);
+            }
+            _ => {}
         }
     }
 
@@ -505,6 +572,7 @@ where
         } = self;
         let slots = slots.as_mut();
         attention.remove(slots, index);
+        self.timers.remove(slots, index);
         let slot = &mut slots[index as usize];
         buffers.release(index, &mut slot.bufs);
         slot.clear();
@@ -524,9 +592,6 @@ where
         let context = slot.context.take().unwrap_or_default();
         self.free_slot(index);
         self.stats.closed += 1;
-        let action = self.handler.closed(&info, context, error);
-        if action == Action::Shutdown {
-            self.begin_shutdown(None);
-        }
+        self.call_server(|h, lp| h.closed(&info, context, error, lp));
     }
 }

@@ -16,6 +16,8 @@ pub(super) enum Next {
     Configure(u32),
     Interest(u32, Interest),
     Close(u32),
+    Abort(u32),
+    ShutdownWrite(u32),
     Detach(u32),
     Pause(ListenerId),
     Resume(ListenerId),
@@ -46,13 +48,16 @@ where
             });
         }
         if let Some(owner) = self.buffers.scratch_owner()
-            && !self.slot(owner).flags.contains(Flags::WRITE_BLOCKED)
+            && !self
+                .slot(owner)
+                .flags
+                .intersects(Flags::WRITE_BLOCKED | Flags::ABORT)
         {
             return Some(self.begin_transmit(owner));
         }
         while let Some(index) = self.attention.pop_front(self.slots.as_mut()) {
             if let Some(next) = self.slot_output(index) {
-                if !matches!(next, Next::Close(_) | Next::Detach(_)) {
+                if !matches!(next, Next::Close(_) | Next::Abort(_) | Next::Detach(_)) {
                     // It may have more to do: it comes back after the others.
                     self.enqueue(index);
                 }
@@ -64,16 +69,21 @@ where
             .map(|i| Next::Accept(ListenerId::at(i)))
     }
 
-    /// The next output for one connection, in order: options, output, close or detach
-    /// (once the output is flushed), input, poller interest.
+    /// The next output for one connection, in order: an abort; options, output, close
+    /// (lingering or not) or detach (once the output is flushed), input, poller
+    /// interest.
     fn slot_output(&mut self, index: u32) -> Option<Next> {
         let in_cap = self.config.input_capacity as u32;
-        let pending = self.pending_len(index);
         let slot = self.slot_mut(index);
         let state = slot.state;
         if !state.is_live() {
             return None;
         }
+        if slot.flags.contains(Flags::ABORT) {
+            return Some(self.emit_abort(index));
+        }
+        let pending = self.pending_len(index);
+        let slot = self.slot_mut(index);
         if slot.flags.contains(Flags::CONFIGURE) {
             slot.flags.remove(Flags::CONFIGURE);
             return Some(Next::Configure(index));
@@ -84,6 +94,9 @@ where
         }
         if pending == 0 {
             match state {
+                SlotState::Closing if slot.flags.contains(Flags::LINGER) => {
+                    return Some(self.begin_linger(index));
+                }
                 SlotState::Closing => return Some(self.emit_close(index)),
                 SlotState::Detaching => return Some(self.emit_detach(index)),
                 _ => {}
@@ -91,7 +104,12 @@ where
         }
         let slot = self.slot_mut(index);
         let can_read = slot.bufs.in_len < in_cap && !slot.flags.contains(Flags::EOF);
-        let want_read = state == SlotState::Open && can_read && !write_blocked;
+        let want_read = match state {
+            SlotState::Open => can_read && !write_blocked,
+            // A lingering close reads (and discards) until the peer ends its stream.
+            SlotState::Lingering => can_read,
+            _ => false,
+        };
         // A hang-up makes an open connection read even while its output is blocked, to
         // learn whether the peer ended or failed. A connection the handler is closing
         // or detaching reads nothing more: its handler is done with input.
@@ -129,6 +147,36 @@ where
         }
         self.finalize = Some(index);
         Next::Close(index)
+    }
+
+    fn emit_abort(&mut self, index: u32) -> Next {
+        let Self { slots, buffers, .. } = self;
+        let slot = &mut slots.as_mut()[index as usize];
+        buffers.release(index, &mut slot.bufs);
+        slot.bufs.in_len = 0;
+        slot.state = SlotState::Closed;
+        if let Some(w) = &self.waker {
+            w.target().close(slot.info.id);
+        }
+        self.finalize = Some(index);
+        Next::Abort(index)
+    }
+
+    /// The output is flushed and the peer may still be sending: shut the sending side,
+    /// then read and discard until it closes too, for at most `Config::linger`.
+    fn begin_linger(&mut self, index: u32) -> Next {
+        let deadline = self.now + self.config.linger;
+        let slot = self.slot_mut(index);
+        slot.flags
+            .remove(Flags::LINGER | Flags::STALLED | Flags::EOF_DRAIN);
+        slot.state = SlotState::Lingering;
+        slot.bufs.in_len = 0;
+        let id = slot.info.id;
+        if let Some(w) = &self.waker {
+            w.target().close(id);
+        }
+        self.timers.set(self.slots.as_mut(), index, Some(deadline));
+        Next::ShutdownWrite(index)
     }
 
     fn emit_detach(&mut self, index: u32) -> Next {
@@ -183,6 +231,12 @@ where
                 interest,
             },
             Next::Close(i) => Output::Close {
+                id: self.slot(i).info.id,
+            },
+            Next::Abort(i) => Output::Abort {
+                id: self.slot(i).info.id,
+            },
+            Next::ShutdownWrite(i) => Output::ShutdownWrite {
                 id: self.slot(i).info.id,
             },
             Next::Detach(i) => {

@@ -7,8 +7,8 @@ use crate::buffers::{Buffers, InputSource};
 use crate::engine::{ByteStorage, Engine, Phase, SlotStorage};
 use crate::slot::{Flags, SlotState};
 use crate::{
-    AcceptError, Action, Addr, CloseError, ConnId, ConnInfo, Detached, Events, IoError,
-    IoErrorKind, ListenerId, Refused,
+    AcceptError, Addr, CloseError, ConnId, ConnInfo, Detached, Events, Flow, IoError, IoErrorKind,
+    ListenerId, Refused,
 };
 
 impl<H, S, B> Engine<H, S, B>
@@ -80,6 +80,11 @@ where
         if n < len {
             slot.flags.remove(Flags::READABLE | Flags::HUP);
         }
+        if slot.state == SlotState::Lingering {
+            // Read only to let the peer finish: discarded.
+            self.enqueue(index);
+            return;
+        }
         let source = if scratch {
             InputSource::Scratch(n)
         } else {
@@ -117,6 +122,13 @@ where
             self.handler.postwrite(id, 0, len);
         }
         self.stats.io_errors += 1;
+        if self.slot(index).state == SlotState::Lingering {
+            // A peer that resets a lingering close has read what it could: the close
+            // goes on with the reason it had.
+            self.slot_mut(index).state = SlotState::Closing;
+            self.enqueue(index);
+            return;
+        }
         self.fail(index, CloseError::Io(error));
     }
 
@@ -127,32 +139,29 @@ where
             self.detach_failed(index);
             return;
         }
-        let Self {
-            slots,
-            buffers,
-            handler,
-            ..
-        } = self;
-        let slot = &mut slots.as_mut()[index as usize];
+        let slot = self.slot_mut(index);
         let info = slot.info;
         let mut context = slot.context.take().unwrap_or_default();
-        let unread = buffers.bytes(buffers.input_range(index, &slot.bufs, InputSource::Own));
-        let action = handler.detached(&info, &mut context, socket.with_input(unread));
-        let action = if socket.holds_socket() {
-            self.stats.closed += 1;
-            let closed_action = self.handler.closed(&info, context, None);
-            if action == Action::Shutdown {
-                action
-            } else {
-                closed_action
-            }
-        } else {
+        let bufs = slot.bufs;
+        let unread = self.buffers.input_range(index, &bufs, InputSource::Own);
+        let mut taken = false;
+        let mut flow = self.with_loop(unread, |h, lp, unread| {
+            let flow = h.detached(&info, &mut context, socket.with_input(unread), lp);
+            taken = !socket.holds_socket();
+            flow
+        });
+        if taken {
             self.stats.detached += 1;
             drop(context);
-            action
-        };
+        } else {
+            self.stats.closed += 1;
+            let closed = self.with_loop(0..0, |h, lp, _| h.closed(&info, context, None, lp));
+            if closed == Flow::Shutdown {
+                flow = Flow::Shutdown;
+            }
+        }
         self.free_slot(index);
-        if action == Action::Shutdown {
+        if flow == Flow::Shutdown {
             self.begin_shutdown(None);
         }
     }
@@ -167,11 +176,8 @@ where
         self.stats.closed += 1;
         self.stats.io_errors += 1;
         let error = CloseError::Io(IoError::new(IoErrorKind::Other));
-        let action = self.handler.closed(&info, context, Some(error));
         self.free_slot(index);
-        if action == Action::Shutdown {
-            self.begin_shutdown(None);
-        }
+        self.call_server(|h, lp| h.closed(&info, context, Some(error), lp));
     }
 
     /// The bytes of `range` of the byte storage (an operation's buffer).
@@ -198,25 +204,44 @@ where
         let shutting_down = self.phase == Phase::ShuttingDown;
         let slot = self.slot_mut(index);
         if remaining > 0 {
-            slot.flags.insert(Flags::WRITE_BLOCKED);
+            slot.flags.insert(Flags::WRITE_BLOCKED | Flags::BACKED_UP);
             if shutting_down {
                 slot.flags.insert(Flags::FLUSH_DONE);
             }
         } else {
             slot.flags.remove(Flags::WRITE_BLOCKED);
-            let draining =
-                slot.state == SlotState::Closing && slot.flags.contains(Flags::EOF_DRAIN);
-            if slot.flags.contains(Flags::STALLED)
-                && (slot.state == SlotState::Open || draining)
-                && !shutting_down
-            {
-                slot.flags.remove(Flags::STALLED);
-                self.deliver_input(index, InputSource::Own);
+            if slot.flags.intersects(Flags::BACKED_UP | Flags::STALLED) && !shutting_down {
+                self.output_drained(index);
             }
         }
         if n == 0 && shutting_down {
             self.slot_mut(index).flags.insert(Flags::FLUSH_DONE);
         }
         self.enqueue(index);
+    }
+
+    /// Every byte of slot `index`'s output is sent and its output had backed up, or
+    /// input waits for the room: `drained`, then the stalled input.
+    #[inline(never)]
+    fn output_drained(&mut self, index: u32) {
+        let slot = self.slot_mut(index);
+        // A peer that ended its stream still reads: a producer finishes its answer
+        // before the close (which waits for the output it writes).
+        let peer_ended = slot.state == SlotState::Closing
+            && slot.flags.contains(Flags::EOF)
+            && !slot.flags.contains(Flags::HANDLER_DONE)
+            && slot.error.is_none();
+        if (slot.state == SlotState::Open || peer_ended) && slot.flags.contains(Flags::BACKED_UP) {
+            slot.flags.remove(Flags::BACKED_UP);
+            self.stats.drains += 1;
+            let action = self.call_handler(index, |h, conn| h.drained(conn));
+            self.apply_action(index, action);
+        }
+        let slot = self.slot_mut(index);
+        let draining = slot.state == SlotState::Closing && slot.flags.contains(Flags::EOF_DRAIN);
+        if slot.flags.contains(Flags::STALLED) && (slot.state == SlotState::Open || draining) {
+            slot.flags.remove(Flags::STALLED);
+            self.deliver_input(index, InputSource::Own);
+        }
     }
 }

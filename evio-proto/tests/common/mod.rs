@@ -38,6 +38,10 @@ pub struct Peer {
     /// The next read or write fails with this.
     pub error: Option<IoError>,
     pub closed: bool,
+    /// Closed with a reset (`Output::Abort`).
+    pub aborted: bool,
+    /// The server shut its sending side (`Output::ShutdownWrite`).
+    pub write_shut: bool,
     pub detached: bool,
     pub interest: Interest,
     pub options: Option<Options>,
@@ -251,6 +255,20 @@ pub fn perform<H: Events>(out: TestOutput<'_, H>, net: &mut Net) {
             let peer = net.peer(id);
             assert!(!peer.closed, "closed twice");
             peer.closed = true;
+        }
+        Output::Abort { id } => {
+            let peer = net.peer(id);
+            assert!(!peer.closed, "closed twice");
+            peer.closed = true;
+            peer.aborted = true;
+        }
+        Output::ShutdownWrite { id } => {
+            let peer = net.peer(id);
+            assert!(
+                !peer.closed && !peer.write_shut,
+                "shut after close or twice"
+            );
+            peer.write_shut = true;
         }
         Output::PauseAccept { listener } => net.paused[listener.index()] = true,
         Output::ResumeAccept { listener } => net.paused[listener.index()] = false,

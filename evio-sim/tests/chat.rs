@@ -1,0 +1,209 @@
+//! The chat example's handler (`evio_handlers::chat::Chat`) in the swarm, with an exact
+//! model: each complete line a client sends reaches every other member open at the
+//! moment the handler relays it, once and in order. Writes to other connections,
+//! aborts of slow consumers, idle timeouts on the virtual clock and lingering closes
+//! after lines too long for the input buffer all happen here, under faults.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use evio_handlers::chat::Chat;
+use evio_proto::{Action, CloseError, Conn, ConnInfo, Events, Flow, Loop, WriteError};
+use evio_sim::{Constraints, Model, ModelError, Rng, Sim, Swarm, Violation};
+
+/// The room as the handler should see it: who is a member, and what each member is
+/// owed, in the order the handler relays.
+#[derive(Default)]
+struct ChatModel {
+    /// Members that still receive lines (open, in the order they joined).
+    receiving: Vec<usize>,
+    /// What each member (by join number) has been sent and not yet read.
+    expected: Vec<VecDeque<u8>>,
+}
+
+#[derive(Default)]
+struct Member {
+    number: usize,
+    received: u64,
+}
+
+impl Model for ChatModel {
+    type Conn = Member;
+
+    fn opened(&mut self, conn: &mut Member, _: &ConnInfo) {
+        conn.number = self.expected.len();
+        self.expected.push(VecDeque::new());
+        self.receiving.push(conn.number);
+    }
+
+    fn input(&mut self, _: &mut Member, _: &[u8]) {}
+
+    fn consumed(&mut self, conn: &mut Member, bytes: &[u8]) {
+        // The handler consumes whole lines only, and relays each to the others.
+        assert!(
+            bytes.is_empty() || bytes.ends_with(b"\n"),
+            "consumed a partial line"
+        );
+        for &m in &self.receiving {
+            if m != conn.number {
+                self.expected[m].extend(bytes);
+            }
+        }
+    }
+
+    fn closing(&mut self, conn: &mut Member) {
+        self.receiving.retain(|&m| m != conn.number);
+    }
+
+    fn output(&mut self, conn: &mut Member, bytes: &[u8]) -> Result<(), ModelError> {
+        let expected = &mut self.expected[conn.number];
+        for &b in bytes {
+            match expected.pop_front() {
+                Some(e) if e == b => conn.received += 1,
+                other => {
+                    return Err(ModelError {
+                        offset: conn.received,
+                        detail: format!(
+                            "got {b:#04x}, expected {other:?}: not the next byte of a line \
+                             another member sent"
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn owed(&self, conn: &Member) -> usize {
+        self.expected[conn.number].len()
+    }
+
+    fn handler_wakes(&self) -> bool {
+        false
+    }
+}
+
+fn chat() -> (Chat, ChatModel) {
+    (
+        Chat::new(Some(Duration::from_millis(40))),
+        ChatModel::default(),
+    )
+}
+
+/// Chat traffic: short lines of text, now and then one too long for a small input
+/// buffer; the simulator cuts each client's stream at random points.
+fn lines(_client: u16, rng: &mut Rng) -> Vec<u8> {
+    let len = if rng.below(20) == 0 {
+        rng.range(40, 600)
+    } else {
+        rng.range(0, 12)
+    } as usize;
+    let mut line: Vec<u8> = (0..len).map(|_| b'a' + rng.below(26) as u8).collect();
+    line.push(b'\n');
+    line
+}
+
+fn chat_swarm<H, F>(make: F) -> Swarm<F>
+where
+    F: Fn() -> (H, ChatModel) + Sync,
+{
+    // Buffers that hold a short line: with one byte of output every member is a slow
+    // consumer at once, with one byte of input every line is too long.
+    let constraints = Constraints {
+        min_input_capacity: 16,
+        min_output_capacity: 16,
+        ..Constraints::none()
+    };
+    Swarm::new(make)
+        .constraints(constraints)
+        .workload(lines as fn(u16, &mut Rng) -> Vec<u8>)
+}
+
+#[test]
+fn chat_handler_passes_a_swarm_with_an_exact_model() {
+    let report = chat_swarm(chat).seeds(0..2000).steps(3000).run();
+    println!("{report}");
+    assert!(report.failures.is_empty(), "{report}");
+    assert!(report.bytes_written > 100_000, "{report}");
+    // Lines longer than the input buffer end their sender's connection.
+    assert!(report.frames_too_large > 0, "{report}");
+}
+
+/// The swarm reaches what the chat is for: lines relayed, idle timeouts on the virtual
+/// clock, slow consumers aborted.
+#[test]
+fn the_chat_swarm_relays_times_out_and_aborts_slow_consumers() {
+    let swarm = chat_swarm(chat).steps(3000);
+    let (mut lines, mut slow, mut timeouts) = (0, 0, 0);
+    for seed in 0..100 {
+        let config = swarm.config(seed);
+        let script = swarm.script(seed, &config);
+        let (handler, model) = chat();
+        let mut sim = Sim::with_config(handler, model, seed, config).expect("a valid config");
+        for event in &script {
+            if let Err(v) = sim.step(event) {
+                panic!("{}", sim.failure(v));
+            }
+        }
+        if let Err(v) = sim.finish() {
+            panic!("{}", sim.failure(v));
+        }
+        lines += sim.handler().lines;
+        slow += sim.handler().slow_consumers;
+        timeouts += sim.engine().stats().timeouts;
+    }
+    println!("100 seeds: {lines} lines relayed, {timeouts} idle timeouts, {slow} slow consumers");
+    assert!(lines > 1000 && timeouts > 0 && slow > 0);
+}
+
+/// A chat that forgets to skip the sender is caught: the model is exact.
+#[derive(Default)]
+struct EchoingChat(Chat);
+
+impl Events for EchoingChat {
+    type Context = ();
+    fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        self.0.opened(conn)
+    }
+    fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+        let me = conn.id();
+        let action = self.0.data(conn, input);
+        // Also sends the first line back to its sender.
+        if let Some(end) = input.iter().position(|&b| b == b'\n')
+            && self.0.members().contains(&me)
+        {
+            match conn.others().write(me, &input[..=end]) {
+                Ok(()) | Err(WriteError::NotOpen(_) | WriteError::Full(_)) => {}
+            }
+        }
+        action
+    }
+    fn timeout(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        self.0.timeout(conn)
+    }
+    fn closed(
+        &mut self,
+        info: &ConnInfo,
+        c: (),
+        e: Option<CloseError>,
+        others: &mut Loop<'_, ()>,
+    ) -> Flow {
+        self.0.closed(info, c, e, others)
+    }
+}
+
+#[test]
+fn a_chat_that_echoes_to_the_sender_is_caught() {
+    let report = chat_swarm(|| (EchoingChat(chat().0), ChatModel::default()))
+        .seeds(0..100)
+        .steps(2000)
+        .run();
+    assert!(!report.failures.is_empty(), "{report}");
+    assert!(
+        report
+            .failures
+            .iter()
+            .all(|f| matches!(f.violation, Violation::Model { .. })),
+        "{report}"
+    );
+}

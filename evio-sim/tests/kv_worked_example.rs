@@ -1,0 +1,396 @@
+//! The worked example of evio-sim's crate docs at full size: the same key-value server
+//! (state shared between connections, idle timeouts), its exact model built on
+//! `Model::consumed`, and its workload of valid requests mixed with garbage, run across
+//! thousands of seeds with faults; and a mutant of the handler, which the same swarm
+//! catches. The handler and the model here also count what they did, for the summary.
+//!
+//! ```text
+//! cargo test -p evio-sim --release --test kv_worked_example -- --nocapture
+//! ```
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use evio_proto::{Action, Conn, Events};
+use evio_sim::{Constraints, Model, ModelError, Rng, Swarm, Violation, Workload};
+
+/// Seeds and steps of the full swarm.
+const SEEDS: u64 = 2_000;
+const STEPS: usize = 5_000;
+
+/// A connection that applied no request for this long is closed.
+const IDLE: Duration = Duration::from_millis(200);
+
+/// The longest line a client sends on purpose (`SET k vvvvvvvv\n`), and the longest
+/// reply (`-ERR line too long\n`): the input and output buffers must hold them.
+const MIN_INPUT: usize = 32;
+const MIN_OUTPUT: usize = 32;
+
+/// What a swarm did, beyond the simulator's report: counted by the handler and the
+/// model, for the summary.
+#[derive(Default)]
+struct Tally {
+    /// Requests the model applied (each answered by the handler, in the same order).
+    applied: AtomicU64,
+    /// Connections the handler closed for being idle.
+    timeouts: AtomicU64,
+    /// Lines longer than the input buffer.
+    too_long: AtomicU64,
+}
+
+impl Tally {
+    fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+// ----- the handler ---------------------------------------------------------------------
+
+/// A key-value server: `SET k v` answers `+OK`, `GET k` the value (`$v`) or `$-1`,
+/// `DEL k` `:1` or `:0`, anything else `-ERR unknown command`; one line per request.
+/// The map is shared by every connection.
+#[derive(Default)]
+struct Kv {
+    map: HashMap<Vec<u8>, Vec<u8>>,
+    /// The bug a user hit: apply the request first, then find the reply does not fit
+    /// and leave the line unconsumed, so it is applied again on the next call.
+    mutant: bool,
+    tally: Arc<Tally>,
+}
+
+/// One parsed request line.
+enum Request<'a> {
+    Set(&'a [u8], &'a [u8]),
+    Get(&'a [u8]),
+    Del(&'a [u8]),
+    Bad,
+}
+
+fn parse(line: &[u8]) -> Request<'_> {
+    let mut words = line.split(|&b| b == b' ');
+    match (words.next(), words.next(), words.next(), words.next()) {
+        (Some(b"SET"), Some(k), Some(v), None) if !k.is_empty() && !v.is_empty() => {
+            Request::Set(k, v)
+        }
+        (Some(b"GET"), Some(k), None, None) if !k.is_empty() => Request::Get(k),
+        (Some(b"DEL"), Some(k), None, None) if !k.is_empty() => Request::Del(k),
+        _ => Request::Bad,
+    }
+}
+
+impl Kv {
+    fn new(tally: &Arc<Tally>) -> Self {
+        Kv {
+            tally: tally.clone(),
+            ..Kv::default()
+        }
+    }
+
+    fn mutant() -> Self {
+        Kv {
+            mutant: true,
+            ..Kv::default()
+        }
+    }
+
+    /// The reply to `request` against the map as it is (nothing applied).
+    fn reply(&self, request: &Request<'_>) -> Vec<u8> {
+        match request {
+            Request::Set(..) => b"+OK\n".to_vec(),
+            Request::Get(k) => match self.map.get(*k) {
+                Some(v) => [b"$", v.as_slice(), b"\n"].concat(),
+                None => b"$-1\n".to_vec(),
+            },
+            Request::Del(k) if self.map.contains_key(*k) => b":1\n".to_vec(),
+            Request::Del(_) => b":0\n".to_vec(),
+            Request::Bad => b"-ERR unknown command\n".to_vec(),
+        }
+    }
+
+    fn apply(&mut self, request: &Request<'_>) {
+        match request {
+            Request::Set(k, v) => {
+                self.map.insert(k.to_vec(), v.to_vec());
+            }
+            Request::Del(k) => {
+                self.map.remove(*k);
+            }
+            Request::Get(_) | Request::Bad => {}
+        }
+    }
+}
+
+impl Events for Kv {
+    type Context = ();
+
+    fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        conn.set_timeout(Some(IDLE));
+        Action::None
+    }
+
+    fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+        // A request is applied and consumed together, or neither: input left
+        // unconsumed comes back in the next call, so a request applied without being
+        // consumed would be applied twice.
+        let mut used = 0;
+        while let Some(len) = input[used..].iter().position(|&b| b == b'\n') {
+            let request = parse(&input[used..used + len]);
+            let reply = self.reply(&request);
+            if self.mutant {
+                self.apply(&request);
+            }
+            if conn.write(&reply).is_err() {
+                break; // output full: this line waits, unapplied, until it drains
+            }
+            if !self.mutant {
+                self.apply(&request);
+            }
+            used += len + 1;
+        }
+        let no_line = !input.contains(&b'\n');
+        if no_line
+            && input.len() >= conn.input_capacity()
+            && conn.write(b"-ERR line too long\n").is_ok()
+        {
+            // A line longer than the input buffer can never be taken whole. (Only
+            // when there is no newline at all: a full buffer whose first reply did not
+            // fit is backpressure, and waits.)
+            Tally::add(&self.tally.too_long);
+            conn.consume(input.len());
+            return Action::Close;
+        }
+        conn.consume(used);
+        if used > 0 {
+            conn.set_timeout(Some(IDLE));
+        }
+        Action::None
+    }
+
+    fn timeout(&mut self, _conn: &mut Conn<'_, ()>) -> Action {
+        Tally::add(&self.tally.timeouts);
+        Action::Close
+    }
+}
+
+// ----- its model -----------------------------------------------------------------------
+
+/// The model: its own map, to which each request is applied when the handler consumed
+/// it, in the order the handler did across all connections, so every reply is known
+/// exactly.
+#[derive(Default)]
+struct KvModel {
+    map: HashMap<Vec<u8>, Vec<u8>>,
+    tally: Arc<Tally>,
+}
+
+impl KvModel {
+    fn new(tally: &Arc<Tally>) -> Self {
+        KvModel {
+            tally: tally.clone(),
+            ..KvModel::default()
+        }
+    }
+}
+
+/// What one client is owed, and how much it received.
+#[derive(Default)]
+struct KvConn {
+    owed: VecDeque<u8>,
+    received: u64,
+}
+
+impl KvModel {
+    fn execute(&mut self, line: &[u8]) -> Vec<u8> {
+        Tally::add(&self.tally.applied);
+        let words: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+        match words.as_slice() {
+            [b"SET", k, v] if !k.is_empty() && !v.is_empty() => {
+                self.map.insert(k.to_vec(), v.to_vec());
+                b"+OK\n".to_vec()
+            }
+            [b"GET", k] if !k.is_empty() => match self.map.get(*k) {
+                Some(v) => [b"$".as_slice(), v, b"\n"].concat(),
+                None => b"$-1\n".to_vec(),
+            },
+            [b"DEL", k] if !k.is_empty() => match self.map.remove(*k) {
+                Some(_) => b":1\n".to_vec(),
+                None => b":0\n".to_vec(),
+            },
+            _ => b"-ERR unknown command\n".to_vec(),
+        }
+    }
+}
+
+impl Model for KvModel {
+    type Conn = KvConn;
+
+    /// Bytes read are not requests yet: only what the handler consumed is.
+    fn input(&mut self, _: &mut KvConn, _: &[u8]) {}
+
+    fn consumed(&mut self, conn: &mut KvConn, bytes: &[u8]) {
+        for line in bytes.split_inclusive(|&b| b == b'\n') {
+            let reply = match line.strip_suffix(b"\n") {
+                Some(line) => self.execute(line),
+                // Consumed without its newline: the too-long line.
+                None => b"-ERR line too long\n".to_vec(),
+            };
+            conn.owed.extend(reply);
+        }
+    }
+
+    fn output(&mut self, conn: &mut KvConn, bytes: &[u8]) -> Result<(), ModelError> {
+        for &b in bytes {
+            match conn.owed.pop_front() {
+                Some(e) if e == b => conn.received += 1,
+                expected => {
+                    let expected = match expected {
+                        Some(e) => format!("`{}`", e.escape_ascii()),
+                        None => "nothing more".into(),
+                    };
+                    return Err(ModelError {
+                        offset: conn.received,
+                        detail: format!("got `{}`, expected {expected}", b.escape_ascii()),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn owed(&self, conn: &KvConn) -> usize {
+        conn.owed.len()
+    }
+
+    fn handler_wakes(&self) -> bool {
+        false
+    }
+}
+
+// ----- the workload --------------------------------------------------------------------
+
+/// What clients send: requests on four keys (so connections meet on them), with
+/// malformed lines and stray garbage mixed in.
+#[derive(Clone, Copy)]
+struct KvWorkload;
+
+impl Workload for KvWorkload {
+    fn message(&mut self, _client: u16, rng: &mut Rng) -> Vec<u8> {
+        let key = (b'a' + rng.below(4) as u8) as char;
+        match rng.below(20) {
+            0..=7 => format!("SET {key} v{}\n", rng.below(1000)).into_bytes(),
+            8..=13 => format!("GET {key}\n").into_bytes(),
+            14..=16 => format!("DEL {key}\n").into_bytes(),
+            17 => b"SET a\n".to_vec(),
+            // Garbage without a newline of its own: it runs into the next request,
+            // and now and then past the input buffer.
+            _ => (0..rng.range(1, 20))
+                .map(|_| rng.next_u64() as u8)
+                .collect(),
+        }
+    }
+}
+
+// ----- the swarm -----------------------------------------------------------------------
+
+/// The swarm both the handler and its mutant run: faults on (every kind), buffers that
+/// hold a request and a reply.
+fn kv_swarm<F>(make: F) -> Swarm<F> {
+    Swarm::new(make)
+        .seeds(0..SEEDS)
+        .steps(STEPS)
+        .threads(2)
+        .constraints(Constraints {
+            min_input_capacity: MIN_INPUT,
+            min_output_capacity: MIN_OUTPUT,
+            min_connections: 8,
+            ..Constraints::none()
+        })
+        .workload(KvWorkload)
+}
+
+#[test]
+fn kv_handler_passes_thousands_of_seeds_with_faults() {
+    let tally = Arc::new(Tally::default());
+    let report = kv_swarm(|| (Kv::new(&tally), KvModel::new(&tally))).run();
+    let fired: u64 = report.faults.iter().map(|(_, n)| n).sum();
+    println!(
+        "kv worked example: {} seeds x {STEPS} steps ({} steps run, liveness included), \
+         faults fired: {fired}, failures: {}\n\
+         requests applied and answered: {}, idle timeouts: {}, lines too long: {}",
+        report.seeds,
+        report.steps,
+        report.failures.len(),
+        Tally::get(&tally.applied),
+        Tally::get(&tally.timeouts),
+        Tally::get(&tally.too_long),
+    );
+    println!("{report}");
+    assert!(report.failures.is_empty(), "{report}");
+    assert_eq!(report.seeds, SEEDS);
+    // Real work, with faults: connections, requests, timeouts, too-long lines, and
+    // every fault kind firing.
+    assert!(report.connections > SEEDS, "{report}");
+    assert!(Tally::get(&tally.applied) > 100_000, "{report}");
+    assert!(Tally::get(&tally.timeouts) > 1_000, "{report}");
+    assert!(Tally::get(&tally.too_long) > 100, "{report}");
+    let missing = report.faults.missing();
+    assert!(missing.is_empty(), "never fired: {missing:?}\n{report}");
+}
+
+/// Step by step through `Sim`, a seed of the same swarm: the model's shared map is the
+/// handler's, request for request.
+#[test]
+fn kv_model_and_handler_end_with_the_same_map() {
+    let swarm = kv_swarm(|| (Kv::default(), KvModel::default()));
+    let mut keys = 0;
+    for seed in 0..20 {
+        let config = swarm.config(seed);
+        let script = swarm.script(seed, &config);
+        let mut sim = evio_sim::Sim::with_config(Kv::default(), KvModel::default(), seed, config)
+            .unwrap_or_else(|v| panic!("{v}"));
+        for event in &script {
+            if let Err(v) = sim.step(event) {
+                panic!("{}", sim.failure(v));
+            }
+        }
+        if let Err(v) = sim.finish() {
+            panic!("{}", sim.failure(v));
+        }
+        assert_eq!(sim.handler().map, sim.model().map, "seed {seed}");
+        keys += sim.model().map.len();
+    }
+    assert!(keys > 20, "{keys} keys set in all");
+}
+
+#[test]
+fn kv_mutant_that_applies_before_the_reply_fits_is_caught() {
+    let report = kv_swarm(|| (Kv::mutant(), KvModel::default())).run();
+    println!(
+        "kv mutant: {} of {} seeds failed",
+        report.failures.len(),
+        report.seeds
+    );
+    assert!(!report.failures.is_empty(), "the mutant passed:\n{report}");
+    for failure in &report.failures {
+        // Caught by the model (a reply computed from a map the request was applied to
+        // twice), and the report says how to replay it.
+        assert!(
+            matches!(failure.violation, Violation::Model { .. }),
+            "{failure}"
+        );
+        assert!(
+            failure.to_string().contains(&format!(
+                "EVIO_SIM_SEED={} EVIO_SIM_STEPS={STEPS}",
+                failure.seed
+            )),
+            "{failure}"
+        );
+    }
+    println!("first: {}", report.failures[0]);
+}

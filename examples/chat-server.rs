@@ -1,0 +1,111 @@
+//! A chat server on real sockets: every line a client sends goes to every other client.
+//!
+//! ```text
+//! cargo run --release --example chat-server -- --port 5001 [--unixsocket PATH] [--idle-timeout SECS]
+//! ```
+//!
+//! Try it with two or more `nc 127.0.0.1 5001`. A client whose output cannot take a
+//! line (it does not read) is disconnected as a slow consumer. SIGINT or SIGTERM stops
+//! the server cleanly (exit status 0, the unix socket file removed).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use evio::{Action, CloseError, Conn, ConnInfo, Events, Flow, Loop, Server};
+use evio_handlers::chat::Chat;
+use evio_handlers::stop::StopOnSignals;
+
+/// A chat server: each complete line one client sends goes, unchanged, to every other
+/// client connected at that moment.
+#[derive(Parser, Debug)]
+#[command(name = "chat-server", version)]
+struct Args {
+    /// Address to listen on (`0.0.0.0`: every IPv4 interface; `127.0.0.1`: this
+    /// machine only).
+    #[arg(long, default_value = "0.0.0.0")]
+    host: String,
+    /// TCP port to listen on.
+    #[arg(long, default_value_t = 5001)]
+    port: u16,
+    /// Also listen on this unix socket path.
+    #[arg(long, value_name = "PATH")]
+    unixsocket: Option<String>,
+    /// Close a client that sent nothing for this many seconds.
+    #[arg(long, value_name = "SECS")]
+    idle_timeout: Option<f64>,
+    /// Bytes of input buffer per client: the longest line.
+    #[arg(long, value_name = "BYTES", default_value_t = 4096)]
+    input: usize,
+    /// Bytes of output buffer per client: how far a client may fall behind before it is
+    /// disconnected as a slow consumer.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    output: usize,
+}
+
+/// The shared chat handler, plus a line saying where it listens.
+struct Announced(Chat);
+
+impl Events for Announced {
+    type Context = ();
+
+    fn serving(&mut self, server: Server<'_>) -> Flow {
+        for addr in server.addrs() {
+            println!("chat server listening on {addr}");
+        }
+        Flow::Continue
+    }
+    fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        self.0.opened(conn)
+    }
+    fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+        self.0.data(conn, input)
+    }
+    fn timeout(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        self.0.timeout(conn)
+    }
+    fn closed(
+        &mut self,
+        info: &ConnInfo,
+        context: (),
+        error: Option<CloseError>,
+        others: &mut Loop<'_, ()>,
+    ) -> Flow {
+        self.0.closed(info, context, error, others)
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let idle = match args.idle_timeout.map(Duration::try_from_secs_f64) {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(e)) => {
+            eprintln!("chat-server: --idle-timeout: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let builder = evio::ServerBuilder::new()
+        .input_capacity(args.input)
+        .output_capacity(args.output);
+    let mut addrs = vec![format!("tcp://{}:{}", bracketed(&args.host), args.port)];
+    if let Some(path) = &args.unixsocket {
+        addrs.push(format!("unix://{path}"));
+    }
+    match builder.serve(StopOnSignals::new(Announced(Chat::new(idle))), &addrs) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chat-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An IPv6 host in brackets, as an address with a port needs it (`::1` -> `[::1]`).
+fn bracketed(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}

@@ -1,0 +1,254 @@
+//! The chat example against real sockets: every line reaches every other client once
+//! and in order, a client that never reads is disconnected while the rest carry on, and
+//! the example stops cleanly on SIGTERM.
+
+mod os_common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use evio::{Action, CloseError, Conn, ConnInfo, Events, Flow, Loop};
+use evio_handlers::chat::Chat;
+use os_common::*;
+
+const CLIENTS: usize = 10;
+const LINES_EACH: usize = 1_000;
+
+/// One client's `seq`-th line: its number, the sequence, and a payload whose length
+/// varies.
+fn line(client: usize, seq: usize) -> String {
+    let pad = "x".repeat((client * 7 + seq * 13) % 40);
+    format!("c{client} {seq} {pad}\n")
+}
+
+#[test]
+fn every_line_reaches_every_other_client_once_and_in_order() {
+    // Output buffers big enough for everything a client is sent: nobody is slow here.
+    let published = Arc::new(Published::default());
+    let p = published.clone();
+    let server = start(
+        evio::ServerBuilder::new()
+            .max_connections(CLIENTS + 2)
+            .output_capacity(1 << 20),
+        &["tcp4://127.0.0.1:0"],
+        move || Counted(Chat::new(None), p),
+    );
+    let clients: Vec<Client> = (0..CLIENTS).map(|_| connect(server.addr(0))).collect();
+    // Everyone is in the room before the first line (a late joiner would miss lines).
+    published.wait_for_members(CLIENTS as u64);
+    let expected_bytes: Vec<usize> = (0..CLIENTS)
+        .map(|me| {
+            (0..CLIENTS)
+                .filter(|&c| c != me)
+                .map(|c| (0..LINES_EACH).map(|s| line(c, s).len()).sum::<usize>())
+                .sum()
+        })
+        .collect();
+    let threads: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(me, client)| {
+            let mut reader = client.try_clone();
+            let mut writer = client;
+            let want = expected_bytes[me];
+            let w = std::thread::spawn(move || {
+                // The lines, sent in pieces cut at random byte boundaries.
+                let all: String = (0..LINES_EACH).map(|s| line(me, s)).collect();
+                let bytes = all.as_bytes();
+                let mut rng = Rng::new(me as u64 + 1);
+                let mut at = 0;
+                while at < bytes.len() {
+                    let n = (1 + rng.below(200) as usize).min(bytes.len() - at);
+                    writer.write_all(&bytes[at..at + n]).expect("client write");
+                    at += n;
+                }
+                writer
+            });
+            std::thread::spawn(move || {
+                let mut got = Vec::with_capacity(want);
+                let mut buf = [0u8; 65536];
+                while got.len() < want {
+                    let n = reader.read(&mut buf).expect("client read");
+                    assert!(n > 0, "client {me} cut off after {} bytes", got.len());
+                    got.extend_from_slice(&buf[..n]);
+                }
+                w.join().expect("writer");
+                (me, got)
+            })
+        })
+        .collect();
+    for t in threads {
+        let (me, got) = t.join().expect("client thread");
+        let text = String::from_utf8(got).expect("lines are text");
+        let mut next: HashMap<usize, usize> = HashMap::new();
+        for l in text.lines() {
+            let mut parts = l.splitn(3, ' ');
+            let from: usize = parts.next().unwrap()[1..].parse().unwrap();
+            let seq: usize = parts.next().unwrap().parse().unwrap();
+            assert_ne!(from, me, "client {me} got its own line back");
+            let expect = next.entry(from).or_default();
+            assert_eq!(
+                seq, *expect,
+                "client {me}: from c{from}, out of order or twice"
+            );
+            assert_eq!(
+                format!("{l}\n"),
+                line(from, seq),
+                "a line changed on the way"
+            );
+            *expect += 1;
+        }
+        for from in (0..CLIENTS).filter(|&c| c != me) {
+            assert_eq!(
+                next.get(&from),
+                Some(&LINES_EACH),
+                "client {me} from c{from}"
+            );
+        }
+    }
+    server.stop().unwrap();
+}
+
+/// What the chat handler under test publishes to the test thread.
+#[derive(Default)]
+struct Published {
+    members: AtomicU64,
+    slow_consumers: AtomicU64,
+}
+
+impl Published {
+    /// Waits until `n` clients are in the room (a client that joins late misses the
+    /// lines sent before).
+    fn wait_for_members(&self, n: u64) {
+        let started = Instant::now();
+        while self.members.load(Ordering::SeqCst) < n {
+            assert!(started.elapsed() < LIMIT, "clients never all joined");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// The chat handler, publishing its room size and how many slow consumers it
+/// disconnected.
+struct Counted(Chat, Arc<Published>);
+
+impl Counted {
+    fn publish(&self) {
+        self.1
+            .members
+            .store(self.0.members().len() as u64, Ordering::SeqCst);
+        self.1
+            .slow_consumers
+            .store(self.0.slow_consumers, Ordering::SeqCst);
+    }
+}
+
+impl Events for Counted {
+    type Context = ();
+    fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        let action = self.0.opened(conn);
+        self.publish();
+        action
+    }
+    fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+        let action = self.0.data(conn, input);
+        self.publish();
+        action
+    }
+    fn closed(
+        &mut self,
+        info: &ConnInfo,
+        ctx: (),
+        error: Option<CloseError>,
+        others: &mut Loop<'_, ()>,
+    ) -> Flow {
+        let flow = self.0.closed(info, ctx, error, others);
+        self.publish();
+        flow
+    }
+}
+
+#[test]
+fn a_client_that_never_reads_is_disconnected_and_the_rest_carry_on() {
+    let published = Arc::new(Published::default());
+    let p = published.clone();
+    let server = start(
+        evio::ServerBuilder::new().output_capacity(16 * 1024),
+        &["tcp4://127.0.0.1:0"],
+        move || Counted(Chat::new(None), p),
+    );
+    let mut talker = connect(server.addr(0));
+    let listener = connect(server.addr(0));
+    let silent = connect(server.addr(0)); // never reads
+    published.wait_for_members(3);
+    let mut reader = BufReader::new(listener.try_clone());
+    let started = Instant::now();
+    let mut sent = 0usize;
+    // Lines go out until the silent client's socket buffers and its output buffer are
+    // full and it is cut off; the listener reads every one of them meanwhile.
+    let mut text = String::new();
+    while published.slow_consumers.load(Ordering::SeqCst) == 0 {
+        assert!(
+            started.elapsed() < LIMIT,
+            "the silent client was never disconnected"
+        );
+        for _ in 0..100 {
+            let l = line(0, sent);
+            talker.write_all(l.as_bytes()).unwrap();
+            text.clear();
+            reader.read_line(&mut text).unwrap();
+            assert_eq!(text, l, "the listener misses nothing");
+            sent += 1;
+        }
+    }
+    // The room goes on without it.
+    for _ in 0..100 {
+        let l = line(0, sent);
+        talker.write_all(l.as_bytes()).unwrap();
+        text.clear();
+        reader.read_line(&mut text).unwrap();
+        assert_eq!(text, l);
+        sent += 1;
+    }
+    drop((silent, listener));
+    server.stop().unwrap();
+}
+
+#[test]
+fn the_example_stops_on_sigterm_with_status_zero_and_removes_its_socket_file() {
+    let example = example_binary("chat-server");
+    let dir = TempDir::new("chat");
+    let sock = dir.sock("chat.sock");
+    let mut child = std::process::Command::new(&example)
+        .args(["--host", "127.0.0.1", "--port", "0", "--unixsocket", &sock])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert!(
+        first.starts_with("chat server listening on tcp://"),
+        "{first}"
+    );
+    let port: u16 = first.trim().rsplit(':').next().unwrap().parse().unwrap();
+    let mut second = String::new();
+    out.read_line(&mut second).unwrap();
+    assert!(std::path::Path::new(&sock).exists(), "{second}");
+    // A client is connected when the signal comes: it is closed, not left hanging.
+    let mut c = connect(&Bound::Tcp(([127, 0, 0, 1], port).into()));
+    c.write_all(b"hi\n").unwrap();
+    // SAFETY: kill(2) on our own child's pid, with a valid signal number.
+    let killed = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(killed, 0);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        !std::path::Path::new(&sock).exists(),
+        "socket file left behind"
+    );
+    assert_eq!(c.read_to_end_lossy(), b"", "the client was closed");
+}
