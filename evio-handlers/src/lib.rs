@@ -6,4 +6,6 @@
 
 pub mod chat;
 pub mod echo;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod stop;

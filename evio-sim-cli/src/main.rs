@@ -14,9 +14,13 @@ use std::io::{IsTerminal as _, Write as _};
 use std::ops::Range;
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use clap::{Parser, ValueEnum};
+use evio_handlers::chat::Chat;
 use evio_handlers::echo::Echo;
-use evio_sim::{Constraints, EchoModel, Failure, FaultSet, Swarm, SwarmReport};
+use evio_handlers::sim::{ChatModel, chat_lines};
+use evio_sim::{Constraints, EchoModel, Events, Failure, FaultSet, Model, Rng, Swarm, SwarmReport};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// `println!` that ignores a closed stdout (`evio-sim … | head` must not panic).
@@ -88,8 +92,61 @@ struct Args {
 /// A handler the CLI can run, with its model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Handler {
-    /// The example servers' echo handler.
+    /// The example servers' echo handler: random bytes, echoed.
     Echo,
+    /// The chat example's handler (40 ms idle timeout): lines relayed to every other
+    /// member, under a workload of short and overlong lines.
+    Chat,
+}
+
+impl std::fmt::Display for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Handler::Echo => "echo",
+            Handler::Chat => "chat",
+        })
+    }
+}
+
+/// How the CLI runs one handler: a fresh handler and model per seed, the workload its
+/// clients send (`None`: the seed's random bytes), and the smallest buffers it can
+/// work with (raised over what the flags ask).
+struct Setup<H, M> {
+    make: fn() -> (H, M),
+    workload: Option<fn(u16, &mut Rng) -> Vec<u8>>,
+    min_input: usize,
+    min_output: usize,
+}
+
+/// Runs the command line for one handler.
+fn run<H: Events, M: Model>(args: &Args, setup: &Setup<H, M>) -> ExitCode {
+    if let Some(seed) = args.seed {
+        return replay_one(seed, args, setup);
+    }
+    out!(
+        "evio-sim: handler {}, seeds {}..{}, {} steps each, {} threads, constraints: {}",
+        args.handler,
+        args.seeds.start,
+        args.seeds.end,
+        args.steps,
+        args.threads(),
+        args.constraints(setup)
+    );
+    let total = args.seeds.end - args.seeds.start;
+    let bar = progress_bar(total, std::io::stderr().is_terminal());
+    let report = run_swarm(args, setup, bar.as_ref());
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    out!("{report}");
+    for failure in &report.failures {
+        out!("  cli replay: {}", args.replay_line(failure));
+    }
+    if report.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 /// A `--seeds` value that is not `A..B` with `A <= B`.
@@ -116,10 +173,10 @@ fn parse_seeds(s: &str) -> Result<Range<u64>, BadSeeds> {
 }
 
 impl Args {
-    fn constraints(&self) -> Constraints {
+    fn constraints<H, M>(&self, setup: &Setup<H, M>) -> Constraints {
         Constraints {
-            min_input_capacity: self.min_input,
-            min_output_capacity: self.min_output,
+            min_input_capacity: self.min_input.max(setup.min_input),
+            min_output_capacity: self.min_output.max(setup.min_output),
             min_connections: self.min_connections,
             faults: self.faults,
         }
@@ -131,15 +188,16 @@ impl Args {
     }
 
     /// The swarm the command line describes (for `--seed`, its seed's replay).
-    fn swarm(&self) -> Swarm<fn() -> (Echo, EchoModel)> {
-        let make: fn() -> (Echo, EchoModel) = match self.handler {
-            Handler::Echo => || (Echo, EchoModel),
-        };
-        Swarm::new(make)
+    fn swarm<H, M>(&self, setup: &Setup<H, M>) -> Swarm<fn() -> (H, M)> {
+        let swarm = Swarm::new(setup.make)
             .seeds(self.seeds.clone())
             .steps(self.steps)
             .threads(self.threads())
-            .constraints(self.constraints())
+            .constraints(self.constraints(setup));
+        match setup.workload {
+            Some(workload) => swarm.workload(workload),
+            None => swarm,
+        }
     }
 
     /// The constraint flags that differ from their defaults, as given on a command line.
@@ -164,7 +222,9 @@ impl Args {
     /// constraints, its trace and shrunk script printed.
     fn replay_line(&self, failure: &Failure) -> String {
         format!(
-            "cargo run -p evio-sim-cli --release -- --seed {} --steps {}{} --trace --shrink",
+            "cargo run -p evio-sim-cli --release -- --handler {} --seed {} --steps {}{} --trace \
+             --shrink",
+            self.handler,
             failure.seed,
             failure.steps,
             self.constraint_flags()
@@ -188,8 +248,12 @@ fn progress_bar(total: u64, show: bool) -> Option<ProgressBar> {
 }
 
 /// Runs the swarm, advancing `bar` as each seed finishes.
-fn run_swarm(args: &Args, bar: Option<&ProgressBar>) -> SwarmReport {
-    let mut swarm = args.swarm();
+fn run_swarm<H: Events, M: Model>(
+    args: &Args,
+    setup: &Setup<H, M>,
+    bar: Option<&ProgressBar>,
+) -> SwarmReport {
+    let mut swarm = args.swarm(setup);
     if let Some(bar) = bar {
         let bar = bar.clone();
         swarm = swarm.progress(move |p| {
@@ -202,41 +266,45 @@ fn run_swarm(args: &Args, bar: Option<&ProgressBar>) -> SwarmReport {
     swarm.run()
 }
 
+/// The echo handler: the seed's random bytes, echoed.
+fn echo_setup() -> Setup<Echo, EchoModel> {
+    Setup {
+        make: || (Echo, EchoModel),
+        workload: None,
+        min_input: 0,
+        min_output: 0,
+    }
+}
+
+/// The chat handler with a 40 ms idle timeout, under lines of chat.
+fn chat_setup() -> Setup<Chat, ChatModel> {
+    Setup {
+        make: || {
+            (
+                Chat::new(Some(Duration::from_millis(40))),
+                ChatModel::default(),
+            )
+        },
+        workload: Some(chat_lines),
+        // A short line fits both buffers.
+        min_input: 16,
+        min_output: 16,
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(seed) = args.seed {
-        return replay_one(seed, &args);
-    }
-    out!(
-        "evio-sim: handler echo, seeds {}..{}, {} steps each, {} threads, constraints: {}",
-        args.seeds.start,
-        args.seeds.end,
-        args.steps,
-        args.threads(),
-        args.constraints()
-    );
-    let total = args.seeds.end - args.seeds.start;
-    let bar = progress_bar(total, std::io::stderr().is_terminal());
-    let report = run_swarm(&args, bar.as_ref());
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    out!("{report}");
-    for failure in &report.failures {
-        out!("  cli replay: {}", args.replay_line(failure));
-    }
-    if report.failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    match args.handler {
+        Handler::Echo => run(&args, &echo_setup()),
+        Handler::Chat => run(&args, &chat_setup()),
     }
 }
 
 /// Runs one seed again, printing its configuration, its trace (with `--trace`), the
 /// faults that fired, its trace hash and its result, and on failure (with `--shrink`)
 /// its shrunk script.
-fn replay_one(seed: u64, args: &Args) -> ExitCode {
-    let swarm = args.swarm();
+fn replay_one<H: Events, M: Model>(seed: u64, args: &Args, setup: &Setup<H, M>) -> ExitCode {
+    let swarm = args.swarm(setup);
     let replay = swarm.replay(seed);
     out!("seed {seed}: {:?}", replay.config);
     if args.trace {
@@ -254,7 +322,7 @@ fn replay_one(seed: u64, args: &Args) -> ExitCode {
         Err(failure) => {
             out!("seed {seed}: FAILED: {}", failure.violation);
             if args.shrink
-                && let Some(shrunk) = replay.shrink(5000, || (Echo, EchoModel))
+                && let Some(shrunk) = replay.shrink(5000, setup.make)
             {
                 out!("{shrunk}");
             }
@@ -316,7 +384,7 @@ mod tests {
         // The README's command.
         let args = parse_args(&["--seeds", "0..10000", "--steps", "10000"]).unwrap();
         assert_eq!((args.seeds.clone(), args.steps), (0..10000, 10000));
-        assert!(args.constraints().is_none());
+        assert!(args.constraints(&echo_setup()).is_none());
     }
 
     #[test]
@@ -333,7 +401,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            args.constraints(),
+            args.constraints(&echo_setup()),
             Constraints {
                 min_input_capacity: 8,
                 min_output_capacity: 16,
@@ -342,7 +410,7 @@ mod tests {
             }
         );
         let none = parse_args(&["--faults", "none"]).unwrap();
-        assert_eq!(none.constraints(), Constraints::fault_free());
+        assert_eq!(none.constraints(&echo_setup()), Constraints::fault_free());
     }
 
     #[test]
@@ -364,7 +432,7 @@ mod tests {
     #[test]
     fn one_seed_replays() {
         let args = parse_args(&["--seed", "0", "--steps", "200"]).unwrap();
-        assert_eq!(replay_one(0, &args), ExitCode::SUCCESS);
+        assert_eq!(replay_one(0, &args, &echo_setup()), ExitCode::SUCCESS);
     }
 
     /// The swarm advances the progress bar once per seed (a hidden bar: the same
@@ -373,7 +441,7 @@ mod tests {
     fn the_progress_bar_counts_every_seed() {
         let args = parse_args(&["--seeds", "3..43", "--steps", "100", "--threads", "2"]).unwrap();
         let bar = ProgressBar::hidden();
-        let report = run_swarm(&args, Some(&bar));
+        let report = run_swarm(&args, &echo_setup(), Some(&bar));
         assert!(report.failures.is_empty(), "{report}");
         assert_eq!(bar.position(), 40);
         // Not a terminal: no bar at all.
@@ -394,8 +462,8 @@ mod tests {
         };
         assert_eq!(
             args.replay_line(&failure),
-            "cargo run -p evio-sim-cli --release -- --seed 7 --steps 1000 --min-output 16 \
-             --faults none --trace --shrink"
+            "cargo run -p evio-sim-cli --release -- --handler echo --seed 7 --steps 1000 \
+             --min-output 16 --faults none --trace --shrink"
         );
         // And that command line parses to the same constraints.
         let replay = parse_args(&[
@@ -411,6 +479,9 @@ mod tests {
             "--shrink",
         ])
         .unwrap();
-        assert_eq!(replay.constraints(), args.constraints());
+        assert_eq!(
+            replay.constraints(&echo_setup()),
+            args.constraints(&echo_setup())
+        );
     }
 }

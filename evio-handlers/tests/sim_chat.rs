@@ -4,103 +4,18 @@
 //! aborts of slow consumers, idle timeouts on the virtual clock and lingering closes
 //! after lines too long for the input buffer all happen here, under faults.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use evio_handlers::chat::Chat;
+use evio_handlers::sim::{ChatModel, chat_lines};
 use evio_proto::{Action, CloseError, Conn, ConnInfo, Events, Flow, Loop, WriteError};
-use evio_sim::{Constraints, Model, ModelError, Rng, Sim, Swarm, Violation};
-
-/// The room as the handler should see it: who is a member, and what each member is
-/// owed, in the order the handler relays.
-#[derive(Default)]
-struct ChatModel {
-    /// Members that still receive lines (open, in the order they joined).
-    receiving: Vec<usize>,
-    /// What each member (by join number) has been sent and not yet read.
-    expected: Vec<VecDeque<u8>>,
-}
-
-#[derive(Default)]
-struct Member {
-    number: usize,
-    received: u64,
-}
-
-impl Model for ChatModel {
-    type Conn = Member;
-
-    fn opened(&mut self, conn: &mut Member, _: &ConnInfo) {
-        conn.number = self.expected.len();
-        self.expected.push(VecDeque::new());
-        self.receiving.push(conn.number);
-    }
-
-    fn input(&mut self, _: &mut Member, _: &[u8]) {}
-
-    fn consumed(&mut self, conn: &mut Member, bytes: &[u8]) {
-        // The handler consumes whole lines only, and relays each to the others.
-        assert!(
-            bytes.is_empty() || bytes.ends_with(b"\n"),
-            "consumed a partial line"
-        );
-        for &m in &self.receiving {
-            if m != conn.number {
-                self.expected[m].extend(bytes);
-            }
-        }
-    }
-
-    fn closing(&mut self, conn: &mut Member) {
-        self.receiving.retain(|&m| m != conn.number);
-    }
-
-    fn output(&mut self, conn: &mut Member, bytes: &[u8]) -> Result<(), ModelError> {
-        let expected = &mut self.expected[conn.number];
-        for &b in bytes {
-            match expected.pop_front() {
-                Some(e) if e == b => conn.received += 1,
-                other => {
-                    return Err(ModelError {
-                        offset: conn.received,
-                        detail: format!(
-                            "got {b:#04x}, expected {other:?}: not the next byte of a line \
-                             another member sent"
-                        ),
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn owed(&self, conn: &Member) -> usize {
-        self.expected[conn.number].len()
-    }
-
-    fn handler_wakes(&self) -> bool {
-        false
-    }
-}
+use evio_sim::{Constraints, Rng, Sim, Swarm, Violation};
 
 fn chat() -> (Chat, ChatModel) {
     (
         Chat::new(Some(Duration::from_millis(40))),
         ChatModel::default(),
     )
-}
-
-/// Chat traffic: short lines of text, now and then one too long for a small input
-/// buffer; the simulator cuts each client's stream at random points.
-fn lines(_client: u16, rng: &mut Rng) -> Vec<u8> {
-    let len = if rng.below(20) == 0 {
-        rng.range(40, 600)
-    } else {
-        rng.range(0, 12)
-    } as usize;
-    let mut line: Vec<u8> = (0..len).map(|_| b'a' + rng.below(26) as u8).collect();
-    line.push(b'\n');
-    line
 }
 
 fn chat_swarm<H, F>(make: F) -> Swarm<F>
@@ -116,7 +31,7 @@ where
     };
     Swarm::new(make)
         .constraints(constraints)
-        .workload(lines as fn(u16, &mut Rng) -> Vec<u8>)
+        .workload(chat_lines as fn(u16, &mut Rng) -> Vec<u8>)
 }
 
 #[test]

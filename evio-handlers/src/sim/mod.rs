@@ -1,0 +1,9 @@
+//! Reference models and workloads of the example handlers, for the simulator (the
+//! `sim` feature): the same handler values the examples serve, checked against an
+//! exact model of what each client should receive, under a workload of valid requests
+//! mixed with garbage. The swarm tests (`evio-handlers/tests/`), the simulator's
+//! command line (`--handler`) and the fuzz targets use them.
+
+mod chat;
+
+pub use chat::{ChatModel, Member, chat_lines};
