@@ -1,0 +1,152 @@
+"""What the benchmark scripts share: installing their tools, starting and stopping
+servers, reading a process's CPU time, medians, tables and the chart.
+
+Server CPU is utime + stime of the server process from /proc/PID/stat, read before
+and after each run: it counts everything the server did for the run and nothing the
+client did, which on a 2-core machine shared by client and server is the fairer
+figure (requests/s is capped by the client).
+"""
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+EXAMPLES = os.path.join(ROOT, "target", "release", "examples")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def need(commands, packages):
+    """Installs `packages` (Debian) when any of `commands` is missing."""
+    if all(shutil.which(c) for c in commands):
+        return
+    if os.geteuid() != 0:
+        sys.exit(f"missing {commands}: apt-get install -y {' '.join(packages)}")
+    subprocess.run(["apt-get", "update", "-qq"], check=True)
+    subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True,
+                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+
+
+def have_matplotlib():
+    """Installs matplotlib if it is missing (for the chart); False if it cannot be."""
+    try:
+        import matplotlib  # noqa: F401
+        return True
+    except ImportError:
+        pass
+    try:
+        need(["false"], ["python3-matplotlib"])
+        import matplotlib  # noqa: F401
+        return True
+    except (SystemExit, ImportError, subprocess.CalledProcessError):
+        print("matplotlib not available: no chart", file=sys.stderr)
+        return False
+
+
+def build_example(name):
+    """Builds one example in release mode; returns its path."""
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--example", name],
+                   cwd=ROOT, check=True)
+    return os.path.join(EXAMPLES, name)
+
+
+def cpu_seconds(pid):
+    """utime + stime of process `pid`, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def wait_for_port(port, proc, timeout=10.0):
+    """Waits until something accepts on 127.0.0.1:`port`."""
+    import socket
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"server exited with {proc.returncode} before listening on {port}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"nothing listens on port {port}")
+
+
+def stop(proc):
+    """Stops a server (SIGTERM, then SIGKILL)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def summarize(results, ours, theirs):
+    """Per test: medians of requests/s and CPU µs per request for both servers, and
+    ours/theirs ratios."""
+    rows = []
+    for test, by_server in results.items():
+        a, b = by_server[ours], by_server[theirs]
+        ra, rb = median(a["rps"]), median(b["rps"])
+        ca, cb = median(a["cpu_us"]), median(b["cpu_us"])
+        rows.append({
+            "test": test,
+            f"{ours}_rps": ra, f"{theirs}_rps": rb, "rps_ratio": ra / rb,
+            f"{ours}_cpu_us": ca, f"{theirs}_cpu_us": cb, "cpu_ratio": ca / cb,
+            "rounds": len(a["rps"]),
+        })
+    return rows
+
+
+def print_table(rows, ours, theirs):
+    """A markdown table of `summarize`'s rows."""
+    print(f"| test | {ours} req/s | {theirs} req/s | ratio | {ours} CPU µs/req | "
+          f"{theirs} CPU µs/req | ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['test']} | {r[f'{ours}_rps']:,.0f} | {r[f'{theirs}_rps']:,.0f} | "
+              f"{r['rps_ratio']:.2f}x | {r[f'{ours}_cpu_us']:.3f} | "
+              f"{r[f'{theirs}_cpu_us']:.3f} | {r['cpu_ratio']:.2f}x |")
+
+
+def save(rows, meta, json_path):
+    with open(json_path, "w") as f:
+        json.dump({"meta": meta, "rows": rows}, f, indent=2)
+
+
+def chart(rows, ours, theirs, title, png_path, names=None):
+    """Requests/s and CPU per request, side by side, one pair of bars per test
+    (`names`: the two servers' names in the legend)."""
+    if not have_matplotlib():
+        return
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    shown = names or (ours, theirs)
+    tests = [r["test"] for r in rows]
+    x = range(len(tests))
+    w = 0.38
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
+    for ax, key, label in [(ax1, "rps", "requests/s (higher is better)"),
+                           (ax2, "cpu_us", "server CPU µs per request (lower is better)")]:
+        ax.bar([i - w / 2 for i in x], [r[f"{ours}_{key}"] for r in rows], w,
+               label=shown[0], color="#2b7bba")
+        ax.bar([i + w / 2 for i in x], [r[f"{theirs}_{key}"] for r in rows], w,
+               label=shown[1], color="#c0392b")
+        ax.set_xticks(list(x))
+        ax.set_xticklabels(tests, rotation=20, ha="right", fontsize=8)
+        ax.set_title(label, fontsize=10)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
+    print(f"chart: {os.path.relpath(png_path, ROOT)}")

@@ -1,0 +1,131 @@
+"""The http example against nginx with one worker, side by side, interleaved.
+
+Starts `examples/http-server` (release) and nginx (one process: `master_process off`,
+one worker's work, access log off) serving the same fixed 14-byte body on loopback,
+then runs `wrk -t1 -c50` against each, plain and with 16 pipelined requests per write
+(bench/pipeline.lua), alternating the two servers over several rounds. Prints the
+medians of requests/s and of the server's CPU time per request, with their ratios to
+nginx, and writes bench/results/http.json and the chart bench/http.png.
+
+    python3 bench/http.py                  # 5 rounds of 5 s runs (about 2 minutes)
+    ROUNDS=1 SECONDS=1 python3 bench/http.py  # a smoke run
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+ROUNDS = int(os.environ.get("ROUNDS", "5"))
+SECONDS = int(os.environ.get("SECONDS", "5"))
+CONNS = 50
+EVIO_PORT, NGINX_PORT = 8090, 8091
+PIPELINE_LUA = os.path.join(common.ROOT, "bench", "pipeline.lua")
+MODES = [("wrk -t1 -c50", []), ("wrk -t1 -c50, 16 pipelined", ["-s", PIPELINE_LUA])]
+
+NGINX_CONF = """
+daemon off;
+master_process off;
+worker_processes 1;
+error_log {dir}/error.log error;
+pid {dir}/nginx.pid;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir};
+    proxy_temp_path {dir};
+    fastcgi_temp_path {dir};
+    uwsgi_temp_path {dir};
+    scgi_temp_path {dir};
+    keepalive_requests 1000000000;
+    server {{
+        listen 127.0.0.1:{port} reuseport;
+        location / {{
+            default_type text/plain;
+            return 200 "Hello World!\\r\\n";
+        }}
+    }}
+}}
+"""
+
+
+def parse_wrk(out):
+    """Requests/s, requests and errors from wrk's report."""
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return rps, total, (int(non2xx.group(1)) if non2xx else 0), (errors.group(1) if errors else "")
+
+
+def run_wrk(port, extra):
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{CONNS}", f"-d{SECONDS}s", *extra, f"http://127.0.0.1:{port}/"],
+        capture_output=True, text=True, check=True).stdout
+    return parse_wrk(out)
+
+
+def main():
+    common.need(["wrk", "nginx"], ["wrk", "nginx-light"])
+    exe = common.build_example("http-server")
+    tmp = tempfile.mkdtemp(prefix="evio-bench-nginx-")
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF.format(dir=tmp, port=NGINX_PORT))
+    servers = {
+        "evio": subprocess.Popen([exe, "--host", "127.0.0.1", "--port", str(EVIO_PORT)],
+                                 stdout=subprocess.DEVNULL),
+        "nginx": subprocess.Popen(["nginx", "-c", conf, "-p", tmp],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    }
+    ports = {"evio": EVIO_PORT, "nginx": NGINX_PORT}
+    nginx_version = subprocess.run(["nginx", "-v"], capture_output=True,
+                                   text=True).stderr.strip().split("/")[-1]
+    results = {}
+    try:
+        for name, proc in servers.items():
+            common.wait_for_port(ports[name], proc)
+        for rnd in range(ROUNDS):
+            order = ["evio", "nginx"] if rnd % 2 == 0 else ["nginx", "evio"]
+            for label, extra in MODES:
+                for name in order:
+                    proc = servers[name]
+                    c0 = common.cpu_seconds(proc.pid)
+                    rps, total, non2xx, errors = run_wrk(ports[name], extra)
+                    c1 = common.cpu_seconds(proc.pid)
+                    if non2xx or errors:
+                        sys.exit(f"{name} {label}: {non2xx} non-2xx responses, socket "
+                                 f"errors: {errors}")
+                    r = results.setdefault(label, {}).setdefault(
+                        name, {"rps": [], "cpu_us": []})
+                    r["rps"].append(rps)
+                    r["cpu_us"].append((c1 - c0) * 1e6 / total)
+            print(f"round {rnd + 1}/{ROUNDS} done", file=sys.stderr)
+    finally:
+        for proc in servers.values():
+            common.stop(proc)
+    rows = common.summarize(results, "evio", "nginx")
+    date = time.strftime("%Y-%m-%d")
+    meta = {"date": date, "rounds": ROUNDS, "seconds": SECONDS, "connections": CONNS,
+            "nginx": nginx_version, "cpus": os.cpu_count(),
+            "command": "python3 bench/http.py"}
+    print(f"\nhttp example vs nginx {nginx_version} (one worker), {date}, {os.cpu_count()} "
+          f"cores shared by client and server, medians of {ROUNDS} rounds of {SECONDS} s "
+          f"(ratio: evio / nginx)\n")
+    common.print_table(rows, "evio", "nginx")
+    os.makedirs(os.path.join(common.ROOT, "bench", "results"), exist_ok=True)
+    common.save(rows, meta, os.path.join(common.ROOT, "bench", "results", "http.json"))
+    if ROUNDS > 1:
+        common.chart(rows, "evio", "nginx",
+                     f"wrk, {CONNS} connections, {date}, {os.cpu_count()} cores "
+                     f"(client and server share them)",
+                     os.path.join(common.ROOT, "bench", "http.png"),
+                     names=("evio http-server example", f"nginx {nginx_version}, 1 worker"))
+
+
+if __name__ == "__main__":
+    main()
