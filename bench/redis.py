@@ -59,7 +59,7 @@ def main():
         for name, proc in servers.items():
             common.wait_for_port(ports[name], proc)
         redis_version = subprocess.run(["redis-server", "--version"], capture_output=True,
-                                       text=True).stdout.split()[2]
+                                       text=True).stdout.split()[2].removeprefix("v=")
         results = {}
         for rnd in range(ROUNDS):
             # Alternate which server goes first, so neither always runs on a warmer
