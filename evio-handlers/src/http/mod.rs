@@ -43,14 +43,17 @@
 //! input buffer lowers the limits (requests that do not fit get 431 or 413); with an
 //! output buffer too small for a response the connection is closed unanswered.
 //!
-//! ```no_run
-//! use evio_handlers::http::{Http, HttpConfig};
+//! ```
+//! use evio_handlers::http::{Body, Http, HttpConfig};
 //!
-//! let http = Http::new(HttpConfig::default());
-//! evio_os::ServerBuilder::new()
-//!     .input_capacity(16 * 1024)
-//!     .serve(http, &["tcp://127.0.0.1:8080"])
-//!     .expect("serve");
+//! let http = Http::new(HttpConfig {
+//!     body: Body::Aaaa,
+//!     ..HttpConfig::default()
+//! });
+//! // A connection's output buffer must hold the longest response.
+//! assert!(http.longest_response() > 1024);
+//! // Then serve it, as examples/http-server.rs does:
+//! // evio::ServerBuilder::new().input_capacity(16 * 1024).serve(http, &["tcp://127.0.0.1:8080"])
 //! ```
 
 mod date;
