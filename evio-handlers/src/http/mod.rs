@@ -35,6 +35,11 @@
 //! [`WallClock`] (the system's clock by default; the simulator gives one that follows
 //! its virtual clock, so runs stay deterministic).
 //!
+//! Not done: `Expect: 100-continue` gets no interim `100 Continue` (curl, which asks
+//! for it before a body over 1 KiB, waits about a second and then sends the body
+//! anyway); a connection with no request under way has no idle timeout (it holds its
+//! slot until the client closes it; a full pool refuses new connections).
+//!
 //! # Buffers
 //!
 //! The connection's input buffer must hold the longest request the server accepts
