@@ -19,7 +19,8 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use evio_handlers::chat::Chat;
 use evio_handlers::echo::Echo;
-use evio_handlers::sim::{ChatModel, chat_lines};
+use evio_handlers::http::Http;
+use evio_handlers::sim::{ChatModel, HttpModel, SIM_CONFIG, chat_lines, http_pair, http_requests};
 use evio_sim::{Constraints, EchoModel, Events, Failure, FaultSet, Model, Rng, Swarm, SwarmReport};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -97,6 +98,9 @@ enum Handler {
     /// The chat example's handler (40 ms idle timeout): lines relayed to every other
     /// member, under a workload of short and overlong lines.
     Chat,
+    /// The http example's handler (head limit 200 bytes, body limit 100, 50 ms to send
+    /// a request): valid HTTP/1.x requests mixed with refused ones and garbage.
+    Http,
 }
 
 impl std::fmt::Display for Handler {
@@ -104,6 +108,7 @@ impl std::fmt::Display for Handler {
         f.write_str(match self {
             Handler::Echo => "echo",
             Handler::Chat => "chat",
+            Handler::Http => "http",
         })
     }
 }
@@ -292,11 +297,24 @@ fn chat_setup() -> Setup<Chat, ChatModel> {
     }
 }
 
+/// The http handler as the swarm test runs it, under a mix of requests and garbage.
+fn http_setup() -> Setup<Http, HttpModel> {
+    Setup {
+        make: http_pair,
+        workload: Some(http_requests),
+        // The longest request accepted fits the input buffer (the model assumes it),
+        // and any response the output buffer.
+        min_input: SIM_CONFIG.max_head + SIM_CONFIG.max_body,
+        min_output: http_pair().0.longest_response(),
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     match args.handler {
         Handler::Echo => run(&args, &echo_setup()),
         Handler::Chat => run(&args, &chat_setup()),
+        Handler::Http => run(&args, &http_setup()),
     }
 }
 
@@ -426,6 +444,31 @@ mod tests {
         assert_eq!(kind(&["--trace"]), ErrorKind::MissingRequiredArgument);
         let message = parse_args(&["--faults", "frob"]).unwrap_err().to_string();
         assert!(message.contains("unknown fault `frob`"), "{message}");
+    }
+
+    /// The http handler runs from the command line, with its buffer minimums.
+    #[test]
+    fn the_http_handler_runs() {
+        let args =
+            parse_args(&["--handler", "http", "--seeds", "0..20", "--steps", "500"]).unwrap();
+        let setup = http_setup();
+        let constraints = args.constraints(&setup);
+        assert_eq!(constraints.min_input_capacity, 300);
+        assert!(constraints.min_output_capacity >= 150);
+        let report = run_swarm(&args, &setup, None);
+        assert!(report.failures.is_empty(), "{report}");
+        assert!(report.bytes_written > 0, "{report}");
+        assert!(
+            args.replay_line(&Failure {
+                seed: 1,
+                steps: 500,
+                at_step: 0,
+                violation: Violation::Panic("x".into()),
+                test: None,
+                origin: Box::new(Origin::seed()),
+            })
+            .contains("--handler http")
+        );
     }
 
     /// The replay path runs (seed 0 passes with the echo handler).

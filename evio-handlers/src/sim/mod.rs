@@ -5,5 +5,7 @@
 //! command line (`--handler`) and the fuzz targets use them.
 
 mod chat;
+mod http;
 
 pub use chat::{ChatModel, Member, chat_lines};
+pub use http::{HttpClient, HttpModel, SIM_CONFIG, http_pair, http_requests, virtual_clock};

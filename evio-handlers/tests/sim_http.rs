@@ -1,0 +1,175 @@
+//! The http example's handler (`evio_handlers::http::Http`) in the swarm, with an exact
+//! model: one response per request, in order, byte for byte (the `Date` checked for
+//! form and order), error responses then a close, 408 only while a request is
+//! partial. Requests arrive split at every byte and pipelined many to a read, under
+//! faults, with output buffers small enough that responses wait for room.
+
+use evio_handlers::http::{Http, HttpConn};
+use evio_handlers::sim::{HttpModel, SIM_CONFIG, http_pair, http_requests, virtual_clock};
+use evio_proto::{Action, Conn, Events};
+use evio_sim::{Constraints, Rng, Sim, Swarm, Violation};
+
+fn http_swarm<H, F>(make: F) -> Swarm<F>
+where
+    F: Fn() -> (H, HttpModel) + Sync,
+{
+    // The input buffer holds the longest request the configuration accepts (the model
+    // assumes it); the output buffer one response at least, so that pipelined
+    // responses often wait for room.
+    let constraints = Constraints {
+        min_input_capacity: SIM_CONFIG.max_head + SIM_CONFIG.max_body,
+        min_output_capacity: http_pair().0.longest_response(),
+        ..Constraints::none()
+    };
+    Swarm::new(make)
+        .constraints(constraints)
+        .workload(http_requests as fn(u16, &mut Rng) -> Vec<u8>)
+}
+
+#[test]
+fn http_handler_passes_a_swarm_with_an_exact_model() {
+    let report = http_swarm(http_pair).seeds(0..4000).steps(3000).run();
+    println!("{report}");
+    assert!(report.failures.is_empty(), "{report}");
+    assert!(report.bytes_written > 1_000_000, "{report}");
+}
+
+/// The swarm reaches what the handler is for: many requests answered, pipelined
+/// batches, every kind of refusal, head timeouts on the virtual clock.
+#[test]
+fn the_http_swarm_answers_refuses_and_times_out() {
+    let swarm = http_swarm(http_pair).steps(2000);
+    let (mut ok, mut errors, mut timeouts) = (0, 0, 0);
+    for seed in 0..200 {
+        let config = swarm.config(seed);
+        let script = swarm.script(seed, &config);
+        let (handler, model) = http_pair();
+        let mut sim = Sim::with_config(handler, model, seed, config).expect("a valid config");
+        for event in &script {
+            if let Err(v) = sim.step(event) {
+                panic!("{}", sim.failure(v));
+            }
+        }
+        if let Err(v) = sim.finish() {
+            panic!("{}", sim.failure(v));
+        }
+        let stats = sim.handler().stats;
+        ok += stats.ok;
+        errors += stats.errors;
+        timeouts += stats.timeouts;
+    }
+    println!("200 seeds: {ok} requests answered 200, {errors} refused, {timeouts} head timeouts");
+    assert!(ok > 500 && errors > 50 && timeouts > 0);
+}
+
+/// A handler that answers a pipelined batch in the wrong order: the whole requests
+/// that arrive together are answered last first.
+struct OutOfOrder(Http);
+
+/// Where each whole request in `input` ends (a test's own splitter: head by httparse,
+/// body by Content-Length); stops at anything else.
+fn request_ends(input: &[u8]) -> Vec<usize> {
+    let mut ends = Vec::new();
+    let mut at = 0;
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut request = httparse::Request::new(&mut headers);
+        let Ok(httparse::Status::Complete(head)) = request.parse(&input[at..]) else {
+            return ends;
+        };
+        let body = request
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+            .and_then(|h| std::str::from_utf8(h.value).ok()?.parse::<usize>().ok())
+            .unwrap_or(0);
+        if input.len() - at < head + body {
+            return ends;
+        }
+        at += head + body;
+        ends.push(at);
+    }
+}
+
+impl Events for OutOfOrder {
+    type Context = HttpConn;
+    fn data(&mut self, conn: &mut Conn<'_, HttpConn>, input: &[u8]) -> Action {
+        let ends = request_ends(input);
+        if ends.len() < 2 || conn.room() < ends.len() * 256 {
+            return self.0.data(conn, input);
+        }
+        let mut start = 0;
+        let slices: Vec<(usize, usize)> = ends
+            .iter()
+            .map(|&end| {
+                let s = (start, end);
+                start = end;
+                s
+            })
+            .collect();
+        for &(a, b) in slices.iter().rev() {
+            let action = self.0.data(conn, &input[a..b]);
+            if action != Action::None {
+                return action;
+            }
+        }
+        conn.consume(start);
+        Action::None
+    }
+    fn timeout(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
+        self.0.timeout(conn)
+    }
+}
+
+#[test]
+fn a_handler_answering_out_of_order_is_caught() {
+    let report = http_swarm(|| {
+        (
+            OutOfOrder(Http::with_clock(SIM_CONFIG, virtual_clock)),
+            HttpModel::new(SIM_CONFIG),
+        )
+    })
+    .seeds(0..100)
+    .steps(2000)
+    .run();
+    assert!(!report.failures.is_empty(), "{report}");
+    assert!(
+        report
+            .failures
+            .iter()
+            .all(|f| matches!(f.violation, Violation::Model { .. })),
+        "{report}"
+    );
+}
+
+/// A handler that consumes a request whose response did not fit: the request is lost.
+struct DropsWhenFull(Http);
+
+impl Events for DropsWhenFull {
+    type Context = HttpConn;
+    fn data(&mut self, conn: &mut Conn<'_, HttpConn>, input: &[u8]) -> Action {
+        let action = self.0.data(conn, input);
+        if conn.room() < 64 {
+            // As if the output had room: everything counts as consumed.
+            conn.consume(input.len());
+        }
+        action
+    }
+    fn timeout(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
+        self.0.timeout(conn)
+    }
+}
+
+#[test]
+fn a_handler_consuming_a_request_it_did_not_answer_is_caught() {
+    let report = http_swarm(|| {
+        (
+            DropsWhenFull(Http::with_clock(SIM_CONFIG, virtual_clock)),
+            HttpModel::new(SIM_CONFIG),
+        )
+    })
+    .seeds(0..100)
+    .steps(2000)
+    .run();
+    assert!(!report.failures.is_empty(), "{report}");
+}

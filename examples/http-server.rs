@@ -1,0 +1,140 @@
+//! An HTTP/1.1 server on real sockets: every request gets `Hello World!\r\n` (or 1 KiB
+//! of `a` with `--aaaa`).
+//!
+//! ```text
+//! cargo run --release --example http-server -- --port 8080 [--host H] [--unixsocket PATH] [--stdlib] [--aaaa]
+//! ```
+//!
+//! Try it with `curl -v http://127.0.0.1:8080/` or load it with
+//! `wrk -t1 -c50 -d5s http://127.0.0.1:8080/`. Keep-alive, pipelining, HTTP/1.0,
+//! `Connection: close`, request bodies and every error it answers are described in
+//! `evio_handlers::http`. SIGINT or SIGTERM stops it cleanly (exit status 0, the unix
+//! socket file removed). `--help` lists every option.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use evio::{Action, Conn, Events, Flow, Server};
+use evio_handlers::http::{Body, Http, HttpConfig, HttpConn};
+use evio_handlers::stop::StopOnSignals;
+
+/// An HTTP/1.1 server answering every request with one fixed response.
+#[derive(Parser, Debug)]
+#[command(name = "http-server", version)]
+struct Args {
+    /// Address to listen on (`0.0.0.0`: every IPv4 interface; `127.0.0.1`: this
+    /// machine only).
+    #[arg(long, default_value = "0.0.0.0")]
+    host: String,
+    /// TCP port to listen on.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Also listen on this unix socket path.
+    #[arg(long, value_name = "PATH")]
+    unixsocket: Option<String>,
+    /// Serve with the portable poll(2) backend (`tcp-net://`, `unix-net://`: Go evio's
+    /// name for its portable path) instead of epoll/kqueue.
+    #[arg(long)]
+    stdlib: bool,
+    /// Answer with 1 KiB of `a` instead of `Hello World!\r\n`.
+    #[arg(long)]
+    aaaa: bool,
+    /// Most connections at once (default: what the descriptor limit allows, at most
+    /// 65,536).
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Longest request head (request line and header fields) in bytes; a longer one
+    /// is answered 431. The input buffer per connection is this plus --max-body.
+    #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024)]
+    max_head: usize,
+    /// Largest request body (Content-Length) in bytes; a larger one is answered 413.
+    #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024)]
+    max_body: usize,
+    /// Seconds a client has to send a whole request once it has started one (slowloris
+    /// protection); then it gets 408 and is closed. 0: no limit.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    request_timeout: f64,
+    /// Bytes of output buffer per connection: how many responses may wait for a
+    /// client that pipelines faster than it reads.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    output: usize,
+}
+
+/// The shared HTTP handler, plus a line saying where it listens and how.
+struct Announced(Http, evio::Backend);
+
+impl Events for Announced {
+    type Context = HttpConn;
+
+    fn serving(&mut self, server: Server<'_>) -> Flow {
+        for addr in server.addrs() {
+            println!("http server listening on {addr} ({})", self.1);
+        }
+        Flow::Continue
+    }
+    fn data(&mut self, conn: &mut Conn<'_, HttpConn>, input: &[u8]) -> Action {
+        self.0.data(conn, input)
+    }
+    fn timeout(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
+        self.0.timeout(conn)
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let head_timeout = match Duration::try_from_secs_f64(args.request_timeout) {
+        Ok(d) if d.is_zero() => None,
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("http-server: --request-timeout: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let http = Http::new(HttpConfig {
+        body: if args.aaaa { Body::Aaaa } else { Body::Hello },
+        max_head: args.max_head,
+        max_body: args.max_body,
+        head_timeout,
+    });
+    if args.output < http.longest_response() {
+        eprintln!(
+            "http-server: --output {} cannot hold a response ({} bytes)",
+            args.output,
+            http.longest_response()
+        );
+        return ExitCode::from(2);
+    }
+    let mut builder = evio::ServerBuilder::new()
+        .input_capacity(args.max_head.saturating_add(args.max_body))
+        .output_capacity(args.output);
+    if let Some(n) = args.max_connections {
+        builder = builder.max_connections(n);
+    }
+    let net = if args.stdlib { "-net" } else { "" };
+    let mut addrs = vec![format!(
+        "tcp{net}://{}:{}",
+        bracketed(&args.host),
+        args.port
+    )];
+    if let Some(path) = &args.unixsocket {
+        addrs.push(format!("unix{net}://{path}"));
+    }
+    let backend = builder.backend_for(&addrs);
+    match builder.serve(StopOnSignals::new(Announced(http, backend)), &addrs) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("http-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An IPv6 host in brackets, as an address with a port needs it (`::1` -> `[::1]`).
+fn bracketed(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
