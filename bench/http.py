@@ -3,7 +3,7 @@
 Starts `examples/http-server` (release) and nginx (one process: `master_process off`,
 one worker's work, access log off) serving the same fixed 14-byte body on loopback,
 then runs `wrk -t1 -c50` against each, plain and with 16 pipelined requests per write
-(bench/pipeline.lua), alternating the two servers over several rounds. Prints the
+(bench/http-pipeline.lua), alternating the two servers over several rounds. Prints the
 medians of requests/s and of the server's CPU time per request, with their ratios to
 nginx, and writes bench/results/http.json and the chart bench/http.png.
 
@@ -24,7 +24,7 @@ ROUNDS = int(os.environ.get("ROUNDS", "5"))
 SECONDS = int(os.environ.get("SECONDS", "5"))
 CONNS = 50
 EVIO_PORT, NGINX_PORT = 8090, 8091
-PIPELINE_LUA = os.path.join(common.ROOT, "bench", "pipeline.lua")
+PIPELINE_LUA = os.path.join(common.ROOT, "bench", "http-pipeline.lua")
 MODES = [("wrk -t1 -c50", []), ("wrk -t1 -c50, 16 pipelined", ["-s", PIPELINE_LUA])]
 
 NGINX_CONF = """
