@@ -6,6 +6,7 @@
 
 pub mod chat;
 pub mod echo;
+pub mod redis;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod stop;
