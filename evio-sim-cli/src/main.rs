@@ -19,7 +19,8 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use evio_handlers::chat::Chat;
 use evio_handlers::echo::Echo;
-use evio_handlers::sim::{ChatModel, chat_lines};
+use evio_handlers::redis::{Redis, RedisConfig};
+use evio_handlers::sim::{ChatModel, RedisModel, chat_lines, redis_requests, sim_limits};
 use evio_sim::{Constraints, EchoModel, Events, Failure, FaultSet, Model, Rng, Swarm, SwarmReport};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -97,6 +98,9 @@ enum Handler {
     /// The chat example's handler (40 ms idle timeout): lines relayed to every other
     /// member, under a workload of short and overlong lines.
     Chat,
+    /// The redis example's handler (40 ms idle timeout, 4 KiB arguments, 16 KiB
+    /// requests) against an exact model, under Redis requests mixed with garbage.
+    Redis,
 }
 
 impl std::fmt::Display for Handler {
@@ -104,6 +108,7 @@ impl std::fmt::Display for Handler {
         f.write_str(match self {
             Handler::Echo => "echo",
             Handler::Chat => "chat",
+            Handler::Redis => "redis",
         })
     }
 }
@@ -292,11 +297,31 @@ fn chat_setup() -> Setup<Chat, ChatModel> {
     }
 }
 
+/// The redis handler with a 40 ms idle timeout and the simulator's small limits, under
+/// Redis requests.
+fn redis_setup() -> Setup<Redis, RedisModel> {
+    Setup {
+        make: || {
+            let config = RedisConfig {
+                idle_timeout: Some(Duration::from_millis(40)),
+                limits: sim_limits(),
+            };
+            (Redis::new(config), RedisModel::new(sim_limits()))
+        },
+        workload: Some(redis_requests),
+        // Header lines fit (a request's arguments gather across reads); any output
+        // buffer works (a reply goes out in pieces as it drains).
+        min_input: 16,
+        min_output: 0,
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     match args.handler {
         Handler::Echo => run(&args, &echo_setup()),
         Handler::Chat => run(&args, &chat_setup()),
+        Handler::Redis => run(&args, &redis_setup()),
     }
 }
 
@@ -420,7 +445,7 @@ mod tests {
         assert_eq!(kind(&["--seeds", "9"]), ErrorKind::ValueValidation);
         assert_eq!(kind(&["--seeds", "9..3"]), ErrorKind::ValueValidation);
         assert_eq!(kind(&["--steps"]), ErrorKind::InvalidValue);
-        assert_eq!(kind(&["--handler", "redis"]), ErrorKind::InvalidValue);
+        assert_eq!(kind(&["--handler", "memcached"]), ErrorKind::InvalidValue);
         assert_eq!(kind(&["--faults", "frob"]), ErrorKind::ValueValidation);
         // --trace and --shrink only make sense for one seed.
         assert_eq!(kind(&["--trace"]), ErrorKind::MissingRequiredArgument);

@@ -18,6 +18,8 @@ use evio_proto::{Action, Conn, Events};
 
 pub use client::Client;
 use client::{Fed, Spill, reply};
+#[cfg(feature = "sim")]
+pub(crate) use commands::glob_match;
 use commands::{Args, Db, Step, execute};
 use resp::Parsed;
 pub use resp::{ARG_OVERHEAD, ProtocolError};

@@ -5,5 +5,7 @@
 //! command line (`--handler`) and the fuzz targets use them.
 
 mod chat;
+mod redis;
 
 pub use chat::{ChatModel, Member, chat_lines};
+pub use redis::{RedisClient, RedisModel, redis_requests, sim_limits};
