@@ -19,7 +19,8 @@ const KEEP_CAPACITY: usize = 64 * 1024;
 /// - a reply did not fit the output buffer: the rest of it is kept here (a large value
 ///   is shared with the store, not copied) and sent as the output drains, before any
 ///   later request is served;
-/// - a multibulk request is larger than the input buffer: its arguments gather here as
+/// - a multibulk request is large (it fills the input buffer, or passes
+///   [`SPILL_AT`](super::SPILL_AT) before it is whole): its arguments gather here as
 ///   they arrive (bounded by [`Limits`](super::Limits)), and it is served once whole;
 /// - the connection is to close once its reply is out (`QUIT`, a protocol error).
 #[derive(Debug, Default)]
@@ -64,8 +65,11 @@ pub(crate) struct Slow {
     value_at: usize,
     /// Close once everything owed is out.
     pub close_after: bool,
-    /// A multibulk request larger than the input buffer, arriving.
-    pub spill: Option<Spill>,
+    /// A large multibulk request is arriving in `spill`.
+    pub spilling: bool,
+    /// Where a large request gathers (kept between requests, so that it allocates
+    /// only when a request is larger than any before it).
+    pub spill: Spill,
 }
 
 impl Slow {
@@ -74,7 +78,7 @@ impl Slow {
     }
 
     fn busy(&self) -> bool {
-        self.owes() || self.close_after || self.spill.is_some()
+        self.owes() || self.close_after || self.spilling
     }
 }
 
@@ -205,8 +209,8 @@ fn flush_slow(conn: &mut Conn<'_, Client>, slow: &mut Slow) -> bool {
     true
 }
 
-/// A multibulk request larger than the input buffer, gathered as it arrives: its
-/// arguments so far, and where in its grammar the next input byte falls.
+/// A large multibulk request, gathered as it arrives: its arguments so far, and where
+/// in its grammar the next input byte falls.
 #[derive(Debug, Default)]
 pub(crate) struct Spill {
     /// The arguments' bytes, one after the other.
@@ -240,6 +244,23 @@ pub(crate) enum Fed {
 }
 
 impl Spill {
+    /// Ready for the next request; buffers grown large are given back.
+    pub(crate) fn reset(&mut self) {
+        self.bytes.clear();
+        self.spans.clear();
+        if self.bytes.capacity() > KEEP_CAPACITY {
+            self.bytes = Vec::new();
+        }
+        if self.spans.capacity() > KEEP_CAPACITY / 16 {
+            self.spans = Vec::new();
+        }
+        self.args_left = None;
+        self.payload_left = 0;
+        self.skip_left = 0;
+        self.in_bulk = false;
+        self.accounted = 0;
+    }
+
     /// Takes in `input` (a `data` call's input, from its start), as far as the request
     /// goes. `full`: the input fills the input buffer, so a header line starting at its
     /// front and not ended can never be read whole (Redis: "too big … count string";

@@ -17,12 +17,22 @@ use core::time::Duration;
 use evio_proto::{Action, Conn, Events};
 
 pub use client::Client;
-use client::{Fed, Spill, reply};
+use client::{Fed, reply};
 #[cfg(feature = "sim")]
 pub(crate) use commands::glob_match;
 use commands::{Args, Db, Step, execute};
 use resp::Parsed;
 pub use resp::{ARG_OVERHEAD, ProtocolError};
+
+/// A multibulk request not yet whole at the front of the input is gathered apart (see
+/// [`Client`]) once this much of it has arrived, even with room left in the input
+/// buffer.
+pub const SPILL_AT: usize = 1024;
+
+/// Whether the partial request filling `input` is large enough to gather apart.
+fn is_large(input: &[u8]) -> bool {
+    input.len() >= SPILL_AT
+}
 
 /// The default [`Limits::max_bulk_len`]: 512 MiB, Redis's `proto-max-bulk-len`.
 pub const DEFAULT_MAX_BULK_LEN: usize = 512 << 20;
@@ -94,10 +104,11 @@ pub struct RedisStats {
 ///   connection is closed once that reply is out; input after the bad request is not
 ///   served (the engine reads and drops it while the close lingers, so that the reply
 ///   is not destroyed by a reset). Other connections go on.
-/// - A multibulk request larger than the input buffer is gathered as it arrives, in the
-///   connection's own memory, up to [`Limits`]; it is served once whole. An inline
-///   request or a header line that does not fit the input buffer is Redis's "too big"
-///   protocol error (Redis's limit for these is 64 KiB; here it is the input buffer).
+/// - A multibulk request larger than the input buffer (or, arriving in pieces, larger
+///   than [`SPILL_AT`]) is gathered as it arrives, in the connection's own memory, up
+///   to [`Limits`]; it is served once whole. An inline request or a header line that
+///   does not fit the input buffer is Redis's "too big" protocol error (Redis's limit
+///   for these is 64 KiB; here it is the input buffer).
 /// - A reply that does not fit the output buffer is written as far as it fits and the
 ///   rest is sent as the output drains (from the stored value itself for `GET`: a 1 GiB
 ///   value costs no copy), before any later request is served. Nothing is lost, and
@@ -178,25 +189,20 @@ impl Redis {
         Step::Close
     }
 
-    /// Feeds `input` to a request larger than the input buffer; serves it once whole.
-    /// Returns how much input was used and what came of it.
+    /// Feeds `input` to a large request arriving; serves it once whole. Returns how
+    /// much input was used and what came of it.
     #[cold]
-    fn spill(
-        &mut self,
-        conn: &mut Conn<'_, Client>,
-        input: &[u8],
-        full: bool,
-        mut spill: Spill,
-    ) -> (usize, Step) {
+    fn spill(&mut self, conn: &mut Conn<'_, Client>, input: &[u8], full: bool) -> (usize, Step) {
         let Limits {
             max_bulk_len,
             max_request_len,
         } = self.config.limits;
-        match spill.feed(input, full, max_bulk_len, max_request_len) {
-            Fed::NeedMore { end } => {
-                conn.context().slow_mut().spill = Some(spill);
-                (end, Step::Wait)
-            }
+        // Out of the connection's state for the call, so that the arguments can be read
+        // while the connection is written to.
+        let mut spill = core::mem::take(&mut conn.context().slow_mut().spill);
+        let fed = spill.feed(input, full, max_bulk_len, max_request_len);
+        let result = match fed {
+            Fed::NeedMore { end } => (end, Step::Wait),
             Fed::Done { end } => {
                 self.stats.requests += 1;
                 let args = Args::new(&spill.bytes, &spill.spans);
@@ -208,7 +214,15 @@ impl Redis {
                 self.stats.too_large += 1;
                 (end, Step::Close)
             }
+        };
+        let arriving = matches!(fed, Fed::NeedMore { .. });
+        if !arriving {
+            spill.reset();
         }
+        let slow = conn.context().slow_mut();
+        slow.spill = spill;
+        slow.spilling = arriving;
+        result
     }
 
     /// Before any new request: the reply still owed, a close waiting for it, a large
@@ -224,10 +238,10 @@ impl Redis {
         if slow.close_after {
             return (0, Step::Close);
         }
-        match slow.spill.take() {
-            Some(spill) => self.spill(conn, input, full, spill),
-            None => (0, Step::Next),
+        if slow.spilling {
+            return self.spill(conn, input, full);
         }
+        (0, Step::Next)
     }
 }
 
@@ -276,9 +290,12 @@ impl Events for Redis {
                     pos = end;
                 }
                 Parsed::Empty { end } => pos = end,
-                Parsed::Incomplete if pos == 0 && full && multibulk => {
+                // A multibulk request not all there is gathered as it arrives once it
+                // fills the buffer, or before that once it is large: parsing it from
+                // its start again on every read would cost time quadratic in its size.
+                Parsed::Incomplete if pos == 0 && multibulk && (full || is_large(input)) => {
                     self.stats.spilled += 1;
-                    (pos, step) = self.spill(conn, input, full, Spill::default());
+                    (pos, step) = self.spill(conn, input, full);
                 }
                 Parsed::Incomplete if pos == 0 && full => {
                     // All but the last byte is consumed: the close then lingers over
