@@ -7,6 +7,7 @@
 pub mod chat;
 pub mod echo;
 pub mod http;
+pub mod redis;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod stop;

@@ -20,7 +20,11 @@ use clap::{Parser, ValueEnum};
 use evio_handlers::chat::Chat;
 use evio_handlers::echo::Echo;
 use evio_handlers::http::Http;
-use evio_handlers::sim::{ChatModel, HttpModel, SIM_CONFIG, chat_lines, http_pair, http_requests};
+use evio_handlers::redis::{Redis, RedisConfig};
+use evio_handlers::sim::{
+    ChatModel, HttpModel, RedisModel, SIM_CONFIG, chat_lines, http_pair, http_requests,
+    redis_requests, sim_limits,
+};
 use evio_sim::{Constraints, EchoModel, Events, Failure, FaultSet, Model, Rng, Swarm, SwarmReport};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -101,6 +105,9 @@ enum Handler {
     /// The http example's handler (head limit 200 bytes, body limit 100, 50 ms to send
     /// a request): valid HTTP/1.x requests mixed with refused ones and garbage.
     Http,
+    /// The redis example's handler (40 ms idle timeout, 4 KiB arguments, 16 KiB
+    /// requests) against an exact model, under Redis requests mixed with garbage.
+    Redis,
 }
 
 impl std::fmt::Display for Handler {
@@ -109,6 +116,7 @@ impl std::fmt::Display for Handler {
             Handler::Echo => "echo",
             Handler::Chat => "chat",
             Handler::Http => "http",
+            Handler::Redis => "redis",
         })
     }
 }
@@ -309,12 +317,32 @@ fn http_setup() -> Setup<Http, HttpModel> {
     }
 }
 
+/// The redis handler with a 40 ms idle timeout and the simulator's small limits, under
+/// Redis requests.
+fn redis_setup() -> Setup<Redis, RedisModel> {
+    Setup {
+        make: || {
+            let config = RedisConfig {
+                idle_timeout: Some(Duration::from_millis(40)),
+                limits: sim_limits(),
+            };
+            (Redis::new(config), RedisModel::new(sim_limits()))
+        },
+        workload: Some(redis_requests),
+        // Header lines fit (a request's arguments gather across reads); any output
+        // buffer works (a reply goes out in pieces as it drains).
+        min_input: 16,
+        min_output: 0,
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     match args.handler {
         Handler::Echo => run(&args, &echo_setup()),
         Handler::Chat => run(&args, &chat_setup()),
         Handler::Http => run(&args, &http_setup()),
+        Handler::Redis => run(&args, &redis_setup()),
     }
 }
 
@@ -438,7 +466,7 @@ mod tests {
         assert_eq!(kind(&["--seeds", "9"]), ErrorKind::ValueValidation);
         assert_eq!(kind(&["--seeds", "9..3"]), ErrorKind::ValueValidation);
         assert_eq!(kind(&["--steps"]), ErrorKind::InvalidValue);
-        assert_eq!(kind(&["--handler", "redis"]), ErrorKind::InvalidValue);
+        assert_eq!(kind(&["--handler", "memcached"]), ErrorKind::InvalidValue);
         assert_eq!(kind(&["--faults", "frob"]), ErrorKind::ValueValidation);
         // --trace and --shrink only make sense for one seed.
         assert_eq!(kind(&["--trace"]), ErrorKind::MissingRequiredArgument);

@@ -6,6 +6,8 @@
 
 mod chat;
 mod http;
+mod redis;
 
 pub use chat::{ChatModel, Member, chat_lines};
 pub use http::{HttpClient, HttpModel, SIM_CONFIG, http_pair, http_requests, virtual_clock};
+pub use redis::{RedisClient, RedisModel, redis_requests, sim_limits};

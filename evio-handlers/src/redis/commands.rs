@@ -1,0 +1,464 @@
+//! The commands: looking them up without allocation, running them against the store,
+//! and their replies in Redis 7's words.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use evio_proto::Conn;
+
+use super::client::{Client, prefixed, reply, reply_bulk, reply_value};
+
+/// What serving one request came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Its reply is written: go on with the next request.
+    Next,
+    /// Its reply did not all fit and the rest is kept: serve nothing more until it is
+    /// out.
+    Stop,
+    /// Close the connection once its reply is out (`QUIT`, a protocol error).
+    Close,
+    /// Shut the server down (`SHUTDOWN`).
+    Shutdown,
+    /// Nothing more can be served until more input arrives or the output drains.
+    Wait,
+}
+
+impl Step {
+    fn written(all: bool) -> Step {
+        if all { Step::Next } else { Step::Stop }
+    }
+}
+
+/// A request's arguments: spans of a byte buffer (the input itself, or a buffer the
+/// arguments were decoded or gathered into).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Args<'a> {
+    base: &'a [u8],
+    spans: &'a [(usize, usize)],
+}
+
+impl<'a> Args<'a> {
+    pub(crate) fn new(base: &'a [u8], spans: &'a [(usize, usize)]) -> Self {
+        Args { base, spans }
+    }
+
+    fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    fn get(&self, i: usize) -> &'a [u8] {
+        let (at, len) = self.spans[i];
+        &self.base[at..at + len]
+    }
+}
+
+/// The key space: byte-string keys to byte-string values.
+///
+/// Values are shared (`Rc`) so that a reply still streaming out a large value keeps
+/// it while the key is overwritten or deleted; a value nobody else holds is overwritten
+/// in place, so a `SET` of a value no larger than the old one allocates nothing.
+#[derive(Debug, Default)]
+pub(crate) struct Db {
+    // foldhash: a fast hasher, seeded per map (std's SipHash costs more than the rest
+    // of a GET), keyed by `&[u8]` lookups without building a key.
+    map: HashMap<Box<[u8]>, Rc<Vec<u8>>, foldhash::fast::RandomState>,
+}
+
+impl Db {
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&Rc<Vec<u8>>> {
+        self.map.get(key)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.map.keys().map(|k| &**k)
+    }
+
+    pub(crate) fn set(&mut self, key: &[u8], value: &[u8]) {
+        match self.map.get_mut(key) {
+            Some(old) => match Rc::get_mut(old) {
+                // Reuse the old value's allocation, unless it would waste most of it.
+                Some(bytes) if bytes.capacity() <= 4 * value.len().max(256) => {
+                    bytes.clear();
+                    bytes.extend_from_slice(value);
+                }
+                _ => *old = Rc::new(value.to_vec()),
+            },
+            None => {
+                self.map.insert(key.into(), Rc::new(value.to_vec()));
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &[u8]) -> bool {
+        self.map.remove(key).is_some()
+    }
+
+    fn clear(&mut self) {
+        self.map.clear();
+    }
+}
+
+/// The commands served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Command {
+    Ping,
+    Echo,
+    Set,
+    Get,
+    Del,
+    Exists,
+    FlushDb,
+    DbSize,
+    Config,
+    Quit,
+    Shutdown,
+}
+
+/// A lowercase name of up to 8 bytes as a little-endian word.
+const fn word(name: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    let mut i = 0;
+    while i < name.len() {
+        w[i] = name[i];
+        i += 1;
+    }
+    u64::from_le_bytes(w)
+}
+
+const PING: u64 = word(b"ping");
+const ECHO: u64 = word(b"echo");
+const SET: u64 = word(b"set");
+const GET: u64 = word(b"get");
+const DEL: u64 = word(b"del");
+const EXISTS: u64 = word(b"exists");
+const FLUSHDB: u64 = word(b"flushdb");
+const DBSIZE: u64 = word(b"dbsize");
+const CONFIG: u64 = word(b"config");
+const QUIT: u64 = word(b"quit");
+const SHUTDOWN: u64 = word(b"shutdown");
+
+/// The command named `name`, case-insensitively, in a couple of instructions: every
+/// name is letters only and at most 8 bytes, and a byte ORed with 0x20 equals a
+/// lowercase letter exactly when it is that letter in either case.
+#[inline]
+fn lookup(name: &[u8]) -> Option<Command> {
+    let len = name.len();
+    if len == 0 || len > 8 {
+        return None;
+    }
+    let mut w = [0u8; 8];
+    w[..len].copy_from_slice(name);
+    let lower = u64::from_le_bytes(w) | (0x2020_2020_2020_2020 >> (64 - 8 * len));
+    Some(match (len, lower) {
+        (3, GET) => Command::Get,
+        (3, SET) => Command::Set,
+        (4, PING) => Command::Ping,
+        (4, ECHO) => Command::Echo,
+        (3, DEL) => Command::Del,
+        (6, EXISTS) => Command::Exists,
+        (7, FLUSHDB) => Command::FlushDb,
+        (6, DBSIZE) => Command::DbSize,
+        (6, CONFIG) => Command::Config,
+        (4, QUIT) => Command::Quit,
+        (8, SHUTDOWN) => Command::Shutdown,
+        _ => return None,
+    })
+}
+
+/// `a` equals the lowercase `lower`, ignoring ASCII case (C's `strcasecmp`).
+fn eq_ci(a: &[u8], lower: &[u8]) -> bool {
+    a.len() == lower.len()
+        && a.iter()
+            .zip(lower)
+            .all(|(x, y)| x.to_ascii_lowercase() == *y)
+}
+
+/// Redis's reply to a command called with the wrong number of arguments.
+macro_rules! arity {
+    ($name:literal) => {
+        concat!(
+            "-ERR wrong number of arguments for '",
+            $name,
+            "' command\r\n"
+        )
+        .as_bytes()
+    };
+}
+
+const OK: &[u8] = b"+OK\r\n";
+const SYNTAX: &[u8] = b"-ERR syntax error\r\n";
+
+/// The configuration parameters `CONFIG GET` knows, with their values: the two that
+/// redis-benchmark asks for (this server keeps nothing on disk).
+const PARAMETERS: [(&[u8], &[u8]); 2] = [(b"save", b""), (b"appendonly", b"no")];
+
+/// Serves one request (`args` is not empty).
+#[inline]
+pub(crate) fn execute(
+    db: &mut Db,
+    args: Args<'_>,
+    conn: &mut Conn<'_, Client>,
+    scratch: &mut Vec<u8>,
+) -> Step {
+    let Some(command) = lookup(args.get(0)) else {
+        return unknown_command(args, conn, scratch);
+    };
+    let argc = args.len();
+    let mut digits = [0u8; 24];
+    let all = match command {
+        Command::Get if argc == 2 => match db.get(args.get(1)) {
+            Some(value) => reply_value(conn, value),
+            None => reply(conn, b"$-1\r\n"),
+        },
+        Command::Get => reply(conn, arity!("get")),
+        Command::Set if argc == 3 => {
+            db.set(args.get(1), args.get(2));
+            reply(conn, OK)
+        }
+        // Options (NX, XX, EX, …) are not supported.
+        Command::Set if argc > 3 => reply(conn, SYNTAX),
+        Command::Set => reply(conn, arity!("set")),
+        Command::Ping if argc == 1 => reply(conn, b"+PONG\r\n"),
+        Command::Ping if argc == 2 => reply_bulk(conn, args.get(1)),
+        Command::Ping => reply(conn, arity!("ping")),
+        Command::Echo if argc == 2 => reply_bulk(conn, args.get(1)),
+        Command::Echo => reply(conn, arity!("echo")),
+        Command::Del if argc >= 2 => {
+            let removed = (1..argc).filter(|&i| db.remove(args.get(i))).count();
+            reply(conn, prefixed(&mut digits, b':', removed as u64))
+        }
+        Command::Del => reply(conn, arity!("del")),
+        Command::Exists if argc >= 2 => {
+            let found = (1..argc).filter(|&i| db.get(args.get(i)).is_some()).count();
+            reply(conn, prefixed(&mut digits, b':', found as u64))
+        }
+        Command::Exists => reply(conn, arity!("exists")),
+        Command::DbSize if argc == 1 => reply(conn, prefixed(&mut digits, b':', db.len() as u64)),
+        Command::DbSize => reply(conn, arity!("dbsize")),
+        Command::FlushDb
+            if argc == 1
+                || (argc == 2 && (eq_ci(args.get(1), b"sync") || eq_ci(args.get(1), b"async"))) =>
+        {
+            db.clear();
+            reply(conn, OK)
+        }
+        Command::FlushDb => reply(conn, SYNTAX),
+        Command::Config => return config(args, conn, scratch),
+        Command::Quit => {
+            reply(conn, OK);
+            return Step::Close;
+        }
+        Command::Shutdown => return shutdown(args, conn),
+    };
+    Step::written(all)
+}
+
+/// Redis's `-ERR unknown command '…', with args beginning with: '…' '…' `: the name and
+/// the arguments, each cut at a NUL (Redis formats them as C strings) and to 128 bytes
+/// in all, with `\r` and `\n` made spaces so that the reply stays one line.
+#[cold]
+fn unknown_command(args: Args<'_>, conn: &mut Conn<'_, Client>, out: &mut Vec<u8>) -> Step {
+    out.clear();
+    out.extend_from_slice(b"-ERR unknown command '");
+    push_c_string(out, args.get(0), 128);
+    out.extend_from_slice(b"', with args beginning with: ");
+    let listed = out.len();
+    for i in 1..args.len() {
+        let used = out.len() - listed;
+        if used >= 128 {
+            break;
+        }
+        out.push(b'\'');
+        push_c_string(out, args.get(i), 128 - used);
+        out.extend_from_slice(b"' ");
+    }
+    error_line_end(out);
+    Step::written(reply(conn, out))
+}
+
+/// Appends `s` up to its first NUL, at most `max` bytes of it (`%.*s`).
+fn push_c_string(out: &mut Vec<u8>, s: &[u8], max: usize) {
+    let s = &s[..memchr::memchr(0, s).unwrap_or(s.len())];
+    out.extend_from_slice(&s[..s.len().min(max)]);
+}
+
+/// Makes `\r` and `\n` in an error line spaces (after its `-`), then ends the line.
+fn error_line_end(out: &mut Vec<u8>) {
+    for b in &mut out[1..] {
+        if matches!(*b, b'\r' | b'\n') {
+            *b = b' ';
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `CONFIG GET pattern …` (the parameters in [`PARAMETERS`]); any other subcommand is
+/// unknown.
+fn config(args: Args<'_>, conn: &mut Conn<'_, Client>, out: &mut Vec<u8>) -> Step {
+    let argc = args.len();
+    if argc < 2 {
+        return Step::written(reply(conn, arity!("config")));
+    }
+    if !eq_ci(args.get(1), b"get") {
+        out.clear();
+        out.extend_from_slice(b"-ERR unknown subcommand '");
+        push_c_string(out, args.get(1), 128);
+        out.extend_from_slice(b"'. Try CONFIG HELP.");
+        error_line_end(out);
+        return Step::written(reply(conn, out));
+    }
+    if argc < 3 {
+        return Step::written(reply(conn, arity!("config|get")));
+    }
+    // Each parameter once, under the name it was first asked by (as Redis does for a
+    // name asked exactly; a pattern lists the parameter's own name).
+    let mut matched: [Option<&[u8]>; PARAMETERS.len()] = [None; PARAMETERS.len()];
+    for i in 2..argc {
+        let pattern = args.get(i);
+        let is_glob = pattern.iter().any(|b| matches!(b, b'*' | b'?' | b'['));
+        for (slot, (name, _)) in matched.iter_mut().zip(PARAMETERS) {
+            if slot.is_some() {
+                continue;
+            }
+            if is_glob && glob_match(pattern, name) {
+                *slot = Some(name);
+            } else if !is_glob && eq_ci(pattern, name) {
+                *slot = Some(pattern);
+            }
+        }
+    }
+    let mut digits = [0u8; 24];
+    let count = matched.iter().flatten().count();
+    let mut all = reply(conn, prefixed(&mut digits, b'*', 2 * count as u64));
+    for (name, (_, value)) in matched.iter().zip(PARAMETERS) {
+        if let Some(name) = name {
+            all &= reply_bulk(conn, name);
+            all &= reply_bulk(conn, value);
+        }
+    }
+    Step::written(all)
+}
+
+/// A glob (`*`, `?`, `[abc]`, `[^a-z]`, `\x`) matching `name`, ignoring ASCII case, as
+/// Redis's `stringmatchlen` does for `CONFIG GET`.
+pub(crate) fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+    let lower = |b: u8| b.to_ascii_lowercase();
+    match pattern.split_first() {
+        None => name.is_empty(),
+        Some((b'*', rest)) => (0..=name.len()).any(|skip| glob_match(rest, &name[skip..])),
+        Some((b'?', rest)) => !name.is_empty() && glob_match(rest, &name[1..]),
+        Some((b'[', rest)) => {
+            let Some((&c, tail)) = name.split_first() else {
+                return false;
+            };
+            let (negate, mut p) = match rest.first() {
+                Some(b'^') => (true, &rest[1..]),
+                _ => (false, rest),
+            };
+            let mut hit = false;
+            loop {
+                match p {
+                    [] => break,
+                    [b']', more @ ..] => {
+                        p = more;
+                        break;
+                    }
+                    [b'\\', x, more @ ..] => {
+                        hit |= lower(*x) == lower(c);
+                        p = more;
+                    }
+                    [a, b'-', z, more @ ..] => {
+                        let (lo, hi) = (lower(*a.min(z)), lower(*a.max(z)));
+                        hit |= (lo..=hi).contains(&lower(c));
+                        p = more;
+                    }
+                    [x, more @ ..] => {
+                        hit |= lower(*x) == lower(c);
+                        p = more;
+                    }
+                }
+            }
+            hit != negate && glob_match(p, tail)
+        }
+        Some((&b, rest)) => {
+            let (literal, rest) = match (b, rest) {
+                (b'\\', [x, more @ ..]) => (*x, more),
+                _ => (b, rest),
+            };
+            name.first().is_some_and(|&c| lower(c) == lower(literal))
+                && glob_match(rest, &name[1..])
+        }
+    }
+}
+
+/// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`: Redis's checks of the flags; with
+/// no persistence and no shutdown in progress, a valid call just stops the server.
+fn shutdown(args: Args<'_>, conn: &mut Conn<'_, Client>) -> Step {
+    let (mut save, mut nosave, mut abort, mut other) = (false, false, false, false);
+    for i in 1..args.len() {
+        let flag = args.get(i);
+        if eq_ci(flag, b"nosave") {
+            nosave = true;
+        } else if eq_ci(flag, b"save") {
+            save = true;
+        } else if eq_ci(flag, b"now") || eq_ci(flag, b"force") {
+            other = true;
+        } else if eq_ci(flag, b"abort") {
+            abort = true;
+        } else {
+            return Step::written(reply(conn, SYNTAX));
+        }
+    }
+    if (abort && (save || nosave || other)) || (save && nosave) {
+        return Step::written(reply(conn, SYNTAX));
+    }
+    if abort {
+        return Step::written(reply(conn, b"-ERR No shutdown in progress.\r\n"));
+    }
+    Step::Shutdown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_found_in_any_case_and_only_exactly() {
+        assert_eq!(lookup(b"GET"), Some(Command::Get));
+        assert_eq!(lookup(b"gEt"), Some(Command::Get));
+        assert_eq!(lookup(b"ShutDown"), Some(Command::Shutdown));
+        assert_eq!(lookup(b"flushdb"), Some(Command::FlushDb));
+        for name in [
+            &b""[..],
+            b"GE",
+            b"GETX",
+            b"G\x05T",
+            b"gEt\0",
+            b"SHUTDOWNS",
+            b"PING ",
+            b"\x47\x45\x54\x00",
+        ] {
+            assert_eq!(lookup(name), None, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn globs_match_as_redis_s() {
+        assert!(glob_match(b"*", b"save"));
+        assert!(glob_match(b"SA*", b"save"));
+        assert!(glob_match(b"s?ve", b"save"));
+        assert!(glob_match(b"[rs]ave", b"save"));
+        assert!(glob_match(b"[^a]ave", b"save"));
+        assert!(glob_match(b"[a-z]ppendonly", b"appendonly"));
+        assert!(glob_match(b"\\save", b"save"));
+        assert!(!glob_match(b"*x*", b"save"));
+        assert!(!glob_match(b"[^s]ave", b"save"));
+        assert!(!glob_match(b"sav", b"save"));
+        assert!(!glob_match(b"save?", b"save"));
+    }
+}

@@ -1,0 +1,380 @@
+//! The redis handler on real sockets, byte for byte: requests split at every byte, a
+//! multi-megabyte pipeline in one write, malformed input (answered, then closed, while
+//! other clients carry on), requests larger than the input buffer, 1 MiB values
+//! through small buffers, QUIT, SHUTDOWN, idle timeouts; and the example binary's
+//! flags (`--maxclients`, `--timeout`, `--unixsocket`, `--stdlib`, `--help`) and its
+//! clean stop on SIGTERM. Each under the default backend and poll(2).
+
+mod os_common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::time::Duration;
+
+use evio_handlers::redis::{Redis, RedisConfig};
+use os_common::*;
+
+/// The two backends: the system's default, and poll(2) (the example's `--stdlib`).
+const ADDRS: [&str; 2] = ["tcp4://127.0.0.1:0", "tcp4-net://127.0.0.1:0"];
+
+fn start_redis(addr: &str, builder: evio::ServerBuilder, config: RedisConfig) -> Running {
+    start(builder, &[addr], move || Redis::new(config))
+}
+
+/// A multibulk request.
+fn mb(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend(format!("${}\r\n", a.len()).as_bytes());
+        out.extend(*a);
+        out.extend(b"\r\n");
+    }
+    out
+}
+
+/// A bulk reply.
+fn bulk(b: &[u8]) -> Vec<u8> {
+    [format!("${}\r\n", b.len()).as_bytes(), b, b"\r\n"].concat()
+}
+
+/// Writes `request`, then reads exactly as many bytes as `expected` has and compares.
+fn expect(c: &mut Client, request: &[u8], expected: &[u8]) {
+    c.write_all(request).unwrap();
+    let got = c.read_n(expected.len());
+    assert!(
+        got == expected,
+        "sent {:?}\n got {:?}\nwant {:?}",
+        request.escape_ascii().to_string(),
+        got.escape_ascii().to_string(),
+        expected.escape_ascii().to_string()
+    );
+}
+
+fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut v = vec![0; len];
+    Rng::new(seed).fill(&mut v);
+    v
+}
+
+#[test]
+fn a_pipeline_split_at_every_byte_is_answered_whole() {
+    let value = random_bytes(1, 300);
+    let mut requests = mb(&[b"SET", b"k", &value]);
+    requests.extend(b"GET k\r\n");
+    requests.extend(mb(&[b"get", b"k"]));
+    requests.extend(b"PING\r\nECHO \"a b\\x41\"\nDEL k nope\r\n");
+    requests.extend(mb(&[b"EXISTS", b"k"]));
+    let mut replies = b"+OK\r\n".to_vec();
+    replies.extend(bulk(&value));
+    replies.extend(bulk(&value));
+    replies.extend(b"+PONG\r\n$4\r\na bA\r\n:1\r\n:0\r\n");
+    for addr in ADDRS {
+        let server = start_redis(addr, evio::ServerBuilder::new(), RedisConfig::default());
+        let mut c = connect(server.addr(0));
+        if let Client::Tcp(s) = &c {
+            s.set_nodelay(true).unwrap();
+        }
+        for &b in &requests {
+            c.write_all(&[b]).unwrap();
+        }
+        let got = c.read_n(replies.len());
+        assert!(
+            got == replies,
+            "{addr}: {:?}",
+            got.escape_ascii().to_string()
+        );
+        server.stop().unwrap();
+    }
+}
+
+#[test]
+fn a_multi_megabyte_pipeline_in_one_write_is_answered_in_order() {
+    let (mut requests, mut replies) = (Vec::new(), Vec::new());
+    for i in 0..40_000u32 {
+        let key = format!("key:{}", i % 1000);
+        let value = format!("value-{i}-{}", "x".repeat((i % 50) as usize));
+        requests.extend(mb(&[b"SET", key.as_bytes(), value.as_bytes()]));
+        requests.extend(mb(&[b"GET", key.as_bytes()]));
+        requests.extend(format!("EXISTS {key} nope\r\n").as_bytes());
+        replies.extend(b"+OK\r\n");
+        replies.extend(bulk(value.as_bytes()));
+        replies.extend(b":1\r\n");
+    }
+    assert!(requests.len() > 3 << 20, "{} bytes", requests.len());
+    for addr in ADDRS {
+        let server = start_redis(addr, evio::ServerBuilder::new(), RedisConfig::default());
+        let c = connect(server.addr(0));
+        let mut writer = c.try_clone();
+        let mut reader = c;
+        let sent = requests.clone();
+        // The client reads while it writes, as pipelining clients do: the server
+        // stops reading while its output to the client is full.
+        let w = std::thread::spawn(move || writer.write_all(&sent).unwrap());
+        let got = reader.read_n(replies.len());
+        w.join().unwrap();
+        if let Some(at) = got.iter().zip(&replies).position(|(a, b)| a != b) {
+            panic!("{addr}: replies differ at byte {at}");
+        }
+        server.stop().unwrap();
+    }
+}
+
+#[test]
+fn malformed_input_is_answered_then_closed_and_the_others_carry_on() {
+    let cases: [(&[u8], &[u8]); 8] = [
+        (
+            b"*abc\r\n",
+            b"-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"*1\r\n:1\r\n",
+            b"-ERR Protocol error: expected '$', got ':'\r\n",
+        ),
+        (
+            b"*1\r\n$x\r\n",
+            b"-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*1\r\n$-1\r\n",
+            b"-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*1\r\n$536870913\r\n",
+            b"-ERR Protocol error: invalid bulk length\r\n",
+        ),
+        (
+            b"*99999999999\r\n",
+            b"-ERR Protocol error: invalid multibulk length\r\n",
+        ),
+        (
+            b"ECHO \"unbalanced\r\n",
+            b"-ERR Protocol error: unbalanced quotes in request\r\n",
+        ),
+        (
+            b"ECHO 'a'b\r\n",
+            b"-ERR Protocol error: unbalanced quotes in request\r\n",
+        ),
+    ];
+    for addr in ADDRS {
+        let server = start_redis(addr, evio::ServerBuilder::new(), RedisConfig::default());
+        let mut other = connect(server.addr(0));
+        expect(&mut other, b"SET k v\r\n", b"+OK\r\n");
+        for (bad, error) in cases {
+            let mut c = connect(server.addr(0));
+            // Requests before the bad one are served; nothing after it is, however
+            // much follows (the close lingers over it so the error arrives whole).
+            let mut input = b"PING\r\n".to_vec();
+            input.extend(bad);
+            input.extend(b"PING\r\n".repeat(10_000));
+            c.write_all(&input).unwrap();
+            let mut expected = b"+PONG\r\n".to_vec();
+            expected.extend(error);
+            assert_eq!(
+                c.read_to_end_lossy().escape_ascii().to_string(),
+                expected.escape_ascii().to_string(),
+                "{addr}: {bad:?}"
+            );
+            expect(&mut other, b"GET k\r\n", b"$1\r\nv\r\n");
+        }
+        server.stop().unwrap();
+    }
+}
+
+#[test]
+fn requests_larger_than_the_input_buffer_get_redis_s_answer() {
+    for addr in ADDRS {
+        let builder = evio::ServerBuilder::new()
+            .input_capacity(1024)
+            .output_capacity(1024);
+        let server = start_redis(addr, builder, RedisConfig::default());
+        // A multibulk request is gathered as it arrives, and its reply streamed out.
+        let value = random_bytes(2, 5000);
+        let mut c = connect(server.addr(0));
+        expect(&mut c, &mb(&[b"SET", b"big", &value]), b"+OK\r\n");
+        expect(&mut c, &mb(&[b"GET", b"big"]), &bulk(&value));
+        expect(&mut c, &mb(&[b"ECHO", &value]), &bulk(&value));
+        // An inline request or a header line cannot be: Redis's "too big" errors, read
+        // before the close (not destroyed by a reset), whatever follows.
+        let too_big: [(Vec<u8>, &[u8]); 3] = [
+            (
+                [&b"SET k "[..], &b"v".repeat(5000), b"\r\n"].concat(),
+                b"-ERR Protocol error: too big inline request\r\n",
+            ),
+            (
+                [&b"*"[..], &b"9".repeat(5000), b"\r\n"].concat(),
+                b"-ERR Protocol error: too big mbulk count string\r\n",
+            ),
+            (
+                [&b"*1\r\n$"[..], &b"1".repeat(5000), b"\r\n"].concat(),
+                b"-ERR Protocol error: too big bulk count string\r\n",
+            ),
+        ];
+        for (request, error) in too_big {
+            let mut c = connect(server.addr(0));
+            c.write_all(&request).unwrap();
+            c.write_all(&b"PING\r\n".repeat(1000)).unwrap();
+            assert_eq!(
+                c.read_to_end_lossy().escape_ascii().to_string(),
+                error.escape_ascii().to_string(),
+                "{addr}"
+            );
+        }
+        server.stop().unwrap();
+    }
+}
+
+#[test]
+fn one_mib_values_go_through_small_buffers() {
+    let value = random_bytes(3, 1 << 20);
+    for addr in ADDRS {
+        let builder = evio::ServerBuilder::new()
+            .input_capacity(4096)
+            .output_capacity(4096);
+        let server = start_redis(addr, builder, RedisConfig::default());
+        let mut a = connect(server.addr(0));
+        let mut b = connect(server.addr(0));
+        expect(&mut a, &mb(&[b"SET", b"big", &value]), b"+OK\r\n");
+        expect(&mut a, &mb(&[b"GET", b"big"]), &bulk(&value));
+        expect(&mut a, &mb(&[b"ECHO", &value]), &bulk(&value));
+        // A GET not yet read while the key is overwritten still gets the value it
+        // asked for, whole.
+        a.write_all(&mb(&[b"GET", b"big"])).unwrap();
+        expect(&mut b, b"SET big small\r\n", b"+OK\r\n");
+        expect(&mut b, b"GET big\r\n", b"$5\r\nsmall\r\n");
+        let got = a.read_n(bulk(&value).len());
+        assert!(got == bulk(&value), "{addr}: the first GET's value changed");
+        expect(&mut a, b"GET big\r\n", b"$5\r\nsmall\r\n");
+        server.stop().unwrap();
+    }
+}
+
+#[test]
+fn quit_answers_then_closes() {
+    for addr in ADDRS {
+        let server = start_redis(addr, evio::ServerBuilder::new(), RedisConfig::default());
+        let mut c = connect(server.addr(0));
+        c.write_all(b"PING\r\nQUIT\r\nPING\r\n").unwrap();
+        assert_eq!(c.read_to_end_lossy(), b"+PONG\r\n+OK\r\n", "{addr}");
+        server.stop().unwrap();
+    }
+}
+
+#[test]
+fn shutdown_stops_the_server_and_closes_every_client() {
+    for addr in ADDRS {
+        let server = start_redis(addr, evio::ServerBuilder::new(), RedisConfig::default());
+        let mut idle = connect(server.addr(0));
+        expect(&mut idle, b"PING\r\n", b"+PONG\r\n");
+        let mut c = connect(server.addr(0));
+        c.write_all(b"SET k v\r\nSHUTDOWN\r\nPING\r\n").unwrap();
+        assert_eq!(c.read_to_end_lossy(), b"+OK\r\n", "{addr}");
+        assert_eq!(idle.read_to_end_lossy(), b"", "{addr}");
+        server.wait().unwrap();
+    }
+}
+
+#[test]
+fn idle_clients_are_closed() {
+    for addr in ADDRS {
+        let config = RedisConfig {
+            idle_timeout: Some(Duration::from_millis(200)),
+            ..RedisConfig::default()
+        };
+        let server = start_redis(addr, evio::ServerBuilder::new(), config);
+        let mut c = connect(server.addr(0));
+        expect(&mut c, b"PING\r\n", b"+PONG\r\n");
+        // Then nothing: the server closes it (the read gives up only after LIMIT).
+        assert_eq!(c.read_to_end_lossy(), b"", "{addr}");
+        server.stop().unwrap();
+    }
+}
+
+/// The example binary, started with `args` on loopback; returns it and its TCP port.
+fn spawn_example(
+    args: &[&str],
+) -> (
+    std::process::Child,
+    BufReader<std::process::ChildStdout>,
+    u16,
+) {
+    let mut child = std::process::Command::new(example_binary("redis-server"))
+        .args(["--host", "127.0.0.1", "--port", "0"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let rest = first
+        .strip_prefix("redis server listening on tcp://127.0.0.1:")
+        .unwrap_or_else(|| panic!("{first}"));
+    let port = rest.split(' ').next().unwrap().parse().unwrap();
+    (child, out, port)
+}
+
+#[test]
+fn the_example_refuses_over_maxclients_times_out_and_stops_on_sigterm() {
+    for stdlib in [false, true] {
+        let dir = TempDir::new("redis");
+        let sock = dir.sock("redis.sock");
+        let mut args = vec!["--unixsocket", &sock, "--maxclients", "1", "--timeout", "1"];
+        if stdlib {
+            args.push("--stdlib");
+        }
+        let (mut child, mut out, port) = spawn_example(&args);
+        let mut second = String::new();
+        out.read_line(&mut second).unwrap();
+        assert!(
+            second.starts_with(&format!("redis server listening on unix://{sock}")),
+            "{second}"
+        );
+        let tcp = Bound::Tcp(([127, 0, 0, 1], port).into());
+        // The one slot, taken over the unix socket.
+        let mut a = connect(&Bound::Unix(sock.clone().into()));
+        expect(&mut a, b"PING\r\n", b"+PONG\r\n");
+        // One client too many: told why, then closed.
+        let mut b = connect(&tcp);
+        assert_eq!(
+            b.read_to_end_lossy(),
+            b"-ERR max number of clients reached\r\n",
+            "stdlib {stdlib}"
+        );
+        // The first client, idle for the timeout, is closed; its slot is free again.
+        assert_eq!(a.read_to_end_lossy(), b"", "stdlib {stdlib}");
+        let mut c = connect(&tcp);
+        expect(&mut c, b"SET k v\r\nGET k\r\n", b"+OK\r\n$1\r\nv\r\n");
+        // SAFETY: kill(2) on our own child's pid, with a valid signal number.
+        let killed = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        assert_eq!(killed, 0);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "exit status {status}");
+        assert!(
+            !std::path::Path::new(&sock).exists(),
+            "socket file left behind"
+        );
+        assert_eq!(c.read_to_end_lossy(), b"", "the client was closed");
+    }
+}
+
+#[test]
+fn the_example_says_what_each_flag_does() {
+    let out = std::process::Command::new(example_binary("redis-server"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--host",
+        "--port",
+        "--unixsocket",
+        "--stdlib",
+        "--timeout",
+        "--maxclients",
+        "--input",
+        "--output",
+        "--help",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+}
