@@ -37,13 +37,21 @@ def have_matplotlib():
         return True
     except ImportError:
         pass
-    try:
-        need(["false"], ["python3-matplotlib"])
-        import matplotlib  # noqa: F401
-        return True
-    except (SystemExit, ImportError, subprocess.CalledProcessError):
-        print("matplotlib not available: no chart", file=sys.stderr)
-        return False
+    # This interpreter's own pip first (a pyenv python does not see Debian's
+    # python3-matplotlib), then Debian's package for Debian's python.
+    attempts = [[sys.executable, "-m", "pip", "install", "--quiet", "matplotlib"]]
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        attempts.append(["apt-get", "install", "-y", "-qq", "python3-matplotlib"])
+    for cmd in attempts:
+        if subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode != 0:
+            continue
+        try:
+            import matplotlib  # noqa: F401
+            return True
+        except ImportError:
+            pass
+    print("matplotlib not available: no chart", file=sys.stderr)
+    return False
 
 
 def build_example(name):
@@ -127,29 +135,39 @@ def save(rows, meta, json_path):
         json.dump({"meta": meta, "rows": rows}, f, indent=2)
 
 
-def chart(rows, ours, theirs, title, png_path, names=None):
-    """Requests/s and CPU per request, side by side, one pair of bars per test
-    (`names`: the two servers' names in the legend)."""
+def chart(rows, ours, theirs, title, png_path, names=None, group=None):
+    """Requests/s and CPU per request, side by side, one pair of bars per test, each
+    bar labelled with its value; `group(test)` splits the tests into rows of plots
+    with scales of their own (pipelined and not differ thirtyfold); `names`: the two
+    servers' names in the legend."""
     if not have_matplotlib():
         return
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     shown = names or (ours, theirs)
-    tests = [r["test"] for r in rows]
-    x = range(len(tests))
+    groups = {}
+    for r in rows:
+        groups.setdefault(group(r["test"]) if group else "", []).append(r)
+    fig, axes = plt.subplots(len(groups), 2, figsize=(12, 3.6 * len(groups)),
+                             squeeze=False)
     w = 0.38
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.2))
-    for ax, key, label in [(ax1, "rps", "requests/s (higher is better)"),
-                           (ax2, "cpu_us", "server CPU µs per request (lower is better)")]:
-        ax.bar([i - w / 2 for i in x], [r[f"{ours}_{key}"] for r in rows], w,
-               label=shown[0], color="#2b7bba")
-        ax.bar([i + w / 2 for i in x], [r[f"{theirs}_{key}"] for r in rows], w,
-               label=shown[1], color="#c0392b")
-        ax.set_xticks(list(x))
-        ax.set_xticklabels(tests, rotation=20, ha="right", fontsize=8)
-        ax.set_title(label, fontsize=10)
-        ax.legend(fontsize=8)
+    for (gname, grows), (ax1, ax2) in zip(groups.items(), axes):
+        x = list(range(len(grows)))
+        for ax, key, label, fmt in [
+                (ax1, "rps", "requests/s (higher is better)", "{:,.0f}"),
+                (ax2, "cpu_us", "server CPU µs per request (lower is better)", "{:.2f}")]:
+            for offset, server, colour, name in [(-w / 2, ours, "#2b7bba", shown[0]),
+                                                 (w / 2, theirs, "#c0392b", shown[1])]:
+                values = [r[f"{server}_{key}"] for r in grows]
+                bars = ax.bar([i + offset for i in x], values, w, label=name, color=colour)
+                ax.bar_label(bars, [fmt.format(v) for v in values], fontsize=7, padding=1)
+            ax.set_xticks(x)
+            ax.set_xticklabels([r["test"] for r in grows], fontsize=8)
+            ax.set_title(f"{gname}: {label}" if gname else label, fontsize=10)
+            ax.margins(y=0.25)
+            ax.set_xlim(-0.9, len(grows) - 0.1)
+            ax.legend(fontsize=8, loc="upper right")
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(png_path, dpi=110)

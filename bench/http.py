@@ -124,7 +124,8 @@ def main():
                      f"wrk, {CONNS} connections, {date}, {os.cpu_count()} cores "
                      f"(client and server share them)",
                      os.path.join(common.ROOT, "bench", "http.png"),
-                     names=("evio http-server example", f"nginx {nginx_version}, 1 worker"))
+                     names=("evio http-server example", f"nginx {nginx_version}, 1 worker"),
+                     group=lambda test: test)
 
 
 if __name__ == "__main__":

@@ -98,7 +98,8 @@ def main():
                      f"redis-benchmark, {CLIENTS} clients, {date}, {os.cpu_count()} cores "
                      f"(client and server share them)",
                      os.path.join(common.ROOT, "bench", "redis.png"),
-                     names=("evio redis-server example", f"Redis {redis_version}"))
+                     names=("evio redis-server example", f"Redis {redis_version}"),
+                     group=lambda test: "redis-benchmark " + test.split(" ", 1)[1])
 
 
 if __name__ == "__main__":
