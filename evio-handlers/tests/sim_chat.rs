@@ -122,3 +122,14 @@ fn a_chat_that_echoes_to_the_sender_is_caught() {
         "{report}"
     );
 }
+
+/// Seed 4546 ended with a client the server never accepted: the model was asked what
+/// that client is owed and indexed a member list it was never on (a panic in the
+/// model, reported as the run's failure). A client that never joined is owed nothing.
+#[test]
+fn a_client_that_never_joined_is_owed_nothing() {
+    let swarm = chat_swarm(chat).steps(3000);
+    if let Err(failure) = swarm.run_seed(4546) {
+        panic!("{failure}");
+    }
+}

@@ -18,10 +18,11 @@ pub struct ChatModel {
     expected: Vec<VecDeque<u8>>,
 }
 
-/// [`ChatModel`]'s state for one connection: its join number.
+/// [`ChatModel`]'s state for one connection: its join number (`None` until `opened`:
+/// a client the server refused, or never accepted, is no member).
 #[derive(Debug, Default)]
 pub struct Member {
-    number: usize,
+    number: Option<usize>,
     received: u64,
 }
 
@@ -29,9 +30,10 @@ impl Model for ChatModel {
     type Conn = Member;
 
     fn opened(&mut self, conn: &mut Member, _: &ConnInfo) {
-        conn.number = self.expected.len();
+        let number = self.expected.len();
+        conn.number = Some(number);
         self.expected.push(VecDeque::new());
-        self.receiving.push(conn.number);
+        self.receiving.push(number);
     }
 
     fn input(&mut self, _: &mut Member, _: &[u8]) {}
@@ -43,18 +45,23 @@ impl Model for ChatModel {
             "consumed a partial line"
         );
         for &m in &self.receiving {
-            if m != conn.number {
+            if Some(m) != conn.number {
                 self.expected[m].extend(bytes);
             }
         }
     }
 
     fn closing(&mut self, conn: &mut Member) {
-        self.receiving.retain(|&m| m != conn.number);
+        self.receiving.retain(|&m| Some(m) != conn.number);
     }
 
     fn output(&mut self, conn: &mut Member, bytes: &[u8]) -> Result<(), ModelError> {
-        let expected = &mut self.expected[conn.number];
+        let Some(expected) = conn.number.and_then(|n| self.expected.get_mut(n)) else {
+            return Err(ModelError {
+                offset: conn.received,
+                detail: format!("{} bytes for a client that never joined", bytes.len()),
+            });
+        };
         for &b in bytes {
             match expected.pop_front() {
                 Some(e) if e == b => conn.received += 1,
@@ -73,7 +80,9 @@ impl Model for ChatModel {
     }
 
     fn owed(&self, conn: &Member) -> usize {
-        self.expected[conn.number].len()
+        conn.number
+            .and_then(|n| self.expected.get(n))
+            .map_or(0, VecDeque::len)
     }
 
     fn handler_wakes(&self) -> bool {
