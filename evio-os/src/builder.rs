@@ -300,14 +300,24 @@ impl ServerBuilder {
             }
             config.max_connections = allowed;
         }
-        let mut specs = Vec::with_capacity(addrs.len());
-        for a in addrs {
-            let spec = addr::parse(a.as_ref()).map_err(|error| Error::Address {
+        // Every address is parsed, then every host name resolved, before anything is
+        // bound: a bad address anywhere in the list binds nothing.
+        let parsed = addrs
+            .iter()
+            .map(|a| addr::Address::parse(a.as_ref()).map_err(|error| (a, error)))
+            .collect::<Result<Vec<_>, _>>();
+        let specs = parsed
+            .and_then(|parsed| {
+                parsed
+                    .iter()
+                    .zip(addrs)
+                    .map(|(p, a)| addr::resolve(p).map_err(|error| (a, error)))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(|(a, error)| Error::Address {
                 addr: a.as_ref().to_owned(),
                 error,
             })?;
-            specs.push(spec);
-        }
         let listeners = sys::net::bind_all(addrs, &specs, self.backlog)?;
         match backend {
             #[cfg(any(evio_epoll, evio_kqueue))]

@@ -63,13 +63,16 @@ pub use evio_proto::{
     ListenAddr, Loop, NotOpen, Options, OutputFull, Server, Tick, Waker, WriteError,
 };
 
-mod addr;
+pub mod addr;
 mod builder;
 mod driver;
 mod error;
+#[cfg(feature = "fuzz")]
+pub mod fuzz;
 mod limits;
 mod sys;
 
+pub use addr::Address;
 pub use builder::{Backend, ServerBuilder};
 pub use error::{AddrError, Error};
 pub use limits::{DEFAULT_MAX_CONNECTIONS_CAP, RESERVED_DESCRIPTORS};
@@ -128,7 +131,8 @@ pub enum DetachedSocket {
 ///   differs.
 ///
 /// An address that does not parse is [`Error::Address`], which names it and says what
-/// is wrong ([`AddrError`]), before anything is bound.
+/// is wrong ([`AddrError`]), before anything is bound. [`Address`] parses and prints
+/// these forms without serving (to check a command-line flag early, say).
 ///
 /// # Errors
 ///

@@ -11,7 +11,7 @@ use evio_proto::{Addr, IoError, IoErrorKind, Options};
 use rustix::io::Errno;
 use rustix::net::{self, AddressFamily, SocketAddrAny, SocketFlags, SocketType, sockopt};
 
-use crate::addr::{Family, Spec, Target};
+use crate::addr::{Family, Resolved, Spec};
 use crate::error::Error;
 
 /// A bound, listening socket.
@@ -76,7 +76,7 @@ pub(crate) fn bind_all<A: AsRef<str>>(
             error,
         };
         let listener = match &spec.target {
-            Target::Tcp { addr, family } => {
+            Resolved::Tcp { addr, family } => {
                 let (fd, local) =
                     bind_tcp(*addr, *family, spec.reuseport, backlog).map_err(bind_err)?;
                 Listener {
@@ -84,7 +84,7 @@ pub(crate) fn bind_all<A: AsRef<str>>(
                     kind: ListenerKind::Tcp(local),
                 }
             }
-            Target::Unix(path) => {
+            Resolved::Unix(path) => {
                 let (fd, id) = bind_unix(path, backlog).map_err(|e| match e {
                     BindUnixError::NotASocket => Error::NotASocket {
                         addr: text.to_owned(),
