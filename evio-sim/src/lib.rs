@@ -412,11 +412,18 @@
 //!
 //! # Fuzzing
 //!
+//! [`FuzzCase`] reads any bytes as a whole run (a seed, a configuration with its fault
+//! plan, and a script), and writes a case back as the bytes that read as it, so seed
+//! inputs can be written from readable scripts; [`FuzzCase::run`] runs it with every
+//! check and returns the simulation for a look at the handler and the model at the
+//! end. The workspace's `fuzz/` targets drive the example handlers this way.
+//!
 //! With the `arbitrary` feature, [`ScriptedEvent`] derives `arbitrary::Arbitrary`, so a
-//! fuzz target can build `(seed, Vec<ScriptedEvent>)` and call [`run`].
+//! fuzz target of one's own can build `(seed, Vec<ScriptedEvent>)` and call [`run`].
 
 #![warn(missing_docs)]
 
+mod case;
 mod config;
 mod constraint;
 mod driver;
@@ -444,6 +451,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 /// `arbitrary` feature), re-exported so fuzz targets use the same version.
 #[cfg(feature = "arbitrary")]
 pub use arbitrary;
+pub use case::FuzzCase;
 pub use config::{Outcome, SimConfig};
 pub use constraint::Constraints;
 pub use error::{Failure, Origin, Violation};
