@@ -4,18 +4,13 @@
 //! aborts of slow consumers, idle timeouts on the virtual clock and lingering closes
 //! after lines too long for the input buffer all happen here, under faults.
 
-use std::time::Duration;
-
 use evio_handlers::chat::Chat;
-use evio_handlers::sim::{ChatModel, chat_lines};
+use evio_handlers::sim::{ChatModel, chat_constraints, chat_lines, chat_pair};
 use evio_proto::{Action, CloseError, Conn, ConnInfo, Events, Flow, Loop, WriteError};
-use evio_sim::{Constraints, Rng, Sim, Swarm, Violation};
+use evio_sim::{Rng, Sim, Swarm, Violation};
 
 fn chat() -> (Chat, ChatModel) {
-    (
-        Chat::new(Some(Duration::from_millis(40))),
-        ChatModel::default(),
-    )
+    chat_pair()
 }
 
 fn chat_swarm<H, F>(make: F) -> Swarm<F>
@@ -24,13 +19,8 @@ where
 {
     // Buffers that hold a short line: with one byte of output every member is a slow
     // consumer at once, with one byte of input every line is too long.
-    let constraints = Constraints {
-        min_input_capacity: 16,
-        min_output_capacity: 16,
-        ..Constraints::none()
-    };
     Swarm::new(make)
-        .constraints(constraints)
+        .constraints(chat_constraints())
         .workload(chat_lines as fn(u16, &mut Rng) -> Vec<u8>)
 }
 

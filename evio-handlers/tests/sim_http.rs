@@ -5,9 +5,11 @@
 //! faults, with output buffers small enough that responses wait for room.
 
 use evio_handlers::http::{Http, HttpConn};
-use evio_handlers::sim::{HttpModel, SIM_CONFIG, http_pair, http_requests, virtual_clock};
+use evio_handlers::sim::{
+    HttpModel, SIM_CONFIG, http_constraints, http_pair, http_requests, virtual_clock,
+};
 use evio_proto::{Action, Conn, Events};
-use evio_sim::{Constraints, Rng, Sim, Swarm, Violation};
+use evio_sim::{Rng, Sim, Swarm, Violation};
 
 fn http_swarm<H, F>(make: F) -> Swarm<F>
 where
@@ -16,13 +18,8 @@ where
     // The input buffer holds the longest request the configuration accepts (the model
     // assumes it); the output buffer one response at least, so that pipelined
     // responses often wait for room.
-    let constraints = Constraints {
-        min_input_capacity: SIM_CONFIG.max_head + SIM_CONFIG.max_body,
-        min_output_capacity: http_pair().0.longest_response(),
-        ..Constraints::none()
-    };
     Swarm::new(make)
-        .constraints(constraints)
+        .constraints(http_constraints())
         .workload(http_requests as fn(u16, &mut Rng) -> Vec<u8>)
 }
 

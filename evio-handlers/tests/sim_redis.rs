@@ -10,26 +10,17 @@
 //! cargo test -p evio-handlers --features sim --release --test sim_redis -- --nocapture
 //! ```
 
-use std::time::Duration;
-
-use evio_handlers::redis::{Client, Redis, RedisConfig, RedisStats};
-use evio_handlers::sim::{RedisModel, redis_requests, sim_limits};
+use evio_handlers::redis::{Client, Redis, RedisStats};
+use evio_handlers::sim::{RedisModel, redis_constraints, redis_pair, redis_requests};
 use evio_proto::{Action, Conn, Events};
-use evio_sim::{Constraints, Rng, Sim, Swarm, Violation};
+use evio_sim::{Rng, Sim, Swarm, Violation};
 
 /// Seeds and steps of the full swarm.
 const SEEDS: u64 = 3_000;
 const STEPS: usize = 4_000;
 
-fn config() -> RedisConfig {
-    RedisConfig {
-        idle_timeout: Some(Duration::from_millis(40)),
-        limits: sim_limits(),
-    }
-}
-
 fn redis() -> (Redis, RedisModel) {
-    (Redis::new(config()), RedisModel::new(sim_limits()))
+    redis_pair()
 }
 
 /// The swarm every test here runs: faults on (every kind); an input buffer of at least
@@ -41,10 +32,7 @@ where
     F: Fn() -> (H, RedisModel) + Sync,
 {
     Swarm::new(make)
-        .constraints(Constraints {
-            min_input_capacity: 16,
-            ..Constraints::none()
-        })
+        .constraints(redis_constraints())
         .workload(redis_requests as fn(u16, &mut Rng) -> Vec<u8>)
 }
 
@@ -141,10 +129,8 @@ impl Events for ForgetsWhatItServed {
 #[test]
 fn a_handler_that_serves_a_request_twice_is_caught() {
     let report = redis_swarm(|| {
-        (
-            ForgetsWhatItServed(Redis::new(config())),
-            RedisModel::new(sim_limits()),
-        )
+        let (redis, model) = redis_pair();
+        (ForgetsWhatItServed(redis), model)
     })
     .seeds(0..200)
     .steps(2000)

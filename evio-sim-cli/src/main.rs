@@ -14,16 +14,14 @@ use std::io::{IsTerminal as _, Write as _};
 use std::ops::Range;
 use std::process::ExitCode;
 
-use std::time::Duration;
-
 use clap::{Parser, ValueEnum};
 use evio_handlers::chat::Chat;
 use evio_handlers::echo::Echo;
 use evio_handlers::http::Http;
-use evio_handlers::redis::{Redis, RedisConfig};
+use evio_handlers::redis::Redis;
 use evio_handlers::sim::{
-    ChatModel, HttpModel, RedisModel, SIM_CONFIG, chat_lines, http_pair, http_requests,
-    redis_requests, sim_limits,
+    ChatModel, HttpModel, RedisModel, chat_constraints, chat_lines, chat_pair, http_constraints,
+    http_pair, http_requests, redis_constraints, redis_pair, redis_requests,
 };
 use evio_sim::{Constraints, EchoModel, Events, Failure, FaultSet, Model, Rng, Swarm, SwarmReport};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -105,8 +103,8 @@ enum Handler {
     /// The http example's handler (head limit 200 bytes, body limit 100, 50 ms to send
     /// a request): valid HTTP/1.x requests mixed with refused ones and garbage.
     Http,
-    /// The redis example's handler (40 ms idle timeout, 4 KiB arguments, 16 KiB
-    /// requests) against an exact model, under Redis requests mixed with garbage.
+    /// The redis example's handler (40 ms idle timeout, arguments up to 2 KiB, 1,400
+    /// bytes of arguments per request) against an exact model, under Redis requests mixed with garbage.
     Redis,
 }
 
@@ -291,48 +289,35 @@ fn echo_setup() -> Setup<Echo, EchoModel> {
 
 /// The chat handler with a 40 ms idle timeout, under lines of chat.
 fn chat_setup() -> Setup<Chat, ChatModel> {
+    let needs = chat_constraints();
     Setup {
-        make: || {
-            (
-                Chat::new(Some(Duration::from_millis(40))),
-                ChatModel::default(),
-            )
-        },
+        make: chat_pair,
         workload: Some(chat_lines),
-        // A short line fits both buffers.
-        min_input: 16,
-        min_output: 16,
+        min_input: needs.min_input_capacity,
+        min_output: needs.min_output_capacity,
     }
 }
 
 /// The http handler as the swarm test runs it, under a mix of requests and garbage.
 fn http_setup() -> Setup<Http, HttpModel> {
+    let needs = http_constraints();
     Setup {
         make: http_pair,
         workload: Some(http_requests),
-        // The longest request accepted fits the input buffer (the model assumes it),
-        // and any response the output buffer.
-        min_input: SIM_CONFIG.max_head + SIM_CONFIG.max_body,
-        min_output: http_pair().0.longest_response(),
+        min_input: needs.min_input_capacity,
+        min_output: needs.min_output_capacity,
     }
 }
 
 /// The redis handler with a 40 ms idle timeout and the simulator's small limits, under
 /// Redis requests.
 fn redis_setup() -> Setup<Redis, RedisModel> {
+    let needs = redis_constraints();
     Setup {
-        make: || {
-            let config = RedisConfig {
-                idle_timeout: Some(Duration::from_millis(40)),
-                limits: sim_limits(),
-            };
-            (Redis::new(config), RedisModel::new(sim_limits()))
-        },
+        make: redis_pair,
         workload: Some(redis_requests),
-        // Header lines fit (a request's arguments gather across reads); any output
-        // buffer works (a reply goes out in pieces as it drains).
-        min_input: 16,
-        min_output: 0,
+        min_input: needs.min_input_capacity,
+        min_output: needs.min_output_capacity,
     }
 }
 

@@ -1,9 +1,32 @@
 //! The chat handler's reference model and workload.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use evio_proto::ConnInfo;
-use evio_sim::{Model, ModelError, Rng};
+use evio_sim::{Constraints, Model, ModelError, Rng};
+
+use crate::chat::Chat;
+
+/// The chat handler as the swarm, the simulator's command line and the fuzz targets
+/// run it (a 40 ms idle timeout, on the virtual clock), with its model.
+pub fn chat_pair() -> (Chat, ChatModel) {
+    (
+        Chat::new(Some(Duration::from_millis(40))),
+        ChatModel::default(),
+    )
+}
+
+/// The buffers the chat handler is simulated with: each holds a short line (with one
+/// byte of output every member is a slow consumer at once, with one byte of input
+/// every line is too long).
+pub fn chat_constraints() -> Constraints {
+    Constraints {
+        min_input_capacity: 16,
+        min_output_capacity: 16,
+        ..Constraints::none()
+    }
+}
 
 /// The reference model of [`Chat`](crate::chat::Chat): who is a member, and what each
 /// member is owed, in the order the handler relays. Exact: each complete line a member

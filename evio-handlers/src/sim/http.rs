@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use evio_proto::Instant;
-use evio_sim::{Model, ModelError, Rng};
+use evio_sim::{Constraints, Model, ModelError, Rng};
 
 use crate::http::{Body, DATE_LEN, Http, HttpConfig, MAX_HEADERS, parse_imf_fixdate};
 
@@ -35,6 +35,17 @@ pub fn http_pair() -> (Http, HttpModel) {
         Http::with_clock(SIM_CONFIG, virtual_clock),
         HttpModel::new(SIM_CONFIG),
     )
+}
+
+/// The buffers the http handler is simulated with: an input buffer that holds the
+/// longest request [`SIM_CONFIG`] accepts (the model assumes it), an output buffer
+/// that holds one response at least (so pipelined responses often wait for room).
+pub fn http_constraints() -> Constraints {
+    Constraints {
+        min_input_capacity: SIM_CONFIG.max_head + SIM_CONFIG.max_body,
+        min_output_capacity: http_pair().0.longest_response(),
+        ..Constraints::none()
+    }
 }
 
 /// The reference model of [`Http`]: exactly which bytes each client receives.

@@ -1,13 +1,20 @@
 //! Reference models and workloads of the example handlers, for the simulator (the
 //! `sim` feature): the same handler values the examples serve, checked against an
 //! exact model of what each client should receive, under a workload of valid requests
-//! mixed with garbage. The swarm tests (`evio-handlers/tests/`), the simulator's
-//! command line (`--handler`) and the fuzz targets use them.
+//! mixed with garbage; each handler's setup (`*_pair`: the handler as the simulator
+//! runs it, with its model; `*_constraints`: the buffers it needs). The swarm tests
+//! (`evio-handlers/tests/`), the simulator's command line (`--handler`) and the fuzz
+//! targets ([`fuzz`]) use them.
 
 mod chat;
+pub mod fuzz;
 mod http;
 mod redis;
 
-pub use chat::{ChatModel, Member, chat_lines};
-pub use http::{HttpClient, HttpModel, SIM_CONFIG, http_pair, http_requests, virtual_clock};
-pub use redis::{RedisClient, RedisModel, redis_requests, sim_limits};
+pub use chat::{ChatModel, Member, chat_constraints, chat_lines, chat_pair};
+pub use http::{
+    HttpClient, HttpModel, SIM_CONFIG, http_constraints, http_pair, http_requests, virtual_clock,
+};
+pub use redis::{
+    RedisClient, RedisModel, redis_constraints, redis_pair, redis_requests, sim_limits,
+};

@@ -6,10 +6,32 @@
 //! against itself. Only `CONFIG GET`'s glob matcher is shared.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
 
-use evio_sim::{Model, ModelError, Rng};
+use evio_sim::{Constraints, Model, ModelError, Rng};
 
-use crate::redis::{ARG_OVERHEAD, Limits};
+use crate::redis::{ARG_OVERHEAD, Limits, Redis, RedisConfig};
+
+/// The redis handler as the swarm, the simulator's command line and the fuzz targets
+/// run it (a 40 ms idle timeout on the virtual clock, [`sim_limits`]), with its model.
+pub fn redis_pair() -> (Redis, RedisModel) {
+    let config = RedisConfig {
+        idle_timeout: Some(Duration::from_millis(40)),
+        limits: sim_limits(),
+    };
+    (Redis::new(config), RedisModel::new(sim_limits()))
+}
+
+/// The buffers the redis handler is simulated with: an input buffer of at least 16
+/// bytes, so header lines fit (a request's arguments gather across reads, and inline
+/// requests are often too big); any output buffer, down to one byte (a reply then goes
+/// out in pieces as the output drains).
+pub fn redis_constraints() -> Constraints {
+    Constraints {
+        min_input_capacity: 16,
+        ..Constraints::none()
+    }
+}
 
 /// The reference model of [`Redis`](crate::redis::Redis): a store of its own to which
 /// each request is applied when the handler consumed its last byte, in the order the

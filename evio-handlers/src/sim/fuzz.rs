@@ -1,0 +1,215 @@
+//! The checks behind the fuzz targets in the workspace's `fuzz/` directory: each target
+//! is one call to a function here, so that the ordinary test suite replays the
+//! committed seeds and whatever the fuzzers found through the very same code.
+//!
+//! Every function reads its input as a [`FuzzCase`] (a seed, a configuration with its
+//! fault plan, and a script whose `Send` events carry the clients' bytes, cut at
+//! arbitrary points), runs it under the simulator with every invariant checked against
+//! the handler's exact model, and then compares what the model and the handler hold at
+//! the end. A hang shows as the simulator's liveness violation; a panic of the engine,
+//! the handler or a model is not caught (a fuzzer reports it where it happened).
+//!
+//! | target | function | handler |
+//! |---|---|---|
+//! | `engine_script` | [`engine_script`] | echo or chat ([`ScriptHandler`], the first byte) |
+//! | `redis_handler` | [`redis_streams`] | redis ([`redis_pair`]) |
+//! | `http_handler` | [`http_streams`] | http ([`http_pair`]) |
+//!
+//! Each handler's buffers are raised to what it needs (its `*_constraints`) after the
+//! case is read, as the swarm does; the rest of the configuration is the input's.
+
+use std::collections::BTreeMap;
+
+use evio_sim::{EchoModel, FuzzCase};
+
+use super::{
+    chat_constraints, chat_pair, http_constraints, http_pair, redis_constraints, redis_pair,
+};
+use crate::echo::Echo;
+
+/// The handler an [`engine_script`] input runs its script against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ScriptHandler {
+    /// [`Echo`] with [`EchoModel`]: the engine's own contract, on random bytes.
+    Echo,
+    /// [`Chat`](crate::chat::Chat) with its model ([`chat_pair`]): writes to other
+    /// connections, aborts of slow consumers, idle timeouts.
+    Chat,
+}
+
+impl ScriptHandler {
+    /// The handler an input's first byte picks: even for echo, odd for chat.
+    pub fn from_byte(b: u8) -> ScriptHandler {
+        if b.is_multiple_of(2) {
+            ScriptHandler::Echo
+        } else {
+            ScriptHandler::Chat
+        }
+    }
+
+    /// The [`engine_script`] input that runs `case` against this handler.
+    pub fn input(self, case: &FuzzCase) -> Vec<u8> {
+        let mut out = vec![self as u8];
+        out.extend(case.to_bytes());
+        out
+    }
+}
+
+/// The `engine_script` target: the first byte picks the handler ([`ScriptHandler`]),
+/// the rest is a [`FuzzCase`] run against it with every invariant of the simulator
+/// checked; for chat, the room must also have no member left but those detached.
+///
+/// # Errors
+///
+/// The simulator's failure report (the broken invariant, the configuration and the
+/// script), or what disagreed at the end.
+pub fn engine_script(data: &[u8]) -> Result<(), String> {
+    let (&first, rest) = data.split_first().unwrap_or((&0, &[]));
+    let handler = ScriptHandler::from_byte(first);
+    let mut case = FuzzCase::from_bytes(rest);
+    let fail = |e: String| format!("engine_script, {handler:?} handler: {e}");
+    match handler {
+        ScriptHandler::Echo => {
+            case.run(Echo, EchoModel).map_err(|f| fail(f.to_string()))?;
+        }
+        ScriptHandler::Chat => {
+            chat_constraints().apply(&mut case.config, case.script.len());
+            let (chat, model) = chat_pair();
+            let sim = case.run(chat, model).map_err(|f| fail(f.to_string()))?;
+            // `closed` takes a member out; only a connection whose socket was taken on
+            // detach never gets one.
+            let members = sim.handler().members().len() as u64;
+            let detached = sim.engine().stats().detached;
+            if members != detached {
+                return Err(fail(format!(
+                    "{members} members left in the room after every connection ended \
+                     ({detached} detached)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `redis_handler` target: `data` is a [`FuzzCase`] whose clients' streams go to
+/// the redis handler ([`redis_pair`]), checked byte for byte against
+/// [`RedisModel`](super::RedisModel); at the end the handler's store must equal the
+/// model's, and it must have served exactly the requests the model applied.
+///
+/// # Errors
+///
+/// The simulator's failure report, or what disagreed at the end.
+pub fn redis_streams(data: &[u8]) -> Result<(), String> {
+    let mut case = FuzzCase::from_bytes(data);
+    redis_constraints().apply(&mut case.config, case.script.len());
+    let (redis, model) = redis_pair();
+    let fail = |e: String| format!("redis_handler: {e}");
+    let sim = case.run(redis, model).map_err(|f| fail(f.to_string()))?;
+    let (redis, model) = (sim.handler(), sim.model());
+    let store: BTreeMap<Vec<u8>, Vec<u8>> = redis
+        .keys()
+        .map(|k| (k.to_vec(), redis.get(k).unwrap_or_default().to_vec()))
+        .collect();
+    if &store != model.store() {
+        return Err(fail(format!(
+            "the handler's store {:?} is not the model's {:?}",
+            escaped(&store),
+            escaped(model.store())
+        )));
+    }
+    if redis.stats().requests != model.applied {
+        return Err(fail(format!(
+            "the handler served {} requests, the model applied {}",
+            redis.stats().requests,
+            model.applied
+        )));
+    }
+    Ok(())
+}
+
+/// The `http_handler` target: `data` is a [`FuzzCase`] whose clients' streams go to
+/// the http handler ([`http_pair`]), checked byte for byte against
+/// [`HttpModel`](super::HttpModel) (one response per request, in order; an error
+/// response then a close; 408 only while a request is partial).
+///
+/// # Errors
+///
+/// The simulator's failure report.
+pub fn http_streams(data: &[u8]) -> Result<(), String> {
+    let mut case = FuzzCase::from_bytes(data);
+    http_constraints().apply(&mut case.config, case.script.len());
+    let (http, model) = http_pair();
+    case.run(http, model)
+        .map(drop)
+        .map_err(|f| format!("http_handler: {f}"))
+}
+
+/// A store with its keys and values printed as escaped text, for a report.
+fn escaped(store: &BTreeMap<Vec<u8>, Vec<u8>>) -> Vec<(String, String)> {
+    store
+        .iter()
+        .map(|(k, v)| (k.escape_ascii().to_string(), v.escape_ascii().to_string()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use evio_sim::ScriptedEvent;
+
+    use super::*;
+
+    fn case(script: Vec<ScriptedEvent>) -> FuzzCase {
+        let mut case = FuzzCase::from_bytes(&[]);
+        case.config.engine.input_capacity = 512;
+        case.config.engine.output_capacity = 512;
+        case.config.recv_window = 64;
+        case.config.send_window = 64;
+        case.script = script;
+        case
+    }
+
+    #[test]
+    fn a_handler_byte_picks_echo_or_chat() {
+        assert_eq!(ScriptHandler::from_byte(0), ScriptHandler::Echo);
+        assert_eq!(ScriptHandler::from_byte(3), ScriptHandler::Chat);
+        let c = case(vec![ScriptedEvent::Connect { listener: 0 }]);
+        assert_eq!(ScriptHandler::Chat.input(&c)[0], 1);
+        assert_eq!(ScriptHandler::Chat.input(&c)[1..], c.to_bytes());
+    }
+
+    #[test]
+    fn the_targets_pass_valid_traffic() {
+        use ScriptedEvent::{Connect, Send};
+        let send = |client, bytes: &[u8]| Send {
+            client,
+            bytes: bytes.to_vec(),
+        };
+        let chat = case(vec![
+            Connect { listener: 0 },
+            Connect { listener: 0 },
+            send(0, b"hi\n"),
+        ]);
+        engine_script(&ScriptHandler::Chat.input(&chat)).unwrap();
+        engine_script(&ScriptHandler::Echo.input(&chat)).unwrap();
+        let redis = case(vec![
+            Connect { listener: 0 },
+            send(0, b"SET k v\r\n*2\r\n$3\r\nGET"),
+            send(0, b"\r\n$1\r\nk\r\n"),
+        ]);
+        redis_streams(&redis.to_bytes()).unwrap();
+        let http = case(vec![
+            Connect { listener: 0 },
+            send(
+                0,
+                b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.0\r\n\r\n",
+            ),
+        ]);
+        http_streams(&http.to_bytes()).unwrap();
+        // Any bytes at all are a case.
+        for data in [&b""[..], b"\x01", &[0xff; 300]] {
+            engine_script(data).unwrap();
+            redis_streams(data).unwrap();
+            http_streams(data).unwrap();
+        }
+    }
+}
