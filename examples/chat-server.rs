@@ -8,13 +8,14 @@
 //! line (it does not read) is disconnected as a slow consumer. SIGINT or SIGTERM stops
 //! the server cleanly (exit status 0, the unix socket file removed).
 
+mod common;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use evio::{Action, CloseError, Conn, ConnInfo, Events, Flow, Loop, Server};
 use evio_handlers::chat::Chat;
-use evio_handlers::stop::StopOnSignals;
 
 /// A chat server: each complete line one client sends goes, unchanged, to every other
 /// client connected at that moment.
@@ -88,24 +89,6 @@ fn main() -> ExitCode {
     let builder = evio::ServerBuilder::new()
         .input_capacity(args.input)
         .output_capacity(args.output);
-    let mut addrs = vec![format!("tcp://{}:{}", bracketed(&args.host), args.port)];
-    if let Some(path) = &args.unixsocket {
-        addrs.push(format!("unix://{path}"));
-    }
-    match builder.serve(StopOnSignals::new(Announced(Chat::new(idle))), &addrs) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("chat-server: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// An IPv6 host in brackets, as an address with a port needs it (`::1` -> `[::1]`).
-fn bracketed(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
-    }
+    let addrs = common::listen_addrs(&args.host, args.port, args.unixsocket.as_deref(), false);
+    common::serve("chat-server", builder, Announced(Chat::new(idle)), &addrs)
 }

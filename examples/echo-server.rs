@@ -7,12 +7,13 @@
 //! SIGINT or SIGTERM stops it cleanly (every connection closed, the unix socket file
 //! removed, exit status 0). `--help` lists every option.
 
+mod common;
+
 use std::process::ExitCode;
 
 use clap::Parser;
 use evio::{Action, Events, Flow, Server};
 use evio_handlers::echo::Echo;
-use evio_handlers::stop::StopOnSignals;
 
 /// An echo server: every byte received is sent back.
 #[derive(Parser, Debug)]
@@ -70,30 +71,12 @@ fn main() -> ExitCode {
     if let Some(n) = args.max_connections {
         builder = builder.max_connections(n);
     }
-    let net = if args.stdlib { "-net" } else { "" };
-    let mut addrs = vec![format!(
-        "tcp{net}://{}:{}",
-        bracketed(&args.host),
-        args.port
-    )];
-    if let Some(path) = &args.unixsocket {
-        addrs.push(format!("unix{net}://{path}"));
-    }
+    let addrs = common::listen_addrs(
+        &args.host,
+        args.port,
+        args.unixsocket.as_deref(),
+        args.stdlib,
+    );
     let backend = builder.backend_for(&addrs);
-    match builder.serve(StopOnSignals::new(Announced(Echo, backend)), &addrs) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("echo-server: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// An IPv6 host in brackets, as an address with a port needs it (`::1` -> `[::1]`).
-fn bracketed(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
-    }
+    common::serve("echo-server", builder, Announced(Echo, backend), &addrs)
 }

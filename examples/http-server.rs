@@ -11,13 +11,14 @@
 //! `evio_handlers::http`. SIGINT or SIGTERM stops it cleanly (exit status 0, the unix
 //! socket file removed). `--help` lists every option.
 
+mod common;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use evio::{Action, Conn, Events, Flow, Server};
 use evio_handlers::http::{Body, Http, HttpConfig, HttpConn};
-use evio_handlers::stop::StopOnSignals;
 
 /// An HTTP/1.1 server answering every request with one fixed response.
 #[derive(Parser, Debug)]
@@ -111,30 +112,12 @@ fn main() -> ExitCode {
     if let Some(n) = args.max_connections {
         builder = builder.max_connections(n);
     }
-    let net = if args.stdlib { "-net" } else { "" };
-    let mut addrs = vec![format!(
-        "tcp{net}://{}:{}",
-        bracketed(&args.host),
-        args.port
-    )];
-    if let Some(path) = &args.unixsocket {
-        addrs.push(format!("unix{net}://{path}"));
-    }
+    let addrs = common::listen_addrs(
+        &args.host,
+        args.port,
+        args.unixsocket.as_deref(),
+        args.stdlib,
+    );
     let backend = builder.backend_for(&addrs);
-    match builder.serve(StopOnSignals::new(Announced(http, backend)), &addrs) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("http-server: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// An IPv6 host in brackets, as an address with a port needs it (`::1` -> `[::1]`).
-fn bracketed(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
-    }
+    common::serve("http-server", builder, Announced(http, backend), &addrs)
 }

@@ -12,13 +12,14 @@
 //! the details). SIGINT, SIGTERM or `SHUTDOWN` stops it cleanly (exit status 0, the
 //! unix socket file removed). `--help` lists every option.
 
+mod common;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
 use evio::{Action, Conn, Events, Flow, Server};
 use evio_handlers::redis::{Client, Redis, RedisConfig};
-use evio_handlers::stop::StopOnSignals;
 
 /// A Redis-compatible server (PING, ECHO, SET, GET, DEL, EXISTS, FLUSHDB, DBSIZE,
 /// CONFIG GET, QUIT, SHUTDOWN), in memory only.
@@ -94,31 +95,17 @@ fn main() -> ExitCode {
         idle_timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),
         ..RedisConfig::default()
     };
-    let net = if args.stdlib { "-net" } else { "" };
-    let mut addrs = vec![format!(
-        "tcp{net}://{}:{}",
-        bracketed(&args.host),
-        args.port
-    )];
-    if let Some(path) = &args.unixsocket {
-        addrs.push(format!("unix{net}://{path}"));
-    }
+    let addrs = common::listen_addrs(
+        &args.host,
+        args.port,
+        args.unixsocket.as_deref(),
+        args.stdlib,
+    );
     let backend = builder.backend_for(&addrs);
-    let handler = Announced(Redis::new(config), backend);
-    match builder.serve(StopOnSignals::new(handler), &addrs) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("redis-server: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// An IPv6 host in brackets, as an address with a port needs it (`::1` -> `[::1]`).
-fn bracketed(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
-    }
+    common::serve(
+        "redis-server",
+        builder,
+        Announced(Redis::new(config), backend),
+        &addrs,
+    )
 }

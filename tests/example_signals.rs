@@ -37,14 +37,5 @@ fn the_echo_example_stops_on_sigint_with_status_zero_and_removes_its_socket_file
     let mut c = connect(&Bound::Unix(sock.clone().into()));
     c.write_all(b"ping").unwrap();
     assert_eq!(c.read_n(4), b"ping");
-    // SAFETY: kill(2) on our own child's pid, with a valid signal number.
-    let killed = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-    assert_eq!(killed, 0);
-    let status = child.wait().unwrap();
-    assert!(status.success(), "exit status {status}");
-    assert!(
-        !std::path::Path::new(&sock).exists(),
-        "socket file left behind"
-    );
-    assert_eq!(c.read_to_end_lossy(), b"", "the client was closed");
+    stop_example_with_signal(&mut child, libc::SIGINT, &sock, &mut c);
 }

@@ -523,16 +523,7 @@ fn the_example_serves_and_stops_on_sigterm(extra: &[&str]) {
     // A client is connected when the signal comes: it is closed, not left hanging.
     let mut c = connect(&Bound::Tcp(format!("127.0.0.1:{port}").parse().unwrap()));
     c.write_all(b"GET / HT").unwrap();
-    // SAFETY: kill(2) on our own child's pid, with a valid signal number.
-    let killed = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(killed, 0);
-    let status = child.wait().unwrap();
-    assert!(status.success(), "exit status {status}");
-    assert!(
-        !std::path::Path::new(&sock).exists(),
-        "socket file left behind"
-    );
-    assert_eq!(c.read_to_end_lossy(), b"", "the client was closed");
+    stop_example_with_signal(&mut child, libc::SIGTERM, &sock, &mut c);
 }
 
 #[test]

@@ -343,16 +343,7 @@ fn the_example_refuses_over_maxclients_times_out_and_stops_on_sigterm() {
         assert_eq!(a.read_to_end_lossy(), b"", "stdlib {stdlib}");
         let mut c = connect(&tcp);
         expect(&mut c, b"SET k v\r\nGET k\r\n", b"+OK\r\n$1\r\nv\r\n");
-        // SAFETY: kill(2) on our own child's pid, with a valid signal number.
-        let killed = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        assert_eq!(killed, 0);
-        let status = child.wait().unwrap();
-        assert!(status.success(), "exit status {status}");
-        assert!(
-            !std::path::Path::new(&sock).exists(),
-            "socket file left behind"
-        );
-        assert_eq!(c.read_to_end_lossy(), b"", "the client was closed");
+        stop_example_with_signal(&mut child, libc::SIGTERM, &sock, &mut c);
     }
 }
 

@@ -2,6 +2,8 @@
 //! it, connect clients with time-outs, temporary unix socket paths, a small PRNG.
 #![allow(dead_code)]
 
+pub mod counting;
+
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
@@ -415,4 +417,25 @@ pub fn example_binary(name: &str) -> PathBuf {
         example.display()
     );
     example
+}
+
+/// Sends `signal` to an example server started as `child`, and asserts it stops as
+/// the examples promise: exit status 0, its unix socket file `sock` removed, and
+/// `client` (connected when the signal came) closed rather than left hanging.
+pub fn stop_example_with_signal(
+    child: &mut std::process::Child,
+    signal: i32,
+    sock: &str,
+    client: &mut Client,
+) {
+    // SAFETY: kill(2) on our own child's pid, with a valid signal number.
+    let killed = unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    assert_eq!(killed, 0);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        !std::path::Path::new(sock).exists(),
+        "socket file left behind"
+    );
+    assert_eq!(client.read_to_end_lossy(), b"", "the client was closed");
 }
