@@ -5,9 +5,11 @@
 //! after lines too long for the input buffer all happen here, under faults.
 
 use evio_handlers::chat::Chat;
+use evio_handlers::sim::fuzz::ScriptHandler;
 use evio_handlers::sim::{ChatModel, chat_constraints, chat_lines, chat_pair};
 use evio_proto::{Action, CloseError, Conn, ConnInfo, Events, Flow, Loop, WriteError};
-use evio_sim::{Rng, Sim, Swarm, Violation};
+use evio_sim::seeds::keep_seed;
+use evio_sim::{FuzzCase, Rng, Sim, Swarm, Violation};
 
 fn chat() -> (Chat, ChatModel) {
     chat_pair()
@@ -121,5 +123,22 @@ fn a_client_that_never_joined_is_owed_nothing() {
     let swarm = chat_swarm(chat).steps(3000);
     if let Err(failure) = swarm.run_seed(4546) {
         panic!("{failure}");
+    }
+    // Also a committed seed of the engine_script fuzz target, if the seed's
+    // configuration is one the fuzz input format can hold exactly (it is: checked).
+    let config = swarm.config(4546);
+    let case = FuzzCase {
+        seed: 4546,
+        script: swarm.script(4546, &config),
+        config,
+    };
+    let input = ScriptHandler::Chat.input(&case);
+    // The format does not hold the script profile, which only makes a seed's own
+    // scripts (unused when the script is given).
+    let mut read_back = FuzzCase::from_bytes(&input[1..]);
+    read_back.config.profile = case.config.profile.clone();
+    assert_eq!(read_back, case);
+    if let Err(e) = keep_seed("engine_script", "regression-chat-seed-4546", &input) {
+        panic!("{e}");
     }
 }

@@ -416,7 +416,9 @@
 //! plan, and a script), and writes a case back as the bytes that read as it, so seed
 //! inputs can be written from readable scripts; [`FuzzCase::run`] runs it with every
 //! check and returns the simulation for a look at the handler and the model at the
-//! end. The workspace's `fuzz/` targets drive the example handlers this way.
+//! end. The workspace's `fuzz/` targets drive the example handlers this way; the
+//! [`seeds`] module keeps their committed inputs (written from readable scripts) and
+//! lists them for the tests that replay them.
 //!
 //! With the `arbitrary` feature, [`ScriptedEvent`] derives `arbitrary::Arbitrary`, so a
 //! fuzz target of one's own can build `(seed, Vec<ScriptedEvent>)` and call [`run`].
@@ -438,6 +440,7 @@ mod oracle;
 mod rng;
 mod rule;
 mod script;
+pub mod seeds;
 mod shrink;
 mod sim;
 mod swarm;

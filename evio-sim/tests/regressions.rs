@@ -1,9 +1,12 @@
 //! Failures the simulator found, kept as explicit scripts (independent of how seeds
-//! make scripts) and replayed by an ordinary `cargo test`.
+//! make scripts) and replayed by an ordinary `cargo test`. Each is also a committed
+//! seed of the `engine_script` fuzz target (`fuzz/seeds/engine_script/regression-*`),
+//! checked here against its script.
 
 use evio_handlers::echo::Echo;
 use evio_proto::Config;
-use evio_sim::{EchoModel, FaultRates, Profile, ScriptedEvent, SimConfig, run};
+use evio_sim::seeds::keep_seed;
+use evio_sim::{EchoModel, FaultRates, FuzzCase, Profile, ScriptedEvent, SimConfig, run};
 
 use ScriptedEvent::{Advance, Connect, HalfClose, Poll, Read, Send, Wake};
 
@@ -80,9 +83,7 @@ fn eof_on_hangup_does_not_drop_stalled_input() {
         },
         ticker: None,
     };
-    if let Err(failure) = run(Echo, EchoModel, seed, config, &script) {
-        panic!("{failure}");
-    }
+    replay_and_keep(seed, config, &script);
 }
 
 /// Found by seed 10835 (3000 steps) once the simulator checked that no `data` follows
@@ -158,9 +159,7 @@ fn no_data_after_detach_while_draining_input_before_eof() {
         },
         ticker: None,
     };
-    if let Err(failure) = run(Echo, EchoModel, seed, config, &script) {
-        panic!("{failure}");
-    }
+    replay_and_keep(seed, config, &script);
 }
 
 /// Found by seed 613 (3000 steps) once the simulator reported kqueue's EV_EOF as soon
@@ -242,7 +241,24 @@ fn no_read_on_hangup_after_the_handler_detached() {
         },
         ticker: None,
     };
-    if let Err(failure) = run(Echo, EchoModel, seed, config, &script) {
+    replay_and_keep(seed, config, &script);
+}
+
+/// Runs the script (echo, its model, the configuration), then checks that the
+/// `engine_script` fuzz target's seed for it is committed:
+/// `regression-seed-<seed>`, the handler byte (0, echo) then the case's bytes.
+fn replay_and_keep(seed: u64, config: SimConfig, script: &[ScriptedEvent]) {
+    let case = FuzzCase {
+        seed,
+        config: config.clone(),
+        script: script.to_vec(),
+    };
+    let mut input = vec![0];
+    input.extend(case.to_bytes());
+    if let Err(e) = keep_seed("engine_script", &format!("regression-seed-{seed}"), &input) {
+        panic!("{e}");
+    }
+    if let Err(failure) = run(Echo, EchoModel, seed, config, script) {
         panic!("{failure}");
     }
 }

@@ -1,0 +1,474 @@
+//! The fuzz targets' committed inputs, in the ordinary test suite: the hand-made seeds
+//! are written here from readable scripts (and checked to be committed as written),
+//! and every file under `fuzz/seeds/` and `fuzz/artifacts/` is replayed through the
+//! same functions the targets call. A crash a fuzzer found is fixed with its input
+//! copied into `fuzz/seeds/<target>/`, where this test keeps replaying it.
+//!
+//! Write the seeds again after changing a script here (or the input format):
+//! `EVIO_WRITE_SEEDS=1 cargo test -p evio-handlers --features sim --test fuzz_corpus`.
+
+use evio_handlers::sim::fuzz::{ScriptHandler, engine_script, http_streams, redis_streams};
+use evio_proto::{Config, Duration};
+use evio_sim::seeds::{committed_inputs, keep_seed};
+use evio_sim::{FaultKind, FaultRates, FuzzCase, ScriptedEvent, SimConfig};
+
+use ScriptedEvent::{
+    Advance, Close, Connect, HalfClose, Poll, Read, Reset, Send, Wake, WakeServer,
+};
+
+/// What a fuzz target calls: its check of one input.
+type Check = fn(&[u8]) -> Result<(), String>;
+
+/// The targets, each with the function its fuzz target calls.
+const TARGETS: [(&str, Check); 4] = [
+    ("engine_script", engine_script),
+    ("redis_handler", redis_streams),
+    ("http_handler", http_streams),
+    ("addr_parse", evio_os::fuzz::addr_round_trip),
+];
+
+fn send(client: u16, bytes: &[u8]) -> ScriptedEvent {
+    Send {
+        client,
+        bytes: bytes.to_vec(),
+    }
+}
+
+/// `bytes` sent one byte at a time.
+fn trickle(client: u16, bytes: &[u8]) -> Vec<ScriptedEvent> {
+    bytes.iter().map(|&b| send(client, &[b])).collect()
+}
+
+/// A fault-free case with room for a few clients: buffers of 512 bytes, socket
+/// windows of 64 (so replies and reads go in pieces), a 5 ms ticker.
+fn case(seed: u64, script: Vec<ScriptedEvent>) -> FuzzCase {
+    FuzzCase {
+        seed,
+        config: SimConfig {
+            engine: Config {
+                max_connections: 8,
+                input_capacity: 512,
+                output_capacity: 512,
+                accept_batch: 4,
+                ..Config::new()
+            },
+            listeners: 1,
+            recv_window: 64,
+            send_window: 64,
+            rates: FaultRates::none(),
+            ticker: Some(Duration::from_millis(5)),
+            ..SimConfig::from_seed(seed)
+        },
+        script,
+    }
+}
+
+/// The same case with every fault at `per_million`.
+fn with_faults(mut case: FuzzCase, per_million: u32) -> FuzzCase {
+    for kind in FaultKind::ALL {
+        case.config.rates.set(kind, per_million);
+    }
+    case
+}
+
+/// The same case with buffers and socket windows of `bytes`.
+fn cramped(mut case: FuzzCase, bytes: usize) -> FuzzCase {
+    case.config.engine.input_capacity = bytes;
+    case.config.engine.output_capacity = bytes;
+    case.config.recv_window = bytes;
+    case.config.send_window = bytes;
+    case
+}
+
+fn engine_seeds() -> Vec<(String, Vec<u8>)> {
+    let echo_traffic = vec![
+        Connect { listener: 0 },
+        Connect { listener: 0 },
+        send(0, b"hello\n"),
+        send(1, &[0xff; 300]),
+        Read {
+            client: 1,
+            window: 100,
+        },
+        send(0, b"world"),
+        Poll,
+        HalfClose { client: 0 },
+        Advance { millis: 7 },
+        Read {
+            client: 1,
+            window: 4096,
+        },
+        Close { client: 1 },
+    ];
+    let echo_ends = vec![
+        Connect { listener: 0 },
+        Connect { listener: 0 },
+        Connect { listener: 0 },
+        send(0, b"a"),
+        Reset { client: 0 },
+        send(1, b"b"),
+        Wake { client: 1 },
+        Close { client: 1 },
+        send(2, b"c"),
+        WakeServer,
+        send(2, b"after the stop"),
+        Poll,
+    ];
+    let chat_room = vec![
+        Connect { listener: 0 },
+        Connect { listener: 0 },
+        Connect { listener: 0 },
+        send(0, b"hi all\n"),
+        send(1, b"hello, "),
+        send(1, b"zero\nand two\n"),
+        Read {
+            client: 2,
+            window: 3,
+        },
+        send(2, b"bye\n"),
+        Close { client: 2 },
+        send(0, b"still here\n"),
+        HalfClose { client: 1 },
+    ];
+    // A member that never reads while the others talk: its output fills and it is
+    // dropped as a slow consumer; one that stays quiet past the idle timeout is closed.
+    let mut chat_pressure = vec![Connect { listener: 0 }, Connect { listener: 0 }];
+    for i in 0..40u8 {
+        chat_pressure.push(send(0, &[b'a' + i % 26; 40]));
+        chat_pressure.push(send(0, b"\n"));
+    }
+    chat_pressure.extend([
+        Connect { listener: 0 },
+        Advance { millis: 400 },
+        send(2, b"late\n"),
+        Poll,
+    ]);
+    let cases = [
+        (
+            "echo-traffic",
+            ScriptHandler::Echo,
+            case(1, echo_traffic.clone()),
+        ),
+        (
+            "echo-traffic-faults",
+            ScriptHandler::Echo,
+            with_faults(case(2, echo_traffic.clone()), 100_000),
+        ),
+        (
+            "echo-one-byte-buffers",
+            ScriptHandler::Echo,
+            cramped(case(3, echo_traffic), 1),
+        ),
+        (
+            "echo-resets-wakes-stop",
+            ScriptHandler::Echo,
+            case(4, echo_ends),
+        ),
+        ("chat-room", ScriptHandler::Chat, case(5, chat_room.clone())),
+        (
+            "chat-room-faults",
+            ScriptHandler::Chat,
+            with_faults(case(6, chat_room), 50_000),
+        ),
+        (
+            "chat-slow-and-idle",
+            ScriptHandler::Chat,
+            case(7, chat_pressure),
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, handler, case)| (name.to_string(), handler.input(&case)))
+        .collect()
+}
+
+fn redis_seeds() -> Vec<(String, Vec<u8>)> {
+    let every_command: &[u8] = b"PING\r\nPING hello\r\n*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\n\
+        *3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\nset other \"quoted value\"\r\n\
+        GET key\r\nget missing\r\nEXISTS key other missing\r\nDBSIZE\r\n\
+        DEL key missing\r\nCONFIG GET save\r\nconfig get *\r\nFLUSHDB\r\nDBSIZE\r\n\
+        NOSUCH a b\r\nGET\r\nSET k\r\nECHO\r\nCONFIG SET a b\r\n\r\n   \r\nQUIT\r\nPING\r\n";
+    let pipeline: Vec<u8> = (0..20)
+        .flat_map(|i| {
+            format!(
+                "*3\r\n$3\r\nSET\r\n$2\r\nk{}\r\n$3\r\nv{i:02}\r\n*2\r\n$3\r\nGET\r\n$2\r\nk{}\r\n",
+                i % 10,
+                i % 10
+            )
+            .into_bytes()
+        })
+        .collect();
+    let big_value = vec![b'x'; 1300];
+    let mut big_set =
+        format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${}\r\n", big_value.len()).into_bytes();
+    big_set.extend(&big_value);
+    big_set.extend(b"\r\n*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n");
+    let over_limit = format!(
+        "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000\r\n{}\r\n",
+        "y".repeat(2000)
+    );
+    let errors: [&[u8]; 8] = [
+        b"*abc\r\n",
+        b"*1\r\n$x\r\n",
+        b"*2\r\n$3\r\nGET\r\n:1\r\n",
+        b"*1\r\n$-5\r\n",
+        b"*99999999\r\n",
+        b"*1\r\n$99999\r\n",
+        b"SET k \"unbalanced\r\n",
+        b"*1\r\n$4\r\nPINGxx\r\n",
+    ];
+    let mut protocol_errors = Vec::new();
+    for (client, bytes) in errors.iter().enumerate() {
+        protocol_errors.push(Connect { listener: 0 });
+        protocol_errors.push(send(client as u16, bytes));
+        protocol_errors.push(send(client as u16, b"PING\r\n"));
+    }
+    let inline_too_big = [&[b'a'; 600][..], b"\r\nPING\r\n"].concat();
+    let cases = [
+        (
+            "redis-every-command",
+            case(11, vec![Connect { listener: 0 }, send(0, every_command)]),
+        ),
+        (
+            "redis-every-command-byte-by-byte",
+            case(
+                12,
+                [vec![Connect { listener: 0 }], trickle(0, every_command)].concat(),
+            ),
+        ),
+        (
+            "redis-pipeline-two-clients-faults",
+            with_faults(
+                case(
+                    13,
+                    vec![
+                        Connect { listener: 0 },
+                        Connect { listener: 0 },
+                        send(0, &pipeline[..333]),
+                        send(1, &pipeline),
+                        send(0, &pipeline[333..]),
+                        Read {
+                            client: 0,
+                            window: 7,
+                        },
+                    ],
+                ),
+                50_000,
+            ),
+        ),
+        (
+            "redis-big-value-small-output",
+            cramped(
+                case(14, vec![Connect { listener: 0 }, send(0, &big_set)]),
+                16,
+            ),
+        ),
+        (
+            "redis-request-over-limit",
+            case(
+                15,
+                vec![
+                    Connect { listener: 0 },
+                    Connect { listener: 0 },
+                    send(0, over_limit.as_bytes()),
+                    send(1, b"SET k v\r\nGET k\r\n"),
+                ],
+            ),
+        ),
+        ("redis-protocol-errors", case(16, protocol_errors)),
+        (
+            "redis-inline-too-big",
+            case(17, vec![Connect { listener: 0 }, send(0, &inline_too_big)]),
+        ),
+        (
+            "redis-idle-timeout-and-shutdown",
+            case(
+                18,
+                vec![
+                    Connect { listener: 0 },
+                    Connect { listener: 0 },
+                    Connect { listener: 0 },
+                    send(0, b"SET a 1\r\n"),
+                    Advance { millis: 100 },
+                    send(1, b"GET a\r\n"),
+                    send(2, b"SHUTDOWN\r\nPING\r\n"),
+                    send(1, b"PING\r\n"),
+                ],
+            ),
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, case)| (name.to_string(), case.to_bytes()))
+        .collect()
+}
+
+fn http_seeds() -> Vec<(String, Vec<u8>)> {
+    let get: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let pipelined = [
+        get,
+        b"GET /a HTTP/1.1\r\nHost: x\r\nUser-Agent: fuzz\r\n\r\n",
+        b"POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world",
+        b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        get,
+    ]
+    .concat();
+    let refusals: [&[u8]; 7] = [
+        b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        b"GARBAGE\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost x\r\n\r\n",
+        b"POST / HTTP/1.1\r\nContent-Length: nope\r\n\r\n",
+        b"POST / HTTP/1.1\r\nContent-Length: 500\r\n\r\n",
+        b"GET / HTTP/2.0\r\n\r\n",
+        b"\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+    ];
+    let mut refused = Vec::new();
+    for (client, bytes) in refusals.iter().enumerate() {
+        refused.push(Connect { listener: 0 });
+        refused.push(send(client as u16, bytes));
+        refused.push(send(client as u16, get));
+    }
+    let big_head = [
+        &b"GET / HTTP/1.1\r\nX-Long: "[..],
+        &[b'h'; 300],
+        b"\r\n\r\n",
+    ]
+    .concat();
+    let cases = [
+        (
+            "http-keep-alive-and-1.0",
+            case(
+                21,
+                vec![
+                    Connect { listener: 0 },
+                    send(0, get),
+                    send(0, get),
+                    Connect { listener: 0 },
+                    send(1, b"GET / HTTP/1.0\r\n\r\n"),
+                    Connect { listener: 0 },
+                    send(2, b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"),
+                    send(2, get),
+                ],
+            ),
+        ),
+        (
+            "http-pipelined",
+            case(22, vec![Connect { listener: 0 }, send(0, &pipelined)]),
+        ),
+        (
+            "http-pipelined-byte-by-byte",
+            case(
+                23,
+                [vec![Connect { listener: 0 }], trickle(0, &pipelined)].concat(),
+            ),
+        ),
+        (
+            "http-pipelined-faults",
+            with_faults(
+                case(
+                    24,
+                    vec![
+                        Connect { listener: 0 },
+                        Connect { listener: 0 },
+                        send(0, &pipelined),
+                        send(1, &pipelined[..50]),
+                        send(1, &pipelined[50..]),
+                    ],
+                ),
+                50_000,
+            ),
+        ),
+        ("http-refused-requests", case(25, refused)),
+        (
+            "http-headers-too-large",
+            case(26, vec![Connect { listener: 0 }, send(0, &big_head)]),
+        ),
+        (
+            "http-slow-headers",
+            case(
+                27,
+                vec![
+                    Connect { listener: 0 },
+                    send(0, b"GET / HTTP/1.1\r\nHo"),
+                    Advance { millis: 30 },
+                    send(0, b"st: x\r\n"),
+                    Advance { millis: 40 },
+                    Connect { listener: 0 },
+                    Advance { millis: 200 },
+                    send(1, get),
+                ],
+            ),
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, case)| (name.to_string(), case.to_bytes()))
+        .collect()
+}
+
+fn addr_seeds() -> Vec<(String, Vec<u8>)> {
+    let texts: [(&str, &[u8]); 16] = [
+        ("tcp", b"tcp://127.0.0.1:5000"),
+        ("tcp4", b"tcp4://0.0.0.0:6380"),
+        ("tcp6", b"tcp6://[::1]:8080"),
+        ("tcp6-scoped", b"tcp6://[fe80::1%2]:80"),
+        ("bare", b"localhost:80"),
+        ("bare-port", b":9999"),
+        ("unix", b"unix:///tmp/evio.sock"),
+        ("unix-relative", b"unix://socket"),
+        ("net-tcp", b"tcp-net://example.com:443"),
+        ("net-unix", b"unix-net://sock?reuseport=true"),
+        ("reuseport", b"tcp://[::]:80?reuseport=true"),
+        ("bad-port", b"tcp://1.2.3.4:99999"),
+        ("bad-scheme", b"udp://1.2.3.4:53"),
+        ("bad-bracket", b"tcp6://[::1:80"),
+        ("bad-query", b"tcp://h:1?reuseport=maybe&x"),
+        ("not-utf8", b"tcp://\xff\xfe:1"),
+    ];
+    texts
+        .into_iter()
+        .map(|(name, text)| (name.to_string(), text.to_vec()))
+        .collect()
+}
+
+/// Every hand-made seed is committed as its script makes it, and passes its target.
+#[test]
+fn the_hand_made_seeds_are_committed_and_pass() {
+    let all = [
+        ("engine_script", engine_seeds()),
+        ("redis_handler", redis_seeds()),
+        ("http_handler", http_seeds()),
+        ("addr_parse", addr_seeds()),
+    ];
+    let mut problems = Vec::new();
+    for (target, seeds) in all {
+        let check = TARGETS.iter().find(|(t, _)| *t == target).unwrap().1;
+        for (name, input) in seeds {
+            if let Err(e) = keep_seed(target, &name, &input) {
+                problems.push(e.to_string());
+            }
+            if let Err(e) = check(&input) {
+                problems.push(format!("seed {target}/{name}: {e}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+/// Every committed input of every target (the seeds, and whatever a fuzzer left in
+/// `fuzz/artifacts/`) passes the target's check.
+#[test]
+fn every_committed_input_replays() {
+    let mut failures = Vec::new();
+    for (target, check) in TARGETS {
+        let inputs = committed_inputs(target).unwrap();
+        assert!(!inputs.is_empty(), "{target} has no committed seeds");
+        for (path, input) in inputs {
+            if let Err(e) = check(&input) {
+                failures.push(format!("{}: {e}", path.display()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
