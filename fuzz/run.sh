@@ -42,10 +42,12 @@ for target in "${targets[@]}"; do
     log="logs/$target.log"
     echo "=== $target: ${seconds} s ===" >&2
     # -timeout: one input taking over 10 s is a hang; -rss_limit_mb: a leak or an
-    # unbounded buffer is a failure, not a slow machine.
+    # unbounded buffer is a failure, not a slow machine; -max_len: inputs of up to
+    # 4 KiB (a simulator script of a few hundred events), where libFuzzer would
+    # otherwise let them grow until a run executes a hundred times fewer of them.
     status=ok
     if ! cargo +nightly fuzz run "${flags[@]}" "$target" "corpus/$target" "seeds/$target" -- \
-        -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 \
         -artifact_prefix="artifacts/$target/" >"$log" 2>&1; then
         status=FAILED
         failed=1
