@@ -7,7 +7,9 @@
 //! Write the seeds again after changing a script here (or the input format):
 //! `EVIO_WRITE_SEEDS=1 cargo test -p evio-handlers --features sim --test fuzz_corpus`.
 
-use evio_handlers::sim::fuzz::{ScriptHandler, engine_script, http_streams, redis_streams};
+use evio_handlers::sim::fuzz::{
+    ScriptHandler, engine_script, http_streams, redis_requests_split, redis_streams,
+};
 use evio_proto::{Config, Duration};
 use evio_sim::seeds::{committed_inputs, keep_seed};
 use evio_sim::{FaultKind, FaultRates, FuzzCase, ScriptedEvent, SimConfig};
@@ -20,9 +22,10 @@ use ScriptedEvent::{
 type Check = fn(&[u8]) -> Result<(), String>;
 
 /// The targets, each with the function its fuzz target calls.
-const TARGETS: [(&str, Check); 4] = [
+const TARGETS: [(&str, Check); 5] = [
     ("engine_script", engine_script),
     ("redis_handler", redis_streams),
+    ("redis_parse", redis_requests_split),
     ("http_handler", http_streams),
     ("addr_parse", evio_os::fuzz::addr_round_trip),
 ];
@@ -182,7 +185,17 @@ fn engine_seeds() -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-fn redis_seeds() -> Vec<(String, Vec<u8>)> {
+/// The redis request streams the redis seeds are made of.
+struct RedisTexts {
+    every_command: &'static [u8],
+    pipeline: Vec<u8>,
+    big_set: Vec<u8>,
+    over_limit: String,
+    errors: [&'static [u8]; 8],
+    inline_too_big: Vec<u8>,
+}
+
+fn redis_texts() -> RedisTexts {
     let every_command: &[u8] = b"PING\r\nPING hello\r\n*2\r\n$4\r\nECHO\r\n$2\r\nhi\r\n\
         *3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\nset other \"quoted value\"\r\n\
         GET key\r\nget missing\r\nEXISTS key other missing\r\nDBSIZE\r\n\
@@ -207,7 +220,7 @@ fn redis_seeds() -> Vec<(String, Vec<u8>)> {
         "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2000\r\n{}\r\n",
         "y".repeat(2000)
     );
-    let errors: [&[u8]; 8] = [
+    let errors: [&'static [u8]; 8] = [
         b"*abc\r\n",
         b"*1\r\n$x\r\n",
         b"*2\r\n$3\r\nGET\r\n:1\r\n",
@@ -217,13 +230,31 @@ fn redis_seeds() -> Vec<(String, Vec<u8>)> {
         b"SET k \"unbalanced\r\n",
         b"*1\r\n$4\r\nPINGxx\r\n",
     ];
+    RedisTexts {
+        every_command,
+        pipeline,
+        big_set,
+        over_limit,
+        errors,
+        inline_too_big: [&[b'a'; 600][..], b"\r\nPING\r\n"].concat(),
+    }
+}
+
+fn redis_seeds() -> Vec<(String, Vec<u8>)> {
+    let RedisTexts {
+        every_command,
+        pipeline,
+        big_set,
+        over_limit,
+        errors,
+        inline_too_big,
+    } = redis_texts();
     let mut protocol_errors = Vec::new();
     for (client, bytes) in errors.iter().enumerate() {
         protocol_errors.push(Connect { listener: 0 });
         protocol_errors.push(send(client as u16, bytes));
         protocol_errors.push(send(client as u16, b"PING\r\n"));
     }
-    let inline_too_big = [&[b'a'; 600][..], b"\r\nPING\r\n"].concat();
     let cases = [
         (
             "redis-every-command",
@@ -300,6 +331,30 @@ fn redis_seeds() -> Vec<(String, Vec<u8>)> {
     cases
         .into_iter()
         .map(|(name, case)| (name.to_string(), case.to_bytes()))
+        .collect()
+}
+
+fn redis_parse_seeds() -> Vec<(String, Vec<u8>)> {
+    let texts = redis_texts();
+    let quoting: &[u8] = b"SET \"a b\" 'c d'\r\nECHO \"\\x41\\n\\t\\\"q\\\"\"\r\n\
+        ECHO 'it\\'s'\r\nECHO \"\"\r\nPING a\x00b\r\nECHO \"x\"y\r\n";
+    let seeds = [
+        ("every-command", texts.every_command.to_vec()),
+        ("pipeline", texts.pipeline),
+        ("big-value", texts.big_set),
+        ("over-limit", texts.over_limit.into_bytes()),
+        ("inline-too-big", texts.inline_too_big),
+        ("inline-quoting", quoting.to_vec()),
+        (
+            "empty-and-negative-counts",
+            b"*0\r\n*-1\r\n*1\r\n$0\r\n\r\n".to_vec(),
+        ),
+    ];
+    let errors = texts.errors.iter().enumerate();
+    seeds
+        .into_iter()
+        .map(|(name, bytes)| (name.to_string(), bytes))
+        .chain(errors.map(|(i, error)| (format!("error-{i}"), error.to_vec())))
         .collect()
 }
 
@@ -438,6 +493,7 @@ fn the_hand_made_seeds_are_committed_and_pass() {
     let all = [
         ("engine_script", engine_seeds()),
         ("redis_handler", redis_seeds()),
+        ("redis_parse", redis_parse_seeds()),
         ("http_handler", http_seeds()),
         ("addr_parse", addr_seeds()),
     ];

@@ -10,7 +10,7 @@
 
 mod client;
 mod commands;
-mod resp;
+pub(crate) mod resp;
 
 use core::time::Duration;
 

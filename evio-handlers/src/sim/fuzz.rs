@@ -14,6 +14,7 @@
 //! | `engine_script` | [`engine_script`] | echo or chat ([`ScriptHandler`], the first byte) |
 //! | `redis_handler` | [`redis_streams`] | redis ([`redis_pair`]) |
 //! | `http_handler` | [`http_streams`] | http ([`http_pair`]) |
+//! | `redis_parse` | [`redis_requests_split`] | the redis request parser alone |
 //!
 //! Each handler's buffers are raised to what it needs (its `*_constraints`) after the
 //! case is read, as the swarm does; the rest of the configuration is the input's.
@@ -26,6 +27,7 @@ use super::{
     chat_constraints, chat_pair, http_constraints, http_pair, redis_constraints, redis_pair,
 };
 use crate::echo::Echo;
+use crate::redis::resp::{self, Parsed};
 
 /// The handler an [`engine_script`] input runs its script against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -144,6 +146,116 @@ pub fn http_streams(data: &[u8]) -> Result<(), String> {
         .map_err(|f| format!("http_handler: {f}"))
 }
 
+/// The `redis_parse` target: the redis handler's request parser alone, much faster
+/// than a whole simulated run, on `data` as a connection's input, under the limits
+/// the simulator uses ([`sim_limits`](super::sim_limits)).
+///
+/// The property is the one a request split across reads relies on: the parse of a
+/// request depends on its own bytes only. For every request in `data` (until one that
+/// is incomplete, an error or too large), and for every cut `k` of the input (every
+/// byte for requests up to 256 bytes, 256 cuts spread over longer ones), parsing
+/// `data[..k]` gives exactly what parsing `data` gave (the same outcome, end and
+/// arguments) once `k` reaches the request's end, and "incomplete" before it. Every
+/// end lies past the request's start and within the input.
+///
+/// # Errors
+///
+/// The first cut that disagrees, or an end out of bounds.
+pub fn redis_requests_split(data: &[u8]) -> Result<(), String> {
+    let limits = super::sim_limits();
+    let mut pos = 0;
+    while pos < data.len() {
+        let whole = parse_request(data, pos, &limits);
+        let end = match whole.0 {
+            Parsed::Request { end } | Parsed::Empty { end } => Some(end),
+            Parsed::Error { end, .. } | Parsed::TooLarge { end } => Some(end),
+            Parsed::Incomplete => None,
+        };
+        if let Some(end) = end
+            && (end <= pos || end > data.len())
+        {
+            return Err(format!(
+                "redis_parse: the request at {pos} ends at {end}, outside {pos}..={}: {:?}",
+                data.len(),
+                whole.0
+            ));
+        }
+        let last = end.unwrap_or(data.len());
+        let len = last - pos;
+        let step = len.div_ceil(256).max(1);
+        for k in (pos..=last).step_by(step).chain([last]) {
+            let cut = parse_request(&data[..k], pos, &limits);
+            let expected = if end.is_some_and(|e| k >= e) {
+                &whole
+            } else {
+                &(Parsed::Incomplete, Vec::new())
+            };
+            if &cut != expected {
+                return Err(format!(
+                    "redis_parse: the request at {pos} parses as {:?} {:?} from the whole \
+                     input, but as {:?} {:?} from its first {k} bytes",
+                    whole.0,
+                    escaped_args(&whole.1),
+                    cut.0,
+                    escaped_args(&cut.1),
+                ));
+            }
+        }
+        match whole.0 {
+            Parsed::Request { end } | Parsed::Empty { end } => pos = end,
+            // The connection closes after an error; an incomplete request waits.
+            _ => break,
+        }
+    }
+    Ok(())
+}
+
+/// Parses the request at `input[pos]` as the handler does (multibulk if it starts with
+/// `*`, else inline), with its arguments if it is whole (the spans mean nothing
+/// otherwise).
+fn parse_request(
+    input: &[u8],
+    pos: usize,
+    limits: &crate::redis::Limits,
+) -> (Parsed, Vec<Vec<u8>>) {
+    let (parsed, args) = parse_request_spans(input, pos, limits);
+    match parsed {
+        Parsed::Request { .. } => (parsed, args),
+        _ => (parsed, Vec::new()),
+    }
+}
+
+/// [`parse_request`] with whatever the spans hold.
+fn parse_request_spans(
+    input: &[u8],
+    pos: usize,
+    limits: &crate::redis::Limits,
+) -> (Parsed, Vec<Vec<u8>>) {
+    let mut spans = Vec::new();
+    if input.get(pos) == Some(&b'*') {
+        let parsed = resp::multibulk(
+            input,
+            pos,
+            limits.max_bulk_len,
+            limits.max_request_len,
+            &mut spans,
+        );
+        let args = spans.iter().map(|&(at, len)| input[at..at + len].to_vec());
+        (parsed, args.collect())
+    } else {
+        let (mut out, mut decoded) = (Vec::new(), false);
+        let parsed = resp::inline(input, pos, &mut out, &mut spans, &mut decoded);
+        let from = if decoded { &out[..] } else { input };
+        let args = spans.iter().map(|&(at, len)| from[at..at + len].to_vec());
+        (parsed, args.collect())
+    }
+}
+
+/// Arguments printed as escaped text, for a report.
+fn escaped_args(args: &[Vec<u8>]) -> Vec<String> {
+    args.iter().map(|a| a.escape_ascii().to_string()).collect()
+}
+
 /// A store with its keys and values printed as escaped text, for a report.
 fn escaped(store: &BTreeMap<Vec<u8>, Vec<u8>>) -> Vec<(String, String)> {
     store
@@ -207,6 +319,7 @@ mod tests {
         http_streams(&http.to_bytes()).unwrap();
         // Any bytes at all are a case.
         for data in [&b""[..], b"\x01", &[0xff; 300]] {
+            redis_requests_split(data).unwrap();
             engine_script(data).unwrap();
             redis_streams(data).unwrap();
             http_streams(data).unwrap();
