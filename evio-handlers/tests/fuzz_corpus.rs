@@ -42,6 +42,18 @@ fn trickle(client: u16, bytes: &[u8]) -> Vec<ScriptedEvent> {
     bytes.iter().map(|&b| send(client, &[b])).collect()
 }
 
+/// A client for each stream: it connects, sends the stream, then `then` (which a
+/// stream that ends in an error must not get answered).
+fn one_client_each(streams: &[&[u8]], then: &[u8]) -> Vec<ScriptedEvent> {
+    let mut script = Vec::new();
+    for (client, bytes) in streams.iter().enumerate() {
+        script.push(Connect { listener: 0 });
+        script.push(send(client as u16, bytes));
+        script.push(send(client as u16, then));
+    }
+    script
+}
+
 /// A fault-free case with room for a few clients: buffers of 512 bytes, socket
 /// windows of 64 (so replies and reads go in pieces), a 5 ms ticker.
 fn case(seed: u64, script: Vec<ScriptedEvent>) -> FuzzCase {
@@ -249,12 +261,7 @@ fn redis_seeds() -> Vec<(String, Vec<u8>)> {
         errors,
         inline_too_big,
     } = redis_texts();
-    let mut protocol_errors = Vec::new();
-    for (client, bytes) in errors.iter().enumerate() {
-        protocol_errors.push(Connect { listener: 0 });
-        protocol_errors.push(send(client as u16, bytes));
-        protocol_errors.push(send(client as u16, b"PING\r\n"));
-    }
+    let protocol_errors = one_client_each(&errors, b"PING\r\n");
     let cases = [
         (
             "redis-every-command",
@@ -378,12 +385,7 @@ fn http_seeds() -> Vec<(String, Vec<u8>)> {
         b"GET / HTTP/2.0\r\n\r\n",
         b"\r\n\r\nGET / HTTP/1.1\r\n\r\n",
     ];
-    let mut refused = Vec::new();
-    for (client, bytes) in refusals.iter().enumerate() {
-        refused.push(Connect { listener: 0 });
-        refused.push(send(client as u16, bytes));
-        refused.push(send(client as u16, get));
-    }
+    let refused = one_client_each(&refusals, get);
     let big_head = [
         &b"GET / HTTP/1.1\r\nX-Long: "[..],
         &[b'h'; 300],
