@@ -15,7 +15,11 @@
 use core::ops::Range;
 
 use crate::Config;
-use crate::engine::ByteStorage;
+
+/// Storage for an engine's buffers: anything that derefs to `[u8]`.
+pub trait ByteStorage: AsRef<[u8]> + AsMut<[u8]> {}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]> + ?Sized> ByteStorage for T {}
 
 /// Where each buffer is: all input buffers and the scratch input buffer, then all
 /// output buffers and the scratch output buffer. Inputs first and outputs after, so a

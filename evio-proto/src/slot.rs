@@ -9,6 +9,12 @@ use crate::lists::{Link, Linked};
 use crate::timers::{Timed, TimerLink};
 use crate::{Addr, CloseError, ConnId, ConnInfo, ListenerId, Options};
 
+/// Storage for an engine's slots: anything that derefs to `[Slot<C>]` (a `Vec`, a boxed
+/// slice, an array, a `&'static mut` array).
+pub trait SlotStorage<C>: AsRef<[Slot<C>]> + AsMut<[Slot<C>]> {}
+
+impl<C, T: AsRef<[Slot<C>]> + AsMut<[Slot<C>]> + ?Sized> SlotStorage<C> for T {}
+
 /// Where a slot is in its connection's life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SlotState {

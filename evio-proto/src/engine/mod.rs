@@ -29,19 +29,11 @@ mod handler;
 mod next;
 mod report;
 
+pub use crate::buffers::ByteStorage;
+pub use crate::slot::SlotStorage;
+
 /// Most listeners one engine serves.
 pub const MAX_LISTENERS: usize = 16;
-
-/// Storage for an engine's slots: anything that derefs to `[Slot<C>]` (a `Vec`, a boxed
-/// slice, an array, a `&'static mut` array).
-pub trait SlotStorage<C>: AsRef<[Slot<C>]> + AsMut<[Slot<C>]> {}
-
-impl<C, T: AsRef<[Slot<C>]> + AsMut<[Slot<C>]> + ?Sized> SlotStorage<C> for T {}
-
-/// Storage for an engine's buffers: anything that derefs to `[u8]`.
-pub trait ByteStorage: AsRef<[u8]> + AsMut<[u8]> {}
-
-impl<T: AsRef<[u8]> + AsMut<[u8]> + ?Sized> ByteStorage for T {}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
