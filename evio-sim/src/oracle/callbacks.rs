@@ -1,0 +1,405 @@
+//! The checks of each handler callback the observed handler reports, against the
+//! network, the contract and the model; `closed` and `detached` are in `ending.rs`.
+
+use core::ops::Range;
+
+use evio_proto::{Action, Addr, ConnId, ConnInfo, Flow, Instant, ListenerId};
+
+use super::Oracle;
+use crate::network::{Network, listen_addr, peer_addr};
+use crate::observe::{Injection, Observation};
+use crate::{Model, Rule, Violation};
+
+impl<M: Model> Oracle<M> {
+    /// An injected action fired; only a connection whose injection fired ends other than
+    /// its handler and client would have it (one merely armed stays a clean connection).
+    pub fn injection_fired(&mut self, net: &Network, injection: Injection) {
+        let (Injection::Close(id) | Injection::Detach { id, .. }) = injection else {
+            return;
+        };
+        if let Some(ci) = self.client_of(net, id) {
+            self.conns[ci].injected = true;
+        }
+    }
+
+    /// Checks one handler callback against the network, the contract and the model;
+    /// `arena` holds the `data` inputs.
+    pub fn check(&mut self, net: &Network, o: &Observation, arena: &[u8]) -> Result<(), Violation> {
+        match *o {
+            Observation::Serving { flow } => self.note_flow(flow),
+            Observation::Opened {
+                id,
+                info,
+                wrote,
+                action,
+            } => {
+                let ci = self.check_opened(net, id, info)?;
+                self.note_callback(ci, wrote, action);
+            }
+            Observation::Data {
+                id,
+                ref input,
+                consumed,
+                wrote,
+                action,
+            } => {
+                let ci = self.check_data(net, id, arena, input, consumed)?;
+                self.note_callback(ci, wrote, action);
+            }
+            Observation::Woken { id, wrote, action } => {
+                let ci = self.check_woken(net, id)?;
+                self.note_callback(ci, wrote, action);
+            }
+            Observation::Timeout {
+                id,
+                now,
+                wrote,
+                action,
+            } => {
+                let ci = self.check_timeout(net, id, now)?;
+                self.note_callback(ci, wrote, action);
+            }
+            Observation::Drained { id, wrote, action } => {
+                let ci = self.check_drained(net, id)?;
+                self.note_callback(ci, wrote, action);
+            }
+            Observation::ServerWoken { flow } => {
+                self.check_server_woken()?;
+                self.note_flow(flow);
+            }
+            Observation::WroteTo { id, bytes } => self.check_wrote_to(net, id, bytes)?,
+            Observation::NoLongerOpen { id } => {
+                let ci = self.live(net, id, "the end of its open state")?;
+                self.conns[ci].cross_ended = true;
+                self.closing(ci);
+            }
+            Observation::TimeoutSet { id, at } => {
+                let ci = self.live(net, id, "a timeout setting")?;
+                let c = &mut self.conns[ci];
+                c.timeout = at.map(|at| (at, net.clock));
+                c.deadline_possible |= at.is_some();
+            }
+            Observation::Closed { id, error, flow } => {
+                let ci = self.check_closed(net, id, error)?;
+                let c = &mut self.conns[ci];
+                self.model.ended(&mut c.model);
+                self.note_flow(flow);
+            }
+            Observation::Detached { id, taken, flow } => {
+                self.check_detached(net, id, taken)?;
+                self.note_flow(flow);
+            }
+            Observation::Prewrite { id, attempted } => self.check_prewrite(net, id, attempted)?,
+            Observation::Postwrite {
+                id,
+                written,
+                remaining,
+            } => self.check_postwrite(net, id, written, remaining)?,
+            Observation::Tick { now, tick } => {
+                self.tick.fired(now, net.clock, tick)?;
+                self.note_flow(tick.flow);
+            }
+        }
+        Ok(())
+    }
+
+    /// A connection's own callback for client `ci` wrote `wrote` bytes and returned
+    /// `action`.
+    fn note_callback(&mut self, ci: usize, wrote: usize, action: Action) {
+        self.conns[ci].wrote(wrote);
+        self.note_action(Some(ci), action);
+    }
+
+    /// `opened` ran for `id` with `info`: once, for a connection the driver accepted,
+    /// with the addresses the driver reported. Returns the client.
+    fn check_opened(
+        &mut self,
+        net: &Network,
+        id: ConnId,
+        info: ConnInfo,
+    ) -> Result<usize, Violation> {
+        let Some(ci) = self.client_of(net, id) else {
+            return Err(Violation::CallbackOutsideLife {
+                id,
+                callback: "opened",
+            });
+        };
+        let c = &mut self.conns[ci];
+        if c.opened {
+            return Err(Violation::OpenedTwice(id));
+        }
+        let listener = net.sockets[ci].listener;
+        let expected = ConnInfo {
+            id,
+            listener: ListenerId::new(listener).expect("a simulated listener"),
+            local: Addr::Ip(listen_addr(listener)),
+            peer: Addr::Ip(peer_addr(ci)),
+        };
+        if info != expected {
+            return Err(Violation::contract(
+                Some(id),
+                Rule::OpenedAddresses,
+                format!("opened with {info:?}, the driver reported {expected:?}"),
+            ));
+        }
+        c.opened = true;
+        self.model.opened(&mut c.model, &info);
+        Ok(ci)
+    }
+
+    /// `data` ran for `id` with `arena[input]` and consumed `consumed` bytes of it: it
+    /// was given exactly what was read and not consumed before, and neither after its
+    /// handler asked to leave nor while its close lingers. Returns the client.
+    fn check_data(
+        &mut self,
+        net: &Network,
+        id: ConnId,
+        arena: &[u8],
+        input: &Range<usize>,
+        consumed: usize,
+    ) -> Result<usize, Violation> {
+        let ci = self.live(net, id, "data")?;
+        let c = &mut self.conns[ci];
+        if c.leaving {
+            return Err(Violation::AfterLeaving {
+                id,
+                callback: "data",
+            });
+        }
+        if c.lingering {
+            return Err(Violation::contract(
+                Some(id),
+                Rule::LingerQuiet,
+                "`data` while its close lingers".into(),
+            ));
+        }
+        let input = &arena[input.clone()];
+        // Exactly the input not consumed before, then what was read since.
+        let held = &c.delivered[c.handler_pos..];
+        if held != input {
+            return Err(Violation::Input {
+                client: ci,
+                detail: format!(
+                    "got {} bytes, expected the {} bytes read and not consumed",
+                    input.len(),
+                    held.len()
+                ),
+            });
+        }
+        self.model.consumed(&mut c.model, &input[..consumed]);
+        c.handler_pos += consumed;
+        c.last_input = input.len();
+        if c.handler_pos > 4096 {
+            // Keep memory bounded on long runs: consumed bytes are never looked at again.
+            c.delivered.drain(..c.handler_pos);
+            c.delivered_base += c.handler_pos as u64;
+            c.handler_pos = 0;
+        }
+        Ok(ci)
+    }
+
+    /// `woken` ran for `id`: not after its handler asked to leave, and (when only the
+    /// simulator wakes) only for a wake made for it. Returns the client.
+    fn check_woken(&mut self, net: &Network, id: ConnId) -> Result<usize, Violation> {
+        let ci = self.live(net, id, "woken")?;
+        let c = &mut self.conns[ci];
+        if c.leaving {
+            return Err(Violation::AfterLeaving {
+                id,
+                callback: "woken",
+            });
+        }
+        if !c.wake_owed && !self.model.handler_wakes() {
+            return Err(Violation::contract(
+                Some(id),
+                Rule::WokenForItsWake,
+                "woken with no wake made for this connection since its last woken (a \
+                 wake for an earlier connection in its slot?)"
+                    .into(),
+            ));
+        }
+        c.wake_owed = false;
+        self.model.woken(&mut c.model);
+        Ok(ci)
+    }
+
+    /// `timeout` ran for `id` at `now`: not after its handler asked to leave, once per
+    /// timeout set, never early. Returns the client.
+    fn check_timeout(
+        &mut self,
+        net: &Network,
+        id: ConnId,
+        now: Instant,
+    ) -> Result<usize, Violation> {
+        let ci = self.live(net, id, "timeout")?;
+        let c = &mut self.conns[ci];
+        if c.leaving {
+            return Err(Violation::AfterLeaving {
+                id,
+                callback: "timeout",
+            });
+        }
+        match c.timeout.take() {
+            None => {
+                return Err(Violation::contract(
+                    Some(id),
+                    Rule::TimeoutOnce,
+                    format!("`timeout` at {now} with no timeout set"),
+                ));
+            }
+            Some((at, _)) if now < at => {
+                return Err(Violation::contract(
+                    Some(id),
+                    Rule::TimeoutEarly,
+                    format!("`timeout` at {now}, before its deadline {at}"),
+                ));
+            }
+            Some(_) => {}
+        }
+        Ok(ci)
+    }
+
+    /// `drained` ran for `id`: not after its handler asked to leave, and only once all
+    /// its output was sent. Returns the client.
+    fn check_drained(&mut self, net: &Network, id: ConnId) -> Result<usize, Violation> {
+        let ci = self.live(net, id, "drained")?;
+        let c = &mut self.conns[ci];
+        if c.leaving {
+            return Err(Violation::AfterLeaving {
+                id,
+                callback: "drained",
+            });
+        }
+        if c.unsent() != 0 {
+            return Err(Violation::contract(
+                Some(id),
+                Rule::DrainedEmpty,
+                format!("`drained` with {} bytes still unsent", c.unsent()),
+            ));
+        }
+        Ok(ci)
+    }
+
+    /// `server_woken` ran: only for a server wake made since the last.
+    fn check_server_woken(&mut self) -> Result<(), Violation> {
+        if !self.server_wake_owed {
+            return Err(Violation::contract(
+                None,
+                Rule::ServerWake,
+                "`server_woken` with no server wake made since the last".into(),
+            ));
+        }
+        self.server_wake_owed = false;
+        Ok(())
+    }
+
+    /// A handler wrote `bytes` to `id` through `Loop`: only while it is open.
+    fn check_wrote_to(&mut self, net: &Network, id: ConnId, bytes: usize) -> Result<(), Violation> {
+        let ci = self.live(net, id, "a write through `Loop`")?;
+        let c = &mut self.conns[ci];
+        if c.leaving || c.cross_ended || c.lingering || c.aborted {
+            return Err(Violation::AfterLeaving {
+                id,
+                callback: "a write through `Loop`",
+            });
+        }
+        c.wrote(bytes);
+        Ok(())
+    }
+
+    /// `prewrite` ran for `id` announcing `attempted` bytes: one per transmit, before it,
+    /// for exactly the output pending.
+    fn check_prewrite(
+        &mut self,
+        net: &Network,
+        id: ConnId,
+        attempted: usize,
+    ) -> Result<(), Violation> {
+        let ci = self.live(net, id, "prewrite")?;
+        let c = &mut self.conns[ci];
+        c.attempted = attempted;
+        c.prewrites += 1;
+        // The prewrite comes before its transmit is performed.
+        if c.prewrites != c.postwrites + 1 || c.prewrites != c.transmits + 1 {
+            return Err(Violation::accounting(
+                ci,
+                Rule::PrewritePerTransmit,
+                format!(
+                    "prewrite #{} after {} postwrites, for {} transmits",
+                    c.prewrites, c.postwrites, c.transmits
+                ),
+            ));
+        }
+        if attempted as u64 != c.unsent() || attempted == 0 {
+            return Err(Violation::accounting(
+                ci,
+                Rule::PrewriteAmount,
+                format!(
+                    "prewrite({attempted}) but the handler wrote {} of which {} were sent",
+                    c.queued, c.transmitted
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `postwrite` ran for `id` with `written` and `remaining`: one per transmit, after it,
+    /// adding up to what its `prewrite` announced.
+    fn check_postwrite(
+        &mut self,
+        net: &Network,
+        id: ConnId,
+        written: usize,
+        remaining: usize,
+    ) -> Result<(), Violation> {
+        let ci = self.live(net, id, "postwrite")?;
+        let c = &mut self.conns[ci];
+        c.postwrites += 1;
+        if c.postwrites != c.prewrites || c.postwrites != c.transmits {
+            return Err(Violation::accounting(
+                ci,
+                Rule::PostwritePerTransmit,
+                format!(
+                    "postwrite #{} after {} prewrites, for {} transmits",
+                    c.postwrites, c.prewrites, c.transmits
+                ),
+            ));
+        }
+        if remaining as u64 != c.queued.wrapping_sub(c.transmitted)
+            || written.checked_add(remaining) != Some(c.attempted)
+        {
+            return Err(Violation::accounting(
+                ci,
+                Rule::PostwriteAmount,
+                format!(
+                    "postwrite({written}, {remaining}) after prewrite({}), but the \
+                     handler wrote {} of which {} were sent",
+                    c.attempted, c.queued, c.transmitted
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A server-level callback returned `flow`.
+    fn note_flow(&mut self, flow: Flow) {
+        if flow == Flow::Shutdown && !self.shutting_down {
+            self.shutting_down = true;
+            self.trigger = None;
+        }
+    }
+
+    /// A callback for client `ci` (`None`: not a connection's own callback) returned
+    /// `action`.
+    fn note_action(&mut self, ci: Option<usize>, action: Action) {
+        if let (Some(ci), Action::Close | Action::Detach | Action::Abort) = (ci, action) {
+            self.conns[ci].leaving = true;
+            self.conns[ci].abort_asked |= action == Action::Abort;
+            self.closing(ci);
+        }
+        if action == Action::Shutdown && !self.shutting_down {
+            self.shutting_down = true;
+            self.trigger = ci;
+        }
+    }
+}

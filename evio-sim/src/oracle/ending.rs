@@ -1,0 +1,119 @@
+//! The checks of the end of a connection's life: `closed` and `detached`.
+
+use evio_proto::{CloseError, ConnId};
+
+use super::Oracle;
+use crate::network::Network;
+use crate::{Model, Rule, Violation};
+
+impl<M: Model> Oracle<M> {
+    /// `closed` ran for `id` with `error`: once, after the socket closed, after every
+    /// write's callbacks, with the error the driver reported.
+    pub(super) fn check_closed(
+        &mut self,
+        net: &Network,
+        id: ConnId,
+        error: Option<CloseError>,
+    ) -> Result<usize, Violation> {
+        let Some(ci) = self.client_of(net, id) else {
+            // The slot no longer maps to a connection that ended: name a second `closed`
+            // (or one after `detached` took the socket) as such.
+            let ended = net
+                .sockets
+                .iter()
+                .zip(&self.conns)
+                .any(|(s, c)| s.id == Some(id) && c.ended);
+            return Err(if ended {
+                Violation::ClosedTwice(id)
+            } else {
+                Violation::CallbackOutsideLife {
+                    id,
+                    callback: "closed",
+                }
+            });
+        };
+        let c = &mut self.conns[ci];
+        if !c.opened {
+            return Err(Violation::CallbackOutsideLife {
+                id,
+                callback: "closed",
+            });
+        }
+        if c.ended {
+            return Err(Violation::ClosedTwice(id));
+        }
+        if !net.sockets[ci].server_closed {
+            return Err(Violation::ClosedBeforeSocket(id));
+        }
+        if c.postwrites != c.prewrites {
+            return Err(Violation::accounting(
+                ci,
+                Rule::WritesPaired,
+                format!(
+                    "closed after {} prewrites but {} postwrites",
+                    c.prewrites, c.postwrites
+                ),
+            ));
+        }
+        // The I/O error the driver reported reaches `closed`; a frame too large only
+        // after the handler was given a full input buffer; nothing else is an error.
+        let cap = self.engine.input_capacity;
+        let fits = match error {
+            Some(CloseError::Io(e)) => c.io_error == Some(e),
+            Some(CloseError::FrameTooLarge { capacity }) => {
+                c.io_error.is_none() && capacity == cap && c.last_input == cap
+            }
+            None => c.io_error.is_none(),
+        };
+        if !fits {
+            return Err(Violation::contract(
+                Some(id),
+                Rule::ClosedError,
+                format!(
+                    "closed with {error:?}, but the driver reported {:?} and the last data call \
+                     was given {} bytes of an input buffer of {cap}",
+                    c.io_error, c.last_input
+                ),
+            ));
+        }
+        c.ended = true;
+        c.errored = error.is_some();
+        self.by_slot[id.slot()] = None;
+        Ok(ci)
+    }
+
+    /// `detached` ran for `id`, the socket `taken` or not: after the socket left the
+    /// driver, after every write's callbacks.
+    pub(super) fn check_detached(
+        &mut self,
+        net: &Network,
+        id: ConnId,
+        taken: bool,
+    ) -> Result<(), Violation> {
+        let ci = self.live(net, id, "detached")?;
+        let c = &mut self.conns[ci];
+        if !net.sockets[ci].server_closed {
+            return Err(Violation::CallbackOutsideLife {
+                id,
+                callback: "detached",
+            });
+        }
+        if c.postwrites != c.prewrites {
+            return Err(Violation::accounting(
+                ci,
+                Rule::WritesPaired,
+                format!(
+                    "detached after {} prewrites but {} postwrites",
+                    c.prewrites, c.postwrites
+                ),
+            ));
+        }
+        if taken {
+            c.ended = true;
+            c.detached = true;
+            self.by_slot[id.slot()] = None;
+            self.model.ended(&mut c.model);
+        }
+        Ok(())
+    }
+}

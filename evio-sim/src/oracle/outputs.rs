@@ -1,0 +1,246 @@
+//! The checks of the engine's outputs as the driver performs them (accept, read,
+//! transmit, close, abort, shut-write), and what the driver reports back.
+
+use evio_proto::{ConnId, IoError, Readiness};
+
+use super::Oracle;
+use crate::network::Network;
+use crate::{Model, Rule, Violation};
+
+impl<M: Model> Oracle<M> {
+    /// The engine asked for `output` on connection `id`: the driver must still have
+    /// its socket.
+    pub fn live_output(
+        &self,
+        net: &Network,
+        id: ConnId,
+        output: &'static str,
+    ) -> Result<usize, Violation> {
+        match self.client_of(net, id) {
+            Some(ci) if net.sockets[ci].registered() => Ok(ci),
+            _ => Err(Violation::OutputForDeadConnection { id, output }),
+        }
+    }
+
+    /// The poller reported `listener` readable: a new batch of accepts may follow.
+    pub fn listener_reported(&mut self, listener: usize) {
+        self.listeners[listener].accepts = 0;
+    }
+
+    /// The engine asked to accept on `listener`.
+    pub fn check_accept(&mut self, net: &Network, listener: usize) -> Result<(), Violation> {
+        let batch = self.engine.accept_batch;
+        let l = &mut self.listeners[listener];
+        l.accepts += 1;
+        if l.accepts > batch {
+            return Err(Violation::contract(
+                None,
+                Rule::AcceptBatch,
+                format!(
+                    "{} accepts on listener {listener} for one readiness report (accept_batch \
+                     is {batch})",
+                    l.accepts
+                ),
+            ));
+        }
+        if l.must_pause {
+            return Err(Violation::contract(
+                None,
+                Rule::AcceptBackoff,
+                format!(
+                    "accept on listener {listener} again right after EMFILE, without a back-off"
+                ),
+            ));
+        }
+        if !net.listeners[listener].watched {
+            return Err(Violation::contract(
+                None,
+                Rule::AcceptWhilePaused,
+                format!("accept on listener {listener} while it is paused"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The driver is about to report an accept failure on `listener` that the engine
+    /// must answer with a back-off.
+    pub fn accept_exhausted(&mut self, listener: usize) {
+        self.listeners[listener].must_pause = true;
+    }
+
+    /// The engine paused `listener`.
+    pub fn paused(&mut self, listener: usize) {
+        self.listeners[listener].must_pause = false;
+    }
+
+    /// The engine resumed `listener`: a new batch of accepts may follow.
+    pub fn resumed(&mut self, listener: usize) {
+        self.listeners[listener].accepts = 0;
+    }
+
+    /// The engine accepted client `ci` as `id`: the slot must be free.
+    pub fn accepted(&mut self, net: &Network, ci: usize, id: ConnId) -> Result<(), Violation> {
+        if let Some(other) = self.by_slot[id.slot()]
+            && !self.conns[other].ended
+        {
+            return Err(Violation::contract(
+                net.sockets[other].id,
+                Rule::SlotReuse,
+                format!(
+                    "its slot went to a new connection {id} before `closed` or `detached` ran for it"
+                ),
+            ));
+        }
+        self.by_slot[id.slot()] = Some(ci);
+        Ok(())
+    }
+
+    /// The poller reported `readiness` for client `ci`.
+    pub fn readiness_reported(&mut self, ci: usize, readiness: Readiness) {
+        let c = &mut self.conns[ci];
+        if readiness.writable || readiness.hangup {
+            c.write_blocked = false;
+        }
+        c.hup_unread |= readiness.hangup;
+    }
+
+    /// The engine asked to read client `ci`'s connection `id`: not while its output is
+    /// blocked, unless a hang-up asks for it. Returns whether a hang-up was unanswered
+    /// (the read answers it, unless it fills the buffer; see [`Oracle::read_data`]).
+    pub fn check_read(&mut self, ci: usize, id: ConnId) -> Result<bool, Violation> {
+        let c = &mut self.conns[ci];
+        if c.write_blocked && c.queued > c.transmitted && !c.hup_unread {
+            return Err(Violation::contract(
+                Some(id),
+                Rule::Backpressure,
+                format!(
+                    "read while {} bytes of output are blocked (no writable or hang-up report \
+                     since the last short write): backpressure ignored",
+                    c.queued - c.transmitted
+                ),
+            ));
+        }
+        Ok(core::mem::take(&mut c.hup_unread))
+    }
+
+    /// The driver is about to report that a read on client `ci` returned `bytes` into
+    /// a buffer of `capacity`, after a hang-up was unanswered if `hangup`: a read that
+    /// fills the buffer may leave more behind, anything else answers the hang-up.
+    pub fn read_data(&mut self, ci: usize, bytes: &[u8], capacity: usize, hangup: bool) {
+        let c = &mut self.conns[ci];
+        c.hup_unread = hangup && bytes.len() == capacity;
+        if c.lingering {
+            // Read only to let the peer finish, and discarded: no handler sees it.
+            return;
+        }
+        c.delivered.extend_from_slice(bytes);
+        self.model.input(&mut c.model, bytes);
+    }
+
+    /// The driver is about to report the end of client `ci`'s stream.
+    pub fn eof_reported(&mut self, ci: usize) {
+        self.conns[ci].eof_reported = true;
+        self.closing(ci);
+    }
+
+    /// The driver is about to report I/O error `e` for client `ci`.
+    pub fn io_failed(&mut self, ci: usize, e: IoError) {
+        let c = &mut self.conns[ci];
+        if c.lingering {
+            // A peer that resets a lingering close has read what it could: `closed`
+            // keeps the reason the close had.
+            return;
+        }
+        c.io_failed = true;
+        c.io_error.get_or_insert(e);
+        self.closing(ci);
+    }
+
+    /// The engine asked to transmit `len` bytes on client `ci`'s connection: exactly
+    /// the output pending.
+    pub fn check_transmit(&mut self, ci: usize, len: usize) -> Result<(), Violation> {
+        let c = &mut self.conns[ci];
+        if c.lingering {
+            return Err(Violation::contract(
+                None,
+                Rule::LingerQuiet,
+                format!("client c{ci}: transmit of {len} bytes after its sending side was shut"),
+            ));
+        }
+        c.transmits += 1;
+        if c.transmits != c.prewrites {
+            return Err(Violation::accounting(
+                ci,
+                Rule::PrewritePerTransmit,
+                format!("transmit #{} after {} prewrites", c.transmits, c.prewrites),
+            ));
+        }
+        let pending = c.queued.wrapping_sub(c.transmitted);
+        if len == 0 || len as u64 != pending {
+            return Err(Violation::accounting(
+                ci,
+                Rule::TransmitPending,
+                format!(
+                    "transmit of {len} bytes, but the handler wrote {} of which {} were sent",
+                    c.queued, c.transmitted
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The driver is about to report that client `ci`'s socket took `n` of `len` bytes
+    /// (0: it would block); short or blocked, the output stays blocked until the
+    /// poller says writable.
+    pub fn transmitted(&mut self, ci: usize, n: usize, len: usize) {
+        let c = &mut self.conns[ci];
+        c.transmitted += n as u64;
+        c.last_write_short = n < len;
+        c.write_blocked = n < len;
+    }
+
+    /// The engine closes or detaches (`what`) client `ci`'s connection `id`: its output
+    /// must have been flushed (during a shutdown, only the trigger's, and only as far as
+    /// the socket took it without blocking).
+    pub fn check_flushed(
+        &self,
+        ci: usize,
+        id: ConnId,
+        what: &'static str,
+    ) -> Result<(), Violation> {
+        let c = &self.conns[ci];
+        let unsent = c.unsent();
+        if unsent == 0 || c.io_failed || c.aborted {
+            return Ok(());
+        }
+        if self.shutting_down && (self.trigger != Some(ci) || c.last_write_short) {
+            return Ok(());
+        }
+        Err(Violation::CloseBeforeFlush { id, what, unsent })
+    }
+
+    /// The engine aborts client `ci`'s connection `id`: a handler must have asked (its
+    /// own returned `Abort`, or one for another connection may have, through `Loop`).
+    pub fn aborting(&mut self, ci: usize, id: ConnId) -> Result<(), Violation> {
+        let c = &mut self.conns[ci];
+        if !c.abort_asked && !c.cross_ended {
+            return Err(Violation::contract(
+                Some(id),
+                Rule::AbortAsked,
+                "aborted, but no handler asked for it".into(),
+            ));
+        }
+        c.aborted = true;
+        Ok(())
+    }
+
+    /// The engine shuts the sending side of client `ci`'s connection `id` to begin a
+    /// lingering close: its output must be flushed first.
+    pub fn shutting_write(&mut self, ci: usize, id: ConnId) -> Result<(), Violation> {
+        self.check_flushed(ci, id, "shut-write")?;
+        let c = &mut self.conns[ci];
+        c.lingering = true;
+        c.deadline_possible = true;
+        Ok(())
+    }
+}

@@ -1,0 +1,102 @@
+//! What the oracle knows of each connection and each listener beyond what the
+//! network holds: [`Shadow`] and [`ListenerShadow`].
+
+use evio_proto::{Instant, IoError};
+
+/// What the oracle knows of one client's connection beyond its socket.
+#[derive(Debug, Default)]
+pub(crate) struct Shadow<C> {
+    /// Bytes the server read; those the handler has not consumed yet start at
+    /// `delivered[handler_pos]`, and `delivered_base` bytes were trimmed from the front.
+    pub(super) delivered: Vec<u8>,
+    pub(super) delivered_base: u64,
+    pub(super) handler_pos: usize,
+    /// `opened` ran.
+    pub opened: bool,
+    /// `closed` ran, or `detached` took the socket.
+    pub ended: bool,
+    /// `detached` took the socket.
+    pub detached: bool,
+    /// The driver reported an I/O error.
+    pub io_failed: bool,
+    /// The driver reported the end of the stream.
+    pub eof_reported: bool,
+    /// The I/O error the driver reported first.
+    pub(super) io_error: Option<IoError>,
+    /// Bytes the last `data` call was given.
+    pub(super) last_input: usize,
+    /// `closed` reported an error (an I/O error or a frame too large).
+    pub errored: bool,
+    /// The handler returned `Close` or `Detach` for this connection.
+    pub leaving: bool,
+    /// An injected action (close or detach) fired for this connection.
+    pub injected: bool,
+    /// Bytes the handler wrote in all.
+    pub queued: u64,
+    /// Bytes the socket took in all.
+    pub transmitted: u64,
+    /// The last write was short or would block.
+    pub(super) last_write_short: bool,
+    /// The last write was short or would block and no writable (or hang-up) readiness
+    /// was reported since: the engine must not read (backpressure).
+    pub(super) write_blocked: bool,
+    /// A hang-up was reported and no read has found the socket empty since: the
+    /// engine may read to learn whether the peer ended or failed, blocked or not.
+    pub(super) hup_unread: bool,
+    /// Bytes the last `prewrite` announced.
+    pub(super) attempted: usize,
+    /// `Transmit` outputs, `prewrite` and `postwrite` calls: one of each per write.
+    pub(super) transmits: u64,
+    pub(super) prewrites: u64,
+    pub(super) postwrites: u64,
+    /// The simulator made a wake for this connection that `woken` has not answered.
+    pub(super) wake_owed: bool,
+    /// A callback for another connection (or the server) found it no longer open: a
+    /// handler may have closed, detached or aborted it through `Loop`.
+    pub cross_ended: bool,
+    /// Its own handler returned `Abort`.
+    pub(super) abort_asked: bool,
+    /// The engine aborted it: its pending output was discarded.
+    pub aborted: bool,
+    /// The engine shut its sending side for a lingering close.
+    pub lingering: bool,
+    /// Its timeout as last seen (when it fires), and the clock when it was set.
+    pub(super) timeout: Option<(Instant, Instant)>,
+    /// The engine may hold a deadline for it (a timeout was set, or it lingers).
+    pub(super) deadline_possible: bool,
+    /// The model was told it is no longer open.
+    pub(super) closing_told: bool,
+    /// The model's state for the connection.
+    pub model: C,
+}
+
+impl<C> Shadow<C> {
+    /// Bytes the handler wrote that the socket has not taken.
+    pub fn unsent(&self) -> u64 {
+        self.queued - self.transmitted.min(self.queued)
+    }
+
+    /// Bytes the server read in all.
+    pub fn delivered(&self) -> u64 {
+        self.delivered_base + self.delivered.len() as u64
+    }
+
+    /// The handler wrote `wrote` bytes in a callback.
+    pub(super) fn wrote(&mut self, wrote: usize) {
+        self.queued += wrote as u64;
+        if wrote > 0 {
+            self.last_write_short = false;
+        }
+    }
+}
+
+/// What the oracle knows of one listener.
+#[derive(Debug, Default)]
+pub(super) struct ListenerShadow {
+    /// An EMFILE was reported: the engine must pause this listener before it accepts
+    /// on it again.
+    pub(super) must_pause: bool,
+    /// `Accept` outputs since the last readiness report or `ResumeAccept`: at most
+    /// `accept_batch`, so a flood of connections cannot starve the others.
+    pub(super) accepts: u32,
+}
