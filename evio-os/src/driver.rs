@@ -14,7 +14,7 @@ use evio_proto::{
 use rustix::io::Errno;
 
 use crate::sys::net::{self, Listener, ListenerKind};
-use crate::sys::{HANGUP, Poller};
+use crate::sys::{self, FineTimers, HANGUP, Poller};
 use crate::{DetachedSocket, Error, ServerBuilder};
 
 /// Poller token of the wake notifier. Connection tokens are `ConnId::to_u64`, whose
@@ -275,6 +275,8 @@ pub(crate) fn run<H: Events, P: Poller>(
             .add(l.fd.as_fd(), LISTENER_TOKEN | i as u64, Interest::READ)
             .map_err(setup("the listener registration"))?;
     }
+    // Naps of tens of microseconds need timers that keep them.
+    let _fine_timers = config.coalesce.map(|_| FineTimers::new());
     let start = std::time::Instant::now();
     let now = || evio_proto::Instant::from_nanos(start.elapsed().as_nanos() as u64);
 
@@ -306,9 +308,15 @@ pub(crate) fn run<H: Events, P: Poller>(
             }
         }
 
-        let timeout = engine
+        let mut timeout = engine
             .poll_timeout()
             .map(|t| t.saturating_duration_since(now()).min(MAX_WAIT));
+        if let Some(nap) = engine.poll_nap() {
+            // Asleep on a timer, not in the poller: a socket turning ready meanwhile
+            // wakes nobody, and the poll after the nap takes what came in one batch.
+            sys::nap(timeout.map_or(nap, |t| nap.min(t)));
+            timeout = Some(Duration::ZERO);
+        }
         let mut woken = false;
         let mut time_told = false;
         sockets

@@ -43,6 +43,14 @@ pub struct Config {
     /// discarding what it still sends, before closing anyway (see
     /// [`Action::Close`](crate::Action::Close)). Default 5 s.
     pub linger: Duration,
+    /// The longest nap of wake coalescing under load: when the last wait found a few
+    /// of many active connections ready, the loop naps (a timer sleep, not watching the
+    /// sockets) before polling again, so the clients of a busy loop do not pay to wake
+    /// it and what they send meanwhile is taken in one batch. A nap adds at most this
+    /// much latency per batch while the loop is busy with many senders, and nothing
+    /// otherwise; see [`Engine::poll_nap`](crate::Engine::poll_nap). Default `None`
+    /// (off).
+    pub coalesce: Option<Duration>,
 }
 
 impl Default for Config {
@@ -67,6 +75,7 @@ impl Config {
             accept_backoff: Duration::from_millis(10),
             accept_backoff_max: Duration::from_secs(1),
             linger: Duration::from_secs(5),
+            coalesce: None,
         }
     }
 

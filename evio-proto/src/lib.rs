@@ -187,6 +187,7 @@ extern crate alloc;
 
 mod addr;
 mod buffers;
+mod coalesce;
 mod config;
 mod conn;
 mod engine;

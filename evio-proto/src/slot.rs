@@ -176,6 +176,8 @@ pub struct Slot<C> {
     pub(crate) bufs: BufState,
     pub(crate) link: Link,
     pub(crate) timer: TimerLink,
+    /// The coalescing window in which the connection was last reported ready.
+    pub(crate) active_window: u32,
     pub(crate) error: Option<CloseError>,
     pub(crate) options: Options,
     pub(crate) context: Option<C>,
@@ -197,6 +199,7 @@ impl<C> Slot<C> {
             bufs: BufState::EMPTY,
             link: Link::NONE,
             timer: TimerLink::NONE,
+            active_window: 0,
             error: None,
             options: Options {
                 nodelay: true,

@@ -53,6 +53,12 @@ impl SimConfig {
         // to the engine's `min_tick`.
         let ticker = [None, None, Some(0), Some(1), Some(7), Some(50)][rng.below(6) as usize]
             .map(Duration::from_millis);
+        // After the ticker, for the same reason. Naps of 30 µs fall inside the
+        // millisecond most scripted events share; naps of 3 ms outlast a tick's delay
+        // and timeouts (the nap stops at the engine's deadline).
+        let coalesce =
+            [None, None, Some(30), Some(3_000)][rng.below(4) as usize].map(Duration::from_micros);
+        let engine = Config { coalesce, ..engine };
         SimConfig {
             engine,
             listeners,
@@ -133,4 +139,6 @@ pub struct Outcome {
     pub stats: Stats,
     /// Clients that connected.
     pub clients: usize,
+    /// Naps the engine asked for before a wait (with `Config::coalesce` set).
+    pub naps: u64,
 }

@@ -113,6 +113,7 @@ impl<H: Events, M: Model> Sim<H, M> {
             faults: self.w.io.counts().clone(),
             stats: *self.engine.stats(),
             clients: self.w.io.net().sockets.len(),
+            naps: self.w.naps,
         })
     }
 

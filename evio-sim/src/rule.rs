@@ -69,6 +69,9 @@ pub enum Rule {
     /// A timeout that came due for an open connection has fired once the loop ran at
     /// or past it.
     TimeoutFired,
+    /// A nap the engine asks for (`Engine::poll_nap`) ends no later than its next
+    /// deadline, counted from the engine's own time.
+    NapWithinDeadline,
     /// `drained` runs only when the connection's output is all sent.
     DrainedEmpty,
     /// Every `server_woken` answers a server wake, and every accepted server wake
@@ -122,6 +125,7 @@ impl Rule {
             Rule::TimeoutOnce => "timeout-once",
             Rule::TimeoutScheduled => "timeout-scheduled",
             Rule::TimeoutFired => "timeout-fired",
+            Rule::NapWithinDeadline => "nap-within-deadline",
             Rule::DrainedEmpty => "drained-empty",
             Rule::ServerWake => "server-wake",
             Rule::AbortAsked => "abort-asked",
@@ -185,6 +189,7 @@ impl Rule {
             Rule::TimeoutFired => {
                 "a timeout due for an open connection has fired once the loop ran at or past it"
             }
+            Rule::NapWithinDeadline => "a nap ends no later than the engine's next deadline",
             Rule::DrainedEmpty => "`drained` runs only once the output is all sent",
             Rule::ServerWake => {
                 "`server_woken` runs once for each accepted server wake, and only then"

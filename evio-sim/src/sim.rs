@@ -82,6 +82,8 @@ pub(crate) struct World<M: Model> {
     pub notified: Arc<AtomicBool>,
     /// Steps run.
     pub steps: u64,
+    /// Naps performed (`Engine::poll_nap`).
+    pub naps: u64,
     /// Outputs performed and callbacks seen: the liveness phase advances the clock only
     /// when a round changed nothing.
     pub activity: u64,
@@ -221,6 +223,7 @@ impl<H: Events, M: Model> Sim<H, M> {
                 waker,
                 notified,
                 steps: 0,
+                naps: 0,
                 activity: 0,
                 shut_down: false,
                 batch: Vec::new(),
@@ -492,6 +495,7 @@ impl<H: Events, M: Model> Sim<H, M> {
         // evio-os does) report the time, then a whole poller batch, then wakes, and
         // drain once. Either way the loop's turn starts with the time, as a real loop's
         // starts when its wait ends.
+        self.nap()?;
         let batched = self.w.io.net_mut().rng.below(2) == 0;
         self.w
             .trace
@@ -524,6 +528,40 @@ impl<H: Events, M: Model> Sim<H, M> {
             }
             self.drain()?;
         }
+        Ok(())
+    }
+
+    /// The nap the engine asks for before the wait (`Engine::poll_nap`): the virtual
+    /// clock moves on by it, never past the engine's next deadline, as a real loop's
+    /// sleep does; what the script does meanwhile is found by the wait after it.
+    fn nap(&mut self) -> Result<(), Violation> {
+        let Some(nap) = self.engine.poll_nap() else {
+            return Ok(());
+        };
+        if let Some(deadline) = self.engine.poll_timeout()
+            && self.engine.now() + nap > deadline
+        {
+            return Err(Violation::contract(
+                None,
+                Rule::NapWithinDeadline,
+                format!(
+                    "a nap of {nap:?} at {:?} ends after the deadline {deadline:?}",
+                    self.engine.now()
+                ),
+            ));
+        }
+        let net = self.w.io.net_mut();
+        let mut until = net.clock + nap;
+        if let Some(deadline) = self.engine.poll_timeout() {
+            until = until.min(deadline.max(net.clock));
+        }
+        net.clock = net.clock.max(until);
+        let clock = net.clock;
+        self.w.naps += 1;
+        self.w
+            .trace
+            .note(Tag::Nap, [nap.as_nanos() as u64, clock.as_nanos(), 0, 0]);
+        self.w.trace.line(|| format!("nap {nap:?}"));
         Ok(())
     }
 

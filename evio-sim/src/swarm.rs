@@ -26,6 +26,9 @@ pub struct SwarmReport {
     pub frames_too_large: u64,
     /// Bytes the engine wrote in all.
     pub bytes_written: u64,
+    /// Naps the engine asked for in all (runs whose seed turned `Config::coalesce`
+    /// on).
+    pub naps: u64,
     /// How often each fault kind fired, summed over all seeds.
     pub faults: FaultCounts,
     /// The failed seeds, in seed order.
@@ -41,12 +44,13 @@ impl fmt::Display for SwarmReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "seeds run: {}  steps: {}  connections: {} ({} detached)  bytes written: {}  failures: {}",
+            "seeds run: {}  steps: {}  connections: {} ({} detached)  bytes written: {}  naps: {}  failures: {}",
             self.seeds,
             self.steps,
             self.connections,
             self.detached,
             self.bytes_written,
+            self.naps,
             self.failures.len()
         )?;
         writeln!(f, "faults fired:")?;
@@ -352,6 +356,7 @@ impl<F> Swarm<F> {
                     report.steps += outcome.steps;
                     report.connections += outcome.stats.accepted;
                     report.detached += outcome.stats.detached;
+                    report.naps += outcome.naps;
                     report.frames_too_large += outcome.stats.frame_too_large;
                     report.bytes_written += outcome.stats.bytes_written;
                     report.faults += &outcome.faults;

@@ -100,6 +100,9 @@ pub(crate) enum Tag {
     ShutdownWrite = 27,
     /// A server wake was made: whether it was accepted.
     ServerWake = 28,
+    /// The loop napped before its wait (`Engine::poll_nap`): the nap in nanoseconds,
+    /// and the clock after it.
+    Nap = 45,
 }
 
 /// The trace of one run.

@@ -21,6 +21,24 @@ fn echo_swarm_of_1000_seeds_passes() {
     assert!(report.connections > 1000, "{report}");
     assert!(report.bytes_written > 100_000, "{report}");
     assert!(report.detached > 0, "{report}");
+    assert!(report.naps > 0, "{report}");
+}
+
+#[test]
+fn naps_happen_only_where_the_seed_turned_coalescing_on() {
+    // The seeds that draw `Config::coalesce` run their loop with naps between polls
+    // (the virtual clock moves on by each nap): the swarm above checks every
+    // invariant of those runs; here, that naps happen at all, and only where asked.
+    let mut napped = 0;
+    for seed in 0..300 {
+        let config = SimConfig::from_seed(seed);
+        let outcome = evio_sim::run_seed(seed, 3_000, || (Echo, EchoModel)).expect("passes");
+        match config.engine.coalesce {
+            None => assert_eq!(outcome.naps, 0, "seed {seed}"),
+            Some(_) => napped += usize::from(outcome.naps > 0),
+        }
+    }
+    assert!(napped >= 10, "only {napped} of 300 seeds napped");
 }
 
 #[test]

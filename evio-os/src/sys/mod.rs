@@ -62,3 +62,46 @@ pub(crate) fn timespec(d: Duration) -> rustix::time::Timespec {
         tv_nsec: d.subsec_nanos() as _,
     }
 }
+
+/// Sleeps `nap` on a timer, watching nothing (the engine's `poll_nap`).
+pub(crate) fn nap(nap: Duration) {
+    std::thread::sleep(nap);
+}
+
+/// Timer slack of the loop's thread lowered to 1 µs while it lives, then restored.
+///
+/// Linux lets a sleep of an ordinary thread end up to its timer slack late (50 µs by
+/// default), which would stretch a coalescing nap of tens of microseconds several
+/// times over. Elsewhere it does nothing.
+#[derive(Debug)]
+pub(crate) struct FineTimers {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    restore: Option<u64>,
+}
+
+impl FineTimers {
+    /// Lowers the calling thread's timer slack (if the system allows it).
+    pub(crate) fn new() -> Self {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            use rustix::thread::{current_timer_slack, set_current_timer_slack};
+            let restore = current_timer_slack()
+                .ok()
+                .filter(|_| set_current_timer_slack(std::num::NonZeroU64::new(1_000)).is_ok());
+            FineTimers { restore }
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        FineTimers {}
+    }
+}
+
+impl Drop for FineTimers {
+    fn drop(&mut self) {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if let Some(slack) = self.restore {
+            // Zero restores the thread's default slack, which is what a slack read as
+            // such means.
+            let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(slack));
+        }
+    }
+}
