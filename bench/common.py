@@ -54,6 +54,18 @@ def have_matplotlib():
     return False
 
 
+def example_args():
+    """Extra arguments for the example server from EVIO_ARGS (for example
+    `EVIO_ARGS="--coalesce-us 0"` to measure it without wake coalescing)."""
+    return os.environ.get("EVIO_ARGS", "").split()
+
+
+def results_name(base):
+    """`base` (e.g. "redis"), or "base-args" when EVIO_ARGS changes the example's
+    options, so such a run keeps the default run's results and chart."""
+    return base + ("-args" if example_args() else "")
+
+
 def build_example(name):
     """Builds one example in release mode; returns its path. With EVIO_EXAMPLES set,
     takes the binary from that directory as it is (to measure another build)."""

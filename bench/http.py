@@ -7,8 +7,10 @@ then runs `wrk -t1 -c50` against each, plain and with 16 pipelined requests per 
 medians of requests/s and of the server's CPU time per request, with their ratios to
 nginx, and writes bench/results/http.json and the chart bench/http.png.
 
-    python3 bench/http.py                  # 5 rounds of 5 s runs (about 2 minutes)
+    python3 bench/http.py                  # 7 rounds of 5 s runs (about 3 minutes)
     ROUNDS=1 SECONDS=1 python3 bench/http.py  # a smoke run
+    EVIO_ARGS="--coalesce-us 0" python3 bench/http.py    # the example without wake
+                                           # coalescing (results/http-args.json, no chart)
 """
 import os
 import re
@@ -20,7 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
-ROUNDS = int(os.environ.get("ROUNDS", "5"))
+ROUNDS = int(os.environ.get("ROUNDS", "7"))
 SECONDS = int(os.environ.get("SECONDS", "5"))
 CONNS = 50
 EVIO_PORT, NGINX_PORT = 8090, 8091
@@ -77,7 +79,8 @@ def main():
     with open(conf, "w") as f:
         f.write(NGINX_CONF.format(dir=tmp, port=NGINX_PORT))
     servers = {
-        "evio": subprocess.Popen([exe, "--host", "127.0.0.1", "--port", str(EVIO_PORT)],
+        "evio": subprocess.Popen([exe, "--host", "127.0.0.1", "--port", str(EVIO_PORT),
+                                  *common.example_args()],
                                  stdout=subprocess.DEVNULL),
         "nginx": subprocess.Popen(["nginx", "-c", conf, "-p", tmp],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
@@ -112,14 +115,15 @@ def main():
     date = time.strftime("%Y-%m-%d")
     meta = {"date": date, "rounds": ROUNDS, "seconds": SECONDS, "connections": CONNS,
             "nginx": nginx_version, "cpus": os.cpu_count(),
-            "command": "python3 bench/http.py"}
+            "command": "python3 bench/http.py", "example_args": common.example_args()}
     print(f"\nhttp example vs nginx {nginx_version} (one worker), {date}, {os.cpu_count()} "
           f"cores shared by client and server, medians of {ROUNDS} rounds of {SECONDS} s "
-          f"(ratio: evio / nginx)\n")
+          f"(ratio: evio / nginx){' example args: ' + ' '.join(common.example_args()) if common.example_args() else ''}\n")
     common.print_table(rows, "evio", "nginx")
     os.makedirs(os.path.join(common.ROOT, "bench", "results"), exist_ok=True)
-    common.save(rows, meta, os.path.join(common.ROOT, "bench", "results", "http.json"))
-    if ROUNDS > 1:
+    common.save(rows, meta, os.path.join(common.ROOT, "bench", "results",
+                                         common.results_name("http") + ".json"))
+    if ROUNDS > 1 and not common.example_args():
         common.chart(rows, "evio", "nginx",
                      f"wrk, {CONNS} connections, {date}, {os.cpu_count()} cores "
                      f"(client and server share them)",

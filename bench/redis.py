@@ -8,8 +8,10 @@ every test the medians of requests/s and of the server's CPU time per request, e
 with its ratio to Redis, and writes them to bench/results/redis.json and the chart
 bench/redis.png.
 
-    python3 bench/redis.py                 # 5 rounds (about 6 minutes)
+    python3 bench/redis.py                 # 7 rounds (about 8 minutes)
     ROUNDS=1 QUICK=1 python3 bench/redis.py   # a smoke run
+    EVIO_ARGS="--coalesce-us 0" python3 bench/redis.py   # the example without wake
+                                           # coalescing (results/redis-args.json, no chart)
 """
 import os
 import re
@@ -20,7 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
-ROUNDS = int(os.environ.get("ROUNDS", "5"))
+ROUNDS = int(os.environ.get("ROUNDS", "7"))
 QUICK = os.environ.get("QUICK") == "1"
 TESTS = ["ping_inline", "ping_mbulk", "set", "get"]
 # (label, pipeline depth, requests per run)
@@ -47,7 +49,8 @@ def main():
     common.need(["redis-server", "redis-benchmark"], ["redis-server", "redis-tools"])
     exe = common.build_example("redis-server")
     servers = {
-        "evio": subprocess.Popen([exe, "--host", "127.0.0.1", "--port", str(EVIO_PORT)],
+        "evio": subprocess.Popen([exe, "--host", "127.0.0.1", "--port", str(EVIO_PORT),
+                                  *common.example_args()],
                                  stdout=subprocess.DEVNULL),
         "redis": subprocess.Popen(["redis-server", "--port", str(REDIS_PORT), "--bind",
                                    "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -85,15 +88,16 @@ def main():
     meta = {
         "date": date, "rounds": ROUNDS, "clients": CLIENTS, "modes": MODES,
         "redis": redis_version, "cpus": os.cpu_count(),
-        "command": "python3 bench/redis.py",
+        "command": "python3 bench/redis.py", "example_args": common.example_args(),
     }
     print(f"\nredis example vs Redis {redis_version}, {date}, {os.cpu_count()} cores shared "
           f"by client and server, {CLIENTS} clients, medians of {ROUNDS} rounds "
-          f"(ratio: evio / redis)\n")
+          f"(ratio: evio / redis){' example args: ' + ' '.join(common.example_args()) if common.example_args() else ''}\n")
     common.print_table(rows, "evio", "redis")
     os.makedirs(os.path.join(common.ROOT, "bench", "results"), exist_ok=True)
-    common.save(rows, meta, os.path.join(common.ROOT, "bench", "results", "redis.json"))
-    if not QUICK:
+    common.save(rows, meta, os.path.join(common.ROOT, "bench", "results",
+                                         common.results_name("redis") + ".json"))
+    if not QUICK and not common.example_args():
         common.chart(rows, "evio", "redis",
                      f"redis-benchmark, {CLIENTS} clients, {date}, {os.cpu_count()} cores "
                      f"(client and server share them)",

@@ -2,7 +2,7 @@
 //! of `a` with `--aaaa`).
 //!
 //! ```text
-//! cargo run --release --example http-server -- --port 8080 [--host H] [--unixsocket PATH] [--stdlib] [--aaaa]
+//! cargo run --release --example http-server -- --port 8080 [--host H] [--unixsocket PATH] [--stdlib] [--aaaa] [--coalesce-us MICROS]
 //! ```
 //!
 //! Try it with `curl -v http://127.0.0.1:8080/` or load it with

@@ -2,7 +2,7 @@
 //! against it.
 //!
 //! ```text
-//! cargo run --release --example redis-server -- --port 6380 [--host H] [--unixsocket PATH] [--stdlib] [--timeout SECS] [--maxclients N]
+//! cargo run --release --example redis-server -- --port 6380 [--host H] [--unixsocket PATH] [--stdlib] [--timeout SECS] [--maxclients N] [--coalesce-us MICROS]
 //! redis-cli -p 6380 set hello world
 //! redis-benchmark -p 6380 -q -t ping_inline,ping_mbulk,set,get -P 32 -n 1000000 -c 50
 //! ```

@@ -468,6 +468,7 @@ fn the_example_has_help_for_every_flag() {
         "--max-body",
         "--request-timeout",
         "--output",
+        "--coalesce-us",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }

@@ -146,9 +146,11 @@ fn answering_requests_allocates_nothing(addr: &str) {
     let s = seen.clone();
     let config = HttpConfig::default();
     let server = start(
+        // Wake coalescing on, as the example runs: its naps must not allocate either.
         evio::ServerBuilder::new()
             .max_connections(64)
-            .input_capacity(config.max_head + config.max_body),
+            .input_capacity(config.max_head + config.max_body)
+            .coalesce(Some(Duration::from_micros(100))),
         &[addr],
         move || Probe {
             http: Http::with_clock(config, racing_clock),

@@ -364,6 +364,7 @@ fn the_example_says_what_each_flag_does() {
         "--maxclients",
         "--input",
         "--output",
+        "--coalesce-us",
         "--help",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");

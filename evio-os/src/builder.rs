@@ -91,7 +91,7 @@ impl std::fmt::Display for Backend {
 ///   keepalive, a 1 ms minimum tick, 64 accepts per readiness report, accept back-off
 ///   from 10 ms to 1 s (the rest of [`Config::new`]).
 /// - A listen backlog of 1024, 256 events per wait, [`Backend::system_default`], no
-///   refusal message.
+///   refusal message, no wake coalescing ([`ServerBuilder::coalesce`]).
 ///
 /// # Memory
 ///

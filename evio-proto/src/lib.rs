@@ -85,6 +85,10 @@
 //!    [`Engine::handle_wakes`].
 //! 5. **Time.** Wait no longer than [`Engine::poll_timeout`]; after every wait call
 //!    [`Engine::handle_time`] (it fires what is due).
+//! 6. **Naps.** Before each wait, ask [`Engine::poll_nap`]: when it gives a nap, sleep
+//!    that long on a timer (not in the poller: a socket turning ready must not wake
+//!    the loop), never past the timeout, then wait with a zero timeout. It is always
+//!    `None` unless [`Config::coalesce`] is set.
 //!
 //! The order of outputs, which a driver may rely on but need not: listener pause and
 //! resume first; then output waiting in the loop's scratch buffer; then connections in
@@ -143,7 +147,10 @@
 //!             …                                      // Accept, Transmit, Detach alike
 //!         }
 //!     }
-//!     let timeout = engine.poll_timeout().map(|t| t - now())
+//!     let mut timeout = engine.poll_timeout().map(|t| t - now())
+//!     if let Some(nap) = engine.poll_nap() {         // wake coalescing, if configured
+//!         sleep(min(nap, timeout)); timeout = Some(0)
+//!     }
 //!     let events = epoll.wait(timeout)
 //!     engine.handle_time(now())
 //!     for ev in events {

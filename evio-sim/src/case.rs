@@ -44,6 +44,7 @@ use crate::{Failure, FaultKind, FaultRates, Model, Origin, ScriptedEvent, Sim, S
 /// | 2 | `send_window` | 1 + v % 4096 |
 /// | 1 | `ticker` | 0: none; n: n - 1 ms |
 /// | 16 × 4 | `rates`, in [`FaultKind::ALL`] order | v % 1,000,001 per million |
+/// | 2 | `engine.coalesce` | 0: none; v: v µs |
 ///
 /// Then events until the bytes end (at most [`FuzzCase::MAX_EVENTS`]), each a tag byte
 /// (taken modulo 10) and its fields:
@@ -152,6 +153,11 @@ impl FuzzCase {
         for kind in FaultKind::ALL {
             rates.set(kind, (u64::from(r.u32()) % RATE) as u32);
         }
+        let coalesce = match r.u16() {
+            0 => None,
+            us => Some(Duration::from_micros(u64::from(us))),
+        };
+        let engine = Config { coalesce, ..engine };
         let mut profile = SimConfig::from_seed(seed).profile;
         profile.listeners = listeners;
         let config = SimConfig {
@@ -220,6 +226,11 @@ impl FuzzCase {
         for kind in FaultKind::ALL {
             out.extend(((u64::from(c.rates.get(kind)) % RATE) as u32).to_le_bytes());
         }
+        let coalesce = c
+            .engine
+            .coalesce
+            .map_or(0, |d| d.as_micros().clamp(1, 65_535));
+        out.extend((coalesce as u16).to_le_bytes());
         let client = |out: &mut Vec<u8>, tag: u8, client: u16| {
             out.push(tag);
             out.extend(client.to_le_bytes());

@@ -364,7 +364,8 @@
 //! burst), a delay under `min_tick` raised to it, and a tick due by the contract always
 //! among the engine's deadlines and fired once the loop ran past it; no accept retried
 //! right after EMFILE, none on a paused listener, and at most `accept_batch` accepts
-//! per readiness report. At the end: every client's work done within a bound
+//! per readiness report; a nap the engine asks for (with `Config::coalesce`) never
+//! ending after its next deadline. At the end: every client's work done within a bound
 //! (liveness), every clean connection complete, pool and counters back to their start,
 //! no socket left.
 //!
@@ -388,7 +389,9 @@
 //! connection, shutdown, close and detach with output pending. Each run draws its rates
 //! from its seed; [`FaultCounts`] show what actually fired. Most seeds also keep a
 //! ticker running after the handler's own stops ([`SimConfig::ticker`]), so the tick
-//! schedule is checked under every handler, echo included. The loop itself alternates
+//! schedule is checked under every handler, echo included. Half the seeds turn wake
+//! coalescing on (`Config::coalesce`, 30 µs or 3 ms): the loop then naps when the
+//! engine asks, and the virtual clock moves on by each nap. The loop itself alternates
 //! between draining after every input and evio-os's shape (a whole poller batch, then
 //! wakes, then the time, then one drain), and the delivery order is shuffled.
 //!
