@@ -103,9 +103,9 @@ impl std::fmt::Display for Backend {
 ///   each), allocated zeroed so the system maps the pages lazily. At the defaults,
 ///   80 KiB per connection: 1.6 GB of address space for 20,000 connections.
 /// - **Resident from the start**: per connection slot, the engine's slot
-///   (`size_of::<Slot<C>>()`, 144 bytes when the handler's context `C` is `()`), a
-///   4-byte wake word, and 5 bytes of descriptor table: about 153 bytes, 3 MB for
-///   20,000 slots. The poll(2) backend adds 16 bytes per watched socket and 4 per
+///   (`size_of::<Slot<C>>()`, 176 bytes on x86_64 when the handler's context `C` is
+///   `()`), a 4-byte wake word, and 5 bytes of descriptor table: about 185 bytes,
+///   3.7 MB for 20,000 slots. The poll(2) backend adds 16 bytes per watched socket and 4 per
 ///   descriptor number.
 /// - **Resident while serving**: a request read whole and answered whole passes
 ///   through the two scratch buffers (`in + out`, touched once). A connection touches

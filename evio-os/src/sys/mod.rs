@@ -99,8 +99,8 @@ impl Drop for FineTimers {
     fn drop(&mut self) {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         if let Some(slack) = self.restore {
-            // Zero restores the thread's default slack, which is what a slack read as
-            // such means.
+            // A slack read as 0 (which `NonZeroU64` cannot hold) sets the thread's
+            // default back, as 0 does for prctl.
             let _ = rustix::thread::set_current_timer_slack(std::num::NonZeroU64::new(slack));
         }
     }

@@ -12,6 +12,7 @@
 //! `shutdown.rs` (in the crate root) hold the state each concern needs.
 
 use core::fmt;
+use core::time::Duration;
 
 use crate::buffers::{Buffers, Layout};
 use crate::coalesce::Coalescer;
@@ -25,7 +26,6 @@ use crate::{
     Action, BuildError, CloseError, Config, ConnId, DriverError, Events, Flow, Instant, ListenAddr,
     ListenerId, Output, Readiness, Server, Stats, Tick, TooManyListeners, Waker,
 };
-use core::time::Duration;
 
 mod handler;
 mod next;
