@@ -218,37 +218,25 @@ fn parse_request(
     pos: usize,
     limits: &crate::redis::Limits,
 ) -> (Parsed, Vec<Vec<u8>>) {
-    let (parsed, args) = parse_request_spans(input, pos, limits);
-    match parsed {
-        Parsed::Request { .. } => (parsed, args),
-        _ => (parsed, Vec::new()),
-    }
-}
-
-/// [`parse_request`] with whatever the spans hold.
-fn parse_request_spans(
-    input: &[u8],
-    pos: usize,
-    limits: &crate::redis::Limits,
-) -> (Parsed, Vec<Vec<u8>>) {
     let mut spans = Vec::new();
-    if input.get(pos) == Some(&b'*') {
-        let parsed = resp::multibulk(
+    let (mut out, mut decoded) = (Vec::new(), false);
+    let parsed = if input.get(pos) == Some(&b'*') {
+        resp::multibulk(
             input,
             pos,
             limits.max_bulk_len,
             limits.max_request_len,
             &mut spans,
-        );
-        let args = spans.iter().map(|&(at, len)| input[at..at + len].to_vec());
-        (parsed, args.collect())
+        )
     } else {
-        let (mut out, mut decoded) = (Vec::new(), false);
-        let parsed = resp::inline(input, pos, &mut out, &mut spans, &mut decoded);
-        let from = if decoded { &out[..] } else { input };
-        let args = spans.iter().map(|&(at, len)| from[at..at + len].to_vec());
-        (parsed, args.collect())
+        resp::inline(input, pos, &mut out, &mut spans, &mut decoded)
+    };
+    if !matches!(parsed, Parsed::Request { .. }) {
+        return (parsed, Vec::new());
     }
+    let from = if decoded { &out[..] } else { input };
+    let args = spans.iter().map(|&(at, len)| from[at..at + len].to_vec());
+    (parsed, args.collect())
 }
 
 /// Arguments printed as escaped text, for a report.
