@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use evio::sim::{Constraints, Model, ModelError, Rng, SimConfig, Swarm, run};
-use evio::{Action, Conn, Events};
+use evio::{Action, Conn, Events, Instant};
 
 /// Answers each line with its length in decimal, then a newline.
 struct LineLength;
@@ -34,7 +34,7 @@ impl Model for LineLengthModel {
 
     fn input(&mut self, _: &mut VecDeque<u8>, _: &[u8]) {}
 
-    fn consumed(&mut self, owed: &mut VecDeque<u8>, bytes: &[u8]) {
+    fn consumed(&mut self, owed: &mut VecDeque<u8>, bytes: &[u8], _: Instant) {
         for line in bytes.split_inclusive(|&b| b == b'\n') {
             owed.extend(format!("{}\n", line.len() - 1).bytes());
         }
@@ -91,7 +91,7 @@ fn a_wrong_model_fails_with_a_replay_line() {
     impl Model for OffByOne {
         type Conn = VecDeque<u8>;
         fn input(&mut self, _: &mut VecDeque<u8>, _: &[u8]) {}
-        fn consumed(&mut self, owed: &mut VecDeque<u8>, bytes: &[u8]) {
+        fn consumed(&mut self, owed: &mut VecDeque<u8>, bytes: &[u8], _: Instant) {
             for line in bytes.split_inclusive(|&b| b == b'\n') {
                 owed.extend(format!("{}\n", line.len()).bytes());
             }

@@ -97,10 +97,12 @@
 //!
 //! A small key-value server, tested as a user tests their own: one map shared by
 //! every connection (`SET k v` answers `+OK`, `GET k` the value or `$-1`, `DEL k` `:1`
-//! or `:0`, anything else `-ERR`), and connections idle for 200 ms closed through
-//! [`Conn::set_timeout`](evio_proto::Conn::set_timeout) and
-//! [`Events::timeout`]. Three pieces: the handler, an
-//! exact model, and a workload.
+//! or `:0`, anything else `-ERR`), keys with a time to live (`SET k v PX ms`: the key
+//! expires `ms` milliseconds after the handler applied it, by
+//! [`Conn::now`](evio_proto::Conn::now), and an expired key is absent), and connections
+//! idle for 200 ms closed through
+//! [`Conn::set_timeout`](evio_proto::Conn::set_timeout) and [`Events::timeout`]. Three
+//! pieces: the handler, an exact model, and a workload.
 //!
 //! The handler applies a request and consumes its line together, or neither: input
 //! left unconsumed is handed back in the next `data` call, so a request applied
@@ -108,31 +110,51 @@
 //!
 //! The model keeps its own map and applies each request in [`Model::consumed`], which
 //! runs when the handler consumed it, in the order the handler did across all
-//! connections. So it knows every reply exactly, even when one connection, held back
-//! by backpressure, answers after another connection's `SET` (a model that applied
-//! requests in [`Model::input`], when the bytes were read, would not).
+//! connections, and is given `now`, the engine's time the handler saw. So it knows
+//! every reply exactly, even when one connection, held back by backpressure, answers
+//! after another connection's `SET` (a model that applied requests in
+//! [`Model::input`], when the bytes were read, would not), and even for a key that
+//! expires between two requests.
 //!
-//! The workload sends valid requests on a few keys (so connections meet on them)
-//! mixed with garbage; the simulator cuts each client's stream at random points.
+//! The workload sends valid requests on a few keys (so connections meet on them),
+//! some with a time to live short enough to expire during a run, mixed with garbage;
+//! the simulator cuts each client's stream at random points.
 //!
 //! ```
 //! use std::collections::{HashMap, VecDeque};
 //! use std::time::Duration;
 //!
-//! use evio_proto::{Action, Conn, Events};
+//! use evio_proto::{Action, Conn, Events, Instant};
 //! use evio_sim::{Constraints, Model, ModelError, Rng, Swarm, Workload};
 //!
 //! const IDLE: Duration = Duration::from_millis(200);
+//!
+//! /// A value, and when it expires (if it does): expired once `now >= expires`.
+//! type Entry = (Vec<u8>, Option<Instant>);
+//!
+//! /// The value of `key` at `now`, unless it is unset or expired.
+//! fn live<'a>(map: &'a HashMap<Vec<u8>, Entry>, key: &[u8], now: Instant) -> Option<&'a [u8]> {
+//!     match map.get(key)? {
+//!         (_, Some(expires)) if now >= *expires => None,
+//!         (v, _) => Some(v),
+//!     }
+//! }
+//!
+//! /// A time to live: a positive integer of milliseconds.
+//! fn millis(word: &[u8]) -> Option<u64> {
+//!     let ms: u64 = std::str::from_utf8(word).ok()?.parse().ok()?;
+//!     (ms > 0).then_some(ms)
+//! }
 //!
 //! // ----- the handler -----
 //!
 //! #[derive(Default)]
 //! struct Kv {
-//!     map: HashMap<Vec<u8>, Vec<u8>>, // shared by every connection
+//!     map: HashMap<Vec<u8>, Entry>, // shared by every connection
 //! }
 //!
 //! enum Request<'a> {
-//!     Set(&'a [u8], &'a [u8]),
+//!     Set(&'a [u8], &'a [u8], Option<u64>), // and its time to live, in ms
 //!     Get(&'a [u8]),
 //!     Del(&'a [u8]),
 //!     Bad,
@@ -140,35 +162,45 @@
 //!
 //! fn parse(line: &[u8]) -> Request<'_> {
 //!     let mut words = line.split(|&b| b == b' ');
-//!     match (words.next(), words.next(), words.next(), words.next()) {
-//!         (Some(b"SET"), Some(k), Some(v), None) if !k.is_empty() && !v.is_empty() => {
-//!             Request::Set(k, v)
+//!     let mut next = || words.next();
+//!     match (next(), next(), next(), next(), next(), next()) {
+//!         (Some(b"SET"), Some(k), Some(v), None, ..) if !k.is_empty() && !v.is_empty() => {
+//!             Request::Set(k, v, None)
 //!         }
-//!         (Some(b"GET"), Some(k), None, None) if !k.is_empty() => Request::Get(k),
-//!         (Some(b"DEL"), Some(k), None, None) if !k.is_empty() => Request::Del(k),
+//!         (Some(b"SET"), Some(k), Some(v), Some(b"PX"), Some(ms), None)
+//!             if !k.is_empty() && !v.is_empty() =>
+//!         {
+//!             millis(ms).map_or(Request::Bad, |ms| Request::Set(k, v, Some(ms)))
+//!         }
+//!         (Some(b"GET"), Some(k), None, ..) if !k.is_empty() => Request::Get(k),
+//!         (Some(b"DEL"), Some(k), None, ..) if !k.is_empty() => Request::Del(k),
 //!         _ => Request::Bad,
 //!     }
 //! }
 //!
 //! impl Kv {
-//!     /// The reply to `request` against the map as it is (nothing applied).
-//!     fn reply(&self, request: &Request<'_>) -> Vec<u8> {
+//!     /// The reply to `request` at `now` against the map as it is (nothing applied).
+//!     fn reply(&self, request: &Request<'_>, now: Instant) -> Vec<u8> {
 //!         match request {
 //!             Request::Set(..) => b"+OK\n".to_vec(),
-//!             Request::Get(k) => match self.map.get(*k) {
-//!                 Some(v) => [b"$", v.as_slice(), b"\n"].concat(),
+//!             Request::Get(k) => match live(&self.map, k, now) {
+//!                 Some(v) => [b"$", v, b"\n"].concat(),
 //!                 None => b"$-1\n".to_vec(),
 //!             },
-//!             Request::Del(k) if self.map.contains_key(*k) => b":1\n".to_vec(),
+//!             Request::Del(k) if live(&self.map, k, now).is_some() => b":1\n".to_vec(),
 //!             Request::Del(_) => b":0\n".to_vec(),
 //!             Request::Bad => b"-ERR unknown command\n".to_vec(),
 //!         }
 //!     }
 //!
-//!     fn apply(&mut self, request: &Request<'_>) {
-//!         match request {
-//!             Request::Set(k, v) => drop(self.map.insert(k.to_vec(), v.to_vec())),
-//!             Request::Del(k) => drop(self.map.remove(*k)),
+//!     fn apply(&mut self, request: &Request<'_>, now: Instant) {
+//!         match *request {
+//!             Request::Set(k, v, ttl) => {
+//!                 // No time to live (a plain `SET`) clears any expiry the key had.
+//!                 let expires = ttl.map(|ms| now + Duration::from_millis(ms));
+//!                 self.map.insert(k.to_vec(), (v.to_vec(), expires));
+//!             }
+//!             Request::Del(k) => drop(self.map.remove(k)),
 //!             Request::Get(_) | Request::Bad => {}
 //!         }
 //!     }
@@ -183,13 +215,14 @@
 //!     }
 //!
 //!     fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+//!         let now = conn.now(); // the engine's time: what the model is given
 //!         let mut used = 0;
 //!         while let Some(len) = input[used..].iter().position(|&b| b == b'\n') {
 //!             let request = parse(&input[used..used + len]);
-//!             if conn.write(&self.reply(&request)).is_err() {
+//!             if conn.write(&self.reply(&request, now)).is_err() {
 //!                 break; // output full: the line waits, unapplied, until it drains
 //!             }
-//!             self.apply(&request); // applied and consumed together
+//!             self.apply(&request, now); // applied and consumed together
 //!             used += len + 1;
 //!         }
 //!         if !input.contains(&b'\n')
@@ -211,29 +244,39 @@
 //!     }
 //! }
 //!
-//! // ----- the model: its own map, applied as the handler consumed -----
+//! // ----- the model: its own map, applied as and when the handler consumed -----
 //!
 //! #[derive(Default)]
 //! struct KvModel {
-//!     map: HashMap<Vec<u8>, Vec<u8>>,
+//!     map: HashMap<Vec<u8>, Entry>,
 //! }
 //!
 //! impl KvModel {
-//!     fn execute(&mut self, line: &[u8]) -> Vec<u8> {
+//!     /// Applies `line` at `now`, the engine's time when the handler applied it.
+//!     fn execute(&mut self, line: &[u8], now: Instant) -> Vec<u8> {
 //!         let words: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
 //!         match words.as_slice() {
-//!             [b"SET", k, v] if !k.is_empty() && !v.is_empty() => {
-//!                 self.map.insert(k.to_vec(), v.to_vec());
+//!             [b"SET", k, v, ttl @ ..] if !k.is_empty() && !v.is_empty() => {
+//!                 let expires = match ttl {
+//!                     [] => None, // a plain `SET` clears any expiry the key had
+//!                     [b"PX", ms] => match millis(ms) {
+//!                         Some(ms) => Some(now + Duration::from_millis(ms)),
+//!                         None => return b"-ERR unknown command\n".to_vec(),
+//!                     },
+//!                     _ => return b"-ERR unknown command\n".to_vec(),
+//!                 };
+//!                 self.map.insert(k.to_vec(), (v.to_vec(), expires));
 //!                 b"+OK\n".to_vec()
 //!             }
-//!             [b"GET", k] if !k.is_empty() => match self.map.get(*k) {
-//!                 Some(v) => [b"$".as_slice(), v, b"\n"].concat(),
-//!                 None => b"$-1\n".to_vec(),
+//!             [b"GET", k] if !k.is_empty() => match live(&self.map, k, now) {
+//!                 Some(v) => [b"$", v, b"\n"].concat(),
+//!                 None => b"$-1\n".to_vec(), // unset, or expired
 //!             },
-//!             [b"DEL", k] if !k.is_empty() => match self.map.remove(*k) {
-//!                 Some(_) => b":1\n".to_vec(),
-//!                 None => b":0\n".to_vec(),
-//!             },
+//!             [b"DEL", k] if !k.is_empty() => {
+//!                 let found = live(&self.map, k, now).is_some(); // expired: absent
+//!                 self.map.remove(*k);
+//!                 if found { b":1\n" } else { b":0\n" }.to_vec()
+//!             }
 //!             _ => b"-ERR unknown command\n".to_vec(),
 //!         }
 //!     }
@@ -244,10 +287,10 @@
 //!
 //!     fn input(&mut self, _: &mut Self::Conn, _: &[u8]) {} // read is not applied yet
 //!
-//!     fn consumed(&mut self, owed: &mut Self::Conn, bytes: &[u8]) {
+//!     fn consumed(&mut self, owed: &mut Self::Conn, bytes: &[u8], now: Instant) {
 //!         for line in bytes.split_inclusive(|&b| b == b'\n') {
 //!             match line.strip_suffix(b"\n") {
-//!                 Some(line) => owed.extend(self.execute(line)),
+//!                 Some(line) => owed.extend(self.execute(line, now)),
 //!                 None => owed.extend(b"-ERR line too long\n"), // consumed without newline
 //!             }
 //!         }
@@ -272,7 +315,7 @@
 //!     }
 //! }
 //!
-//! // ----- the workload: requests on four keys, and garbage -----
+//! // ----- the workload: requests on four keys, some expiring, and garbage -----
 //!
 //! #[derive(Clone)]
 //! struct KvWorkload;
@@ -280,8 +323,11 @@
 //! impl Workload for KvWorkload {
 //!     fn message(&mut self, _client: u16, rng: &mut Rng) -> Vec<u8> {
 //!         let key = (b'a' + rng.below(4) as u8) as char;
+//!         let value = rng.below(1000);
 //!         match rng.below(20) {
-//!             0..=7 => format!("SET {key} v{}\n", rng.below(1000)).into_bytes(),
+//!             0..=4 => format!("SET {key} v{value}\n").into_bytes(),
+//!             // The clock moves in steps of up to 50 ms, and to deadlines: many expire.
+//!             5..=7 => format!("SET {key} v{value} PX {}\n", rng.range(1, 300)).into_bytes(),
 //!             8..=13 => format!("GET {key}\n").into_bytes(),
 //!             14..=16 => format!("DEL {key}\n").into_bytes(),
 //!             17 => b"SET a\n".to_vec(),
@@ -309,8 +355,9 @@
 //! ```
 //!
 //! `evio-sim/tests/kv_worked_example.rs` runs the same example across 2,000 seeds of
-//! 5,000 steps with every fault kind firing, and a mutant of the handler that applies
-//! a request before it knows the reply fits, which the same swarm catches:
+//! 5,000 steps with every fault kind firing and thousands of expired keys found, and
+//! two mutants of the handler, which the same swarm catches: one applies a request
+//! before it knows the reply fits, the other never expires a key:
 //!
 //! ```text
 //! cargo test -p evio-sim --release --test kv_worked_example -- --nocapture

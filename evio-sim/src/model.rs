@@ -3,7 +3,7 @@
 use core::fmt;
 use std::collections::VecDeque;
 
-use evio_proto::ConnInfo;
+use evio_proto::{ConnInfo, Instant};
 
 /// A reference model of a handler, per connection: it says which output the client may
 /// receive given the input the server read, and whether the client is still owed any.
@@ -12,15 +12,22 @@ use evio_proto::ConnInfo;
 /// the server's socket hands bytes to the engine (before the handler sees them),
 /// [`Model::consumed`] with the bytes each `data` call consumed, [`Model::woken`] when
 /// the handler's `woken` runs, [`Model::closing`] when it stops being open,
-/// [`Model::ended`] when `closed` or `detached` ends the connection, and [`Model::output`] when the client reads bytes. [`Model::owed`]
-/// decides the end of the liveness phase and the final check for connections that
-/// ended cleanly.
+/// [`Model::ended`] when `closed` or `detached` ends the connection, and
+/// [`Model::output`] when the client reads bytes. [`Model::owed`] decides the end of
+/// the liveness phase and the final check for connections that ended cleanly.
 ///
 /// `opened`, `consumed`, `woken`, `closing` and `ended` run in the order the handler saw them,
 /// across all connections: a model of state shared between connections (a key-value
 /// store, a chat room) applies each request in `consumed` exactly when the handler
 /// applied it, and is exact. `input` runs when bytes are read, which for a
 /// connection held back by backpressure can be long before its handler sees them.
+///
+/// `opened`, `consumed` and `woken` are also given `now`, the engine's time when the
+/// handler's callback ran: what [`Conn::now`](evio_proto::Conn::now) returned to it.
+/// That is how a model of a reply that depends on time (a key with a time to live, a
+/// rate limit) stays exact: it decides with the very instant the handler decided
+/// with, not the simulator's clock (the engine knows only the times the driver
+/// reports to it, so its time can lag that clock).
 ///
 /// The state of one connection is [`Model::Conn`]; state shared between connections
 /// lives in the model itself. A model that sends to other connections (a broadcast)
@@ -32,8 +39,11 @@ pub trait Model {
 
     /// The handler's `opened` ran for this connection (first, before any other call
     /// for it), with the listener and addresses the handler saw.
-    fn opened(&mut self, conn: &mut Self::Conn, info: &ConnInfo) {
-        let _ = (conn, info);
+    ///
+    /// `now` is the engine's time when the handler's callback ran: what `conn.now()`
+    /// returned to it.
+    fn opened(&mut self, conn: &mut Self::Conn, info: &ConnInfo, now: Instant) {
+        let _ = (conn, info, now);
     }
 
     /// The server read `bytes` from the client (appended to what it read before).
@@ -42,8 +52,11 @@ pub trait Model {
     /// The handler's `data` ran and consumed `bytes` (the front of its input; the rest
     /// comes back in the next `data` call). Runs in the order the handler saw it,
     /// across connections.
-    fn consumed(&mut self, conn: &mut Self::Conn, bytes: &[u8]) {
-        let _ = (conn, bytes);
+    ///
+    /// `now` is the engine's time when the handler's callback ran: what `conn.now()`
+    /// returned to it.
+    fn consumed(&mut self, conn: &mut Self::Conn, bytes: &[u8], now: Instant) {
+        let _ = (conn, bytes, now);
     }
 
     /// The connection stopped being open: its handler returned `Close`, `Detach` or
@@ -64,8 +77,11 @@ pub trait Model {
     }
 
     /// The handler's `woken` ran for this connection.
-    fn woken(&mut self, conn: &mut Self::Conn) {
-        let _ = conn;
+    ///
+    /// `now` is the engine's time when the handler's callback ran: what `conn.now()`
+    /// returned to it.
+    fn woken(&mut self, conn: &mut Self::Conn, now: Instant) {
+        let _ = (conn, now);
     }
 
     /// The client received `bytes` (after everything it received before).

@@ -28,6 +28,8 @@ pub enum Observation {
         id: ConnId,
         /// Its listener and addresses, as the handler saw them.
         info: ConnInfo,
+        /// The engine's time the handler saw (what `conn.now()` returned to it).
+        now: Instant,
         /// Bytes written.
         wrote: usize,
         /// What it returned (after any injected action).
@@ -39,6 +41,8 @@ pub enum Observation {
         id: ConnId,
         /// Where the input is in the arena.
         input: Range<usize>,
+        /// The engine's time the handler saw (what `conn.now()` returned to it).
+        now: Instant,
         /// Bytes of it the handler consumed (what it passed to `consume`, or all).
         consumed: usize,
         /// Bytes written.
@@ -50,6 +54,8 @@ pub enum Observation {
     Woken {
         /// The connection.
         id: ConnId,
+        /// The engine's time the handler saw (what `conn.now()` returned to it).
+        now: Instant,
         /// Bytes written.
         wrote: usize,
         /// What it returned (after any injected action).
@@ -402,6 +408,7 @@ impl<H: Events> Events for Observed<H> {
         self.push(Observation::Opened {
             id: conn.id(),
             info: *conn.info(),
+            now: conn.now(),
             wrote,
             action,
         });
@@ -423,6 +430,7 @@ impl<H: Events> Events for Observed<H> {
         self.push(Observation::Data {
             id: conn.id(),
             input: start..start + input.len(),
+            now: conn.now(),
             consumed,
             wrote,
             action,
@@ -438,6 +446,7 @@ impl<H: Events> Events for Observed<H> {
         let action = self.inject(conn.id(), action, conn.pending(), false);
         self.push(Observation::Woken {
             id: conn.id(),
+            now: conn.now(),
             wrote,
             action,
         });

@@ -188,6 +188,7 @@ pub(crate) fn observation_record(o: &Observation) -> (Tag, [u64; 4]) {
             consumed,
             wrote,
             action,
+            ..
         } => (
             Tag::Data,
             [
@@ -216,9 +217,9 @@ pub(crate) fn observation_record(o: &Observation) -> (Tag, [u64; 4]) {
             Tag::TimeoutSet,
             [id.to_u64(), at.map_or(u64::MAX, Instant::as_nanos), 0, 0],
         ),
-        Observation::Woken { id, wrote, action } => {
-            (Tag::Woken, [id.to_u64(), wrote as u64, action as u64, 0])
-        }
+        Observation::Woken {
+            id, wrote, action, ..
+        } => (Tag::Woken, [id.to_u64(), wrote as u64, action as u64, 0]),
         Observation::Closed { id, error, flow } => (
             Tag::Closed,
             [id.to_u64(), u64::from(error.is_some()), flow as u64, 0],

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use evio_proto::{
-    Action, CloseError, Conn, ConnId, ConnInfo, Events, Flow, Loop, Server, Tick, Waker,
+    Action, CloseError, Conn, ConnId, ConnInfo, Events, Flow, Instant, Loop, Server, Tick, Waker,
 };
 use evio_sim::{Model, ModelError, run_seed, swarm};
 
@@ -94,7 +94,7 @@ impl Model for HeartbeatModel {
         conn.count += bytes.len() as u64;
     }
 
-    fn woken(&mut self, conn: &mut HeartbeatConn) {
+    fn woken(&mut self, conn: &mut HeartbeatConn, _: Instant) {
         conn.allowed.push_back((conn.count % 251) as u8);
     }
 
@@ -319,7 +319,7 @@ struct GreeterConn {
 impl Model for GreeterModel {
     type Conn = GreeterConn;
 
-    fn opened(&mut self, conn: &mut GreeterConn, info: &ConnInfo) {
+    fn opened(&mut self, conn: &mut GreeterConn, info: &ConnInfo, _: Instant) {
         conn.owed.extend(GREETING);
         conn.echoes = info.listener.index() != 1;
     }
@@ -415,7 +415,7 @@ impl Model for ProducerModel {
 
     fn input(&mut self, _: &mut GreeterConn, _: &[u8]) {}
 
-    fn consumed(&mut self, conn: &mut GreeterConn, bytes: &[u8]) {
+    fn consumed(&mut self, conn: &mut GreeterConn, bytes: &[u8], _: Instant) {
         for &b in bytes {
             conn.owed.extend([b; REPEAT]);
         }
@@ -459,4 +459,111 @@ fn a_producer_that_ignores_drained_stalls_and_is_caught() {
             .any(|f| matches!(f.violation, evio_sim::Violation::Liveness { .. })),
         "{report}"
     );
+}
+
+/// Which callback saw which time: what [`Timed`] and [`TimedModel`] each log.
+type TimeLog = Vec<(&'static str, Instant)>;
+
+/// Consumes everything and answers nothing, logging the engine's time of each
+/// `opened`, `data` and `woken` call.
+#[derive(Default)]
+struct Timed {
+    log: TimeLog,
+}
+
+impl Events for Timed {
+    type Context = ();
+
+    fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        self.log.push(("opened", conn.now()));
+        Action::None
+    }
+
+    fn data(&mut self, conn: &mut Conn<'_, ()>, _: &[u8]) -> Action {
+        self.log.push(("data", conn.now()));
+        Action::None
+    }
+
+    fn woken(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        self.log.push(("woken", conn.now()));
+        Action::None
+    }
+}
+
+/// Logs the `now` each callback is given: it must be the handler's log, entry for
+/// entry.
+#[derive(Default)]
+struct TimedModel {
+    log: TimeLog,
+}
+
+impl Model for TimedModel {
+    type Conn = ();
+
+    fn opened(&mut self, _: &mut (), _: &ConnInfo, now: Instant) {
+        self.log.push(("opened", now));
+    }
+
+    fn input(&mut self, _: &mut (), _: &[u8]) {}
+
+    fn consumed(&mut self, _: &mut (), _: &[u8], now: Instant) {
+        self.log.push(("data", now));
+    }
+
+    fn woken(&mut self, _: &mut (), now: Instant) {
+        self.log.push(("woken", now));
+    }
+
+    fn output(&mut self, _: &mut (), bytes: &[u8]) -> Result<(), ModelError> {
+        Err(ModelError {
+            offset: 0,
+            detail: format!("no output expected, got {} bytes", bytes.len()),
+        })
+    }
+
+    fn owed(&self, _: &()) -> usize {
+        0
+    }
+
+    fn handler_wakes(&self) -> bool {
+        false
+    }
+}
+
+/// The model is given exactly the time the handler read from `conn.now()` in each
+/// `opened`, `data` and `woken` (which is how a model of a time-dependent reply stays
+/// exact), and that time is never ahead of the network's clock.
+#[test]
+fn the_model_is_given_the_engines_time_of_each_callback() {
+    let swarm = evio_sim::Swarm::new(|| (Timed::default(), TimedModel::default())).steps(2000);
+    let (mut kinds, mut times) = ([0usize; 3], std::collections::BTreeSet::new());
+    for seed in 0..30 {
+        let config = swarm.config(seed);
+        let script = swarm.script(seed, &config);
+        let mut sim =
+            evio_sim::Sim::with_config(Timed::default(), TimedModel::default(), seed, config)
+                .unwrap_or_else(|v| panic!("{v}"));
+        for event in &script {
+            if let Err(v) = sim.step(event) {
+                panic!("{}", sim.failure(v));
+            }
+            let clock = sim.now(); // the network's clock
+            let last = sim.handler().log.last().map(|&(_, now)| now);
+            assert!(last.is_none_or(|now| now <= clock), "seed {seed}");
+        }
+        if let Err(v) = sim.finish() {
+            panic!("{}", sim.failure(v));
+        }
+        assert_eq!(sim.handler().log, sim.model().log, "seed {seed}");
+        for &(kind, now) in &sim.model().log {
+            kinds[["opened", "data", "woken"]
+                .iter()
+                .position(|&k| k == kind)
+                .unwrap()] += 1;
+            times.insert(now);
+        }
+    }
+    // Every kind of call, at many different times.
+    assert!(kinds.iter().all(|&n| n > 10), "{kinds:?}");
+    assert!(times.len() > 100, "{} distinct times", times.len());
 }

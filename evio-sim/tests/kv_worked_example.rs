@@ -1,30 +1,38 @@
 //! The worked example of evio-sim's crate docs at full size: the same key-value server
-//! (state shared between connections, idle timeouts), its exact model built on
-//! `Model::consumed`, and its workload of valid requests mixed with garbage, run across
-//! thousands of seeds with faults; and a mutant of the handler, which the same swarm
-//! catches. The handler and the model here also count what they did, for the summary.
+//! (state shared between connections, keys with a time to live, idle timeouts), its
+//! exact model built on `Model::consumed` and the engine's time it is given, and its
+//! workload of valid requests mixed with garbage, run across thousands of seeds with
+//! faults; and two mutants of the handler, which the same swarm catches. The handler
+//! and the model here also count what they did, for the summary.
 //!
 //! ```text
 //! cargo test -p evio-sim --release --test kv_worked_example -- --nocapture
 //! ```
 
 use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use evio_proto::{Action, Conn, Events};
+use evio_proto::{Action, Conn, Events, Instant};
 use evio_sim::{Constraints, Model, ModelError, Rng, Swarm, Violation, Workload};
 
 /// Seeds and steps of the full swarm.
 const SEEDS: u64 = 2_000;
 const STEPS: usize = 5_000;
 
+/// At least this many `GET`s and `DEL`s of the full swarm must find their key expired,
+/// so the time-dependent replies are really checked.
+const EXPIRED_HITS: u64 = 1_000;
+
 /// A connection that applied no request for this long is closed.
 const IDLE: Duration = Duration::from_millis(200);
 
-/// The longest line a client sends on purpose (`SET k vvvvvvvv\n`), and the longest
-/// reply (`-ERR line too long\n`): the input and output buffers must hold them.
+/// The longest line a client sends on purpose (`SET k v999 PX 300\n`, 18 bytes), and
+/// the longest reply (`-ERR unknown command\n`, 21 bytes): the input and output
+/// buffers must hold them. (Garbage running into a request can still make a line
+/// longer than the input buffer: the too-long path.)
 const MIN_INPUT: usize = 32;
 const MIN_OUTPUT: usize = 32;
 
@@ -36,6 +44,8 @@ struct Tally {
     applied: AtomicU64,
     /// Connections the handler closed for being idle.
     timeouts: AtomicU64,
+    /// `GET`s and `DEL`s the model applied that found their key expired.
+    expired: AtomicU64,
     /// Lines longer than the input buffer.
     too_long: AtomicU64,
 }
@@ -54,32 +64,61 @@ impl Tally {
 
 /// A key-value server: `SET k v` answers `+OK`, `GET k` the value (`$v`) or `$-1`,
 /// `DEL k` `:1` or `:0`, anything else `-ERR unknown command`; one line per request.
-/// The map is shared by every connection.
+/// `SET k v PX ms` sets a key that expires `ms` milliseconds after it was applied (by
+/// the engine's time, [`Conn::now`]); an expired key is absent. The map is shared by
+/// every connection.
 #[derive(Default)]
 struct Kv {
-    map: HashMap<Vec<u8>, Vec<u8>>,
-    /// The bug a user hit: apply the request first, then find the reply does not fit
-    /// and leave the line unconsumed, so it is applied again on the next call.
-    mutant: bool,
+    map: HashMap<Vec<u8>, Entry>,
+    mutant: Option<Mutant>,
     tally: Arc<Tally>,
+}
+
+/// A value, and when it expires, if it does: a key is expired once `now >= expires`.
+type Entry = (Vec<u8>, Option<Instant>);
+
+/// Bugs a user could write, each of which the swarm must catch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mutant {
+    /// Apply the request first, then find the reply does not fit and leave the line
+    /// unconsumed, so it is applied again on the next call.
+    ApplyBeforeFit,
+    /// Never expire a key (`PX` accepted, and ignored).
+    IgnoreExpiry,
 }
 
 /// One parsed request line.
 enum Request<'a> {
-    Set(&'a [u8], &'a [u8]),
+    /// A key, its value, and its time to live in milliseconds, if any.
+    Set(&'a [u8], &'a [u8], Option<u64>),
     Get(&'a [u8]),
     Del(&'a [u8]),
     Bad,
 }
 
+/// A time to live: a positive integer of milliseconds.
+fn millis(word: &[u8]) -> Option<u64> {
+    let ms: u64 = std::str::from_utf8(word).ok()?.parse().ok()?;
+    (ms > 0).then_some(ms)
+}
+
 fn parse(line: &[u8]) -> Request<'_> {
     let mut words = line.split(|&b| b == b' ');
-    match (words.next(), words.next(), words.next(), words.next()) {
-        (Some(b"SET"), Some(k), Some(v), None) if !k.is_empty() && !v.is_empty() => {
-            Request::Set(k, v)
+    let mut next = || words.next();
+    match (next(), next(), next(), next(), next(), next()) {
+        (Some(b"SET"), Some(k), Some(v), None, ..) if !k.is_empty() && !v.is_empty() => {
+            Request::Set(k, v, None)
         }
-        (Some(b"GET"), Some(k), None, None) if !k.is_empty() => Request::Get(k),
-        (Some(b"DEL"), Some(k), None, None) if !k.is_empty() => Request::Del(k),
+        (Some(b"SET"), Some(k), Some(v), Some(b"PX"), Some(ms), None)
+            if !k.is_empty() && !v.is_empty() =>
+        {
+            match millis(ms) {
+                Some(ms) => Request::Set(k, v, Some(ms)),
+                None => Request::Bad,
+            }
+        }
+        (Some(b"GET"), Some(k), None, ..) if !k.is_empty() => Request::Get(k),
+        (Some(b"DEL"), Some(k), None, ..) if !k.is_empty() => Request::Del(k),
         _ => Request::Bad,
     }
 }
@@ -92,34 +131,45 @@ impl Kv {
         }
     }
 
-    fn mutant() -> Self {
+    fn mutant(mutant: Mutant) -> Self {
         Kv {
-            mutant: true,
+            mutant: Some(mutant),
             ..Kv::default()
         }
     }
 
-    /// The reply to `request` against the map as it is (nothing applied).
-    fn reply(&self, request: &Request<'_>) -> Vec<u8> {
+    /// The value of `key` at `now`, if it is set and not expired.
+    fn live(&self, key: &[u8], now: Instant) -> Option<&[u8]> {
+        match self.map.get(key)? {
+            (_, Some(expires)) if now >= *expires => None,
+            (v, _) => Some(v),
+        }
+    }
+
+    /// The reply to `request` at `now` against the map as it is (nothing applied).
+    fn reply(&self, request: &Request<'_>, now: Instant) -> Vec<u8> {
         match request {
             Request::Set(..) => b"+OK\n".to_vec(),
-            Request::Get(k) => match self.map.get(*k) {
-                Some(v) => [b"$", v.as_slice(), b"\n"].concat(),
+            Request::Get(k) => match self.live(k, now) {
+                Some(v) => [b"$", v, b"\n"].concat(),
                 None => b"$-1\n".to_vec(),
             },
-            Request::Del(k) if self.map.contains_key(*k) => b":1\n".to_vec(),
+            Request::Del(k) if self.live(k, now).is_some() => b":1\n".to_vec(),
             Request::Del(_) => b":0\n".to_vec(),
             Request::Bad => b"-ERR unknown command\n".to_vec(),
         }
     }
 
-    fn apply(&mut self, request: &Request<'_>) {
-        match request {
-            Request::Set(k, v) => {
-                self.map.insert(k.to_vec(), v.to_vec());
+    fn apply(&mut self, request: &Request<'_>, now: Instant) {
+        match *request {
+            Request::Set(k, v, ttl) => {
+                let expires = ttl.map(|ms| now + Duration::from_millis(ms));
+                let expires = expires.filter(|_| self.mutant != Some(Mutant::IgnoreExpiry));
+                // A plain `SET` clears any expiry the key had.
+                self.map.insert(k.to_vec(), (v.to_vec(), expires));
             }
             Request::Del(k) => {
-                self.map.remove(*k);
+                self.map.remove(k);
             }
             Request::Get(_) | Request::Bad => {}
         }
@@ -138,18 +188,20 @@ impl Events for Kv {
         // A request is applied and consumed together, or neither: input left
         // unconsumed comes back in the next call, so a request applied without being
         // consumed would be applied twice.
+        let now = conn.now(); // expiry is by the engine's time, as the model's
+        let early = self.mutant == Some(Mutant::ApplyBeforeFit);
         let mut used = 0;
         while let Some(len) = input[used..].iter().position(|&b| b == b'\n') {
             let request = parse(&input[used..used + len]);
-            let reply = self.reply(&request);
-            if self.mutant {
-                self.apply(&request);
+            let reply = self.reply(&request, now);
+            if early {
+                self.apply(&request, now);
             }
             if conn.write(&reply).is_err() {
                 break; // output full: this line waits, unapplied, until it drains
             }
-            if !self.mutant {
-                self.apply(&request);
+            if !early {
+                self.apply(&request, now);
             }
             used += len + 1;
         }
@@ -181,11 +233,11 @@ impl Events for Kv {
 // ----- its model -----------------------------------------------------------------------
 
 /// The model: its own map, to which each request is applied when the handler consumed
-/// it, in the order the handler did across all connections, so every reply is known
-/// exactly.
+/// it, in the order the handler did across all connections, and at the engine's time
+/// the handler saw, so every reply is known exactly (a key's expiry included).
 #[derive(Default)]
 struct KvModel {
-    map: HashMap<Vec<u8>, Vec<u8>>,
+    map: HashMap<Vec<u8>, Entry>,
     tally: Arc<Tally>,
 }
 
@@ -206,23 +258,44 @@ struct KvConn {
 }
 
 impl KvModel {
-    fn execute(&mut self, line: &[u8]) -> Vec<u8> {
+    /// Applies `line` at `now`, the engine's time when the handler applied it.
+    fn execute(&mut self, line: &[u8], now: Instant) -> Vec<u8> {
         Tally::add(&self.tally.applied);
         let words: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
         match words.as_slice() {
-            [b"SET", k, v] if !k.is_empty() && !v.is_empty() => {
-                self.map.insert(k.to_vec(), v.to_vec());
+            [b"SET", k, v, ttl @ ..] if !k.is_empty() && !v.is_empty() => {
+                let expires = match ttl {
+                    [] => None, // a plain `SET` clears any expiry the key had
+                    [b"PX", ms] => match millis(ms) {
+                        Some(ms) => Some(now + Duration::from_millis(ms)),
+                        None => return b"-ERR unknown command\n".to_vec(),
+                    },
+                    _ => return b"-ERR unknown command\n".to_vec(),
+                };
+                self.map.insert(k.to_vec(), (v.to_vec(), expires));
                 b"+OK\n".to_vec()
             }
-            [b"GET", k] if !k.is_empty() => match self.map.get(*k) {
+            [b"GET", k] if !k.is_empty() => match self.get(k, now) {
                 Some(v) => [b"$".as_slice(), v, b"\n"].concat(),
                 None => b"$-1\n".to_vec(),
             },
-            [b"DEL", k] if !k.is_empty() => match self.map.remove(*k) {
-                Some(_) => b":1\n".to_vec(),
-                None => b":0\n".to_vec(),
-            },
+            [b"DEL", k] if !k.is_empty() => {
+                let live = self.get(k, now).is_some();
+                self.map.remove(*k);
+                if live { b":1\n" } else { b":0\n" }.to_vec()
+            }
             _ => b"-ERR unknown command\n".to_vec(),
+        }
+    }
+
+    /// The value of `key` at `now`: none once it expired (counted, for the summary).
+    fn get(&self, key: &[u8], now: Instant) -> Option<&[u8]> {
+        match self.map.get(key)? {
+            (_, Some(expires)) if now >= *expires => {
+                Tally::add(&self.tally.expired);
+                None
+            }
+            (v, _) => Some(v),
         }
     }
 }
@@ -233,10 +306,10 @@ impl Model for KvModel {
     /// Bytes read are not requests yet: only what the handler consumed is.
     fn input(&mut self, _: &mut KvConn, _: &[u8]) {}
 
-    fn consumed(&mut self, conn: &mut KvConn, bytes: &[u8]) {
+    fn consumed(&mut self, conn: &mut KvConn, bytes: &[u8], now: Instant) {
         for line in bytes.split_inclusive(|&b| b == b'\n') {
             let reply = match line.strip_suffix(b"\n") {
-                Some(line) => self.execute(line),
+                Some(line) => self.execute(line, now),
                 // Consumed without its newline: the too-long line.
                 None => b"-ERR line too long\n".to_vec(),
             };
@@ -274,16 +347,21 @@ impl Model for KvModel {
 
 // ----- the workload --------------------------------------------------------------------
 
-/// What clients send: requests on four keys (so connections meet on them), with
-/// malformed lines and stray garbage mixed in.
+/// What clients send: requests on four keys (so connections meet on them), some keys
+/// with a time to live of up to 300 ms (the clock moves in steps of up to 50 ms, and
+/// jumps to the 200 ms idle deadlines, so many expire during a run, some between a
+/// client's `SET` and its own next request), with malformed lines and stray garbage
+/// mixed in.
 #[derive(Clone, Copy)]
 struct KvWorkload;
 
 impl Workload for KvWorkload {
     fn message(&mut self, _client: u16, rng: &mut Rng) -> Vec<u8> {
         let key = (b'a' + rng.below(4) as u8) as char;
+        let value = rng.below(1000);
         match rng.below(20) {
-            0..=7 => format!("SET {key} v{}\n", rng.below(1000)).into_bytes(),
+            0..=4 => format!("SET {key} v{value}\n").into_bytes(),
+            5..=7 => format!("SET {key} v{value} PX {}\n", rng.range(1, 300)).into_bytes(),
             8..=13 => format!("GET {key}\n").into_bytes(),
             14..=16 => format!("DEL {key}\n").into_bytes(),
             17 => b"SET a\n".to_vec(),
@@ -322,22 +400,25 @@ fn kv_handler_passes_thousands_of_seeds_with_faults() {
     println!(
         "kv worked example: {} seeds x {STEPS} steps ({} steps run, liveness included), \
          faults fired: {fired}, failures: {}\n\
-         requests applied and answered: {}, idle timeouts: {}, lines too long: {}",
+         requests applied and answered: {}, idle timeouts: {}, expired keys hit: {}, \
+         lines too long: {}",
         report.seeds,
         report.steps,
         report.failures.len(),
         Tally::get(&tally.applied),
         Tally::get(&tally.timeouts),
+        Tally::get(&tally.expired),
         Tally::get(&tally.too_long),
     );
     println!("{report}");
     assert!(report.failures.is_empty(), "{report}");
     assert_eq!(report.seeds, SEEDS);
-    // Real work, with faults: connections, requests, timeouts, too-long lines, and
-    // every fault kind firing.
+    // Real work, with faults: connections, requests, timeouts, expired keys found,
+    // too-long lines, and every fault kind firing.
     assert!(report.connections > SEEDS, "{report}");
     assert!(Tally::get(&tally.applied) > 100_000, "{report}");
     assert!(Tally::get(&tally.timeouts) > 1_000, "{report}");
+    assert!(Tally::get(&tally.expired) > EXPIRED_HITS, "{report}");
     assert!(Tally::get(&tally.too_long) > 100, "{report}");
     let missing = report.faults.missing();
     assert!(missing.is_empty(), "never fired: {missing:?}\n{report}");
@@ -368,18 +449,19 @@ fn kv_model_and_handler_end_with_the_same_map() {
     assert!(keys > 20, "{keys} keys set in all");
 }
 
-#[test]
-fn kv_mutant_that_applies_before_the_reply_fits_is_caught() {
-    let report = kv_swarm(|| (Kv::mutant(), KvModel::default())).run();
+/// Runs `mutant` through the same swarm, on `seeds`: it must fail, each failing seed
+/// caught by the model, with a report that says how to replay it.
+fn mutant_is_caught(name: &str, mutant: Mutant, seeds: Range<u64>) {
+    let report = kv_swarm(|| (Kv::mutant(mutant), KvModel::default()))
+        .seeds(seeds)
+        .run();
     println!(
-        "kv mutant: {} of {} seeds failed",
+        "kv mutant that {name}: {} of {} seeds failed",
         report.failures.len(),
         report.seeds
     );
     assert!(!report.failures.is_empty(), "the mutant passed:\n{report}");
     for failure in &report.failures {
-        // Caught by the model (a reply computed from a map the request was applied to
-        // twice), and the report says how to replay it.
         assert!(
             matches!(failure.violation, Violation::Model { .. }),
             "{failure}"
@@ -393,4 +475,24 @@ fn kv_mutant_that_applies_before_the_reply_fits_is_caught() {
         );
     }
     println!("first: {}", report.failures[0]);
+}
+
+/// Caught by the model: a reply computed from a map the request was applied to twice.
+#[test]
+fn kv_mutant_that_applies_before_the_reply_fits_is_caught() {
+    mutant_is_caught(
+        "applies before the reply fits",
+        Mutant::ApplyBeforeFit,
+        0..SEEDS,
+    );
+}
+
+/// Caught by the model, which expires keys by the engine's time the handler saw: a
+/// `GET` or `DEL` answered from a key that should have expired. (A model not told the
+/// time could not tell this handler from the right one.) About a third of the seeds
+/// catch it, and seeds that pass cost a full run: the first 400 are plenty, and keep
+/// the file fast.
+#[test]
+fn kv_mutant_that_never_expires_a_key_is_caught() {
+    mutant_is_caught("never expires a key", Mutant::IgnoreExpiry, 0..400);
 }

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use evio_proto::ConnInfo;
+use evio_proto::{ConnInfo, Instant};
 use evio_sim::{Constraints, Model, ModelError, Rng};
 
 use crate::chat::Chat;
@@ -52,7 +52,7 @@ pub struct Member {
 impl Model for ChatModel {
     type Conn = Member;
 
-    fn opened(&mut self, conn: &mut Member, _: &ConnInfo) {
+    fn opened(&mut self, conn: &mut Member, _: &ConnInfo, _: Instant) {
         let number = self.expected.len();
         conn.number = Some(number);
         self.expected.push(VecDeque::new());
@@ -61,7 +61,7 @@ impl Model for ChatModel {
 
     fn input(&mut self, _: &mut Member, _: &[u8]) {}
 
-    fn consumed(&mut self, conn: &mut Member, bytes: &[u8]) {
+    fn consumed(&mut self, conn: &mut Member, bytes: &[u8], _: Instant) {
         // The handler consumes whole lines only, and relays each to the others.
         assert!(
             bytes.is_empty() || bytes.ends_with(b"\n"),

@@ -288,7 +288,7 @@ impl Model for HttpModel {
         }
     }
 
-    fn consumed(&mut self, conn: &mut HttpClient, bytes: &[u8]) {
+    fn consumed(&mut self, conn: &mut HttpClient, bytes: &[u8], _: Instant) {
         if bytes.is_empty() {
             return;
         }
@@ -540,7 +540,7 @@ mod tests {
         let mut model = HttpModel::new(SIM_CONFIG);
         let mut conn = HttpClient::default();
         model.input(&mut conn, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-        model.consumed(&mut conn, b"GET / ");
+        model.consumed(&mut conn, b"GET / ", Instant::ZERO);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
+use evio_proto::Instant;
 use evio_sim::{Constraints, Model, ModelError, Rng};
 
 use crate::redis::{ARG_OVERHEAD, Limits, Redis, RedisConfig};
@@ -465,7 +466,7 @@ impl Model for RedisModel {
     /// Bytes read are not requests yet: only what the handler consumed is.
     fn input(&mut self, _: &mut RedisClient, _: &[u8]) {}
 
-    fn consumed(&mut self, conn: &mut RedisClient, bytes: &[u8]) {
+    fn consumed(&mut self, conn: &mut RedisClient, bytes: &[u8], _: Instant) {
         if conn.done || self.shut_down {
             return;
         }
@@ -792,6 +793,7 @@ mod tests {
         m.consumed(
             &mut c,
             b"SET a 1\r\n*2\r\n$3\r\nGET\r\n$1\r\na\r\nfoo x\r\nPING\r\n*1\r\n:1\r\nPING\r\n",
+            Instant::ZERO,
         );
         let owed: Vec<u8> = c.owed.iter().copied().collect();
         assert_eq!(
@@ -802,7 +804,7 @@ mod tests {
         assert!(c.done);
         // Consumed bytes ending inside a line: that line was too big.
         let mut c = RedisClient::default();
-        m.consumed(&mut c, b"PING\r\nECHO aaaa");
+        m.consumed(&mut c, b"PING\r\nECHO aaaa", Instant::ZERO);
         let owed: Vec<u8> = c.owed.iter().copied().collect();
         assert_eq!(
             owed,
@@ -810,9 +812,13 @@ mod tests {
         );
         // Ending inside a payload: the request is still arriving.
         let mut c = RedisClient::default();
-        m.consumed(&mut c, b"*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$5\r\nhel");
+        m.consumed(
+            &mut c,
+            b"*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$5\r\nhel",
+            Instant::ZERO,
+        );
         assert!(c.owed.is_empty() && !c.done);
-        m.consumed(&mut c, b"lo\r\n");
+        m.consumed(&mut c, b"lo\r\n", Instant::ZERO);
         assert_eq!(c.owed.iter().copied().collect::<Vec<u8>>(), b"+OK\r\n");
         assert_eq!(
             m.store().get(&b"b"[..]).map(Vec::as_slice),

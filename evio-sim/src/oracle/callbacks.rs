@@ -30,24 +30,31 @@ impl<M: Model> Oracle<M> {
             Observation::Opened {
                 id,
                 info,
+                now,
                 wrote,
                 action,
             } => {
-                let ci = self.check_opened(net, id, info)?;
+                let ci = self.check_opened(net, id, info, now)?;
                 self.note_callback(ci, wrote, action);
             }
             Observation::Data {
                 id,
                 ref input,
+                now,
                 consumed,
                 wrote,
                 action,
             } => {
-                let ci = self.check_data(net, id, arena, input, consumed)?;
+                let ci = self.check_data(net, id, arena, input, now, consumed)?;
                 self.note_callback(ci, wrote, action);
             }
-            Observation::Woken { id, wrote, action } => {
-                let ci = self.check_woken(net, id)?;
+            Observation::Woken {
+                id,
+                now,
+                wrote,
+                action,
+            } => {
+                let ci = self.check_woken(net, id, now)?;
                 self.note_callback(ci, wrote, action);
             }
             Observation::Timeout {
@@ -110,13 +117,15 @@ impl<M: Model> Oracle<M> {
         self.note_action(Some(ci), action);
     }
 
-    /// `opened` ran for `id` with `info`: once, for a connection the driver accepted,
-    /// with the addresses the driver reported. Returns the client.
+    /// `opened` ran for `id` with `info` at the engine's time `now`: once, for a
+    /// connection the driver accepted, with the addresses the driver reported. Returns
+    /// the client.
     fn check_opened(
         &mut self,
         net: &Network,
         id: ConnId,
         info: ConnInfo,
+        now: Instant,
     ) -> Result<usize, Violation> {
         let Some(ci) = self.client_of(net, id) else {
             return Err(Violation::CallbackOutsideLife {
@@ -143,19 +152,21 @@ impl<M: Model> Oracle<M> {
             ));
         }
         c.opened = true;
-        self.model.opened(&mut c.model, &info);
+        self.model.opened(&mut c.model, &info, now);
         Ok(ci)
     }
 
-    /// `data` ran for `id` with `arena[input]` and consumed `consumed` bytes of it: it
-    /// was given exactly what was read and not consumed before, and neither after its
-    /// handler asked to leave nor while its close lingers. Returns the client.
+    /// `data` ran for `id` with `arena[input]` at the engine's time `now` and consumed
+    /// `consumed` bytes of it: it was given exactly what was read and not consumed
+    /// before, and neither after its handler asked to leave nor while its close
+    /// lingers. Returns the client.
     fn check_data(
         &mut self,
         net: &Network,
         id: ConnId,
         arena: &[u8],
         input: &Range<usize>,
+        now: Instant,
         consumed: usize,
     ) -> Result<usize, Violation> {
         let ci = self.live(net, id, "data")?;
@@ -186,7 +197,10 @@ impl<M: Model> Oracle<M> {
                 ),
             });
         }
-        self.model.consumed(&mut c.model, &input[..consumed]);
+        // The engine's time, not the network's clock (the engine's time is what the
+        // driver last reported, and can lag it): the model decides a time-dependent
+        // reply with the very instant the handler decided with.
+        self.model.consumed(&mut c.model, &input[..consumed], now);
         c.handler_pos += consumed;
         c.last_input = input.len();
         if c.handler_pos > 4096 {
@@ -198,9 +212,10 @@ impl<M: Model> Oracle<M> {
         Ok(ci)
     }
 
-    /// `woken` ran for `id`: not after its handler asked to leave, and (when only the
-    /// simulator wakes) only for a wake made for it. Returns the client.
-    fn check_woken(&mut self, net: &Network, id: ConnId) -> Result<usize, Violation> {
+    /// `woken` ran for `id` at the engine's time `now`: not after its handler asked to
+    /// leave, and (when only the simulator wakes) only for a wake made for it. Returns
+    /// the client.
+    fn check_woken(&mut self, net: &Network, id: ConnId, now: Instant) -> Result<usize, Violation> {
         let ci = self.live(net, id, "woken")?;
         let c = &mut self.conns[ci];
         if c.leaving {
@@ -219,7 +234,7 @@ impl<M: Model> Oracle<M> {
             ));
         }
         c.wake_owed = false;
-        self.model.woken(&mut c.model);
+        self.model.woken(&mut c.model, now);
         Ok(ci)
     }
 
