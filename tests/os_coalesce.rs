@@ -7,7 +7,7 @@ mod os_common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use evio::{Action, Conn, Events, Flow, Loop, Server, Tick};
+use evio::{Action, Conn, Events, Loop, Tick};
 use evio_handlers::echo::Echo;
 use os_common::*;
 
@@ -95,6 +95,7 @@ fn a_coalescing_loop_still_ticks_and_times_out_on_time() {
 #[cfg(any(target_os = "linux", target_os = "android"))]
 #[test]
 fn the_loop_keeps_fine_timers_while_it_serves_and_restores_them() {
+    use evio::{Flow, Server};
     use rustix::thread::current_timer_slack;
 
     /// Records the loop thread's timer slack when serving starts, then stops.

@@ -13,7 +13,7 @@ use evio_handlers::echo::Echo;
 use os_common::*;
 use rustix::net::{AddressFamily, SocketType};
 
-fn set_nofile(soft: u64) -> u64 {
+fn set_nofile(soft: usize) -> usize {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -21,8 +21,9 @@ fn set_nofile(soft: u64) -> u64 {
     // SAFETY: `lim` is a valid rlimit to fill and then to pass back.
     unsafe {
         assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        let old = lim.rlim_cur;
-        lim.rlim_cur = soft;
+        // `rlim_t` is u64 on Linux and macOS, i64 on FreeBSD.
+        let old = usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX);
+        lim.rlim_cur = soft.try_into().expect("a limit rlim_t holds");
         assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
         old
     }
@@ -33,10 +34,6 @@ fn client(fd: std::os::fd::OwnedFd, addr: std::net::SocketAddr) -> Client {
     let c = Client::Tcp(std::net::TcpStream::from(fd));
     c.set_timeouts(LIMIT);
     c
-}
-
-fn open_fds() -> u64 {
-    std::fs::read_dir("/proc/self/fd").unwrap().count() as u64
 }
 
 #[test]

@@ -773,7 +773,12 @@ fn tcp_options_are_applied_to_each_connection() {
         let on = sockopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE) != 0;
         assert_eq!(on, keepalive.is_some(), "SO_KEEPALIVE");
         if keepalive.is_some() {
-            assert_eq!(sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE), 30);
+            // The idle time before the first probe: TCP_KEEPALIVE on Apple's systems.
+            #[cfg(target_vendor = "apple")]
+            let idle = libc::TCP_KEEPALIVE;
+            #[cfg(not(target_vendor = "apple"))]
+            let idle = libc::TCP_KEEPIDLE;
+            assert_eq!(sockopt(fd, libc::IPPROTO_TCP, idle), 30);
             assert_eq!(sockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL), 30);
         }
         server.stop().unwrap();
