@@ -1,11 +1,10 @@
 //! Stopping a server cleanly on SIGINT and SIGTERM, through the server wake.
 
 use std::io;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use evio_proto::{
-    Action, CloseError, Conn, ConnId, ConnInfo, Detached, Events, Flow, Loop, Server, Tick,
+    Action, CloseError, Conn, ConnId, ConnInfo, Detached, Events, Flow, Loop, Server, Tick, Waker,
 };
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
@@ -15,27 +14,94 @@ use signal_hook::iterator::{Handle, Signals};
 /// `closed`), the listeners closed and their unix socket files removed, and `serve`
 /// returning `Ok(())`.
 ///
-/// In `serving` it starts a thread that waits for either signal, then sets a flag and
-/// calls [`Waker::wake_server`](evio_proto::Waker::wake_server); `server_woken` sees
-/// the flag and returns [`Flow::Shutdown`]. Every other method goes to the inner
-/// handler unchanged.
+/// The signals are caught from [`StopOnSignals::new`] on, before `serve` binds
+/// anything: a signal that arrives while the listeners (and their unix socket files)
+/// are being set up is held, and stops the server as soon as it is up. Without this a
+/// service manager's quick SIGTERM would kill the process in that window, with status
+/// 143 and its socket file left behind.
+///
+/// A thread waits for either signal, records it and, once `serving` has handed over the
+/// [`Waker`], calls [`Waker::wake_server`]; `server_woken` sees the record and returns
+/// [`Flow::Shutdown`]. Every other method goes to the inner handler unchanged.
 #[derive(Debug)]
 pub struct StopOnSignals<H> {
     inner: H,
-    stop: Arc<AtomicBool>,
+    shared: Arc<Mutex<Stop>>,
     signals: Option<Handle>,
-    /// Why the signal thread could not start, if it could not.
+    /// Why the signals could not be watched, if they could not.
     error: Option<io::ErrorKind>,
 }
 
+/// What the signal thread and the loop share.
+#[derive(Debug, Default)]
+struct Stop {
+    /// A signal arrived.
+    requested: bool,
+    /// The server's waker, once `serving` ran.
+    waker: Option<Waker>,
+}
+
+impl Stop {
+    /// Records a signal, and wakes the server if it is up. The lock makes this and
+    /// [`Stop::serving`] exclusive: a signal is either seen by `serving` or woken here.
+    fn signalled(shared: &Mutex<Stop>) {
+        let mut stop = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        stop.requested = true;
+        if let Some(waker) = &stop.waker {
+            waker.wake_server();
+        }
+    }
+
+    /// Hands over the server's waker, and wakes the server at once if a signal came
+    /// before it was up.
+    fn serving(shared: &Mutex<Stop>, waker: &Waker) {
+        let mut stop = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        stop.waker = Some(waker.clone());
+        if stop.requested {
+            waker.wake_server();
+        }
+    }
+
+    fn requested(shared: &Mutex<Stop>) -> bool {
+        shared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .requested
+    }
+}
+
 impl<H> StopOnSignals<H> {
-    /// Wraps `inner`.
+    /// Wraps `inner`, and starts catching SIGINT and SIGTERM now (call it before
+    /// `serve`, as `serve(StopOnSignals::new(handler), …)` does).
+    ///
+    /// If the signals cannot be watched, the wrapper still serves (stopping only as
+    /// its handler decides) and [`StopOnSignals::error`] says why.
     pub fn new(inner: H) -> Self {
+        let shared = Arc::new(Mutex::new(Stop::default()));
+        let mut error = None;
+        let mut handle = None;
+        match Signals::new([SIGINT, SIGTERM]) {
+            Ok(mut signals) => {
+                handle = Some(signals.handle());
+                let thread_shared = shared.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("evio-signals".into())
+                    .spawn(move || {
+                        if signals.forever().next().is_some() {
+                            Stop::signalled(&thread_shared);
+                        }
+                    });
+                if let Err(e) = spawned {
+                    error = Some(e.kind());
+                }
+            }
+            Err(e) => error = Some(e.kind()),
+        }
         StopOnSignals {
             inner,
-            stop: Arc::default(),
-            signals: None,
-            error: None,
+            shared,
+            signals: handle,
+            error,
         }
     }
 
@@ -48,6 +114,11 @@ impl<H> StopOnSignals<H> {
     /// on, stopping only as its handler decides).
     pub fn error(&self) -> Option<io::ErrorKind> {
         self.error
+    }
+
+    /// Whether SIGINT or SIGTERM has arrived since [`StopOnSignals::new`].
+    pub fn signalled(&self) -> bool {
+        Stop::requested(&self.shared)
     }
 }
 
@@ -64,31 +135,14 @@ impl<H: Events> Events for StopOnSignals<H> {
     type Context = H::Context;
 
     fn serving(&mut self, server: Server<'_>) -> Flow {
-        if let Some(waker) = server.waker().cloned() {
-            match Signals::new([SIGINT, SIGTERM]) {
-                Ok(mut signals) => {
-                    self.signals = Some(signals.handle());
-                    let stop = self.stop.clone();
-                    let spawned = std::thread::Builder::new()
-                        .name("evio-signals".into())
-                        .spawn(move || {
-                            if signals.forever().next().is_some() {
-                                stop.store(true, Ordering::SeqCst);
-                                waker.wake_server();
-                            }
-                        });
-                    if let Err(e) = spawned {
-                        self.error = Some(e.kind());
-                    }
-                }
-                Err(e) => self.error = Some(e.kind()),
-            }
+        if let Some(waker) = server.waker() {
+            Stop::serving(&self.shared, waker);
         }
         self.inner.serving(server)
     }
 
     fn server_woken(&mut self, others: &mut Loop<'_, Self::Context>) -> Flow {
-        if self.stop.load(Ordering::SeqCst) {
+        if Stop::requested(&self.shared) {
             return Flow::Shutdown;
         }
         self.inner.server_woken(others)
