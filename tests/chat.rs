@@ -222,11 +222,13 @@ fn the_example_stops_on_sigterm_with_status_zero_and_removes_its_socket_file() {
     let example = example_binary("chat-server");
     let dir = TempDir::new("chat");
     let sock = dir.sock("chat.sock");
-    let mut child = std::process::Command::new(&example)
-        .args(["--host", "127.0.0.1", "--port", "0", "--unixsocket", &sock])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        std::process::Command::new(&example)
+            .args(["--host", "127.0.0.1", "--port", "0", "--unixsocket", &sock])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     out.read_line(&mut first).unwrap();

@@ -18,11 +18,13 @@ fn the_echo_example_stops_on_sigint_with_status_zero_and_removes_its_socket_file
     } else {
         ("127.0.0.1", "127.0.0.1")
     };
-    let mut child = std::process::Command::new(&example)
-        .args(["--host", host, "--port", "0", "--unixsocket", &sock])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        std::process::Command::new(&example)
+            .args(["--host", host, "--port", "0", "--unixsocket", &sock])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     out.read_line(&mut first).unwrap();
@@ -54,11 +56,13 @@ fn a_sigterm_right_after_the_socket_file_appears_stops_the_echo_example_cleanly(
     let dir = TempDir::new("echo-early-signal");
     for run in 0..RUNS {
         let sock = dir.sock(&format!("echo{run}.sock"));
-        let mut child = Command::new(&example)
-            .args(["--host", "127.0.0.1", "--port", "0", "--unixsocket", &sock])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = KillOnDrop(
+            Command::new(&example)
+                .args(["--host", "127.0.0.1", "--port", "0", "--unixsocket", &sock])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
         let start = Instant::now();
         while !std::path::Path::new(&sock).exists() {
             assert!(start.elapsed() < LIMIT, "run {run}: no socket file");

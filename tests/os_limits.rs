@@ -79,19 +79,21 @@ fn max_connections_follows_the_descriptor_limit() {
     if std::env::var_os(CHILD).is_some() {
         return child();
     }
-    let mut server = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "max_connections_follows_the_descriptor_limit",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut server = KillOnDrop(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "max_connections_follows_the_descriptor_limit",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut out = BufReader::new(server.stdout.take().unwrap());
     let mut line = String::new();
     let mut next = |prefix: &str| loop {

@@ -4,7 +4,8 @@
 //! command (checked side by side with a real `redis-server`).
 //!
 //! The clients come from Debian's `redis-tools` (`.ci/run` installs it); without them
-//! these tests fail and say so.
+//! these tests are reported as skipped, with the install line, unless
+//! `EVIO_REQUIRE_CLIENTS` is set (as CI sets it), which makes them fail.
 
 mod os_common;
 
@@ -17,15 +18,9 @@ use os_common::*;
 /// The two backends: the system's default, and poll(2).
 const ADDRS: [&str; 2] = ["tcp4://127.0.0.1:0", "tcp4-net://127.0.0.1:0"];
 
-/// `name` from `redis-tools`, or a failure that says how to install it.
+/// `name` from `redis-tools` (each test checks it is there first: [`have_client`]).
 fn tool(name: &str) -> Command {
-    match Command::new(name).arg("--version").output() {
-        Ok(out) if out.status.success() => Command::new(name),
-        _ => panic!(
-            "`{name}` is not installed: these tests need Redis's own clients \
-             (`apt-get install -y redis-tools`)"
-        ),
-    }
+    Command::new(name)
 }
 
 fn start_redis(addr: &str) -> (Running, SocketAddr) {
@@ -120,6 +115,9 @@ const SESSION: &[(&[&str], &str)] = &[
 
 #[test]
 fn redis_cli_gets_redis_s_reply_to_every_command_and_error() {
+    if !have_client("redis-cli", "redis-tools") {
+        return;
+    }
     for addr in ADDRS {
         let (server, at) = start_redis(addr);
         for (args, expected) in SESSION {
@@ -137,6 +135,9 @@ fn redis_cli_gets_redis_s_reply_to_every_command_and_error() {
 
 #[test]
 fn redis_cli_shutdown_stops_the_server() {
+    if !have_client("redis-cli", "redis-tools") {
+        return;
+    }
     for addr in ADDRS {
         let (server, at) = start_redis(addr);
         let out = cli(at, &["SHUTDOWN"]);
@@ -181,6 +182,9 @@ fn benchmark(at: SocketAddr, pipeline: &str, requests: &str) {
 
 #[test]
 fn redis_benchmark_completes_without_errors_pipelined_and_not() {
+    if !have_client("redis-benchmark", "redis-tools") || !have_client("redis-cli", "redis-tools") {
+        return;
+    }
     for addr in ADDRS {
         let (server, at) = start_redis(addr);
         benchmark(at, "32", "20000");

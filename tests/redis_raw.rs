@@ -289,19 +289,15 @@ fn idle_clients_are_closed() {
 }
 
 /// The example binary, started with `args` on loopback; returns it and its TCP port.
-fn spawn_example(
-    args: &[&str],
-) -> (
-    std::process::Child,
-    BufReader<std::process::ChildStdout>,
-    u16,
-) {
-    let mut child = std::process::Command::new(example_binary("redis-server"))
-        .args(["--host", "127.0.0.1", "--port", "0"])
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+fn spawn_example(args: &[&str]) -> (KillOnDrop, BufReader<std::process::ChildStdout>, u16) {
+    let mut child = KillOnDrop(
+        std::process::Command::new(example_binary("redis-server"))
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     out.read_line(&mut first).unwrap();

@@ -398,6 +398,44 @@ pub fn echo_stream(client: Client, seed: u64, total: usize, max_write: usize) {
     assert_eq!(reader.read_to_end_lossy().len(), 0);
 }
 
+/// Set (to anything but `0`) to make a missing external client fail the tests that
+/// drive it, instead of skipping them. `.ci/run` sets it after installing the clients,
+/// so CI never skips them.
+pub const REQUIRE_CLIENTS: &str = "EVIO_REQUIRE_CLIENTS";
+
+/// Whether the external client program `name` (Debian package `package`) can run.
+///
+/// When it cannot, the calling test should return at once: this reports it as skipped
+/// on the terminal, past the test harness's output capture, with the install line.
+///
+/// # Panics
+///
+/// If the client is missing and [`REQUIRE_CLIENTS`] is set.
+pub fn have_client(name: &str, package: &str) -> bool {
+    let runs = std::process::Command::new(name)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if runs {
+        return true;
+    }
+    let install = format!("`{name}` is not installed (`apt-get install -y {package}`)");
+    if std::env::var_os(REQUIRE_CLIENTS).is_some_and(|v| v != "0") {
+        panic!("{install}, and {REQUIRE_CLIENTS} is set");
+    }
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    // Straight to the terminal: `eprintln!` would be captured, and shown only for a
+    // failing test.
+    let _ = writeln!(
+        io::stderr().lock(),
+        "\nSKIPPED {test}: {install}; set {REQUIRE_CLIENTS}=1 to make this a failure\n"
+    );
+    false
+}
+
 /// How many file descriptors this process has open.
 ///
 /// Probes each descriptor number below the soft limit (at most 65,536) with
@@ -415,6 +453,34 @@ pub fn open_fds() -> usize {
     (0..bound)
         .filter(|&fd| unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1)
         .count()
+}
+
+/// A child process (an example server) killed and reaped when this is dropped, so a
+/// test that fails half-way never leaves a server running (or holding the test
+/// harness's output pipe open).
+#[derive(Debug)]
+pub struct KillOnDrop(pub std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 /// The example binary `name`, which `cargo test` builds next to the test binaries.
