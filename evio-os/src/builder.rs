@@ -82,7 +82,8 @@ impl std::fmt::Display for Backend {
 /// - `max_connections`: what the process's descriptor limit allows (the soft
 ///   `RLIMIT_NOFILE`, less [`RESERVED_DESCRIPTORS`] and one per listener), at most
 ///   [`DEFAULT_MAX_CONNECTIONS_CAP`]; the cap also applies where the limit is
-///   unlimited. One connection more is accepted and closed at once (told why first if
+///   unlimited. On 32-bit targets `serve` also keeps the default's buffers within
+///   [`DEFAULT_BUFFER_SPACE`] (512 MiB of address space). One connection more is accepted and closed at once (told why first if
 ///   [`ServerBuilder::refusal_message`] is set). A value set with
 ///   [`ServerBuilder::max_connections`] (or [`ServerBuilder::config`]) above what the
 ///   limit allows is lowered to it when `serve` starts, with one line on standard
@@ -307,6 +308,13 @@ impl ServerBuilder {
         let mut config = self.config;
         // Before anything is bound or reserved.
         config.validate().map_err(Error::Config)?;
+        if !self.max_connections_chosen {
+            let per_connection = config.input_capacity.saturating_add(config.output_capacity);
+            config.max_connections = config.max_connections.min(limits::connections_within(
+                limits::DEFAULT_BUFFER_SPACE,
+                per_connection,
+            ));
+        }
         let allowed = limits::allowed_connections(limits::descriptor_limit(), addrs.len());
         if config.max_connections > allowed {
             if self.max_connections_chosen {

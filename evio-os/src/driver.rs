@@ -372,7 +372,7 @@ fn build_engine<H: Events, N: Notify + 'static>(
 ) -> Result<OsEngine<H>, Error> {
     OsEngine::allocate(handler, config, notify).map_err(|e| match e {
         BuildError::OutOfMemory => Error::Setup {
-            what: "the connection tables",
+            what: "the connection tables and buffers",
             error: std::io::ErrorKind::OutOfMemory.into(),
         },
         e => Error::Config(e),

@@ -75,7 +75,7 @@ mod sys;
 pub use addr::Address;
 pub use builder::{Backend, ServerBuilder};
 pub use error::{AddrError, Error};
-pub use limits::{DEFAULT_MAX_CONNECTIONS_CAP, RESERVED_DESCRIPTORS};
+pub use limits::{DEFAULT_BUFFER_SPACE, DEFAULT_MAX_CONNECTIONS_CAP, RESERVED_DESCRIPTORS};
 
 /// The socket of a detached connection, as evio-os hands it to
 /// [`Events::detached`].

@@ -17,6 +17,23 @@ pub const RESERVED_DESCRIPTORS: usize = 32;
 /// [`ServerBuilder::max_connections`]: crate::ServerBuilder::max_connections
 pub const DEFAULT_MAX_CONNECTIONS_CAP: usize = 65_536;
 
+/// The most address space the buffers of a server whose `max_connections` was not
+/// chosen may reserve: no bound beyond [`DEFAULT_MAX_CONNECTIONS_CAP`] on 64-bit
+/// targets (reserved pages cost nothing until touched), 512 MiB on 32-bit ones, where
+/// the address space (4 GiB at most, shared with everything else in the process) runs
+/// out first: 6,553 connections at the default 80 KiB of buffers each.
+pub const DEFAULT_BUFFER_SPACE: usize = if usize::BITS >= 64 {
+    usize::MAX
+} else {
+    512 << 20
+};
+
+/// The most connections whose buffers (`per_connection` bytes each, plus one set of
+/// loop-wide scratch buffers) fit in `space` bytes; at least one.
+pub(crate) fn connections_within(space: usize, per_connection: usize) -> usize {
+    (space / per_connection.max(1)).saturating_sub(1).max(1)
+}
+
 /// The soft `RLIMIT_NOFILE`; `None` when unlimited.
 pub(crate) fn descriptor_limit() -> Option<u64> {
     rustix::process::getrlimit(rustix::process::Resource::Nofile).current
@@ -54,6 +71,18 @@ mod tests {
             "a tiny limit still serves"
         );
         assert_eq!(allowed_connections(None, 1), usize::MAX);
+    }
+
+    #[test]
+    fn connections_within_an_address_space() {
+        let default = 80 * 1024;
+        assert_eq!(connections_within(512 << 20, default), 6_553 - 1);
+        assert_eq!(
+            connections_within(usize::MAX, default),
+            usize::MAX / default - 1
+        );
+        assert_eq!(connections_within(1000, default), 1, "at least one");
+        assert_eq!(connections_within(1000, 0), 999);
     }
 
     #[test]

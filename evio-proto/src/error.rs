@@ -193,8 +193,8 @@ pub enum BuildError {
     TooManyConnections,
     /// The byte storage the configuration needs is larger than the address space.
     StorageTooLarge,
-    /// Heap storage for the tables could not be allocated (by `Engine::allocate`,
-    /// with the `alloc` feature).
+    /// Heap storage for the tables, or address space for the buffers, could not be
+    /// allocated (by `Engine::allocate`, with the `alloc` feature).
     OutOfMemory,
     /// The slot storage has the wrong length.
     SlotStorage {
@@ -229,7 +229,9 @@ impl fmt::Display for BuildError {
             BuildError::StorageTooLarge => {
                 f.write_str("the buffer storage needed is larger than the address space")
             }
-            BuildError::OutOfMemory => f.write_str("out of memory for the connection tables"),
+            BuildError::OutOfMemory => f.write_str(
+                "out of memory (or address space) for the connection tables and buffers",
+            ),
             BuildError::SlotStorage { needed, given } => {
                 write!(
                     f,
