@@ -90,11 +90,17 @@ pub use evio_proto::{BuildError, IoError, IoErrorKind, ListenerId, MAX_LISTENERS
 /// own handler against the production engine under scripted clients, faults and a
 /// virtual clock, with a model of what it should send.
 ///
-/// Add it for tests only:
+/// Add it for tests only (the package is `evio-rs`, its library `evio`; until it is
+/// published, by path to a checkout of its repository, or by `git`), and optimise test
+/// builds, since the simulator is compiled in your crate, generic over your handler
+/// (a swarm of 2,000 seeds took 26 s unoptimised, 3 s with this):
 ///
 /// ```toml
 /// [dev-dependencies]
-/// evio = { version = "0.1", features = ["sim"] }
+/// evio-rs = { path = "../evio", features = ["sim"] }
+///
+/// [profile.test]
+/// opt-level = 2
 /// ```
 ///
 /// Then, in a test, run a swarm of seeds; a failure prints the command that replays it:

@@ -7,7 +7,7 @@ use std::time::Duration;
 use evio_proto::Config;
 
 #[allow(unused_imports)] // documentation links
-use crate::{Action, DEFAULT_MAX_CONNECTIONS_CAP, RESERVED_DESCRIPTORS};
+use crate::{Action, DEFAULT_BUFFER_SPACE, DEFAULT_MAX_CONNECTIONS_CAP, RESERVED_DESCRIPTORS};
 use crate::{Error, Events, addr, driver, limits, sys};
 
 /// How the loop waits for readiness (see the crate documentation's "Backends").
@@ -83,7 +83,8 @@ impl std::fmt::Display for Backend {
 ///   `RLIMIT_NOFILE`, less [`RESERVED_DESCRIPTORS`] and one per listener), at most
 ///   [`DEFAULT_MAX_CONNECTIONS_CAP`]; the cap also applies where the limit is
 ///   unlimited. On 32-bit targets `serve` also keeps the default's buffers within
-///   [`DEFAULT_BUFFER_SPACE`] (512 MiB of address space). One connection more is accepted and closed at once (told why first if
+///   [`DEFAULT_BUFFER_SPACE`] (512 MiB of address space). One connection more is
+///   accepted and closed at once (told why first if
 ///   [`ServerBuilder::refusal_message`] is set). A value set with
 ///   [`ServerBuilder::max_connections`] (or [`ServerBuilder::config`]) above what the
 ///   limit allows is lowered to it when `serve` starts, with one line on standard
