@@ -433,3 +433,45 @@ fn the_server_is_woken_without_a_connection_and_can_shut_down() {
     assert!(net.shutdown && engine.is_shut_down());
     assert!(!waker.wake_server(), "refused after the shutdown");
 }
+
+// ----- room for new connections --------------------------------------------------------
+
+/// Records the free slots each `opened` saw; a client's "bye" closes its connection.
+#[derive(Default)]
+struct FreeSlots {
+    seen: Vec<usize>,
+}
+
+impl Events for FreeSlots {
+    type Context = ();
+    fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        self.seen.push(conn.others().free_slots());
+        Action::None
+    }
+    fn data(&mut self, _: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+        if input == b"bye" {
+            Action::Close
+        } else {
+            Action::None
+        }
+    }
+}
+
+#[test]
+fn a_handler_sees_how_many_slots_are_free() {
+    let (mut engine, _) = engine(FreeSlots::default(), small_config(2, 16, 16));
+    let mut net = Net::new(1);
+    start(&mut engine, &mut net);
+    let a = connect(&mut engine, &mut net, 0).unwrap();
+    connect(&mut engine, &mut net, 0).unwrap();
+    // The second took the last slot: the next connection would be refused.
+    assert_eq!(engine.handler().seen, [1, 0]);
+    send(&mut engine, &mut net, a, b"bye");
+    connect(&mut engine, &mut net, 0).unwrap();
+    assert_eq!(
+        engine.handler().seen,
+        [1, 0, 0],
+        "a's slot was freed and retaken"
+    );
+    assert_eq!(engine.free_slots(), 0);
+}

@@ -61,6 +61,8 @@ impl core::error::Error for WriteError {}
 /// [`Conn::write_some`]: crate::Conn::write_some
 pub struct Loop<'a, C> {
     pub(crate) now: Instant,
+    /// Slots free for new connections when the callback began.
+    pub(crate) free_slots: usize,
     pub(crate) slots: &'a mut [Slot<C>],
     pub(crate) out: OutputArea<'a>,
     pub(crate) attention: &'a mut Queue,
@@ -92,6 +94,16 @@ impl<'a, C> Loop<'a, C> {
     /// The time of this turn of the loop (the driver's clock when its wait ended).
     pub fn now(&self) -> Instant {
         self.now
+    }
+
+    /// Slots free for new connections when this callback began (a connection closed
+    /// during it frees its slot only once its `closed` has run).
+    ///
+    /// At 0 the next connection is refused: a server that keeps idle connections
+    /// (HTTP keep-alive) can close some of them here to make room, as nginx does when
+    /// its connections run out.
+    pub fn free_slots(&self) -> usize {
+        self.free_slots
     }
 
     /// The wake handle, if the driver provides one (evio-os and evio-sim always do).

@@ -60,11 +60,14 @@ where
             timers,
             waker,
             now,
+            config,
+            open,
             ..
         } = self;
         let (inputs, out) = buffers.halves();
         let mut lp = Loop {
             now: *now,
+            free_slots: config.max_connections - *open,
             slots: slots.as_mut(),
             out,
             attention,
@@ -97,8 +100,11 @@ where
             timers,
             waker,
             now,
+            config,
+            open,
             ..
         } = self;
+        let free_slots = config.max_connections - *open;
         let slots = slots.as_mut();
         let target = buffers.output_target(index, &slots[index as usize].bufs);
         if target == OutputTarget::Scratch
@@ -119,6 +125,7 @@ where
         let mut conn = Conn {
             lp: Loop {
                 now: *now,
+                free_slots,
                 slots,
                 out,
                 attention,
