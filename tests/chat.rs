@@ -245,3 +245,47 @@ fn the_example_stops_on_sigterm_with_status_zero_and_removes_its_socket_file() {
     c.write_all(b"hi\n").unwrap();
     stop_example_with_signal(&mut child, libc::SIGTERM, &sock, &mut c);
 }
+
+/// Clients that connect, send one line and close at once: every line reaches a
+/// listener that stays. Relaying one client's line writes to the others, whose clients
+/// may already have closed; the reset such a write provokes must not cost them the
+/// line they sent first (the engine reads a readable connection before sending to it,
+/// and reads once more when a send fails). Under both backends, with the example's
+/// default buffers.
+#[test]
+fn every_line_of_clients_that_send_once_and_leave_reaches_a_listener() {
+    const PARTING: usize = 200;
+    for backend in [evio::Backend::system_default(), evio::Backend::Poll] {
+        let published = Arc::new(Published::default());
+        let p = published.clone();
+        let server = start(
+            evio::ServerBuilder::new()
+                .backend(backend)
+                .max_connections(PARTING + 8),
+            &["tcp4://127.0.0.1:0"],
+            move || Counted(Chat::new(None), p),
+        );
+        let listener = connect(server.addr(0));
+        published.wait_for_members(1);
+        for c in 0..PARTING {
+            let mut parting = connect(server.addr(0));
+            parting.write_all(line(c, 0).as_bytes()).unwrap();
+            drop(parting);
+        }
+        let mut reader = BufReader::new(listener);
+        let mut got = [false; PARTING];
+        let mut text = String::new();
+        for _ in 0..PARTING {
+            text.clear();
+            reader.read_line(&mut text).unwrap_or_else(|e| {
+                let n = got.iter().filter(|&&g| g).count();
+                panic!("{backend:?}: {e}: {n} of the {PARTING} lines arrived")
+            });
+            let c: usize = text[1..text.find(' ').unwrap()].parse().unwrap();
+            assert_eq!(text, line(c, 0), "{backend:?}");
+            assert!(!got[c], "{backend:?}: line of c{c} twice");
+            got[c] = true;
+        }
+        server.stop().unwrap();
+    }
+}

@@ -95,7 +95,11 @@
 //! the order they became ready, each giving in turn its socket options, its pending
 //! output, its close or detach (only once its output is flushed), a read, and a change
 //! of poller interest; then accepts, at most [`Config::accept_batch`] per readiness
-//! report. During shutdown: the triggering connection's output, one `Close` per open
+//! report. One exception: a connection the poller reported readable is read before
+//! anything is sent to it (its scratch output included), so that a send, which a peer
+//! that sent and closed answers with a reset, cannot cost what that peer sent; and a
+//! connection whose send failed reads once more, delivering what it finds to its
+//! handler, before it closes with the send's error. During shutdown: the triggering connection's output, one `Close` per open
 //! connection, then `Shutdown`.
 //!
 //! Poller interest is level-triggered: a connection is registered for reading when it

@@ -87,8 +87,12 @@ impl Flags {
     /// through `Loop`): it gets no more callbacks. Unset while it closes only because
     /// the peer ended its stream, when `drained` still runs for output backed up.
     pub(crate) const HANDLER_DONE: Flags = Flags(1 << 13);
+    /// A send failed while it was open (the peer reset or closed): nothing more can be
+    /// sent, and it closes with that error once it has read, once, what the peer sent
+    /// before (a write must not lose what the peer already sent).
+    pub(crate) const SEND_FAILED: Flags = Flags(1 << 14);
 
-    const NAMES: [(Flags, &'static str); 14] = [
+    const NAMES: [(Flags, &'static str); 15] = [
         (Flags::READABLE, "READABLE"),
         (Flags::HUP, "HUP"),
         (Flags::EOF, "EOF"),
@@ -103,6 +107,7 @@ impl Flags {
         (Flags::ABORT, "ABORT"),
         (Flags::LINGER, "LINGER"),
         (Flags::HANDLER_DONE, "HANDLER_DONE"),
+        (Flags::SEND_FAILED, "SEND_FAILED"),
     ];
 
     /// Every flag of `other` is set.

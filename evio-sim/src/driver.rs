@@ -173,6 +173,7 @@ impl<M: Model> World<M> {
                             Tag::WriteReset
                         });
                         self.between()?;
+                        self.oracle.send_failed(ci);
                         self.oracle.io_failed(ci, e);
                         transmit.failed(e);
                     }
@@ -234,6 +235,7 @@ impl<M: Model> World<M> {
                 let ci = self.oracle.live_output(self.io.net(), id, "close")?;
                 self.trace.note(Tag::Close, [id.to_u64(), 0, 0, 0]);
                 self.oracle.check_flushed(ci, id, "close")?;
+                self.oracle.check_read_after_failed_send(ci, id)?;
                 self.io.net_mut().server_close(ci);
                 self.between()?;
             }

@@ -28,6 +28,13 @@ pub enum Rule {
     /// No read while output is blocked (backpressure), unless a hang-up report asks
     /// for one.
     Backpressure,
+    /// A connection the poller reported readable (or hung up) is read before anything
+    /// is sent to it, while it is open and may read: a send first could provoke a
+    /// reset from a peer that sent and left, and lose what it sent.
+    ReadBeforeSend,
+    /// A connection whose send failed while it was open and could read is read once
+    /// more before it closes: what the peer sent before the failure is not lost.
+    ReadAfterFailedSend,
     // ----- listeners -----
     /// At most `accept_batch` accepts per readiness report of a listener.
     AcceptBatch,
@@ -109,6 +116,8 @@ impl Rule {
             Rule::WokenForItsWake => "woken-for-its-wake",
             Rule::WakeDelivered => "wake-delivered",
             Rule::Backpressure => "backpressure",
+            Rule::ReadBeforeSend => "read-before-send",
+            Rule::ReadAfterFailedSend => "read-after-failed-send",
             Rule::AcceptBatch => "accept-batch",
             Rule::AcceptWhilePaused => "accept-while-paused",
             Rule::AcceptBackoff => "accept-backoff",
@@ -160,6 +169,12 @@ impl Rule {
             }
             Rule::Backpressure => {
                 "no read while output is blocked, unless a hang-up report asks for one"
+            }
+            Rule::ReadBeforeSend => {
+                "an open connection reported readable is read before anything is sent to it"
+            }
+            Rule::ReadAfterFailedSend => {
+                "an open connection whose send failed is read once more before it closes"
             }
             Rule::AcceptBatch => "at most `accept_batch` accepts per listener readiness report",
             Rule::AcceptWhilePaused => "no accept on a paused listener",

@@ -51,8 +51,22 @@ where
             && !self
                 .slot(owner)
                 .flags
-                .intersects(Flags::WRITE_BLOCKED | Flags::ABORT)
+                .intersects(Flags::WRITE_BLOCKED | Flags::ABORT | Flags::SEND_FAILED)
         {
+            // What its peer sent is read before anything is sent to it (see
+            // `read_first`): its output moves to its own buffer, where the handler's
+            // answer to that input joins it.
+            if let Some(read) = self.read_first(owner) {
+                let Self {
+                    slots,
+                    buffers,
+                    stats,
+                    ..
+                } = self;
+                buffers.spill(&mut slots.as_mut()[owner as usize].bufs);
+                stats.output_spills += 1;
+                return Some(read);
+            }
             return Some(self.begin_transmit(owner));
         }
         while let Some(index) = self.attention.pop_front(self.slots.as_mut()) {
@@ -79,8 +93,12 @@ where
         if !state.is_live() {
             return None;
         }
-        if slot.flags.contains(Flags::ABORT) {
-            return Some(self.emit_abort(index));
+        if slot.flags.intersects(Flags::ABORT | Flags::SEND_FAILED) {
+            return Some(if slot.flags.contains(Flags::ABORT) {
+                self.emit_abort(index)
+            } else {
+                self.after_send_failed(index)
+            });
         }
         let pending = self.pending_len(index);
         let slot = self.slot_mut(index);
@@ -89,9 +107,13 @@ where
             return Some(Next::Configure(index));
         }
         let write_blocked = slot.flags.contains(Flags::WRITE_BLOCKED);
+        if let Some(read) = self.read_first(index) {
+            return Some(read);
+        }
         if pending > 0 && !write_blocked {
             return Some(self.begin_transmit(index));
         }
+        let slot = self.slot_mut(index);
         if pending == 0 {
             match state {
                 SlotState::Closing if slot.flags.contains(Flags::LINGER) => {
@@ -128,6 +150,50 @@ where
             return Some(Next::Interest(index, Interest::new(want_read, want_write)));
         }
         None
+    }
+
+    /// A read of slot `index` if it must come before anything is sent to it: the
+    /// poller reported it readable and it may read now.
+    ///
+    /// Sending first could lose what the peer sent: a peer that sent and closed answers
+    /// the send with a reset, the next send fails, and the connection would close with
+    /// the bytes unread. (Whatever the order, a failed send reads once more before the
+    /// close: `after_send_failed`.)
+    #[inline]
+    fn read_first(&mut self, index: u32) -> Option<Next> {
+        let in_cap = self.config.input_capacity as u32;
+        let slot = self.slot_mut(index);
+        // READABLE first: right after a read (the common case) it is clear.
+        let may_read = slot.flags.contains(Flags::READABLE)
+            && slot.state == SlotState::Open
+            && !slot.flags.intersects(Flags::EOF | Flags::WRITE_BLOCKED)
+            && slot.bufs.in_len < in_cap;
+        if !may_read {
+            return None;
+        }
+        slot.flags.remove(Flags::READABLE);
+        Some(Next::Read(index))
+    }
+
+    /// Slot `index` can no longer send (`Flags::SEND_FAILED`): its one read of what the
+    /// peer sent before, if it is still open and readable, then the close with the
+    /// send's error. Output written meanwhile is dropped.
+    fn after_send_failed(&mut self, index: u32) -> Next {
+        let in_cap = self.config.input_capacity as u32;
+        let Self { slots, buffers, .. } = self;
+        let slot = &mut slots.as_mut()[index as usize];
+        if slot.state == SlotState::Open
+            && slot.flags.contains(Flags::READABLE)
+            && !slot.flags.contains(Flags::EOF)
+            && slot.bufs.in_len < in_cap
+        {
+            slot.flags.remove(Flags::READABLE);
+            return Next::Read(index);
+        }
+        buffers.release(index, &mut slot.bufs);
+        slot.bufs.in_len = 0;
+        slot.flags.remove(Flags::STALLED);
+        self.emit_close(index)
     }
 
     fn begin_transmit(&mut self, index: u32) -> Next {
@@ -199,7 +265,10 @@ where
             |i| slots[i as usize].state.is_live(),
             |i| {
                 let slot = &slots[i as usize];
-                !slot.flags.contains(Flags::FLUSH_DONE) && buffers.pending(i, &slot.bufs) > 0
+                !slot
+                    .flags
+                    .intersects(Flags::FLUSH_DONE | Flags::SEND_FAILED)
+                    && buffers.pending(i, &slot.bufs) > 0
             },
         );
         match step {

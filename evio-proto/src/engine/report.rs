@@ -115,7 +115,8 @@ where
     }
 
     /// Slot `index`'s read, or its transmit of `transmit` bytes, failed: nothing more can
-    /// be sent, so the connection closes at once and `closed` gets the error.
+    /// be sent, so the connection closes and `closed` gets the error: at once after a
+    /// read, and after a transmit once it has read what the peer sent before.
     pub(crate) fn io_failed(&mut self, index: u32, error: IoError, transmit: Option<usize>) {
         if let Some(len) = transmit {
             let id = self.slot(index).info.id;
@@ -129,7 +130,38 @@ where
             self.enqueue(index);
             return;
         }
+        if transmit.is_some() && self.read_before_failing(index, error) {
+            return;
+        }
         self.fail(index, CloseError::Io(error));
+    }
+
+    /// A send on open slot `index` failed: the peer reset or closed, and may have sent
+    /// bytes the engine has not read yet (a client that sent its last request and
+    /// closed, before a write to it provoked the reset). Closing now would lose them:
+    /// the output is dropped and the connection reads once more, delivering what it
+    /// finds, before it closes with `error` (see `Flags::SEND_FAILED`). Returns `false`
+    /// when there is nothing to read for (its stream ended, its handler is done with
+    /// it, or its input buffer is full).
+    fn read_before_failing(&mut self, index: u32, error: IoError) -> bool {
+        let in_cap = self.config.input_capacity as u32;
+        let Self { slots, buffers, .. } = self;
+        let slot = &mut slots.as_mut()[index as usize];
+        if slot.state != SlotState::Open
+            || slot.flags.contains(Flags::EOF)
+            || slot.bufs.in_len >= in_cap
+        {
+            return false;
+        }
+        buffers.release(index, &mut slot.bufs);
+        slot.error = Some(CloseError::Io(error));
+        // Input stalled behind the output that can no longer go comes back to the
+        // handler with what the read finds.
+        slot.flags
+            .remove(Flags::WRITE_BLOCKED | Flags::BACKED_UP | Flags::STALLED);
+        slot.flags.insert(Flags::SEND_FAILED | Flags::READABLE);
+        self.enqueue(index);
+        true
     }
 
     /// Slot `index` was detached: call `detached`, or `closed` if the handler did not

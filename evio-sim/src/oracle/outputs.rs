@@ -102,6 +102,7 @@ impl<M: Model> Oracle<M> {
             c.write_blocked = false;
         }
         c.hup_unread |= readiness.hangup;
+        c.read_reported |= readiness.readable || readiness.hangup;
     }
 
     /// The engine asked to read client `ci`'s connection `id`: not while its output is
@@ -120,6 +121,8 @@ impl<M: Model> Oracle<M> {
                 ),
             ));
         }
+        c.read_reported = false;
+        c.read_owed = false;
         Ok(core::mem::take(&mut c.hup_unread))
     }
 
@@ -143,6 +146,29 @@ impl<M: Model> Oracle<M> {
         self.closing(ci);
     }
 
+    /// The driver is about to report that a send on client `ci` failed (before
+    /// [`Oracle::io_failed`]): if its connection was open and could read, one read is
+    /// owed before the close.
+    pub fn send_failed(&mut self, ci: usize) {
+        let input_capacity = self.engine.input_capacity;
+        let c = &mut self.conns[ci];
+        c.read_owed = c.open_for_input() && c.unconsumed() < input_capacity && !self.shutting_down;
+    }
+
+    /// The engine closes client `ci`'s connection `id`: a read owed after a failed send
+    /// came first, unless a handler ended the connection meanwhile.
+    pub fn check_read_after_failed_send(&self, ci: usize, id: ConnId) -> Result<(), Violation> {
+        let c = &self.conns[ci];
+        if c.read_owed && !c.leaving && !c.cross_ended && !c.abort_asked {
+            return Err(Violation::contract(
+                Some(id),
+                Rule::ReadAfterFailedSend,
+                format!("client c{ci}: closed after a failed send without reading once more"),
+            ));
+        }
+        Ok(())
+    }
+
     /// The driver is about to report I/O error `e` for client `ci`.
     pub fn io_failed(&mut self, ci: usize, e: IoError) {
         let c = &mut self.conns[ci];
@@ -159,7 +185,24 @@ impl<M: Model> Oracle<M> {
     /// The engine asked to transmit `len` bytes on client `ci`'s connection: exactly
     /// the output pending.
     pub fn check_transmit(&mut self, ci: usize, len: usize) -> Result<(), Violation> {
+        let input_capacity = self.engine.input_capacity;
         let c = &mut self.conns[ci];
+        // (A shutdown flushes the trigger's output as it stands: no more input.)
+        if c.read_reported
+            && c.open_for_input()
+            && !c.write_blocked
+            && c.unconsumed() < input_capacity
+            && !self.shutting_down
+        {
+            return Err(Violation::contract(
+                None,
+                Rule::ReadBeforeSend,
+                format!(
+                    "client c{ci}: transmit of {len} bytes before reading what the poller \
+                     reported readable"
+                ),
+            ));
+        }
         if c.lingering {
             return Err(Violation::contract(
                 None,

@@ -43,6 +43,16 @@ pub(crate) struct Shadow<C> {
     /// A hang-up was reported and no read has found the socket empty since: the
     /// engine may read to learn whether the peer ended or failed, blocked or not.
     pub(super) hup_unread: bool,
+    /// Readability (or a hang-up) was reported and the engine has not read since: it
+    /// must read before it sends, while it may read ([`Rule::ReadBeforeSend`]).
+    ///
+    /// [`Rule::ReadBeforeSend`]: crate::Rule::ReadBeforeSend
+    pub(super) read_reported: bool,
+    /// A send failed while the connection was open and could read, and the engine has
+    /// not read since ([`Rule::ReadAfterFailedSend`]).
+    ///
+    /// [`Rule::ReadAfterFailedSend`]: crate::Rule::ReadAfterFailedSend
+    pub(super) read_owed: bool,
     /// Bytes the last `prewrite` announced.
     pub(super) attempted: usize,
     /// `Transmit` outputs, `prewrite` and `postwrite` calls: one of each per write.
@@ -79,6 +89,26 @@ impl<C> Shadow<C> {
     /// Bytes the server read in all.
     pub fn delivered(&self) -> u64 {
         self.delivered_base + self.delivered.len() as u64
+    }
+
+    /// Bytes read that the handler has not consumed: what the engine keeps in the
+    /// connection's input buffer.
+    pub(super) fn unconsumed(&self) -> usize {
+        self.delivered.len() - self.handler_pos
+    }
+
+    /// Open as far as reading goes: opened, and neither its handler nor another is
+    /// done with it, nor its stream over, nor its socket failed.
+    pub(super) fn open_for_input(&self) -> bool {
+        self.opened
+            && !self.ended
+            && !self.leaving
+            && !self.cross_ended
+            && !self.lingering
+            && !self.eof_reported
+            && !self.io_failed
+            && !self.abort_asked
+            && !self.aborted
     }
 
     /// The handler wrote `wrote` bytes in a callback.
