@@ -41,13 +41,17 @@ for target in "${targets[@]}"; do
     mkdir -p "corpus/$target" "artifacts/$target" "seeds/$target"
     log="logs/$target.log"
     echo "=== $target: ${seconds} s ===" >&2
-    # -timeout: one input taking over 10 s is a hang; -rss_limit_mb: a leak or an
+    # -timeout: one input taking over 2 s is a crash (an input runs in milliseconds,
+    # 7 ms on average for the slowest target, engine_script): an algorithmic blow-up a
+    # peer can trigger, such as the exponential glob matcher CONFIG GET once had (63
+    # bytes, 5-11 s in a release build), is a finding, not a slow input;
+    # -rss_limit_mb: a leak or an
     # unbounded buffer is a failure, not a slow machine; -max_len: inputs of up to
     # 4 KiB (a simulator script of a few hundred events): left to itself, libFuzzer
     # let engine_script's inputs grow to 14 KB and ran a third as many per second.
     status=ok
     if ! cargo +nightly fuzz run "${flags[@]}" "$target" "corpus/$target" "seeds/$target" -- \
-        -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 \
+        -max_total_time="$seconds" -timeout=2 -rss_limit_mb=2048 -max_len=4096 -print_final_stats=1 \
         -artifact_prefix="artifacts/$target/" >"$log" 2>&1; then
         status=FAILED
         failed=1

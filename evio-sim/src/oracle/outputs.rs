@@ -156,10 +156,12 @@ impl<M: Model> Oracle<M> {
     }
 
     /// The engine closes client `ci`'s connection `id`: a read owed after a failed send
-    /// came first, unless a handler ended the connection meanwhile.
+    /// came first, unless a handler ended the connection meanwhile or the server is
+    /// shutting down (which closes every connection without more input).
     pub fn check_read_after_failed_send(&self, ci: usize, id: ConnId) -> Result<(), Violation> {
         let c = &self.conns[ci];
-        if c.read_owed && !c.leaving && !c.cross_ended && !c.abort_asked {
+        if c.read_owed && !c.leaving && !c.cross_ended && !c.abort_asked && !self.shutting_down
+        {
             return Err(Violation::contract(
                 Some(id),
                 Rule::ReadAfterFailedSend,
