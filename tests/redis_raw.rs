@@ -366,3 +366,43 @@ fn the_example_says_what_each_flag_does() {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
     }
 }
+
+/// `CONFIG GET` with the patterns that blocked the old recursive glob matcher for
+/// seconds (30 stars and an `x`) or overflowed its stack and killed the server
+/// (150,000 stars): answered at once, as Redis does (no parameter here ends in `x`;
+/// one run of stars matches every name), while another client is served.
+#[test]
+fn config_get_with_abusive_globs_is_answered_at_once() {
+    for stdlib in [false, true] {
+        let args: &[&str] = if stdlib { &["--stdlib"] } else { &[] };
+        let (_child, _out, port) = spawn_example(args);
+        let tcp = Bound::Tcp(([127, 0, 0, 1], port).into());
+        let mut a = connect(&tcp);
+        let mut b = connect(&tcp);
+        expect(&mut b, b"PING\r\n", b"+PONG\r\n");
+        // The old matcher took 6 s for this one in a release build: a client asking
+        // something meanwhile would wait that long. Two seconds is ample for the new.
+        b.set_timeouts(Duration::from_secs(2));
+        let thirty = [&[b'*'; 30][..], b"x"].concat();
+        a.write_all(&mb(&[b"CONFIG", b"GET", &thirty])).unwrap();
+        expect(&mut b, b"PING\r\n", b"+PONG\r\n");
+        assert_eq!(a.read_n(4), b"*0\r\n", "stdlib {stdlib}");
+        let stars = vec![b'*'; 150_000];
+        let all = [
+            &b"*4\r\n"[..],
+            &bulk(b"save"),
+            &bulk(b""),
+            &bulk(b"appendonly"),
+            &bulk(b"no"),
+        ]
+        .concat();
+        expect(&mut a, &mb(&[b"CONFIG", b"GET", &stars]), &all);
+        expect(&mut b, b"PING\r\n", b"+PONG\r\n");
+        // Redis reads the pattern as a C string: up to its NUL.
+        expect(
+            &mut a,
+            &mb(&[b"CONFIG", b"GET", b"sa*\0x"]),
+            &[&b"*2\r\n"[..], &bulk(b"save"), &bulk(b"")].concat(),
+        );
+    }
+}

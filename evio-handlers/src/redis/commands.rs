@@ -7,6 +7,7 @@ use std::rc::Rc;
 use evio_proto::Conn;
 
 use super::client::{Client, prefixed, reply, reply_bulk, reply_value};
+use super::glob::glob_match;
 
 /// What serving one request came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -320,12 +321,15 @@ fn config(args: Args<'_>, conn: &mut Conn<'_, Client>, out: &mut Vec<u8>) -> Ste
     let mut matched: [Option<&[u8]>; PARAMETERS.len()] = [None; PARAMETERS.len()];
     for i in 2..argc {
         let pattern = args.get(i);
-        let is_glob = pattern.iter().any(|b| matches!(b, b'*' | b'?' | b'['));
+        // Redis looks for glob characters, and matches, in the pattern as a C string:
+        // up to its first NUL.
+        let glob = &pattern[..memchr::memchr(0, pattern).unwrap_or(pattern.len())];
+        let is_glob = glob.iter().any(|b| matches!(b, b'*' | b'?' | b'['));
         for (slot, (name, _)) in matched.iter_mut().zip(PARAMETERS) {
             if slot.is_some() {
                 continue;
             }
-            if is_glob && glob_match(pattern, name) {
+            if is_glob && glob_match(glob, name) {
                 *slot = Some(name);
             } else if !is_glob && eq_ci(pattern, name) {
                 *slot = Some(pattern);
@@ -342,58 +346,6 @@ fn config(args: Args<'_>, conn: &mut Conn<'_, Client>, out: &mut Vec<u8>) -> Ste
         }
     }
     Step::written(all)
-}
-
-/// A glob (`*`, `?`, `[abc]`, `[^a-z]`, `\x`) matching `name`, ignoring ASCII case, as
-/// Redis's `stringmatchlen` does for `CONFIG GET`.
-pub(crate) fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
-    let lower = |b: u8| b.to_ascii_lowercase();
-    match pattern.split_first() {
-        None => name.is_empty(),
-        Some((b'*', rest)) => (0..=name.len()).any(|skip| glob_match(rest, &name[skip..])),
-        Some((b'?', rest)) => !name.is_empty() && glob_match(rest, &name[1..]),
-        Some((b'[', rest)) => {
-            let Some((&c, tail)) = name.split_first() else {
-                return false;
-            };
-            let (negate, mut p) = match rest.first() {
-                Some(b'^') => (true, &rest[1..]),
-                _ => (false, rest),
-            };
-            let mut hit = false;
-            loop {
-                match p {
-                    [] => break,
-                    [b']', more @ ..] => {
-                        p = more;
-                        break;
-                    }
-                    [b'\\', x, more @ ..] => {
-                        hit |= lower(*x) == lower(c);
-                        p = more;
-                    }
-                    [a, b'-', z, more @ ..] => {
-                        let (lo, hi) = (lower(*a.min(z)), lower(*a.max(z)));
-                        hit |= (lo..=hi).contains(&lower(c));
-                        p = more;
-                    }
-                    [x, more @ ..] => {
-                        hit |= lower(*x) == lower(c);
-                        p = more;
-                    }
-                }
-            }
-            hit != negate && glob_match(p, tail)
-        }
-        Some((&b, rest)) => {
-            let (literal, rest) = match (b, rest) {
-                (b'\\', [x, more @ ..]) => (*x, more),
-                _ => (b, rest),
-            };
-            name.first().is_some_and(|&c| lower(c) == lower(literal))
-                && glob_match(rest, &name[1..])
-        }
-    }
 }
 
 /// `SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]`: Redis's checks of the flags; with
@@ -445,20 +397,5 @@ mod tests {
         ] {
             assert_eq!(lookup(name), None, "{name:?}");
         }
-    }
-
-    #[test]
-    fn globs_match_as_redis_s() {
-        assert!(glob_match(b"*", b"save"));
-        assert!(glob_match(b"SA*", b"save"));
-        assert!(glob_match(b"s?ve", b"save"));
-        assert!(glob_match(b"[rs]ave", b"save"));
-        assert!(glob_match(b"[^a]ave", b"save"));
-        assert!(glob_match(b"[a-z]ppendonly", b"appendonly"));
-        assert!(glob_match(b"\\save", b"save"));
-        assert!(!glob_match(b"*x*", b"save"));
-        assert!(!glob_match(b"[^s]ave", b"save"));
-        assert!(!glob_match(b"sav", b"save"));
-        assert!(!glob_match(b"save?", b"save"));
     }
 }

@@ -10,6 +10,7 @@
 
 mod client;
 mod commands;
+mod glob;
 pub(crate) mod resp;
 
 use core::time::Duration;
@@ -18,9 +19,9 @@ use evio_proto::{Action, Conn, Events};
 
 pub use client::Client;
 use client::{Fed, reply};
-#[cfg(feature = "sim")]
-pub(crate) use commands::glob_match;
 use commands::{Args, Db, Step, execute};
+#[cfg(feature = "sim")]
+pub(crate) use glob::glob_match;
 use resp::Parsed;
 pub use resp::{ARG_OVERHEAD, ProtocolError};
 

@@ -439,10 +439,12 @@ fn config_get(patterns: &[Vec<u8>]) -> Vec<u8> {
     let parameters: [(&[u8], &[u8]); 2] = [(b"save", b""), (b"appendonly", b"no")];
     let mut named: [Option<Vec<u8>>; 2] = [None, None];
     for pattern in patterns {
-        let glob = pattern.iter().any(|b| b"*?[".contains(b));
+        // Redis reads a pattern as a C string: up to its first NUL.
+        let c_pattern = c_str(pattern, usize::MAX);
+        let glob = c_pattern.iter().any(|b| b"*?[".contains(b));
         for (slot, (name, _)) in named.iter_mut().zip(parameters) {
             if slot.is_none() {
-                if glob && crate::redis::glob_match(pattern, name) {
+                if glob && crate::redis::glob_match(c_pattern, name) {
                     *slot = Some(name.to_vec());
                 } else if !glob && pattern.eq_ignore_ascii_case(name) {
                     *slot = Some(pattern.clone());
@@ -618,9 +620,16 @@ pub fn redis_requests(_client: u16, rng: &mut Rng) -> Vec<u8> {
                 b"a*",
                 b"nope",
                 b"[sx]ave",
+                // What took the old recursive matcher seconds (30 stars and a byte).
+                b"******************************x",
+                // A C string to Redis: the pattern ends at the NUL.
+                b"sa*\0x",
             ];
             let mut a = vec![name(rng, "CONFIG"), name(rng, "GET")];
-            a.extend((0..rng.range(0, 2)).map(|_| params[rng.below(7) as usize].to_vec()));
+            a.extend(
+                (0..rng.range(0, 2))
+                    .map(|_| params[rng.below(params.len() as u64) as usize].to_vec()),
+            );
             a
         }
         830..=834 => vec![name(rng, "CONFIG"), value(rng)],
