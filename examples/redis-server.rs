@@ -11,11 +11,15 @@
 //! SHUTDOWN, with Redis 7's replies and error texts (`evio_handlers::redis::Redis` has
 //! the details). SIGINT, SIGTERM or `SHUTDOWN` stops it cleanly (exit status 0, the
 //! unix socket file removed). `--help` lists every option.
+//!
+//! A client that sends `POST` or `Host:` (an HTTP request: a web page trying to talk
+//! to the server) is cut off without an answer, as Redis does, and Redis's "Possible
+//! SECURITY ATTACK detected" warning goes to stderr, at most once a minute.
 
 mod common;
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use evio::{Action, Conn, Events, Flow, Server};
@@ -62,29 +66,66 @@ struct Args {
     coalesce_us: u64,
 }
 
-/// The shared redis handler, plus a line saying where it listens and how.
-struct Announced(Redis, evio::Backend);
+/// The shared redis handler, plus a line saying where it listens and how, and Redis's
+/// warning on stderr when a client sends an HTTP request.
+struct Announced {
+    redis: Redis,
+    backend: evio::Backend,
+    /// When the last security warning was printed.
+    warned: Option<Instant>,
+}
+
+/// Redis's words, in its log, when it aborts a client that sent `POST` or `Host:`.
+const SECURITY_WARNING: &str = "Possible SECURITY ATTACK detected. It looks like somebody is \
+    sending POST or Host: commands to Redis. This is likely due to an attacker attempting \
+    to use Cross Protocol Scripting to compromise your Redis instance. Connection aborted.";
+
+/// At most one warning a minute, as Redis logs it: a web page can open connections
+/// faster than anyone reads a log.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+
+impl Announced {
+    fn warn_security(&mut self, conn: &mut Conn<'_, Client>) {
+        let now = Instant::now();
+        if self
+            .warned
+            .is_some_and(|at| now.duration_since(at) < WARN_EVERY)
+        {
+            return;
+        }
+        self.warned = Some(now);
+        eprintln!(
+            "redis-server: {SECURITY_WARNING} (client {})",
+            conn.info().peer
+        );
+    }
+}
 
 impl Events for Announced {
     type Context = Client;
 
     fn serving(&mut self, server: Server<'_>) -> Flow {
         for addr in server.addrs() {
-            println!("redis server listening on {addr} ({})", self.1);
+            println!("redis server listening on {addr} ({})", self.backend);
         }
         Flow::Continue
     }
     fn opened(&mut self, conn: &mut Conn<'_, Client>) -> Action {
-        self.0.opened(conn)
+        self.redis.opened(conn)
     }
     fn data(&mut self, conn: &mut Conn<'_, Client>, input: &[u8]) -> Action {
-        self.0.data(conn, input)
+        let refused = self.redis.stats().security_refusals;
+        let action = self.redis.data(conn, input);
+        if self.redis.stats().security_refusals != refused {
+            self.warn_security(conn);
+        }
+        action
     }
     fn drained(&mut self, conn: &mut Conn<'_, Client>) -> Action {
-        self.0.drained(conn)
+        self.redis.drained(conn)
     }
     fn timeout(&mut self, conn: &mut Conn<'_, Client>) -> Action {
-        self.0.timeout(conn)
+        self.redis.timeout(conn)
     }
 }
 
@@ -112,7 +153,11 @@ fn main() -> ExitCode {
     common::serve(
         "redis-server",
         builder,
-        Announced(Redis::new(config), backend),
+        Announced {
+            redis: Redis::new(config),
+            backend,
+            warned: None,
+        },
         &addrs,
     )
 }

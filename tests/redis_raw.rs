@@ -288,13 +288,108 @@ fn idle_clients_are_closed() {
     }
 }
 
+/// The HTTP request a web page can make a browser send to the server, with a command
+/// in its body (cross-protocol scripting).
+const HTTP_POST: &[u8] = b"POST / HTTP/1.1\r\nHost: 127.0.0.1:6379\r\nContent-Type: text/plain\r\n\
+    Content-Length: 15\r\n\r\nSET pwned yes\r\n";
+
+/// As Redis 7 does: a `POST` or `Host:` command (inline or multibulk, any case) cuts
+/// the connection off unanswered, and nothing after it runs; the requests before it
+/// in the same read run but their replies go with the connection; replies sent
+/// before stay sent.
+#[test]
+fn an_http_request_is_cut_off_and_nothing_in_it_runs() {
+    for addr in ADDRS {
+        let server = start_redis(addr, evio::ServerBuilder::new(), RedisConfig::default());
+        let mut other = connect(server.addr(0));
+        let mut c = connect(server.addr(0));
+        c.write_all(HTTP_POST).unwrap();
+        assert_eq!(c.read_to_end_lossy(), b"", "{addr}");
+        expect(&mut other, b"GET pwned\r\nDBSIZE\r\n", b"$-1\r\n:0\r\n");
+        let attacks: [&[u8]; 4] = [
+            b"host: x\r\nSET after 1\r\n",
+            b"*2\r\n$5\r\nHOST:\r\n$1\r\nx\r\n*3\r\n$3\r\nSET\r\n$5\r\nafter\r\n$1\r\n1\r\n",
+            b"*1\r\n$4\r\npOsT\r\nSET after 1\r\n",
+            b"\"post\" / HTTP/1.1\r\nSET after 1\r\n",
+        ];
+        for attack in attacks {
+            // In one write, which the server reads at once: the requests before run,
+            // unanswered.
+            let mut c = connect(server.addr(0));
+            c.write_all(&[&b"PING\r\nSET before 1\r\n"[..], attack].concat())
+                .unwrap();
+            assert_eq!(c.read_to_end_lossy(), b"", "{addr}: {attack:?}");
+            expect(
+                &mut other,
+                b"GET before\r\nGET after\r\nDEL before\r\n",
+                b"$1\r\n1\r\n$-1\r\n:1\r\n",
+            );
+            // A reply to an earlier read was sent before.
+            let mut c = connect(server.addr(0));
+            expect(&mut c, b"PING\r\n", b"+PONG\r\n");
+            c.write_all(attack).unwrap();
+            assert_eq!(c.read_to_end_lossy(), b"", "{addr}: {attack:?}");
+        }
+        // Names that only look alike are unknown commands.
+        expect(
+            &mut other,
+            b"POSTS\r\nHost x\r\n",
+            b"-ERR unknown command 'POSTS', with args beginning with: \r\n\
+              -ERR unknown command 'Host', with args beginning with: 'x' \r\n",
+        );
+        expect(&mut other, b"DBSIZE\r\n", b":0\r\n");
+        server.stop().unwrap();
+    }
+}
+
+/// The example prints Redis's warning on stderr for an HTTP request, once a minute
+/// at most, and goes on serving.
+#[test]
+fn the_example_warns_of_an_http_request_once_a_minute() {
+    let (mut child, _out, port) = spawn_example_with(&[], std::process::Stdio::piped());
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let tcp = Bound::Tcp(([127, 0, 0, 1], port).into());
+    for _ in 0..3 {
+        let mut c = connect(&tcp);
+        c.write_all(HTTP_POST).unwrap();
+        assert_eq!(c.read_to_end_lossy(), b"");
+    }
+    let mut c = connect(&tcp);
+    expect(&mut c, b"GET pwned\r\nDBSIZE\r\n", b"$-1\r\n:0\r\n");
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with(
+            "redis-server: Possible SECURITY ATTACK detected. It looks like somebody is \
+             sending POST or Host: commands to Redis. This is likely due to an attacker \
+             attempting to use Cross Protocol Scripting to compromise your Redis \
+             instance. Connection aborted. (client 127.0.0.1:"
+        ),
+        "{line}"
+    );
+    // Once: the other two were within the minute.
+    drop(child);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert_eq!(rest, "");
+}
+
 /// The example binary, started with `args` on loopback; returns it and its TCP port.
 fn spawn_example(args: &[&str]) -> (KillOnDrop, BufReader<std::process::ChildStdout>, u16) {
+    spawn_example_with(args, std::process::Stdio::inherit())
+}
+
+/// [`spawn_example`], its stderr going to `stderr`.
+fn spawn_example_with(
+    args: &[&str],
+    stderr: std::process::Stdio,
+) -> (KillOnDrop, BufReader<std::process::ChildStdout>, u16) {
     let mut child = KillOnDrop(
         std::process::Command::new(example_binary("redis-server"))
             .args(["--host", "127.0.0.1", "--port", "0"])
             .args(args)
             .stdout(std::process::Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .unwrap(),
     );

@@ -88,6 +88,7 @@ fn the_redis_swarm_reaches_every_path_and_the_stores_agree() {
         total.protocol_errors += s.protocol_errors;
         total.too_large += s.too_large;
         total.timeouts += s.timeouts;
+        total.security_refusals += s.security_refusals;
         applied += model.applied;
         shutdowns += u64::from(model.shut_down());
     }
@@ -102,6 +103,7 @@ fn the_redis_swarm_reaches_every_path_and_the_stores_agree() {
     assert!(total.too_large > 0, "{total:?}");
     assert!(total.timeouts > 0, "{total:?}");
     assert!(total.replies_held > 100, "{total:?}");
+    assert!(total.security_refusals > 0, "{total:?}");
 }
 
 /// The bug the `Events::data` docs warn about: a pipeline's requests are served, but

@@ -23,6 +23,10 @@ pub(crate) enum Step {
     Shutdown,
     /// Nothing more can be served until more input arrives or the output drains.
     Wait,
+    /// The request was a `POST` or `Host:` command: an HTTP request sent to this
+    /// server (cross-protocol scripting). Nothing is answered for it, and the
+    /// connection is aborted with what is still owed to it, as Redis does.
+    Refuse,
 }
 
 impl Step {
@@ -207,6 +211,11 @@ pub(crate) fn execute(
     scratch: &mut Vec<u8>,
 ) -> Step {
     let Some(command) = lookup(args.get(0)) else {
+        // Checked only here, for names that are no command: the common path pays
+        // nothing for it.
+        if is_http(args.get(0)) {
+            return Step::Refuse;
+        }
         return unknown_command(args, conn, scratch);
     };
     let argc = args.len();
@@ -257,6 +266,12 @@ pub(crate) fn execute(
         Command::Shutdown => return shutdown(args, conn),
     };
     Step::written(all)
+}
+
+/// Whether a command's name is `POST` or `Host:` (in any case): the start of an HTTP
+/// request, which Redis takes for an attack (`processCommand` in its `server.c`).
+fn is_http(name: &[u8]) -> bool {
+    eq_ci(name, b"post") || eq_ci(name, b"host:")
 }
 
 /// Redis's `-ERR unknown command '…', with args beginning with: '…' '…' `: the name and
@@ -396,6 +411,24 @@ mod tests {
             b"\x47\x45\x54\x00",
         ] {
             assert_eq!(lookup(name), None, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn http_request_starts_are_told_apart() {
+        for name in [&b"POST"[..], b"post", b"pOsT", b"Host:", b"HOST:", b"host:"] {
+            assert!(is_http(name), "{name:?}");
+        }
+        for name in [
+            &b"POSTS"[..],
+            b"Host",
+            b"host: ",
+            b"GET",
+            b"PUT",
+            b"po st",
+            b"",
+        ] {
+            assert!(!is_http(name), "{name:?}");
         }
     }
 }

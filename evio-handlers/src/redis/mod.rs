@@ -91,6 +91,10 @@ pub struct RedisStats {
     pub too_large: u64,
     /// Connections closed for being idle.
     pub timeouts: u64,
+    /// Connections aborted for a `POST` or `Host:` command: an HTTP request sent to
+    /// the server, which Redis takes for a cross-protocol attack. A server that logs
+    /// Redis's warning for it watches this count (the example does).
+    pub security_refusals: u64,
 }
 
 /// A Redis-compatible server: one key space shared by every connection.
@@ -110,6 +114,14 @@ pub struct RedisStats {
 ///   to [`Limits`]; it is served once whole. An inline request or a header line that
 ///   does not fit the input buffer is Redis's "too big" protocol error (Redis's limit
 ///   for these is 64 KiB; here it is the input buffer).
+/// - A request named `POST` or `Host:` (in any case, inline or multibulk) is the start
+///   of an HTTP request: a web page making a browser talk to the server (cross-protocol
+///   scripting). As Redis 7 does, nothing is answered for it and nothing after it is
+///   served; the connection is aborted at once (a reset), and what was still owed to
+///   it is dropped, replies to the requests before it in the same read included (they
+///   did run: Redis runs them too, and drops their replies with the client). Replies
+///   already sent stay sent. [`RedisStats::security_refusals`] counts these
+///   connections, so that a server can log Redis's warning (the example prints it).
 /// - A reply that does not fit the output buffer is written as far as it fits and the
 ///   rest is sent as the output drains (from the stored value itself for `GET`: a 1 GiB
 ///   value costs no copy), before any later request is served. Nothing is lost, and
@@ -330,6 +342,16 @@ impl Events for Redis {
             Step::Shutdown => {
                 conn.consume(pos);
                 Action::Shutdown
+            }
+            Step::Refuse => {
+                // Aborted, not closed: what was owed to this connection, replies to
+                // the requests before this one in the same read included, goes with
+                // it (Redis frees the client with its reply buffer), and an attacker
+                // holds no slot while a close lingers. The request is consumed, so
+                // a model knows where it ended.
+                self.stats.security_refusals += 1;
+                conn.consume(pos);
+                Action::Abort
             }
             Step::Close if conn.context().owes_output() => {
                 // The close waits for the reply (see `drained`); what follows the

@@ -50,6 +50,9 @@ pub fn redis_constraints() -> Constraints {
 /// - After `QUIT`, a protocol error or a request over the limit, the client is owed
 ///   nothing more (the connection closes; anything consumed after is not served).
 /// - After `SHUTDOWN`, nothing more is served to anyone.
+/// - After `POST` or `Host:`, the connection is aborted: nothing more is served to it,
+///   and the replies to the requests consumed in the same `data` call are never sent
+///   (those requests did run).
 #[derive(Debug)]
 pub struct RedisModel {
     store: BTreeMap<Vec<u8>, Vec<u8>>,
@@ -305,6 +308,8 @@ enum Applied {
     Last(Vec<u8>),
     /// The server shuts down.
     Shutdown,
+    /// A `POST` or `Host:` command: the connection is aborted, unanswered.
+    Refused,
 }
 
 fn bulk(b: &[u8]) -> Vec<u8> {
@@ -342,6 +347,9 @@ impl RedisModel {
     fn apply(&mut self, args: &[Vec<u8>]) -> Applied {
         self.applied += 1;
         let name = args[0].to_ascii_lowercase();
+        if name == b"post" || name == b"host:" {
+            return Applied::Refused;
+        }
         let n = args.len();
         let flag = |i: usize| args[i].to_ascii_lowercase();
         let reply = match (name.as_slice(), n) {
@@ -473,6 +481,8 @@ impl Model for RedisModel {
             return;
         }
         conn.partial.extend_from_slice(bytes);
+        // Replies owed from here on are to requests the handler read in this call.
+        let read_now = conn.owed.len();
         loop {
             let (len, owed) = match self.front(&conn.partial) {
                 Front::Nothing | Front::InPayload => return,
@@ -486,6 +496,15 @@ impl Model for RedisModel {
                     Applied::Shutdown => {
                         self.shut_down = true;
                         conn.done = true;
+                        (len, None)
+                    }
+                    Applied::Refused => {
+                        // The connection is aborted: the replies to the requests read
+                        // with this one never leave (the requests did run); replies
+                        // from earlier reads may have, in part (a prefix of them, which
+                        // is all `output` checks on a connection that was reset).
+                        conn.done = true;
+                        conn.owed.truncate(read_now);
                         (len, None)
                     }
                 },
@@ -555,7 +574,7 @@ impl Model for RedisModel {
 /// them), multibulk mostly and inline now and then, values from empty to larger than
 /// the simulator's buffers and [`sim_limits`], command names in any case; mixed with
 /// wrong arities, unknown commands, protocol errors of every kind, oversized lines,
-/// `QUIT`, random bytes and, rarely, `SHUTDOWN`.
+/// `QUIT`, HTTP requests (`POST`, `Host:`), random bytes and, rarely, `SHUTDOWN`.
 pub fn redis_requests(_client: u16, rng: &mut Rng) -> Vec<u8> {
     let key = |rng: &mut Rng| -> Vec<u8> {
         match rng.below(20) {
@@ -670,6 +689,7 @@ pub fn redis_requests(_client: u16, rng: &mut Rng) -> Vec<u8> {
             return out;
         }
         977..=989 => return protocol_trouble(rng),
+        990..=993 => return http_request(rng),
         _ => {
             return (0..rng.range(1, 12))
                 .map(|_| rng.next_u64() as u8)
@@ -714,6 +734,37 @@ fn encode(rng: &mut Rng, args: &[Vec<u8>]) -> Vec<u8> {
         b"\r\n"
     });
     out
+}
+
+/// An HTTP request, or a `POST` or `Host:` command in RESP: what a web page makes a
+/// browser send (cross-protocol scripting). The connection is aborted at its `POST`
+/// or `Host:`; a `SET` after it must not run.
+fn http_request(rng: &mut Rng) -> Vec<u8> {
+    match rng.below(4) {
+        0 => b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 14\r\n\r\nSET k0 pwned\r\n".to_vec(),
+        // `GET / HTTP/1.1` is a GET with too many arguments: answered (unless read
+        // with the `Host:` line after it, which drops its reply).
+        1 => b"GET / HTTP/1.1\r\nhOsT: x\r\n\r\n".to_vec(),
+        2 => {
+            let name = if rng.below(2) == 0 { "POST" } else { "HOST:" };
+            let args = [name_in_any_case(rng, name), b"/".to_vec()];
+            encode(rng, &args)
+        }
+        _ => encode(rng, &[b"Host:".to_vec(), b"k1".to_vec(), b"SET".to_vec()]),
+    }
+}
+
+/// `name` with each letter in either case.
+fn name_in_any_case(rng: &mut Rng, name: &str) -> Vec<u8> {
+    name.bytes()
+        .map(|b| {
+            if rng.below(2) == 0 {
+                b.to_ascii_lowercase()
+            } else {
+                b
+            }
+        })
+        .collect()
 }
 
 /// Requests Redis refuses: protocol errors of each kind, empty requests, lines too long
@@ -832,6 +883,42 @@ mod tests {
         assert_eq!(
             m.store().get(&b"b"[..]).map(Vec::as_slice),
             Some(&b"hello"[..])
+        );
+    }
+
+    #[test]
+    fn the_model_refuses_http_as_redis_does() {
+        let mut m = RedisModel::default();
+        // Read in one go: the requests before `POST` run, unanswered; nothing after.
+        let mut c = RedisClient::default();
+        m.consumed(
+            &mut c,
+            b"PING\r\nSET a 1\r\nPOST / HTTP/1.1\r\nSET a 2\r\n",
+            Instant::ZERO,
+        );
+        assert!(c.done && c.owed.is_empty());
+        assert_eq!(m.store().get(&b"a"[..]).map(Vec::as_slice), Some(&b"1"[..]));
+        // A reply to an earlier read is still owed (it may have left already).
+        let mut c = RedisClient::default();
+        m.consumed(&mut c, b"PING\r\n", Instant::ZERO);
+        m.consumed(
+            &mut c,
+            b"*2\r\n$5\r\nhOsT:\r\n$1\r\nx\r\nDEL a\r\n",
+            Instant::ZERO,
+        );
+        assert!(c.done);
+        assert_eq!(c.owed.iter().copied().collect::<Vec<u8>>(), b"+PONG\r\n");
+        assert_eq!(m.store().len(), 1);
+        // Only the exact names.
+        let mut c = RedisClient::default();
+        m.consumed(&mut c, b"POSTS\r\nHost x\r\n", Instant::ZERO);
+        assert!(!c.done);
+        assert!(
+            c.owed
+                .iter()
+                .copied()
+                .collect::<Vec<u8>>()
+                .starts_with(b"-ERR unknown command 'POSTS'")
         );
     }
 }
