@@ -374,6 +374,75 @@ fn the_example_warns_of_an_http_request_once_a_minute() {
     assert_eq!(rest, "");
 }
 
+/// Sets keys of 1,000-byte values from `first` on until the server refuses one with
+/// Redis's OOM error; returns how many it took (at most 1,000).
+fn fill_until_refused(c: &mut Client, first: usize) -> usize {
+    let value = [b'v'; 1000];
+    for i in first..first + 1000 {
+        let key = format!("key:{i:04}");
+        c.write_all(&mb(&[b"SET", key.as_bytes(), &value])).unwrap();
+        let reply = c.read_n(5);
+        if reply == b"+OK\r\n" {
+            continue;
+        }
+        let rest = c.read_n(OOM.len() - 5);
+        assert_eq!([reply, rest].concat(), OOM);
+        return i - first;
+    }
+    panic!("1,000 keys of 1,000 bytes set, none refused");
+}
+
+const OOM: &[u8] = b"-OOM command not allowed when used memory > 'maxmemory'.\r\n";
+
+/// With `maxmemory`, writes are refused with Redis's error once the store holds more
+/// (checked before each write, as Redis does); reads, DEL and FLUSHDB still work, and
+/// FLUSHDB brings the count back to 0, so as much can be written again.
+#[test]
+fn writes_over_maxmemory_get_redis_s_error_until_flushdb() {
+    for addr in ADDRS {
+        // 10 entries of 1,000-byte values and 8-byte keys (1,136 bytes each) fit in
+        // 11,000; the 10th takes the store over, and the 11th is refused.
+        let config = RedisConfig {
+            maxmemory: 11_000,
+            ..RedisConfig::default()
+        };
+        let server = start_redis(addr, evio::ServerBuilder::new(), config);
+        let mut c = connect(server.addr(0));
+        assert_eq!(fill_until_refused(&mut c, 0), 10, "{addr}");
+        // As Redis: the arity is checked first, the options after the refusal.
+        expect(&mut c, b"SET k v NX\r\n", OOM);
+        expect(
+            &mut c,
+            b"SET k\r\n",
+            b"-ERR wrong number of arguments for 'set' command\r\n",
+        );
+        expect(
+            &mut c,
+            b"SET k v\r\nDBSIZE\r\n",
+            &[OOM, b":10\r\n"].concat(),
+        );
+        expect(
+            &mut c,
+            b"GET key:0003\r\nEXISTS key:0003 k\r\nPING\r\n",
+            &[&bulk(&[b'v'; 1000])[..], b":1\r\n+PONG\r\n"].concat(),
+        );
+        expect(
+            &mut c,
+            b"CONFIG GET maxmemory\r\n",
+            b"*2\r\n$9\r\nmaxmemory\r\n$5\r\n11000\r\n",
+        );
+        // DEL makes room for one more.
+        expect(&mut c, b"DEL key:0000 key:0001\r\n", b":2\r\n");
+        assert_eq!(fill_until_refused(&mut c, 100), 2, "{addr}");
+        // FLUSHDB gives everything back: as many fit as at first.
+        expect(&mut c, b"FLUSHDB\r\nDBSIZE\r\n", b"+OK\r\n:0\r\n");
+        assert_eq!(fill_until_refused(&mut c, 200), 10, "{addr}");
+        expect(&mut c, b"FLUSHDB ASYNC\r\n", b"+OK\r\n");
+        assert_eq!(fill_until_refused(&mut c, 300), 10, "{addr}");
+        server.stop().unwrap();
+    }
+}
+
 /// The example binary, started with `args` on loopback; returns it and its TCP port.
 fn spawn_example(args: &[&str]) -> (KillOnDrop, BufReader<std::process::ChildStdout>, u16) {
     spawn_example_with(args, std::process::Stdio::inherit())
@@ -453,12 +522,39 @@ fn the_example_says_what_each_flag_does() {
         "--stdlib",
         "--timeout",
         "--maxclients",
+        "--maxmemory",
         "--input",
         "--output",
         "--coalesce-us",
         "--help",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+}
+
+/// `--maxmemory` takes bytes or Redis's units, and `CONFIG GET maxmemory` answers it
+/// in bytes, as Redis does; the limit holds.
+#[test]
+fn the_example_takes_maxmemory_in_redis_s_units() {
+    for (flag, bytes) in [("0", 0), ("12000", 12_000), ("1mb", 1 << 20), ("2K", 2000)] {
+        let (_child, _out, port) = spawn_example(&["--maxmemory", flag]);
+        let mut c = connect(&Bound::Tcp(([127, 0, 0, 1], port).into()));
+        let value = bytes.to_string();
+        expect(
+            &mut c,
+            b"CONFIG GET maxmemory\r\n",
+            &[&b"*2\r\n"[..], &bulk(b"maxmemory"), &bulk(value.as_bytes())].concat(),
+        );
+        if bytes == 12_000 {
+            assert_eq!(fill_until_refused(&mut c, 0), 11);
+        }
+    }
+    for bad in ["1tb", "-1", "mb", "99999999999999999999"] {
+        let out = std::process::Command::new(example_binary("redis-server"))
+            .args(["--port", "0", "--maxmemory", bad])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad}");
     }
 }
 
@@ -484,11 +580,13 @@ fn config_get_with_abusive_globs_is_answered_at_once() {
         assert_eq!(a.read_n(4), b"*0\r\n", "stdlib {stdlib}");
         let stars = vec![b'*'; 150_000];
         let all = [
-            &b"*4\r\n"[..],
+            &b"*6\r\n"[..],
             &bulk(b"save"),
             &bulk(b""),
             &bulk(b"appendonly"),
             &bulk(b"no"),
+            &bulk(b"maxmemory"),
+            &bulk(b"0"),
         ]
         .concat();
         expect(&mut a, &mb(&[b"CONFIG", b"GET", &stars]), &all);

@@ -344,6 +344,23 @@ fn redis_seeds() -> Vec<(String, Vec<u8>)> {
             ),
         ),
         (
+            // The memory limit (`SIM_MAXMEMORY`, 600): writes refused once over it,
+            // arity checked first, DEL and FLUSHDB making room.
+            "redis-maxmemory",
+            case(
+                20,
+                vec![
+                    Connect { listener: 0 },
+                    send(
+                        0,
+                        b"SET a 1\r\nSET b 1\r\nSET c 1\r\nSET d 1\r\nSET e 1\r\nSET f 1 NX\r\n\
+                          SET f\r\nGET a\r\nCONFIG GET maxmemory\r\nDEL a b\r\nSET f 1\r\n\
+                          FLUSHDB\r\nSET g 1\r\nDBSIZE\r\n",
+                    ),
+                ],
+            ),
+        ),
+        (
             "redis-idle-timeout-and-shutdown",
             case(
                 18,

@@ -81,6 +81,11 @@ fn the_redis_swarm_reaches_every_path_and_the_stores_agree() {
             .map(|k| (k.to_vec(), redis.get(k).unwrap().to_vec()))
             .collect();
         assert_eq!(&keys, model.store(), "seed {seed}: the stores differ");
+        assert_eq!(
+            redis.used_memory(),
+            model.used_memory(),
+            "seed {seed}: the memory counts differ"
+        );
         let s = redis.stats();
         total.requests += s.requests;
         total.spilled += s.spilled;
@@ -89,6 +94,7 @@ fn the_redis_swarm_reaches_every_path_and_the_stores_agree() {
         total.too_large += s.too_large;
         total.timeouts += s.timeouts;
         total.security_refusals += s.security_refusals;
+        total.oom_refusals += s.oom_refusals;
         applied += model.applied;
         shutdowns += u64::from(model.shut_down());
     }
@@ -104,6 +110,7 @@ fn the_redis_swarm_reaches_every_path_and_the_stores_agree() {
     assert!(total.timeouts > 0, "{total:?}");
     assert!(total.replies_held > 100, "{total:?}");
     assert!(total.security_refusals > 0, "{total:?}");
+    assert!(total.oom_refusals > 0, "{total:?}");
 }
 
 /// The bug the `Events::data` docs warn about: a pipeline's requests are served, but

@@ -19,6 +19,7 @@ use evio_proto::{Action, Conn, Events};
 
 pub use client::Client;
 use client::{Fed, reply};
+pub use commands::ENTRY_OVERHEAD;
 use commands::{Args, Db, Step, execute};
 #[cfg(feature = "sim")]
 pub(crate) use glob::glob_match;
@@ -74,6 +75,20 @@ pub struct RedisConfig {
     pub idle_timeout: Option<Duration>,
     /// How large a request may be.
     pub limits: Limits,
+    /// The most the store may hold, in bytes, before writes are refused (Redis's
+    /// `maxmemory`, with its `noeviction` policy; 0, the default: no limit). What the
+    /// store holds is counted per entry as its key's length + its value's length +
+    /// [`ENTRY_OVERHEAD`]. As Redis does, a `SET` is refused with
+    /// `-OOM command not allowed when used memory > 'maxmemory'.` when the store holds
+    /// more than this *before* it runs, so the last write accepted can take the store
+    /// past the limit by its own size (at most [`Limits::max_request_len`]). Reads,
+    /// `DEL` and `FLUSHDB` always run; `FLUSHDB` brings the count back to 0.
+    ///
+    /// Unlike Redis's, the count leaves out the connections' buffers (fixed by the
+    /// server's pool, and by [`Limits`] for large requests) and the allocator's own
+    /// spare memory; a value overwritten in place keeps an allocation of up to twice
+    /// its length (or 64 bytes), counted at its length.
+    pub maxmemory: usize,
 }
 
 /// What a [`Redis`] server has done so far.
@@ -91,6 +106,8 @@ pub struct RedisStats {
     pub too_large: u64,
     /// Connections closed for being idle.
     pub timeouts: u64,
+    /// Writes refused because the store held more than [`RedisConfig::maxmemory`].
+    pub oom_refusals: u64,
     /// Connections aborted for a `POST` or `Host:` command: an HTTP request sent to
     /// the server, which Redis takes for a cross-protocol attack. A server that logs
     /// Redis's warning for it watches this count (the example does).
@@ -136,8 +153,12 @@ pub struct RedisStats {
 /// # Differences from Redis 7.0
 ///
 /// - `SET` takes no options (`NX`, `EX`, …): they are a syntax error.
-/// - `CONFIG GET` knows two parameters, `save` (`""`) and `appendonly` (`no`); any
-///   other `CONFIG` subcommand is unknown. Several parameters come in the order asked.
+/// - `CONFIG GET` knows three parameters, `save` (`""`), `appendonly` (`no`) and
+///   `maxmemory`; any other `CONFIG` subcommand is unknown. Several parameters come in
+///   that order.
+/// - `maxmemory` counts what the store holds, not all the process's memory (see
+///   [`RedisConfig::maxmemory`]); there is no eviction (Redis's default policy,
+///   `noeviction`).
 /// - A NUL byte in a header or inline line is an ordinary byte (Redis's C string scan
 ///   stops there and waits for more input).
 /// - `SHUTDOWN` stops the server without saving anything (there is nothing to save).
@@ -160,6 +181,7 @@ impl Redis {
     /// A server with an empty key space.
     pub fn new(config: RedisConfig) -> Self {
         Redis {
+            db: Db::new(config.maxmemory),
             config,
             ..Redis::default()
         }
@@ -178,6 +200,12 @@ impl Redis {
     /// Keys set (`DBSIZE`).
     pub fn dbsize(&self) -> usize {
         self.db.len()
+    }
+
+    /// What the store holds, as counted towards [`RedisConfig::maxmemory`]: for each
+    /// key, its length + its value's length + [`ENTRY_OVERHEAD`].
+    pub fn used_memory(&self) -> usize {
+        self.db.used()
     }
 
     /// Every key set, in no particular order.
@@ -219,7 +247,10 @@ impl Redis {
             Fed::Done { end } => {
                 self.stats.requests += 1;
                 let args = Args::new(&spill.bytes, &spill.spans);
-                (end, execute(&mut self.db, args, conn, &mut self.scratch))
+                (
+                    end,
+                    execute(&mut self.db, args, conn, &mut self.scratch, &mut self.stats),
+                )
             }
             Fed::Empty { end } => (end, Step::Next),
             Fed::Error { error, end } => (end, self.protocol_error(conn, error)),
@@ -299,7 +330,7 @@ impl Events for Redis {
                     self.stats.requests += 1;
                     let base = if decoded { &self.inline } else { input };
                     let args = Args::new(base, &self.spans);
-                    step = execute(&mut self.db, args, conn, &mut self.scratch);
+                    step = execute(&mut self.db, args, conn, &mut self.scratch, &mut self.stats);
                     pos = end;
                 }
                 Parsed::Empty { end } => pos = end,

@@ -11,17 +11,26 @@ use std::time::Duration;
 use evio_proto::Instant;
 use evio_sim::{Constraints, Model, ModelError, Rng};
 
-use crate::redis::{ARG_OVERHEAD, Limits, Redis, RedisConfig};
+use crate::redis::{ARG_OVERHEAD, ENTRY_OVERHEAD, Limits, Redis, RedisConfig};
 
 /// The redis handler as the swarm, the simulator's command line and the fuzz targets
-/// run it (a 40 ms idle timeout on the virtual clock, [`sim_limits`]), with its model.
+/// run it (a 40 ms idle timeout on the virtual clock, [`sim_limits`],
+/// [`SIM_MAXMEMORY`]), with its model.
 pub fn redis_pair() -> (Redis, RedisModel) {
     let config = RedisConfig {
         idle_timeout: Some(Duration::from_millis(40)),
         limits: sim_limits(),
+        maxmemory: SIM_MAXMEMORY,
     };
-    (Redis::new(config), RedisModel::new(sim_limits()))
+    let model = RedisModel::new(sim_limits()).maxmemory(SIM_MAXMEMORY);
+    (Redis::new(config), model)
 }
+
+/// The memory limit the swarm runs the redis handler with: each entry counts
+/// [`ENTRY_OVERHEAD`] besides its bytes, so four small entries, or one value of a few
+/// hundred bytes, take the store over it, and `SET`s are then refused until `DEL` or
+/// `FLUSHDB` make room (about a fifth of them, in the swarm).
+pub const SIM_MAXMEMORY: usize = 600;
 
 /// The buffers the redis handler is simulated with: an input buffer of at least 16
 /// bytes, so header lines fit (a request's arguments gather across reads, and inline
@@ -57,6 +66,7 @@ pub fn redis_constraints() -> Constraints {
 pub struct RedisModel {
     store: BTreeMap<Vec<u8>, Vec<u8>>,
     limits: Limits,
+    maxmemory: usize,
     shut_down: bool,
     /// Requests applied (each answered, in order).
     pub applied: u64,
@@ -82,15 +92,32 @@ impl RedisModel {
         RedisModel {
             store: BTreeMap::new(),
             limits,
+            maxmemory: 0,
             shut_down: false,
             applied: 0,
             protocol_errors: 0,
         }
     }
 
+    /// The model of a server configured with
+    /// [`RedisConfig::maxmemory`](crate::redis::RedisConfig::maxmemory) `maxmemory`.
+    pub fn maxmemory(mut self, maxmemory: usize) -> Self {
+        self.maxmemory = maxmemory;
+        self
+    }
+
     /// The model's store (key to value).
     pub fn store(&self) -> &BTreeMap<Vec<u8>, Vec<u8>> {
         &self.store
+    }
+
+    /// What the store holds towards the memory limit, counted afresh: each entry's
+    /// key and value bytes and [`ENTRY_OVERHEAD`].
+    pub fn used_memory(&self) -> usize {
+        self.store
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + ENTRY_OVERHEAD)
+            .sum()
     }
 
     /// Whether a `SHUTDOWN` was applied.
@@ -358,6 +385,10 @@ impl RedisModel {
             (b"ping", _) => arity("ping"),
             (b"echo", 2) => bulk(&args[1]),
             (b"echo", _) => arity("echo"),
+            // Redis refuses a write while over the limit, after checking the arity.
+            (b"set", 3..) if self.maxmemory != 0 && self.used_memory() > self.maxmemory => {
+                b"-OOM command not allowed when used memory > 'maxmemory'.\r\n".to_vec()
+            }
             (b"set", 3) => {
                 self.store.insert(args[1].clone(), args[2].clone());
                 b"+OK\r\n".to_vec()
@@ -400,7 +431,7 @@ impl RedisModel {
                 .concat(),
             ),
             (b"config", 2) => arity("config|get"),
-            (b"config", _) => config_get(&args[2..]),
+            (b"config", _) => config_get(&args[2..], self.maxmemory),
             (b"quit", _) => return Applied::Last(b"+OK\r\n".to_vec()),
             (b"shutdown", _) => {
                 let flags: Vec<Vec<u8>> = (1..n).map(flag).collect();
@@ -441,11 +472,16 @@ impl RedisModel {
     }
 }
 
-/// `CONFIG GET`'s reply: `save` and `appendonly`, each once, under the name it was
-/// first asked by (or its own, when asked by a pattern).
-fn config_get(patterns: &[Vec<u8>]) -> Vec<u8> {
-    let parameters: [(&[u8], &[u8]); 2] = [(b"save", b""), (b"appendonly", b"no")];
-    let mut named: [Option<Vec<u8>>; 2] = [None, None];
+/// `CONFIG GET`'s reply: `save`, `appendonly` and `maxmemory`, each once, under the
+/// name it was first asked by (or its own, when asked by a pattern).
+fn config_get(patterns: &[Vec<u8>], maxmemory: usize) -> Vec<u8> {
+    let maxmemory = maxmemory.to_string();
+    let parameters: [(&[u8], &[u8]); 3] = [
+        (b"save", b""),
+        (b"appendonly", b"no"),
+        (b"maxmemory", maxmemory.as_bytes()),
+    ];
+    let mut named: [Option<Vec<u8>>; 3] = [None, None, None];
     for pattern in patterns {
         // Redis reads a pattern as a C string: up to its first NUL.
         let c_pattern = c_str(pattern, usize::MAX);
@@ -639,6 +675,8 @@ pub fn redis_requests(_client: u16, rng: &mut Rng) -> Vec<u8> {
                 b"a*",
                 b"nope",
                 b"[sx]ave",
+                b"MAXMEMORY",
+                b"m*y",
                 // What took the old recursive matcher seconds (30 stars and a byte).
                 b"******************************x",
                 // A C string to Redis: the pattern ends at the NUL.
@@ -884,6 +922,28 @@ mod tests {
             m.store().get(&b"b"[..]).map(Vec::as_slice),
             Some(&b"hello"[..])
         );
+    }
+
+    #[test]
+    fn the_model_refuses_writes_over_maxmemory_as_redis_does() {
+        let mut m = RedisModel::default().maxmemory(2 * ENTRY_OVERHEAD + 2);
+        let mut c = RedisClient::default();
+        m.consumed(
+            &mut c,
+            b"SET a 1\r\nSET b 12\r\nSET c 1\r\nSET c\r\nGET a\r\nCONFIG GET maxm*\r\n\
+              DEL b\r\nSET c 1\r\nFLUSHDB\r\nSET d 1\r\n",
+            Instant::ZERO,
+        );
+        let owed: Vec<u8> = c.owed.iter().copied().collect();
+        assert_eq!(
+            owed.escape_ascii().to_string(),
+            b"+OK\r\n+OK\r\n-OOM command not allowed when used memory > 'maxmemory'.\r\n\
+             -ERR wrong number of arguments for 'set' command\r\n$1\r\n1\r\n\
+             *2\r\n$9\r\nmaxmemory\r\n$3\r\n258\r\n:1\r\n+OK\r\n+OK\r\n+OK\r\n"
+                .escape_ascii()
+                .to_string()
+        );
+        assert_eq!(m.used_memory(), 2 + ENTRY_OVERHEAD);
     }
 
     #[test]
