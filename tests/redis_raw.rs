@@ -1,9 +1,11 @@
 //! The redis handler on real sockets, byte for byte: requests split at every byte, a
 //! multi-megabyte pipeline in one write, malformed input (answered, then closed, while
 //! other clients carry on), requests larger than the input buffer, 1 MiB values
-//! through small buffers, QUIT, SHUTDOWN, idle timeouts; and the example binary's
-//! flags (`--maxclients`, `--timeout`, `--unixsocket`, `--stdlib`, `--help`) and its
-//! clean stop on SIGTERM. Each under the default backend and poll(2).
+//! through small buffers, QUIT, SHUTDOWN, idle timeouts, HTTP requests cut off
+//! (cross-protocol scripting), the memory limit and FLUSHDB; and the example binary's
+//! flags (`--maxclients`, `--timeout`, `--maxmemory`, `--unixsocket`, `--stdlib`,
+//! `--help`), its security warning, `CONFIG GET` with abusive globs, and its clean stop
+//! on SIGTERM. Each under the default backend and poll(2).
 
 mod os_common;
 

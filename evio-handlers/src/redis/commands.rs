@@ -63,8 +63,8 @@ impl<'a> Args<'a> {
 /// key's and its value's bytes: the map's bucket (a boxed key and a shared value, 24
 /// bytes, and a control byte; with the table's spare room, 29 to 57 bytes an entry),
 /// the value's shared box (its counts and the `Vec`, 40 bytes, 48 from the
-/// allocator), and the allocator's header and rounding for the key's and the value's
-/// blocks (8 to 29 bytes each). Measured here (glibc, the release example), the RSS
+/// allocator), and the allocator's header and rounding on the key's and the value's
+/// blocks (up to 29 bytes each: glibc's smallest block is 32 bytes). Measured here (glibc, the release example), the RSS
 /// an entry adds beyond its key and value was 145 bytes for 1M entries of 16-byte
 /// keys and 3-byte values, 128 for 100-byte values, 106 for 200k entries of
 /// 1,000-byte values.

@@ -147,8 +147,9 @@ pub struct RedisStats {
 /// # Performance
 ///
 /// A pipelined batch is answered in one `data` call; `PING`, `ECHO`, `GET` and a `SET`
-/// that overwrites a value at least as large allocate nothing; commands are matched
-/// without allocation and keys are looked up as `&[u8]` with a fast hasher.
+/// that overwrites a value at least as large (and at most twice as large, or 64 bytes)
+/// allocate nothing; commands are matched without allocation and keys are looked up
+/// as `&[u8]` with a fast hasher.
 ///
 /// # Differences from Redis 7.0
 ///
