@@ -1,9 +1,11 @@
 //! The redis handler on real sockets, byte for byte: requests split at every byte, a
 //! multi-megabyte pipeline in one write, malformed input (answered, then closed, while
 //! other clients carry on), requests larger than the input buffer, 1 MiB values
-//! through small buffers, QUIT, SHUTDOWN, idle timeouts; and the example binary's
-//! flags (`--maxclients`, `--timeout`, `--unixsocket`, `--stdlib`, `--help`) and its
-//! clean stop on SIGTERM. Each under the default backend and poll(2).
+//! through small buffers, QUIT, SHUTDOWN, idle timeouts, HTTP requests cut off
+//! (cross-protocol scripting), the memory limit and FLUSHDB; and the example binary's
+//! flags (`--maxclients`, `--timeout`, `--maxmemory`, `--unixsocket`, `--stdlib`,
+//! `--help`), its security warning, `CONFIG GET` with abusive globs, and its clean stop
+//! on SIGTERM. Each under the default backend and poll(2).
 
 mod os_common;
 
@@ -288,13 +290,177 @@ fn idle_clients_are_closed() {
     }
 }
 
+/// The HTTP request a web page can make a browser send to the server, with a command
+/// in its body (cross-protocol scripting).
+const HTTP_POST: &[u8] = b"POST / HTTP/1.1\r\nHost: 127.0.0.1:6379\r\nContent-Type: text/plain\r\n\
+    Content-Length: 15\r\n\r\nSET pwned yes\r\n";
+
+/// As Redis 7 does: a `POST` or `Host:` command (inline or multibulk, any case) cuts
+/// the connection off unanswered, and nothing after it runs; the requests before it
+/// in the same read run but their replies go with the connection; replies sent
+/// before stay sent.
+#[test]
+fn an_http_request_is_cut_off_and_nothing_in_it_runs() {
+    for addr in ADDRS {
+        let server = start_redis(addr, evio::ServerBuilder::new(), RedisConfig::default());
+        let mut other = connect(server.addr(0));
+        let mut c = connect(server.addr(0));
+        c.write_all(HTTP_POST).unwrap();
+        assert_eq!(c.read_to_end_lossy(), b"", "{addr}");
+        expect(&mut other, b"GET pwned\r\nDBSIZE\r\n", b"$-1\r\n:0\r\n");
+        let attacks: [&[u8]; 4] = [
+            b"host: x\r\nSET after 1\r\n",
+            b"*2\r\n$5\r\nHOST:\r\n$1\r\nx\r\n*3\r\n$3\r\nSET\r\n$5\r\nafter\r\n$1\r\n1\r\n",
+            b"*1\r\n$4\r\npOsT\r\nSET after 1\r\n",
+            b"\"post\" / HTTP/1.1\r\nSET after 1\r\n",
+        ];
+        for attack in attacks {
+            // In one write, which the server reads at once: the requests before run,
+            // unanswered.
+            let mut c = connect(server.addr(0));
+            c.write_all(&[&b"PING\r\nSET before 1\r\n"[..], attack].concat())
+                .unwrap();
+            assert_eq!(c.read_to_end_lossy(), b"", "{addr}: {attack:?}");
+            expect(
+                &mut other,
+                b"GET before\r\nGET after\r\nDEL before\r\n",
+                b"$1\r\n1\r\n$-1\r\n:1\r\n",
+            );
+            // A reply to an earlier read was sent before.
+            let mut c = connect(server.addr(0));
+            expect(&mut c, b"PING\r\n", b"+PONG\r\n");
+            c.write_all(attack).unwrap();
+            assert_eq!(c.read_to_end_lossy(), b"", "{addr}: {attack:?}");
+        }
+        // Names that only look alike are unknown commands.
+        expect(
+            &mut other,
+            b"POSTS\r\nHost x\r\n",
+            b"-ERR unknown command 'POSTS', with args beginning with: \r\n\
+              -ERR unknown command 'Host', with args beginning with: 'x' \r\n",
+        );
+        expect(&mut other, b"DBSIZE\r\n", b":0\r\n");
+        server.stop().unwrap();
+    }
+}
+
+/// The example prints Redis's warning on stderr for an HTTP request, once a minute
+/// at most, and goes on serving.
+#[test]
+fn the_example_warns_of_an_http_request_once_a_minute() {
+    let (mut child, _out, port) = spawn_example_with(&[], std::process::Stdio::piped());
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let tcp = Bound::Tcp(([127, 0, 0, 1], port).into());
+    for _ in 0..3 {
+        let mut c = connect(&tcp);
+        c.write_all(HTTP_POST).unwrap();
+        assert_eq!(c.read_to_end_lossy(), b"");
+    }
+    let mut c = connect(&tcp);
+    expect(&mut c, b"GET pwned\r\nDBSIZE\r\n", b"$-1\r\n:0\r\n");
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with(
+            "redis-server: Possible SECURITY ATTACK detected. It looks like somebody is \
+             sending POST or Host: commands to Redis. This is likely due to an attacker \
+             attempting to use Cross Protocol Scripting to compromise your Redis \
+             instance. Connection aborted. (client 127.0.0.1:"
+        ),
+        "{line}"
+    );
+    // Once: the other two were within the minute.
+    drop(child);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert_eq!(rest, "");
+}
+
+/// Sets keys of 1,000-byte values from `first` on until the server refuses one with
+/// Redis's OOM error; returns how many it took (at most 1,000).
+fn fill_until_refused(c: &mut Client, first: usize) -> usize {
+    let value = [b'v'; 1000];
+    for i in first..first + 1000 {
+        let key = format!("key:{i:04}");
+        c.write_all(&mb(&[b"SET", key.as_bytes(), &value])).unwrap();
+        let reply = c.read_n(5);
+        if reply == b"+OK\r\n" {
+            continue;
+        }
+        let rest = c.read_n(OOM.len() - 5);
+        assert_eq!([reply, rest].concat(), OOM);
+        return i - first;
+    }
+    panic!("1,000 keys of 1,000 bytes set, none refused");
+}
+
+const OOM: &[u8] = b"-OOM command not allowed when used memory > 'maxmemory'.\r\n";
+
+/// With `maxmemory`, writes are refused with Redis's error once the store holds more
+/// (checked before each write, as Redis does); reads, DEL and FLUSHDB still work, and
+/// FLUSHDB brings the count back to 0, so as much can be written again.
+#[test]
+fn writes_over_maxmemory_get_redis_s_error_until_flushdb() {
+    for addr in ADDRS {
+        // 10 entries of 1,000-byte values and 8-byte keys (1,136 bytes each) fit in
+        // 11,000; the 10th takes the store over, and the 11th is refused.
+        let config = RedisConfig {
+            maxmemory: 11_000,
+            ..RedisConfig::default()
+        };
+        let server = start_redis(addr, evio::ServerBuilder::new(), config);
+        let mut c = connect(server.addr(0));
+        assert_eq!(fill_until_refused(&mut c, 0), 10, "{addr}");
+        // As Redis: the arity is checked first, the options after the refusal.
+        expect(&mut c, b"SET k v NX\r\n", OOM);
+        expect(
+            &mut c,
+            b"SET k\r\n",
+            b"-ERR wrong number of arguments for 'set' command\r\n",
+        );
+        expect(
+            &mut c,
+            b"SET k v\r\nDBSIZE\r\n",
+            &[OOM, b":10\r\n"].concat(),
+        );
+        expect(
+            &mut c,
+            b"GET key:0003\r\nEXISTS key:0003 k\r\nPING\r\n",
+            &[&bulk(&[b'v'; 1000])[..], b":1\r\n+PONG\r\n"].concat(),
+        );
+        expect(
+            &mut c,
+            b"CONFIG GET maxmemory\r\n",
+            b"*2\r\n$9\r\nmaxmemory\r\n$5\r\n11000\r\n",
+        );
+        // DEL makes room for one more.
+        expect(&mut c, b"DEL key:0000 key:0001\r\n", b":2\r\n");
+        assert_eq!(fill_until_refused(&mut c, 100), 2, "{addr}");
+        // FLUSHDB gives everything back: as many fit as at first.
+        expect(&mut c, b"FLUSHDB\r\nDBSIZE\r\n", b"+OK\r\n:0\r\n");
+        assert_eq!(fill_until_refused(&mut c, 200), 10, "{addr}");
+        expect(&mut c, b"FLUSHDB ASYNC\r\n", b"+OK\r\n");
+        assert_eq!(fill_until_refused(&mut c, 300), 10, "{addr}");
+        server.stop().unwrap();
+    }
+}
+
 /// The example binary, started with `args` on loopback; returns it and its TCP port.
 fn spawn_example(args: &[&str]) -> (KillOnDrop, BufReader<std::process::ChildStdout>, u16) {
+    spawn_example_with(args, std::process::Stdio::inherit())
+}
+
+/// [`spawn_example`], its stderr going to `stderr`.
+fn spawn_example_with(
+    args: &[&str],
+    stderr: std::process::Stdio,
+) -> (KillOnDrop, BufReader<std::process::ChildStdout>, u16) {
     let mut child = KillOnDrop(
         std::process::Command::new(example_binary("redis-server"))
             .args(["--host", "127.0.0.1", "--port", "0"])
             .args(args)
             .stdout(std::process::Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .unwrap(),
     );
@@ -358,11 +524,80 @@ fn the_example_says_what_each_flag_does() {
         "--stdlib",
         "--timeout",
         "--maxclients",
+        "--maxmemory",
         "--input",
         "--output",
         "--coalesce-us",
         "--help",
     ] {
         assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+}
+
+/// `--maxmemory` takes bytes or Redis's units, and `CONFIG GET maxmemory` answers it
+/// in bytes, as Redis does; the limit holds.
+#[test]
+fn the_example_takes_maxmemory_in_redis_s_units() {
+    for (flag, bytes) in [("0", 0), ("12000", 12_000), ("1mb", 1 << 20), ("2K", 2000)] {
+        let (_child, _out, port) = spawn_example(&["--maxmemory", flag]);
+        let mut c = connect(&Bound::Tcp(([127, 0, 0, 1], port).into()));
+        let value = bytes.to_string();
+        expect(
+            &mut c,
+            b"CONFIG GET maxmemory\r\n",
+            &[&b"*2\r\n"[..], &bulk(b"maxmemory"), &bulk(value.as_bytes())].concat(),
+        );
+        if bytes == 12_000 {
+            assert_eq!(fill_until_refused(&mut c, 0), 11);
+        }
+    }
+    for bad in ["1tb", "-1", "mb", "99999999999999999999"] {
+        let out = std::process::Command::new(example_binary("redis-server"))
+            .args(["--port", "0", "--maxmemory", bad])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad}");
+    }
+}
+
+/// `CONFIG GET` with the patterns that blocked the old recursive glob matcher for
+/// seconds (30 stars and an `x`) or overflowed its stack and killed the server
+/// (150,000 stars): answered at once, as Redis does (no parameter here ends in `x`;
+/// one run of stars matches every name), while another client is served.
+#[test]
+fn config_get_with_abusive_globs_is_answered_at_once() {
+    for stdlib in [false, true] {
+        let args: &[&str] = if stdlib { &["--stdlib"] } else { &[] };
+        let (_child, _out, port) = spawn_example(args);
+        let tcp = Bound::Tcp(([127, 0, 0, 1], port).into());
+        let mut a = connect(&tcp);
+        let mut b = connect(&tcp);
+        expect(&mut b, b"PING\r\n", b"+PONG\r\n");
+        // The old matcher took 6 s for this one in a release build: a client asking
+        // something meanwhile would wait that long. Two seconds is ample for the new.
+        b.set_timeouts(Duration::from_secs(2));
+        let thirty = [&[b'*'; 30][..], b"x"].concat();
+        a.write_all(&mb(&[b"CONFIG", b"GET", &thirty])).unwrap();
+        expect(&mut b, b"PING\r\n", b"+PONG\r\n");
+        assert_eq!(a.read_n(4), b"*0\r\n", "stdlib {stdlib}");
+        let stars = vec![b'*'; 150_000];
+        let all = [
+            &b"*6\r\n"[..],
+            &bulk(b"save"),
+            &bulk(b""),
+            &bulk(b"appendonly"),
+            &bulk(b"no"),
+            &bulk(b"maxmemory"),
+            &bulk(b"0"),
+        ]
+        .concat();
+        expect(&mut a, &mb(&[b"CONFIG", b"GET", &stars]), &all);
+        expect(&mut b, b"PING\r\n", b"+PONG\r\n");
+        // Redis reads the pattern as a C string: up to its NUL.
+        expect(
+            &mut a,
+            &mb(&[b"CONFIG", b"GET", b"sa*\0x"]),
+            &[&b"*2\r\n"[..], &bulk(b"save"), &bulk(b"")].concat(),
+        );
     }
 }

@@ -319,6 +319,48 @@ fn redis_seeds() -> Vec<(String, Vec<u8>)> {
             case(17, vec![Connect { listener: 0 }, send(0, &inline_too_big)]),
         ),
         (
+            // Cross-protocol scripting: an HTTP request cut off at its `POST` (its body's
+            // SET never runs), one at a `Host:` read with requests before it (which run
+            // unanswered), and a client that checks.
+            "redis-http-request",
+            case(
+                19,
+                vec![
+                    Connect { listener: 0 },
+                    Connect { listener: 0 },
+                    Connect { listener: 0 },
+                    send(0, b"PING\r\n"),
+                    send(
+                        0,
+                        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 14\r\n\r\nSET k pwned\r\n",
+                    ),
+                    send(
+                        1,
+                        b"SET a 1\r\nGET / HTTP/1.1\r\n*2\r\n$5\r\nhOsT:\r\n$1\r\nx\r\nSET b 2\r\n",
+                    ),
+                    Advance { millis: 1 },
+                    send(2, b"GET k\r\nGET a\r\nGET b\r\nDBSIZE\r\n"),
+                ],
+            ),
+        ),
+        (
+            // The memory limit (`SIM_MAXMEMORY`, 600): writes refused once over it,
+            // arity checked first, DEL and FLUSHDB making room.
+            "redis-maxmemory",
+            case(
+                20,
+                vec![
+                    Connect { listener: 0 },
+                    send(
+                        0,
+                        b"SET a 1\r\nSET b 1\r\nSET c 1\r\nSET d 1\r\nSET e 1\r\nSET f 1 NX\r\n\
+                          SET f\r\nGET a\r\nCONFIG GET maxmemory\r\nDEL a b\r\nSET f 1\r\n\
+                          FLUSHDB\r\nSET g 1\r\nDBSIZE\r\n",
+                    ),
+                ],
+            ),
+        ),
+        (
             "redis-idle-timeout-and-shutdown",
             case(
                 18,

@@ -81,6 +81,11 @@ fn the_redis_swarm_reaches_every_path_and_the_stores_agree() {
             .map(|k| (k.to_vec(), redis.get(k).unwrap().to_vec()))
             .collect();
         assert_eq!(&keys, model.store(), "seed {seed}: the stores differ");
+        assert_eq!(
+            redis.used_memory(),
+            model.used_memory(),
+            "seed {seed}: the memory counts differ"
+        );
         let s = redis.stats();
         total.requests += s.requests;
         total.spilled += s.spilled;
@@ -88,6 +93,8 @@ fn the_redis_swarm_reaches_every_path_and_the_stores_agree() {
         total.protocol_errors += s.protocol_errors;
         total.too_large += s.too_large;
         total.timeouts += s.timeouts;
+        total.security_refusals += s.security_refusals;
+        total.oom_refusals += s.oom_refusals;
         applied += model.applied;
         shutdowns += u64::from(model.shut_down());
     }
@@ -102,6 +109,8 @@ fn the_redis_swarm_reaches_every_path_and_the_stores_agree() {
     assert!(total.too_large > 0, "{total:?}");
     assert!(total.timeouts > 0, "{total:?}");
     assert!(total.replies_held > 100, "{total:?}");
+    assert!(total.security_refusals > 0, "{total:?}");
+    assert!(total.oom_refusals > 0, "{total:?}");
 }
 
 /// The bug the `Events::data` docs warn about: a pipeline's requests are served, but

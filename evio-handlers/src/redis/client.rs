@@ -153,21 +153,31 @@ pub(crate) fn bulk_head(buf: &mut [u8; 24], len: usize) -> &[u8] {
 }
 
 /// `prefix`, `n` in decimal, `\r\n`, in `buf`: formatted without allocation.
-pub(crate) fn prefixed(buf: &mut [u8; 24], prefix: u8, mut n: u64) -> &[u8] {
-    let mut i = 22;
+pub(crate) fn prefixed(buf: &mut [u8; 24], prefix: u8, n: u64) -> &[u8] {
+    let i = 22 - digits_before(buf, 22, n) - 1;
     buf[22] = b'\r';
     buf[23] = b'\n';
+    buf[i] = prefix;
+    &buf[i..]
+}
+
+/// `n` in decimal, in `buf`: formatted without allocation.
+pub(crate) fn decimal(buf: &mut [u8; 24], n: u64) -> &[u8] {
+    let len = digits_before(buf, 24, n);
+    &buf[24 - len..]
+}
+
+/// Writes `n`'s decimal digits to end at `buf[end]`; returns how many.
+fn digits_before(buf: &mut [u8; 24], end: usize, mut n: u64) -> usize {
+    let mut i = end;
     loop {
         i -= 1;
         buf[i] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return end - i;
         }
     }
-    i -= 1;
-    buf[i] = prefix;
-    &buf[i..]
 }
 
 /// Sends what the connection is owed, as far as the output takes it. Returns `true`
@@ -416,6 +426,8 @@ mod tests {
         let mut buf = [0u8; 24];
         assert_eq!(prefixed(&mut buf, b':', 0), b":0\r\n");
         assert_eq!(bulk_head(&mut buf, 1048576), b"$1048576\r\n");
+        assert_eq!(decimal(&mut buf, 0), b"0");
+        assert_eq!(decimal(&mut buf, u64::MAX), u64::MAX.to_string().as_bytes());
         assert_eq!(
             prefixed(&mut buf, b':', u64::MAX),
             b":18446744073709551615\r\n"

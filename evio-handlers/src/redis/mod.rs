@@ -10,6 +10,7 @@
 
 mod client;
 mod commands;
+mod glob;
 pub(crate) mod resp;
 
 use core::time::Duration;
@@ -18,9 +19,10 @@ use evio_proto::{Action, Conn, Events};
 
 pub use client::Client;
 use client::{Fed, reply};
-#[cfg(feature = "sim")]
-pub(crate) use commands::glob_match;
+pub use commands::ENTRY_OVERHEAD;
 use commands::{Args, Db, Step, execute};
+#[cfg(feature = "sim")]
+pub(crate) use glob::glob_match;
 use resp::Parsed;
 pub use resp::{ARG_OVERHEAD, ProtocolError};
 
@@ -73,6 +75,20 @@ pub struct RedisConfig {
     pub idle_timeout: Option<Duration>,
     /// How large a request may be.
     pub limits: Limits,
+    /// The most the store may hold, in bytes, before writes are refused (Redis's
+    /// `maxmemory`, with its `noeviction` policy; 0, the default: no limit). What the
+    /// store holds is counted per entry as its key's length + its value's length +
+    /// [`ENTRY_OVERHEAD`]. As Redis does, a `SET` is refused with
+    /// `-OOM command not allowed when used memory > 'maxmemory'.` when the store holds
+    /// more than this *before* it runs, so the last write accepted can take the store
+    /// past the limit by its own size (at most [`Limits::max_request_len`]). Reads,
+    /// `DEL` and `FLUSHDB` always run; `FLUSHDB` brings the count back to 0.
+    ///
+    /// Unlike Redis's, the count leaves out the connections' buffers (fixed by the
+    /// server's pool, and by [`Limits`] for large requests) and the allocator's own
+    /// spare memory; a value overwritten in place keeps an allocation of up to twice
+    /// its length (or 64 bytes), counted at its length.
+    pub maxmemory: usize,
 }
 
 /// What a [`Redis`] server has done so far.
@@ -90,6 +106,12 @@ pub struct RedisStats {
     pub too_large: u64,
     /// Connections closed for being idle.
     pub timeouts: u64,
+    /// Writes refused because the store held more than [`RedisConfig::maxmemory`].
+    pub oom_refusals: u64,
+    /// Connections aborted for a `POST` or `Host:` command: an HTTP request sent to
+    /// the server, which Redis takes for a cross-protocol attack. A server that logs
+    /// Redis's warning for it watches this count (the example does).
+    pub security_refusals: u64,
 }
 
 /// A Redis-compatible server: one key space shared by every connection.
@@ -109,6 +131,14 @@ pub struct RedisStats {
 ///   to [`Limits`]; it is served once whole. An inline request or a header line that
 ///   does not fit the input buffer is Redis's "too big" protocol error (Redis's limit
 ///   for these is 64 KiB; here it is the input buffer).
+/// - A request named `POST` or `Host:` (in any case, inline or multibulk) is the start
+///   of an HTTP request: a web page making a browser talk to the server (cross-protocol
+///   scripting). As Redis 7 does, nothing is answered for it and nothing after it is
+///   served; the connection is aborted at once (a reset), and what was still owed to
+///   it is dropped, replies to the requests before it in the same read included (they
+///   did run: Redis runs them too, and drops their replies with the client). Replies
+///   already sent stay sent. [`RedisStats::security_refusals`] counts these
+///   connections, so that a server can log Redis's warning (the example prints it).
 /// - A reply that does not fit the output buffer is written as far as it fits and the
 ///   rest is sent as the output drains (from the stored value itself for `GET`: a 1 GiB
 ///   value costs no copy), before any later request is served. Nothing is lost, and
@@ -117,14 +147,19 @@ pub struct RedisStats {
 /// # Performance
 ///
 /// A pipelined batch is answered in one `data` call; `PING`, `ECHO`, `GET` and a `SET`
-/// that overwrites a value at least as large allocate nothing; commands are matched
-/// without allocation and keys are looked up as `&[u8]` with a fast hasher.
+/// that overwrites a value at least as large (and at most twice as large, or 64 bytes)
+/// allocate nothing; commands are matched without allocation and keys are looked up
+/// as `&[u8]` with a fast hasher.
 ///
 /// # Differences from Redis 7.0
 ///
 /// - `SET` takes no options (`NX`, `EX`, …): they are a syntax error.
-/// - `CONFIG GET` knows two parameters, `save` (`""`) and `appendonly` (`no`); any
-///   other `CONFIG` subcommand is unknown. Several parameters come in the order asked.
+/// - `CONFIG GET` knows three parameters, `save` (`""`), `appendonly` (`no`) and
+///   `maxmemory`; any other `CONFIG` subcommand is unknown. Several parameters come in
+///   that order.
+/// - `maxmemory` counts what the store holds, not all the process's memory (see
+///   [`RedisConfig::maxmemory`]); there is no eviction (Redis's default policy,
+///   `noeviction`).
 /// - A NUL byte in a header or inline line is an ordinary byte (Redis's C string scan
 ///   stops there and waits for more input).
 /// - `SHUTDOWN` stops the server without saving anything (there is nothing to save).
@@ -147,6 +182,7 @@ impl Redis {
     /// A server with an empty key space.
     pub fn new(config: RedisConfig) -> Self {
         Redis {
+            db: Db::new(config.maxmemory),
             config,
             ..Redis::default()
         }
@@ -165,6 +201,12 @@ impl Redis {
     /// Keys set (`DBSIZE`).
     pub fn dbsize(&self) -> usize {
         self.db.len()
+    }
+
+    /// What the store holds, as counted towards [`RedisConfig::maxmemory`]: for each
+    /// key, its length + its value's length + [`ENTRY_OVERHEAD`].
+    pub fn used_memory(&self) -> usize {
+        self.db.used()
     }
 
     /// Every key set, in no particular order.
@@ -206,7 +248,10 @@ impl Redis {
             Fed::Done { end } => {
                 self.stats.requests += 1;
                 let args = Args::new(&spill.bytes, &spill.spans);
-                (end, execute(&mut self.db, args, conn, &mut self.scratch))
+                (
+                    end,
+                    execute(&mut self.db, args, conn, &mut self.scratch, &mut self.stats),
+                )
             }
             Fed::Empty { end } => (end, Step::Next),
             Fed::Error { error, end } => (end, self.protocol_error(conn, error)),
@@ -286,7 +331,7 @@ impl Events for Redis {
                     self.stats.requests += 1;
                     let base = if decoded { &self.inline } else { input };
                     let args = Args::new(base, &self.spans);
-                    step = execute(&mut self.db, args, conn, &mut self.scratch);
+                    step = execute(&mut self.db, args, conn, &mut self.scratch, &mut self.stats);
                     pos = end;
                 }
                 Parsed::Empty { end } => pos = end,
@@ -329,6 +374,16 @@ impl Events for Redis {
             Step::Shutdown => {
                 conn.consume(pos);
                 Action::Shutdown
+            }
+            Step::Refuse => {
+                // Aborted, not closed: what was owed to this connection, replies to
+                // the requests before this one in the same read included, goes with
+                // it (Redis frees the client with its reply buffer), and an attacker
+                // holds no slot while a close lingers. The request is consumed, so
+                // a model knows where it ended.
+                self.stats.security_refusals += 1;
+                conn.consume(pos);
+                Action::Abort
             }
             Step::Close if conn.context().owes_output() => {
                 // The close waits for the reply (see `drained`); what follows the

@@ -96,7 +96,8 @@ pub fn engine_script(data: &[u8]) -> Result<(), String> {
 /// The `redis_handler` target: `data` is a [`FuzzCase`] whose clients' streams go to
 /// the redis handler ([`redis_pair`]), checked byte for byte against
 /// [`RedisModel`](super::RedisModel); at the end the handler's store must equal the
-/// model's, and it must have served exactly the requests the model applied.
+/// model's (the memory it counts too), and it must have served exactly the requests
+/// the model applied.
 ///
 /// # Errors
 ///
@@ -117,6 +118,13 @@ pub fn redis_streams(data: &[u8]) -> Result<(), String> {
             "the handler's store {:?} is not the model's {:?}",
             escaped(&store),
             escaped(model.store())
+        )));
+    }
+    if redis.used_memory() != model.used_memory() {
+        return Err(fail(format!(
+            "the handler counts {} bytes held, the model {}",
+            redis.used_memory(),
+            model.used_memory()
         )));
     }
     if redis.stats().requests != model.applied {

@@ -16,5 +16,6 @@ pub use http::{
     HttpClient, HttpModel, SIM_CONFIG, http_constraints, http_pair, http_requests, virtual_clock,
 };
 pub use redis::{
-    RedisClient, RedisModel, redis_constraints, redis_pair, redis_requests, sim_limits,
+    RedisClient, RedisModel, SIM_MAXMEMORY, redis_constraints, redis_pair, redis_requests,
+    sim_limits,
 };

@@ -11,17 +11,26 @@ use std::time::Duration;
 use evio_proto::Instant;
 use evio_sim::{Constraints, Model, ModelError, Rng};
 
-use crate::redis::{ARG_OVERHEAD, Limits, Redis, RedisConfig};
+use crate::redis::{ARG_OVERHEAD, ENTRY_OVERHEAD, Limits, Redis, RedisConfig};
 
 /// The redis handler as the swarm, the simulator's command line and the fuzz targets
-/// run it (a 40 ms idle timeout on the virtual clock, [`sim_limits`]), with its model.
+/// run it (a 40 ms idle timeout on the virtual clock, [`sim_limits`],
+/// [`SIM_MAXMEMORY`]), with its model.
 pub fn redis_pair() -> (Redis, RedisModel) {
     let config = RedisConfig {
         idle_timeout: Some(Duration::from_millis(40)),
         limits: sim_limits(),
+        maxmemory: SIM_MAXMEMORY,
     };
-    (Redis::new(config), RedisModel::new(sim_limits()))
+    let model = RedisModel::new(sim_limits()).maxmemory(SIM_MAXMEMORY);
+    (Redis::new(config), model)
 }
+
+/// The memory limit the swarm runs the redis handler with: each entry counts
+/// [`ENTRY_OVERHEAD`] besides its bytes, so four small entries, or one value of a few
+/// hundred bytes, take the store over it, and `SET`s are then refused until `DEL` or
+/// `FLUSHDB` make room (about a fifth of them, in the swarm).
+pub const SIM_MAXMEMORY: usize = 600;
 
 /// The buffers the redis handler is simulated with: an input buffer of at least 16
 /// bytes, so header lines fit (a request's arguments gather across reads, and inline
@@ -50,10 +59,14 @@ pub fn redis_constraints() -> Constraints {
 /// - After `QUIT`, a protocol error or a request over the limit, the client is owed
 ///   nothing more (the connection closes; anything consumed after is not served).
 /// - After `SHUTDOWN`, nothing more is served to anyone.
+/// - After `POST` or `Host:`, the connection is aborted: nothing more is served to it,
+///   and the replies to the requests consumed in the same `data` call are never sent
+///   (those requests did run).
 #[derive(Debug)]
 pub struct RedisModel {
     store: BTreeMap<Vec<u8>, Vec<u8>>,
     limits: Limits,
+    maxmemory: usize,
     shut_down: bool,
     /// Requests applied (each answered, in order).
     pub applied: u64,
@@ -79,15 +92,32 @@ impl RedisModel {
         RedisModel {
             store: BTreeMap::new(),
             limits,
+            maxmemory: 0,
             shut_down: false,
             applied: 0,
             protocol_errors: 0,
         }
     }
 
+    /// The model of a server configured with
+    /// [`RedisConfig::maxmemory`](crate::redis::RedisConfig::maxmemory) `maxmemory`.
+    pub fn maxmemory(mut self, maxmemory: usize) -> Self {
+        self.maxmemory = maxmemory;
+        self
+    }
+
     /// The model's store (key to value).
     pub fn store(&self) -> &BTreeMap<Vec<u8>, Vec<u8>> {
         &self.store
+    }
+
+    /// What the store holds towards the memory limit, counted afresh: each entry's
+    /// key and value bytes and [`ENTRY_OVERHEAD`].
+    pub fn used_memory(&self) -> usize {
+        self.store
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + ENTRY_OVERHEAD)
+            .sum()
     }
 
     /// Whether a `SHUTDOWN` was applied.
@@ -305,6 +335,8 @@ enum Applied {
     Last(Vec<u8>),
     /// The server shuts down.
     Shutdown,
+    /// A `POST` or `Host:` command: the connection is aborted, unanswered.
+    Refused,
 }
 
 fn bulk(b: &[u8]) -> Vec<u8> {
@@ -342,6 +374,9 @@ impl RedisModel {
     fn apply(&mut self, args: &[Vec<u8>]) -> Applied {
         self.applied += 1;
         let name = args[0].to_ascii_lowercase();
+        if name == b"post" || name == b"host:" {
+            return Applied::Refused;
+        }
         let n = args.len();
         let flag = |i: usize| args[i].to_ascii_lowercase();
         let reply = match (name.as_slice(), n) {
@@ -350,6 +385,10 @@ impl RedisModel {
             (b"ping", _) => arity("ping"),
             (b"echo", 2) => bulk(&args[1]),
             (b"echo", _) => arity("echo"),
+            // Redis refuses a write while over the limit, after checking the arity.
+            (b"set", 3..) if self.maxmemory != 0 && self.used_memory() > self.maxmemory => {
+                b"-OOM command not allowed when used memory > 'maxmemory'.\r\n".to_vec()
+            }
             (b"set", 3) => {
                 self.store.insert(args[1].clone(), args[2].clone());
                 b"+OK\r\n".to_vec()
@@ -392,7 +431,7 @@ impl RedisModel {
                 .concat(),
             ),
             (b"config", 2) => arity("config|get"),
-            (b"config", _) => config_get(&args[2..]),
+            (b"config", _) => config_get(&args[2..], self.maxmemory),
             (b"quit", _) => return Applied::Last(b"+OK\r\n".to_vec()),
             (b"shutdown", _) => {
                 let flags: Vec<Vec<u8>> = (1..n).map(flag).collect();
@@ -433,16 +472,23 @@ impl RedisModel {
     }
 }
 
-/// `CONFIG GET`'s reply: `save` and `appendonly`, each once, under the name it was
-/// first asked by (or its own, when asked by a pattern).
-fn config_get(patterns: &[Vec<u8>]) -> Vec<u8> {
-    let parameters: [(&[u8], &[u8]); 2] = [(b"save", b""), (b"appendonly", b"no")];
-    let mut named: [Option<Vec<u8>>; 2] = [None, None];
+/// `CONFIG GET`'s reply: `save`, `appendonly` and `maxmemory`, each once, under the
+/// name it was first asked by (or its own, when asked by a pattern).
+fn config_get(patterns: &[Vec<u8>], maxmemory: usize) -> Vec<u8> {
+    let maxmemory = maxmemory.to_string();
+    let parameters: [(&[u8], &[u8]); 3] = [
+        (b"save", b""),
+        (b"appendonly", b"no"),
+        (b"maxmemory", maxmemory.as_bytes()),
+    ];
+    let mut named: [Option<Vec<u8>>; 3] = [None, None, None];
     for pattern in patterns {
-        let glob = pattern.iter().any(|b| b"*?[".contains(b));
+        // Redis reads a pattern as a C string: up to its first NUL.
+        let c_pattern = c_str(pattern, usize::MAX);
+        let glob = c_pattern.iter().any(|b| b"*?[".contains(b));
         for (slot, (name, _)) in named.iter_mut().zip(parameters) {
             if slot.is_none() {
-                if glob && crate::redis::glob_match(pattern, name) {
+                if glob && crate::redis::glob_match(c_pattern, name) {
                     *slot = Some(name.to_vec());
                 } else if !glob && pattern.eq_ignore_ascii_case(name) {
                     *slot = Some(pattern.clone());
@@ -471,6 +517,8 @@ impl Model for RedisModel {
             return;
         }
         conn.partial.extend_from_slice(bytes);
+        // Replies owed from here on are to requests the handler read in this call.
+        let read_now = conn.owed.len();
         loop {
             let (len, owed) = match self.front(&conn.partial) {
                 Front::Nothing | Front::InPayload => return,
@@ -484,6 +532,15 @@ impl Model for RedisModel {
                     Applied::Shutdown => {
                         self.shut_down = true;
                         conn.done = true;
+                        (len, None)
+                    }
+                    Applied::Refused => {
+                        // The connection is aborted: the replies to the requests read
+                        // with this one never leave (the requests did run); replies
+                        // from earlier reads may have, in part (a prefix of them, which
+                        // is all `output` checks on a connection that was reset).
+                        conn.done = true;
+                        conn.owed.truncate(read_now);
                         (len, None)
                     }
                 },
@@ -553,7 +610,7 @@ impl Model for RedisModel {
 /// them), multibulk mostly and inline now and then, values from empty to larger than
 /// the simulator's buffers and [`sim_limits`], command names in any case; mixed with
 /// wrong arities, unknown commands, protocol errors of every kind, oversized lines,
-/// `QUIT`, random bytes and, rarely, `SHUTDOWN`.
+/// `QUIT`, HTTP requests (`POST`, `Host:`), random bytes and, rarely, `SHUTDOWN`.
 pub fn redis_requests(_client: u16, rng: &mut Rng) -> Vec<u8> {
     let key = |rng: &mut Rng| -> Vec<u8> {
         match rng.below(20) {
@@ -618,9 +675,18 @@ pub fn redis_requests(_client: u16, rng: &mut Rng) -> Vec<u8> {
                 b"a*",
                 b"nope",
                 b"[sx]ave",
+                b"MAXMEMORY",
+                b"m*y",
+                // What took the old recursive matcher seconds (30 stars and a byte).
+                b"******************************x",
+                // A C string to Redis: the pattern ends at the NUL.
+                b"sa*\0x",
             ];
             let mut a = vec![name(rng, "CONFIG"), name(rng, "GET")];
-            a.extend((0..rng.range(0, 2)).map(|_| params[rng.below(7) as usize].to_vec()));
+            a.extend(
+                (0..rng.range(0, 2))
+                    .map(|_| params[rng.below(params.len() as u64) as usize].to_vec()),
+            );
             a
         }
         830..=834 => vec![name(rng, "CONFIG"), value(rng)],
@@ -661,6 +727,7 @@ pub fn redis_requests(_client: u16, rng: &mut Rng) -> Vec<u8> {
             return out;
         }
         977..=989 => return protocol_trouble(rng),
+        990..=993 => return http_request(rng),
         _ => {
             return (0..rng.range(1, 12))
                 .map(|_| rng.next_u64() as u8)
@@ -705,6 +772,37 @@ fn encode(rng: &mut Rng, args: &[Vec<u8>]) -> Vec<u8> {
         b"\r\n"
     });
     out
+}
+
+/// An HTTP request, or a `POST` or `Host:` command in RESP: what a web page makes a
+/// browser send (cross-protocol scripting). The connection is aborted at its `POST`
+/// or `Host:`; a `SET` after it must not run.
+fn http_request(rng: &mut Rng) -> Vec<u8> {
+    match rng.below(4) {
+        0 => b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 14\r\n\r\nSET k0 pwned\r\n".to_vec(),
+        // `GET / HTTP/1.1` is a GET with too many arguments: answered (unless read
+        // with the `Host:` line after it, which drops its reply).
+        1 => b"GET / HTTP/1.1\r\nhOsT: x\r\n\r\n".to_vec(),
+        2 => {
+            let name = if rng.below(2) == 0 { "POST" } else { "HOST:" };
+            let args = [name_in_any_case(rng, name), b"/".to_vec()];
+            encode(rng, &args)
+        }
+        _ => encode(rng, &[b"Host:".to_vec(), b"k1".to_vec(), b"SET".to_vec()]),
+    }
+}
+
+/// `name` with each letter in either case.
+fn name_in_any_case(rng: &mut Rng, name: &str) -> Vec<u8> {
+    name.bytes()
+        .map(|b| {
+            if rng.below(2) == 0 {
+                b.to_ascii_lowercase()
+            } else {
+                b
+            }
+        })
+        .collect()
 }
 
 /// Requests Redis refuses: protocol errors of each kind, empty requests, lines too long
@@ -823,6 +921,64 @@ mod tests {
         assert_eq!(
             m.store().get(&b"b"[..]).map(Vec::as_slice),
             Some(&b"hello"[..])
+        );
+    }
+
+    #[test]
+    fn the_model_refuses_writes_over_maxmemory_as_redis_does() {
+        let mut m = RedisModel::default().maxmemory(2 * ENTRY_OVERHEAD + 2);
+        let mut c = RedisClient::default();
+        m.consumed(
+            &mut c,
+            b"SET a 1\r\nSET b 12\r\nSET c 1\r\nSET c\r\nGET a\r\nCONFIG GET maxm*\r\n\
+              DEL b\r\nSET c 1\r\nFLUSHDB\r\nSET d 1\r\n",
+            Instant::ZERO,
+        );
+        let owed: Vec<u8> = c.owed.iter().copied().collect();
+        assert_eq!(
+            owed.escape_ascii().to_string(),
+            b"+OK\r\n+OK\r\n-OOM command not allowed when used memory > 'maxmemory'.\r\n\
+             -ERR wrong number of arguments for 'set' command\r\n$1\r\n1\r\n\
+             *2\r\n$9\r\nmaxmemory\r\n$3\r\n258\r\n:1\r\n+OK\r\n+OK\r\n+OK\r\n"
+                .escape_ascii()
+                .to_string()
+        );
+        assert_eq!(m.used_memory(), 2 + ENTRY_OVERHEAD);
+    }
+
+    #[test]
+    fn the_model_refuses_http_as_redis_does() {
+        let mut m = RedisModel::default();
+        // Read in one go: the requests before `POST` run, unanswered; nothing after.
+        let mut c = RedisClient::default();
+        m.consumed(
+            &mut c,
+            b"PING\r\nSET a 1\r\nPOST / HTTP/1.1\r\nSET a 2\r\n",
+            Instant::ZERO,
+        );
+        assert!(c.done && c.owed.is_empty());
+        assert_eq!(m.store().get(&b"a"[..]).map(Vec::as_slice), Some(&b"1"[..]));
+        // A reply to an earlier read is still owed (it may have left already).
+        let mut c = RedisClient::default();
+        m.consumed(&mut c, b"PING\r\n", Instant::ZERO);
+        m.consumed(
+            &mut c,
+            b"*2\r\n$5\r\nhOsT:\r\n$1\r\nx\r\nDEL a\r\n",
+            Instant::ZERO,
+        );
+        assert!(c.done);
+        assert_eq!(c.owed.iter().copied().collect::<Vec<u8>>(), b"+PONG\r\n");
+        assert_eq!(m.store().len(), 1);
+        // Only the exact names.
+        let mut c = RedisClient::default();
+        m.consumed(&mut c, b"POSTS\r\nHost x\r\n", Instant::ZERO);
+        assert!(!c.done);
+        assert!(
+            c.owed
+                .iter()
+                .copied()
+                .collect::<Vec<u8>>()
+                .starts_with(b"-ERR unknown command 'POSTS'")
         );
     }
 }
