@@ -160,8 +160,7 @@ impl<M: Model> Oracle<M> {
     /// shutting down (which closes every connection without more input).
     pub fn check_read_after_failed_send(&self, ci: usize, id: ConnId) -> Result<(), Violation> {
         let c = &self.conns[ci];
-        if c.read_owed && !c.leaving && !c.cross_ended && !c.abort_asked && !self.shutting_down
-        {
+        if c.read_owed && !c.leaving && !c.cross_ended && !c.abort_asked && !self.shutting_down {
             return Err(Violation::contract(
                 Some(id),
                 Rule::ReadAfterFailedSend,
