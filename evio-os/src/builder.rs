@@ -307,8 +307,6 @@ impl ServerBuilder {
             return Err(Error::BackendUnavailable(backend));
         }
         let mut config = self.config;
-        // Before anything is bound or reserved.
-        config.validate().map_err(Error::Config)?;
         if !self.max_connections_chosen {
             let per_connection = config.input_capacity.saturating_add(config.output_capacity);
             config.max_connections = config.max_connections.min(limits::connections_within(
@@ -316,6 +314,9 @@ impl ServerBuilder {
                 per_connection,
             ));
         }
+        // Before anything is bound or reserved (and after the default is fitted to the
+        // address space: a default that would not fit is not the user's error).
+        config.validate().map_err(Error::Config)?;
         let allowed = limits::allowed_connections(limits::descriptor_limit(), addrs.len());
         if config.max_connections > allowed {
             if self.max_connections_chosen {
