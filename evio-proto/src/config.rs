@@ -51,6 +51,14 @@ pub struct Config {
     /// otherwise; see [`Engine::poll_nap`](crate::Engine::poll_nap). Default `None`
     /// (off).
     pub coalesce: Option<Duration>,
+    /// Longest a connection that is leaving (closing or detaching once its output is
+    /// sent, its handler's or its peer's doing) may go without send progress: a peer
+    /// that stops reading would otherwise hold its slot for ever. Past it the
+    /// connection is aborted (its output discarded, the peer reset) and `closed` gets
+    /// [`CloseError::SendTimeout`](crate::CloseError::SendTimeout). An open connection
+    /// is bounded by its handler's own timeout instead, and a lingering close by
+    /// [`Config::linger`]. `None`: no bound. Default 60 s (nginx's `send_timeout`).
+    pub send_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -76,6 +84,7 @@ impl Config {
             accept_backoff_max: Duration::from_secs(1),
             linger: Duration::from_secs(5),
             coalesce: None,
+            send_timeout: Some(Duration::from_secs(60)),
         }
     }
 

@@ -72,12 +72,19 @@ pub enum CloseError {
         /// The input buffer's capacity in bytes.
         capacity: usize,
     },
+    /// It was leaving with output its peer did not take for
+    /// [`Config::send_timeout`](crate::Config::send_timeout): the output was discarded
+    /// and the connection reset.
+    SendTimeout,
 }
 
 impl fmt::Display for CloseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CloseError::Io(e) => write!(f, "{e}"),
+            CloseError::SendTimeout => {
+                f.write_str("send timed out: the peer took no output while the connection closed")
+            }
             CloseError::FrameTooLarge { capacity } => {
                 write!(
                     f,

@@ -5,6 +5,7 @@ use core::fmt;
 use core::ops::{BitOr, BitOrAssign};
 
 use crate::buffers::BufState;
+use crate::engine::life::{Event, Facts, Life, Refused};
 use crate::lists::{Link, Linked};
 use crate::timers::{Timed, TimerLink};
 use crate::{Addr, CloseError, ConnId, ConnInfo, ListenerId, Options};
@@ -14,38 +15,6 @@ use crate::{Addr, CloseError, ConnId, ConnInfo, ListenerId, Options};
 pub trait SlotStorage<C>: AsRef<[Slot<C>]> + AsMut<[Slot<C>]> {}
 
 impl<C, T: AsRef<[Slot<C>]> + AsMut<[Slot<C>]> + ?Sized> SlotStorage<C> for T {}
-
-/// Where a slot is in its connection's life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum SlotState {
-    /// No connection.
-    Free,
-    /// Open: reading, writing, calling the handler.
-    Open,
-    /// Flush, then close.
-    Closing,
-    /// Flush, then detach.
-    Detaching,
-    /// `Output::Close` was emitted; `closed` runs at the next engine call.
-    Closed,
-    /// `Output::Detach` was emitted; its operation's report ends the connection.
-    DetachWait,
-    /// Closing with input the peer may still be sending: the sending side is shut
-    /// (`Output::ShutdownWrite`), input is read and discarded until the peer closes or
-    /// the linger deadline passes, then the socket closes. The handler is done with it.
-    Lingering,
-}
-
-impl SlotState {
-    /// The connection still has a socket the engine may ask for I/O on.
-    #[inline]
-    pub(crate) fn is_live(self) -> bool {
-        matches!(
-            self,
-            SlotState::Open | SlotState::Closing | SlotState::Detaching | SlotState::Lingering
-        )
-    }
-}
 
 /// What the engine knows about a connection's socket and what it still owes it: a set
 /// of the flags below.
@@ -73,26 +42,11 @@ impl Flags {
     pub(crate) const CONFIGURE: Flags = Flags(1 << 7);
     /// During a shutdown: its output was written as far as the socket took it.
     pub(crate) const FLUSH_DONE: Flags = Flags(1 << 8);
-    /// End of stream was read while input was stalled behind full output: that input
-    /// is still the handler's to process before the close.
-    pub(crate) const EOF_DRAIN: Flags = Flags(1 << 9);
     /// Output backed up (a short write, or a write that did not fit): `drained` is owed
     /// once it is all sent.
-    pub(crate) const BACKED_UP: Flags = Flags(1 << 10);
-    /// Close at once, discarding pending output, with a reset (`Output::Abort`).
-    pub(crate) const ABORT: Flags = Flags(1 << 11);
-    /// Close lingering (see [`SlotState::Lingering`]) once the output is flushed.
-    pub(crate) const LINGER: Flags = Flags(1 << 12);
-    /// A handler asked to close, detach or abort it (its own, or another connection's
-    /// through `Loop`): it gets no more callbacks. Unset while it closes only because
-    /// the peer ended its stream, when `drained` still runs for output backed up.
-    pub(crate) const HANDLER_DONE: Flags = Flags(1 << 13);
-    /// A send failed while it was open (the peer reset or closed): nothing more can be
-    /// sent, and it closes with that error once it has read, once, what the peer sent
-    /// before (a write must not lose what the peer already sent).
-    pub(crate) const SEND_FAILED: Flags = Flags(1 << 14);
+    pub(crate) const BACKED_UP: Flags = Flags(1 << 9);
 
-    const NAMES: [(Flags, &'static str); 15] = [
+    const NAMES: [(Flags, &'static str); 10] = [
         (Flags::READABLE, "READABLE"),
         (Flags::HUP, "HUP"),
         (Flags::EOF, "EOF"),
@@ -102,12 +56,7 @@ impl Flags {
         (Flags::STALLED, "STALLED"),
         (Flags::CONFIGURE, "CONFIGURE"),
         (Flags::FLUSH_DONE, "FLUSH_DONE"),
-        (Flags::EOF_DRAIN, "EOF_DRAIN"),
         (Flags::BACKED_UP, "BACKED_UP"),
-        (Flags::ABORT, "ABORT"),
-        (Flags::LINGER, "LINGER"),
-        (Flags::HANDLER_DONE, "HANDLER_DONE"),
-        (Flags::SEND_FAILED, "SEND_FAILED"),
     ];
 
     /// Every flag of `other` is set.
@@ -176,7 +125,7 @@ impl fmt::Debug for Flags {
 pub struct Slot<C> {
     pub(crate) info: ConnInfo,
     pub(crate) generation: u32,
-    pub(crate) state: SlotState,
+    pub(crate) state: Life,
     pub(crate) flags: Flags,
     pub(crate) bufs: BufState,
     pub(crate) link: Link,
@@ -199,7 +148,7 @@ impl<C> Slot<C> {
                 peer: Addr::Unix,
             },
             generation: 0,
-            state: SlotState::Free,
+            state: Life::Free,
             flags: Flags::EMPTY,
             bufs: BufState::EMPTY,
             link: Link::NONE,
@@ -224,7 +173,7 @@ impl<C> Slot<C> {
         let index = info.id.slot() as u32;
         info.id = ConnId::new(index, self.generation);
         self.info = info;
-        self.state = SlotState::Open;
+        self.go(Event::Accepted, Facts::default());
         self.flags = Flags::REG_READ;
         self.bufs = BufState::EMPTY;
         self.error = None;
@@ -243,11 +192,50 @@ impl<C> Slot<C> {
 
     /// Empties the slot (its generation is kept, so the next connection's id differs).
     pub(crate) fn clear(&mut self) {
-        self.state = SlotState::Free;
+        self.go(Event::Ended, Facts::default());
         self.flags = Flags::EMPTY;
         self.bufs = BufState::EMPTY;
         self.error = None;
         self.context = None;
+    }
+}
+
+impl<C> Slot<C> {
+    /// What its life's transitions read of it; `input_capacity` is the engine's.
+    #[inline]
+    pub(crate) fn facts(&self, input_capacity: usize) -> Facts {
+        Facts {
+            unread_input: self.bufs.in_len > 0,
+            eof: self.flags.contains(Flags::EOF),
+            input_room: (self.bufs.in_len as usize) < input_capacity,
+            stalled: self.flags.contains(Flags::STALLED),
+        }
+    }
+
+    /// Moves its life on by `event`, when its state allows it ([`Life::on`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Refused`]: the state does not take the event; nothing changed.
+    #[inline]
+    pub(crate) fn try_go(&mut self, event: Event, facts: Facts) -> Result<Life, Refused> {
+        let next = self.state.on(event, facts)?;
+        self.state = next;
+        Ok(next)
+    }
+
+    /// Moves its life on by `event`, which the engine only reports where the state
+    /// takes it: a refusal is the engine's own mistake (checked in debug builds; in a
+    /// release build the state stays as it was).
+    #[inline]
+    pub(crate) fn go(&mut self, event: Event, facts: Facts) -> Life {
+        match self.try_go(event, facts) {
+            Ok(next) => next,
+            Err(refused) => {
+                debug_assert!(false, "{refused}");
+                self.state
+            }
+        }
     }
 }
 
@@ -307,7 +295,7 @@ mod tests {
         assert!(f.contains(Flags::READABLE | Flags::HUP));
         assert!(!f.contains(Flags::READABLE | Flags::EOF), "all, not any");
         assert!(f.intersects(Flags::READABLE | Flags::EOF), "any");
-        assert!(!f.intersects(Flags::EOF | Flags::ABORT));
+        assert!(!f.intersects(Flags::EOF | Flags::CONFIGURE));
         f.remove(Flags::HUP);
         assert!(f.contains(Flags::READABLE) && !f.contains(Flags::HUP));
         f.set(Flags::EOF, true);
@@ -330,22 +318,6 @@ mod tests {
     }
 
     #[test]
-    fn only_open_closing_and_detaching_slots_are_live() {
-        use SlotState::*;
-        for (state, live) in [
-            (Free, false),
-            (Open, true),
-            (Closing, true),
-            (Detaching, true),
-            (Lingering, true),
-            (Closed, false),
-            (DetachWait, false),
-        ] {
-            assert_eq!(state.is_live(), live, "{state:?}");
-        }
-    }
-
-    #[test]
     fn opening_a_slot_gives_a_new_generation_and_a_fresh_context() {
         let mut slot: Slot<u32> = Slot::new();
         let info = ConnInfo {
@@ -357,9 +329,11 @@ mod tests {
         let a = slot.open(info, Options::default());
         assert_eq!((a.slot(), a.generation()), (3, 1));
         assert!(slot.flags.contains(Flags::REG_READ | Flags::CONFIGURE));
+        assert_eq!(slot.state, Life::Open);
         *slot.context.as_mut().unwrap() = 9;
+        slot.go(Event::ShutdownClose, Facts::default());
         slot.clear();
-        assert_eq!(slot.state, SlotState::Free);
+        assert_eq!(slot.state, Life::Free);
         assert!(slot.context.is_none());
         let b = slot.open(
             info,

@@ -21,6 +21,8 @@ pub struct Stats {
     pub frame_too_large: u64,
     /// Connections closed by an I/O error.
     pub io_errors: u64,
+    /// Leaving connections aborted after `Config::send_timeout` without send progress.
+    pub send_timeouts: u64,
     /// `woken` calls made.
     pub wakes: u64,
     /// `server_woken` calls made.

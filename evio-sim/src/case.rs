@@ -45,6 +45,7 @@ use crate::{Failure, FaultKind, FaultRates, Model, Origin, ScriptedEvent, Sim, S
 /// | 1 | `ticker` | 0: none; n: n - 1 ms |
 /// | 16 × 4 | `rates`, in [`FaultKind::ALL`] order | v % 1,000,001 per million |
 /// | 2 | `engine.coalesce` | 0: none; v: v µs |
+/// | 2 | `engine.send_timeout` | 0: the default (60 s); 65,535: none; v: v ms |
 ///
 /// Then events until the bytes end (at most [`FuzzCase::MAX_EVENTS`]), each a tag byte
 /// (taken modulo 10) and its fields:
@@ -157,7 +158,16 @@ impl FuzzCase {
             0 => None,
             us => Some(Duration::from_micros(u64::from(us))),
         };
-        let engine = Config { coalesce, ..engine };
+        let send_timeout = match r.u16() {
+            0 => Config::new().send_timeout,
+            u16::MAX => None,
+            ms => Some(Duration::from_millis(u64::from(ms))),
+        };
+        let engine = Config {
+            coalesce,
+            send_timeout,
+            ..engine
+        };
         let mut profile = SimConfig::from_seed(seed).profile;
         profile.listeners = listeners;
         let config = SimConfig {
@@ -231,6 +241,12 @@ impl FuzzCase {
             .coalesce
             .map_or(0, |d| d.as_micros().clamp(1, 65_535));
         out.extend((coalesce as u16).to_le_bytes());
+        let send_timeout = match c.engine.send_timeout {
+            None => u16::MAX,
+            Some(d) if Some(d) == Config::new().send_timeout => 0,
+            Some(d) => d.as_millis().clamp(1, u128::from(u16::MAX - 1)) as u16,
+        };
+        out.extend(send_timeout.to_le_bytes());
         let client = |out: &mut Vec<u8>, tag: u8, client: u16| {
             out.push(tag);
             out.extend(client.to_le_bytes());

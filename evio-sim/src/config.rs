@@ -58,7 +58,17 @@ impl SimConfig {
         // and timeouts (the nap stops at the engine's deadline).
         let coalesce =
             [None, None, Some(30), Some(3_000)][rng.below(4) as usize].map(Duration::from_micros);
-        let engine = Config { coalesce, ..engine };
+        // After the coalescing, for the same reason: a bound on a leaving connection's
+        // send progress short enough that peers who stop reading meet it in a run, and
+        // the default, and none.
+        let send_timeout = [None, Some(20), Some(300), Some(5_000), Some(60_000)]
+            [rng.below(5) as usize]
+            .map(Duration::from_millis);
+        let engine = Config {
+            coalesce,
+            send_timeout,
+            ..engine
+        };
         SimConfig {
             engine,
             listeners,

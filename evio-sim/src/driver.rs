@@ -132,7 +132,8 @@ impl<M: Model> World<M> {
                     SocketRead::Eof => {
                         self.trace.mark(Tag::ReadEmpty);
                         self.between()?;
-                        self.oracle.eof_reported(ci);
+                        let clock = self.io.net().clock;
+                        self.oracle.eof_reported(ci, clock);
                         read.done(0);
                     }
                     SocketRead::Nothing => {
@@ -181,7 +182,8 @@ impl<M: Model> World<M> {
                         self.trace.mark(Tag::WriteBlocked);
                         self.between()?;
                         // Reported or not, EAGAIN leaves the output blocked.
-                        self.oracle.transmitted(ci, 0, len);
+                        let clock = self.io.net().clock;
+                        self.oracle.transmitted(ci, 0, len, clock);
                         if self.io.net_mut().rng.below(2) == 0 {
                             transmit.would_block();
                         } else {
@@ -192,7 +194,8 @@ impl<M: Model> World<M> {
                         self.trace.mark(Tag::WriteData);
                         self.trace.bytes(&bytes[..n]);
                         self.between()?;
-                        self.oracle.transmitted(ci, n, len);
+                        let clock = self.io.net().clock;
+                        self.oracle.transmitted(ci, n, len, clock);
                         transmit.done(n);
                     }
                 }
@@ -236,13 +239,15 @@ impl<M: Model> World<M> {
                 self.trace.note(Tag::Close, [id.to_u64(), 0, 0, 0]);
                 self.oracle.check_flushed(ci, id, "close")?;
                 self.oracle.check_read_after_failed_send(ci, id)?;
+                self.oracle.check_linger(ci, id)?;
                 self.io.net_mut().server_close(ci);
                 self.between()?;
             }
             Output::Abort { id } => {
                 let ci = self.oracle.live_output(self.io.net(), id, "abort")?;
                 self.trace.note(Tag::Abort, [id.to_u64(), 0, 0, 0]);
-                self.oracle.aborting(ci, id)?;
+                let clock = self.io.net().clock;
+                self.oracle.aborting(ci, id, clock)?;
                 self.io.net_mut().server_abort(ci);
                 self.between()?;
             }

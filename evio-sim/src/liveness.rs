@@ -44,8 +44,11 @@ impl<H: Events, M: Model> Sim<H, M> {
         // listener's back-off runs out); such rounds are bounded by virtual time
         // instead, since every back-off ends within `accept_backoff_max`.
         let engine = &self.w.config.engine;
-        let time_limit =
-            net.clock + engine.accept_backoff_max.max(engine.linger) + Duration::from_secs(1);
+        let longest_wait = engine
+            .accept_backoff_max
+            .max(engine.linger)
+            .max(engine.send_timeout.unwrap_or_default());
+        let time_limit = net.clock + longest_wait + Duration::from_secs(1);
         // A handler may owe more than its input (each request answered at length):
         // rounds in which clients received output do not count against `bound`, up to
         // a hard limit, so a slow stream that keeps moving is not taken for a stall.

@@ -35,6 +35,15 @@ pub enum Rule {
     /// A connection whose send failed while it was open and could read is read once
     /// more before it closes: what the peer sent before the failure is not lost.
     ReadAfterFailedSend,
+    /// A leaving connection (closing or detaching once its output is sent) is aborted
+    /// once `Config::send_timeout` passes without send progress, never before, and
+    /// `closed` says so.
+    SendBound,
+    /// A close its handler asked for while input it had not consumed was buffered
+    /// (and the peer's stream had not ended) lingers: the sending side is shut first,
+    /// so the peer reads the last reply instead of a reset. The same whether the
+    /// handler returned `Close` or closed it through `Loop`.
+    LingerOverUnconsumed,
     // ----- listeners -----
     /// At most `accept_batch` accepts per readiness report of a listener.
     AcceptBatch,
@@ -118,6 +127,8 @@ impl Rule {
             Rule::Backpressure => "backpressure",
             Rule::ReadBeforeSend => "read-before-send",
             Rule::ReadAfterFailedSend => "read-after-failed-send",
+            Rule::SendBound => "send-bound",
+            Rule::LingerOverUnconsumed => "linger-over-unconsumed",
             Rule::AcceptBatch => "accept-batch",
             Rule::AcceptWhilePaused => "accept-while-paused",
             Rule::AcceptBackoff => "accept-backoff",
@@ -175,6 +186,13 @@ impl Rule {
             }
             Rule::ReadAfterFailedSend => {
                 "an open connection whose send failed is read once more before it closes"
+            }
+            Rule::SendBound => {
+                "a leaving connection is aborted once `send_timeout` passes without send \
+                 progress, and not before"
+            }
+            Rule::LingerOverUnconsumed => {
+                "a close asked for over unconsumed input lingers, by `Close` or by `Loop`"
             }
             Rule::AcceptBatch => "at most `accept_batch` accepts per listener readiness report",
             Rule::AcceptWhilePaused => "no accept on a paused listener",

@@ -408,6 +408,7 @@ impl<H: Events, M: Model> Sim<H, M> {
             self.w
                 .oracle
                 .check_timeouts_due(self.w.io.net(), deadline, clock)?;
+            self.w.oracle.check_send_bounds(self.w.io.net(), clock)?;
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 use core::time::Duration;
 
 use super::{Loop, NotOpen};
-use crate::slot::{Flags, SlotState};
+use crate::engine::life::{self, Event};
 use crate::timers::Timers;
 use crate::{ConnId, Instant};
 
@@ -56,12 +56,7 @@ impl<'a, C> Loop<'a, C> {
     /// }
     /// ```
     pub fn close(&mut self, id: ConnId) -> Result<(), NotOpen> {
-        let i = self.open_slot(id)?;
-        let slot = &mut self.slots[i as usize];
-        slot.state = SlotState::Closing;
-        slot.flags.insert(Flags::HANDLER_DONE);
-        self.wake_up(i);
-        Ok(())
+        self.request(id, Event::Close)
     }
 
     /// Detaches `id` once its pending output is flushed (this is
@@ -121,12 +116,7 @@ impl<'a, C> Loop<'a, C> {
     /// }
     /// ```
     pub fn detach(&mut self, id: ConnId) -> Result<(), NotOpen> {
-        let i = self.open_slot(id)?;
-        let slot = &mut self.slots[i as usize];
-        slot.state = SlotState::Detaching;
-        slot.flags.insert(Flags::HANDLER_DONE);
-        self.wake_up(i);
-        Ok(())
+        self.request(id, Event::Detach)
     }
 
     /// Closes `id` at once, discarding its pending output; the peer gets a reset (this
@@ -161,11 +151,27 @@ impl<'a, C> Loop<'a, C> {
     /// }
     /// ```
     pub fn abort(&mut self, id: ConnId) -> Result<(), NotOpen> {
-        let i = self.open_slot(id)?;
-        self.slots[i as usize]
-            .flags
-            .insert(Flags::ABORT | Flags::HANDLER_DONE);
-        self.slots[i as usize].state = SlotState::Closing;
+        self.request(id, Event::Abort)
+    }
+
+    /// A close, detach or abort of `id`, exactly as its handler's own `Action` would
+    /// do it (the same transition, `life::request`), in whatever state that action is
+    /// accepted.
+    fn request(&mut self, id: ConnId, event: Event) -> Result<(), NotOpen> {
+        let i = match self.slots.get(id.slot()) {
+            Some(s) if s.info.id == id && s.state.is_live() => id.slot() as u32,
+            _ => return Err(NotOpen(id)),
+        };
+        let input_capacity = self.out.input_capacity();
+        life::request(
+            self.slots,
+            self.timers,
+            i,
+            event,
+            input_capacity,
+            self.send_timeout.map(|d| self.now + d),
+        )
+        .map_err(|_| NotOpen(id))?;
         self.wake_up(i);
         Ok(())
     }

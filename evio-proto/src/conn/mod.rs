@@ -8,6 +8,7 @@
 use core::fmt;
 use core::time::Duration;
 
+use crate::engine::life::Life;
 use crate::slot::Flags;
 use crate::timers::Timers;
 use crate::{ConnId, ConnInfo, Instant, Options, OutputFull};
@@ -181,7 +182,11 @@ impl<'a, C> Conn<'a, C> {
     /// }
     /// ```
     pub fn set_timeout(&mut self, after: Option<Duration>) {
-        self.lp.set_deadline(self.lp.current, after);
+        // Only an open connection has a handler's timeout: one that is leaving keeps
+        // its deadline for send progress (`Config::send_timeout`).
+        if self.lp.slots[self.lp.current as usize].state == Life::Open {
+            self.lp.set_deadline(self.lp.current, after);
+        }
     }
 
     /// When this connection's timeout fires, if one is set.

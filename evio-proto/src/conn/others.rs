@@ -4,8 +4,9 @@
 use core::fmt;
 
 use crate::buffers::{BufState, OutputArea, OutputTarget};
+use crate::engine::life::Life;
 use crate::lists::Queue;
-use crate::slot::{Flags, Slot, SlotState};
+use crate::slot::{Flags, Slot};
 use crate::timers::Timers;
 use crate::{ConnId, Instant, OutputFull, Waker};
 
@@ -63,6 +64,9 @@ pub struct Loop<'a, C> {
     pub(crate) now: Instant,
     /// Slots free for new connections when the callback began.
     pub(crate) free_slots: usize,
+    /// `Config::send_timeout`: the bound on send progress of a connection that starts
+    /// to leave during this callback.
+    pub(crate) send_timeout: Option<core::time::Duration>,
     pub(crate) slots: &'a mut [Slot<C>],
     pub(crate) out: OutputArea<'a>,
     pub(crate) attention: &'a mut Queue,
@@ -114,7 +118,7 @@ impl<'a, C> Loop<'a, C> {
     /// The slot of `id` while its connection is open (not closing or detaching).
     pub(super) fn open_slot(&self, id: ConnId) -> Result<u32, NotOpen> {
         match self.slots.get(id.slot()) {
-            Some(s) if s.info.id == id && s.state == SlotState::Open => Ok(id.slot() as u32),
+            Some(s) if s.info.id == id && s.state == Life::Open => Ok(id.slot() as u32),
             _ => Err(NotOpen(id)),
         }
     }

@@ -5,8 +5,9 @@ use core::ops::Range;
 
 use crate::buffers::{BufState, InputSource, OutputTarget};
 use crate::conn::NO_CURRENT;
+use crate::engine::life::{self, Event, Life};
 use crate::engine::{ByteStorage, Engine, Phase, SlotStorage};
-use crate::slot::{Flags, SlotState};
+use crate::slot::Flags;
 use crate::{CloseError, Conn, Events, Flow, Loop};
 
 /// What a `data` call did besides its action.
@@ -68,6 +69,7 @@ where
         let mut lp = Loop {
             now: *now,
             free_slots: config.max_connections - *open,
+            send_timeout: config.send_timeout,
             slots: slots.as_mut(),
             out,
             attention,
@@ -126,6 +128,7 @@ where
             lp: Loop {
                 now: *now,
                 free_slots,
+                send_timeout: config.send_timeout,
                 slots,
                 out,
                 attention,
@@ -180,29 +183,37 @@ where
         self.apply_action(index, action);
         if too_large {
             self.stats.frame_too_large += 1;
-            self.close_with(index, Some(CloseError::FrameTooLarge { capacity: cap }));
-            // The peer is still sending the frame: what the handler wrote reaches it
-            // only if the socket is not reset under unread input.
-            self.slot_mut(index).flags.insert(Flags::LINGER);
+            self.slot_mut(index)
+                .error
+                .get_or_insert(CloseError::FrameTooLarge { capacity: cap });
+            // The peer is still sending the frame: the close lingers over the unread
+            // input (so what the handler wrote reaches the peer before a reset could),
+            // unless the handler is already closing or detaching it.
+            let bound = self.send_bound();
+            let Self { slots, timers, .. } = self;
+            let _ = life::request(slots.as_mut(), timers, index, Event::Close, cap, bound);
         }
     }
 
     /// A read found the end of the stream: the connection closes once its output is
-    /// flushed (and once the handler had the input stalled before the end).
+    /// flushed (and once the handler had the input stalled before the end), or, if it
+    /// lingered, at once.
     pub(super) fn end_of_stream(&mut self, index: u32) {
-        let slot = self.slot_mut(index);
+        let in_cap = self.config.input_capacity;
+        let bound = self.send_bound();
+        let Self { slots, timers, .. } = self;
+        let slots = slots.as_mut();
+        let slot = &mut slots[index as usize];
         slot.flags.insert(Flags::EOF);
         slot.flags.remove(Flags::READABLE | Flags::HUP);
-        if slot.state == SlotState::Lingering {
-            // The peer closed its side too: the lingering close is over.
-            slot.state = SlotState::Closing;
+        // (A hang-up report, kqueue's EV_EOF on a half-close, makes the engine read
+        // even while input is stalled: that input arrived before the end of stream, and
+        // is drained before the close.)
+        let before = slot.state;
+        let next = slot.go(Event::PeerEnded, slot.facts(in_cap));
+        if before == Life::Open && next.is_leaving() {
+            timers.set(slots, index, bound);
         }
-        // A hang-up report (kqueue's EV_EOF on a half-close) makes the engine read even
-        // while input is stalled; that input arrived before the end of stream.
-        if slot.state == SlotState::Open && slot.flags.contains(Flags::STALLED) {
-            slot.flags.insert(Flags::EOF_DRAIN);
-        }
-        self.close_with(index, None);
         self.enqueue(index);
     }
 }

@@ -19,15 +19,17 @@ use crate::coalesce::Coalescer;
 use crate::listeners::Listeners;
 use crate::lists::{FreeList, Queue};
 use crate::shutdown::Shutdown;
-use crate::slot::{Flags, Slot, SlotState};
+use crate::slot::{Flags, Slot};
 use crate::ticker::Ticker;
 use crate::timers::Timers;
 use crate::{
     Action, BuildError, CloseError, Config, ConnId, DriverError, Events, Flow, Instant, ListenAddr,
     ListenerId, Output, Readiness, Server, Stats, Tick, TooManyListeners, Waker,
 };
+use life::{Event, Life, Why};
 
 mod handler;
+pub(crate) mod life;
 mod next;
 mod report;
 
@@ -409,7 +411,7 @@ where
         };
         let server = waker.target().drain(&mut |slot| {
             let slot = slot as u32;
-            if self.slot(slot).state != SlotState::Open || self.phase != Phase::Running {
+            if self.slot(slot).state != Life::Open || self.phase != Phase::Running {
                 return;
             }
             self.stats.wakes += 1;
@@ -467,77 +469,89 @@ where
         }
     }
 
-    /// Carries out what a handler returned for slot `index`.
-    #[inline]
+    /// Carries out what a handler returned for slot `index`: a `Close`, `Detach` or
+    /// `Abort` goes through [`life::request`], as `Loop`'s do.
+    #[inline(always)]
     fn apply_action(&mut self, index: u32, action: Action) {
-        if action == Action::None {
-            return;
-        }
-        let slot = self.slot_mut(index);
-        if matches!(action, Action::Close | Action::Detach | Action::Abort) {
-            slot.flags.insert(Flags::HANDLER_DONE);
-        }
-        match action {
-            Action::None => {}
-            Action::Close => {
-                if slot.state == SlotState::Open {
-                    slot.state = SlotState::Closing;
-                }
-                // The handler is done with this connection: no more of its input.
-                slot.flags.remove(Flags::EOF_DRAIN);
-                // Closing with input the handler left unconsumed: the peer may be
-                // sending more, and closing over unread input resets the connection,
-                // which can destroy the reply before the peer reads it.
-                if slot.bufs.in_len > 0 && !slot.flags.contains(Flags::EOF) {
-                    slot.flags.insert(Flags::LINGER);
-                }
-            }
-            Action::Detach => {
-                // While draining input read before an end of stream the connection is
-                // still the handler's, as if the end had not been read yet.
-                let draining = slot.flags.contains(Flags::EOF_DRAIN) && slot.error.is_none();
-                if slot.state == SlotState::Open || draining {
-                    slot.state = SlotState::Detaching;
-                }
-                slot.flags.remove(Flags::EOF_DRAIN);
-            }
-            Action::Abort => {
-                if matches!(
-                    slot.state,
-                    SlotState::Open | SlotState::Closing | SlotState::Detaching
-                ) {
-                    slot.state = SlotState::Closing;
-                    slot.flags.insert(Flags::ABORT);
-                }
-                slot.flags.remove(Flags::EOF_DRAIN);
-            }
-            Action::Shutdown => self.begin_shutdown(Some(index)),
+        // The common answer costs a comparison, not a call.
+        if action != Action::None {
+            self.apply_request(index, action);
         }
     }
 
-    /// Slot `index` closes once its output is flushed; `closed` gets `error` (the first
-    /// error recorded wins).
-    fn close_with(&mut self, index: u32, error: Option<CloseError>) {
-        let slot = self.slot_mut(index);
-        if slot.state == SlotState::Open {
-            slot.state = SlotState::Closing;
-        }
-        if slot.error.is_none() {
-            slot.error = error;
-        }
+    #[inline(never)]
+    fn apply_request(&mut self, index: u32, action: Action) {
+        let event = match action {
+            Action::None => return,
+            Action::Close => Event::Close,
+            Action::Detach => Event::Detach,
+            Action::Abort => Event::Abort,
+            Action::Shutdown => return self.begin_shutdown(Some(index)),
+        };
+        let bound = self.send_bound();
+        let Self {
+            slots,
+            timers,
+            config,
+            ..
+        } = self;
+        // Refused: another callback closed it already, or its socket failed; the
+        // connection goes on leaving as it was.
+        let _ = life::request(
+            slots.as_mut(),
+            timers,
+            index,
+            event,
+            config.input_capacity,
+            bound,
+        );
     }
 
-    /// An I/O error: nothing more can be sent, so pending output is dropped (the error
-    /// reaches `closed`) and the connection closes at once.
-    fn fail(&mut self, index: u32, error: CloseError) {
+    /// When a connection that starts to leave now must have made send progress by.
+    fn send_bound(&self) -> Option<Instant> {
+        self.config.send_timeout.map(|d| self.now + d)
+    }
+
+    /// Slot `index`'s socket failed (`event`: a read or a send): its output is dropped
+    /// and it closes at once (`closed` gets `error` unless an I/O error came first), or,
+    /// after a send, it reads once more first (`Life::SendFailed`). A lingering close
+    /// goes on for the reason it had; an abort goes ahead.
+    fn fail(&mut self, index: u32, error: CloseError, event: Event) {
+        let in_cap = self.config.input_capacity;
         let Self { slots, buffers, .. } = self;
         let slot = &mut slots.as_mut()[index as usize];
-        buffers.release(index, &mut slot.bufs);
-        slot.bufs.in_len = 0;
-        slot.error = Some(error);
-        slot.flags.remove(Flags::STALLED);
-        if slot.state.is_live() {
-            slot.state = SlotState::Closing;
+        let facts = slot.facts(in_cap);
+        let next = slot.go(event, facts);
+        if matches!(
+            next,
+            Life::SendFailed
+                | Life::Leaving {
+                    why: Why::Failed,
+                    ..
+                }
+        ) && !matches!(slot.error, Some(CloseError::Io(_)))
+        {
+            // The socket's first failure is what `closed` reports, over a frame too
+            // large or a send timeout found before it.
+            slot.error = Some(error);
+        }
+        match next {
+            Life::Leaving {
+                why: Why::Failed, ..
+            } => {
+                buffers.release(index, &mut slot.bufs);
+                slot.bufs.in_len = 0;
+                slot.flags.remove(Flags::STALLED);
+            }
+            Life::SendFailed => {
+                buffers.release(index, &mut slot.bufs);
+                // Input stalled behind the output that can no longer go comes back to
+                // the handler with what the read finds.
+                slot.flags
+                    .remove(Flags::WRITE_BLOCKED | Flags::BACKED_UP | Flags::STALLED);
+                slot.flags.insert(Flags::READABLE);
+            }
+            _ => {}
         }
         self.enqueue(index);
     }
@@ -573,17 +587,26 @@ where
     }
 
     /// Slot `index`'s deadline has come: its handler's `timeout` if it is open, the end
-    /// of its lingering close if it lingers.
+    /// of its lingering close if it lingers, and if it is leaving, the send bound:
+    /// no send progress since the bound was set, so it is aborted.
     fn deadline_passed(&mut self, index: u32) {
         match self.slot(index).state {
-            SlotState::Open => {
+            Life::Open => {
                 self.stats.timeouts += 1;
                 let action = self.call_handler(index, |h, conn| h.timeout(conn));
                 self.apply_action(index, action);
                 self.enqueue(index);
             }
-            SlotState::Lingering => {
-                self.slot_mut(index).state = SlotState::Closing;
+            Life::Lingering => {
+                self.slot_mut(index)
+                    .go(Event::LingerOver, Default::default());
+                self.enqueue(index);
+            }
+            Life::Leaving { .. } => {
+                self.stats.send_timeouts += 1;
+                let slot = self.slot_mut(index);
+                slot.go(Event::SendTimedOut, Default::default());
+                slot.error.get_or_insert(CloseError::SendTimeout);
                 self.enqueue(index);
             }
             _ => {}
@@ -613,7 +636,7 @@ where
     /// `closed` and free the slot.
     fn finish_close(&mut self, index: u32) {
         let slot = self.slot_mut(index);
-        if slot.state != SlotState::Closed {
+        if slot.state != Life::Closed {
             return;
         }
         let info = slot.info;

@@ -1,11 +1,12 @@
 //! Choosing the next output, in the documented order, and lending it the buffers it
 //! points into.
 
+use crate::engine::life::{Event, Life, Then, Why};
 use crate::engine::{ByteStorage, Engine, Phase, SlotStorage};
 use crate::listeners::Command;
 use crate::output::{Accept, Detach, Read, Transmit};
 use crate::shutdown::Step;
-use crate::slot::{Flags, SlotState};
+use crate::slot::Flags;
 use crate::{Events, Interest, ListenerId, Output};
 
 /// What `poll_output` decided, before borrowing the buffers it points into.
@@ -48,10 +49,8 @@ where
             });
         }
         if let Some(owner) = self.buffers.scratch_owner()
-            && !self
-                .slot(owner)
-                .flags
-                .intersects(Flags::WRITE_BLOCKED | Flags::ABORT | Flags::SEND_FAILED)
+            && self.slot(owner).state.sends()
+            && !self.slot(owner).flags.contains(Flags::WRITE_BLOCKED)
         {
             // What its peer sent is read before anything is sent to it (see
             // `read_first`): its output moves to its own buffer, where the handler's
@@ -83,22 +82,25 @@ where
             .map(|i| Next::Accept(ListenerId::at(i)))
     }
 
-    /// The next output for one connection, in order: an abort; options, output, close
-    /// (lingering or not) or detach (once the output is flushed), input, poller
-    /// interest.
+    /// The next output for one connection, in order: an abort, or the close of a
+    /// failed socket; options; a read it was reported ready for (see `read_first`);
+    /// output; the close (lingering or not) or detach it is leaving for, once its
+    /// output is sent; input; poller interest.
     fn slot_output(&mut self, index: u32) -> Option<Next> {
         let in_cap = self.config.input_capacity as u32;
         let slot = self.slot_mut(index);
         let state = slot.state;
-        if !state.is_live() {
-            return None;
-        }
-        if slot.flags.intersects(Flags::ABORT | Flags::SEND_FAILED) {
-            return Some(if slot.flags.contains(Flags::ABORT) {
-                self.emit_abort(index)
-            } else {
-                self.after_send_failed(index)
-            });
+        // (Open first: it is by far the commonest.)
+        if state != Life::Open {
+            match state {
+                Life::Free | Life::Closed | Life::DetachWait => return None,
+                Life::Aborting => return Some(self.emit_abort(index)),
+                Life::SendFailed => return Some(self.after_send_failed(index)),
+                Life::Leaving {
+                    why: Why::Failed, ..
+                } => return Some(self.emit_failed_close(index)),
+                Life::Open | Life::Leaving { .. } | Life::Lingering => {}
+            }
         }
         let pending = self.pending_len(index);
         let slot = self.slot_mut(index);
@@ -113,29 +115,27 @@ where
         if pending > 0 && !write_blocked {
             return Some(self.begin_transmit(index));
         }
-        let slot = self.slot_mut(index);
-        if pending == 0 {
-            match state {
-                SlotState::Closing if slot.flags.contains(Flags::LINGER) => {
-                    return Some(self.begin_linger(index));
-                }
-                SlotState::Closing => return Some(self.emit_close(index)),
-                SlotState::Detaching => return Some(self.emit_detach(index)),
-                _ => {}
-            }
+        if pending == 0
+            && let Life::Leaving { then, .. } = state
+        {
+            return Some(match then {
+                Then::Close => self.emit_close(index, Event::Flushed),
+                Then::Linger => self.begin_linger(index),
+                Then::Detach => self.emit_detach(index),
+            });
         }
         let slot = self.slot_mut(index);
         let can_read = slot.bufs.in_len < in_cap && !slot.flags.contains(Flags::EOF);
         let want_read = match state {
-            SlotState::Open => can_read && !write_blocked,
+            Life::Open => can_read && !write_blocked,
             // A lingering close reads (and discards) until the peer ends its stream.
-            SlotState::Lingering => can_read,
+            Life::Lingering => can_read,
             _ => false,
         };
         // A hang-up makes an open connection read even while its output is blocked, to
         // learn whether the peer ended or failed. A connection the handler is closing
         // or detaching reads nothing more: its handler is done with input.
-        let hup_read = slot.flags.contains(Flags::HUP) && state == SlotState::Open;
+        let hup_read = slot.flags.contains(Flags::HUP) && state == Life::Open;
         if slot.flags.contains(Flags::READABLE) && can_read && (want_read || hup_read) {
             slot.flags.remove(Flags::READABLE);
             return Some(Next::Read(index));
@@ -165,7 +165,7 @@ where
         let slot = self.slot_mut(index);
         // READABLE first: right after a read (the common case) it is clear.
         let may_read = slot.flags.contains(Flags::READABLE)
-            && slot.state == SlotState::Open
+            && slot.state == Life::Open
             && !slot.flags.intersects(Flags::EOF | Flags::WRITE_BLOCKED)
             && slot.bufs.in_len < in_cap;
         if !may_read {
@@ -175,25 +175,32 @@ where
         Some(Next::Read(index))
     }
 
-    /// Slot `index` can no longer send (`Flags::SEND_FAILED`): its one read of what the
-    /// peer sent before, if it is still open and readable, then the close with the
-    /// send's error. Output written meanwhile is dropped.
+    /// Slot `index` can no longer send (`Life::SendFailed`): its one read of what the
+    /// peer sent before, if it has room and its stream has not ended (the read's
+    /// emission clears `READABLE`, so there is one), then the close with the send's
+    /// error. Output written meanwhile is dropped.
     fn after_send_failed(&mut self, index: u32) -> Next {
         let in_cap = self.config.input_capacity as u32;
-        let Self { slots, buffers, .. } = self;
-        let slot = &mut slots.as_mut()[index as usize];
-        if slot.state == SlotState::Open
-            && slot.flags.contains(Flags::READABLE)
+        let slot = self.slot_mut(index);
+        if slot.flags.contains(Flags::READABLE)
             && !slot.flags.contains(Flags::EOF)
             && slot.bufs.in_len < in_cap
         {
             slot.flags.remove(Flags::READABLE);
             return Next::Read(index);
         }
+        self.emit_failed_close(index)
+    }
+
+    /// Slot `index`'s socket failed: its output (written since, if any) is dropped
+    /// and it closes now.
+    fn emit_failed_close(&mut self, index: u32) -> Next {
+        let Self { slots, buffers, .. } = self;
+        let slot = &mut slots.as_mut()[index as usize];
         buffers.release(index, &mut slot.bufs);
         slot.bufs.in_len = 0;
         slot.flags.remove(Flags::STALLED);
-        self.emit_close(index)
+        self.emit_close(index, Event::Flushed)
     }
 
     fn begin_transmit(&mut self, index: u32) -> Next {
@@ -203,11 +210,13 @@ where
         Next::Transmit(index)
     }
 
-    fn emit_close(&mut self, index: u32) -> Next {
+    /// Closes slot `index` (`event`: its output is flushed, or a shutdown closes it).
+    fn emit_close(&mut self, index: u32, event: Event) -> Next {
+        let in_cap = self.config.input_capacity;
         let Self { slots, buffers, .. } = self;
         let slot = &mut slots.as_mut()[index as usize];
         buffers.release(index, &mut slot.bufs);
-        slot.state = SlotState::Closed;
+        slot.go(event, slot.facts(in_cap));
         if let Some(w) = &self.waker {
             w.target().close(slot.info.id);
         }
@@ -220,7 +229,7 @@ where
         let slot = &mut slots.as_mut()[index as usize];
         buffers.release(index, &mut slot.bufs);
         slot.bufs.in_len = 0;
-        slot.state = SlotState::Closed;
+        slot.go(Event::AbortEmitted, Default::default());
         if let Some(w) = &self.waker {
             w.target().close(slot.info.id);
         }
@@ -233,9 +242,8 @@ where
     fn begin_linger(&mut self, index: u32) -> Next {
         let deadline = self.now + self.config.linger;
         let slot = self.slot_mut(index);
-        slot.flags
-            .remove(Flags::LINGER | Flags::STALLED | Flags::EOF_DRAIN);
-        slot.state = SlotState::Lingering;
+        slot.flags.remove(Flags::STALLED);
+        slot.go(Event::Flushed, Default::default());
         slot.bufs.in_len = 0;
         let id = slot.info.id;
         if let Some(w) = &self.waker {
@@ -247,7 +255,7 @@ where
 
     fn emit_detach(&mut self, index: u32) -> Next {
         let slot = self.slot_mut(index);
-        slot.state = SlotState::DetachWait;
+        slot.go(Event::Flushed, Default::default());
         let id = slot.info.id;
         if let Some(w) = &self.waker {
             w.target().close(id);
@@ -265,15 +273,14 @@ where
             |i| slots[i as usize].state.is_live(),
             |i| {
                 let slot = &slots[i as usize];
-                !slot
-                    .flags
-                    .intersects(Flags::FLUSH_DONE | Flags::SEND_FAILED)
+                slot.state.sends()
+                    && !slot.flags.contains(Flags::FLUSH_DONE)
                     && buffers.pending(i, &slot.bufs) > 0
             },
         );
         match step {
             Step::Flush(i) => self.begin_transmit(i),
-            Step::Close(i) => self.emit_close(i),
+            Step::Close(i) => self.emit_close(i, Event::ShutdownClose),
             Step::Done => {
                 self.phase = Phase::Done;
                 Next::Shutdown

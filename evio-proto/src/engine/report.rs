@@ -4,8 +4,9 @@
 use core::ops::Range;
 
 use crate::buffers::{Buffers, InputSource};
+use crate::engine::life::{Event, Life, Why};
 use crate::engine::{ByteStorage, Engine, Phase, SlotStorage};
-use crate::slot::{Flags, SlotState};
+use crate::slot::Flags;
 use crate::{
     AcceptError, Addr, CloseError, ConnId, ConnInfo, Detached, Events, Flow, IoError, IoErrorKind,
     ListenerId, Refused,
@@ -80,7 +81,7 @@ where
         if n < len {
             slot.flags.remove(Flags::READABLE | Flags::HUP);
         }
-        if slot.state == SlotState::Lingering {
+        if slot.state == Life::Lingering {
             // Read only to let the peer finish: discarded.
             self.enqueue(index);
             return;
@@ -116,52 +117,19 @@ where
 
     /// Slot `index`'s read, or its transmit of `transmit` bytes, failed: nothing more can
     /// be sent, so the connection closes and `closed` gets the error: at once after a
-    /// read, and after a transmit once it has read what the peer sent before.
+    /// read, and after a transmit once it has read what the peer sent before (see
+    /// `Engine::fail`).
     pub(crate) fn io_failed(&mut self, index: u32, error: IoError, transmit: Option<usize>) {
-        if let Some(len) = transmit {
-            let id = self.slot(index).info.id;
-            self.handler.postwrite(id, 0, len);
-        }
+        let event = match transmit {
+            Some(len) => {
+                let id = self.slot(index).info.id;
+                self.handler.postwrite(id, 0, len);
+                Event::SendFailed
+            }
+            None => Event::ReadFailed,
+        };
         self.stats.io_errors += 1;
-        if self.slot(index).state == SlotState::Lingering {
-            // A peer that resets a lingering close has read what it could: the close
-            // goes on with the reason it had.
-            self.slot_mut(index).state = SlotState::Closing;
-            self.enqueue(index);
-            return;
-        }
-        if transmit.is_some() && self.read_before_failing(index, error) {
-            return;
-        }
-        self.fail(index, CloseError::Io(error));
-    }
-
-    /// A send on open slot `index` failed: the peer reset or closed, and may have sent
-    /// bytes the engine has not read yet (a client that sent its last request and
-    /// closed, before a write to it provoked the reset). Closing now would lose them:
-    /// the output is dropped and the connection reads once more, delivering what it
-    /// finds, before it closes with `error` (see `Flags::SEND_FAILED`). Returns `false`
-    /// when there is nothing to read for (its stream ended, its handler is done with
-    /// it, or its input buffer is full).
-    fn read_before_failing(&mut self, index: u32, error: IoError) -> bool {
-        let in_cap = self.config.input_capacity as u32;
-        let Self { slots, buffers, .. } = self;
-        let slot = &mut slots.as_mut()[index as usize];
-        if slot.state != SlotState::Open
-            || slot.flags.contains(Flags::EOF)
-            || slot.bufs.in_len >= in_cap
-        {
-            return false;
-        }
-        buffers.release(index, &mut slot.bufs);
-        slot.error = Some(CloseError::Io(error));
-        // Input stalled behind the output that can no longer go comes back to the
-        // handler with what the read finds.
-        slot.flags
-            .remove(Flags::WRITE_BLOCKED | Flags::BACKED_UP | Flags::STALLED);
-        slot.flags.insert(Flags::SEND_FAILED | Flags::READABLE);
-        self.enqueue(index);
-        true
+        self.fail(index, CloseError::Io(error), event);
     }
 
     /// Slot `index` was detached: call `detached`, or `closed` if the handler did not
@@ -235,6 +203,10 @@ where
         }
         let shutting_down = self.phase == Phase::ShuttingDown;
         let slot = self.slot_mut(index);
+        if n > 0 && slot.state.is_leaving() {
+            self.send_progress(index);
+        }
+        let slot = self.slot_mut(index);
         if remaining > 0 {
             slot.flags.insert(Flags::WRITE_BLOCKED | Flags::BACKED_UP);
             if shutting_down {
@@ -252,6 +224,16 @@ where
         self.enqueue(index);
     }
 
+    /// Leaving slot `index` made send progress: its bound (`Config::send_timeout`)
+    /// starts again.
+    #[cold]
+    #[inline(never)]
+    fn send_progress(&mut self, index: u32) {
+        let bound = self.send_bound();
+        let Self { slots, timers, .. } = self;
+        timers.set(slots.as_mut(), index, bound);
+    }
+
     /// Every byte of slot `index`'s output is sent and its output had backed up, or
     /// input waits for the room: `drained`, then the stalled input.
     #[inline(never)]
@@ -259,19 +241,28 @@ where
         let slot = self.slot_mut(index);
         // A peer that ended its stream still reads: a producer finishes its answer
         // before the close (which waits for the output it writes).
-        let peer_ended = slot.state == SlotState::Closing
-            && slot.flags.contains(Flags::EOF)
-            && !slot.flags.contains(Flags::HANDLER_DONE)
-            && slot.error.is_none();
-        if (slot.state == SlotState::Open || peer_ended) && slot.flags.contains(Flags::BACKED_UP) {
+        let peer_ended = matches!(
+            slot.state,
+            Life::Leaving {
+                why: Why::PeerEnded { .. },
+                ..
+            }
+        );
+        if (slot.state == Life::Open || peer_ended) && slot.flags.contains(Flags::BACKED_UP) {
             slot.flags.remove(Flags::BACKED_UP);
             self.stats.drains += 1;
             let action = self.call_handler(index, |h, conn| h.drained(conn));
             self.apply_action(index, action);
         }
         let slot = self.slot_mut(index);
-        let draining = slot.state == SlotState::Closing && slot.flags.contains(Flags::EOF_DRAIN);
-        if slot.flags.contains(Flags::STALLED) && (slot.state == SlotState::Open || draining) {
+        let draining = matches!(
+            slot.state,
+            Life::Leaving {
+                why: Why::PeerEnded { drain: true },
+                ..
+            }
+        );
+        if slot.flags.contains(Flags::STALLED) && (slot.state == Life::Open || draining) {
             slot.flags.remove(Flags::STALLED);
             self.deliver_input(index, InputSource::Own);
         }

@@ -36,6 +36,7 @@ impl<M: Model> Oracle<M> {
             } => {
                 let ci = self.check_opened(net, id, info, now)?;
                 self.note_callback(ci, wrote, action);
+                self.left(ci, net.clock, action);
             }
             Observation::Data {
                 id,
@@ -47,6 +48,7 @@ impl<M: Model> Oracle<M> {
             } => {
                 let ci = self.check_data(net, id, arena, input, now, consumed)?;
                 self.note_callback(ci, wrote, action);
+                self.left(ci, net.clock, action);
             }
             Observation::Woken {
                 id,
@@ -56,6 +58,7 @@ impl<M: Model> Oracle<M> {
             } => {
                 let ci = self.check_woken(net, id, now)?;
                 self.note_callback(ci, wrote, action);
+                self.left(ci, net.clock, action);
             }
             Observation::Timeout {
                 id,
@@ -65,10 +68,12 @@ impl<M: Model> Oracle<M> {
             } => {
                 let ci = self.check_timeout(net, id, now)?;
                 self.note_callback(ci, wrote, action);
+                self.left(ci, net.clock, action);
             }
             Observation::Drained { id, wrote, action } => {
                 let ci = self.check_drained(net, id)?;
                 self.note_callback(ci, wrote, action);
+                self.left(ci, net.clock, action);
             }
             Observation::ServerWoken { flow } => {
                 self.check_server_woken()?;
@@ -77,6 +82,7 @@ impl<M: Model> Oracle<M> {
             Observation::WroteTo { id, bytes } => self.check_wrote_to(net, id, bytes)?,
             Observation::NoLongerOpen { id } => {
                 let ci = self.live(net, id, "the end of its open state")?;
+                self.left_through_loop(ci, net.clock);
                 self.conns[ci].cross_ended = true;
                 self.closing(ci);
             }
@@ -406,6 +412,38 @@ impl<M: Model> Oracle<M> {
 
     /// A callback for client `ci` (`None`: not a connection's own callback) returned
     /// `action`.
+    /// Client `ci`'s handler returned `action` at `clock`: a `Close` or `Detach` starts
+    /// the send bound (once), and a `Close` over unconsumed input must linger.
+    fn left(&mut self, ci: usize, clock: Instant, action: Action) {
+        let bounded = self.engine.send_timeout.is_some();
+        let c = &mut self.conns[ci];
+        if !matches!(action, Action::Close | Action::Detach) || c.io_failed {
+            return;
+        }
+        c.leaving_since.get_or_insert(clock);
+        c.deadline_possible |= bounded;
+        if action == Action::Close && c.unconsumed() > 0 && !c.eof_reported {
+            c.must_linger = true;
+        }
+    }
+
+    /// Another callback found client `ci` no longer open at `clock`: a handler closed,
+    /// detached or aborted it through `Loop` (or the engine began to close it). As for
+    /// its own action: the send bound starts, and a close (which the next output tells
+    /// from a detach or an abort) over unconsumed input must linger.
+    fn left_through_loop(&mut self, ci: usize, clock: Instant) {
+        let bounded = self.engine.send_timeout.is_some();
+        let c = &mut self.conns[ci];
+        if c.cross_ended || c.leaving || c.io_failed || c.eof_reported {
+            return;
+        }
+        c.leaving_since.get_or_insert(clock);
+        c.deadline_possible |= bounded;
+        if c.unconsumed() > 0 {
+            c.must_linger = true;
+        }
+    }
+
     fn note_action(&mut self, ci: Option<usize>, action: Action) {
         if let (Some(ci), Action::Close | Action::Detach | Action::Abort) = (ci, action) {
             self.conns[ci].leaving = true;

@@ -56,13 +56,15 @@ impl<M: Model> Oracle<M> {
             ));
         }
         // The I/O error the driver reported reaches `closed`; a frame too large only
-        // after the handler was given a full input buffer; nothing else is an error.
+        // after the handler was given a full input buffer; a send timeout only after
+        // the send bound passed; nothing else is an error.
         let cap = self.engine.input_capacity;
         let fits = match error {
             Some(CloseError::Io(e)) => c.io_error == Some(e),
             Some(CloseError::FrameTooLarge { capacity }) => {
                 c.io_error.is_none() && capacity == cap && c.last_input == cap
             }
+            Some(CloseError::SendTimeout) => c.io_error.is_none() && c.bound_passed,
             None => c.io_error.is_none(),
         };
         if !fits {

@@ -1,7 +1,7 @@
 //! The checks of the engine's outputs as the driver performs them (accept, read,
 //! transmit, close, abort, shut-write), and what the driver reports back.
 
-use evio_proto::{ConnId, IoError, Readiness};
+use evio_proto::{ConnId, Instant, IoError, Readiness};
 
 use super::Oracle;
 use crate::network::Network;
@@ -141,7 +141,14 @@ impl<M: Model> Oracle<M> {
     }
 
     /// The driver is about to report the end of client `ci`'s stream.
-    pub fn eof_reported(&mut self, ci: usize) {
+    pub fn eof_reported(&mut self, ci: usize, clock: Instant) {
+        let bounded = self.engine.send_timeout.is_some();
+        let c = &mut self.conns[ci];
+        if c.opened && !c.eof_reported && !c.lingering && !c.aborted && !c.io_failed {
+            // An open connection whose peer ended leaves once its answer is sent.
+            c.leaving_since.get_or_insert(clock);
+            c.deadline_possible |= bounded;
+        }
         self.conns[ci].eof_reported = true;
         self.closing(ci);
     }
@@ -153,6 +160,64 @@ impl<M: Model> Oracle<M> {
         let input_capacity = self.engine.input_capacity;
         let c = &mut self.conns[ci];
         c.read_owed = c.open_for_input() && c.unconsumed() < input_capacity && !self.shutting_down;
+    }
+
+    /// The engine closes client `ci`'s connection `id` (not an abort): a close asked
+    /// for over unconsumed input lingered first.
+    pub fn check_linger(&self, ci: usize, id: ConnId) -> Result<(), Violation> {
+        let c = &self.conns[ci];
+        if c.must_linger
+            && !c.lingering
+            && !c.io_failed
+            && !c.eof_reported
+            && !c.aborted
+            && !self.shutting_down
+        {
+            return Err(Violation::contract(
+                Some(id),
+                Rule::LingerOverUnconsumed,
+                format!(
+                    "client c{ci}: closed without lingering, though its close was asked for \
+                     over unconsumed input"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// At the end of a step whose loop ran at `clock`: no leaving connection with
+    /// output to send has outlived its send bound (it is aborted when the bound
+    /// passes, as the loop turns).
+    pub fn check_send_bounds(&self, net: &Network, clock: Instant) -> Result<(), Violation> {
+        let Some(bound) = self.engine.send_timeout else {
+            return Ok(());
+        };
+        if self.shutting_down {
+            return Ok(());
+        }
+        for (c, s) in self.conns.iter().zip(&net.sockets) {
+            let Some(since) = c.leaving_since else {
+                continue;
+            };
+            let stuck = !c.ended
+                && !s.server_closed
+                && !c.aborted
+                && !c.lingering
+                && !c.io_failed
+                && c.unsent() > 0;
+            if stuck && clock >= since + bound {
+                return Err(Violation::contract(
+                    s.id,
+                    Rule::SendBound,
+                    format!(
+                        "leaving with {} bytes unsent since {since} (no send progress), still \
+                         not aborted at {clock}: the bound is {bound:?}",
+                        c.unsent()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The engine closes client `ci`'s connection `id`: a read owed after a failed send
@@ -236,8 +301,12 @@ impl<M: Model> Oracle<M> {
     /// The driver is about to report that client `ci`'s socket took `n` of `len` bytes
     /// (0: it would block); short or blocked, the output stays blocked until the
     /// poller says writable.
-    pub fn transmitted(&mut self, ci: usize, n: usize, len: usize) {
+    pub fn transmitted(&mut self, ci: usize, n: usize, len: usize, clock: Instant) {
         let c = &mut self.conns[ci];
+        if n > 0 && c.leaving_since.is_some() {
+            // Send progress: the bound starts again.
+            c.leaving_since = Some(clock);
+        }
         c.transmitted += n as u64;
         c.last_write_short = n < len;
         c.write_blocked = n < len;
@@ -265,9 +334,14 @@ impl<M: Model> Oracle<M> {
 
     /// The engine aborts client `ci`'s connection `id`: a handler must have asked (its
     /// own returned `Abort`, or one for another connection may have, through `Loop`).
-    pub fn aborting(&mut self, ci: usize, id: ConnId) -> Result<(), Violation> {
+    pub fn aborting(&mut self, ci: usize, id: ConnId, clock: Instant) -> Result<(), Violation> {
+        let bound = self.engine.send_timeout;
         let c = &mut self.conns[ci];
-        if !c.abort_asked && !c.cross_ended {
+        c.bound_passed = matches!(
+            (c.leaving_since, bound),
+            (Some(since), Some(bound)) if clock >= since + bound
+        );
+        if !c.abort_asked && !c.cross_ended && !c.bound_passed {
             return Err(Violation::contract(
                 Some(id),
                 Rule::AbortAsked,

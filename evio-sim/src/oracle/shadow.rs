@@ -53,6 +53,20 @@ pub(crate) struct Shadow<C> {
     ///
     /// [`Rule::ReadAfterFailedSend`]: crate::Rule::ReadAfterFailedSend
     pub(super) read_owed: bool,
+    /// The clock when it started to leave (a handler closed or detached it, or its
+    /// peer ended its stream), moved on by each send that made progress since: the
+    /// engine aborts it once `Config::send_timeout` has passed from here
+    /// ([`Rule::SendBound`]).
+    ///
+    /// [`Rule::SendBound`]: crate::Rule::SendBound
+    pub(super) leaving_since: Option<Instant>,
+    /// The send bound had passed when the engine aborted it.
+    pub(super) bound_passed: bool,
+    /// A handler closed it while input it had not consumed was buffered and its peer's
+    /// stream had not ended: the close must linger ([`Rule::LingerOverUnconsumed`]).
+    ///
+    /// [`Rule::LingerOverUnconsumed`]: crate::Rule::LingerOverUnconsumed
+    pub(super) must_linger: bool,
     /// Bytes the last `prewrite` announced.
     pub(super) attempted: usize,
     /// `Transmit` outputs, `prewrite` and `postwrite` calls: one of each per write.
