@@ -567,3 +567,110 @@ fn the_model_is_given_the_engines_time_of_each_callback() {
     assert!(kinds.iter().all(|&n| n > 10), "{kinds:?}");
     assert!(times.len() > 100, "{} distinct times", times.len());
 }
+
+/// Echoes whole lines as `Lines` does, and closes another connection through `Loop`
+/// whenever a line starts with an odd byte: the oldest other connection, which often
+/// holds a partial line it has not consumed. Such a close must linger as the
+/// connection's own `Close` would (rule linger-over-unconsumed), and no connection it
+/// leaves with output its client does not read outlives the send bound.
+#[derive(Default)]
+struct Kicker {
+    open: Vec<ConnId>,
+    /// Closes through `Loop`, counted across the swarm's seeds.
+    kicks: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Events for Kicker {
+    type Context = ();
+
+    fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        self.open.push(conn.id());
+        Action::None
+    }
+
+    fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+        let mut used = 0;
+        let mut kick = false;
+        while let Some(end) = input[used..].iter().position(|&b| b == b'\n') {
+            let line = &input[used..used + end + 1];
+            kick |= line[0] % 2 == 1;
+            let n = conn.write_some(line);
+            used += n;
+            if n < line.len() {
+                break;
+            }
+        }
+        conn.consume(used);
+        let me = conn.id();
+        if kick && let Some(&other) = self.open.iter().find(|&&id| id != me) {
+            if conn.others().close(other).is_ok() {
+                self.kicks
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            self.open.retain(|&id| id != other);
+        }
+        Action::None
+    }
+
+    fn closed(
+        &mut self,
+        info: &ConnInfo,
+        _: (),
+        _: Option<CloseError>,
+        _: &mut Loop<'_, ()>,
+    ) -> Flow {
+        self.open.retain(|&id| id != info.id);
+        Flow::Continue
+    }
+}
+
+/// The client receives what the handler consumed of its input (exactly what it wrote
+/// back), whether or not another connection closes it meanwhile.
+#[derive(Default)]
+struct ConsumedModel;
+
+#[derive(Default)]
+struct ConsumedConn {
+    owed: VecDeque<u8>,
+    received: u64,
+}
+
+impl Model for ConsumedModel {
+    type Conn = ConsumedConn;
+
+    fn input(&mut self, _: &mut ConsumedConn, _: &[u8]) {}
+
+    fn consumed(&mut self, conn: &mut ConsumedConn, bytes: &[u8], _: Instant) {
+        conn.owed.extend(bytes);
+    }
+
+    fn output(&mut self, conn: &mut ConsumedConn, bytes: &[u8]) -> Result<(), ModelError> {
+        expect_next(&mut conn.owed, &mut conn.received, bytes)
+    }
+
+    fn owed(&self, conn: &ConsumedConn) -> usize {
+        conn.owed.len()
+    }
+
+    fn handler_wakes(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn closes_through_loop_linger_over_unconsumed_input_as_closes_by_action_do() {
+    let kicks = std::sync::Arc::default();
+    let report = swarm(0..1000, 3000, 2, || {
+        (
+            Kicker {
+                kicks: std::sync::Arc::clone(&kicks),
+                ..Kicker::default()
+            },
+            ConsumedModel,
+        )
+    });
+    println!("{report}");
+    assert!(report.failures.is_empty(), "{report}");
+    let kicks = kicks.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(kicks > 300, "{kicks} closes through Loop\n{report}");
+}
