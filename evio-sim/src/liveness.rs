@@ -226,9 +226,11 @@ impl<H: Events, M: Model> Sim<H, M> {
             }
             let owed = oracle.owed(ci);
             let delivered = c.delivered();
-            // A handler that closed the connection itself need not have read it all.
+            // A handler that closed the connection need not have read it all: from its
+            // own callback, or from another's through `Loop` (a server closing idle
+            // connections to make room for new ones).
             if owed != 0
-                || (delivered != s.sent && !c.leaving)
+                || (delivered != s.sent && !c.leaving && !c.cross_ended)
                 || s.received != c.transmitted
                 || c.queued != c.transmitted
             {

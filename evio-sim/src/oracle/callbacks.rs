@@ -64,6 +64,8 @@ impl<M: Model> Oracle<M> {
                 action,
             } => {
                 let ci = self.check_timeout(net, id, now)?;
+                let c = &mut self.conns[ci];
+                self.model.timeout(&mut c.model, now, wrote, action);
                 self.note_callback(ci, wrote, action);
             }
             Observation::Drained { id, wrote, action } => {
@@ -85,6 +87,7 @@ impl<M: Model> Oracle<M> {
                 let c = &mut self.conns[ci];
                 c.timeout = at.map(|at| (at, net.clock));
                 c.deadline_possible |= at.is_some();
+                self.model.timeout_set(&mut c.model, at);
             }
             Observation::Closed { id, error, flow } => {
                 let ci = self.check_closed(net, id, error)?;
