@@ -100,8 +100,9 @@ enum Handler {
     /// The chat example's handler (40 ms idle timeout): lines relayed to every other
     /// member, under a workload of short and overlong lines.
     Chat,
-    /// The http example's handler (head limit 200 bytes, body limit 100, 50 ms to send
-    /// a request): valid HTTP/1.x requests mixed with refused ones and garbage.
+    /// The http example's handler (head limit 200 bytes, body limit 1000, timeouts of
+    /// 30 to 120 ms, 6 requests per connection): valid HTTP/1.x requests, with
+    /// `Content-Length` and chunked bodies, mixed with refused ones and garbage.
     Http,
     /// The redis example's handler (40 ms idle timeout, arguments up to 2 KiB, 1,400
     /// bytes of arguments per request) against an exact model, under Redis requests mixed with garbage.
