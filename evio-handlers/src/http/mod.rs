@@ -401,7 +401,15 @@ impl Http {
     /// output waits for the client, the end of a send check begun now if that comes
     /// first. (A callback that leaves output pending has just written it: the engine
     /// reads a connection only while its socket takes all it is given.)
-    fn arm(&self, conn: &mut Conn<'_, HttpConn>, due: Option<Instant>) {
+    ///
+    /// `lazily`, a timeout already set for later than now and no later than that is
+    /// left as it is (the keep-alive connection's case, request after request: its
+    /// deadline only ever moves later): it fires early, and [`Events::timeout`] sets it
+    /// again for what is left. One call per send timeout instead of a timer update per
+    /// request. A stall is armed exactly, so that its deadline (`now + send_timeout`)
+    /// tells it from a closing response's (`now + CLOSE_DELAY`) to the simulator's
+    /// model, which does not see what a call wrote.
+    fn arm(&self, conn: &mut Conn<'_, HttpConn>, due: Option<Instant>, lazily: bool) {
         let (now, pending) = (conn.now(), conn.pending());
         let check = match self.config.send_timeout {
             Some(send) if pending > 0 => Some((pending, now + send)),
@@ -410,7 +418,11 @@ impl Http {
         let ctx = conn.context();
         ctx.due = due;
         ctx.check = check;
-        set_deadline(conn, earliest(due, check.map(|(_, at)| at)));
+        let at = earliest(due, check.map(|(_, at)| at));
+        match (conn.timeout_at(), at) {
+            (Some(set), Some(at)) if lazily && now < set && set <= at => {}
+            _ => set_deadline(conn, at),
+        }
     }
 
     /// Closes idle connections to make room when `others` has no free slot left: the
@@ -443,7 +455,7 @@ impl Events for Http {
         // it sends nothing while others need its slot.
         self.idle.push_back(conn.id(), conn.now());
         let due = self.config.head_timeout.map(|d| conn.now() + d);
-        self.arm(conn, due);
+        self.arm(conn, due, false);
         Action::None
     }
 
@@ -606,7 +618,7 @@ impl Events for Http {
                 Phase::New | Phase::Closing => began_due,
             }
         };
-        self.arm(conn, due);
+        self.arm(conn, due, !stalled);
         Action::None
     }
 

@@ -177,16 +177,25 @@ impl Choice {
     /// The handler's choice at `now` of `due` and `check` in `phase` (a deadline set in
     /// the past is set for now).
     fn new(now: Instant, phase: Phase, due: Option<Instant>, check: Option<Instant>) -> Choice {
-        let at = match (due, check) {
-            (Some(d), Some(c)) => Some(d.min(c)),
-            (d, c) => d.or(c),
-        }
-        .map(|at| at.max(now));
+        let at = earliest(due, check).map(|at| at.max(now));
         Choice {
             at,
             phase,
             due,
             check,
+        }
+    }
+
+    /// The same choice made lazily, as the handler's `arm` makes it: a deadline already
+    /// set for later than `now` and no later than this one is left as it is (it fires
+    /// early, and the handler sets the rest then).
+    fn lazily(self, set: Option<Instant>, now: Instant) -> Choice {
+        match (set, self.at) {
+            (Some(set), Some(at)) if now < set && set <= at => Choice {
+                at: Some(set),
+                ..self
+            },
+            _ => self,
         }
     }
 }
@@ -599,6 +608,14 @@ impl HttpModel {
     }
 }
 
+/// The earlier of two deadlines (`None`: none).
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Fields with their names lowercased, values as text (lowercased too: every value the
 /// model looks at is case-insensitive).
 fn lowercase(fields: &[httparse::Header<'_>]) -> Vec<(String, String)> {
@@ -827,15 +844,19 @@ impl Model for HttpModel {
         }
         let config = &self.config;
         let after = |timeout| HttpModel::after(now, timeout);
+        let set = conn.armed;
         let closing = Choice::new(now, Phase::Closing, Some(now + CLOSE_DELAY), None);
+        // Set as it is, never lazily (the handler tells a stall from a closing response
+        // by the deadline: `now + send_timeout` against `now + CLOSE_DELAY`).
         let stalled = Choice::new(now, Phase::Stalled, None, after(config.send_timeout));
         // A phase's own deadline, with a send check for what the call wrote (and, when
         // it wrote nothing, perhaps one for output left from before, rarely: a call
         // made while the socket was blocked, to read a hang-up).
         let waiting = |phase, due| {
-            let mut choices = vec![Choice::new(now, phase, due, after(config.send_timeout))];
+            let mut choices =
+                vec![Choice::new(now, phase, due, after(config.send_timeout)).lazily(set, now)];
             if !wrote {
-                choices.push(Choice::new(now, phase, due, None));
+                choices.push(Choice::new(now, phase, due, None).lazily(set, now));
             }
             choices
         };
@@ -855,9 +876,16 @@ impl Model for HttpModel {
 
     fn timeout(&mut self, conn: &mut HttpClient, now: Instant, wrote: usize, action: Action) {
         conn.settle();
+        // The engine takes a deadline off as it fires: what the handler sets now is
+        // reported, and nothing else is set.
+        let fired = conn.armed.take();
         if conn.phase == Phase::Gone {
             return;
         }
+        assert!(
+            fired.is_some_and(|at| at <= now),
+            "`timeout` at {now}, but the deadline set is {fired:?}"
+        );
         let (phase, due, check) = (conn.phase, conn.due, conn.check);
         // The handler writes only the 408, and only when the phase's deadline has come
         // on a partial request (with all earlier output sent).
@@ -908,9 +936,10 @@ impl Model for HttpModel {
                         ..Choice::new(now, phase, due, Some(next))
                     });
                 }
-                // The output all taken, and a send check came first: the phase's own
-                // deadline is still to come.
-                if due.is_some_and(|d| d > now) {
+                // The output all taken, and the timeout came before the phase's own
+                // deadline (a send check's, or one left from before, set lazily): that
+                // is still to come (`None`: the phase has none).
+                if due.is_none_or(|d| d > now) && phase != Phase::Stalled {
                     choices.push(Choice::new(now, phase, due, None));
                 }
                 conn.choices = choices;
