@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use evio::{Action, CloseError, Conn, ConnInfo, Events, Flow, Loop, Server};
+use evio::{Action, CloseError, Conn, ConnId, ConnInfo, Events, Flow, Loop, Server};
 use evio_handlers::http::{Body, Http, HttpConfig, HttpConn};
 
 /// An HTTP/1.1 server answering every request with one fixed response.
@@ -120,6 +120,9 @@ impl Events for Announced {
     }
     fn drained(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
         self.0.drained(conn)
+    }
+    fn postwrite(&mut self, id: ConnId, written: usize, remaining: usize) {
+        self.0.postwrite(id, written, remaining);
     }
     fn closed(
         &mut self,

@@ -12,7 +12,7 @@ use evio_handlers::http::{Http, HttpConfig, HttpConn, HttpStats};
 use evio_handlers::sim::{
     HttpModel, SIM_CONFIG, http_constraints, http_pair, http_requests, virtual_clock,
 };
-use evio_proto::{Action, CloseError, Conn, ConnInfo, Events, Flow, Loop};
+use evio_proto::{Action, CloseError, Conn, ConnId, ConnInfo, Events, Flow, Loop};
 use evio_sim::{Rng, Sim, Swarm, Violation};
 
 fn http_swarm<H, F>(make: F) -> Swarm<F>
@@ -139,6 +139,9 @@ impl Events for OutOfOrder {
     fn drained(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
         self.0.drained(conn)
     }
+    fn postwrite(&mut self, id: ConnId, written: usize, remaining: usize) {
+        self.0.postwrite(id, written, remaining);
+    }
     fn closed(
         &mut self,
         info: &ConnInfo,
@@ -241,6 +244,9 @@ impl Events for Impatient {
     fn drained(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
         self.0.drained(conn)
     }
+    fn postwrite(&mut self, id: ConnId, written: usize, remaining: usize) {
+        self.0.postwrite(id, written, remaining);
+    }
     fn closed(
         &mut self,
         info: &ConnInfo,
@@ -278,6 +284,9 @@ impl Events for DropsWhenFull {
     }
     fn drained(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
         self.0.drained(conn)
+    }
+    fn postwrite(&mut self, id: ConnId, written: usize, remaining: usize) {
+        self.0.postwrite(id, written, remaining);
     }
     fn closed(
         &mut self,

@@ -59,11 +59,13 @@
 //!
 //! While output waits for its client (written, not yet taken by the socket), a send
 //! check runs beside the connection's own deadline: it begins when the output is
-//! written, and one that ends with no byte taken since it began resets the connection
-//! (one that finds progress begins another). A client that takes nothing is reset
-//! `send_timeout` after its last response was written; one that stops taking is reset
-//! within two `send_timeout`s of the last byte it took (nginx: one, counted from the
-//! last write that made progress). Meanwhile the connection's own deadline waits for
+//! written, and one that ends with no byte taken since the socket was first tried
+//! resets the connection (one that finds progress begins another). A client that takes
+//! nothing is reset `send_timeout` after its last response was written, as nginx resets
+//! it; one that stops taking is reset within two `send_timeout`s of the last byte it
+//! took (nginx: one, counted from the last write that made progress). The measure comes
+//! from [`Events::postwrite`]: a wrapper around the handler must pass that on too (one
+//! that does not makes the check count what the socket took at once as progress). Meanwhile the connection's own deadline waits for
 //! the output: an idle close or a 408 comes once the client has taken what it was sent.
 //! The close after a closing response (`Connection: close`, an error, a 408) waits for
 //! that response to be sent under the same check, so a client that does not read cannot
@@ -109,7 +111,7 @@ mod responses;
 use core::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use evio_proto::{Action, CloseError, Conn, ConnInfo, Events, Flow, Instant, Loop};
+use evio_proto::{Action, CloseError, Conn, ConnId, ConnInfo, Events, Flow, Instant, Loop};
 
 pub use body::MAX_CHUNK_EXT;
 use body::{Incoming, Step};
@@ -251,6 +253,8 @@ pub struct Http {
     /// [`HttpConfig::keepalive_requests`], `u64::MAX` for no limit (one comparison per
     /// request).
     most_requests: u64,
+    /// Each send check's measure of progress: the output the socket left pending.
+    unsent: Unsent,
     /// What has been answered so far.
     pub stats: HttpStats,
 }
@@ -266,7 +270,8 @@ pub struct HttpConn {
     /// The phase's own deadline (head, body, keep-alive, close), if it has one.
     due: Option<Instant>,
     /// A send check under way: the output pending when it began, and when it ends. A
-    /// check that ends with no less output pending resets the connection.
+    /// check that ends with no less output pending than the socket first left of it
+    /// ([`Unsent`]; this when no write was tried) resets the connection.
     check: Option<(usize, Instant)>,
 }
 
@@ -314,6 +319,7 @@ impl Http {
             next_date: Instant::ZERO,
             idle: IdleList::default(),
             most_requests: config.keepalive_requests.unwrap_or(u64::MAX),
+            unsent: Unsent::default(),
             stats: HttpStats::default(),
         }
     }
@@ -409,10 +415,14 @@ impl Http {
     /// request. A stall is armed exactly, so that its deadline (`now + send_timeout`)
     /// tells it from a closing response's (`now + CLOSE_DELAY`) to the simulator's
     /// model, which does not see what a call wrote.
-    fn arm(&self, conn: &mut Conn<'_, HttpConn>, due: Option<Instant>, lazily: bool) {
+    fn arm(&mut self, conn: &mut Conn<'_, HttpConn>, due: Option<Instant>, lazily: bool) {
         let (now, pending) = (conn.now(), conn.pending());
         let check = match self.config.send_timeout {
-            Some(send) if pending > 0 => Some((pending, now + send)),
+            Some(send) if pending > 0 => {
+                // What the socket leaves of it is the measure, once it has been tried.
+                self.unsent.begin(conn.id());
+                Some((pending, now + send))
+            }
             _ => None,
         };
         let ctx = conn.context();
@@ -631,19 +641,26 @@ impl Events for Http {
             // Output waits: the client is not reading, or not fast enough. Nothing is
             // written while it waits (the engine does not read a blocked connection),
             // so less pending is progress.
+            let id = conn.id();
             let check = match ctx.check {
                 Some((before, at)) if at <= now => {
-                    if pending >= before {
+                    // Progress since the socket was first tried after the check began
+                    // (what it took at once is no sign the client reads).
+                    if pending >= self.unsent.get(id).unwrap_or(before) {
                         self.stats.send_timeouts += 1;
-                        self.idle.remove(conn.id());
+                        self.idle.remove(id);
                         return Action::Abort;
                     }
+                    self.unsent.set(id, pending);
                     (pending, now + send)
                 }
                 // The phase's deadline came first: what it would do waits for the
                 // output, under the check.
                 Some(check) => check,
-                None => (pending, now + send),
+                None => {
+                    self.unsent.set(id, pending);
+                    (pending, now + send)
+                }
             };
             conn.context().check = Some(check);
             set_deadline(conn, earliest(ctx.due.filter(|&d| d > now), Some(check.1)));
@@ -695,6 +712,60 @@ impl Events for Http {
     ) -> Flow {
         self.idle.remove(info.id);
         Flow::Continue
+    }
+
+    fn postwrite(&mut self, id: ConnId, _written: usize, remaining: usize) {
+        if remaining > 0 {
+            self.unsent.tried(id, remaining);
+        }
+    }
+}
+
+/// What the socket left of each connection's output the first time it was tried after
+/// a send check began, by slot: the measure of a check's progress. Counting from the
+/// output pending when the check began would take what the socket took at once, right
+/// after the response was written, for a sign that the client reads, and give a client
+/// that reads nothing a second send timeout. One word per slot, grown to the highest
+/// slot seen.
+#[derive(Clone, Debug, Default)]
+struct Unsent {
+    /// Per slot: [`Unsent::UNTRIED`] until a write leaves output after the check began.
+    left: Vec<usize>,
+}
+
+impl Unsent {
+    const UNTRIED: usize = usize::MAX;
+
+    /// A send check begins for `id`, its output not yet tried.
+    fn begin(&mut self, id: ConnId) {
+        self.set(id, Unsent::UNTRIED);
+    }
+
+    /// The measure of `id`'s check is `left`.
+    fn set(&mut self, id: ConnId, left: usize) {
+        let slot = id.slot();
+        if slot >= self.left.len() {
+            self.left.resize(slot + 1, Unsent::UNTRIED);
+        }
+        self.left[slot] = left;
+    }
+
+    /// A write to `id` left `left` bytes pending: the measure, if it has none yet.
+    #[inline]
+    fn tried(&mut self, id: ConnId, left: usize) {
+        if let Some(l) = self.left.get_mut(id.slot())
+            && *l == Unsent::UNTRIED
+        {
+            *l = left;
+        }
+    }
+
+    /// `id`'s measure, if a write set one.
+    fn get(&self, id: ConnId) -> Option<usize> {
+        self.left
+            .get(id.slot())
+            .copied()
+            .filter(|&l| l != Unsent::UNTRIED)
     }
 }
 
