@@ -415,6 +415,7 @@ impl Http {
     /// request. A stall is armed exactly, so that its deadline (`now + send_timeout`)
     /// tells it from a closing response's (`now + CLOSE_DELAY`) to the simulator's
     /// model, which does not see what a call wrote.
+    #[inline]
     fn arm(&mut self, conn: &mut Conn<'_, HttpConn>, due: Option<Instant>, lazily: bool) {
         let (now, pending) = (conn.now(), conn.pending());
         let check = match self.config.send_timeout {
@@ -429,10 +430,14 @@ impl Http {
         ctx.due = due;
         ctx.check = check;
         let at = earliest(due, check.map(|(_, at)| at));
-        match (conn.timeout_at(), at) {
-            (Some(set), Some(at)) if lazily && now < set && set <= at => {}
-            _ => set_deadline(conn, at),
+        if lazily
+            && let (Some(set), Some(at)) = (conn.timeout_at(), at)
+            && now < set
+            && set <= at
+        {
+            return;
         }
+        set_deadline(conn, at);
     }
 
     /// Closes idle connections to make room when `others` has no free slot left: the
