@@ -79,7 +79,9 @@ def main():
     with open(conf, "w") as f:
         f.write(NGINX_CONF.format(dir=tmp, port=NGINX_PORT))
     servers = {
+        # As many requests per connection as nginx is given (keepalive_requests).
         "evio": subprocess.Popen([exe, "--host", "127.0.0.1", "--port", str(EVIO_PORT),
+                                  "--keepalive-requests", "1000000000",
                                   *common.example_args()],
                                  stdout=subprocess.DEVNULL),
         "nginx": subprocess.Popen(["nginx", "-c", conf, "-p", tmp],

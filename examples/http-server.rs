@@ -7,7 +7,8 @@
 //!
 //! Try it with `curl -v http://127.0.0.1:8080/` or load it with
 //! `wrk -t1 -c50 -d5s http://127.0.0.1:8080/`. Keep-alive, pipelining, HTTP/1.0,
-//! `Connection: close`, request bodies and every error it answers are described in
+//! `Connection: close`, request bodies (`Content-Length` and chunked, streamed), the
+//! time bounds on every connection and every error it answers are described in
 //! `evio_handlers::http`. SIGINT or SIGTERM stops it cleanly (exit status 0, the unix
 //! socket file removed). `--help` lists every option.
 
@@ -17,7 +18,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use evio::{Action, Conn, Events, Flow, Server};
+use evio::{Action, CloseError, Conn, ConnId, ConnInfo, Events, Flow, Loop, Server};
 use evio_handlers::http::{Body, Http, HttpConfig, HttpConn};
 
 /// An HTTP/1.1 server answering every request with one fixed response.
@@ -46,16 +47,44 @@ struct Args {
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
     /// Longest request head (request line and header fields) in bytes; a longer one
-    /// is answered 431. The input buffer per connection is this plus --max-body.
+    /// is answered 431. The input buffer must hold it (see --input).
     #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024)]
     max_head: usize,
-    /// Largest request body (Content-Length) in bytes; a larger one is answered 413.
-    #[arg(long, value_name = "BYTES", default_value_t = 8 * 1024)]
-    max_body: usize,
-    /// Seconds a client has to send a whole request once it has started one (slowloris
-    /// protection); then it gets 408 and is closed. 0: no limit.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    request_timeout: f64,
+    /// Largest request body (Content-Length, or chunked) in bytes; a larger one is
+    /// answered 413 before it is read. Bodies stream through the input buffer, so
+    /// this costs no memory.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    max_body: u64,
+    /// Bytes of input buffer per connection: at least --max-head (a smaller buffer
+    /// lowers that limit); more makes fewer reads of long bodies and pipelined batches.
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024)]
+    input: usize,
+    /// Seconds a client has to send a whole request head, from its first byte (the
+    /// first request's from the accept): slowloris protection. A partial head then
+    /// gets 408; a connection that sent nothing is closed. 0: no limit.
+    #[arg(
+        long,
+        visible_alias = "request-timeout",
+        value_name = "SECS",
+        default_value_t = 10.0
+    )]
+    header_timeout: f64,
+    /// Seconds a body under way may go without a byte arriving (nginx's
+    /// client_body_timeout); then 408. 0: no limit.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    body_timeout: f64,
+    /// Seconds an idle keep-alive connection is kept after its last response (nginx's
+    /// keepalive_timeout); then it is closed. 0: no limit.
+    #[arg(long, value_name = "SECS", default_value_t = 75.0)]
+    keepalive_timeout: f64,
+    /// Seconds output may wait for a client that takes none of it (nginx's
+    /// send_timeout); then the connection is reset. 0: no limit.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    send_timeout: f64,
+    /// Most requests per connection (nginx's keepalive_requests): the last response
+    /// says `Connection: close`. 0: no limit.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    keepalive_requests: u64,
     /// Bytes of output buffer per connection: how many responses may wait for a
     /// client that pipelines faster than it reads.
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
@@ -80,21 +109,55 @@ impl Events for Announced {
         }
         Flow::Continue
     }
+    fn opened(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
+        self.0.opened(conn)
+    }
     fn data(&mut self, conn: &mut Conn<'_, HttpConn>, input: &[u8]) -> Action {
         self.0.data(conn, input)
     }
     fn timeout(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
         self.0.timeout(conn)
     }
+    fn drained(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
+        self.0.drained(conn)
+    }
+    fn postwrite(&mut self, id: ConnId, written: usize, remaining: usize) {
+        self.0.postwrite(id, written, remaining);
+    }
+    fn closed(
+        &mut self,
+        info: &ConnInfo,
+        context: HttpConn,
+        error: Option<CloseError>,
+        others: &mut Loop<'_, HttpConn>,
+    ) -> Flow {
+        self.0.closed(info, context, error, others)
+    }
+}
+
+/// `secs` as a timeout: 0 is none.
+fn timeout(flag: &str, secs: f64) -> Result<Option<Duration>, String> {
+    match Duration::try_from_secs_f64(secs) {
+        Ok(d) if d.is_zero() => Ok(None),
+        Ok(d) => Ok(Some(d)),
+        Err(e) => Err(format!("--{flag}: {e}")),
+    }
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let head_timeout = match Duration::try_from_secs_f64(args.request_timeout) {
-        Ok(d) if d.is_zero() => None,
-        Ok(d) => Some(d),
+    let timeouts = (|| {
+        Ok::<_, String>((
+            timeout("header-timeout", args.header_timeout)?,
+            timeout("body-timeout", args.body_timeout)?,
+            timeout("keepalive-timeout", args.keepalive_timeout)?,
+            timeout("send-timeout", args.send_timeout)?,
+        ))
+    })();
+    let (head_timeout, body_timeout, keepalive_timeout, send_timeout) = match timeouts {
+        Ok(t) => t,
         Err(e) => {
-            eprintln!("http-server: --request-timeout: {e}");
+            eprintln!("http-server: {e}");
             return ExitCode::from(2);
         }
     };
@@ -103,6 +166,10 @@ fn main() -> ExitCode {
         max_head: args.max_head,
         max_body: args.max_body,
         head_timeout,
+        body_timeout,
+        keepalive_timeout,
+        send_timeout,
+        keepalive_requests: (args.keepalive_requests > 0).then_some(args.keepalive_requests),
     });
     if args.output < http.longest_response() {
         eprintln!(
@@ -113,7 +180,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let mut builder = evio::ServerBuilder::new()
-        .input_capacity(args.max_head.saturating_add(args.max_body))
+        .input_capacity(args.input)
         .output_capacity(args.output)
         .coalesce((args.coalesce_us > 0).then(|| Duration::from_micros(args.coalesce_us)));
     if let Some(n) = args.max_connections {

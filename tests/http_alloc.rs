@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use evio::{Action, Conn, Events, Instant};
+use evio::{Action, CloseError, Conn, ConnId, ConnInfo, Events, Flow, Instant, Loop};
 use evio_handlers::http::{Http, HttpConfig, HttpConn};
 use os_common::counting::{Counting, allocs};
 use os_common::*;
@@ -54,6 +54,30 @@ impl Events for Probe {
         self.seen.store(allocs(), Ordering::SeqCst);
         action
     }
+    fn opened(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
+        let action = self.http.opened(conn);
+        self.seen.store(allocs(), Ordering::SeqCst);
+        action
+    }
+    fn drained(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
+        let action = self.http.drained(conn);
+        self.seen.store(allocs(), Ordering::SeqCst);
+        action
+    }
+    fn postwrite(&mut self, id: ConnId, written: usize, remaining: usize) {
+        self.http.postwrite(id, written, remaining);
+    }
+    fn closed(
+        &mut self,
+        info: &ConnInfo,
+        context: HttpConn,
+        error: Option<CloseError>,
+        others: &mut Loop<'_, HttpConn>,
+    ) -> Flow {
+        let flow = self.http.closed(info, context, error, others);
+        self.seen.store(allocs(), Ordering::SeqCst);
+        flow
+    }
 }
 
 #[test]
@@ -65,17 +89,26 @@ fn the_counter_sees_allocations_on_its_thread() {
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 const RESPONSE_LEN: usize = 130;
+/// `HTTP/1.1 100 Continue\r\n\r\n`.
+const CONTINUE_LEN: usize = 25;
 
-/// `rounds` of: one request, then a pipelined batch of 16 (with a body among them), on
+/// `rounds` of: one request, then a pipelined batch of 16 (with bodies among them:
+/// `Content-Length`, chunked, and one after `100 Continue`), on
 /// each persistent client, in parallel.
 fn load(clients: Vec<Client>, rounds: usize) -> Vec<Client> {
     let mut batch = Vec::new();
     for i in 0..16 {
-        if i == 7 {
-            batch
-                .extend_from_slice(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello");
-        } else {
-            batch.extend_from_slice(GET);
+        match i {
+            3 => batch.extend_from_slice(
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+                  5;ext=1\r\nhello\r\n0\r\nTrailer: x\r\n\r\n",
+            ),
+            7 => batch
+                .extend_from_slice(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"),
+            11 => batch.extend_from_slice(
+                b"PUT / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
+            ),
+            _ => batch.extend_from_slice(GET),
         }
     }
     let batch = Arc::new(batch);
@@ -87,7 +120,7 @@ fn load(clients: Vec<Client>, rounds: usize) -> Vec<Client> {
                 for _ in 0..rounds {
                     let one = c.round_trip_len(GET, RESPONSE_LEN);
                     assert!(one.ends_with(b"Hello World!\r\n"));
-                    let many = c.round_trip_len(&batch, 16 * RESPONSE_LEN);
+                    let many = c.round_trip_len(&batch, 16 * RESPONSE_LEN + CONTINUE_LEN);
                     assert!(many.ends_with(b"Hello World!\r\n"));
                 }
                 c
@@ -103,7 +136,7 @@ fn churn(addr: &Bound, n: usize) {
         b"GET / HTTP/1.0\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         b"GET / HTTP/1.1\r\nno colon\r\n\r\n",
-        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 999999\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n",
     ];
     for i in 0..n {
         let mut c = connect(addr);
@@ -144,12 +177,16 @@ fn answering_requests_allocates_nothing_poll() {
 fn answering_requests_allocates_nothing(addr: &str) {
     let seen = Arc::new(AtomicU64::new(0));
     let s = seen.clone();
-    let config = HttpConfig::default();
+    // The persistent clients carry thousands of requests each: no cap on them.
+    let config = HttpConfig {
+        keepalive_requests: None,
+        ..HttpConfig::default()
+    };
     let server = start(
         // Wake coalescing on, as the example runs: its naps must not allocate either.
         evio::ServerBuilder::new()
             .max_connections(64)
-            .input_capacity(config.max_head + config.max_body)
+            .input_capacity(16 * 1024)
             .coalesce(Some(Duration::from_micros(100))),
         &[addr],
         move || Probe {

@@ -409,31 +409,69 @@ fn redis_parse_seeds() -> Vec<(String, Vec<u8>)> {
 
 fn http_seeds() -> Vec<(String, Vec<u8>)> {
     let get: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let chunked: &[u8] = b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+        5;ext=1\r\nhello\r\n10\r\n0123456789abcdef\r\n0\r\nTrailer: t\r\n\r\n";
     let pipelined = [
         get,
         b"GET /a HTTP/1.1\r\nHost: x\r\nUser-Agent: fuzz\r\n\r\n",
         b"POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world",
-        b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n",
+        chunked,
+        b"PUT / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
+        b"HEAD / HTTP/1.2\r\nHost: x\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
         get,
     ]
     .concat();
-    let refusals: [&[u8]; 7] = [
-        b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    let refusals: [&[u8]; 12] = [
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n",
         b"GARBAGE\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost x\r\n\r\n",
         b"POST / HTTP/1.1\r\nContent-Length: nope\r\n\r\n",
-        b"POST / HTTP/1.1\r\nContent-Length: 500\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n",
         b"GET / HTTP/2.0\r\n\r\n",
+        b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"CONNECT host:443 HTTP/1.1\r\nHost: x\r\n\r\n",
         b"\r\n\r\nGET / HTTP/1.1\r\n\r\n",
     ];
-    let refused = one_client_each(&refusals, get);
+    let mut refused = case(25, one_client_each(&refusals, get));
+    refused.config.engine.max_connections = refusals.len();
     let big_head = [
         &b"GET / HTTP/1.1\r\nX-Long: "[..],
         &[b'h'; 300],
         b"\r\n\r\n",
     ]
     .concat();
+    // A body longer than the input buffer, in pieces.
+    let long_body = [
+        &b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 900\r\n\r\n"[..],
+        &[b'b'; 900],
+        get,
+    ]
+    .concat();
+    // More responses than the output buffer holds, to a client that does not read.
+    let many = get.repeat(40);
+    // Four slots: the fourth client takes the last one, and the longest idle is closed.
+    let mut reclaim = case(
+        29,
+        vec![
+            Connect { listener: 0 },
+            send(0, get),
+            Connect { listener: 0 },
+            send(1, get),
+            Connect { listener: 0 },
+            Advance { millis: 5 },
+            Connect { listener: 0 },
+            send(3, get),
+            Read {
+                client: 0,
+                window: 4096,
+            },
+        ],
+    );
+    reclaim.config.engine.max_connections = 4;
     let cases = [
         (
             "http-keep-alive-and-1.0",
@@ -478,7 +516,7 @@ fn http_seeds() -> Vec<(String, Vec<u8>)> {
                 50_000,
             ),
         ),
-        ("http-refused-requests", case(25, refused)),
+        ("http-refused-requests", refused),
         (
             "http-headers-too-large",
             case(26, vec![Connect { listener: 0 }, send(0, &big_head)]),
@@ -496,6 +534,58 @@ fn http_seeds() -> Vec<(String, Vec<u8>)> {
                     Connect { listener: 0 },
                     Advance { millis: 200 },
                     send(1, get),
+                ],
+            ),
+        ),
+        (
+            "http-long-body-streams",
+            case(
+                28,
+                vec![
+                    Connect { listener: 0 },
+                    send(0, &long_body[..120]),
+                    send(0, &long_body[120..600]),
+                    Advance { millis: 20 },
+                    send(0, &long_body[600..]),
+                ],
+            ),
+        ),
+        ("http-idle-closed-to-make-room", reclaim),
+        (
+            "http-idle-and-slow-bodies-time-out",
+            case(
+                30,
+                vec![
+                    Connect { listener: 0 },
+                    Connect { listener: 0 },
+                    send(1, get),
+                    Connect { listener: 0 },
+                    send(
+                        2,
+                        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nabc",
+                    ),
+                    Advance { millis: 0 },
+                    Advance { millis: 50 },
+                    Advance { millis: 50 },
+                    Advance { millis: 50 },
+                ],
+            ),
+        ),
+        (
+            "http-client-that-does-not-read",
+            case(
+                31,
+                vec![
+                    Connect { listener: 0 },
+                    send(0, &many),
+                    Advance { millis: 20 },
+                    Read {
+                        client: 0,
+                        window: 100,
+                    },
+                    Advance { millis: 50 },
+                    Advance { millis: 50 },
+                    Advance { millis: 50 },
                 ],
             ),
         ),

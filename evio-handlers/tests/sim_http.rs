@@ -1,14 +1,18 @@
 //! The http example's handler (`evio_handlers::http::Http`) in the swarm, with an exact
 //! model: one response per request, in order, byte for byte (the `Date` checked for
-//! form and order), error responses then a close, 408 only while a request is
-//! partial. Requests arrive split at every byte and pipelined many to a read, under
-//! faults, with output buffers small enough that responses wait for room.
+//! form and order), `100 Continue` before a body that asks for it, error responses
+//! then a close; bodies consumed as they arrive; every deadline the handler sets, and
+//! what it does when one comes (an idle close, a 408, a reset of a client that does
+//! not read), on the virtual clock. Requests and bodies arrive split at every byte and
+//! pipelined many to a read, under faults, with output buffers small enough that
+//! responses wait for room, and pools small enough that idle connections are closed
+//! to make room.
 
-use evio_handlers::http::{Http, HttpConn};
+use evio_handlers::http::{Http, HttpConfig, HttpConn, HttpStats};
 use evio_handlers::sim::{
     HttpModel, SIM_CONFIG, http_constraints, http_pair, http_requests, virtual_clock,
 };
-use evio_proto::{Action, Conn, Events};
+use evio_proto::{Action, CloseError, Conn, ConnId, ConnInfo, Events, Flow, Loop};
 use evio_sim::{Rng, Sim, Swarm, Violation};
 
 fn http_swarm<H, F>(make: F) -> Swarm<F>
@@ -32,11 +36,13 @@ fn http_handler_passes_a_swarm_with_an_exact_model() {
 }
 
 /// The swarm reaches what the handler is for: many requests answered, pipelined
-/// batches, every kind of refusal, head timeouts on the virtual clock.
+/// batches, every kind of refusal, and on the virtual clock every kind of close the
+/// handler makes: 408s, idle connections, clients that do not read, and idle
+/// connections closed to make room for new ones.
 #[test]
 fn the_http_swarm_answers_refuses_and_times_out() {
     let swarm = http_swarm(http_pair).steps(2000);
-    let (mut ok, mut errors, mut timeouts) = (0, 0, 0);
+    let mut total = HttpStats::default();
     for seed in 0..200 {
         let config = swarm.config(seed);
         let script = swarm.script(seed, &config);
@@ -51,12 +57,23 @@ fn the_http_swarm_answers_refuses_and_times_out() {
             panic!("{}", sim.failure(v));
         }
         let stats = sim.handler().stats;
-        ok += stats.ok;
-        errors += stats.errors;
-        timeouts += stats.timeouts;
+        total.ok += stats.ok;
+        total.errors += stats.errors;
+        total.timeouts += stats.timeouts;
+        total.idle += stats.idle;
+        total.send_timeouts += stats.send_timeouts;
+        total.reclaimed += stats.reclaimed;
     }
-    println!("200 seeds: {ok} requests answered 200, {errors} refused, {timeouts} head timeouts");
-    assert!(ok > 500 && errors > 50 && timeouts > 0);
+    println!("200 seeds: {total:?}");
+    assert!(
+        total.ok > 500
+            && total.errors > 50
+            && total.timeouts > 0
+            && total.idle > 0
+            && total.send_timeouts > 0
+            && total.reclaimed > 0,
+        "{total:?}"
+    );
 }
 
 /// A handler that answers a pipelined batch in the wrong order: the whole requests
@@ -116,6 +133,24 @@ impl Events for OutOfOrder {
     fn timeout(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
         self.0.timeout(conn)
     }
+    fn opened(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
+        self.0.opened(conn)
+    }
+    fn drained(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
+        self.0.drained(conn)
+    }
+    fn postwrite(&mut self, id: ConnId, written: usize, remaining: usize) {
+        self.0.postwrite(id, written, remaining);
+    }
+    fn closed(
+        &mut self,
+        info: &ConnInfo,
+        context: HttpConn,
+        error: Option<CloseError>,
+        others: &mut Loop<'_, HttpConn>,
+    ) -> Flow {
+        self.0.closed(info, context, error, others)
+    }
 }
 
 #[test]
@@ -130,13 +165,102 @@ fn a_handler_answering_out_of_order_is_caught() {
     .steps(2000)
     .run();
     assert!(!report.failures.is_empty(), "{report}");
-    assert!(
-        report
-            .failures
-            .iter()
-            .all(|f| matches!(f.violation, Violation::Model { .. })),
-        "{report}"
-    );
+    assert!(report.failures.iter().all(by_the_model), "{report}");
+}
+
+/// A failure the model found: in what a client received, or (a panic of the model's)
+/// in what the handler consumed or the deadlines it set.
+fn by_the_model(failure: &evio_sim::Failure) -> bool {
+    match &failure.violation {
+        Violation::Model { .. } => true,
+        Violation::Panic(message) => message.contains("model") || message.contains("the handler"),
+        _ => false,
+    }
+}
+
+/// Runs 100 seeds of a mutant against the model of the real handler, and checks the
+/// model catches it.
+fn caught<H: evio_proto::Events<Context = HttpConn>>(make: impl Fn() -> H + Sync) {
+    let report = http_swarm(|| (make(), HttpModel::new(SIM_CONFIG)))
+        .seeds(0..100)
+        .steps(2000)
+        .run();
+    assert!(!report.failures.is_empty(), "{report}");
+    assert!(report.failures.iter().all(by_the_model), "{report}");
+}
+
+/// Handlers configured otherwise than the model says: every deadline is checked.
+#[test]
+fn a_handler_with_other_timeouts_is_caught() {
+    let mutants = [
+        HttpConfig {
+            keepalive_timeout: Some(std::time::Duration::from_millis(100)),
+            ..SIM_CONFIG
+        },
+        HttpConfig {
+            keepalive_timeout: None,
+            ..SIM_CONFIG
+        },
+        HttpConfig {
+            head_timeout: Some(std::time::Duration::from_millis(60)),
+            ..SIM_CONFIG
+        },
+        HttpConfig {
+            body_timeout: None,
+            ..SIM_CONFIG
+        },
+        HttpConfig {
+            send_timeout: Some(std::time::Duration::from_millis(20)),
+            ..SIM_CONFIG
+        },
+        HttpConfig {
+            keepalive_requests: Some(7),
+            ..SIM_CONFIG
+        },
+    ];
+    for config in mutants {
+        caught(move || Http::with_clock(config, virtual_clock));
+    }
+}
+
+/// A handler that resets a client as soon as a timeout finds output waiting, without
+/// giving it a send timeout to take some.
+struct Impatient(Http);
+
+impl Events for Impatient {
+    type Context = HttpConn;
+    fn data(&mut self, conn: &mut Conn<'_, HttpConn>, input: &[u8]) -> Action {
+        self.0.data(conn, input)
+    }
+    fn timeout(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
+        if conn.pending() > 0 {
+            return Action::Abort;
+        }
+        self.0.timeout(conn)
+    }
+    fn opened(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
+        self.0.opened(conn)
+    }
+    fn drained(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
+        self.0.drained(conn)
+    }
+    fn postwrite(&mut self, id: ConnId, written: usize, remaining: usize) {
+        self.0.postwrite(id, written, remaining);
+    }
+    fn closed(
+        &mut self,
+        info: &ConnInfo,
+        context: HttpConn,
+        error: Option<CloseError>,
+        others: &mut Loop<'_, HttpConn>,
+    ) -> Flow {
+        self.0.closed(info, context, error, others)
+    }
+}
+
+#[test]
+fn a_handler_resetting_a_client_without_a_send_timeout_is_caught() {
+    caught(|| Impatient(Http::with_clock(SIM_CONFIG, virtual_clock)));
 }
 
 /// A handler that consumes a request whose response did not fit: the request is lost.
@@ -154,6 +278,24 @@ impl Events for DropsWhenFull {
     }
     fn timeout(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
         self.0.timeout(conn)
+    }
+    fn opened(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
+        self.0.opened(conn)
+    }
+    fn drained(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
+        self.0.drained(conn)
+    }
+    fn postwrite(&mut self, id: ConnId, written: usize, remaining: usize) {
+        self.0.postwrite(id, written, remaining);
+    }
+    fn closed(
+        &mut self,
+        info: &ConnInfo,
+        context: HttpConn,
+        error: Option<CloseError>,
+        others: &mut Loop<'_, HttpConn>,
+    ) -> Flow {
+        self.0.closed(info, context, error, others)
     }
 }
 

@@ -59,8 +59,8 @@
 //! ```
 
 pub use evio_proto::{
-    Action, Addr, CloseError, Config, Conn, ConnId, ConnInfo, Detached, Events, Flow, Instant,
-    ListenAddr, Loop, NotOpen, Options, OutputFull, Server, Tick, Waker, WriteError,
+    Action, Addr, CloseError, Config, Conn, ConnId, ConnInfo, ConnState, Detached, Events, Flow,
+    Instant, ListenAddr, Loop, NotOpen, Options, OutputFull, Server, Tick, Waker, WriteError,
 };
 
 pub mod addr;

@@ -221,7 +221,7 @@ mod wake;
 
 pub use addr::{Addr, ConnInfo, ListenAddr};
 pub use config::Config;
-pub use conn::{Conn, Loop, NotOpen, WriteError};
+pub use conn::{Conn, ConnState, Loop, NotOpen, WriteError};
 pub use engine::{ByteStorage, Engine, MAX_LISTENERS, SlotStorage};
 pub use error::{
     AcceptError, BuildError, CloseError, DriverError, IoError, IoErrorKind, OutputFull, Refused,

@@ -119,6 +119,7 @@ impl<M: Model> World<M> {
             Output::Read(mut read) => {
                 let id = read.id();
                 let ci = self.oracle.live_output(self.io.net(), id, "read")?;
+                self.last_io = Some(ci);
                 let hangup = self.oracle.check_read(ci, id)?;
                 let buf = read.buf();
                 let capacity = buf.len();
@@ -163,6 +164,7 @@ impl<M: Model> World<M> {
             Output::Transmit(transmit) => {
                 let id = transmit.id();
                 let ci = self.oracle.live_output(self.io.net(), id, "transmit")?;
+                self.last_io = Some(ci);
                 let bytes = transmit.bytes();
                 let len = bytes.len();
                 self.oracle.check_transmit(ci, len)?;

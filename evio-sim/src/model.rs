@@ -3,26 +3,29 @@
 use core::fmt;
 use std::collections::VecDeque;
 
-use evio_proto::{ConnInfo, Instant};
+use evio_proto::{Action, ConnInfo, Instant};
 
 /// A reference model of a handler, per connection: it says which output the client may
 /// receive given the input the server read, and whether the client is still owed any.
 ///
 /// The simulator calls it as things happen: [`Model::opened`], [`Model::input`] when
 /// the server's socket hands bytes to the engine (before the handler sees them),
-/// [`Model::consumed`] with the bytes each `data` call consumed, [`Model::woken`] when
-/// the handler's `woken` runs, [`Model::closing`] when it stops being open,
+/// [`Model::consumed`] with the bytes each `data` call consumed, [`Model::woken`] and
+/// [`Model::timeout`] when the handler's `woken` and `timeout` run,
+/// [`Model::timeout_set`] when its timeout changes, [`Model::closing`] when it stops
+/// being open,
 /// [`Model::ended`] when `closed` or `detached` ends the connection, and
 /// [`Model::output`] when the client reads bytes. [`Model::owed`] decides the end of
 /// the liveness phase and the final check for connections that ended cleanly.
 ///
-/// `opened`, `consumed`, `woken`, `closing` and `ended` run in the order the handler saw them,
+/// `opened`, `consumed`, `woken`, `timeout`, `timeout_set`, `closing` and `ended` run in
+/// the order the handler saw them,
 /// across all connections: a model of state shared between connections (a key-value
 /// store, a chat room) applies each request in `consumed` exactly when the handler
 /// applied it, and is exact. `input` runs when bytes are read, which for a
 /// connection held back by backpressure can be long before its handler sees them.
 ///
-/// `opened`, `consumed` and `woken` are also given `now`, the engine's time when the
+/// `opened`, `consumed`, `woken` and `timeout` are also given `now`, the engine's time when the
 /// handler's callback ran: what [`Conn::now`](evio_proto::Conn::now) returned to it.
 /// That is how a model of a reply that depends on time (a key with a time to live, a
 /// rate limit) stays exact: it decides with the very instant the handler decided
@@ -82,6 +85,31 @@ pub trait Model {
     /// returned to it.
     fn woken(&mut self, conn: &mut Self::Conn, now: Instant) {
         let _ = (conn, now);
+    }
+
+    /// The handler's `timeout` ran for this connection at `now` (the engine's time, what
+    /// `conn.now()` returned to it), wrote `wrote` bytes of output and returned
+    /// `action`. The action is the one the engine carried out: where the simulator
+    /// injects a close (a handler that decides to close, standing in for its `None`),
+    /// `action` is that `Close`, though the handler carried on. Runs in the order of the
+    /// handler's callbacks, like [`Model::consumed`].
+    ///
+    /// With [`Model::timeout_set`] this lets a model check a handler's deadlines
+    /// exactly: when each one was set, and what the handler did when it came.
+    fn timeout(&mut self, conn: &mut Self::Conn, now: Instant, wrote: usize, action: Action) {
+        let _ = (conn, now, wrote, action);
+    }
+
+    /// The connection's timeout (set with `Conn::set_timeout` or `Loop::set_timeout`)
+    /// changed: it now fires at `at` (`None`: no timeout is set).
+    ///
+    /// Reported after the handler callback that changed it, once that callback's own
+    /// model call ([`Model::opened`], [`Model::consumed`], [`Model::woken`],
+    /// [`Model::timeout`]) has run, and only when it changed: a callback that leaves the
+    /// deadline where it was reports nothing. When a timeout fires the engine takes it
+    /// off, so one set again in `timeout`, even to the same instant, is reported.
+    fn timeout_set(&mut self, conn: &mut Self::Conn, at: Option<Instant>) {
+        let _ = (conn, at);
     }
 
     /// The client received `bytes` (after everything it received before).

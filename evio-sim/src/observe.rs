@@ -5,8 +5,8 @@ use core::ops::Range;
 use std::rc::Rc;
 
 use evio_proto::{
-    Action, CloseError, Conn, ConnId, ConnInfo, Detached, Duration, Events, Flow, Instant, Loop,
-    Server, Tick,
+    Action, CloseError, Conn, ConnId, ConnInfo, ConnState, Detached, Duration, Events, Flow,
+    Instant, Loop, Server, Tick,
 };
 
 use crate::SimStream;
@@ -135,6 +135,12 @@ pub enum Observation {
         /// The connection.
         id: ConnId,
     },
+    /// A callback for another connection (or for the server) aborted this one through
+    /// [`Loop::abort`], open or already closing.
+    AbortedThroughLoop {
+        /// The connection.
+        id: ConnId,
+    },
     /// A connection's timeout changed (seen after a callback): when it fires, if set.
     TimeoutSet {
         /// The connection.
@@ -223,6 +229,8 @@ struct Seen {
     pending: usize,
     open: bool,
     timeout: Option<Instant>,
+    /// Being reset, as of the last look.
+    aborting: bool,
 }
 
 /// Wraps a handler: forwards every callback unchanged and records it.
@@ -343,6 +351,7 @@ impl<H> Observed<H> {
                     pending,
                     open,
                     timeout: None,
+                    aborting: false,
                 });
                 self.seen.len() - 1
             }
@@ -374,6 +383,11 @@ impl<H> Observed<H> {
                 s.open = false;
                 rec.log.push(Observation::NoLongerOpen { id: s.id });
             }
+            let aborting = lp.state(s.id) == Some(ConnState::Aborting);
+            if aborting && !s.aborting {
+                rec.log.push(Observation::AbortedThroughLoop { id: s.id });
+            }
+            s.aborting = aborting;
             let timeout = lp.timeout_at(s.id);
             if s.open && s.timeout != timeout {
                 s.timeout = timeout;

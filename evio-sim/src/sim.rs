@@ -97,6 +97,9 @@ pub(crate) struct World<M: Model> {
     pub seed: u64,
     /// The events given to [`Sim::step`], for [`Sim::failure`] to keep.
     pub stepped: Vec<ScriptedEvent>,
+    /// The client of the last read or transmit performed: the connection whose handler
+    /// its report may have given input to.
+    pub last_io: Option<usize>,
     /// The index in `stepped` of the event whose step failed, if one did.
     pub failed_at: Option<usize>,
 }
@@ -230,6 +233,7 @@ impl<H: Events, M: Model> Sim<H, M> {
                 config,
                 seed,
                 stepped: Vec::new(),
+                last_io: None,
                 failed_at: None,
             },
         };
@@ -693,11 +697,21 @@ impl<H: Events, M: Model> Sim<H, M> {
     /// Performs every output the engine has, checking what ran after each.
     pub(crate) fn drain(&mut self) -> Result<(), Violation> {
         while !self.w.shut_down {
+            let too_large = self.engine.stats().frame_too_large;
             let Some(out) = self.engine.poll_output() else {
                 // The last poll can still run callbacks (`closed` after a `Close`).
                 return self.w.observe();
             };
             self.w.perform::<H>(out)?;
+            if self.engine.stats().frame_too_large > too_large
+                && let Some(ci) = self.w.last_io
+            {
+                // The report gave the handler a full input buffer it consumed none of:
+                // the engine closes the connection itself (lingering), which no
+                // callback shows.
+                let clock = self.w.io.net().clock;
+                self.w.oracle.frame_too_large(ci, clock);
+            }
             self.w.observe()?;
         }
         Ok(())

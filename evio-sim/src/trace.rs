@@ -213,6 +213,7 @@ pub(crate) fn observation_record(o: &Observation) -> (Tag, [u64; 4]) {
         Observation::ServerWoken { flow } => (Tag::ServerWoken, [flow as u64, 0, 0, 0]),
         Observation::WroteTo { id, bytes } => (Tag::WroteTo, [id.to_u64(), bytes as u64, 0, 0]),
         Observation::NoLongerOpen { id } => (Tag::NoLongerOpen, [id.to_u64(), 0, 0, 0]),
+        Observation::AbortedThroughLoop { id } => (Tag::NoLongerOpen, [id.to_u64(), 1, 0, 0]),
         Observation::TimeoutSet { id, at } => (
             Tag::TimeoutSet,
             [id.to_u64(), at.map_or(u64::MAX, Instant::as_nanos), 0, 0],

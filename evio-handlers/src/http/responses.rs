@@ -25,16 +25,18 @@ pub(crate) enum Reply {
     BadRequest,
     /// 408: the request did not arrive whole in time.
     RequestTimeout,
-    /// 411: a body framed by `Transfer-Encoding` (the handler needs `Content-Length`).
-    LengthRequired,
     /// 413: the body is larger than the limit.
     ContentTooLarge,
-    /// 431: the head is larger than the limit.
+    /// 431: the head (or a chunked body's trailer) is larger than the limit.
     HeaderFieldsTooLarge,
+    /// 501: a transfer coding other than `chunked`.
+    NotImplemented,
+    /// 505: an HTTP version other than 1.x.
+    VersionNotSupported,
 }
 
 impl Reply {
-    const ALL: [Reply; 11] = [
+    const ALL: [Reply; 12] = [
         Reply::Ok,
         Reply::OkKeepAlive,
         Reply::OkClose,
@@ -43,9 +45,10 @@ impl Reply {
         Reply::HeadOkClose,
         Reply::BadRequest,
         Reply::RequestTimeout,
-        Reply::LengthRequired,
         Reply::ContentTooLarge,
         Reply::HeaderFieldsTooLarge,
+        Reply::NotImplemented,
+        Reply::VersionNotSupported,
     ];
 
     /// Whether the connection closes after this response.
@@ -54,6 +57,16 @@ impl Reply {
             self,
             Reply::Ok | Reply::OkKeepAlive | Reply::HeadOk | Reply::HeadOkKeepAlive
         )
+    }
+
+    /// The same response saying `Connection: close` (for the last request a connection
+    /// may carry).
+    pub(crate) fn closing(self) -> Reply {
+        match self {
+            Reply::Ok | Reply::OkKeepAlive => Reply::OkClose,
+            Reply::HeadOk | Reply::HeadOkKeepAlive => Reply::HeadOkClose,
+            other => other,
+        }
     }
 
     /// The status line's code and reason phrase.
@@ -67,9 +80,10 @@ impl Reply {
             | Reply::HeadOkClose => "200 OK",
             Reply::BadRequest => "400 Bad Request",
             Reply::RequestTimeout => "408 Request Timeout",
-            Reply::LengthRequired => "411 Length Required",
             Reply::ContentTooLarge => "413 Content Too Large",
             Reply::HeaderFieldsTooLarge => "431 Request Header Fields Too Large",
+            Reply::NotImplemented => "501 Not Implemented",
+            Reply::VersionNotSupported => "505 HTTP Version Not Supported",
         }
     }
 
@@ -82,6 +96,10 @@ impl Reply {
         }
     }
 }
+
+/// The interim response to a request that asked for it (`Expect: 100-continue`) before
+/// its body: no header fields, so no date to keep current.
+pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// The prepared responses.
 #[derive(Debug)]

@@ -139,8 +139,11 @@ pub fn redis_streams(data: &[u8]) -> Result<(), String> {
 
 /// The `http_handler` target: `data` is a [`FuzzCase`] whose clients' streams go to
 /// the http handler ([`http_pair`]), checked byte for byte against
-/// [`HttpModel`](super::HttpModel) (one response per request, in order; an error
-/// response then a close; 408 only while a request is partial).
+/// [`HttpModel`](super::HttpModel) (one response per request, in order, `100
+/// Continue` before a body that asks for it; an error response then a close; bodies
+/// consumed as they arrive), and every deadline it sets and what it does when one comes
+/// (an idle close, a 408 while a request is partial, a reset of a client that does not
+/// read) checked on the virtual clock.
 ///
 /// # Errors
 ///

@@ -17,7 +17,7 @@ mod control;
 mod others;
 
 pub(crate) use others::NO_CURRENT;
-pub use others::{Loop, NotOpen, WriteError};
+pub use others::{ConnState, Loop, NotOpen, WriteError};
 
 /// One connection, as a handler method sees it: its addresses, its context, its output
 /// buffer, and (through [`Conn::others`]) the rest of the loop.

@@ -4,7 +4,7 @@
 use core::fmt;
 
 use crate::buffers::{BufState, OutputArea, OutputTarget};
-use crate::engine::life::Life;
+use crate::engine::life::{Life, Then};
 use crate::lists::Queue;
 use crate::slot::{Flags, Slot};
 use crate::timers::Timers;
@@ -44,6 +44,23 @@ impl fmt::Display for WriteError {
 }
 
 impl core::error::Error for WriteError {}
+
+/// Where a connection is in its life, as [`Loop::state`] tells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConnState {
+    /// Open: its handler is called for it, and it can be written to.
+    Open,
+    /// Closing once its pending output is sent (lingering first if its peer may still
+    /// be sending). Its handler may still be answering a peer that ended its stream; a
+    /// peer that stops reading is cut off after
+    /// [`Config::send_timeout`](crate::Config::send_timeout).
+    Closing,
+    /// Detaching once its pending output is sent.
+    Detaching,
+    /// Being reset, its pending output discarded.
+    Aborting,
+}
 
 /// The loop, as a handler method sees it: the time, the wake handle, and every open
 /// connection by id.
@@ -121,6 +138,28 @@ impl<'a, C> Loop<'a, C> {
             Some(s) if s.info.id == id && s.state == Life::Open => Ok(id.slot() as u32),
             _ => Err(NotOpen(id)),
         }
+    }
+
+    /// Where `id` is in its life: `None` once it is closed or detached, or for a stale
+    /// id (one whose slot went to another connection).
+    ///
+    /// [`Loop::close`], [`Loop::detach`] and [`Loop::abort`] are taken in the states
+    /// where the connection's own [`Action`](crate::Action) would be: an abort also
+    /// while it is closing or detaching (a peer that does not read its last output).
+    pub fn state(&self, id: ConnId) -> Option<ConnState> {
+        let slot = self.slots.get(id.slot())?;
+        if slot.info.id != id {
+            return None;
+        }
+        Some(match slot.state {
+            Life::Open => ConnState::Open,
+            Life::Leaving {
+                then: Then::Detach, ..
+            } => ConnState::Detaching,
+            Life::Leaving { .. } | Life::Lingering | Life::SendFailed => ConnState::Closing,
+            Life::Aborting => ConnState::Aborting,
+            Life::Free | Life::Closed | Life::DetachWait => return None,
+        })
     }
 
     /// `true` while `id` is open: not closed, closing, detaching, or stale.

@@ -67,6 +67,8 @@ impl<M: Model> Oracle<M> {
                 action,
             } => {
                 let ci = self.check_timeout(net, id, now)?;
+                let c = &mut self.conns[ci];
+                self.model.timeout(&mut c.model, now, wrote, action);
                 self.note_callback(ci, wrote, action);
                 self.left(ci, net.clock, action);
             }
@@ -80,6 +82,11 @@ impl<M: Model> Oracle<M> {
                 self.note_flow(flow);
             }
             Observation::WroteTo { id, bytes } => self.check_wrote_to(net, id, bytes)?,
+            Observation::AbortedThroughLoop { id } => {
+                let ci = self.live(net, id, "an abort through Loop")?;
+                self.conns[ci].abort_asked = true;
+                self.closing(ci);
+            }
             Observation::NoLongerOpen { id } => {
                 let ci = self.live(net, id, "the end of its open state")?;
                 self.left_through_loop(ci, net.clock);
@@ -91,6 +98,7 @@ impl<M: Model> Oracle<M> {
                 let c = &mut self.conns[ci];
                 c.timeout = at.map(|at| (at, net.clock));
                 c.deadline_possible |= at.is_some();
+                self.model.timeout_set(&mut c.model, at);
             }
             Observation::Closed { id, error, flow } => {
                 let ci = self.check_closed(net, id, error)?;

@@ -162,6 +162,20 @@ impl<M: Model> Oracle<M> {
         c.read_owed = c.open_for_input() && c.unconsumed() < input_capacity && !self.shutting_down;
     }
 
+    /// The engine closed client `ci`'s connection at `clock` because its handler
+    /// consumed nothing of a full input buffer: it leaves (bounded, lingering over the
+    /// unconsumed frame) unless it was leaving already.
+    pub fn frame_too_large(&mut self, ci: usize, clock: Instant) {
+        let bounded = self.engine.send_timeout.is_some();
+        let c = &mut self.conns[ci];
+        if c.leaving || c.cross_ended || c.io_failed || c.eof_reported {
+            return;
+        }
+        c.leaving_since.get_or_insert(clock);
+        c.deadline_possible |= bounded;
+        c.must_linger = true;
+    }
+
     /// The engine closes client `ci`'s connection `id` (not an abort): a close asked
     /// for over unconsumed input lingered first.
     pub fn check_linger(&self, ci: usize, id: ConnId) -> Result<(), Violation> {
@@ -345,7 +359,11 @@ impl<M: Model> Oracle<M> {
             return Err(Violation::contract(
                 Some(id),
                 Rule::AbortAsked,
-                "aborted, but no handler asked for it".into(),
+                format!(
+                    "aborted at {clock}, but no handler asked for it (leaving since {:?}, send \
+                     bound {bound:?})",
+                    c.leaving_since
+                ),
             ));
         }
         c.aborted = true;
