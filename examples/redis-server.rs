@@ -49,7 +49,9 @@ struct Args {
     /// name for its portable path) instead of epoll/kqueue.
     #[arg(long)]
     stdlib: bool,
-    /// Close a client idle for this many seconds (0: never), as Redis's `timeout`.
+    /// Close a client idle for this many seconds (0: never), as Redis's `timeout`: one
+    /// that neither sends nor takes any of its reply (a client that stops reading is
+    /// freed, its reply discarded).
     #[arg(long, value_name = "SECS", default_value_t = 0)]
     timeout: u64,
     /// Most clients at once; one more is answered `-ERR max number of clients reached`
@@ -199,6 +201,11 @@ fn main() -> ExitCode {
         .refusal_message(b"-ERR max number of clients reached\r\n");
     if let Some(n) = args.maxclients {
         builder = builder.max_connections(n);
+    }
+    if args.timeout > 0 {
+        // Redis frees a client that makes no progress for `timeout`, closing or not:
+        // so does the engine with a connection that is closing.
+        builder = builder.send_timeout(Some(Duration::from_secs(args.timeout)));
     }
     let config = RedisConfig {
         idle_timeout: (args.timeout > 0).then(|| Duration::from_secs(args.timeout)),

@@ -9,7 +9,7 @@
 
 mod os_common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::time::Duration;
 
 use evio_handlers::redis::{Redis, RedisConfig};
@@ -599,5 +599,58 @@ fn config_get_with_abusive_globs_is_answered_at_once() {
             &mb(&[b"CONFIG", b"GET", b"sa*\0x"]),
             &[&b"*2\r\n"[..], &bulk(b"save"), &bulk(b"")].concat(),
         );
+    }
+}
+
+/// The held-out check of the lifecycle issue: with `--timeout 1 --maxclients 3`, a
+/// client that asks for an 8 MiB value and never reads it is freed (Redis frees a
+/// client that takes none of its reply for `timeout`), so three new clients are
+/// served. (Before, the example kept it for ever: a slot held by anyone who stops
+/// reading.) Under both backends.
+#[test]
+fn a_client_that_never_reads_a_large_reply_is_freed_after_the_timeout() {
+    for stdlib in [false, true] {
+        let mut args = vec!["--timeout", "1", "--maxclients", "3"];
+        if stdlib {
+            args.push("--stdlib");
+        }
+        let (child, _out, port) = spawn_example(&args);
+        let tcp = Bound::Tcp(([127, 0, 0, 1], port).into());
+        let big = vec![b'v'; 8 << 20];
+        let mut setter = connect(&tcp);
+        setter
+            .write_all(format!("*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${}\r\n", big.len()).as_bytes())
+            .unwrap();
+        setter.write_all(&big).unwrap();
+        expect(&mut setter, b"\r\n", b"+OK\r\n");
+        drop(setter);
+        let mut silent = connect(&tcp);
+        silent.write_all(b"GET big\r\n").unwrap(); // and never reads
+        let start = std::time::Instant::now();
+        let served = loop {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            let mut clients: Vec<Client> = (0..3).map(|_| connect(&tcp)).collect();
+            let answers: Vec<Vec<u8>> = clients
+                .iter_mut()
+                .map(|c| {
+                    c.write_all(b"PING\r\n").unwrap();
+                    let mut buf = [0u8; 64];
+                    let n = c.read(&mut buf).unwrap_or(0);
+                    buf[..n].to_vec()
+                })
+                .collect();
+            if answers.iter().all(|a| a == b"+PONG\r\n") {
+                break start.elapsed();
+            }
+            assert!(
+                start.elapsed() < LIMIT,
+                "stdlib {stdlib}: still refused after {LIMIT:?}: {answers:?}"
+            );
+        };
+        assert!(
+            served >= std::time::Duration::from_millis(900),
+            "stdlib {stdlib}: served after {served:?}, before the silent client's timeout"
+        );
+        drop((silent, child));
     }
 }

@@ -91,7 +91,8 @@ impl std::fmt::Display for Backend {
 ///   error saying so (as Redis does with `maxclients`).
 /// - 16 KiB of input and 64 KiB of output buffer per connection, TCP_NODELAY on, no
 ///   keepalive, a 1 ms minimum tick, 64 accepts per readiness report, accept back-off
-///   from 10 ms to 1 s (the rest of [`Config::new`]).
+///   from 10 ms to 1 s, a 5 s lingering close, 60 s for a leaving connection to make
+///   send progress (the rest of [`Config::new`]).
 /// - A listen backlog of 1024, 256 events per wait, [`Backend::system_default`], no
 ///   refusal message, no wake coalescing ([`ServerBuilder::coalesce`]).
 ///
@@ -222,6 +223,15 @@ impl ServerBuilder {
     /// anyway (default 5 s; see [`Config::linger`]).
     pub fn linger(mut self, d: Duration) -> Self {
         self.config.linger = d;
+        self
+    }
+
+    /// Longest a leaving connection (closing or detaching once its output is sent) may
+    /// go without send progress before it is aborted, `None` for no bound (default 60
+    /// s; see [`Config::send_timeout`]): a peer that stops reading cannot hold its slot
+    /// for ever.
+    pub fn send_timeout(mut self, d: Option<Duration>) -> Self {
+        self.config.send_timeout = d;
         self
     }
 

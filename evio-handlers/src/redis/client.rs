@@ -70,6 +70,10 @@ pub(crate) struct Slow {
     /// Where a large request gathers (kept between requests, so that it allocates
     /// only when a request is larger than any before it).
     pub spill: Spill,
+    /// Output the engine held after the connection's last activity (a request, or
+    /// output that drained): if it has not gone down when the idle timeout comes, the
+    /// client took none of it (see `Redis::timeout`).
+    pub pending_seen: usize,
 }
 
 impl Slow {

@@ -179,6 +179,110 @@ pub struct Redis {
 }
 
 impl Redis {
+    /// Serves the requests in `input` (the body of `data`).
+    fn requests(&mut self, conn: &mut Conn<'_, Client>, input: &[u8]) -> Action {
+        if let Some(idle) = self.config.idle_timeout {
+            conn.set_timeout(Some(idle));
+        }
+        // A header or inline line that starts at the front of a full buffer and has
+        // not ended there never will.
+        let full = input.len() >= conn.input_capacity();
+        let (mut pos, mut step) = (0, Step::Next);
+        if conn.context().busy() {
+            (pos, step) = self.resume(conn, input, full);
+        }
+        while step == Step::Next && pos < input.len() {
+            let multibulk = input[pos] == b'*';
+            let mut decoded = false;
+            let parsed = if multibulk {
+                let limits = &self.config.limits;
+                resp::multibulk(
+                    input,
+                    pos,
+                    limits.max_bulk_len,
+                    limits.max_request_len,
+                    &mut self.spans,
+                )
+            } else {
+                resp::inline(input, pos, &mut self.inline, &mut self.spans, &mut decoded)
+            };
+            match parsed {
+                Parsed::Request { end } => {
+                    self.stats.requests += 1;
+                    let base = if decoded { &self.inline } else { input };
+                    let args = Args::new(base, &self.spans);
+                    step = execute(&mut self.db, args, conn, &mut self.scratch, &mut self.stats);
+                    pos = end;
+                }
+                Parsed::Empty { end } => pos = end,
+                // A multibulk request not all there is gathered as it arrives once it
+                // fills the buffer, or before that once it is large: parsing it from
+                // its start again on every read would cost time quadratic in its size.
+                Parsed::Incomplete if pos == 0 && multibulk && (full || is_large(input)) => {
+                    self.stats.spilled += 1;
+                    (pos, step) = self.spill(conn, input, full);
+                }
+                Parsed::Incomplete if pos == 0 && full => {
+                    // All but the last byte is consumed: the close then lingers over
+                    // unconsumed input (the rest of the line is still coming), and
+                    // what was consumed says, to a model, that the line was too big.
+                    step = self.protocol_error(conn, ProtocolError::TooBigInline);
+                    pos = input.len() - 1;
+                }
+                Parsed::Incomplete => step = Step::Wait,
+                Parsed::Error { error, end } => {
+                    step = self.protocol_error(conn, error);
+                    pos = end;
+                }
+                Parsed::TooLarge { end } => {
+                    self.stats.too_large += 1;
+                    step = Step::Close;
+                    pos = end;
+                }
+            }
+        }
+        match step {
+            Step::Next | Step::Wait => {
+                conn.consume(pos);
+                Action::None
+            }
+            Step::Stop => {
+                self.stats.replies_held += 1;
+                conn.consume(pos);
+                Action::None
+            }
+            Step::Shutdown => {
+                conn.consume(pos);
+                Action::Shutdown
+            }
+            Step::Refuse => {
+                // Aborted, not closed: what was owed to this connection, replies to
+                // the requests before this one in the same read included, goes with
+                // it (Redis frees the client with its reply buffer), and an attacker
+                // holds no slot while a close lingers. The request is consumed, so
+                // a model knows where it ended.
+                self.stats.security_refusals += 1;
+                conn.consume(pos);
+                Action::Abort
+            }
+            Step::Close if conn.context().owes_output() => {
+                // The close waits for the reply (see `drained`); what follows the
+                // request is not served.
+                self.stats.replies_held += 1;
+                conn.context().slow_mut().close_after = true;
+                conn.consume(pos);
+                Action::None
+            }
+            Step::Close => {
+                // Input left unconsumed makes the close linger, so the reply survives
+                // whatever the peer still sends; but nothing consumed from a full
+                // buffer would read as a frame too large, so then one byte is.
+                conn.consume(if pos == 0 && full { 1 } else { pos });
+                Action::Close
+            }
+        }
+    }
+
     /// A server with an empty key space.
     pub fn new(config: RedisConfig) -> Self {
         Redis {
@@ -301,106 +405,14 @@ impl Events for Redis {
     }
 
     fn data(&mut self, conn: &mut Conn<'_, Client>, input: &[u8]) -> Action {
-        if let Some(idle) = self.config.idle_timeout {
-            conn.set_timeout(Some(idle));
+        let action = self.requests(conn, input);
+        if conn.context().owes_output() {
+            // A request is activity: the idle time of a client being sent a reply runs
+            // from what the engine holds now (see `timeout`).
+            let pending = conn.pending();
+            conn.context().slow_mut().pending_seen = pending;
         }
-        // A header or inline line that starts at the front of a full buffer and has
-        // not ended there never will.
-        let full = input.len() >= conn.input_capacity();
-        let (mut pos, mut step) = (0, Step::Next);
-        if conn.context().busy() {
-            (pos, step) = self.resume(conn, input, full);
-        }
-        while step == Step::Next && pos < input.len() {
-            let multibulk = input[pos] == b'*';
-            let mut decoded = false;
-            let parsed = if multibulk {
-                let limits = &self.config.limits;
-                resp::multibulk(
-                    input,
-                    pos,
-                    limits.max_bulk_len,
-                    limits.max_request_len,
-                    &mut self.spans,
-                )
-            } else {
-                resp::inline(input, pos, &mut self.inline, &mut self.spans, &mut decoded)
-            };
-            match parsed {
-                Parsed::Request { end } => {
-                    self.stats.requests += 1;
-                    let base = if decoded { &self.inline } else { input };
-                    let args = Args::new(base, &self.spans);
-                    step = execute(&mut self.db, args, conn, &mut self.scratch, &mut self.stats);
-                    pos = end;
-                }
-                Parsed::Empty { end } => pos = end,
-                // A multibulk request not all there is gathered as it arrives once it
-                // fills the buffer, or before that once it is large: parsing it from
-                // its start again on every read would cost time quadratic in its size.
-                Parsed::Incomplete if pos == 0 && multibulk && (full || is_large(input)) => {
-                    self.stats.spilled += 1;
-                    (pos, step) = self.spill(conn, input, full);
-                }
-                Parsed::Incomplete if pos == 0 && full => {
-                    // All but the last byte is consumed: the close then lingers over
-                    // unconsumed input (the rest of the line is still coming), and
-                    // what was consumed says, to a model, that the line was too big.
-                    step = self.protocol_error(conn, ProtocolError::TooBigInline);
-                    pos = input.len() - 1;
-                }
-                Parsed::Incomplete => step = Step::Wait,
-                Parsed::Error { error, end } => {
-                    step = self.protocol_error(conn, error);
-                    pos = end;
-                }
-                Parsed::TooLarge { end } => {
-                    self.stats.too_large += 1;
-                    step = Step::Close;
-                    pos = end;
-                }
-            }
-        }
-        match step {
-            Step::Next | Step::Wait => {
-                conn.consume(pos);
-                Action::None
-            }
-            Step::Stop => {
-                self.stats.replies_held += 1;
-                conn.consume(pos);
-                Action::None
-            }
-            Step::Shutdown => {
-                conn.consume(pos);
-                Action::Shutdown
-            }
-            Step::Refuse => {
-                // Aborted, not closed: what was owed to this connection, replies to
-                // the requests before this one in the same read included, goes with
-                // it (Redis frees the client with its reply buffer), and an attacker
-                // holds no slot while a close lingers. The request is consumed, so
-                // a model knows where it ended.
-                self.stats.security_refusals += 1;
-                conn.consume(pos);
-                Action::Abort
-            }
-            Step::Close if conn.context().owes_output() => {
-                // The close waits for the reply (see `drained`); what follows the
-                // request is not served.
-                self.stats.replies_held += 1;
-                conn.context().slow_mut().close_after = true;
-                conn.consume(pos);
-                Action::None
-            }
-            Step::Close => {
-                // Input left unconsumed makes the close linger, so the reply survives
-                // whatever the peer still sends; but nothing consumed from a full
-                // buffer would read as a frame too large, so then one byte is.
-                conn.consume(if pos == 0 && full { 1 } else { pos });
-                Action::Close
-            }
-        }
+        action
     }
 
     fn drained(&mut self, conn: &mut Conn<'_, Client>) -> Action {
@@ -412,7 +424,11 @@ impl Events for Redis {
         if let Some(idle) = self.config.idle_timeout {
             conn.set_timeout(Some(idle));
         }
-        if client::flush(conn) && conn.context().slow_mut().close_after {
+        let flushed = client::flush(conn);
+        let pending = conn.pending();
+        let slow = conn.context().slow_mut();
+        slow.pending_seen = pending;
+        if flushed && slow.close_after {
             return Action::Close;
         }
         Action::None
@@ -420,9 +436,20 @@ impl Events for Redis {
 
     fn timeout(&mut self, conn: &mut Conn<'_, Client>) -> Action {
         if conn.context().owes_output() {
-            // Still being sent a reply: not idle (closing now would lose the rest).
-            conn.set_timeout(self.config.idle_timeout);
-            return Action::None;
+            let pending = conn.pending();
+            let slow = conn.context().slow_mut();
+            if pending < slow.pending_seen {
+                // Still being sent a reply, and the client took some of it since its
+                // last activity: not idle (Redis counts a write as interaction).
+                slow.pending_seen = pending;
+                conn.set_timeout(self.config.idle_timeout);
+                return Action::None;
+            }
+            // A client that takes none of its reply for the idle time is freed, its
+            // output discarded, as Redis frees it: a close would wait for output it
+            // never reads.
+            self.stats.timeouts += 1;
+            return Action::Abort;
         }
         self.stats.timeouts += 1;
         Action::Close
