@@ -7,8 +7,8 @@ use core::ops::{BitOr, BitOrAssign};
 use crate::buffers::BufState;
 use crate::engine::life::{Event, Facts, Life, Refused};
 use crate::lists::{Link, Linked};
-use crate::timers::{Timed, TimerLink};
-use crate::{Addr, CloseError, ConnId, ConnInfo, ListenerId, Options};
+use crate::timers::{Timed, TimerLink, Timers};
+use crate::{Addr, CloseError, ConnId, ConnInfo, Instant, ListenerId, Options};
 
 /// Storage for an engine's slots: anything that derefs to `[Slot<C>]` (a `Vec`, a boxed
 /// slice, an array, a `&'static mut` array).
@@ -237,6 +237,32 @@ impl<C> Slot<C> {
             }
         }
     }
+}
+
+/// A handler's request (`Close`, `Detach` or `Abort`) for slot `i`, made by its own
+/// [`Action`](crate::Action) or through [`Loop`](crate::Loop): one code path for both,
+/// so they cannot behave differently. A connection that starts to leave gets its send
+/// bound, `bound` (`None`: unbounded), replacing its handler's timeout.
+///
+/// # Errors
+///
+/// [`Refused`] when its state does not take the request (it already leaves, or is
+/// gone).
+pub(crate) fn request<C>(
+    slots: &mut [Slot<C>],
+    timers: &mut Timers,
+    i: u32,
+    event: Event,
+    input_capacity: usize,
+    bound: Option<Instant>,
+) -> Result<Life, Refused> {
+    let slot = &mut slots[i as usize];
+    let before = slot.state;
+    let next = slot.try_go(event, slot.facts(input_capacity))?;
+    if next.is_leaving() && !before.is_leaving() {
+        timers.set(slots, i, bound);
+    }
+    Ok(next)
 }
 
 impl<C> Default for Slot<C> {

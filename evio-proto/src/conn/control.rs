@@ -4,7 +4,8 @@
 use core::time::Duration;
 
 use super::{Loop, NotOpen};
-use crate::engine::life::{self, Event};
+use crate::engine::life::Event;
+use crate::slot;
 use crate::timers::Timers;
 use crate::{ConnId, Instant};
 
@@ -155,7 +156,7 @@ impl<'a, C> Loop<'a, C> {
     }
 
     /// A close, detach or abort of `id`, exactly as its handler's own `Action` would
-    /// do it (the same transition, `life::request`), in whatever state that action is
+    /// do it (the same transition, `slot::request`), in whatever state that action is
     /// accepted.
     fn request(&mut self, id: ConnId, event: Event) -> Result<(), NotOpen> {
         let i = match self.slots.get(id.slot()) {
@@ -163,7 +164,7 @@ impl<'a, C> Loop<'a, C> {
             _ => return Err(NotOpen(id)),
         };
         let input_capacity = self.out.input_capacity();
-        life::request(
+        slot::request(
             self.slots,
             self.timers,
             i,

@@ -5,8 +5,9 @@ use core::ops::Range;
 
 use crate::buffers::{BufState, InputSource, OutputTarget};
 use crate::conn::NO_CURRENT;
-use crate::engine::life::{self, Event, Life};
+use crate::engine::life::{Event, Life};
 use crate::engine::{ByteStorage, Engine, Phase, SlotStorage};
+use crate::slot;
 use crate::slot::Flags;
 use crate::{CloseError, Conn, Events, Flow, Loop};
 
@@ -191,7 +192,7 @@ where
             // unless the handler is already closing or detaching it.
             let bound = self.send_bound();
             let Self { slots, timers, .. } = self;
-            let _ = life::request(slots.as_mut(), timers, index, Event::Close, cap, bound);
+            let _ = slot::request(slots.as_mut(), timers, index, Event::Close, cap, bound);
         }
     }
 

@@ -4,9 +4,11 @@
 //! [`Life::on`] is the one function that decides a slot's next state: the engine's
 //! reaction to a handler's [`Action`](crate::Action), [`Loop`](crate::Loop)'s
 //! operations on other connections, the driver's reports, the deadlines and the
-//! shutdown all ask it, so two paths to the same event cannot drift apart. It is pure:
-//! the side effects (dropping output, setting a deadline, queueing the slot) are the
-//! caller's, told by the state it lands in.
+//! shutdown all ask it, so two paths to the same event cannot drift apart. It is pure
+//! (this module depends on nothing else in the engine): the side effects (dropping
+//! output, setting a deadline, queueing the slot) are the caller's, told by the state
+//! it lands in; a handler's requests, the same for its `Action` and for `Loop`, go
+//! through `slot::request`.
 //!
 //! ```text
 //!            accepted                 Close / Detach / end of stream
@@ -24,10 +26,6 @@
 //! next output.
 
 use core::fmt;
-
-use crate::Instant;
-use crate::slot::Slot;
-use crate::timers::Timers;
 
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -277,32 +275,6 @@ impl Life {
     pub(crate) fn is_leaving(self) -> bool {
         matches!(self, Life::Leaving { .. })
     }
-}
-
-/// A handler's request (`Close`, `Detach` or `Abort`) for slot `i`, made by its own
-/// [`Action`](crate::Action) or through [`Loop`](crate::Loop): one code path for both,
-/// so they cannot behave differently. A connection that starts to leave gets its send
-/// bound, `bound` (`None`: unbounded), replacing its handler's timeout.
-///
-/// # Errors
-///
-/// [`Refused`] when its state does not take the request (it already leaves, or is
-/// gone).
-pub(crate) fn request<C>(
-    slots: &mut [Slot<C>],
-    timers: &mut Timers,
-    i: u32,
-    event: Event,
-    input_capacity: usize,
-    bound: Option<Instant>,
-) -> Result<Life, Refused> {
-    let slot = &mut slots[i as usize];
-    let before = slot.state;
-    let next = slot.try_go(event, slot.facts(input_capacity))?;
-    if next.is_leaving() && !before.is_leaving() {
-        timers.set(slots, i, bound);
-    }
-    Ok(next)
 }
 
 #[cfg(test)]

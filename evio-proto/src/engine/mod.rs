@@ -19,7 +19,7 @@ use crate::coalesce::Coalescer;
 use crate::listeners::Listeners;
 use crate::lists::{FreeList, Queue};
 use crate::shutdown::Shutdown;
-use crate::slot::{Flags, Slot};
+use crate::slot::{self, Flags, Slot};
 use crate::ticker::Ticker;
 use crate::timers::Timers;
 use crate::{
@@ -470,7 +470,7 @@ where
     }
 
     /// Carries out what a handler returned for slot `index`: a `Close`, `Detach` or
-    /// `Abort` goes through [`life::request`], as `Loop`'s do.
+    /// `Abort` goes through [`slot::request`], as `Loop`'s do.
     #[inline(always)]
     fn apply_action(&mut self, index: u32, action: Action) {
         // The common answer costs a comparison, not a call.
@@ -497,7 +497,7 @@ where
         } = self;
         // Refused: another callback closed it already, or its socket failed; the
         // connection goes on leaving as it was.
-        let _ = life::request(
+        let _ = slot::request(
             slots.as_mut(),
             timers,
             index,
