@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use evio::{Action, CloseError, Conn, ConnId, ConnInfo, Events, Flow, Instant, Loop};
+use evio::{Action, CloseError, Conn, ConnInfo, Events, Flow, Instant, Loop};
 use evio_handlers::http::{Http, HttpConfig, HttpConn};
 use os_common::counting::{Counting, allocs};
 use os_common::*;
@@ -41,6 +41,7 @@ struct Probe {
 
 impl Events for Probe {
     type Context = HttpConn;
+    evio::delegate_events!(self.http, except data, timeout, opened, drained, closed);
     fn data(&mut self, conn: &mut Conn<'_, HttpConn>, input: &[u8]) -> Action {
         if input.starts_with(b"GET /alloc! ") {
             black_box(Vec::<u8>::with_capacity(black_box(64)));
@@ -63,9 +64,6 @@ impl Events for Probe {
         let action = self.http.drained(conn);
         self.seen.store(allocs(), Ordering::SeqCst);
         action
-    }
-    fn postwrite(&mut self, id: ConnId, written: usize, remaining: usize) {
-        self.http.postwrite(id, written, remaining);
     }
     fn closed(
         &mut self,
