@@ -131,15 +131,10 @@ fn round(engine: &mut E, clients: &mut [Client], requests: &[u8], replies: &[u8]
         c.sent = 0;
         c.received = 0;
     }
-    let ready = Readiness {
-        readable: true,
-        writable: true,
-        ..Readiness::default()
-    };
     while clients.iter().any(|c| c.received < replies.len()) {
         for i in 0..clients.len() {
             let id = clients[i].id;
-            engine.handle_conn_ready(id, ready).unwrap();
+            engine.handle_conn_ready(id, Readiness::READ_WRITE).unwrap();
             drain(engine, clients, requests, replies);
         }
     }

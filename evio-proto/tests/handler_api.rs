@@ -374,9 +374,8 @@ fn a_producer_finishes_its_answer_after_the_peer_half_closes() {
     let _ = engine.handle_conn_ready(
         id,
         Readiness {
-            readable: true,
             hangup: true,
-            ..Readiness::default()
+            ..Readiness::READABLE
         },
     );
     drain(&mut engine, &mut net);

@@ -211,28 +211,12 @@ fn send(engine: &mut E, clients: &mut [Client; CONNS], id: ConnId, bytes: &[u8])
     let c = &mut clients[id.slot()];
     c.inbound[c.inbound_len..c.inbound_len + bytes.len()].copy_from_slice(bytes);
     c.inbound_len += bytes.len();
-    engine
-        .handle_conn_ready(
-            id,
-            Readiness {
-                readable: true,
-                ..Readiness::default()
-            },
-        )
-        .unwrap();
+    engine.handle_conn_ready(id, Readiness::READABLE).unwrap();
 }
 
 fn writable(engine: &mut E, clients: &mut [Client; CONNS], id: ConnId) {
     clients[id.slot()].window = usize::MAX;
-    engine
-        .handle_conn_ready(
-            id,
-            Readiness {
-                writable: true,
-                ..Readiness::default()
-            },
-        )
-        .unwrap();
+    engine.handle_conn_ready(id, Readiness::WRITABLE).unwrap();
 }
 
 /// One cycle: accept `CONNS` connections; echo on each (a copy to the next one); the
@@ -273,15 +257,7 @@ fn cycle(engine: &mut E, clients: &mut [Client; CONNS], waker: &Waker, now: &mut
             assert!(clients[id.slot()].write_shut, "lingering");
         }
         clients[id.slot()].eof = true;
-        engine
-            .handle_conn_ready(
-                id,
-                Readiness {
-                    readable: true,
-                    ..Readiness::default()
-                },
-            )
-            .unwrap();
+        engine.handle_conn_ready(id, Readiness::READABLE).unwrap();
         drain(engine, clients, &mut backlog);
     }
     assert_eq!(engine.open_connections(), 0);
