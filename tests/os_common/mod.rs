@@ -2,8 +2,6 @@
 //! it, connect clients with time-outs, temporary unix socket paths, a small PRNG.
 #![allow(dead_code)]
 
-pub mod counting;
-
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
