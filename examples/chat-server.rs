@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use evio::{Action, CloseError, Conn, ConnInfo, Events, Flow, Loop, Server};
+use evio::{Events, Flow, Server};
 use evio_handlers::chat::Chat;
 
 /// A chat server: each complete line one client sends goes, unchanged, to every other
@@ -50,29 +50,13 @@ struct Announced(Chat);
 impl Events for Announced {
     type Context = ();
 
+    evio::delegate_events!(self.0, except serving);
+
     fn serving(&mut self, server: Server<'_>) -> Flow {
         for addr in server.addrs() {
             println!("chat server listening on {addr}");
         }
         Flow::Continue
-    }
-    fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
-        self.0.opened(conn)
-    }
-    fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
-        self.0.data(conn, input)
-    }
-    fn timeout(&mut self, conn: &mut Conn<'_, ()>) -> Action {
-        self.0.timeout(conn)
-    }
-    fn closed(
-        &mut self,
-        info: &ConnInfo,
-        context: (),
-        error: Option<CloseError>,
-        others: &mut Loop<'_, ()>,
-    ) -> Flow {
-        self.0.closed(info, context, error, others)
     }
 }
 

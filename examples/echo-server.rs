@@ -12,7 +12,7 @@ mod common;
 use std::process::ExitCode;
 
 use clap::Parser;
-use evio::{Action, Events, Flow, Server};
+use evio::{Events, Flow, Server};
 use evio_handlers::echo::Echo;
 
 /// An echo server: every byte received is sent back.
@@ -51,15 +51,13 @@ struct Announced(Echo, evio::Backend);
 impl Events for Announced {
     type Context = ();
 
+    evio::delegate_events!(self.0, except serving);
+
     fn serving(&mut self, server: Server<'_>) -> Flow {
         for addr in server.addrs() {
             println!("echo server listening on {addr} ({})", self.1);
         }
         Flow::Continue
-    }
-
-    fn data(&mut self, conn: &mut evio::Conn<'_, ()>, input: &[u8]) -> Action {
-        self.0.data(conn, input)
     }
 }
 

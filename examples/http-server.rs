@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use evio::{Action, CloseError, Conn, ConnId, ConnInfo, Events, Flow, Loop, Server};
+use evio::{Events, Flow, Server};
 use evio_handlers::http::{Body, Http, HttpConfig, HttpConn};
 
 /// An HTTP/1.1 server answering every request with one fixed response.
@@ -103,35 +103,13 @@ struct Announced(Http, evio::Backend);
 impl Events for Announced {
     type Context = HttpConn;
 
+    evio::delegate_events!(self.0, except serving);
+
     fn serving(&mut self, server: Server<'_>) -> Flow {
         for addr in server.addrs() {
             println!("http server listening on {addr} ({})", self.1);
         }
         Flow::Continue
-    }
-    fn opened(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
-        self.0.opened(conn)
-    }
-    fn data(&mut self, conn: &mut Conn<'_, HttpConn>, input: &[u8]) -> Action {
-        self.0.data(conn, input)
-    }
-    fn timeout(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
-        self.0.timeout(conn)
-    }
-    fn drained(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
-        self.0.drained(conn)
-    }
-    fn postwrite(&mut self, id: ConnId, written: usize, remaining: usize) {
-        self.0.postwrite(id, written, remaining);
-    }
-    fn closed(
-        &mut self,
-        info: &ConnInfo,
-        context: HttpConn,
-        error: Option<CloseError>,
-        others: &mut Loop<'_, HttpConn>,
-    ) -> Flow {
-        self.0.closed(info, context, error, others)
     }
 }
 

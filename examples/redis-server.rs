@@ -123,14 +123,13 @@ impl Announced {
 impl Events for Announced {
     type Context = Client;
 
+    evio::delegate_events!(self.redis, except serving, data);
+
     fn serving(&mut self, server: Server<'_>) -> Flow {
         for addr in server.addrs() {
             println!("redis server listening on {addr} ({})", self.backend);
         }
         Flow::Continue
-    }
-    fn opened(&mut self, conn: &mut Conn<'_, Client>) -> Action {
-        self.redis.opened(conn)
     }
     fn data(&mut self, conn: &mut Conn<'_, Client>, input: &[u8]) -> Action {
         let refused = self.redis.stats().security_refusals;
@@ -145,12 +144,6 @@ impl Events for Announced {
             give_back_freed_memory();
         }
         action
-    }
-    fn drained(&mut self, conn: &mut Conn<'_, Client>) -> Action {
-        self.redis.drained(conn)
-    }
-    fn timeout(&mut self, conn: &mut Conn<'_, Client>) -> Action {
-        self.redis.timeout(conn)
     }
 }
 

@@ -148,6 +148,7 @@ impl Counted {
 
 impl Events for Counted {
     type Context = ();
+    evio::delegate_events!(self.0, except opened, data, closed);
     fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
         let action = self.0.opened(conn);
         self.publish();

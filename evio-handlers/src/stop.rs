@@ -3,9 +3,7 @@
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use evio_proto::{
-    Action, CloseError, Conn, ConnId, ConnInfo, Detached, Events, Flow, Loop, Server, Tick, Waker,
-};
+use evio_proto::{Events, Flow, Loop, Server, Waker};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 
@@ -134,6 +132,8 @@ impl<H> Drop for StopOnSignals<H> {
 impl<H: Events> Events for StopOnSignals<H> {
     type Context = H::Context;
 
+    evio_proto::delegate_events!(self.inner, except serving, server_woken);
+
     fn serving(&mut self, server: Server<'_>) -> Flow {
         if let Some(waker) = server.waker() {
             Stop::serving(&self.shared, waker);
@@ -146,57 +146,5 @@ impl<H: Events> Events for StopOnSignals<H> {
             return Flow::Shutdown;
         }
         self.inner.server_woken(others)
-    }
-
-    fn opened(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
-        self.inner.opened(conn)
-    }
-
-    fn data(&mut self, conn: &mut Conn<'_, Self::Context>, input: &[u8]) -> Action {
-        self.inner.data(conn, input)
-    }
-
-    fn woken(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
-        self.inner.woken(conn)
-    }
-
-    fn timeout(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
-        self.inner.timeout(conn)
-    }
-
-    fn drained(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
-        self.inner.drained(conn)
-    }
-
-    fn closed(
-        &mut self,
-        info: &ConnInfo,
-        context: Self::Context,
-        error: Option<CloseError>,
-        others: &mut Loop<'_, Self::Context>,
-    ) -> Flow {
-        self.inner.closed(info, context, error, others)
-    }
-
-    fn detached(
-        &mut self,
-        info: &ConnInfo,
-        context: &mut Self::Context,
-        socket: Detached<'_>,
-        others: &mut Loop<'_, Self::Context>,
-    ) -> Flow {
-        self.inner.detached(info, context, socket, others)
-    }
-
-    fn prewrite(&mut self, id: ConnId, attempted: usize) {
-        self.inner.prewrite(id, attempted);
-    }
-
-    fn postwrite(&mut self, id: ConnId, written: usize, remaining: usize) {
-        self.inner.postwrite(id, written, remaining);
-    }
-
-    fn tick(&mut self, others: &mut Loop<'_, Self::Context>) -> Tick {
-        self.inner.tick(others)
     }
 }

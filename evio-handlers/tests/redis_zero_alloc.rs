@@ -3,56 +3,19 @@
 //! engine included: pipelines cut across reads at arbitrary bytes, through the
 //! production engine and an allocation-free in-memory driver.
 //!
-//! A counting global allocator counts per thread (other test threads cannot pollute the
-//! count), and a control test proves the counter sees allocations.
+//! The workspace's counting global allocator (`evio-test-support`, with its control
+//! test) counts per thread, so other test threads cannot pollute the count.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::net::SocketAddr;
 
 use evio_handlers::redis::{Redis, RedisConfig};
 use evio_proto::{
     Addr, Config, ConnId, HeapEngine, Instant, ListenAddr, ListenerId, Output, Readiness,
 };
-
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; it only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use evio_test_support::{CountingAllocator, allocations};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
-
-#[test]
-fn control_the_counter_sees_an_allocation() {
-    let before = allocations();
-    let v = std::hint::black_box(vec![1u8; 100]);
-    assert!(allocations() > before);
-    drop(v);
-}
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 /// The requests of one round, each `REPEAT` times in a row, as redis-benchmark sends
 /// them (its key and its 3-byte value), and their replies.
@@ -131,15 +94,10 @@ fn round(engine: &mut E, clients: &mut [Client], requests: &[u8], replies: &[u8]
         c.sent = 0;
         c.received = 0;
     }
-    let ready = Readiness {
-        readable: true,
-        writable: true,
-        ..Readiness::default()
-    };
     while clients.iter().any(|c| c.received < replies.len()) {
         for i in 0..clients.len() {
             let id = clients[i].id;
-            engine.handle_conn_ready(id, ready).unwrap();
+            engine.handle_conn_ready(id, Readiness::READ_WRITE).unwrap();
             drain(engine, clients, requests, replies);
         }
     }

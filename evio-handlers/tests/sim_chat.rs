@@ -7,7 +7,7 @@
 use evio_handlers::chat::Chat;
 use evio_handlers::sim::fuzz::ScriptHandler;
 use evio_handlers::sim::{ChatModel, chat_constraints, chat_lines, chat_pair};
-use evio_proto::{Action, CloseError, Conn, ConnInfo, Events, Flow, Loop, WriteError};
+use evio_proto::{Action, Conn, Events, WriteError};
 use evio_sim::seeds::keep_seed;
 use evio_sim::{FuzzCase, Rng, Sim, Swarm, Violation};
 
@@ -69,9 +69,7 @@ struct EchoingChat(Chat);
 
 impl Events for EchoingChat {
     type Context = ();
-    fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
-        self.0.opened(conn)
-    }
+    evio_proto::delegate_events!(self.0, except data);
     fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
         let me = conn.id();
         let action = self.0.data(conn, input);
@@ -84,18 +82,6 @@ impl Events for EchoingChat {
             }
         }
         action
-    }
-    fn timeout(&mut self, conn: &mut Conn<'_, ()>) -> Action {
-        self.0.timeout(conn)
-    }
-    fn closed(
-        &mut self,
-        info: &ConnInfo,
-        c: (),
-        e: Option<CloseError>,
-        others: &mut Loop<'_, ()>,
-    ) -> Flow {
-        self.0.closed(info, c, e, others)
     }
 }
 

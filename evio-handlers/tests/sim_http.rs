@@ -12,7 +12,7 @@ use evio_handlers::http::{Http, HttpConfig, HttpConn, HttpStats};
 use evio_handlers::sim::{
     HttpModel, SIM_CONFIG, http_constraints, http_pair, http_requests, virtual_clock,
 };
-use evio_proto::{Action, CloseError, Conn, ConnId, ConnInfo, Events, Flow, Loop};
+use evio_proto::{Action, Conn, Events};
 use evio_sim::{Rng, Sim, Swarm, Violation};
 
 fn http_swarm<H, F>(make: F) -> Swarm<F>
@@ -107,6 +107,7 @@ fn request_ends(input: &[u8]) -> Vec<usize> {
 
 impl Events for OutOfOrder {
     type Context = HttpConn;
+    evio_proto::delegate_events!(self.0, except data);
     fn data(&mut self, conn: &mut Conn<'_, HttpConn>, input: &[u8]) -> Action {
         let ends = request_ends(input);
         if ends.len() < 2 || conn.room() < ends.len() * 256 {
@@ -129,27 +130,6 @@ impl Events for OutOfOrder {
         }
         conn.consume(start);
         Action::None
-    }
-    fn timeout(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
-        self.0.timeout(conn)
-    }
-    fn opened(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
-        self.0.opened(conn)
-    }
-    fn drained(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
-        self.0.drained(conn)
-    }
-    fn postwrite(&mut self, id: ConnId, written: usize, remaining: usize) {
-        self.0.postwrite(id, written, remaining);
-    }
-    fn closed(
-        &mut self,
-        info: &ConnInfo,
-        context: HttpConn,
-        error: Option<CloseError>,
-        others: &mut Loop<'_, HttpConn>,
-    ) -> Flow {
-        self.0.closed(info, context, error, others)
     }
 }
 
@@ -229,32 +209,12 @@ struct Impatient(Http);
 
 impl Events for Impatient {
     type Context = HttpConn;
-    fn data(&mut self, conn: &mut Conn<'_, HttpConn>, input: &[u8]) -> Action {
-        self.0.data(conn, input)
-    }
+    evio_proto::delegate_events!(self.0, except timeout);
     fn timeout(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
         if conn.pending() > 0 {
             return Action::Abort;
         }
         self.0.timeout(conn)
-    }
-    fn opened(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
-        self.0.opened(conn)
-    }
-    fn drained(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
-        self.0.drained(conn)
-    }
-    fn postwrite(&mut self, id: ConnId, written: usize, remaining: usize) {
-        self.0.postwrite(id, written, remaining);
-    }
-    fn closed(
-        &mut self,
-        info: &ConnInfo,
-        context: HttpConn,
-        error: Option<CloseError>,
-        others: &mut Loop<'_, HttpConn>,
-    ) -> Flow {
-        self.0.closed(info, context, error, others)
     }
 }
 
@@ -268,6 +228,7 @@ struct DropsWhenFull(Http);
 
 impl Events for DropsWhenFull {
     type Context = HttpConn;
+    evio_proto::delegate_events!(self.0, except data);
     fn data(&mut self, conn: &mut Conn<'_, HttpConn>, input: &[u8]) -> Action {
         let action = self.0.data(conn, input);
         if conn.room() < 64 {
@@ -275,27 +236,6 @@ impl Events for DropsWhenFull {
             conn.consume(input.len());
         }
         action
-    }
-    fn timeout(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
-        self.0.timeout(conn)
-    }
-    fn opened(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
-        self.0.opened(conn)
-    }
-    fn drained(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
-        self.0.drained(conn)
-    }
-    fn postwrite(&mut self, id: ConnId, written: usize, remaining: usize) {
-        self.0.postwrite(id, written, remaining);
-    }
-    fn closed(
-        &mut self,
-        info: &ConnInfo,
-        context: HttpConn,
-        error: Option<CloseError>,
-        others: &mut Loop<'_, HttpConn>,
-    ) -> Flow {
-        self.0.closed(info, context, error, others)
     }
 }
 

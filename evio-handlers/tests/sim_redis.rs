@@ -120,18 +120,13 @@ struct ForgetsWhatItServed(Redis);
 
 impl Events for ForgetsWhatItServed {
     type Context = Client;
+    evio_proto::delegate_events!(self.0, except data);
     fn data(&mut self, conn: &mut Conn<'_, Client>, input: &[u8]) -> Action {
         let action = self.0.data(conn, input);
         if conn.context().owes_output() {
             conn.consume(0);
         }
         action
-    }
-    fn drained(&mut self, conn: &mut Conn<'_, Client>) -> Action {
-        self.0.drained(conn)
-    }
-    fn timeout(&mut self, conn: &mut Conn<'_, Client>) -> Action {
-        self.0.timeout(conn)
     }
 }
 

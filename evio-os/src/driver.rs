@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use evio_proto::{
     Addr, BuildError, Config, ConnId, Detached, DriverError, Events, Interest, ListenAddr,
-    ListenerId, Notify, Output, Refused, Slot,
+    ListenerId, Notify, Output, Readiness, Refused, Slot,
 };
 use rustix::io::Errno;
 
 use crate::sys::net::{self, Listener, ListenerKind};
-use crate::sys::{self, FineTimers, HANGUP, Poller};
+use crate::sys::{self, FineTimers, Poller};
 use crate::{DetachedSocket, Error, ServerBuilder};
 
 /// Poller token of the wake notifier. Connection tokens are `ConnId::to_u64`, whose
@@ -301,7 +301,7 @@ pub(crate) fn run<H: Events, P: Poller>(
             match step {
                 Step::Continue => {}
                 Step::Unwatched(id) => {
-                    let live = engine.handle_conn_ready(id, HANGUP);
+                    let live = engine.handle_conn_ready(id, Readiness::HANGUP);
                     debug_assert!(live.is_ok(), "{id:?}: {live:?}");
                 }
                 Step::Shutdown => return Ok(()),

@@ -61,6 +61,7 @@
 pub use evio_proto::{
     Action, Addr, CloseError, Config, Conn, ConnId, ConnInfo, ConnState, Detached, Events, Flow,
     Instant, ListenAddr, Loop, NotOpen, Options, OutputFull, Server, Tick, Waker, WriteError,
+    delegate_events,
 };
 
 pub mod addr;

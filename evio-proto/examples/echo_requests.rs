@@ -62,11 +62,9 @@ fn main() {
     let mut echoed = 0u64;
     for i in 0..requests {
         let id = ids[(i % CONNS as u64) as usize];
-        let readable = Readiness {
-            readable: true,
-            ..Readiness::default()
-        };
-        engine.handle_conn_ready(id, readable).expect("ready");
+        engine
+            .handle_conn_ready(id, Readiness::READABLE)
+            .expect("ready");
         while let Some(out) = engine.poll_output() {
             match out {
                 Output::Read(mut read) => {

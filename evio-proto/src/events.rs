@@ -283,6 +283,9 @@ impl<'a> Detached<'a> {
 ///
 /// The same handler value runs under the real driver (`evio::serve`) and under the
 /// simulator (`evio-sim`).
+///
+/// A handler that wraps another and changes only some methods writes the others, which
+/// pass each call on unchanged, with [`delegate_events!`](crate::delegate_events).
 pub trait Events {
     /// Per-connection state kept in the connection's slot (no map, no allocation):
     /// made with `Default` just before `opened`, reached through [`Conn::context`], and

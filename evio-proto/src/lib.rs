@@ -11,7 +11,8 @@
 //! # The handler
 //!
 //! A user implements [`Events`] (every method optional) and gets a [`Conn`] to write
-//! through. See [`Events`] for when each method runs.
+//! through. See [`Events`] for when each method runs. A handler that wraps another
+//! writes the methods it passes on unchanged with [`delegate_events!`].
 //!
 //! # Building an engine
 //!
@@ -201,6 +202,7 @@ mod buffers;
 mod coalesce;
 mod config;
 mod conn;
+mod delegate;
 mod engine;
 mod error;
 mod events;

@@ -73,6 +73,45 @@ pub struct Readiness {
     pub hangup: bool,
 }
 
+/// The usual reports, as constants (the default is none of the three). Others are
+/// built from them:
+///
+/// ```
+/// use evio_proto::Readiness;
+///
+/// // A read filter's event that also carries the end of the stream (kqueue's EV_EOF).
+/// let eof = Readiness { hangup: true, ..Readiness::READABLE };
+/// assert!(eof.readable && !eof.writable && eof.hangup);
+/// ```
+impl Readiness {
+    /// Readable only: bytes, or the end of the stream, can be read.
+    pub const READABLE: Readiness = Readiness {
+        readable: true,
+        writable: false,
+        hangup: false,
+    };
+    /// Writable only: the socket can take more output.
+    pub const WRITABLE: Readiness = Readiness {
+        readable: false,
+        writable: true,
+        hangup: false,
+    };
+    /// Readable and writable.
+    pub const READ_WRITE: Readiness = Readiness {
+        readable: true,
+        writable: true,
+        hangup: false,
+    };
+    /// A hang-up or an error only (EPOLLHUP/EPOLLERR with neither EPOLLIN nor
+    /// EPOLLOUT; evio-os also reports it for a socket it can no longer watch): the
+    /// engine reads to learn which.
+    pub const HANGUP: Readiness = Readiness {
+        readable: false,
+        writable: false,
+        hangup: true,
+    };
+}
+
 /// What the engine asks the driver to do next, from [`Engine::poll_output`].
 ///
 /// Perform it before calling the engine again. The four operations that expect a report

@@ -339,13 +339,7 @@ fn an_io_error_closes_at_once_and_reports_the_error() {
     assert!(log(&engine).contains(&Ev::Closed(id, Some(CloseError::Io(reset)))));
     // Readiness collected before the close is refused, not delivered.
     assert_eq!(
-        engine.handle_conn_ready(
-            id,
-            Readiness {
-                readable: true,
-                ..Readiness::default()
-            }
-        ),
+        engine.handle_conn_ready(id, Readiness::READABLE),
         Err(DriverError::StaleConn)
     );
 }
@@ -663,15 +657,7 @@ fn full_output_stops_reading_until_it_drains_and_loses_nothing() {
     net.peer(id).window = 0;
     let payload: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
     net.peer(id).inbound.extend(&payload);
-    engine
-        .handle_conn_ready(
-            id,
-            Readiness {
-                readable: true,
-                ..Readiness::default()
-            },
-        )
-        .unwrap();
+    engine.handle_conn_ready(id, Readiness::READABLE).unwrap();
     drain(&mut engine, &mut net);
     assert_eq!(engine.pending_output(id), 16, "output full");
     assert_eq!(net.peer(id).interest, Interest::WRITE, "reading stopped");
@@ -683,13 +669,7 @@ fn full_output_stops_reading_until_it_drains_and_loses_nothing() {
     while net.peer(id).received.len() < payload.len() {
         open_window(&mut engine, &mut net, id, 7);
         // The client's data is still there for the engine to read when it resumes.
-        let _ = engine.handle_conn_ready(
-            id,
-            Readiness {
-                readable: true,
-                ..Readiness::default()
-            },
-        );
+        let _ = engine.handle_conn_ready(id, Readiness::READABLE);
         drain(&mut engine, &mut net);
         rounds += 1;
         assert!(rounds < 10_000);
@@ -977,15 +957,7 @@ fn operations_dropped_unreported_count_as_would_block() {
     let id = connect(&mut engine, &mut net, 0).unwrap();
     // A read dropped: the bytes wait in the socket for the next readiness report.
     net.peer(id).inbound.extend(b"ping");
-    engine
-        .handle_conn_ready(
-            id,
-            Readiness {
-                readable: true,
-                ..Readiness::default()
-            },
-        )
-        .unwrap();
+    engine.handle_conn_ready(id, Readiness::READABLE).unwrap();
     until_op(&mut engine, &mut net, |out| match out {
         Output::Read(read) => {
             drop(read);
@@ -999,15 +971,7 @@ fn operations_dropped_unreported_count_as_would_block() {
     // (The read below stands in for the socket: it takes the bytes waiting there.)
     net.peer(id).window = 0;
     net.peer(id).inbound.clear();
-    engine
-        .handle_conn_ready(
-            id,
-            Readiness {
-                readable: true,
-                ..Readiness::default()
-            },
-        )
-        .unwrap();
+    engine.handle_conn_ready(id, Readiness::READABLE).unwrap();
     until_op(&mut engine, &mut net, |out| match out {
         Output::Transmit(transmit) => {
             drop(transmit);
@@ -1044,15 +1008,7 @@ fn hangup_is_read_even_while_reading_is_paused() {
     send(&mut engine, &mut net, id, b"0123456789");
     assert_eq!(net.peer(id).interest, Interest::WRITE);
     net.peer(id).error = Some(IoError::new(IoErrorKind::ConnectionReset));
-    engine
-        .handle_conn_ready(
-            id,
-            Readiness {
-                hangup: true,
-                ..Readiness::default()
-            },
-        )
-        .unwrap();
+    engine.handle_conn_ready(id, Readiness::HANGUP).unwrap();
     drain(&mut engine, &mut net);
     assert!(net.peer(id).closed);
     assert_eq!(closed_count(&engine, id), 1);
@@ -1146,15 +1102,7 @@ fn a_detach_the_driver_could_not_perform_ends_as_a_close_with_an_error() {
         let (mut engine, mut net) = setup(rec, 1, 16, 16);
         let id = connect(&mut engine, &mut net, 0).unwrap();
         net.peer(id).inbound.extend(b"x");
-        engine
-            .handle_conn_ready(
-                id,
-                Readiness {
-                    readable: true,
-                    ..Readiness::default()
-                },
-            )
-            .unwrap();
+        engine.handle_conn_ready(id, Readiness::READABLE).unwrap();
         // Answer the Detach as a driver whose socket could not leave the poller does.
         until_op(&mut engine, &mut net, |out| match out {
             Output::Read(mut read) => {

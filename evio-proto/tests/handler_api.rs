@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::*;
 use evio_proto::{
-    Action, CloseError, Conn, ConnId, ConnInfo, Events, Flow, Instant, Loop, NotOpen, Readiness,
-    Tick,
+    Action, CloseError, Conn, ConnId, ConnInfo, Detached, Events, Flow, Instant, Loop, NotOpen,
+    Readiness, Server, Tick, Waker,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -374,9 +374,8 @@ fn a_producer_finishes_its_answer_after_the_peer_half_closes() {
     let _ = engine.handle_conn_ready(
         id,
         Readiness {
-            readable: true,
             hangup: true,
-            ..Readiness::default()
+            ..Readiness::READABLE
         },
     );
     drain(&mut engine, &mut net);
@@ -474,4 +473,181 @@ fn a_handler_sees_how_many_slots_are_free() {
         "a's slot was freed and retaken"
     );
     assert_eq!(engine.free_slots(), 0);
+}
+
+// ----- wrappers: delegate_events! ------------------------------------------------------
+
+/// Every `Events` method, by name.
+const METHODS: [&str; 12] = [
+    "serving",
+    "opened",
+    "data",
+    "woken",
+    "timeout",
+    "drained",
+    "closed",
+    "detached",
+    "server_woken",
+    "prewrite",
+    "postwrite",
+    "tick",
+];
+
+/// Logs every method it is called for, and makes each one count: a greeting and a 5 ms
+/// timeout from `opened`, an echo from `data` (and a detach on "detach"), a reply to a
+/// wake, a tick every 10 ms, and a context checked at the end.
+#[derive(Default)]
+struct Everything {
+    calls: Vec<&'static str>,
+    waker: Option<Waker>,
+}
+
+impl Events for Everything {
+    type Context = u8;
+    fn serving(&mut self, server: Server<'_>) -> Flow {
+        self.calls.push("serving");
+        self.waker = server.waker().cloned();
+        Flow::Continue
+    }
+    fn opened(&mut self, conn: &mut Conn<'_, u8>) -> Action {
+        self.calls.push("opened");
+        *conn.context() = 7;
+        conn.set_timeout(Some(5 * MS));
+        conn.write(b"hi").unwrap();
+        Action::None
+    }
+    fn data(&mut self, conn: &mut Conn<'_, u8>, input: &[u8]) -> Action {
+        self.calls.push("data");
+        if input == b"detach" {
+            return Action::Detach;
+        }
+        let n = conn.write_some(input);
+        conn.consume(n);
+        Action::None
+    }
+    fn woken(&mut self, conn: &mut Conn<'_, u8>) -> Action {
+        self.calls.push("woken");
+        conn.write(b"w").unwrap();
+        Action::None
+    }
+    fn timeout(&mut self, _: &mut Conn<'_, u8>) -> Action {
+        self.calls.push("timeout");
+        Action::None
+    }
+    fn drained(&mut self, _: &mut Conn<'_, u8>) -> Action {
+        self.calls.push("drained");
+        Action::None
+    }
+    fn closed(
+        &mut self,
+        _: &ConnInfo,
+        context: u8,
+        _: Option<CloseError>,
+        _: &mut Loop<'_, u8>,
+    ) -> Flow {
+        self.calls.push("closed");
+        assert_eq!(context, 7);
+        Flow::Continue
+    }
+    fn detached(
+        &mut self,
+        _: &ConnInfo,
+        context: &mut u8,
+        _: Detached<'_>,
+        _: &mut Loop<'_, u8>,
+    ) -> Flow {
+        self.calls.push("detached");
+        assert_eq!(*context, 7);
+        Flow::Continue
+    }
+    fn server_woken(&mut self, _: &mut Loop<'_, u8>) -> Flow {
+        self.calls.push("server_woken");
+        Flow::Continue
+    }
+    fn prewrite(&mut self, _: ConnId, _: usize) {
+        self.calls.push("prewrite");
+    }
+    fn postwrite(&mut self, _: ConnId, _: usize, _: usize) {
+        self.calls.push("postwrite");
+    }
+    fn tick(&mut self, _: &mut Loop<'_, u8>) -> Tick {
+        self.calls.push("tick");
+        Tick::after(10 * MS)
+    }
+}
+
+/// Runs a connection through every method: `inner` finds the [`Everything`] in
+/// `handler`. Gives the methods it was called for, every output of the engine, and what
+/// the client received.
+fn every_method<H: Events<Context = u8>>(
+    handler: H,
+    inner: fn(&H) -> &Everything,
+) -> (Vec<&'static str>, Vec<String>, Vec<u8>) {
+    let (mut engine, _) = engine(handler, small_config(2, 16, 16));
+    let mut net = Net::new(1);
+    start(&mut engine, &mut net);
+    let id = connect(&mut engine, &mut net, 0).unwrap();
+    // The echo backs up, and drains once the client reads.
+    net.peer(id).window = 0;
+    send(&mut engine, &mut net, id, b"abc");
+    open_window(&mut engine, &mut net, id, 64);
+    let waker = inner(engine.handler()).waker.clone().unwrap();
+    assert!(waker.wake(id));
+    engine.handle_wakes();
+    drain(&mut engine, &mut net);
+    assert!(waker.wake_server());
+    engine.handle_wakes();
+    drain(&mut engine, &mut net);
+    advance(&mut engine, &mut net, at(6));
+    advance(&mut engine, &mut net, at(10));
+    send(&mut engine, &mut net, id, b"detach");
+    let received = net.peer(id).received.clone();
+    (inner(engine.handler()).calls.clone(), net.log, received)
+}
+
+#[test]
+fn a_wrapper_made_with_delegate_events_passes_every_call_on_unchanged() {
+    struct PassesOn(Everything);
+    impl Events for PassesOn {
+        type Context = u8;
+        evio_proto::delegate_events!(self.0);
+    }
+
+    let alone = every_method(Everything::default(), |h| h);
+    for method in METHODS {
+        assert!(
+            alone.0.contains(&method),
+            "{method} not called: {:?}",
+            alone.0
+        );
+    }
+    assert_eq!(alone.2, b"hiabcw");
+    let wrapped = every_method(PassesOn(Everything::default()), |h| &h.0);
+    assert_eq!(wrapped, alone);
+}
+
+#[test]
+fn a_wrapper_made_with_delegate_events_writes_what_it_excepts() {
+    /// Marks the start of each input it passes on, and keeps `tick` from its handler
+    /// (the trait's default runs, which stops the ticker).
+    struct Changes(Everything);
+    impl Events for Changes {
+        type Context = u8;
+        evio_proto::delegate_events!(self.0, except data, tick);
+        fn data(&mut self, conn: &mut Conn<'_, u8>, input: &[u8]) -> Action {
+            conn.write(b"[").unwrap();
+            self.0.data(conn, input)
+        }
+    }
+
+    let (calls, _, received) = every_method(Changes(Everything::default()), |h| &h.0);
+    for method in METHODS {
+        assert_eq!(
+            calls.contains(&method),
+            method != "tick",
+            "{method}: {calls:?}"
+        );
+    }
+    assert_eq!(calls.iter().filter(|&&c| c == "data").count(), 2);
+    assert_eq!(received, b"hi[abcw[");
 }

@@ -145,9 +145,8 @@ fn a_connection_whose_peer_ended_is_bounded_while_it_sends_its_answer() {
     // end of the stream all the same.
     net.peer(id).eof = true;
     let hangup = evio_proto::Readiness {
-        readable: true,
         hangup: true,
-        ..Default::default()
+        ..evio_proto::Readiness::READABLE
     };
     engine.handle_conn_ready(id, hangup).unwrap();
     drain(&mut engine, &mut net);

@@ -2,12 +2,10 @@
 //! data, write, wake, server wake, tick, timeout, writes to other connections, drained
 //! output, lingering close and close.
 //!
-//! A counting global allocator counts per thread (other test threads cannot pollute the
-//! count), and a control test proves the counter sees allocations. The driver here is
-//! itself allocation-free: fixed arrays, no logging.
+//! The workspace's counting global allocator (`evio-test-support`, with its control
+//! test) counts per thread, so other test threads cannot pollute the count. The driver
+//! here is itself allocation-free: fixed arrays, no logging.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -16,45 +14,10 @@ use evio_proto::{
     Action, Addr, Config, Conn, ConnId, Events, Flow, HeapEngine, Instant, ListenAddr, ListenerId,
     Loop, Notify, Output, Readiness, Slot, Tick, Waker,
 };
-
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; it only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use evio_test_support::{CountingAllocator, allocations};
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
-
-#[test]
-fn control_the_counter_sees_an_allocation() {
-    let before = allocations();
-    let v = std::hint::black_box(vec![1u8; 100]);
-    assert!(allocations() > before);
-    drop(v);
-}
+static GLOBAL: CountingAllocator = CountingAllocator;
 
 /// Echoes data and copies it to the next connection, answers a wake with "w", ticks
 /// every millisecond writing "t" to everyone, times connections out after 2 ms (each
@@ -211,28 +174,12 @@ fn send(engine: &mut E, clients: &mut [Client; CONNS], id: ConnId, bytes: &[u8])
     let c = &mut clients[id.slot()];
     c.inbound[c.inbound_len..c.inbound_len + bytes.len()].copy_from_slice(bytes);
     c.inbound_len += bytes.len();
-    engine
-        .handle_conn_ready(
-            id,
-            Readiness {
-                readable: true,
-                ..Readiness::default()
-            },
-        )
-        .unwrap();
+    engine.handle_conn_ready(id, Readiness::READABLE).unwrap();
 }
 
 fn writable(engine: &mut E, clients: &mut [Client; CONNS], id: ConnId) {
     clients[id.slot()].window = usize::MAX;
-    engine
-        .handle_conn_ready(
-            id,
-            Readiness {
-                writable: true,
-                ..Readiness::default()
-            },
-        )
-        .unwrap();
+    engine.handle_conn_ready(id, Readiness::WRITABLE).unwrap();
 }
 
 /// One cycle: accept `CONNS` connections; echo on each (a copy to the next one); the
@@ -273,15 +220,7 @@ fn cycle(engine: &mut E, clients: &mut [Client; CONNS], waker: &Waker, now: &mut
             assert!(clients[id.slot()].write_shut, "lingering");
         }
         clients[id.slot()].eof = true;
-        engine
-            .handle_conn_ready(
-                id,
-                Readiness {
-                    readable: true,
-                    ..Readiness::default()
-                },
-            )
-            .unwrap();
+        engine.handle_conn_ready(id, Readiness::READABLE).unwrap();
         drain(engine, clients, &mut backlog);
     }
     assert_eq!(engine.open_connections(), 0);

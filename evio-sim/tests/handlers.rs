@@ -148,32 +148,12 @@ struct OffByOne(Heartbeat);
 
 impl Events for OffByOne {
     type Context = u64;
-    fn serving(&mut self, server: Server<'_>) -> Flow {
-        self.0.serving(server)
-    }
-    fn opened(&mut self, conn: &mut Conn<'_, u64>) -> Action {
-        self.0.opened(conn)
-    }
+    evio_proto::delegate_events!(self.0, except data);
     fn data(&mut self, conn: &mut Conn<'_, u64>, input: &[u8]) -> Action {
         // Counts one byte too many once it has seen 100.
         let extra = u64::from(*conn.context() >= 100);
         *conn.context() += input.len() as u64 + extra;
         Action::None
-    }
-    fn woken(&mut self, conn: &mut Conn<'_, u64>) -> Action {
-        self.0.woken(conn)
-    }
-    fn closed(
-        &mut self,
-        info: &ConnInfo,
-        c: u64,
-        e: Option<CloseError>,
-        others: &mut Loop<'_, u64>,
-    ) -> Flow {
-        self.0.closed(info, c, e, others)
-    }
-    fn tick(&mut self, others: &mut Loop<'_, u64>) -> Tick {
-        self.0.tick(others)
     }
 }
 

@@ -2,8 +2,6 @@
 //! it, connect clients with time-outs, temporary unix socket paths, a small PRNG.
 #![allow(dead_code)]
 
-pub mod counting;
-
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
@@ -13,10 +11,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use evio::{
-    Action, CloseError, Conn, ConnId, ConnInfo, Detached, Events, Flow, ListenAddr, Loop, Server,
-    Tick, Waker,
-};
+use evio::{Events, Flow, ListenAddr, Loop, Server, Waker};
 
 /// Every blocking step of a test gives up after this long (so a hang fails, never
 /// blocks CI); it is a bound, never a pass/fail threshold.
@@ -84,6 +79,8 @@ pub struct Stoppable<H> {
 impl<H: Events> Events for Stoppable<H> {
     type Context = H::Context;
 
+    evio::delegate_events!(self.inner, except serving, server_woken);
+
     fn serving(&mut self, server: Server<'_>) -> Flow {
         if let Some(tx) = self.started.take() {
             let _ = tx.send(Started {
@@ -93,53 +90,11 @@ impl<H: Events> Events for Stoppable<H> {
         }
         self.inner.serving(server)
     }
-    fn opened(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
-        self.inner.opened(conn)
-    }
-    fn data(&mut self, conn: &mut Conn<'_, Self::Context>, input: &[u8]) -> Action {
-        self.inner.data(conn, input)
-    }
-    fn woken(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
-        self.inner.woken(conn)
-    }
-    fn timeout(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
-        self.inner.timeout(conn)
-    }
-    fn drained(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
-        self.inner.drained(conn)
-    }
-    fn closed(
-        &mut self,
-        info: &ConnInfo,
-        ctx: Self::Context,
-        err: Option<CloseError>,
-        others: &mut Loop<'_, Self::Context>,
-    ) -> Flow {
-        self.inner.closed(info, ctx, err, others)
-    }
-    fn detached(
-        &mut self,
-        info: &ConnInfo,
-        ctx: &mut Self::Context,
-        s: Detached<'_>,
-        others: &mut Loop<'_, Self::Context>,
-    ) -> Flow {
-        self.inner.detached(info, ctx, s, others)
-    }
     fn server_woken(&mut self, others: &mut Loop<'_, Self::Context>) -> Flow {
         if self.stop.load(Ordering::SeqCst) {
             return Flow::Shutdown;
         }
         self.inner.server_woken(others)
-    }
-    fn tick(&mut self, others: &mut Loop<'_, Self::Context>) -> Tick {
-        self.inner.tick(others)
-    }
-    fn prewrite(&mut self, id: ConnId, attempted: usize) {
-        self.inner.prewrite(id, attempted);
-    }
-    fn postwrite(&mut self, id: ConnId, written: usize, remaining: usize) {
-        self.inner.postwrite(id, written, remaining);
     }
 }
 

@@ -169,20 +169,14 @@ impl super::Poller for Poller {
             let hangup = flags.intersects(EventFlags::EOF | EventFlags::ERROR);
             let r = match ev.filter() {
                 EventFilter::Read(_) => Readiness {
-                    readable: true,
-                    writable: false,
                     hangup,
+                    ..Readiness::READABLE
                 },
                 EventFilter::Write(_) => Readiness {
-                    readable: false,
-                    writable: true,
                     hangup,
+                    ..Readiness::WRITABLE
                 },
-                _ => Readiness {
-                    readable: true,
-                    writable: false,
-                    hangup: false,
-                },
+                _ => Readiness::READABLE,
             };
             f(token, r);
         }

@@ -48,13 +48,6 @@ pub(crate) trait Poller: Sized {
     fn wait(&mut self, timeout: Option<Duration>, f: impl FnMut(u64, Readiness)) -> io::Result<()>;
 }
 
-/// The readiness a hang-up or error reports: the engine reads to learn which it was.
-pub(crate) const HANGUP: Readiness = Readiness {
-    readable: false,
-    writable: false,
-    hangup: true,
-};
-
 /// A wait's time-out as the kernel takes it.
 pub(crate) fn timespec(d: Duration) -> rustix::time::Timespec {
     rustix::time::Timespec {

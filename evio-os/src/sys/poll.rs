@@ -202,6 +202,7 @@ mod tests {
     use crate::sys::Poller as _;
 
     const WAKER: u64 = u64::MAX;
+    const READ: Readiness = Readiness::READABLE;
 
     fn events(p: &mut Poller, timeout: Duration) -> Vec<(u64, Readiness)> {
         let mut out = Vec::new();
@@ -209,12 +210,6 @@ mod tests {
         out.sort_by_key(|e| e.0);
         out
     }
-
-    const READ: Readiness = Readiness {
-        readable: true,
-        writable: false,
-        hangup: false,
-    };
 
     #[test]
     fn readiness_follows_interest_and_entries_move_when_one_leaves() {

@@ -330,11 +330,13 @@ impl<'a, C> Conn<'a, C> {
     /// ```
     /// use evio_proto::{Action, Conn, Events};
     ///
-    /// /// Wraps a handler and counts the input bytes it used.
+    /// /// Wraps a handler and counts the input bytes it used; every other call goes to
+    /// /// the handler unchanged.
     /// struct Counting<H>(H, u64);
-    /// impl<H: Events<Context = ()>> Events for Counting<H> {
-    ///     type Context = ();
-    ///     fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+    /// impl<H: Events> Events for Counting<H> {
+    ///     type Context = H::Context;
+    ///     evio_proto::delegate_events!(self.0, except data);
+    ///     fn data(&mut self, conn: &mut Conn<'_, H::Context>, input: &[u8]) -> Action {
     ///         let action = self.0.data(conn, input);
     ///         self.1 += conn.consumed().unwrap_or(input.len()).min(input.len()) as u64;
     ///         action

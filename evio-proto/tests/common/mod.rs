@@ -290,13 +290,7 @@ pub fn connect<H: Events>(engine: &mut TestEngine<H>, net: &mut Net, l: usize) -
 /// The client of `id` sends `bytes`; readiness is reported and everything drained.
 pub fn send<H: Events>(engine: &mut TestEngine<H>, net: &mut Net, id: ConnId, bytes: &[u8]) {
     net.peer(id).inbound.extend(bytes);
-    let _ = engine.handle_conn_ready(
-        id,
-        Readiness {
-            readable: true,
-            ..Readiness::default()
-        },
-    );
+    let _ = engine.handle_conn_ready(id, Readiness::READABLE);
     drain(engine, net);
 }
 
@@ -304,26 +298,14 @@ pub fn send<H: Events>(engine: &mut TestEngine<H>, net: &mut Net, id: ConnId, by
 pub fn open_window<H: Events>(engine: &mut TestEngine<H>, net: &mut Net, id: ConnId, n: usize) {
     let peer = net.peer(id);
     peer.window = peer.window.saturating_add(n);
-    let _ = engine.handle_conn_ready(
-        id,
-        Readiness {
-            writable: true,
-            ..Readiness::default()
-        },
-    );
+    let _ = engine.handle_conn_ready(id, Readiness::WRITABLE);
     drain(engine, net);
 }
 
 /// The client of `id` shuts its writing side.
 pub fn half_close<H: Events>(engine: &mut TestEngine<H>, net: &mut Net, id: ConnId) {
     net.peer(id).eof = true;
-    let _ = engine.handle_conn_ready(
-        id,
-        Readiness {
-            readable: true,
-            ..Readiness::default()
-        },
-    );
+    let _ = engine.handle_conn_ready(id, Readiness::READABLE);
     drain(engine, net);
 }
 
