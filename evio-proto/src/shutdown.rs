@@ -28,6 +28,15 @@ impl Shutdown {
         Shutdown { trigger, cursor: 0 }
     }
 
+    /// Slot `i`'s output was written as far as its socket took it without blocking
+    /// (a short write, or one that would block): if it is the trigger, its flush is
+    /// over.
+    pub(crate) fn flushed(&mut self, i: u32) {
+        if self.trigger == Some(i) {
+            self.trigger = None;
+        }
+    }
+
     /// The next step, over `slots` slots: `live(i)` says whether slot `i` has a
     /// connection to close, `owes_output(i)` whether it still has output to try.
     pub(crate) fn next(

@@ -40,13 +40,11 @@ impl Flags {
     pub(crate) const STALLED: Flags = Flags(1 << 6);
     /// Its socket options changed and are still to be applied.
     pub(crate) const CONFIGURE: Flags = Flags(1 << 7);
-    /// During a shutdown: its output was written as far as the socket took it.
-    pub(crate) const FLUSH_DONE: Flags = Flags(1 << 8);
     /// Output backed up (a short write, or a write that did not fit): `drained` is owed
     /// once it is all sent.
-    pub(crate) const BACKED_UP: Flags = Flags(1 << 9);
+    pub(crate) const BACKED_UP: Flags = Flags(1 << 8);
 
-    const NAMES: [(Flags, &'static str); 10] = [
+    const NAMES: [(Flags, &'static str); 9] = [
         (Flags::READABLE, "READABLE"),
         (Flags::HUP, "HUP"),
         (Flags::EOF, "EOF"),
@@ -55,7 +53,6 @@ impl Flags {
         (Flags::REG_WRITE, "REG_WRITE"),
         (Flags::STALLED, "STALLED"),
         (Flags::CONFIGURE, "CONFIGURE"),
-        (Flags::FLUSH_DONE, "FLUSH_DONE"),
         (Flags::BACKED_UP, "BACKED_UP"),
     ];
 

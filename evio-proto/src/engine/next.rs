@@ -273,9 +273,7 @@ where
             |i| slots[i as usize].state.is_live(),
             |i| {
                 let slot = &slots[i as usize];
-                slot.state.sends()
-                    && !slot.flags.contains(Flags::FLUSH_DONE)
-                    && buffers.pending(i, &slot.bufs) > 0
+                slot.state.sends() && buffers.pending(i, &slot.bufs) > 0
             },
         );
         match step {

@@ -209,17 +209,16 @@ where
         let slot = self.slot_mut(index);
         if remaining > 0 {
             slot.flags.insert(Flags::WRITE_BLOCKED | Flags::BACKED_UP);
-            if shutting_down {
-                slot.flags.insert(Flags::FLUSH_DONE);
-            }
         } else {
             slot.flags.remove(Flags::WRITE_BLOCKED);
             if slot.flags.intersects(Flags::BACKED_UP | Flags::STALLED) && !shutting_down {
                 self.output_drained(index);
             }
         }
-        if n == 0 && shutting_down {
-            self.slot_mut(index).flags.insert(Flags::FLUSH_DONE);
+        if shutting_down && (remaining > 0 || n == 0) {
+            // A shutdown writes the trigger's output as far as the socket takes it
+            // without blocking, then moves on.
+            self.shutdown.flushed(index);
         }
         self.enqueue(index);
     }
