@@ -15,7 +15,9 @@ impl<'a, C> Loop<'a, C> {
     ///
     /// # Errors
     ///
-    /// [`NotOpen`] if `id` is not open.
+    /// [`NotOpen`] if `id` is closed, stale, or already leaving (closing, detaching or
+    /// being reset; a connection closing because its peer ended its stream, whose
+    /// handler is still answering, takes it, as it takes its own `Action::Close`).
     ///
     /// # Example
     ///
@@ -66,7 +68,9 @@ impl<'a, C> Loop<'a, C> {
     ///
     /// # Errors
     ///
-    /// [`NotOpen`] if `id` is not open.
+    /// [`NotOpen`] if `id` is closed, stale, or already leaving (closing, detaching or
+    /// being reset; a connection closing because its peer ended its stream, whose
+    /// handler is still answering, takes it, as it takes its own `Action::Detach`).
     ///
     /// # Example
     ///
@@ -126,7 +130,9 @@ impl<'a, C> Loop<'a, C> {
     ///
     /// # Errors
     ///
-    /// [`NotOpen`] if `id` is not open.
+    /// [`NotOpen`] if `id` is closed, stale, or already being reset (an abort is taken
+    /// while it is open and while it is closing or detaching, as its own `Action::Abort`
+    /// would be).
     ///
     /// # Example
     ///
