@@ -388,3 +388,59 @@ fn loop_abort_takes_a_closing_connection() {
     assert!(net.peer(first).aborted);
     assert!(engine.handler().refused.is_empty());
 }
+
+/// A shutdown that comes right after the send bound passed (another connection's
+/// timeout asks for it in the same turn) resets the connection as the bound decided,
+/// rather than closing it.
+#[test]
+fn a_shutdown_keeps_an_abort_the_send_bound_decided() {
+    /// `big` gets 100 bytes and a close; `stop` sets a timeout that shuts down.
+    #[derive(Default)]
+    struct BigThenStop {
+        closed: Vec<(ConnId, Option<CloseError>)>,
+    }
+    impl Events for BigThenStop {
+        type Context = ();
+        fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+            conn.consume(input.len());
+            if input == b"big" {
+                let _ = conn.write(&[b'x'; 100]);
+                return Action::Close;
+            }
+            conn.set_timeout(Some(50 * MS));
+            Action::None
+        }
+        fn timeout(&mut self, _: &mut Conn<'_, ()>) -> Action {
+            Action::Shutdown
+        }
+        fn closed(
+            &mut self,
+            info: &ConnInfo,
+            _: (),
+            e: Option<CloseError>,
+            _: &mut Loop<'_, ()>,
+        ) -> Flow {
+            self.closed.push((info.id, e));
+            Flow::Continue
+        }
+    }
+    let (mut engine, _) = engine(BigThenStop::default(), bounded(Some(50 * MS)));
+    let mut net = Net::new(1);
+    start(&mut engine, &mut net);
+    let leaving = connect(&mut engine, &mut net, 0).unwrap();
+    let stopper = connect(&mut engine, &mut net, 0).unwrap();
+    net.peer(leaving).window = 10;
+    send(&mut engine, &mut net, leaving, b"big");
+    send(&mut engine, &mut net, stopper, b"stop");
+    // Both deadlines at 50 ms: the bound first (set first), then the shutdown.
+    advance(&mut engine, &mut net, at(50));
+    assert!(net.shutdown);
+    assert!(net.peer(leaving).aborted, "reset, not closed");
+    assert!(net.peer(stopper).closed && !net.peer(stopper).aborted);
+    assert!(
+        engine
+            .handler()
+            .closed
+            .contains(&(leaving, Some(CloseError::SendTimeout)))
+    );
+}

@@ -240,7 +240,7 @@ impl Life {
             ) => DetachWait,
             (Leaving { .. }, E::SendTimedOut) => Aborting,
             (Aborting, E::AbortEmitted) => Closed,
-            (Open | Leaving { .. } | Lingering | Aborting | SendFailed, E::ShutdownClose) => Closed,
+            (Open | Leaving { .. } | Lingering | SendFailed, E::ShutdownClose) => Closed,
             (Closed | DetachWait, E::Ended) => Free,
             (state, event) => return Err(Refused { state, event }),
         };
@@ -499,7 +499,7 @@ mod tests {
         ],
         // aborting
         [
-            "-", "-", "-", "-", "-", "aborting", "aborting", "-", "-", "-", "closed", "closed", "-",
+            "-", "-", "-", "-", "-", "aborting", "aborting", "-", "-", "-", "closed", "-", "-",
         ],
         // send-failed
         [

@@ -278,6 +278,9 @@ where
         );
         match step {
             Step::Flush(i) => self.begin_transmit(i),
+            // A connection being reset stays reset: a shutdown does not turn a decided
+            // abort into a plain close.
+            Step::Close(i) if self.slot(i).state == Life::Aborting => self.emit_abort(i),
             Step::Close(i) => self.emit_close(i, Event::ShutdownClose),
             Step::Done => {
                 self.phase = Phase::Done;
