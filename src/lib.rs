@@ -78,9 +78,9 @@ pub use evio_os::{
 #[doc(inline)]
 pub use evio_proto as proto;
 pub use evio_proto::{
-    Action, Addr, CloseError, Config, Conn, ConnId, ConnInfo, ConnState, Detached, Events, Flow,
-    Instant, ListenAddr, Loop, NotOpen, Options, OutputFull, Server, Tick, Waker, WriteError,
-    delegate_events,
+    Action, Addr, CloseError, Config, Conn, ConnId, ConnInfo, ConnState, ConnectAddr, ConnectError,
+    Detached, Events, Flow, Instant, ListenAddr, Loop, NotOpen, Options, OutputFull, Server, Tick,
+    Waker, WriteError, delegate_events,
 };
 // Not used to write a handler, but met through the items above: `Error::Config` carries
 // a `BuildError`, `Error::TooManyListeners` is about `MAX_LISTENERS`, `CloseError::Io`

@@ -8,8 +8,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use evio_proto::{
-    Addr, BuildError, Config, ConnId, Detached, DriverError, Events, Interest, ListenAddr,
-    ListenerId, Notify, Output, Readiness, Refused, Slot,
+    Addr, BuildError, Config, ConnId, ConnectAddr, Detached, DriverError, Events, Interest,
+    ListenAddr, ListenerId, Notify, Output, Readiness, Refused, Slot,
 };
 use rustix::io::Errno;
 
@@ -148,6 +148,56 @@ impl<P: Poller> Sockets<'_, P> {
                 detach.done(Detached::new(&mut socket));
                 // A socket the handler did not take is closed here.
                 drop(socket);
+                Step::Continue
+            }
+            Output::Connect(connect) => {
+                let id = connect.id();
+                let unix = matches!(connect.addr(), ConnectAddr::Unix(_));
+                match net::connect(connect.addr()) {
+                    Ok(fd) => {
+                        if self
+                            .poller
+                            .add(fd.as_fd(), id.to_u64(), Interest::WRITE)
+                            .is_err()
+                        {
+                            // The socket is closed here; the engine hears of a failure.
+                            connect.failed(net::io_error(Errno::NOMEM));
+                            return Step::Continue;
+                        }
+                        self.fds[id.slot()] = Some(fd);
+                        self.meta[id.slot()] = if unix { META_UNIX } else { 0 };
+                        connect.started();
+                    }
+                    Err(e) => connect.failed(net::connect_error(e)),
+                }
+                Step::Continue
+            }
+            Output::FinishConnect(finish) => {
+                let Some(fd) = fd_of(&self.fds, finish.id()) else {
+                    debug_assert!(
+                        false,
+                        "FinishConnect for {:?}, which has no socket",
+                        finish.id()
+                    );
+                    finish.failed(net::io_error(Errno::BADF));
+                    return Step::Continue;
+                };
+                match net::connect_outcome(fd) {
+                    Ok(true) => {
+                        let unix = self
+                            .meta
+                            .get(finish.id().slot())
+                            .is_some_and(|m| m & META_UNIX != 0);
+                        let local = if unix {
+                            Addr::Unix
+                        } else {
+                            net::local_addr(fd)
+                        };
+                        finish.done(local);
+                    }
+                    Ok(false) => finish.in_progress(),
+                    Err(e) => finish.failed(net::connect_error(e)),
+                }
                 Step::Continue
             }
             Output::Configure { id, options } => {

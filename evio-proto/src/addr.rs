@@ -50,11 +50,15 @@ pub struct ConnInfo {
     /// The connection's id.
     pub id: ConnId,
     /// The listener that accepted it (its index is the address's place in the order
-    /// given).
+    /// given); [`ListenerId::FIRST`] for an outbound connection, which no listener
+    /// accepted (see `outbound`).
     pub listener: ListenerId,
     /// The connection's own local address (from `getsockname` on the connection, not
     /// the listener's, so a wildcard listener reports the address actually used).
     pub local: Addr,
-    /// The peer's address.
+    /// The peer's address: for an outbound connection, the address it connected to.
     pub peer: Addr,
+    /// The handler opened it with [`Loop::connect`](crate::Loop::connect); it was not
+    /// accepted.
+    pub outbound: bool,
 }

@@ -9,7 +9,7 @@
 /// leaves out runs the trait's default instead, and the inner handler is silently no
 /// longer told. Inside the wrapper's `impl Events`,
 ///
-/// - `delegate_events!(self.inner);` writes all twelve methods, each calling the same
+/// - `delegate_events!(self.inner);` writes all thirteen methods, each calling the same
 ///   method of `self.inner` with the same arguments and returning what it returns;
 /// - `delegate_events!(self.inner, except serving, data);` writes all but the methods
 ///   named, which the wrapper writes itself.
@@ -86,6 +86,7 @@ macro_rules! delegate_events {
     (@known woken) => {};
     (@known timeout) => {};
     (@known drained) => {};
+    (@known input_ended) => {};
     (@known closed) => {};
     (@known detached) => {};
     (@known server_woken) => {};
@@ -107,6 +108,7 @@ macro_rules! delegate_events {
     (@method woken [woken $($rest:ident)*] $($field:tt)*) => {};
     (@method timeout [timeout $($rest:ident)*] $($field:tt)*) => {};
     (@method drained [drained $($rest:ident)*] $($field:tt)*) => {};
+    (@method input_ended [input_ended $($rest:ident)*] $($field:tt)*) => {};
     (@method closed [closed $($rest:ident)*] $($field:tt)*) => {};
     (@method detached [detached $($rest:ident)*] $($field:tt)*) => {};
     (@method server_woken [server_woken $($rest:ident)*] $($field:tt)*) => {};
@@ -155,6 +157,12 @@ macro_rules! delegate_events {
         #[inline]
         fn drained(&mut self, conn: &mut $crate::Conn<'_, Self::Context>) -> $crate::Action {
             self $($field)* .drained(conn)
+        }
+    };
+    (@method input_ended [] $($field:tt)*) => {
+        #[inline]
+        fn input_ended(&mut self, conn: &mut $crate::Conn<'_, Self::Context>) -> $crate::Action {
+            self $($field)* .input_ended(conn)
         }
     };
     (@method closed [] $($field:tt)*) => {
@@ -214,6 +222,7 @@ macro_rules! delegate_events {
         $crate::delegate_events!(@method woken [$($($except)+)?] $(. $field)+);
         $crate::delegate_events!(@method timeout [$($($except)+)?] $(. $field)+);
         $crate::delegate_events!(@method drained [$($($except)+)?] $(. $field)+);
+        $crate::delegate_events!(@method input_ended [$($($except)+)?] $(. $field)+);
         $crate::delegate_events!(@method closed [$($($except)+)?] $(. $field)+);
         $crate::delegate_events!(@method detached [$($($except)+)?] $(. $field)+);
         $crate::delegate_events!(@method server_woken [$($($except)+)?] $(. $field)+);

@@ -13,6 +13,12 @@ pub enum IoErrorKind {
     ConnectionAborted,
     /// The connection timed out (ETIMEDOUT, for example after failed keepalive probes).
     TimedOut,
+    /// Nothing listens at the address connected to (ECONNREFUSED; for a unix socket
+    /// path, also ENOENT).
+    ConnectionRefused,
+    /// The address connected to cannot be reached (EHOSTUNREACH, ENETUNREACH,
+    /// EADDRNOTAVAIL).
+    Unreachable,
     /// Any other error.
     Other,
 }
@@ -49,6 +55,8 @@ impl fmt::Display for IoError {
             IoErrorKind::BrokenPipe => "broken pipe",
             IoErrorKind::ConnectionAborted => "connection aborted",
             IoErrorKind::TimedOut => "connection timed out",
+            IoErrorKind::ConnectionRefused => "connection refused",
+            IoErrorKind::Unreachable => "address unreachable",
             IoErrorKind::Other => "i/o error",
         };
         match self.code {
@@ -76,12 +84,20 @@ pub enum CloseError {
     /// [`Config::send_timeout`](crate::Config::send_timeout): the output was discarded
     /// and the connection reset.
     SendTimeout,
+    /// An outbound connection could not be made (refused, unreachable, reset); it
+    /// never opened.
+    Connect(IoError),
+    /// An outbound connection did not connect within the timeout given to
+    /// [`Loop::connect`](crate::Loop::connect); it never opened.
+    ConnectTimeout,
 }
 
 impl fmt::Display for CloseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CloseError::Io(e) => write!(f, "{e}"),
+            CloseError::Connect(e) => write!(f, "connect failed: {e}"),
+            CloseError::ConnectTimeout => f.write_str("connect timed out"),
             CloseError::SendTimeout => {
                 f.write_str("send timed out: the peer took no output while the connection closed")
             }

@@ -126,6 +126,14 @@ pub struct Options {
     pub keepalive: Option<Duration>,
 }
 
+impl Options {
+    /// What a new socket has before any option is set: nothing to apply.
+    pub(crate) const NONE: Options = Options {
+        nodelay: false,
+        keepalive: None,
+    };
+}
+
 impl Default for Options {
     fn default() -> Self {
         Options {
@@ -393,6 +401,44 @@ pub trait Events {
     fn timeout(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
         let _ = conn;
         Action::None
+    }
+
+    /// The peer ended its stream (a read found the end: it closed, or shut its sending
+    /// side). What it sent before has all been given to `data`, except input left
+    /// unconsumed while the output was full, which still comes once it drains.
+    ///
+    /// The default, `Action::Close`, closes the connection once its output is flushed
+    /// (after `drained` and that input, if any). `Action::None` keeps it open,
+    /// half-closed: nothing more is read, it can still be written to, and it closes
+    /// when a handler closes it (its timeout still runs). A relay keeps the side whose
+    /// peer ended open and passes the end on with
+    /// [`Loop::shutdown_write`](crate::Loop::shutdown_write). `Detach`, `Abort` and
+    /// `Shutdown` act as anywhere else.
+    ///
+    /// It runs only for an open connection: not for one a handler is already closing.
+    ///
+    /// ```
+    /// use evio_proto::{Action, Conn, Events};
+    ///
+    /// /// Counts the bytes a client uploads and answers with the count once the client
+    /// /// has shut its sending side (`nc -N`, `shutdown(SHUT_WR)`).
+    /// struct Count;
+    /// impl Events for Count {
+    ///     type Context = u64;
+    ///     fn data(&mut self, conn: &mut Conn<'_, u64>, input: &[u8]) -> evio_proto::Action {
+    ///         *conn.context() += input.len() as u64;
+    ///         Action::None
+    ///     }
+    ///     fn input_ended(&mut self, conn: &mut Conn<'_, u64>) -> Action {
+    ///         let line = format!("{} bytes\n", conn.context());
+    ///         let _ = conn.write(line.as_bytes());
+    ///         Action::Close // once the line is sent
+    ///     }
+    /// }
+    /// ```
+    fn input_ended(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
+        let _ = conn;
+        Action::Close
     }
 
     /// Output of this connection that had backed up (a write the socket did not take

@@ -202,6 +202,7 @@ mod buffers;
 mod coalesce;
 mod config;
 mod conn;
+mod connect;
 mod delegate;
 mod engine;
 mod error;
@@ -212,6 +213,7 @@ mod id;
 mod listeners;
 mod lists;
 mod output;
+mod relay;
 mod shutdown;
 mod slot;
 mod stats;
@@ -224,6 +226,7 @@ mod wake;
 pub use addr::{Addr, ConnInfo, ListenAddr};
 pub use config::Config;
 pub use conn::{Conn, ConnState, Loop, NotOpen, WriteError};
+pub use connect::{ConnectAddr, ConnectError, MAX_PENDING_UNIX_CONNECTS, MAX_UNIX_PATH};
 pub use engine::{ByteStorage, Engine, MAX_LISTENERS, SlotStorage};
 pub use error::{
     AcceptError, BuildError, CloseError, DriverError, IoError, IoErrorKind, OutputFull, Refused,
@@ -233,7 +236,9 @@ pub use events::{Action, Detached, Events, Flow, Options, Server, Tick};
 #[cfg(feature = "alloc")]
 pub use heap::HeapEngine;
 pub use id::{ConnId, ListenerId};
-pub use output::{Accept, Detach, Interest, Output, Read, Readiness, Transmit};
+pub use output::{
+    Accept, Connect, Detach, FinishConnect, Interest, Output, Read, Readiness, Transmit,
+};
 pub use slot::Slot;
 pub use stats::Stats;
 pub use time::Instant;

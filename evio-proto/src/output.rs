@@ -2,7 +2,8 @@
 //! completes by value.
 //!
 //! An output that expects a report ([`Output::Accept`], [`Output::Read`],
-//! [`Output::Transmit`], [`Output::Detach`]) carries an operation that borrows the
+//! [`Output::Transmit`], [`Output::Detach`], [`Output::Connect`],
+//! [`Output::FinishConnect`]) carries an operation that borrows the
 //! engine until the driver completes it: reporting twice, reporting the wrong kind, or
 //! reporting something the engine did not ask for does not compile, and no other
 //! engine call can come in between. An operation dropped without a report counts as
@@ -13,7 +14,8 @@ use core::ops::Range;
 
 use crate::engine::{ByteStorage, SlotStorage};
 use crate::{
-    AcceptError, Addr, ConnId, Detached, Engine, Events, IoError, ListenerId, Options, Refused,
+    AcceptError, Addr, ConnId, ConnectAddr, Detached, Engine, Events, IoError, IoErrorKind,
+    ListenerId, Options, Refused,
 };
 
 /// Which readiness a connection's socket is registered for: the poller reports it
@@ -114,7 +116,7 @@ impl Readiness {
 
 /// What the engine asks the driver to do next, from [`Engine::poll_output`].
 ///
-/// Perform it before calling the engine again. The four operations that expect a report
+/// Perform it before calling the engine again. The six operations that expect a report
 /// borrow the engine until they are completed (or dropped); the rest need none.
 pub enum Output<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> {
     /// Accept one connection on a listener.
@@ -126,6 +128,11 @@ pub enum Output<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> {
     /// Remove a connection's socket from the poller, make it blocking, and hand it
     /// over.
     Detach(Detach<'a, H, S, B>),
+    /// Open a non-blocking socket and start connecting it to an address.
+    Connect(Connect<'a, H, S, B>),
+    /// A connecting socket turned writable or reported an error: learn how the connect
+    /// ended (`SO_ERROR`).
+    FinishConnect(FinishConnect<'a, H, S, B>),
     /// Apply socket options to a connection (TCP only; a driver ignores them for unix
     /// sockets, and a failure to set them is not an error of the connection).
     Configure {
@@ -182,6 +189,8 @@ impl<H: Events, S: SlotStorage<H::Context>, B: ByteStorage> fmt::Debug for Outpu
             Output::Read(op) => write!(f, "Read({:?}, {} bytes)", op.id(), op.len()),
             Output::Transmit(op) => write!(f, "Transmit({:?}, {} bytes)", op.id(), op.len()),
             Output::Detach(op) => write!(f, "Detach({:?})", op.id()),
+            Output::Connect(op) => write!(f, "Connect({:?}, {})", op.id(), op.addr()),
+            Output::FinishConnect(op) => write!(f, "FinishConnect({:?})", op.id()),
             Output::Configure { id, options } => write!(f, "Configure({id:?}, {options:?})"),
             Output::SetInterest { id, interest } => write!(f, "SetInterest({id:?}, {interest:?})"),
             Output::Close { id } => write!(f, "Close({id:?})"),
@@ -461,6 +470,121 @@ impl<H: Events, S: SlotStorage<H::Context>, B: ByteStorage> Drop for Detach<'_, 
     fn drop(&mut self) {
         if !self.reported {
             self.engine.detach_failed(self.slot);
+        }
+    }
+}
+
+/// Start connecting [`Connect::id`] to [`Connect::addr`]: open a non-blocking socket of
+/// its family and `connect(2)` it, then report exactly one of [`Connect::started`]
+/// (the connect is under way, or already done) or [`Connect::failed`] (also what
+/// dropping it means).
+#[must_use = "an operation dropped unreported counts as a connect that failed"]
+pub struct Connect<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> {
+    engine: &'a mut Engine<H, S, B>,
+    id: ConnId,
+    slot: u32,
+    reported: bool,
+}
+
+impl<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> Connect<'a, H, S, B> {
+    pub(crate) fn new(engine: &'a mut Engine<H, S, B>, id: ConnId, slot: u32) -> Self {
+        Connect {
+            engine,
+            id,
+            slot,
+            reported: false,
+        }
+    }
+
+    /// The connection to connect.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Where to connect.
+    pub fn addr(&self) -> ConnectAddr<'_> {
+        self.engine.connect_addr(self.slot)
+    }
+
+    /// The socket exists and `connect` returned EINPROGRESS (or succeeded at once):
+    /// register it with the poller under [`Connect::id`] with [`Interest::WRITE`]
+    /// before the next engine call. The engine asks for the outcome with
+    /// [`Output::FinishConnect`] once the poller reports it writable or hung up.
+    pub fn started(mut self) {
+        self.reported = true;
+        self.engine.connect_started(self.slot);
+    }
+
+    /// No socket could be opened, or `connect` failed at once (ECONNREFUSED, ENOENT,
+    /// EMFILE, a unix socket's full backlog: EAGAIN, …); the driver keeps no socket for
+    /// it. The handler's `closed` runs with [`CloseError::Connect`].
+    ///
+    /// [`CloseError::Connect`]: crate::CloseError::Connect
+    pub fn failed(mut self, error: IoError) {
+        self.reported = true;
+        self.engine.connect_failed_at_once(self.slot, error);
+    }
+}
+
+impl<H: Events, S: SlotStorage<H::Context>, B: ByteStorage> Drop for Connect<'_, H, S, B> {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.engine
+                .connect_failed_at_once(self.slot, IoError::new(IoErrorKind::Other));
+        }
+    }
+}
+
+/// Learn how [`FinishConnect::id`]'s connect ended (`getsockopt(SO_ERROR)`), then report
+/// exactly one of [`FinishConnect::done`] (no error: connected), [`FinishConnect::failed`]
+/// or [`FinishConnect::in_progress`] (not decided yet; also what dropping it means).
+#[must_use = "an operation dropped unreported counts as a connect still in progress"]
+pub struct FinishConnect<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> {
+    engine: &'a mut Engine<H, S, B>,
+    id: ConnId,
+    slot: u32,
+    reported: bool,
+}
+
+impl<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> FinishConnect<'a, H, S, B> {
+    pub(crate) fn new(engine: &'a mut Engine<H, S, B>, id: ConnId, slot: u32) -> Self {
+        FinishConnect {
+            engine,
+            id,
+            slot,
+            reported: false,
+        }
+    }
+
+    /// The connection.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// It is connected, with this local address (`getsockname`; [`Addr::Unix`] for a
+    /// unix socket). The engine opens it and calls `opened`; keep the socket registered
+    /// (the engine sets the interest it needs next).
+    pub fn done(mut self, local: Addr) {
+        self.reported = true;
+        self.engine.connect_done(self.slot, local);
+    }
+
+    /// The connect failed with `error` (the socket's pending error). Keep the socket:
+    /// the engine closes it with [`Output::Close`], then calls `closed` with
+    /// [`CloseError::Connect`](crate::CloseError::Connect).
+    pub fn failed(mut self, error: IoError) {
+        self.reported = true;
+        self.engine.connect_check_failed(self.slot, error);
+    }
+
+    /// No outcome yet (a report that came early): the engine waits for the next.
+    pub fn in_progress(self) {}
+}
+
+impl<H: Events, S: SlotStorage<H::Context>, B: ByteStorage> Drop for FinishConnect<'_, H, S, B> {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.engine.connect_in_progress(self.slot);
         }
     }
 }

@@ -7,6 +7,7 @@ use core::ops::{BitOr, BitOrAssign};
 use crate::buffers::BufState;
 use crate::engine::life::{Event, Facts, Life, Refused};
 use crate::lists::{Link, Linked};
+use crate::relay::WaitLink;
 use crate::timers::{Timed, TimerLink, Timers};
 use crate::{Addr, CloseError, ConnId, ConnInfo, Instant, ListenerId, Options};
 
@@ -43,8 +44,19 @@ impl Flags {
     /// Output backed up (a short write, or a write that did not fit): `drained` is owed
     /// once it is all sent.
     pub(crate) const BACKED_UP: Flags = Flags(1 << 8);
+    /// An outbound connection the driver has not been asked to connect yet: it has no
+    /// socket, so it ends without a `Close` or `Abort` output.
+    pub(crate) const CONNECT_PENDING: Flags = Flags(1 << 9);
+    /// Unconsumed input waits for another connection's output to drain (a relay whose
+    /// peer is full): no read, no frame-too-large, `data` again once it drains.
+    pub(crate) const WAITING: Flags = Flags(1 << 10);
+    /// The handler shut the sending side: `Output::ShutdownWrite` once the output is
+    /// sent, and no more writes.
+    pub(crate) const SHUT_WR: Flags = Flags(1 << 11);
+    /// `Output::ShutdownWrite` was emitted for it.
+    pub(crate) const WR_SHUT: Flags = Flags(1 << 12);
 
-    const NAMES: [(Flags, &'static str); 9] = [
+    const NAMES: [(Flags, &'static str); 13] = [
         (Flags::READABLE, "READABLE"),
         (Flags::HUP, "HUP"),
         (Flags::EOF, "EOF"),
@@ -54,6 +66,10 @@ impl Flags {
         (Flags::STALLED, "STALLED"),
         (Flags::CONFIGURE, "CONFIGURE"),
         (Flags::BACKED_UP, "BACKED_UP"),
+        (Flags::CONNECT_PENDING, "CONNECT_PENDING"),
+        (Flags::WAITING, "WAITING"),
+        (Flags::SHUT_WR, "SHUT_WR"),
+        (Flags::WR_SHUT, "WR_SHUT"),
     ];
 
     /// Every flag of `other` is set.
@@ -125,6 +141,8 @@ pub struct Slot<C> {
     pub(crate) state: Life,
     pub(crate) flags: Flags,
     pub(crate) bufs: BufState,
+    /// Which connection's drain it waits for, and who waits for its own.
+    pub(crate) wait: WaitLink,
     pub(crate) link: Link,
     pub(crate) timer: TimerLink,
     /// The coalescing window in which the connection was last reported ready.
@@ -143,8 +161,10 @@ impl<C> Slot<C> {
                 listener: ListenerId::FIRST,
                 local: Addr::Unix,
                 peer: Addr::Unix,
+                outbound: false,
             },
             generation: 0,
+            wait: WaitLink::NONE,
             state: Life::Free,
             flags: Flags::EMPTY,
             bufs: BufState::EMPTY,
@@ -176,12 +196,36 @@ impl<C> Slot<C> {
         self.error = None;
         self.options = options;
         self.context = Some(C::default());
-        if options
-            != (Options {
-                nodelay: false,
-                keepalive: None,
-            })
-        {
+        if options != Options::NONE {
+            self.flags.insert(Flags::CONFIGURE);
+        }
+        self.info.id
+    }
+
+    /// Opens the slot for an outbound connection to `peer`, not connected yet
+    /// (`Life::Connecting`), with `context`. Returns its id.
+    pub(crate) fn open_outbound(
+        &mut self,
+        index: u32,
+        peer: Addr,
+        options: Options,
+        context: C,
+    ) -> ConnId {
+        self.generation = (self.generation + 1) & crate::id::GEN_MASK;
+        self.info = ConnInfo {
+            id: ConnId::new(index, self.generation),
+            listener: ListenerId::FIRST,
+            local: Addr::Unix,
+            peer,
+            outbound: true,
+        };
+        self.go(Event::Connect, Facts::default());
+        self.flags = Flags::CONNECT_PENDING;
+        self.bufs = BufState::EMPTY;
+        self.error = None;
+        self.options = options;
+        self.context = Some(context);
+        if !matches!(peer, Addr::Unix) && options != Options::NONE {
             self.flags.insert(Flags::CONFIGURE);
         }
         self.info.id
@@ -348,6 +392,7 @@ mod tests {
             listener: ListenerId::FIRST,
             local: Addr::Unix,
             peer: Addr::Unix,
+            outbound: false,
         };
         let a = slot.open(info, Options::default());
         assert_eq!((a.slot(), a.generation()), (3, 1));

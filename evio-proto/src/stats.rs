@@ -5,6 +5,15 @@
 pub struct Stats {
     /// Connections accepted and opened.
     pub accepted: u64,
+    /// Outbound connections that connected and opened.
+    pub connected: u64,
+    /// Outbound connections that failed to connect (timeouts included).
+    pub connect_failures: u64,
+    /// Outbound connections that did not connect within their timeout.
+    pub connect_timeouts: u64,
+    /// `data` calls whose unconsumed input went to wait for another connection's
+    /// drain (a relay whose peer was full).
+    pub relay_waits: u64,
     /// Connections refused because every slot was in use.
     pub refused_pool_full: u64,
     /// Connections refused during shutdown.

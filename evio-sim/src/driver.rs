@@ -116,6 +116,22 @@ impl<M: Model> World<M> {
                     }
                 }
             }
+            // The simulated world has clients only: a handler that connects out is
+            // not one it can judge yet, and says so rather than pretending.
+            Output::Connect(connect) => {
+                let id = connect.id();
+                drop(connect);
+                return Err(Violation::Config(format!(
+                    "{id} connects out: the simulator has no outbound peers"
+                )));
+            }
+            Output::FinishConnect(finish) => {
+                let id = finish.id();
+                drop(finish);
+                return Err(Violation::Config(format!(
+                    "{id} connects out: the simulator has no outbound peers"
+                )));
+            }
             Output::Read(mut read) => {
                 let id = read.id();
                 let ci = self.oracle.live_output(self.io.net(), id, "read")?;

@@ -1347,6 +1347,7 @@ mod tests {
             listener: evio_proto::ListenerId::new(0).unwrap(),
             local: evio_proto::Addr::Ip("127.0.0.1:1".parse().unwrap()),
             peer: evio_proto::Addr::Ip("127.0.0.1:2".parse().unwrap()),
+            outbound: false,
         };
         let mut partial = HttpClient::default();
         model.opened(&mut partial, &info, t0);

@@ -7,7 +7,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use evio_proto::{Addr, IoError, IoErrorKind, Options};
+use evio_proto::{Addr, ConnectAddr, IoError, IoErrorKind, Options};
 use rustix::io::Errno;
 use rustix::net::{self, AddressFamily, SocketAddrAny, SocketFlags, SocketType, sockopt};
 
@@ -214,6 +214,68 @@ pub(crate) fn accept(listener: BorrowedFd<'_>) -> Result<(OwnedFd, Option<Socket
         sockopt::set_socket_nosigpipe(&fd, true)?;
         Ok((fd, peer))
     }
+}
+
+/// Starts a non-blocking connect to `to` and returns its socket: `connect` returned
+/// EINPROGRESS (or EINTR, after which the connect goes on), or succeeded at once.
+///
+/// # Errors
+///
+/// The socket could not be made, or the connect failed at once (a unix socket's full
+/// backlog, EAGAIN, included: it is not retried).
+pub(crate) fn connect(to: ConnectAddr<'_>) -> Result<OwnedFd, Errno> {
+    let io = |e: io::Error| {
+        e.raw_os_error()
+            .map_or(Errno::INVAL, Errno::from_raw_os_error)
+    };
+    let fd = match to {
+        ConnectAddr::Ip(addr) => {
+            let af = if addr.is_ipv4() {
+                AddressFamily::INET
+            } else {
+                AddressFamily::INET6
+            };
+            let fd = new_socket(af).map_err(io)?;
+            match net::connect(&fd, &addr) {
+                Ok(()) | Err(Errno::INPROGRESS | Errno::INTR) => fd,
+                Err(e) => return Err(e),
+            }
+        }
+        ConnectAddr::Unix(path) => {
+            let fd = new_socket(AddressFamily::UNIX).map_err(io)?;
+            let sa = net::SocketAddrUnix::new(path)?;
+            match net::connect(&fd, &sa) {
+                Ok(()) | Err(Errno::INPROGRESS | Errno::INTR) => fd,
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    // Accepted sockets get it from `accept`; Apple has no MSG_NOSIGNAL.
+    #[cfg(target_vendor = "apple")]
+    sockopt::set_socket_nosigpipe(&fd, true)?;
+    Ok(fd)
+}
+
+/// How a connecting socket's connect ended: `Ok(true)` connected, `Ok(false)` not yet,
+/// or the error it failed with (`SO_ERROR`).
+pub(crate) fn connect_outcome(fd: BorrowedFd<'_>) -> Result<bool, Errno> {
+    sockopt::socket_error(fd)??;
+    // No pending error: connected if it has a peer (ENOTCONN: still connecting).
+    match net::getpeername(fd) {
+        Ok(_) => Ok(true),
+        Err(Errno::NOTCONN) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Classifies a failed connect.
+pub(crate) fn connect_error(e: Errno) -> IoError {
+    let kind = match e {
+        Errno::CONNREFUSED | Errno::NOENT => IoErrorKind::ConnectionRefused,
+        Errno::HOSTUNREACH | Errno::NETUNREACH | Errno::ADDRNOTAVAIL => IoErrorKind::Unreachable,
+        _ => return io_error(e),
+    };
+    IoError::with_code(kind, e.raw_os_error())
 }
 
 /// The engine's address for a socket address (unix ones are all `Addr::Unix`).

@@ -176,7 +176,7 @@ impl<'a, C> Loop<'a, C> {
             i,
             event,
             input_capacity,
-            self.send_timeout.map(|d| self.now + d),
+            self.config.send_timeout.map(|d| self.now + d),
         )
         .map_err(|_| NotOpen(id))?;
         self.wake_up(i);

@@ -15,6 +15,7 @@ use crate::{ConnId, ConnInfo, Instant, Options, OutputFull};
 
 mod control;
 mod others;
+mod outbound;
 
 pub(crate) use others::NO_CURRENT;
 pub use others::{ConnState, Loop, NotOpen, WriteError};
@@ -345,6 +346,83 @@ impl<'a, C> Conn<'a, C> {
     /// ```
     pub fn consumed(&self) -> Option<usize> {
         self.consumed
+    }
+
+    /// Makes the input this `data` call leaves unconsumed wait for `other`'s output to
+    /// drain: a relay's answer to a peer that is full.
+    ///
+    /// Until `other` has sent all its pending output (or has gone), the engine reads
+    /// no more from this connection, so its peer is slowed by TCP's own flow control;
+    /// the input is not counted as a frame too large however full the buffer is; and
+    /// then `data` is called again with it. Nothing polls meanwhile.
+    ///
+    /// A write to another connection that is cut short ([`Loop::write_some`]) or
+    /// refused as full ([`Loop::write`]) in this call makes this connection wait for
+    /// that one by itself; `wait_for` chooses, for a handler that checks
+    /// [`Loop::room`] before writing anything (a message for several connections,
+    /// which must not go to some twice). It has no effect if `other` has nothing
+    /// pending by the end of the call, or if all the input is consumed.
+    ///
+    /// # Errors
+    ///
+    /// [`NotOpen`] if `other` is not open or connecting, or is this connection.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use evio_proto::{Action, Conn, ConnId, Events};
+    ///
+    /// /// Sends each whole line to every other member, or, when one of them has no
+    /// /// room for it, waits for that member before sending it to anyone.
+    /// struct Broadcast {
+    ///     members: Vec<ConnId>, // kept by `opened` and `closed`
+    /// }
+    ///
+    /// impl Events for Broadcast {
+    ///     type Context = ();
+    ///     fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+    ///         let Some(end) = input.iter().position(|&b| b == b'\n') else {
+    ///             conn.consume(0); // wait for the rest of the line
+    ///             return Action::None;
+    ///         };
+    ///         let line = &input[..=end];
+    ///         let me = conn.id();
+    ///         let others: Vec<ConnId> =
+    ///             self.members.iter().copied().filter(|&id| id != me).collect();
+    ///         let lp = conn.others();
+    ///         if let Some(&full) = others
+    ///             .iter()
+    ///             .find(|&&id| lp.room(id).is_ok_and(|room| room < line.len()))
+    ///         {
+    ///             conn.consume(0);
+    ///             let _ = conn.wait_for(full);
+    ///             return Action::None;
+    ///         }
+    ///         for id in others {
+    ///             let _ = conn.others().write(id, line);
+    ///         }
+    ///         conn.consume(line.len());
+    ///         Action::None
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// [`Loop::write_some`]: crate::Loop::write_some
+    /// [`Loop::write`]: crate::Loop::write
+    /// [`Loop::room`]: crate::Loop::room
+    pub fn wait_for(&mut self, other: ConnId) -> Result<(), NotOpen> {
+        let lp = &mut self.lp;
+        match lp.slots.get(other.slot()) {
+            Some(s)
+                if s.info.id == other
+                    && matches!(s.state, Life::Open | Life::Connecting)
+                    && other.slot() as u32 != lp.current =>
+            {
+                lp.wait_on = other.slot() as u32;
+                Ok(())
+            }
+            _ => Err(NotOpen(other)),
+        }
     }
 }
 

@@ -4,11 +4,12 @@
 use core::fmt;
 
 use crate::buffers::{BufState, OutputArea, OutputTarget};
+use crate::connect::UnixPaths;
 use crate::engine::life::{Life, Then};
-use crate::lists::Queue;
+use crate::lists::{FreeList, Queue};
 use crate::slot::{Flags, Slot};
 use crate::timers::Timers;
-use crate::{ConnId, Instant, OutputFull, Waker};
+use crate::{Config, ConnId, Instant, OutputFull, Waker};
 
 /// Why an operation on another connection was refused: it is not open.
 ///
@@ -49,6 +50,9 @@ impl core::error::Error for WriteError {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ConnState {
+    /// Outbound and not connected yet: it can be written to (the output waits), and
+    /// its handler's `opened` runs once it connects.
+    Connecting,
     /// Open: its handler is called for it, and it can be written to.
     Open,
     /// Closing once its pending output is sent (lingering first if its peer may still
@@ -79,11 +83,17 @@ pub enum ConnState {
 /// [`Conn::write_some`]: crate::Conn::write_some
 pub struct Loop<'a, C> {
     pub(crate) now: Instant,
-    /// Slots free for new connections when the callback began.
-    pub(crate) free_slots: usize,
-    /// `Config::send_timeout`: the bound on send progress of a connection that starts
-    /// to leave during this callback.
-    pub(crate) send_timeout: Option<core::time::Duration>,
+    pub(crate) config: &'a Config,
+    /// The free slots, taken by connects.
+    pub(crate) free: &'a mut FreeList,
+    /// Slots in use (connections opened or connecting, not yet closed).
+    pub(crate) open: &'a mut usize,
+    /// The paths of unix connects started and not yet handed to the driver.
+    pub(crate) paths: &'a mut UnixPaths,
+    /// The connection whose drain the current one's unconsumed input waits for
+    /// ([`Conn::wait_for`](crate::Conn::wait_for), or the last one a write was cut
+    /// short for); `NO_CURRENT`: none.
+    pub(crate) wait_on: u32,
     pub(crate) slots: &'a mut [Slot<C>],
     pub(crate) out: OutputArea<'a>,
     pub(crate) attention: &'a mut Queue,
@@ -117,14 +127,15 @@ impl<'a, C> Loop<'a, C> {
         self.now
     }
 
-    /// Slots free for new connections when this callback began (a connection closed
-    /// during it frees its slot only once its `closed` has run).
+    /// Slots free for new connections, accepted or outbound (a connection closed during
+    /// this callback frees its slot only once its `closed` has run; a connect takes one
+    /// at once).
     ///
     /// At 0 the next connection is refused: a server that keeps idle connections
     /// (HTTP keep-alive) can close some of them here to make room, as nginx does when
     /// its connections run out.
     pub fn free_slots(&self) -> usize {
-        self.free_slots
+        self.config.max_connections - *self.open
     }
 
     /// The wake handle, if the driver provides one (evio-os and evio-sim always do).
@@ -153,6 +164,7 @@ impl<'a, C> Loop<'a, C> {
         }
         Some(match slot.state {
             Life::Open => ConnState::Open,
+            Life::Connecting => ConnState::Connecting,
             Life::Leaving {
                 then: Then::Detach, ..
             } => ConnState::Detaching,
@@ -162,7 +174,22 @@ impl<'a, C> Loop<'a, C> {
         })
     }
 
-    /// `true` while `id` is open: not closed, closing, detaching, or stale.
+    /// The slot of `id` while it takes writes: open or connecting, its sending side not
+    /// shut.
+    pub(super) fn writable_slot(&self, id: ConnId) -> Result<u32, NotOpen> {
+        match self.slots.get(id.slot()) {
+            Some(s)
+                if s.info.id == id
+                    && matches!(s.state, Life::Open | Life::Connecting)
+                    && !s.flags.contains(Flags::SHUT_WR) =>
+            {
+                Ok(id.slot() as u32)
+            }
+            _ => Err(NotOpen(id)),
+        }
+    }
+
+    /// `true` while `id` is open: not connecting, closed, closing, detaching, or stale.
     ///
     /// Every operation on another connection checks this itself and says [`NotOpen`];
     /// ask first to skip work meant for a connection that has gone.
@@ -214,14 +241,16 @@ impl<'a, C> Loop<'a, C> {
         }
     }
 
-    /// Bytes of output that still fit for `id`.
+    /// Bytes of output that still fit for `id` (open, or connecting: what is written
+    /// to an outbound connection before it connects waits in its buffer).
     ///
     /// Nothing else writes to `id` while a handler method runs, so room enough for
     /// several writes in the same call means they all fit.
     ///
     /// # Errors
     ///
-    /// [`NotOpen`] if `id` is not open.
+    /// [`NotOpen`] if `id` is not open or connecting, or its sending side is shut
+    /// ([`Loop::shutdown_write`]).
     ///
     /// # Example
     ///
@@ -243,7 +272,7 @@ impl<'a, C> Loop<'a, C> {
     /// }
     /// ```
     pub fn room(&self, id: ConnId) -> Result<usize, NotOpen> {
-        let i = self.open_slot(id)?;
+        let i = self.writable_slot(id)?;
         Ok(self.out.room(self.bufs(i), self.target(i)))
     }
 
@@ -285,11 +314,15 @@ impl<'a, C> Loop<'a, C> {
     }
 
     /// Appends as much of `bytes` to `id`'s output as fits and returns how many bytes
-    /// that was; the engine sends them after anything written before.
+    /// that was; the engine sends them after anything written before (for a
+    /// connection still connecting, once it connects).
+    ///
+    /// Called from `data`, a write cut short makes the connection being served wait
+    /// for `id` if it leaves input unconsumed (see [`Conn::wait_for`](crate::Conn::wait_for)).
     ///
     /// # Errors
     ///
-    /// [`NotOpen`] if `id` is not open.
+    /// [`NotOpen`] if `id` is not open or connecting, or its sending side is shut.
     ///
     /// # Example
     ///
@@ -324,7 +357,7 @@ impl<'a, C> Loop<'a, C> {
     /// }
     /// ```
     pub fn write_some(&mut self, id: ConnId, bytes: &[u8]) -> Result<usize, NotOpen> {
-        let i = self.open_slot(id)?;
+        let i = self.writable_slot(id)?;
         let n = self.append(i, bytes, true);
         if n > 0 && i != self.current {
             self.wake_up(i);
@@ -336,7 +369,8 @@ impl<'a, C> Loop<'a, C> {
     ///
     /// # Errors
     ///
-    /// [`WriteError::NotOpen`] if `id` is not open, [`WriteError::Full`] if fewer than
+    /// [`WriteError::NotOpen`] if `id` is not open or connecting, or its sending side
+    /// is shut; [`WriteError::Full`] if fewer than
     /// `bytes.len()` bytes fit (nothing is written then).
     ///
     /// # Example
@@ -363,7 +397,7 @@ impl<'a, C> Loop<'a, C> {
     /// }
     /// ```
     pub fn write(&mut self, id: ConnId, bytes: &[u8]) -> Result<(), WriteError> {
-        let i = self.open_slot(id).map_err(WriteError::NotOpen)?;
+        let i = self.writable_slot(id).map_err(WriteError::NotOpen)?;
         let room = self.out.room(self.bufs(i), self.target(i));
         if bytes.len() > room {
             self.backed_up(i);
@@ -384,6 +418,7 @@ impl<'a, C> Loop<'a, C> {
     fn backed_up(&mut self, i: u32) {
         if i != self.current {
             self.slots[i as usize].flags.insert(Flags::BACKED_UP);
+            self.wait_on = i;
         }
     }
 
@@ -403,6 +438,7 @@ impl<'a, C> Loop<'a, C> {
         };
         if n < bytes.len() {
             slot.flags.insert(Flags::BACKED_UP);
+            self.wait_on = i;
         }
         self.out.append(i, &mut slot.bufs, target, &bytes[..n]);
         n

@@ -7,9 +7,10 @@ use crate::buffers::{BufState, InputSource, OutputTarget};
 use crate::conn::NO_CURRENT;
 use crate::engine::life::{Event, Life};
 use crate::engine::{ByteStorage, Engine, Phase, SlotStorage};
+use crate::relay;
 use crate::slot;
 use crate::slot::Flags;
-use crate::{CloseError, Conn, Events, Flow, Loop};
+use crate::{Action, CloseError, Conn, Events, Flow, Loop};
 
 /// What a `data` call did besides its action.
 struct DataEffects {
@@ -17,6 +18,8 @@ struct DataEffects {
     consumed: Option<usize>,
     /// A write did not fit the output buffer.
     hit_full: bool,
+    /// The connection its unconsumed input is to wait for (`NO_CURRENT`: none).
+    wait_on: u32,
 }
 
 impl<H, S, B> Engine<H, S, B>
@@ -64,13 +67,18 @@ where
             now,
             config,
             open,
+            free,
+            unix_paths,
             ..
         } = self;
         let (inputs, out) = buffers.halves();
         let mut lp = Loop {
             now: *now,
-            free_slots: config.max_connections - *open,
-            send_timeout: config.send_timeout,
+            config,
+            free,
+            open,
+            paths: unix_paths,
+            wait_on: NO_CURRENT,
             slots: slots.as_mut(),
             out,
             attention,
@@ -105,9 +113,10 @@ where
             now,
             config,
             open,
+            free,
+            unix_paths,
             ..
         } = self;
-        let free_slots = config.max_connections - *open;
         let slots = slots.as_mut();
         let target = buffers.output_target(index, &slots[index as usize].bufs);
         if target == OutputTarget::Scratch
@@ -128,8 +137,11 @@ where
         let mut conn = Conn {
             lp: Loop {
                 now: *now,
-                free_slots,
-                send_timeout: config.send_timeout,
+                config,
+                free,
+                open,
+                paths: unix_paths,
+                wait_on: NO_CURRENT,
                 slots,
                 out,
                 attention,
@@ -148,6 +160,7 @@ where
         let effects = DataEffects {
             consumed: conn.consumed,
             hit_full: conn.hit_full,
+            wait_on: conn.lp.wait_on,
         };
         let bufs = conn.lp.current_bufs;
         let slot = self.slot_mut(index);
@@ -179,8 +192,11 @@ where
         // Input left because output was full waits for the output to drain; with
         // nothing pending to drain, the handler's write can never fit.
         let stalled = left > 0 && effects.hit_full && self.pending_len(index) > 0;
-        self.slot_mut(index).flags.set(Flags::STALLED, stalled);
-        let too_large = left == cap && !stalled;
+        let slot = self.slot_mut(index);
+        slot.flags.set(Flags::STALLED, stalled);
+        let waiting = (effects.wait_on != NO_CURRENT || slot.flags.contains(Flags::WAITING))
+            && self.relay_wait(index, effects.wait_on, left > 0 && !stalled);
+        let too_large = left == cap && !stalled && !waiting;
         self.apply_action(index, action);
         if too_large {
             self.stats.frame_too_large += 1;
@@ -196,20 +212,57 @@ where
         }
     }
 
-    /// A read found the end of the stream: the connection closes once its output is
-    /// flushed (and once the handler had the input stalled before the end), or, if it
-    /// lingered, at once.
+    /// After a `data` call of slot `index` that named `on` to wait for (`NO_CURRENT`:
+    /// none): whether its input now waits for `on`'s drain. It waits if `left` (input
+    /// is left, not stalled behind its own output) and `on` is still there with output
+    /// pending; otherwise any earlier wait ends.
+    #[cold]
+    #[inline(never)]
+    fn relay_wait(&mut self, index: u32, on: u32, left: bool) -> bool {
+        let target_pending = on != NO_CURRENT
+            && matches!(self.slot(on).state, Life::Open | Life::Connecting)
+            && self.pending_len(on) > 0;
+        let slots = self.slots.as_mut();
+        if left && target_pending {
+            relay::wait(slots, index, on);
+            slots[index as usize].flags.insert(Flags::WAITING);
+            self.stats.relay_waits += 1;
+            true
+        } else {
+            relay::unwait(slots, index);
+            slots[index as usize].flags.remove(Flags::WAITING);
+            false
+        }
+    }
+
+    /// A read found the end of the stream: an open connection's handler is asked
+    /// (`input_ended`); unless it keeps the connection open, it closes once its output
+    /// is flushed (and once the handler had the input stalled before the end), or, if
+    /// it lingered, at once.
     pub(super) fn end_of_stream(&mut self, index: u32) {
         let in_cap = self.config.input_capacity;
-        let bound = self.send_bound();
-        let Self { slots, timers, .. } = self;
-        let slots = slots.as_mut();
-        let slot = &mut slots[index as usize];
+        let slot = self.slot_mut(index);
         slot.flags.insert(Flags::EOF);
         slot.flags.remove(Flags::READABLE | Flags::HUP);
         // (A hang-up report, kqueue's EV_EOF on a half-close, makes the engine read
         // even while input is stalled: that input arrived before the end of stream, and
         // is drained before the close.)
+        if slot.state == Life::Open {
+            // Its handler decides: close as the peer did (the default), or stay open
+            // half-closed.
+            match self.call_handler(index, |h, conn| h.input_ended(conn)) {
+                Action::Close => {}
+                action => {
+                    self.apply_action(index, action);
+                    self.enqueue(index);
+                    return;
+                }
+            }
+        }
+        let bound = self.send_bound();
+        let Self { slots, timers, .. } = self;
+        let slots = slots.as_mut();
+        let slot = &mut slots[index as usize];
         let before = slot.state;
         let next = slot.go(Event::PeerEnded, slot.facts(in_cap));
         if before == Life::Open && next.is_leaving() {

@@ -32,6 +32,11 @@ use core::fmt;
 pub(crate) enum Life {
     /// No connection.
     Free,
+    /// Outbound, not connected yet: the driver is asked to connect (`Output::Connect`),
+    /// then for the outcome once the socket turns writable (`Output::FinishConnect`).
+    /// Writes wait in its output buffer; `opened` runs when it connects. Bounded by
+    /// the timeout given to `Loop::connect`.
+    Connecting,
     /// Open: reading, writing, calling the handler.
     Open,
     /// On its way out: its pending output is sent, then `then` happens.
@@ -94,6 +99,12 @@ pub(crate) enum Why {
 pub(crate) enum Event {
     /// The driver accepted it.
     Accepted,
+    /// A handler asked to connect it.
+    Connect,
+    /// Its connect succeeded.
+    Connected,
+    /// Its connect failed, or did not finish in time.
+    ConnectFailed,
     /// A handler asked to close it once its output is sent.
     Close,
     /// A handler asked to detach it once its output is sent.
@@ -161,6 +172,13 @@ impl Life {
         let leaving = |then, why| Leaving { then, why };
         let next = match (self, event) {
             (Free, E::Accepted) => Open,
+            (Free, E::Connect) => Connecting,
+            (Connecting, E::Connected) => Open,
+            (Connecting, E::ConnectFailed) => leaving(Then::Close, Why::Failed),
+            // Nothing was sent yet: a close cannot flush anything to a socket that is
+            // not connected, so it abandons the connect, as an abort does.
+            (Connecting, E::Close | E::Abort) => Aborting,
+            (Connecting, E::ShutdownClose) => Closed,
             (Open, E::Close) => leaving(
                 if facts.unread_input && !facts.eof {
                     Then::Linger
@@ -252,7 +270,12 @@ impl Life {
     pub(crate) fn is_live(self) -> bool {
         matches!(
             self,
-            Life::Open | Life::Leaving { .. } | Life::Lingering | Life::Aborting | Life::SendFailed
+            Life::Open
+                | Life::Connecting
+                | Life::Leaving { .. }
+                | Life::Lingering
+                | Life::Aborting
+                | Life::SendFailed
         )
     }
 
@@ -284,8 +307,9 @@ mod tests {
 
     use super::*;
 
-    const ALL_STATES: [Life; 16] = [
+    const ALL_STATES: [Life; 17] = [
         Life::Free,
+        Life::Connecting,
         Life::Open,
         Life::Leaving {
             then: Then::Close,
@@ -331,8 +355,11 @@ mod tests {
         },
     ];
 
-    const ALL_EVENTS: [Event; 13] = [
+    const ALL_EVENTS: [Event; 16] = [
         Event::Accepted,
+        Event::Connect,
+        Event::Connected,
+        Event::ConnectFailed,
         Event::Close,
         Event::Detach,
         Event::Abort,
@@ -351,6 +378,7 @@ mod tests {
     fn name(s: Life) -> &'static str {
         match s {
             Life::Free => "free",
+            Life::Connecting => "connecting",
             Life::Open => "open",
             Life::Leaving { then, why } => match (then, why) {
                 (Then::Close, Why::Asked) => "close",
@@ -374,16 +402,40 @@ mod tests {
     /// Every state × every event, with facts that change the outcome where they can
     /// (no unread input, room for a read, not at the end of the stream, not stalled):
     /// the state it goes to, or `-` for a refusal. Rows follow `ALL_STATES`, columns
-    /// `ALL_EVENTS`: accepted, close, detach, abort, peer-ended, send-failed,
+    /// `ALL_EVENTS`: accepted, connect, connected, connect-failed, close, detach,
+    /// abort, peer-ended, send-failed,
     /// read-failed, flushed, linger-over, send-timed-out, abort-emitted,
     /// shutdown-close, ended.
-    const TABLE: [[&str; 13]; 16] = [
+    const TABLE: [[&str; 16]; 17] = [
         // free
         [
-            "open", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
+            "open",
+            "connecting",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+            "-",
+        ],
+        // connecting
+        [
+            "-", "-", "open", "failed", "aborting", "-", "aborting", "-", "-", "-", "-", "-", "-",
+            "-", "closed", "-",
         ],
         // open
         [
+            "-",
+            "-",
+            "-",
             "-",
             "close",
             "detach",
@@ -400,11 +452,14 @@ mod tests {
         ],
         // leaving to close, asked
         [
-            "-", "-", "-", "aborting", "close", "failed", "failed", "closed", "-", "aborting", "-",
-            "closed", "-",
+            "-", "-", "-", "-", "-", "-", "aborting", "close", "failed", "failed", "closed", "-",
+            "aborting", "-", "closed", "-",
         ],
         // leaving to linger, asked
         [
+            "-",
+            "-",
+            "-",
             "-",
             "-",
             "-",
@@ -424,6 +479,9 @@ mod tests {
             "-",
             "-",
             "-",
+            "-",
+            "-",
+            "-",
             "aborting",
             "detach",
             "failed",
@@ -437,11 +495,14 @@ mod tests {
         ],
         // leaving, the peer ended
         [
-            "-", "close", "close", "aborting", "ended", "failed", "failed", "closed", "-",
-            "aborting", "-", "closed", "-",
+            "-", "-", "-", "-", "close", "close", "aborting", "ended", "failed", "failed",
+            "closed", "-", "aborting", "-", "closed", "-",
         ],
         // leaving, the peer ended with input to drain
         [
+            "-",
+            "-",
+            "-",
             "-",
             "close",
             "detach",
@@ -458,11 +519,14 @@ mod tests {
         ],
         // leaving, failed
         [
-            "-", "-", "-", "aborting", "failed", "failed", "failed", "closed", "-", "aborting",
-            "-", "closed", "-",
+            "-", "-", "-", "-", "-", "-", "aborting", "failed", "failed", "failed", "closed", "-",
+            "aborting", "-", "closed", "-",
         ],
         // leaving to linger, failed
         [
+            "-",
+            "-",
+            "-",
             "-",
             "-",
             "-",
@@ -482,6 +546,9 @@ mod tests {
             "-",
             "-",
             "-",
+            "-",
+            "-",
+            "-",
             "aborting",
             "failed-detach",
             "failed",
@@ -495,14 +562,19 @@ mod tests {
         ],
         // lingering
         [
-            "-", "-", "-", "-", "close", "close", "close", "-", "close", "-", "-", "closed", "-",
+            "-", "-", "-", "-", "-", "-", "-", "close", "close", "close", "-", "close", "-", "-",
+            "closed", "-",
         ],
         // aborting
         [
-            "-", "-", "-", "-", "-", "aborting", "aborting", "-", "-", "-", "closed", "-", "-",
+            "-", "-", "-", "-", "-", "-", "-", "-", "aborting", "aborting", "-", "-", "-",
+            "closed", "-", "-",
         ],
         // send-failed
         [
+            "-",
+            "-",
+            "-",
             "-",
             "failed",
             "failed",
@@ -519,14 +591,17 @@ mod tests {
         ],
         // closed
         [
-            "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "free",
+            "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "free",
         ],
         // detach-wait
         [
-            "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "free",
+            "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "free",
         ],
         // leaving to detach, the peer ended (not reached)
         [
+            "-",
+            "-",
+            "-",
             "-",
             "-",
             "-",
@@ -633,6 +708,7 @@ mod tests {
     fn what_each_state_lets_the_handler_and_the_driver_do() {
         for state in ALL_STATES {
             let live = !matches!(state, Life::Free | Life::Closed | Life::DetachWait);
+            // (Connecting is live: the driver holds its socket once asked to connect.)
             assert_eq!(state.is_live(), live, "{state:?}");
             assert_eq!(
                 state.is_leaving(),

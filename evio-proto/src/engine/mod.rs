@@ -16,8 +16,10 @@ use core::time::Duration;
 
 use crate::buffers::{Buffers, Layout};
 use crate::coalesce::Coalescer;
+use crate::connect::UnixPaths;
 use crate::listeners::Listeners;
 use crate::lists::{FreeList, Queue};
+use crate::relay;
 use crate::shutdown::Shutdown;
 use crate::slot::{self, Flags, Slot};
 use crate::ticker::Ticker;
@@ -31,6 +33,7 @@ use life::{Event, Life, Why};
 mod handler;
 pub(crate) mod life;
 mod next;
+mod outbound;
 mod report;
 
 pub use crate::buffers::ByteStorage;
@@ -73,6 +76,8 @@ pub struct Engine<H: Events, S, B> {
     finalize: Option<u32>,
     listeners: Listeners,
     ticker: Ticker,
+    /// The paths of unix connects not yet handed to the driver.
+    unix_paths: UnixPaths,
     /// Per-connection deadlines: handlers' timeouts and lingering closes.
     timers: Timers,
     /// The driver's clock at its last `handle_time`.
@@ -176,6 +181,7 @@ where
                 config.accept_backoff_max,
             ),
             ticker: Ticker::default(),
+            unix_paths: UnixPaths::default(),
             timers: Timers::default(),
             now: Instant::ZERO,
             coalesce: Coalescer::new(config.coalesce),
@@ -597,6 +603,7 @@ where
                 self.apply_action(index, action);
                 self.enqueue(index);
             }
+            Life::Connecting => self.connect_timed_out(index),
             Life::Lingering => {
                 self.slot_mut(index)
                     .go(Event::LingerOver, Default::default());
@@ -625,6 +632,13 @@ where
         let slots = slots.as_mut();
         attention.remove(slots, index);
         self.timers.remove(slots, index);
+        // Connections whose input waited for this one's drain go on without it.
+        let running = self.phase == Phase::Running;
+        relay::forget(slots, index, |slots, waiter| {
+            if running {
+                attention.push_back(slots, waiter);
+            }
+        });
         let slot = &mut slots[index as usize];
         buffers.release(index, &mut slot.bufs);
         slot.clear();

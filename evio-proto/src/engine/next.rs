@@ -1,10 +1,11 @@
 //! Choosing the next output, in the documented order, and lending it the buffers it
 //! points into.
 
+use crate::buffers::InputSource;
 use crate::engine::life::{Event, Life, Then, Why};
 use crate::engine::{ByteStorage, Engine, Phase, SlotStorage};
 use crate::listeners::Command;
-use crate::output::{Accept, Detach, Read, Transmit};
+use crate::output::{Accept, Connect, Detach, FinishConnect, Read, Transmit};
 use crate::shutdown::Step;
 use crate::slot::Flags;
 use crate::{Events, Interest, ListenerId, Output};
@@ -20,6 +21,8 @@ pub(super) enum Next {
     Abort(u32),
     ShutdownWrite(u32),
     Detach(u32),
+    Connect(u32),
+    FinishConnect(u32),
     Pause(ListenerId),
     Resume(ListenerId),
     Shutdown,
@@ -92,8 +95,14 @@ where
         let state = slot.state;
         // (Open first: it is by far the commonest.)
         if state != Life::Open {
+            if slot.flags.contains(Flags::CONNECT_PENDING) && state != Life::Connecting {
+                // Abandoned before the driver was asked: there is no socket to close.
+                self.abandon(index);
+                return None;
+            }
             match state {
                 Life::Free | Life::Closed | Life::DetachWait => return None,
+                Life::Connecting => return self.connecting_output(index),
                 Life::Aborting => return Some(self.emit_abort(index)),
                 Life::SendFailed => return Some(self.after_send_failed(index)),
                 Life::Leaving {
@@ -102,12 +111,15 @@ where
                 Life::Open | Life::Leaving { .. } | Life::Lingering => {}
             }
         }
+        let slot = self.slot_mut(index);
+        if slot.flags.intersects(Flags::CONFIGURE | Flags::WAITING)
+            && let Some(next) = self.options_or_resume(index)
+        {
+            return Some(next);
+        }
+        let state = self.slot(index).state;
         let pending = self.pending_len(index);
         let slot = self.slot_mut(index);
-        if slot.flags.contains(Flags::CONFIGURE) {
-            slot.flags.remove(Flags::CONFIGURE);
-            return Some(Next::Configure(index));
-        }
         let write_blocked = slot.flags.contains(Flags::WRITE_BLOCKED);
         if let Some(read) = self.read_first(index) {
             return Some(read);
@@ -115,19 +127,26 @@ where
         if pending > 0 && !write_blocked {
             return Some(self.begin_transmit(index));
         }
-        if pending == 0
-            && let Life::Leaving { then, .. } = state
-        {
-            return Some(match then {
-                Then::Close => self.emit_close(index, Event::Flushed),
-                Then::Linger => self.begin_linger(index),
-                Then::Detach => self.emit_detach(index),
-            });
+        if pending == 0 {
+            if let Life::Leaving { then, .. } = state {
+                return Some(match then {
+                    Then::Close => self.emit_close(index, Event::Flushed),
+                    Then::Linger => self.begin_linger(index),
+                    Then::Detach => self.emit_detach(index),
+                });
+            }
+            let flags = &mut self.slot_mut(index).flags;
+            if flags.contains(Flags::SHUT_WR) && !flags.contains(Flags::WR_SHUT) {
+                // The handler shut the sending side, and all it wrote before is sent.
+                flags.insert(Flags::WR_SHUT);
+                return Some(Next::ShutdownWrite(index));
+            }
         }
         let slot = self.slot_mut(index);
         let can_read = slot.bufs.in_len < in_cap && !slot.flags.contains(Flags::EOF);
         let want_read = match state {
-            Life::Open => can_read && !write_blocked,
+            // (Input waiting for another connection's drain is not added to.)
+            Life::Open => can_read && !write_blocked && !slot.flags.contains(Flags::WAITING),
             // A lingering close reads (and discards) until the peer ends its stream.
             Life::Lingering => can_read,
             _ => false,
@@ -166,13 +185,63 @@ where
         // READABLE first: right after a read (the common case) it is clear.
         let may_read = slot.flags.contains(Flags::READABLE)
             && slot.state == Life::Open
-            && !slot.flags.intersects(Flags::EOF | Flags::WRITE_BLOCKED)
+            && !slot
+                .flags
+                .intersects(Flags::EOF | Flags::WRITE_BLOCKED | Flags::WAITING)
             && slot.bufs.in_len < in_cap;
         if !may_read {
             return None;
         }
         slot.flags.remove(Flags::READABLE);
         Some(Next::Read(index))
+    }
+
+    /// Slot `index`'s options to apply, or, once the connection its input waited for
+    /// has drained or gone, that input delivered again (`None` then: its next output is
+    /// decided afresh).
+    #[cold]
+    #[inline(never)]
+    fn options_or_resume(&mut self, index: u32) -> Option<Next> {
+        let slot = self.slot_mut(index);
+        if slot.flags.contains(Flags::CONFIGURE) {
+            slot.flags.remove(Flags::CONFIGURE);
+            return Some(Next::Configure(index));
+        }
+        if slot.flags.contains(Flags::WAITING) && slot.wait.on().is_none() {
+            slot.flags.remove(Flags::WAITING);
+            // (A connection its handler is closing gets no more input.)
+            if slot.bufs.in_len > 0 && slot.state == Life::Open {
+                self.deliver_input(index, InputSource::Own);
+            }
+        }
+        None
+    }
+
+    /// The next output of an outbound connection that has not connected: the connect
+    /// itself, then, once the poller reports its socket writable (or hung up), the
+    /// question how it ended.
+    fn connecting_output(&mut self, index: u32) -> Option<Next> {
+        let flags = &mut self.slot_mut(index).flags;
+        if flags.contains(Flags::CONNECT_PENDING) {
+            flags.remove(Flags::CONNECT_PENDING);
+            return Some(Next::Connect(index));
+        }
+        (!flags.contains(Flags::WRITE_BLOCKED)).then_some(Next::FinishConnect(index))
+    }
+
+    /// Ends slot `index`, abandoned (closed, aborted, timed out or shut down) before the
+    /// driver was asked to connect it: there is no socket, so `closed` runs now.
+    pub(super) fn abandon(&mut self, index: u32) {
+        self.unix_paths.remove(index);
+        let slot = self.slot_mut(index);
+        slot.flags.remove(Flags::CONNECT_PENDING);
+        let event = match slot.state {
+            Life::Aborting => Event::AbortEmitted,
+            Life::Connecting => Event::ShutdownClose,
+            _ => Event::Flushed,
+        };
+        slot.go(event, Default::default());
+        self.finish_close(index);
     }
 
     /// Slot `index` can no longer send (`Life::SendFailed`): its one read of what the
@@ -280,6 +349,11 @@ where
             Step::Flush(i) => self.begin_transmit(i),
             // A connection being reset stays reset: a shutdown does not turn a decided
             // abort into a plain close.
+            Step::Close(i) if self.slot(i).flags.contains(Flags::CONNECT_PENDING) => {
+                // A connect not started yet has no socket to close.
+                self.abandon(i);
+                self.next_shutdown_output()
+            }
             Step::Close(i) if self.slot(i).state == Life::Aborting => self.emit_abort(i),
             Step::Close(i) => self.emit_close(i, Event::ShutdownClose),
             Step::Done => {
@@ -319,6 +393,14 @@ where
             Next::Detach(i) => {
                 let id = self.slot(i).info.id;
                 Output::Detach(Detach::new(self, id, i))
+            }
+            Next::Connect(i) => {
+                let id = self.slot(i).info.id;
+                Output::Connect(Connect::new(self, id, i))
+            }
+            Next::FinishConnect(i) => {
+                let id = self.slot(i).info.id;
+                Output::FinishConnect(FinishConnect::new(self, id, i))
             }
             Next::Read(i) => {
                 let slot = self.slot(i);

@@ -6,6 +6,7 @@ use core::ops::Range;
 use crate::buffers::{Buffers, InputSource};
 use crate::engine::life::{Event, Life, Why};
 use crate::engine::{ByteStorage, Engine, Phase, SlotStorage};
+use crate::relay;
 use crate::slot::Flags;
 use crate::{
     AcceptError, Addr, CloseError, ConnId, ConnInfo, Detached, Events, Flow, IoError, IoErrorKind,
@@ -40,6 +41,7 @@ where
             listener,
             local,
             peer,
+            outbound: false,
         };
         let id = self.slot_mut(index).open(info, options);
         self.open += 1;
@@ -214,6 +216,9 @@ where
             if slot.flags.intersects(Flags::BACKED_UP | Flags::STALLED) && !shutting_down {
                 self.output_drained(index);
             }
+            if self.slot(index).wait.has_waiters() && !shutting_down {
+                self.release_waiters(index);
+            }
         }
         if shutting_down && (remaining > 0 || n == 0) {
             // A shutdown writes the trigger's output as far as the socket takes it
@@ -221,6 +226,19 @@ where
             self.shutdown.flushed(index);
         }
         self.enqueue(index);
+    }
+
+    /// Slot `index`'s output has drained: the connections whose input waited for it
+    /// have theirs delivered again at their next turn.
+    #[cold]
+    #[inline(never)]
+    fn release_waiters(&mut self, index: u32) {
+        let Self {
+            slots, attention, ..
+        } = self;
+        relay::release(slots.as_mut(), index, |slots, waiter| {
+            attention.push_back(slots, waiter);
+        });
     }
 
     /// Leaving slot `index` made send progress: its bound (`Config::send_timeout`)

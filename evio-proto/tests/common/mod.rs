@@ -45,6 +45,21 @@ pub struct Peer {
     pub detached: bool,
     pub interest: Interest,
     pub options: Option<Options>,
+    /// An outbound connection still connecting, and how its connect is to end.
+    pub connecting: Option<ConnectPlan>,
+}
+
+/// How the test driver answers a connect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectPlan {
+    /// It connects (the socket turns writable at the next readiness round).
+    Accept,
+    /// It starts, then fails with this error (the socket reports a hang-up).
+    Refuse(IoError),
+    /// It starts and is never answered.
+    Hang,
+    /// `connect(2)` fails at once; no socket is kept.
+    FailAtOnce(IoError),
 }
 
 /// The detached socket type of this test driver.
@@ -65,6 +80,10 @@ pub struct Net {
     pub accepted: Vec<ConnId>,
     /// Unread bytes of output the driver gives a `Read` at most (to force short reads).
     pub read_limit: usize,
+    /// How the next connects end, in order (then: `ConnectPlan::Accept`).
+    pub connect_plans: VecDeque<ConnectPlan>,
+    /// Every connect asked for: the connection and its address, as printed.
+    pub connects: Vec<(ConnId, String)>,
 }
 
 impl Net {
@@ -80,6 +99,8 @@ impl Net {
             refused: 0,
             accepted: Vec::new(),
             read_limit: usize::MAX,
+            connect_plans: VecDeque::new(),
+            connects: Vec::new(),
         }
     }
 
@@ -150,11 +171,18 @@ pub fn drain<H: Events>(engine: &mut TestEngine<H>, net: &mut Net) {
             if peer.closed || peer.detached {
                 continue;
             }
+            if let Some(plan) = peer.connecting {
+                if plan != ConnectPlan::Hang && peer.interest.is_writable() {
+                    let refused = matches!(plan, ConnectPlan::Refuse(_));
+                    ready.push((ConnId::from_u64(bits), refused, true, refused));
+                }
+                continue;
+            }
             let readable = peer.interest.is_readable()
                 && (!peer.inbound.is_empty() || peer.eof || peer.error.is_some());
             let writable = peer.interest.is_writable() && peer.window > 0;
             if readable || writable {
-                ready.push((ConnId::from_u64(bits), readable, writable));
+                ready.push((ConnId::from_u64(bits), readable, writable, false));
             }
         }
         if ready.is_empty() {
@@ -162,14 +190,14 @@ pub fn drain<H: Events>(engine: &mut TestEngine<H>, net: &mut Net) {
         }
         guard += 1;
         assert!(guard < 1_000_000, "level-triggered readiness never settled");
-        for (id, readable, writable) in ready {
+        for (id, readable, writable, hangup) in ready {
             engine
                 .handle_conn_ready(
                     id,
                     Readiness {
                         readable,
                         writable,
-                        hangup: false,
+                        hangup,
                     },
                 )
                 .expect("readiness for a live connection");
@@ -269,6 +297,43 @@ pub fn perform<H: Events>(out: TestOutput<'_, H>, net: &mut Net) {
                 "shut after close or twice"
             );
             peer.write_shut = true;
+        }
+        Output::Connect(connect) => {
+            let id = connect.id();
+            net.connects.push((id, connect.addr().to_string()));
+            match net.connect_plans.pop_front().unwrap_or(ConnectPlan::Accept) {
+                ConnectPlan::FailAtOnce(e) => connect.failed(e),
+                plan => {
+                    assert!(
+                        !net.peers.contains_key(&id.to_u64()),
+                        "a connect over a live socket"
+                    );
+                    net.peers.insert(
+                        id.to_u64(),
+                        Peer {
+                            window: usize::MAX,
+                            interest: Interest::WRITE,
+                            connecting: Some(plan),
+                            ..Peer::default()
+                        },
+                    );
+                    connect.started();
+                }
+            }
+        }
+        Output::FinishConnect(finish) => {
+            let id = finish.id();
+            let peer = net.peer(id);
+            match peer.connecting.take() {
+                Some(ConnectPlan::Accept) => {
+                    finish.done(Addr::Ip(addr(50000 + id.slot() as u16)));
+                }
+                Some(ConnectPlan::Refuse(e)) => finish.failed(e),
+                plan => {
+                    peer.connecting = plan;
+                    finish.in_progress();
+                }
+            }
         }
         Output::PauseAccept { listener } => net.paused[listener.index()] = true,
         Output::ResumeAccept { listener } => net.paused[listener.index()] = false,

@@ -157,6 +157,7 @@ impl<M: Model> Oracle<M> {
             listener: ListenerId::new(listener).expect("a simulated listener"),
             local: Addr::Ip(listen_addr(listener)),
             peer: Addr::Ip(peer_addr(ci)),
+            outbound: false,
         };
         if info != expected {
             return Err(Violation::contract(
