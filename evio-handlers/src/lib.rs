@@ -11,3 +11,4 @@ pub mod redis;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod stop;
+pub mod tcp_proxy;

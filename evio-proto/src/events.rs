@@ -410,7 +410,9 @@ pub trait Events {
     /// The default, `Action::Close`, closes the connection once its output is flushed
     /// (after `drained` and that input, if any). `Action::None` keeps it open,
     /// half-closed: nothing more is read, it can still be written to, and it closes
-    /// when a handler closes it (its timeout still runs). A relay keeps the side whose
+    /// when a handler closes it, or by itself once its sending side is shut too
+    /// ([`Loop::shutdown_write`](crate::Loop::shutdown_write)) and flushed (its
+    /// timeout still runs meanwhile). A relay keeps the side whose
     /// peer ended open and passes the end on with
     /// [`Loop::shutdown_write`](crate::Loop::shutdown_write). `Detach`, `Abort` and
     /// `Shutdown` act as anywhere else.

@@ -119,6 +119,9 @@ impl<C> Loop<'_, C> {
     /// end of one side's stream this way (see
     /// [`Events::input_ended`](crate::Events::input_ended)).
     ///
+    /// Once both directions are over (its own peer has ended its stream too, and the
+    /// handler kept it open), the connection closes by itself and `closed` runs.
+    ///
     /// # Errors
     ///
     /// [`NotOpen`] if `id` is not open or connecting, or its sending side is shut

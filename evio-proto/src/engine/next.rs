@@ -7,7 +7,7 @@ use crate::engine::{ByteStorage, Engine, Phase, SlotStorage};
 use crate::listeners::Command;
 use crate::output::{Accept, Connect, Detach, FinishConnect, Read, Transmit};
 use crate::shutdown::Step;
-use crate::slot::Flags;
+use crate::slot::{self, Flags};
 use crate::{Events, Interest, ListenerId, Output};
 
 /// What `poll_output` decided, before borrowing the buffers it points into.
@@ -135,11 +135,10 @@ where
                     Then::Detach => self.emit_detach(index),
                 });
             }
-            let flags = &mut self.slot_mut(index).flags;
-            if flags.contains(Flags::SHUT_WR) && !flags.contains(Flags::WR_SHUT) {
-                // The handler shut the sending side, and all it wrote before is sent.
-                flags.insert(Flags::WR_SHUT);
-                return Some(Next::ShutdownWrite(index));
+            if self.slot(index).flags.contains(Flags::SHUT_WR)
+                && let Some(next) = self.shut_write(index)
+            {
+                return Some(next);
             }
         }
         let slot = self.slot_mut(index);
@@ -215,6 +214,27 @@ where
             }
         }
         None
+    }
+
+    /// Slot `index`'s handler shut its sending side and all it wrote before is sent:
+    /// the shutdown, then, once its peer has ended its stream too, the close (both
+    /// directions are over; nothing more can happen on it).
+    #[cold]
+    #[inline(never)]
+    fn shut_write(&mut self, index: u32) -> Option<Next> {
+        let in_cap = self.config.input_capacity;
+        let flags = &mut self.slot_mut(index).flags;
+        if !flags.contains(Flags::WR_SHUT) {
+            flags.insert(Flags::WR_SHUT);
+            return Some(Next::ShutdownWrite(index));
+        }
+        if !flags.contains(Flags::EOF) || self.slot(index).state != Life::Open {
+            return None;
+        }
+        let bound = self.send_bound();
+        let Self { slots, timers, .. } = self;
+        slot::request(slots.as_mut(), timers, index, Event::Close, in_cap, bound).ok()?;
+        Some(self.emit_close(index, Event::Flushed))
     }
 
     /// The next output of an outbound connection that has not connected: the connect
