@@ -10,6 +10,16 @@ use crate::shutdown::Step;
 use crate::slot::{self, Flags};
 use crate::{Events, Interest, ListenerId, Output};
 
+/// What a connection's rarely set flags ask for before its usual outputs.
+enum Extra {
+    /// This output first.
+    Output(Next),
+    /// Its input was delivered again: its next output is decided afresh.
+    Resumed,
+    /// Its input still waits for another connection: the usual outputs, no read.
+    StillWaiting,
+}
+
 /// What `poll_output` decided, before borrowing the buffers it points into.
 pub(super) enum Next {
     Accept(ListenerId),
@@ -112,12 +122,18 @@ where
             }
         }
         let slot = self.slot_mut(index);
-        if slot.flags.intersects(Flags::CONFIGURE | Flags::WAITING)
-            && let Some(next) = self.options_or_resume(index)
-        {
-            return Some(next);
+        if slot.flags.intersects(Flags::CONFIGURE | Flags::WAITING) {
+            match self.options_or_resume(index) {
+                Extra::Output(next) => return Some(next),
+                // Its handler had its input again: its next output is decided at its
+                // next turn.
+                Extra::Resumed => {
+                    self.enqueue(index);
+                    return None;
+                }
+                Extra::StillWaiting => {}
+            }
         }
-        let state = self.slot(index).state;
         let pending = self.pending_len(index);
         let slot = self.slot_mut(index);
         let write_blocked = slot.flags.contains(Flags::WRITE_BLOCKED);
@@ -200,20 +216,21 @@ where
     /// decided afresh).
     #[cold]
     #[inline(never)]
-    fn options_or_resume(&mut self, index: u32) -> Option<Next> {
+    fn options_or_resume(&mut self, index: u32) -> Extra {
         let slot = self.slot_mut(index);
         if slot.flags.contains(Flags::CONFIGURE) {
             slot.flags.remove(Flags::CONFIGURE);
-            return Some(Next::Configure(index));
+            return Extra::Output(Next::Configure(index));
         }
-        if slot.flags.contains(Flags::WAITING) && slot.wait.on().is_none() {
-            slot.flags.remove(Flags::WAITING);
-            // (A connection its handler is closing gets no more input.)
-            if slot.bufs.in_len > 0 && slot.state == Life::Open {
-                self.deliver_input(index, InputSource::Own);
-            }
+        if slot.wait.on().is_some() {
+            return Extra::StillWaiting;
         }
-        None
+        slot.flags.remove(Flags::WAITING);
+        // (A connection its handler is closing gets no more input.)
+        if slot.bufs.in_len > 0 && slot.state == Life::Open {
+            self.deliver_input(index, InputSource::Own);
+        }
+        Extra::Resumed
     }
 
     /// Slot `index`'s handler shut its sending side and all it wrote before is sent:
