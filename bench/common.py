@@ -184,3 +184,39 @@ def chart(rows, ours, theirs, title, png_path, names=None, group=None):
     fig.tight_layout()
     fig.savefig(png_path, dpi=110)
     print(f"chart: {os.path.relpath(png_path, ROOT)}")
+
+
+def free_ports(count):
+    """`count` distinct TCP ports that are free on 127.0.0.1 now (the kernel picks
+    them; another program could still take one before it is used, which the server's
+    start-up then reports)."""
+    import socket
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def find_example(name):
+    """The release binary of example `name`, or None if there is none. With
+    EVIO_EXAMPLES set, looks only in that directory; otherwise builds the example
+    when examples/`name`.rs exists (a build failure is an error), and else takes an
+    already built target/release/examples/`name` (saying so)."""
+    prebuilt = os.environ.get("EVIO_EXAMPLES")
+    if prebuilt:
+        path = os.path.join(prebuilt, name)
+        return path if os.path.isfile(path) else None
+    if os.path.isfile(os.path.join(ROOT, "examples", name + ".rs")):
+        return build_example(name)
+    path = os.path.join(EXAMPLES, name)
+    if os.path.isfile(path):
+        print(f"no examples/{name}.rs on this branch: using the binary {path} as it is",
+              file=sys.stderr)
+        return path
+    return None
