@@ -1,12 +1,14 @@
 //! A chat server on real sockets: every line a client sends goes to every other client.
 //!
 //! ```text
-//! cargo run --release --example chat-server -- --port 5001 [--unixsocket PATH] [--idle-timeout SECS]
+//! cargo run --release --example chat-server -- --port 5001 [--unixsocket PATH] [--idle-timeout SECS] [--slow-consumer-ms MS]
 //! ```
 //!
-//! Try it with two or more `nc 127.0.0.1 5001`. A client whose output cannot take a
-//! line (it does not read) is disconnected as a slow consumer. SIGINT or SIGTERM stops
-//! the server cleanly (exit status 0, the unix socket file removed).
+//! Try it with two or more `nc 127.0.0.1 5001`. While a client's output cannot take a
+//! line, the sender waits (it is not read until that client catches up); a client that
+//! stays that full for `--slow-consumer-ms` (it does not read) is disconnected as a
+//! slow consumer, and the others go on. SIGINT or SIGTERM stops the server cleanly
+//! (exit status 0, the unix socket file removed).
 
 mod common;
 
@@ -38,10 +40,14 @@ struct Args {
     /// Bytes of input buffer per client: the longest line.
     #[arg(long, value_name = "BYTES", default_value_t = 4096)]
     input: usize,
-    /// Bytes of output buffer per client: how far a client may fall behind before it is
-    /// disconnected as a slow consumer.
+    /// Bytes of output buffer per client: how far a client may fall behind before the
+    /// senders wait for it.
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
     output: usize,
+    /// Milliseconds a client may stay too full to take a line before it is disconnected
+    /// as a slow consumer (0: at once, without making senders wait).
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    slow_consumer_ms: u64,
 }
 
 /// The shared chat handler, plus a line saying where it listens.
@@ -74,5 +80,9 @@ fn main() -> ExitCode {
         .input_capacity(args.input)
         .output_capacity(args.output);
     let addrs = common::listen_addrs(&args.host, args.port, args.unixsocket.as_deref(), false);
-    common::serve("chat-server", builder, Announced(Chat::new(idle)), &addrs)
+    let chat = match args.slow_consumer_ms {
+        0 => Chat::new(idle),
+        ms => Chat::with_slow_consumer(idle, Duration::from_millis(ms)),
+    };
+    common::serve("chat-server", builder, Announced(chat), &addrs)
 }

@@ -139,7 +139,7 @@ impl Counted {
     fn publish(&self) {
         self.1
             .members
-            .store(self.0.members().len() as u64, Ordering::SeqCst);
+            .store(self.0.members().count() as u64, Ordering::SeqCst);
         self.1
             .slow_consumers
             .store(self.0.slow_consumers, Ordering::SeqCst);

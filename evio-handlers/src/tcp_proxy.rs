@@ -3,8 +3,8 @@
 //!
 //! - **Backpressure.** What one side sends is written to the other side's output
 //!   buffer as far as it fits; the rest stays unconsumed, and the engine makes the
-//!   sending side wait for the other's drain (it stops reading it, so TCP slows its
-//!   peer down). Memory is the two connections' buffers, however fast one side is
+//!   sending side wait for the other's drain (once its input buffer is full it is not
+//!   read, so TCP slows its peer down). Memory is the two connections' buffers, however fast one side is
 //!   and however slow the other; nothing is allocated per byte.
 //! - **Before the backend answers.** What the client sends while the backend is still
 //!   connecting waits in the backend connection's output buffer.

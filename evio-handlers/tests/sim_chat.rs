@@ -75,7 +75,7 @@ impl Events for EchoingChat {
         let action = self.0.data(conn, input);
         // Also sends the first line back to its sender.
         if let Some(end) = input.iter().position(|&b| b == b'\n')
-            && self.0.members().contains(&me)
+            && self.0.members().any(|m| m == me)
         {
             match conn.others().write(me, &input[..=end]) {
                 Ok(()) | Err(WriteError::NotOpen(_) | WriteError::Full(_)) => {}

@@ -213,6 +213,7 @@ mod id;
 mod listeners;
 mod lists;
 mod output;
+mod pool;
 mod relay;
 mod shutdown;
 mod slot;

@@ -2,10 +2,10 @@
 //! connection's output to drain.
 //!
 //! A relay forwards what A sends to B. When B's output is full, A's handler leaves the
-//! input it could not forward unconsumed, and A *waits for* B: the engine stops reading
-//! A (so A's peer is slowed by TCP's own flow control), does not count the input as a
-//! frame too large, and calls A's `data` again with it once B's output has drained, or
-//! once B has gone. Memory stays within the two connections' buffers however fast one
+//! input it could not forward unconsumed, and A *waits for* B: the engine does not
+//! count the input as a frame too large, stops reading A once A's input buffer is full
+//! (so A's peer is slowed by TCP's own flow control), and calls A's `data` again with
+//! it once B's output has drained, or once B has gone. Memory stays within the two connections' buffers however fast one
 //! side is and however slow the other.
 //!
 //! Each slot waits for at most one other; the waiters of a slot form a doubly linked
@@ -41,6 +41,7 @@ impl WaitLink {
     }
 
     /// Some slot waits for it.
+    #[cfg(test)]
     pub(crate) fn has_waiters(&self) -> bool {
         self.head != NONE
     }
@@ -62,6 +63,8 @@ pub(crate) fn wait<C>(slots: &mut [Slot<C>], waiter: u32, on: u32) {
     link.prev = NONE;
     link.next = head;
     slots[on as usize].wait.head = waiter;
+    // (So that the drain of `on` finds its waiters without a look at the list.)
+    slots[on as usize].flags.insert(Flags::WAITED_ON);
 }
 
 /// Slot `waiter` stops waiting (nothing if it was not).
@@ -72,6 +75,9 @@ pub(crate) fn unwait<C>(slots: &mut [Slot<C>], waiter: u32) {
     }
     if prev == NONE {
         slots[on as usize].wait.head = next;
+        if next == NONE {
+            slots[on as usize].flags.remove(Flags::WAITED_ON);
+        }
     } else {
         slots[prev as usize].wait.next = next;
     }
@@ -151,6 +157,7 @@ mod tests {
         assert_eq!(waiters(&s, 0), Vec::<u32>::new());
         assert_eq!(waiters(&s, 4), [1]);
         assert!(!s[0].wait.has_waiters() && s[4].wait.has_waiters());
+        assert!(!s[0].flags.contains(Flags::WAITED_ON) && s[4].flags.contains(Flags::WAITED_ON));
         assert_eq!(s[1].wait.on(), Some(4));
     }
 

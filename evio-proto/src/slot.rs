@@ -55,8 +55,10 @@ impl Flags {
     pub(crate) const SHUT_WR: Flags = Flags(1 << 11);
     /// `Output::ShutdownWrite` was emitted for it.
     pub(crate) const WR_SHUT: Flags = Flags(1 << 12);
+    /// Other connections' input waits for its output to drain.
+    pub(crate) const WAITED_ON: Flags = Flags(1 << 13);
 
-    const NAMES: [(Flags, &'static str); 13] = [
+    const NAMES: [(Flags, &'static str); 14] = [
         (Flags::READABLE, "READABLE"),
         (Flags::HUP, "HUP"),
         (Flags::EOF, "EOF"),
@@ -70,6 +72,7 @@ impl Flags {
         (Flags::WAITING, "WAITING"),
         (Flags::SHUT_WR, "SHUT_WR"),
         (Flags::WR_SHUT, "WR_SHUT"),
+        (Flags::WAITED_ON, "WAITED_ON"),
     ];
 
     /// Every flag of `other` is set.

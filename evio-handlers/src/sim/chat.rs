@@ -9,10 +9,11 @@ use evio_sim::{Constraints, Model, ModelError, Rng};
 use crate::chat::Chat;
 
 /// The chat handler as the swarm, the simulator's command line and the fuzz targets
-/// run it (a 40 ms idle timeout, on the virtual clock), with its model.
+/// run it (a 40 ms idle timeout, and senders that wait up to 20 ms for a full member,
+/// on the virtual clock), with its model.
 pub fn chat_pair() -> (Chat, ChatModel) {
     (
-        Chat::new(Some(Duration::from_millis(40))),
+        Chat::with_slow_consumer(Some(Duration::from_millis(40)), Duration::from_millis(20)),
         ChatModel::default(),
     )
 }

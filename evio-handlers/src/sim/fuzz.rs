@@ -80,7 +80,7 @@ pub fn engine_script(data: &[u8]) -> Result<(), String> {
             let sim = case.run(chat, model).map_err(|f| fail(f.to_string()))?;
             // `closed` takes a member out; only a connection whose socket was taken on
             // detach never gets one.
-            let members = sim.handler().members().len() as u64;
+            let members = sim.handler().members().count() as u64;
             let detached = sim.engine().stats().detached;
             if members != detached {
                 return Err(fail(format!(

@@ -22,7 +22,7 @@ use rustix::io::Errno;
 use super::pipe::{self, PipeNotifier, PipeReceiver};
 
 /// No entry for this descriptor number.
-const ABSENT: u32 = u32::MAX;
+const ABSENT: u32 = 0;
 
 /// A poll(2) table and the loop's end of the notifier (always entry 0).
 pub(crate) struct Poller {
@@ -30,7 +30,8 @@ pub(crate) struct Poller {
     fds: Vec<PollFd<'static>>,
     /// The token of each entry of `fds`, at the same position.
     tokens: Vec<u64>,
-    /// Position in `fds` by descriptor number, `ABSENT` where none.
+    /// One more than the position in `fds`, by descriptor number; `ABSENT` (0) where
+    /// none, so that the table starts as zeroed memory the OS maps only when touched.
     position: Vec<u32>,
     receiver: PipeReceiver,
 }
@@ -75,7 +76,7 @@ fn index(fd: RawFd) -> usize {
 impl Poller {
     fn find(&self, fd: RawFd) -> Option<usize> {
         match self.position.get(index(fd)) {
-            Some(&p) if p != ABSENT => Some(p as usize),
+            Some(&p) if p != ABSENT => Some(p as usize - 1),
             _ => None,
         }
     }
@@ -91,7 +92,7 @@ impl Poller {
             let len = (i + 1).next_power_of_two();
             self.position.resize(len, ABSENT);
         }
-        self.position[i] = self.fds.len() as u32;
+        self.position[i] = self.fds.len() as u32 + 1;
         self.fds.push(entry(raw, interest));
         self.tokens.push(token);
         Ok(())
@@ -105,7 +106,7 @@ impl Poller {
         self.fds.swap_remove(p);
         self.tokens.swap_remove(p);
         if let Some(moved) = self.fds.get(p) {
-            self.position[index(moved.as_fd().as_raw_fd())] = p as u32;
+            self.position[index(moved.as_fd().as_raw_fd())] = p as u32 + 1;
         }
         Ok(())
     }
@@ -119,10 +120,16 @@ impl super::Poller for Poller {
         // The notifier, the listeners and every connection: the table never grows in
         // the steady state.
         let entries = capacity.saturating_add(1);
+        // Descriptor numbers stay below the descriptor limit: sized for it up front
+        // (zeroed, so untouched pages cost nothing), the table does not grow while
+        // serving, even when other threads of the process hold many descriptors.
+        let numbers = crate::limits::descriptor_limit()
+            .map_or(1 << 20, |n| usize::try_from(n).unwrap_or(usize::MAX))
+            .clamp(1024, 1 << 20);
         let mut poller = Poller {
             fds: Vec::with_capacity(entries),
             tokens: Vec::with_capacity(entries),
-            position: Vec::new(),
+            position: vec![ABSENT; numbers],
             receiver,
         };
         let read_end = poller.receiver.fd().as_raw_fd();

@@ -351,10 +351,13 @@ impl<'a, C> Conn<'a, C> {
     /// Makes the input this `data` call leaves unconsumed wait for `other`'s output to
     /// drain: a relay's answer to a peer that is full.
     ///
-    /// Until `other` has sent all its pending output (or has gone), the engine reads
-    /// no more from this connection, so its peer is slowed by TCP's own flow control;
-    /// the input is not counted as a frame too large however full the buffer is; and
-    /// then `data` is called again with it. Nothing polls meanwhile.
+    /// Until `other` has sent all its pending output (or has gone), the input is not
+    /// counted as a frame too large however full the buffer is, and once the buffer is
+    /// full the engine reads no more from this connection, so its peer is slowed by
+    /// TCP's own flow control; then `data` is called again with it. Nothing polls
+    /// meanwhile. (While the buffer still has room, what arrives is read and given to
+    /// `data` with the rest, as always: a peer's bytes are read before anything is
+    /// sent to it.)
     ///
     /// A write to another connection that is cut short ([`Loop::write_some`]) or
     /// refused as full ([`Loop::write`]) in this call makes this connection wait for

@@ -4,9 +4,9 @@
 use core::fmt;
 
 use crate::buffers::{BufState, OutputArea, OutputTarget};
-use crate::connect::UnixPaths;
 use crate::engine::life::{Life, Then};
-use crate::lists::{FreeList, Queue};
+use crate::lists::Queue;
+use crate::pool::Pool;
 use crate::slot::{Flags, Slot};
 use crate::timers::Timers;
 use crate::{Config, ConnId, Instant, OutputFull, Waker};
@@ -84,12 +84,8 @@ pub enum ConnState {
 pub struct Loop<'a, C> {
     pub(crate) now: Instant,
     pub(crate) config: &'a Config,
-    /// The free slots, taken by connects.
-    pub(crate) free: &'a mut FreeList,
-    /// Slots in use (connections opened or connecting, not yet closed).
-    pub(crate) open: &'a mut usize,
-    /// The paths of unix connects started and not yet handed to the driver.
-    pub(crate) paths: &'a mut UnixPaths,
+    /// The free slots (taken by connects), the slots in use, pending unix paths.
+    pub(crate) pool: &'a mut Pool,
     /// The connection whose drain the current one's unconsumed input waits for
     /// ([`Conn::wait_for`](crate::Conn::wait_for), or the last one a write was cut
     /// short for); `NO_CURRENT`: none.
@@ -135,7 +131,7 @@ impl<'a, C> Loop<'a, C> {
     /// (HTTP keep-alive) can close some of them here to make room, as nginx does when
     /// its connections run out.
     pub fn free_slots(&self) -> usize {
-        self.config.max_connections - *self.open
+        self.config.max_connections - self.pool.open
     }
 
     /// The wake handle, if the driver provides one (evio-os and evio-sim always do).

@@ -95,18 +95,18 @@ impl<C> Loop<'_, C> {
         let peer = match to {
             ConnectAddr::Ip(addr) => Addr::Ip(addr),
             ConnectAddr::Unix(path) => {
-                self.paths.check(path)?;
+                self.pool.unix_paths.check(path)?;
                 Addr::Unix
             }
         };
-        let Some(i) = self.free.pop(self.slots) else {
+        let Some(i) = self.pool.free.pop(self.slots) else {
             return Err(ConnectError::PoolFull);
         };
-        *self.open += 1;
+        self.pool.open += 1;
         let options = self.config.options;
         let id = self.slots[i as usize].open_outbound(i, peer, options, context);
         if let ConnectAddr::Unix(path) = to {
-            self.paths.push(i, path);
+            self.pool.unix_paths.push(i, path);
         }
         self.set_deadline(i, Some(timeout));
         self.wake_up(i);

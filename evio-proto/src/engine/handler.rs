@@ -66,18 +66,14 @@ where
             waker,
             now,
             config,
-            open,
-            free,
-            unix_paths,
+            pool,
             ..
         } = self;
         let (inputs, out) = buffers.halves();
         let mut lp = Loop {
             now: *now,
             config,
-            free,
-            open,
-            paths: unix_paths,
+            pool,
             wait_on: NO_CURRENT,
             slots: slots.as_mut(),
             out,
@@ -112,9 +108,7 @@ where
             waker,
             now,
             config,
-            open,
-            free,
-            unix_paths,
+            pool,
             ..
         } = self;
         let slots = slots.as_mut();
@@ -138,9 +132,7 @@ where
             lp: Loop {
                 now: *now,
                 config,
-                free,
-                open,
-                paths: unix_paths,
+                pool,
                 wait_on: NO_CURRENT,
                 slots,
                 out,

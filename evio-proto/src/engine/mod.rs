@@ -19,6 +19,7 @@ use crate::coalesce::Coalescer;
 use crate::connect::UnixPaths;
 use crate::listeners::Listeners;
 use crate::lists::{FreeList, Queue};
+use crate::pool::Pool;
 use crate::relay;
 use crate::shutdown::Shutdown;
 use crate::slot::{self, Flags, Slot};
@@ -68,16 +69,14 @@ pub struct Engine<H: Events, S, B> {
     config: Config,
     waker: Option<Waker>,
     phase: Phase,
-    free: FreeList,
+    /// The free list, the slots in use, and pending unix connects' paths.
+    pool: Pool,
     /// Connections with something to do, in the order they came to need it.
     attention: Queue,
-    open: usize,
     /// A slot whose `Output::Close` was emitted: `closed` runs at the next engine call.
     finalize: Option<u32>,
     listeners: Listeners,
     ticker: Ticker,
-    /// The paths of unix connects not yet handed to the driver.
-    unix_paths: UnixPaths,
     /// Per-connection deadlines: handlers' timeouts and lingering closes.
     timers: Timers,
     /// The driver's clock at its last `handle_time`.
@@ -103,7 +102,7 @@ impl<H: Events, S, B> fmt::Debug for Engine<H, S, B> {
         f.debug_struct("Engine")
             .field("config", &self.config)
             .field("phase", &self.phase)
-            .field("open", &self.open)
+            .field("open", &self.pool.open)
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
@@ -171,9 +170,12 @@ where
             buffers: Buffers::new(bytes, layout),
             waker,
             phase: Phase::Created,
-            free,
+            pool: Pool {
+                free,
+                open: 0,
+                unix_paths: UnixPaths::default(),
+            },
             attention: Queue::new(),
-            open: 0,
             finalize: None,
             listeners: Listeners::new(
                 config.accept_batch,
@@ -181,7 +183,6 @@ where
                 config.accept_backoff_max,
             ),
             ticker: Ticker::default(),
-            unix_paths: UnixPaths::default(),
             timers: Timers::default(),
             now: Instant::ZERO,
             coalesce: Coalescer::new(config.coalesce),
@@ -220,12 +221,12 @@ where
 
     /// Connections that hold a slot (opened and not yet closed or detached).
     pub fn open_connections(&self) -> usize {
-        self.open
+        self.pool.open
     }
 
     /// Slots free for new connections.
     pub fn free_slots(&self) -> usize {
-        self.config.max_connections - self.open
+        self.config.max_connections - self.pool.open
     }
 
     /// The time the driver gave at its last [`Engine::handle_time`]
@@ -626,7 +627,7 @@ where
             slots,
             buffers,
             attention,
-            free,
+            pool,
             ..
         } = self;
         let slots = slots.as_mut();
@@ -642,8 +643,8 @@ where
         let slot = &mut slots[index as usize];
         buffers.release(index, &mut slot.bufs);
         slot.clear();
-        free.push(slots, index);
-        self.open -= 1;
+        pool.free.push(slots, index);
+        pool.open -= 1;
     }
 
     /// The socket of slot `index` is closed (its `Output::Close` was performed): call

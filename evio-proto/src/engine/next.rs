@@ -137,6 +137,7 @@ where
         let pending = self.pending_len(index);
         let slot = self.slot_mut(index);
         let write_blocked = slot.flags.contains(Flags::WRITE_BLOCKED);
+        let shut_write = slot.flags.contains(Flags::SHUT_WR);
         if let Some(read) = self.read_first(index) {
             return Some(read);
         }
@@ -151,17 +152,17 @@ where
                     Then::Detach => self.emit_detach(index),
                 });
             }
-            if self.slot(index).flags.contains(Flags::SHUT_WR)
-                && let Some(next) = self.shut_write(index)
-            {
+            if shut_write && let Some(next) = self.shut_write(index) {
                 return Some(next);
             }
         }
         let slot = self.slot_mut(index);
         let can_read = slot.bufs.in_len < in_cap && !slot.flags.contains(Flags::EOF);
         let want_read = match state {
-            // (Input waiting for another connection's drain is not added to.)
-            Life::Open => can_read && !write_blocked && !slot.flags.contains(Flags::WAITING),
+            // (Input waiting for another connection's drain is still added to while
+            // the buffer has room: what the peer sent is read before anything is sent
+            // to it, and the buffer bounds it.)
+            Life::Open => can_read && !write_blocked,
             // A lingering close reads (and discards) until the peer ends its stream.
             Life::Lingering => can_read,
             _ => false,
@@ -200,9 +201,7 @@ where
         // READABLE first: right after a read (the common case) it is clear.
         let may_read = slot.flags.contains(Flags::READABLE)
             && slot.state == Life::Open
-            && !slot
-                .flags
-                .intersects(Flags::EOF | Flags::WRITE_BLOCKED | Flags::WAITING)
+            && !slot.flags.intersects(Flags::EOF | Flags::WRITE_BLOCKED)
             && slot.bufs.in_len < in_cap;
         if !may_read {
             return None;
@@ -269,7 +268,7 @@ where
     /// Ends slot `index`, abandoned (closed, aborted, timed out or shut down) before the
     /// driver was asked to connect it: there is no socket, so `closed` runs now.
     pub(super) fn abandon(&mut self, index: u32) {
-        self.unix_paths.remove(index);
+        self.pool.unix_paths.remove(index);
         let slot = self.slot_mut(index);
         slot.flags.remove(Flags::CONNECT_PENDING);
         let event = match slot.state {

@@ -16,14 +16,14 @@ where
     pub(crate) fn connect_addr(&self, index: u32) -> ConnectAddr<'_> {
         match self.slot(index).info.peer {
             Addr::Ip(addr) => ConnectAddr::Ip(addr),
-            Addr::Unix => ConnectAddr::Unix(self.unix_paths.get(index).unwrap_or_default()),
+            Addr::Unix => ConnectAddr::Unix(self.pool.unix_paths.get(index).unwrap_or_default()),
         }
     }
 
     /// Slot `index`'s socket exists and is connecting: the driver watches it for
     /// writability.
     pub(crate) fn connect_started(&mut self, index: u32) {
-        self.unix_paths.remove(index);
+        self.pool.unix_paths.remove(index);
         self.slot_mut(index)
             .flags
             .insert(Flags::REG_WRITE | Flags::WRITE_BLOCKED);
@@ -31,7 +31,7 @@ where
 
     /// Slot `index`'s connect failed before a socket was kept: `closed` runs now.
     pub(crate) fn connect_failed_at_once(&mut self, index: u32, error: IoError) {
-        self.unix_paths.remove(index);
+        self.pool.unix_paths.remove(index);
         self.stats.connect_failures += 1;
         let slot = self.slot_mut(index);
         slot.error = Some(CloseError::Connect(error));

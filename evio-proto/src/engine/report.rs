@@ -31,7 +31,7 @@ where
             return Err(Refused::ShuttingDown);
         }
         self.listeners.accepted(listener.index());
-        let Some(index) = self.free.pop(self.slots.as_mut()) else {
+        let Some(index) = self.pool.free.pop(self.slots.as_mut()) else {
             self.stats.refused_pool_full += 1;
             return Err(Refused::PoolFull);
         };
@@ -44,7 +44,7 @@ where
             outbound: false,
         };
         let id = self.slot_mut(index).open(info, options);
-        self.open += 1;
+        self.pool.open += 1;
         self.stats.accepted += 1;
         if let Some(w) = &self.waker {
             w.target().open(id);
@@ -213,11 +213,12 @@ where
             slot.flags.insert(Flags::WRITE_BLOCKED | Flags::BACKED_UP);
         } else {
             slot.flags.remove(Flags::WRITE_BLOCKED);
-            if slot.flags.intersects(Flags::BACKED_UP | Flags::STALLED) && !shutting_down {
+            if slot
+                .flags
+                .intersects(Flags::BACKED_UP | Flags::STALLED | Flags::WAITED_ON)
+                && !shutting_down
+            {
                 self.output_drained(index);
-            }
-            if self.slot(index).wait.has_waiters() && !shutting_down {
-                self.release_waiters(index);
             }
         }
         if shutting_down && (remaining > 0 || n == 0) {
@@ -252,9 +253,13 @@ where
     }
 
     /// Every byte of slot `index`'s output is sent and its output had backed up, or
-    /// input waits for the room: `drained`, then the stalled input.
+    /// input (its own, or another connection's) waits for the room: the connections
+    /// waiting for it are released, then `drained`, then the stalled input.
     #[inline(never)]
     fn output_drained(&mut self, index: u32) {
+        if self.slot(index).flags.contains(Flags::WAITED_ON) {
+            self.release_waiters(index);
+        }
         let slot = self.slot_mut(index);
         // A peer that ended its stream still reads: a producer finishes its answer
         // before the close (which waits for the output it writes).
