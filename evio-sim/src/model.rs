@@ -3,7 +3,7 @@
 use core::fmt;
 use std::collections::VecDeque;
 
-use evio_proto::{Action, ConnInfo, Instant};
+use evio_proto::{Action, CloseError, ConnInfo, Instant};
 
 /// A reference model of a handler, per connection: it says which output the client may
 /// receive given the input the server read, and whether the client is still owed any.
@@ -77,6 +77,22 @@ pub trait Model {
     /// Nothing more runs for it but [`Model::output`] for bytes still on their way.
     fn ended(&mut self, conn: &mut Self::Conn) {
         let _ = conn;
+    }
+
+    /// The server read the end of the connection's stream (the client, or a backend,
+    /// ended it), before [`Model::closing`]. Runs when the driver reports it, like
+    /// [`Model::input`].
+    fn input_ended(&mut self, conn: &mut Self::Conn) {
+        let _ = conn;
+    }
+
+    /// The handler's `closed` ran with `error` (after [`Model::ended`]), for an
+    /// `outbound` connection or an accepted one. An outbound connection whose connect
+    /// failed gets this call only: `opened` never ran for it, and `error` says why
+    /// (`CloseError::Connect`, `CloseError::ConnectTimeout`, or none when a handler
+    /// abandoned it). A relay's model learns here that a backend failed.
+    fn closed(&mut self, conn: &mut Self::Conn, outbound: bool, error: Option<CloseError>) {
+        let _ = (conn, outbound, error);
     }
 
     /// The handler's `woken` ran for this connection.
