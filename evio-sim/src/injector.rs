@@ -202,6 +202,11 @@ impl FaultInjector {
             let Some(id) = self.net.sockets[ci].id else {
                 continue;
             };
+            if self.net.sockets[ci].outbound.is_some() {
+                // A backend's connection: a relay closing or detaching it on its own
+                // would be a different relay, whose clients a model could not judge.
+                continue;
+            }
             let stream = &mut self.streams[ci];
             if stream.chance(rates.close_with_output_pending) {
                 arm(Injection::Close(id));

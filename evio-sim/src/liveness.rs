@@ -169,11 +169,14 @@ impl<H: Events, M: Model> Sim<H, M> {
             return "listener backlog not accepted".into();
         };
         let (s, c) = (&net.sockets[ci], self.w.oracle.conn(ci));
+        let who = match s.outbound {
+            Some(o) => format!("backend b{} (connect {:?}", s.number, o.state),
+            None => format!("client c{ci} (listener {}", s.listener),
+        };
         format!(
-            "client c{ci} (listener {}, {:?}): opened {} ended {} fin {} unread by server {} \
+            "{who}, {:?}): opened {} ended {} fin {} unread by server {} \
              unread by client {} queued {} transmitted {} owed {} interest r{} w{} engine \
              pending out {} in {}",
-            s.listener,
             s.id,
             c.opened,
             c.ended,

@@ -378,16 +378,18 @@ impl Network {
         Some(got)
     }
 
-    /// Backend `ci`, an echo server, takes its turn: once its answer so far has left
-    /// its send queue (its own backpressure), it reads at most `window` bytes of what
-    /// the engine sent and sends them back; once it has read everything up to the end
-    /// of the engine's stream, it ends its own. Returns the bytes it read.
+    /// Backend `ci`, an echo server, takes its turn: it reads at most `window` bytes of
+    /// what the engine sent and sends them back (queued behind its earlier answer: it
+    /// does not stop reading while its answer waits, or it and an engine that does not
+    /// read a connection whose output is blocked would wait for each other through
+    /// small windows); once it has read everything up to the end of the engine's
+    /// stream, it ends its own. Returns the bytes it read.
     pub fn echo_turn(&mut self, ci: usize, window: usize) -> Option<Vec<u8>> {
         let s = &self.sockets[ci];
         let connected = s
             .outbound
             .is_some_and(|o| o.state == ConnectState::Connected);
-        if !connected || s.gone() || s.fin || !s.outbox.is_empty() {
+        if !connected || s.gone() || s.fin {
             return None;
         }
         let got = self.receive(ci, window);

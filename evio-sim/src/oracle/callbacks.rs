@@ -91,9 +91,9 @@ impl<M: Model> Oracle<M> {
                 }
                 let c = &mut self.conns[ci];
                 if action == Action::None && !c.cross_ended {
-                    // Kept open, half-closed: it leaves when a handler closes it.
+                    // Kept open, half-closed: it leaves when a handler closes it (the
+                    // send bound, started by the end of its stream, still runs).
                     c.half_open = true;
-                    c.leaving_since = None;
                 }
             }
             Observation::Drained { id, wrote, action } => {

@@ -112,6 +112,7 @@ impl<M: Model> Oracle<M> {
 
     /// The driver made backend socket `ci` for the connect of `id`.
     pub fn connect_started(&mut self, ci: usize, id: ConnId) {
+        self.relaying = true;
         self.by_slot[id.slot()] = Some(ci);
         self.conns[ci].outbound = true;
     }
@@ -342,8 +343,13 @@ impl<M: Model> Oracle<M> {
     pub fn check_transmit(&mut self, ci: usize, len: usize) -> Result<(), Violation> {
         let input_capacity = self.engine.input_capacity;
         let c = &mut self.conns[ci];
-        // (A shutdown flushes the trigger's output as it stands: no more input.)
+        // (A shutdown flushes the trigger's output as it stands: no more input.) A
+        // connection holding input it did not consume may be waiting for another's
+        // drain (a relay's `Conn::wait_for`, or a write to another cut short): the
+        // engine does not read it meanwhile, and may send to it.
+        let relay_wait = self.relaying && c.unconsumed() > 0;
         if c.read_reported
+            && !relay_wait
             && c.open_for_input()
             && !c.write_blocked
             && c.unconsumed() < input_capacity
@@ -455,7 +461,7 @@ impl<M: Model> Oracle<M> {
     pub fn shutting_write(&mut self, ci: usize, id: ConnId) -> Result<(), Violation> {
         self.check_flushed(ci, id, "shut-write")?;
         let c = &mut self.conns[ci];
-        if c.write_shut || c.lingering {
+        if c.lingering {
             return Err(Violation::contract(
                 Some(id),
                 Rule::LingerQuiet,
@@ -473,9 +479,11 @@ impl<M: Model> Oracle<M> {
             && !c.must_linger
             && c.leaving_since.is_none()
             && (!c.eof_reported || c.half_open);
-        if open {
+        if open && !c.write_shut {
             c.write_shut = true;
         } else {
+            // (A close after `Loop::shutdown_write` shuts the side again as its
+            // lingering close begins: redundant, and harmless to a socket.)
             c.lingering = true;
             c.deadline_possible = true;
         }
