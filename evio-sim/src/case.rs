@@ -43,7 +43,7 @@ use crate::{Failure, FaultKind, FaultRates, Model, Origin, ScriptedEvent, Sim, S
 /// | 2 | `recv_window` | 1 + v % 4096 |
 /// | 2 | `send_window` | 1 + v % 4096 |
 /// | 1 | `ticker` | 0: none; n: n - 1 ms |
-/// | 16 × 4 | `rates`, in [`FaultKind::ALL`] order | v % 1,000,001 per million |
+/// | 16 × 4 | `rates` of [`FaultKind::ACCEPTED`], in that order | v % 1,000,001 per million |
 /// | 2 | `engine.coalesce` | 0: none; v: v µs |
 /// | 2 | `engine.send_timeout` | 0: the default (60 s); 65,535: none; v: v ms |
 ///
@@ -62,7 +62,10 @@ use crate::{Failure, FaultKind, FaultRates, Model, Origin, ScriptedEvent, Sim, S
 ///
 /// What is not in the format takes its default: the rest of the engine's
 /// [`Config`] is [`Config::new`]'s, and the script profile (which only makes a seed's
-/// own scripts, unused here) is [`SimConfig::from_seed`]'s for the seed.
+/// own scripts, unused here) and the rates of the outbound connects
+/// ([`FaultKind::OUTBOUND`], which only a handler that connects out meets) are
+/// [`SimConfig::from_seed`]'s for the seed: the format is the one it was before
+/// outbound connections, and [`FuzzCase::to_bytes`] does not write them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FuzzCase {
     /// The seed: the fault stream, the delivery order and every I/O result.
@@ -151,7 +154,7 @@ impl FuzzCase {
             n => Some(Duration::from_millis(u64::from(n) - 1)),
         };
         let mut rates = FaultRates::none();
-        for kind in FaultKind::ALL {
+        for kind in FaultKind::ACCEPTED {
             rates.set(kind, (u64::from(r.u32()) % RATE) as u32);
         }
         let coalesce = match r.u16() {
@@ -168,7 +171,11 @@ impl FuzzCase {
             send_timeout,
             ..engine
         };
-        let mut profile = SimConfig::from_seed(seed).profile;
+        let drawn = SimConfig::from_seed(seed);
+        for kind in FaultKind::OUTBOUND {
+            rates.set(kind, drawn.rates.get(kind));
+        }
+        let mut profile = drawn.profile;
         profile.listeners = listeners;
         let config = SimConfig {
             engine,
@@ -233,7 +240,7 @@ impl FuzzCase {
             None => 0,
             Some(d) => (d.as_millis().min(254) + 1) as u8,
         });
-        for kind in FaultKind::ALL {
+        for kind in FaultKind::ACCEPTED {
             out.extend(((u64::from(c.rates.get(kind)) % RATE) as u32).to_le_bytes());
         }
         let coalesce = c
@@ -350,6 +357,11 @@ mod tests {
         case.config.rates.wake_race = 1_000_000;
         case.config.profile = SimConfig::from_seed(7814).profile;
         case.config.profile.listeners = 3;
+        // The outbound rates are the seed's, as the profile is.
+        for kind in FaultKind::OUTBOUND {
+            let rate = SimConfig::from_seed(7814).rates.get(kind);
+            case.config.rates.set(kind, rate);
+        }
         case.script = vec![
             ScriptedEvent::Connect { listener: 255 },
             ScriptedEvent::Send {

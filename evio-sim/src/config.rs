@@ -69,6 +69,9 @@ impl SimConfig {
             send_timeout,
             ..engine
         };
+        // The outbound connects' rates, after everything else for the same reason.
+        let mut rates = rates;
+        rates.draw_outbound(&mut rng);
         SimConfig {
             engine,
             listeners,

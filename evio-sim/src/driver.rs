@@ -2,10 +2,13 @@
 //! network and reported back, with the oracle told what was performed and what the
 //! handler did meanwhile.
 
-use evio_proto::{AcceptError, Addr, Detached, Events, IoErrorKind, Output, Refused};
+use evio_proto::{AcceptError, Addr, ConnectAddr, Detached, Events, IoErrorKind, Output, Refused};
 
 use crate::injector::SocketAccept;
-use crate::network::{SimStream, SocketRead, SocketWrite, listen_addr, peer_addr};
+use crate::network::{
+    ECONNREFUSED, FinishOutcome, SimStream, SocketRead, SocketWrite, backend_local_addr, io_error,
+    listen_addr, peer_addr,
+};
 use crate::observe::Injection;
 use crate::sim::{SimOutput, World};
 use crate::trace::{Tag, observation_record};
@@ -97,7 +100,8 @@ impl<M: Model> World<M> {
                     SocketAccept::Accepted(ci) => {
                         self.between()?;
                         let local = Addr::Ip(listen_addr(listener));
-                        match accept.done(local, Addr::Ip(peer_addr(ci))) {
+                        let number = self.io.net().sockets[ci].number;
+                        match accept.done(local, Addr::Ip(peer_addr(number))) {
                             Ok(id) => {
                                 self.trace
                                     .note(Tag::Accepted, [ci as u64, id.to_u64(), 0, 0]);
@@ -116,25 +120,72 @@ impl<M: Model> World<M> {
                     }
                 }
             }
-            // The simulated world has clients only: a handler that connects out is
-            // not one it can judge yet, and says so rather than pretending.
+            // A connect reaches a simulated backend, whose answer the injector draws.
             Output::Connect(connect) => {
                 let id = connect.id();
-                drop(connect);
-                return Err(Violation::Config(format!(
-                    "{id} connects out: the simulator has no outbound peers"
-                )));
+                let peer = match connect.addr() {
+                    ConnectAddr::Ip(addr) => Addr::Ip(addr),
+                    ConnectAddr::Unix(_) => Addr::Unix,
+                };
+                self.oracle.check_connect(self.io.net(), id)?;
+                let ci = self.io.connect_out(id, peer);
+                self.oracle.connected();
+                self.oracle.connect_started(ci, id);
+                let at_once = self.io.net().sockets[ci].server_closed;
+                self.trace.note(
+                    Tag::Connect,
+                    [id.to_u64(), ci as u64, u64::from(at_once), 0],
+                );
+                self.trace
+                    .line(|| format!("  connect {id} to b{}", self.io.net().sockets[ci].number));
+                self.between()?;
+                if at_once {
+                    let e = io_error(ECONNREFUSED);
+                    self.oracle.connect_failed(ci, e);
+                    connect.failed(e);
+                } else {
+                    connect.started();
+                }
             }
             Output::FinishConnect(finish) => {
                 let id = finish.id();
-                drop(finish);
-                return Err(Violation::Config(format!(
-                    "{id} connects out: the simulator has no outbound peers"
-                )));
+                let ci = self
+                    .oracle
+                    .live_output(self.io.net(), id, "finish-connect")?;
+                self.oracle.check_finish_connect(ci, id)?;
+                match self.io.net_mut().finish_connect(ci) {
+                    FinishOutcome::Done => {
+                        self.trace.note(Tag::FinishConnect, [id.to_u64(), 0, 0, 0]);
+                        let s = &self.io.net().sockets[ci];
+                        let local = match s.outbound.map(|o| o.peer) {
+                            Some(Addr::Unix) => Addr::Unix,
+                            _ => Addr::Ip(backend_local_addr(s.number)),
+                        };
+                        self.oracle.connect_done(ci);
+                        self.between()?;
+                        finish.done(local);
+                    }
+                    FinishOutcome::Failed(e) => {
+                        self.trace.note(Tag::FinishConnect, [id.to_u64(), 1, 0, 0]);
+                        self.oracle.connect_failed(ci, e);
+                        self.between()?;
+                        finish.failed(e);
+                    }
+                    FinishOutcome::InProgress => {
+                        self.trace.note(Tag::FinishConnect, [id.to_u64(), 2, 0, 0]);
+                        self.between()?;
+                        if self.io.net_mut().rng.below(2) == 0 {
+                            drop(finish);
+                        } else {
+                            finish.in_progress();
+                        }
+                    }
+                }
             }
             Output::Read(mut read) => {
                 let id = read.id();
                 let ci = self.oracle.live_output(self.io.net(), id, "read")?;
+                self.oracle.check_connected(ci, id, "read")?;
                 self.last_io = Some(ci);
                 let hangup = self.oracle.check_read(ci, id)?;
                 let buf = read.buf();
@@ -180,6 +231,7 @@ impl<M: Model> World<M> {
             Output::Transmit(transmit) => {
                 let id = transmit.id();
                 let ci = self.oracle.live_output(self.io.net(), id, "transmit")?;
+                self.oracle.check_connected(ci, id, "transmit")?;
                 self.last_io = Some(ci);
                 let bytes = transmit.bytes();
                 let len = bytes.len();
@@ -275,6 +327,7 @@ impl<M: Model> World<M> {
                     .live_output(self.io.net(), id, "shutdown-write")?;
                 self.trace.note(Tag::ShutdownWrite, [id.to_u64(), 0, 0, 0]);
                 self.oracle.shutting_write(ci, id)?;
+                self.io.net_mut().shut_write(ci);
                 self.between()?;
             }
             Output::PauseAccept { listener } => {

@@ -42,11 +42,48 @@ pub enum FaultKind {
     ShutdownWithOutputPending,
     /// The handler asked to close (or detach) while it had output pending.
     CloseWithOutputPending,
+    /// An outbound connect was refused (ECONNREFUSED): at once, or after a delay.
+    ConnectRefused,
+    /// An outbound connect was never answered: only the engine's timeout ends it.
+    ConnectUnanswered,
+    /// A backend reset its connection right after accepting it.
+    ConnectReset,
+    /// A backend accepted a connect only after a delay (virtual milliseconds), so the
+    /// engine's timeout may come first.
+    ConnectSlow,
 }
 
 impl FaultKind {
     /// Every kind, in a fixed order.
-    pub const ALL: [FaultKind; 16] = [
+    pub const ALL: [FaultKind; 20] = [
+        FaultKind::ShortRead,
+        FaultKind::ShortWrite,
+        FaultKind::ReadAgain,
+        FaultKind::WriteAgain,
+        FaultKind::SpuriousReadiness,
+        FaultKind::EofWithLastData,
+        FaultKind::ResetMidStream,
+        FaultKind::BrokenPipe,
+        FaultKind::AcceptExhausted,
+        FaultKind::AcceptAborted,
+        FaultKind::PoolFull,
+        FaultKind::WakeRace,
+        FaultKind::TickBetweenEvents,
+        FaultKind::DetachWithReadinessQueued,
+        FaultKind::ShutdownWithOutputPending,
+        FaultKind::CloseWithOutputPending,
+        FaultKind::ConnectRefused,
+        FaultKind::ConnectUnanswered,
+        FaultKind::ConnectReset,
+        FaultKind::ConnectSlow,
+    ];
+
+    /// The kinds that existed before outbound connections, in [`FaultKind::ALL`]
+    /// order: their rates are what a seed draws first and what a [`FuzzCase`]'s bytes
+    /// hold (so neither changed when the outbound kinds came).
+    ///
+    /// [`FuzzCase`]: crate::FuzzCase
+    pub const ACCEPTED: [FaultKind; 16] = [
         FaultKind::ShortRead,
         FaultKind::ShortWrite,
         FaultKind::ReadAgain,
@@ -64,6 +101,26 @@ impl FaultKind {
         FaultKind::ShutdownWithOutputPending,
         FaultKind::CloseWithOutputPending,
     ];
+
+    /// The kinds of outbound connections (the simulated backends' connects): they
+    /// fire only for a handler that connects out.
+    pub const OUTBOUND: [FaultKind; 4] = [
+        FaultKind::ConnectRefused,
+        FaultKind::ConnectUnanswered,
+        FaultKind::ConnectReset,
+        FaultKind::ConnectSlow,
+    ];
+
+    /// Whether this is one of [`FaultKind::OUTBOUND`].
+    pub const fn is_outbound(self) -> bool {
+        matches!(
+            self,
+            FaultKind::ConnectRefused
+                | FaultKind::ConnectUnanswered
+                | FaultKind::ConnectReset
+                | FaultKind::ConnectSlow
+        )
+    }
 
     /// A short stable name (for summaries).
     pub const fn name(self) -> &'static str {
@@ -84,6 +141,10 @@ impl FaultKind {
             FaultKind::DetachWithReadinessQueued => "readiness-after-detach-or-close",
             FaultKind::ShutdownWithOutputPending => "shutdown-with-output-pending",
             FaultKind::CloseWithOutputPending => "close-with-output-pending",
+            FaultKind::ConnectRefused => "connect-refused",
+            FaultKind::ConnectUnanswered => "connect-unanswered",
+            FaultKind::ConnectReset => "connect-reset",
+            FaultKind::ConnectSlow => "connect-slow",
         }
     }
 
@@ -312,6 +373,17 @@ pub struct FaultRates {
     /// [`FaultKind::CloseWithOutputPending`]: a connection's handler is made to return
     /// `Close` from a call that leaves output pending.
     pub close_with_output_pending: u32,
+    /// [`FaultKind::ConnectRefused`]: an outbound connect is refused (ECONNREFUSED),
+    /// half the time at once (`connect(2)` fails), else after a delay.
+    pub connect_refused: u32,
+    /// [`FaultKind::ConnectUnanswered`]: an outbound connect is never answered.
+    pub connect_unanswered: u32,
+    /// [`FaultKind::ConnectReset`]: a backend resets its connection right after it
+    /// accepted it.
+    pub connect_reset: u32,
+    /// [`FaultKind::ConnectSlow`]: a backend accepts a connect after a delay of up to
+    /// 200 virtual milliseconds (else at the poller's next round).
+    pub connect_slow: u32,
 }
 
 impl FaultRates {
@@ -334,18 +406,24 @@ impl FaultRates {
             detach_with_readiness_queued: 0,
             shutdown_with_output_pending: 0,
             close_with_output_pending: 0,
+            connect_refused: 0,
+            connect_unanswered: 0,
+            connect_reset: 0,
+            connect_slow: 0,
         }
     }
 
     /// Rates drawn from `rng`: about one run in five is clean, the rest mix light and
-    /// heavy rates per kind.
+    /// heavy rates per kind. Only the [`FaultKind::ACCEPTED`] kinds are drawn here (so
+    /// that a seed keeps every draw it made before outbound connections came); the
+    /// outbound ones are drawn by [`FaultRates::draw_outbound`], after everything else.
     pub fn random(rng: &mut Rng) -> Self {
         let mut rates = FaultRates::none();
         if rng.below(5) == 0 {
             return rates;
         }
         // Drawn in `FaultKind::ALL` order, so a seed keeps its rates.
-        for kind in FaultKind::ALL {
+        for kind in FaultKind::ACCEPTED {
             rates.set(
                 kind,
                 [0, 2_000, 20_000, 100_000, 300_000][rng.below(5) as usize],
@@ -356,6 +434,16 @@ impl FaultRates {
         rates.close_with_output_pending /= 4;
         rates.detach_with_readiness_queued /= 4;
         rates
+    }
+
+    /// Draws the rates of the [`FaultKind::OUTBOUND`] kinds from `rng` (a clean run,
+    /// whose other rates are all zero, stays clean; the draws are made either way).
+    pub fn draw_outbound(&mut self, rng: &mut Rng) {
+        let clean = *self == FaultRates::none();
+        for kind in FaultKind::OUTBOUND {
+            let rate = [0, 20_000, 100_000, 300_000][rng.below(4) as usize];
+            self.set(kind, if clean { 0 } else { rate });
+        }
     }
 
     /// These rates with the rate of `kind` set to `per_million`: a builder, for rates
@@ -396,6 +484,10 @@ impl FaultRates {
             FaultKind::DetachWithReadinessQueued => self.detach_with_readiness_queued,
             FaultKind::ShutdownWithOutputPending => self.shutdown_with_output_pending,
             FaultKind::CloseWithOutputPending => self.close_with_output_pending,
+            FaultKind::ConnectRefused => self.connect_refused,
+            FaultKind::ConnectUnanswered => self.connect_unanswered,
+            FaultKind::ConnectReset => self.connect_reset,
+            FaultKind::ConnectSlow => self.connect_slow,
         }
     }
 
@@ -423,6 +515,10 @@ impl FaultRates {
             FaultKind::DetachWithReadinessQueued => &mut self.detach_with_readiness_queued,
             FaultKind::ShutdownWithOutputPending => &mut self.shutdown_with_output_pending,
             FaultKind::CloseWithOutputPending => &mut self.close_with_output_pending,
+            FaultKind::ConnectRefused => &mut self.connect_refused,
+            FaultKind::ConnectUnanswered => &mut self.connect_unanswered,
+            FaultKind::ConnectReset => &mut self.connect_reset,
+            FaultKind::ConnectSlow => &mut self.connect_slow,
         }
     }
 }
@@ -430,7 +526,9 @@ impl FaultRates {
 /// How many times each fault kind actually fired.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FaultCounts {
-    counts: [u64; 16],
+    counts: [u64; FaultKind::ALL.len()],
+    /// Outbound connects the driver was asked for.
+    connects: u64,
 }
 
 impl FaultCounts {
@@ -444,10 +542,22 @@ impl FaultCounts {
         FaultKind::ALL.iter().map(|&k| (k, self.counts[k.index()]))
     }
 
-    /// The kinds that never fired.
+    /// Counts one outbound connect asked of the driver (not a fault: what makes the
+    /// outbound kinds possible).
+    pub(crate) fn record_connect(&mut self) {
+        self.connects += 1;
+    }
+
+    /// Outbound connects the driver was asked for.
+    pub fn connects(&self) -> u64 {
+        self.connects
+    }
+
+    /// The kinds that never fired; the [`FaultKind::OUTBOUND`] kinds count only when
+    /// the handler connected out at all.
     pub fn missing(&self) -> Vec<FaultKind> {
         self.iter()
-            .filter(|&(_, n)| n == 0)
+            .filter(|&(k, n)| n == 0 && (self.connects > 0 || !k.is_outbound()))
             .map(|(k, _)| k)
             .collect()
     }
@@ -465,6 +575,7 @@ impl AddAssign<&FaultCounts> for FaultCounts {
         for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
             *a += b;
         }
+        self.connects += other.connects;
     }
 }
 

@@ -10,7 +10,9 @@
 
 use evio_proto::{AcceptError, ConnId, Instant, Readiness};
 
-use crate::network::{ENFILE, Network, SocketRead, SocketWrite};
+use evio_proto::{Addr, Duration};
+
+use crate::network::{ConnectPlan, ENFILE, Network, SocketRead, SocketWrite};
 use crate::observe::Injection;
 use crate::{FaultCounts, FaultKind, FaultRates, Rng};
 
@@ -98,8 +100,94 @@ impl FaultInjector {
     /// number.
     pub fn connect(&mut self, listener: u8) -> usize {
         let ci = self.net.connect(listener);
-        self.streams.push(Rng::derive(self.seed, 1000 + ci as u64));
+        // Derived from the client's number, not its socket's index (which backends'
+        // sockets share), so a client keeps its faults whatever connects out.
+        let number = self.net.sockets[ci].number;
+        self.streams
+            .push(Rng::derive(self.seed, 1000 + number as u64));
         ci
+    }
+
+    /// The engine asks to connect `id` to `peer`: a new backend, with its own fault
+    /// stream, whose answer is drawn from the outbound rates (accepted at the next
+    /// round, or after a delay; refused at once or after a delay; never answered;
+    /// reset right after accepting). Returns its socket.
+    pub fn connect_out(&mut self, id: ConnId, peer: Addr) -> usize {
+        let backend = self.net.backends().len();
+        let mut stream = Rng::derive(self.seed, 1_000_000_000 + backend as u64);
+        let now = self.net.clock;
+        let rates = &self.rates;
+        let later = |stream: &mut Rng| now + Duration::from_millis(stream.range(1, 200));
+        let plan = if !self.on {
+            ConnectPlan::Accept {
+                at: now,
+                reset: false,
+            }
+        } else if stream.chance(rates.connect_refused) {
+            self.counts.record(FaultKind::ConnectRefused);
+            if stream.below(2) == 0 {
+                ConnectPlan::RefuseAtOnce
+            } else {
+                ConnectPlan::Refuse {
+                    at: later(&mut stream),
+                }
+            }
+        } else if stream.chance(rates.connect_unanswered) {
+            self.counts.record(FaultKind::ConnectUnanswered);
+            ConnectPlan::Hang
+        } else {
+            let at = if stream.chance(rates.connect_slow) {
+                self.counts.record(FaultKind::ConnectSlow);
+                later(&mut stream)
+            } else {
+                now
+            };
+            // Counted when the reset happens.
+            let reset = stream.chance(rates.connect_reset);
+            ConnectPlan::Accept { at, reset }
+        };
+        self.counts.record_connect();
+        let ci = self.net.connect_out(id, peer, plan);
+        debug_assert_eq!(ci, self.streams.len());
+        self.streams.push(stream);
+        ci
+    }
+
+    /// Every backend takes its turn (see [`Network::echo_turn`]): a backend meant to
+    /// reset its connection right after accepting does so at its first turn; the
+    /// others read a window drawn from their stream and echo it. Returns the bytes
+    /// each backend read, for the trace.
+    pub fn backends_turn(&mut self, mut read: impl FnMut(usize, &[u8])) {
+        for i in 0..self.net.backends().len() {
+            let ci = self.net.backends()[i];
+            let s = &self.net.sockets[ci];
+            let Some(o) = s.outbound else { continue };
+            if o.state != crate::network::ConnectState::Connected || s.gone() {
+                continue;
+            }
+            if let ConnectPlan::Accept { reset: true, .. } = o.plan
+                && !o.reset_done
+            {
+                if let Some(o) = &mut self.net.sockets[ci].outbound {
+                    o.reset_done = true;
+                }
+                if self.on {
+                    self.counts.record(FaultKind::ConnectReset);
+                    self.net.reset(ci);
+                    continue;
+                }
+            }
+            let window = match self.streams[ci].below(4) {
+                0 => 1,
+                1 => 16,
+                2 => 256,
+                _ => 4096,
+            };
+            let window = self.streams[ci].range(1, window) as usize;
+            if let Some(got) = self.net.echo_turn(ci, window) {
+                read(ci, &got);
+            }
+        }
     }
 
     /// Arms handler-side faults (close or detach of a connection, a shutdown, each with
@@ -114,6 +202,11 @@ impl FaultInjector {
             let Some(id) = self.net.sockets[ci].id else {
                 continue;
             };
+            if self.net.sockets[ci].outbound.is_some() {
+                // A backend's connection: a relay closing or detaching it on its own
+                // would be a different relay, whose clients a model could not judge.
+                continue;
+            }
             let stream = &mut self.streams[ci];
             if stream.chance(rates.close_with_output_pending) {
                 arm(Injection::Close(id));

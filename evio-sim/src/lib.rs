@@ -510,7 +510,7 @@ pub use constraint::Constraints;
 pub use error::{Failure, Origin, Violation};
 pub use evio_proto::Events;
 pub use fault::{FaultCounts, FaultKind, FaultRates, FaultSet, ParseFaultError};
-pub use model::{EchoConn, EchoModel, Model, ModelError};
+pub use model::{EchoConn, EchoModel, Model, ModelError, RelayConn, RelayModel};
 pub use network::SimStream;
 pub use observe::{Injection, Observation, Observed, Recording};
 pub use rng::{Rng, TraceHash};

@@ -64,8 +64,9 @@ impl<H: Events, M: Model> Sim<H, M> {
             }
             let round_start = self.w.activity;
             let received_before = self.received_total();
-            for ci in 0..self.w.io.net().sockets.len() {
-                let client = ci as u16;
+            for client in 0..self.w.io.net().clients().len() {
+                let ci = self.w.io.net().clients()[client];
+                let client = client as u16;
                 let socket = &self.w.io.net().sockets[ci];
                 if socket.gone() {
                     continue;
@@ -115,7 +116,7 @@ impl<H: Events, M: Model> Sim<H, M> {
             trace_hash: self.w.trace.hash(),
             faults: self.w.io.counts().clone(),
             stats: *self.engine.stats(),
-            clients: self.w.io.net().sockets.len(),
+            clients: self.w.io.net().clients().len(),
             naps: self.w.naps,
         })
     }
@@ -123,7 +124,7 @@ impl<H: Events, M: Model> Sim<H, M> {
     /// The server shut its sending side to client `ci` (a lingering close), and the
     /// client read everything before that end of stream.
     fn server_shut_write(&self, ci: usize) -> bool {
-        self.w.oracle.conn(ci).lingering && self.w.io.net().sockets[ci].unread_by_client() == 0
+        self.w.io.net().write_shut_read(ci)
     }
 
     /// Bytes all clients received so far.
@@ -141,6 +142,11 @@ impl<H: Events, M: Model> Sim<H, M> {
     fn client_done(&self, ci: usize) -> bool {
         let s = &self.w.io.net().sockets[ci];
         let c = self.w.oracle.conn(ci);
+        if s.outbound.is_some() {
+            // A backend is done once the server is done with its connection (opened
+            // and closed, or its connect ended in `closed`).
+            return c.ended || (self.w.shut_down && !c.opened && s.server_closed);
+        }
         let server_done =
             s.refused || (c.opened && c.ended) || (self.w.shut_down && s.id.is_none());
         server_done && (s.gone() || s.unread_by_client() == 0)
@@ -163,11 +169,14 @@ impl<H: Events, M: Model> Sim<H, M> {
             return "listener backlog not accepted".into();
         };
         let (s, c) = (&net.sockets[ci], self.w.oracle.conn(ci));
+        let who = match s.outbound {
+            Some(o) => format!("backend b{} (connect {:?}", s.number, o.state),
+            None => format!("client c{ci} (listener {}", s.listener),
+        };
         format!(
-            "client c{ci} (listener {}, {:?}): opened {} ended {} fin {} unread by server {} \
+            "{who}, {:?}): opened {} ended {} fin {} unread by server {} \
              unread by client {} queued {} transmitted {} owed {} interest r{} w{} engine \
              pending out {} in {}",
-            s.listener,
             s.id,
             c.opened,
             c.ended,
@@ -199,10 +208,16 @@ impl<H: Events, M: Model> Sim<H, M> {
         let (net, oracle) = (self.w.io.net(), &self.w.oracle);
         let stats = *self.engine.stats();
         let opened = oracle.conns().iter().filter(|c| c.opened).count() as u64;
-        if stats.accepted != stats.closed + stats.detached || stats.accepted != opened {
+        // Every connection opened (accepted, or connected out) ended; connects that
+        // failed end in `closed` too, without `opened`.
+        let ended = stats.closed + stats.detached;
+        if stats.accepted + stats.connected != opened
+            || ended < opened
+            || (self.w.io.counts().connects() == 0 && ended != opened)
+        {
             return Err(Violation::Leak(format!(
-                "accepted {} (opened {opened}) but closed {} + detached {}",
-                stats.accepted, stats.closed, stats.detached
+                "accepted {} and connected {} (opened {opened}) but closed {} + detached {}",
+                stats.accepted, stats.connected, stats.closed, stats.detached
             )));
         }
         for (ci, (s, c)) in net.sockets.iter().zip(oracle.conns()).enumerate() {
@@ -217,6 +232,7 @@ impl<H: Events, M: Model> Sim<H, M> {
                 return Err(Violation::WakeAccepted(id));
             }
             let clean = c.opened
+                && s.outbound.is_none()
                 && !s.gone()
                 && !s.refused
                 && !c.detached

@@ -3,7 +3,7 @@
 use core::fmt;
 use std::collections::VecDeque;
 
-use evio_proto::{Action, ConnInfo, Instant};
+use evio_proto::{Action, CloseError, ConnInfo, Instant};
 
 /// A reference model of a handler, per connection: it says which output the client may
 /// receive given the input the server read, and whether the client is still owed any.
@@ -77,6 +77,22 @@ pub trait Model {
     /// Nothing more runs for it but [`Model::output`] for bytes still on their way.
     fn ended(&mut self, conn: &mut Self::Conn) {
         let _ = conn;
+    }
+
+    /// The server read the end of the connection's stream (the client, or a backend,
+    /// ended it), before [`Model::closing`]. Runs when the driver reports it, like
+    /// [`Model::input`].
+    fn input_ended(&mut self, conn: &mut Self::Conn) {
+        let _ = conn;
+    }
+
+    /// The handler's `closed` ran with `error` (after [`Model::ended`]), for an
+    /// `outbound` connection or an accepted one. An outbound connection whose connect
+    /// failed gets this call only: `opened` never ran for it, and `error` says why
+    /// (`CloseError::Connect`, `CloseError::ConnectTimeout`, or none when a handler
+    /// abandoned it). A relay's model learns here that a backend failed.
+    fn closed(&mut self, conn: &mut Self::Conn, outbound: bool, error: Option<CloseError>) {
+        let _ = (conn, outbound, error);
     }
 
     /// The handler's `woken` ran for this connection.
@@ -192,6 +208,145 @@ impl Model for EchoModel {
 
     fn owed(&self, conn: &EchoConn) -> usize {
         conn.expected.len()
+    }
+
+    fn handler_wakes(&self) -> bool {
+        false
+    }
+}
+
+/// The model of a relay (an L4 proxy) in front of the simulator's echo backends: every
+/// client receives exactly the bytes it sent, in order, as from an echo server, except
+/// that a client whose backend failed may be closed without the rest.
+///
+/// The simulator's backends echo what they read, so for a relay that forwards each
+/// side's bytes to the other, in order and without loss, a client's stream comes back
+/// to it whole: a byte dropped, duplicated or reordered in either direction shows as a
+/// wrong byte at the client ([`Model::output`]). Connections the relay opened (its
+/// backends) are checked end to end through their clients and owe nothing themselves.
+///
+/// What excuses a client closed with bytes still owed: its own end of stream (unless
+/// [`RelayModel::half_close`], whose relay passes the end on and must deliver the
+/// rest), or a backend that failed: a connect refused, never answered or reset, a
+/// backend connection closed with an error, or a backend that ended its stream. The
+/// simulator cannot see which client a backend served (that is in the relay's own
+/// state), so failures are counted, not paired: each one excuses one client closed
+/// afterwards with bytes owed. A relay that closes clients for no reason is caught
+/// when no backend failure is there to excuse it; a relay that never closes the client
+/// of a failed backend leaves it waiting, and the liveness phase catches it.
+///
+/// ```
+/// use evio_sim::{Model, RelayModel};
+///
+/// let mut model = RelayModel::default();
+/// let mut client = Default::default();
+/// model.input(&mut client, b"ping");
+/// model.output(&mut client, b"pi").unwrap();
+/// assert_eq!(model.owed(&client), 2);
+/// assert!(model.output(&mut client, b"x").is_err()); // not what it sent
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RelayModel {
+    /// The relay passes a client's end of stream on to its backend and keeps the
+    /// client open for the rest of the answer (`Loop::shutdown_write`): a client's own
+    /// end of stream excuses nothing.
+    pub half_close: bool,
+    /// Backend failures not yet used to excuse a client.
+    excuses: usize,
+    /// Backend failures seen in all.
+    failures: usize,
+}
+
+impl RelayModel {
+    /// A model for a relay that passes ends of stream on (see
+    /// [`RelayModel::half_close`]).
+    pub fn half_closing() -> Self {
+        RelayModel {
+            half_close: true,
+            ..RelayModel::default()
+        }
+    }
+
+    /// Backend failures seen so far (connects that failed, backends closed with an
+    /// error or that ended their stream).
+    pub fn failures(&self) -> usize {
+        self.failures
+    }
+
+    fn failed(&mut self) {
+        self.excuses += 1;
+        self.failures += 1;
+    }
+}
+
+/// [`RelayModel`]'s state for one connection.
+#[derive(Clone, Debug, Default)]
+pub struct RelayConn {
+    /// A connection the relay opened (a backend's).
+    pub outbound: bool,
+    echo: EchoConn,
+    /// The client ended its stream.
+    input_ended: bool,
+    /// Closed with bytes owed, excused by a backend failure.
+    excused: bool,
+}
+
+impl Model for RelayModel {
+    type Conn = RelayConn;
+
+    fn opened(&mut self, conn: &mut RelayConn, info: &ConnInfo, _now: Instant) {
+        conn.outbound = info.outbound;
+    }
+
+    fn input(&mut self, conn: &mut RelayConn, bytes: &[u8]) {
+        if !conn.outbound {
+            EchoModel.input(&mut conn.echo, bytes);
+        }
+    }
+
+    fn output(&mut self, conn: &mut RelayConn, bytes: &[u8]) -> Result<(), ModelError> {
+        if conn.outbound {
+            return Ok(()); // judged at its client, once echoed
+        }
+        EchoModel.output(&mut conn.echo, bytes)
+    }
+
+    fn input_ended(&mut self, conn: &mut RelayConn) {
+        if conn.outbound {
+            self.failed();
+        } else {
+            conn.input_ended = true;
+        }
+    }
+
+    fn closing(&mut self, conn: &mut RelayConn) {
+        let owed = EchoModel.owed(&conn.echo);
+        let own_end = conn.input_ended && !self.half_close;
+        if !conn.outbound && owed > 0 && !own_end && self.excuses > 0 {
+            self.excuses -= 1;
+            conn.excused = true;
+        }
+    }
+
+    fn closed(&mut self, conn: &mut RelayConn, outbound: bool, error: Option<CloseError>) {
+        if outbound && error.is_some() {
+            self.failed();
+        }
+        // A client that stopped being open before its backend failed (its own end of
+        // stream, passed on) is excused when it closes.
+        if !outbound && !conn.excused && EchoModel.owed(&conn.echo) > 0 && self.excuses > 0 {
+            self.excuses -= 1;
+            conn.excused = true;
+        }
+    }
+
+    fn owed(&self, conn: &RelayConn) -> usize {
+        let own_end = conn.input_ended && !self.half_close;
+        if conn.outbound || conn.excused || own_end {
+            0
+        } else {
+            EchoModel.owed(&conn.echo)
+        }
     }
 
     fn handler_wakes(&self) -> bool {

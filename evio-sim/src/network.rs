@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use evio_proto::{ConnId, Instant, IoError, IoErrorKind, Readiness};
+use evio_proto::{Addr, ConnId, Instant, IoError, IoErrorKind, Readiness};
 
 use crate::{Rng, SimConfig};
 
@@ -22,15 +22,98 @@ pub(crate) const EPIPE: i32 = 32;
 /// ENFILE on Linux: the system's descriptor table is full (an accept error some
 /// drivers pass on as `AcceptError::Other`).
 pub(crate) const ENFILE: i32 = 23;
+/// ECONNREFUSED on Linux: nothing listens at the address connected to.
+pub(crate) const ECONNREFUSED: i32 = 111;
 
 /// The error a virtual socket reports for `errno`.
-fn io_error(errno: i32) -> IoError {
+pub(crate) fn io_error(errno: i32) -> IoError {
     let kind = match errno {
         ECONNRESET => IoErrorKind::ConnectionReset,
         EPIPE => IoErrorKind::BrokenPipe,
+        ECONNREFUSED => IoErrorKind::ConnectionRefused,
         _ => IoErrorKind::Other,
     };
     IoError::with_code(kind, errno)
+}
+
+/// The local address the driver reports for backend `backend`'s connection.
+pub(crate) fn backend_local_addr(backend: usize) -> SocketAddr {
+    SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(127, 0, 1, (backend >> 16) as u8)),
+        20000 + (backend % 40000) as u16,
+    )
+}
+
+/// How a simulated backend answers a connect, drawn when the engine asks for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ConnectPlan {
+    /// It accepts once the clock reaches `at`, then serves (or, with `reset`, resets
+    /// the connection at its first turn).
+    Accept {
+        /// When the connect completes.
+        at: Instant,
+        /// The backend resets the connection right after accepting it.
+        reset: bool,
+    },
+    /// `connect(2)` itself fails with ECONNREFUSED: no socket is kept.
+    RefuseAtOnce,
+    /// The connect fails with ECONNREFUSED once the clock reaches `at`.
+    Refuse {
+        /// When the refusal arrives.
+        at: Instant,
+    },
+    /// Never answered: only the engine's timeout ends it.
+    Hang,
+}
+
+/// Where an outbound connection's connect stands, as the driver reported it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ConnectState {
+    /// Started; the driver has not reported how it ended.
+    Pending,
+    /// The driver reported it connected (`FinishConnect::done`).
+    Connected,
+    /// The driver reported it failed (at once, or from `FinishConnect`).
+    Failed,
+}
+
+/// The backend's side of an outbound connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Outbound {
+    /// How the backend answers the connect.
+    pub plan: ConnectPlan,
+    /// Where the connect stands.
+    pub state: ConnectState,
+    /// The address the engine connected to.
+    pub peer: Addr,
+    /// When the engine asked for the connect.
+    pub started: Instant,
+    /// The backend reset the connection after accepting it (done once).
+    pub reset_done: bool,
+}
+
+impl Outbound {
+    /// The connect's outcome is decided at `clock`: `Some(true)` accepted,
+    /// `Some(false)` refused, `None` not yet (or never).
+    pub fn decided(&self, clock: Instant) -> Option<bool> {
+        match self.plan {
+            ConnectPlan::Accept { at, .. } if clock >= at => Some(true),
+            ConnectPlan::Refuse { at } if clock >= at => Some(false),
+            ConnectPlan::RefuseAtOnce => Some(false),
+            _ => None,
+        }
+    }
+}
+
+/// How a finished connect ends, as the socket's pending error says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FinishOutcome {
+    /// Connected.
+    Done,
+    /// Failed with this error.
+    Failed(IoError),
+    /// Not decided yet.
+    InProgress,
 }
 
 /// The socket the simulator hands to [`Events::detached`](evio_proto::Events::detached):
@@ -56,9 +139,20 @@ pub(crate) fn peer_addr(client: usize) -> SocketAddr {
     )
 }
 
-/// One client's connection: the client's end and the server's socket.
+/// One client's connection: the client's end and the server's socket. A backend's
+/// connection (an outbound connection the engine opened) is a socket too, the backend
+/// standing where the client stands: what "the client" reads is what the engine sent
+/// to the backend, and what "the client" sends is the backend's answer.
 #[derive(Debug, Default)]
 pub(crate) struct Socket {
+    /// The client's number (in the order clients connected) or the backend's (in the
+    /// order the engine connected out).
+    pub number: usize,
+    /// A backend's connection: how its connect goes.
+    pub outbound: Option<Outbound>,
+    /// The server shut its sending side (`Output::ShutdownWrite`): the peer reads the
+    /// end of the stream once it has read everything before.
+    pub write_shut: bool,
     /// The listener the client connected to.
     pub listener: usize,
     /// The server's connection id, once the engine accepted the connection.
@@ -196,6 +290,10 @@ pub(crate) struct Network {
     /// The poller's interest list: the clients whose server socket is registered, in
     /// client order (a round looks at these, not at every client that ever connected).
     polled: Vec<usize>,
+    /// The clients' sockets, in the order they connected.
+    clients: Vec<usize>,
+    /// The backends' sockets, in the order the engine connected out.
+    backends: Vec<usize>,
     /// The world's random stream: the order in which the poller delivers readiness,
     /// and which of two equivalent reports the driver makes. The fault injector draws
     /// its faults that belong to no one client from it too (one stream for the world,
@@ -220,6 +318,8 @@ impl Network {
             sockets: Vec::new(),
             listeners,
             polled: Vec::new(),
+            clients: Vec::new(),
+            backends: Vec::new(),
             rng,
             recv_window: config.recv_window,
             send_window: config.send_window,
@@ -229,8 +329,8 @@ impl Network {
     /// The client a script's client number names (modulo the clients so far), if any
     /// has connected.
     pub fn client(&self, client: u16) -> Option<usize> {
-        let n = self.sockets.len();
-        (n > 0).then(|| client as usize % n)
+        let n = self.clients.len();
+        (n > 0).then(|| self.clients[client as usize % n])
     }
 
     // ----- the clients' side -------------------------------------------------------
@@ -241,9 +341,11 @@ impl Network {
         let listener = listener as usize % self.listeners.len();
         let ci = self.sockets.len();
         self.sockets.push(Socket {
+            number: self.clients.len(),
             listener,
             ..Socket::default()
         });
+        self.clients.push(ci);
         self.listeners[listener].backlog.push_back(ci);
         ci
     }
@@ -274,6 +376,30 @@ impl Network {
         let got: Vec<u8> = s.to_client.drain(..n).collect();
         s.received_bytes.extend_from_slice(&got);
         Some(got)
+    }
+
+    /// Backend `ci`, an echo server, takes its turn: it reads at most `window` bytes of
+    /// what the engine sent and sends them back (queued behind its earlier answer: it
+    /// does not stop reading while its answer waits, or it and an engine that does not
+    /// read a connection whose output is blocked would wait for each other through
+    /// small windows); once it has read everything up to the end of the engine's
+    /// stream, it ends its own. Returns the bytes it read.
+    pub fn echo_turn(&mut self, ci: usize, window: usize) -> Option<Vec<u8>> {
+        let s = &self.sockets[ci];
+        let connected = s
+            .outbound
+            .is_some_and(|o| o.state == ConnectState::Connected);
+        if !connected || s.gone() || s.fin {
+            return None;
+        }
+        let got = self.receive(ci, window);
+        if let Some(bytes) = &got {
+            self.send(ci, bytes);
+        }
+        if self.write_shut_read(ci) {
+            self.half_close(ci);
+        }
+        got
     }
 
     /// Client `ci` shuts down its sending side; `true` when data was still waiting in
@@ -349,6 +475,103 @@ impl Network {
         }
     }
 
+    /// The sockets of the clients, in the order they connected: a script's client
+    /// number `c` names `clients[c % len]`.
+    pub fn clients(&self) -> &[usize] {
+        &self.clients
+    }
+
+    /// The sockets of the backends, in the order the engine connected to them.
+    pub fn backends(&self) -> &[usize] {
+        &self.backends
+    }
+
+    /// The engine asks to connect `id` to `peer`, which `plan` answers: a new
+    /// backend socket; returns its index. Unless refused at once, the socket enters
+    /// the poller watched for writability (what `Connect::started` asks for).
+    pub fn connect_out(&mut self, id: ConnId, peer: Addr, plan: ConnectPlan) -> usize {
+        let ci = self.sockets.len();
+        let refused = plan == ConnectPlan::RefuseAtOnce;
+        self.sockets.push(Socket {
+            number: self.backends.len(),
+            outbound: Some(Outbound {
+                plan,
+                state: if refused {
+                    ConnectState::Failed
+                } else {
+                    ConnectState::Pending
+                },
+                peer,
+                started: self.clock,
+                reset_done: false,
+            }),
+            id: Some(id),
+            registered: !refused,
+            interest_write: !refused,
+            server_closed: refused,
+            ..Socket::default()
+        });
+        self.backends.push(ci);
+        if !refused {
+            self.polled.push(ci); // the highest index: the list stays sorted
+        }
+        ci
+    }
+
+    /// The outcome of backend socket `ci`'s connect, as `SO_ERROR` tells it now; the
+    /// connect's state follows what is reported.
+    pub fn finish_connect(&mut self, ci: usize) -> FinishOutcome {
+        let clock = self.clock;
+        let s = &mut self.sockets[ci];
+        let Some(o) = &mut s.outbound else {
+            return FinishOutcome::InProgress;
+        };
+        match o.decided(clock) {
+            Some(true) => {
+                o.state = ConnectState::Connected;
+                FinishOutcome::Done
+            }
+            Some(false) => {
+                o.state = ConnectState::Failed;
+                FinishOutcome::Failed(io_error(ECONNREFUSED))
+            }
+            None => FinishOutcome::InProgress,
+        }
+    }
+
+    /// The earliest time a pending connect is answered, if any is still to be (a
+    /// virtual timer of the network's own: the clock can jump to it as to a
+    /// deadline of the engine's).
+    pub fn next_answer(&self) -> Option<Instant> {
+        self.backends
+            .iter()
+            .filter_map(|&ci| {
+                let o = self.sockets[ci].outbound?;
+                if o.state != ConnectState::Pending {
+                    return None;
+                }
+                match o.plan {
+                    ConnectPlan::Accept { at, .. } | ConnectPlan::Refuse { at } => {
+                        (at > self.clock).then_some(at)
+                    }
+                    _ => None,
+                }
+            })
+            .min()
+    }
+
+    /// The server shut its sending side of socket `ci`.
+    pub fn shut_write(&mut self, ci: usize) {
+        self.sockets[ci].write_shut = true;
+    }
+
+    /// The engine's peer on socket `ci` has read everything up to the end the server
+    /// sent (`Output::ShutdownWrite`).
+    pub fn write_shut_read(&self, ci: usize) -> bool {
+        let s = &self.sockets[ci];
+        s.write_shut && s.to_client.is_empty()
+    }
+
     /// The clients whose server socket is in the poller, in client order.
     pub fn polled(&self) -> &[usize] {
         &self.polled
@@ -361,6 +584,25 @@ impl Network {
         let (true, Some(id)) = (s.registered, s.id) else {
             return None;
         };
+        if let Some(o) = &s.outbound
+            && o.state == ConnectState::Pending
+        {
+            // A connecting socket turns writable when the connect succeeded, and
+            // reports an error (readable, writable, hang-up) when it failed.
+            let readiness = match o.decided(self.clock) {
+                Some(true) => Readiness {
+                    writable: s.interest_write,
+                    ..Readiness::default()
+                },
+                Some(false) => Readiness {
+                    readable: s.interest_read,
+                    writable: s.interest_write,
+                    hangup: true,
+                },
+                None => Readiness::default(),
+            };
+            return Some((id, readiness));
+        }
         let hangup = s.gone();
         let readiness = Readiness {
             readable: s.interest_read && (!s.to_server.is_empty() || s.fin_arrived() || hangup),

@@ -72,6 +72,15 @@ pub enum Observation {
         /// What it returned (after any injected action).
         action: Action,
     },
+    /// `input_ended` ran: the peer ended its stream.
+    InputEnded {
+        /// The connection.
+        id: ConnId,
+        /// Bytes written.
+        wrote: usize,
+        /// What it returned (`None`: the connection stays open, half-closed).
+        action: Action,
+    },
     /// `drained` ran.
     Drained {
         /// The connection.
@@ -90,6 +99,8 @@ pub enum Observation {
     Closed {
         /// The connection.
         id: ConnId,
+        /// It was an outbound connection (opened by `Loop::connect`, connected or not).
+        outbound: bool,
         /// The error it was given.
         error: Option<CloseError>,
         /// What it returned.
@@ -415,7 +426,14 @@ impl<H: Events> Events for Observed<H> {
     }
 
     fn opened(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
-        let before = conn.pending();
+        // An outbound connection's output so far was written while it connected
+        // (through `Loop`, unseen here): none of it can have been sent yet, so all of
+        // it counts as written now.
+        let before = if conn.info().outbound {
+            0
+        } else {
+            conn.pending()
+        };
         let action = self.inner.opened(conn);
         let wrote = conn.pending().wrapping_sub(before);
         let action = self.inject(conn.id(), action, conn.pending(), false);
@@ -488,6 +506,19 @@ impl<H: Events> Events for Observed<H> {
         action
     }
 
+    fn input_ended(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
+        let before = conn.pending();
+        let action = self.inner.input_ended(conn);
+        let wrote = conn.pending().wrapping_sub(before);
+        self.push(Observation::InputEnded {
+            id: conn.id(),
+            wrote,
+            action,
+        });
+        self.after_conn(conn, action);
+        action
+    }
+
     fn drained(&mut self, conn: &mut Conn<'_, Self::Context>) -> Action {
         let before = conn.pending();
         let action = self.inner.drained(conn);
@@ -519,6 +550,7 @@ impl<H: Events> Events for Observed<H> {
         let flow = self.inner.closed(info, context, error, others);
         self.push(Observation::Closed {
             id: info.id,
+            outbound: info.outbound,
             error,
             flow,
         });

@@ -44,6 +44,21 @@ pub enum Rule {
     /// so the peer reads the last reply instead of a reset. The same whether the
     /// handler returned `Close` or closed it through `Loop`.
     LingerOverUnconsumed,
+    // ----- outbound connections -----
+    /// A connect ends in exactly one `opened` (once the driver reported it done) or
+    /// one `closed` (without `opened`), never both, and never `opened` after the
+    /// driver reported it failed.
+    ConnectOnce,
+    /// Nothing is sent on (nor read from) an outbound connection before the driver
+    /// reported its connect done.
+    ConnectBeforeSend,
+    /// `closed` of a connect that failed carries `CloseError::Connect` with the error
+    /// the driver reported; `ConnectTimeout` only for a connect the driver never
+    /// reported, after time passed since it started.
+    ConnectError,
+    /// `FinishConnect` is asked only of a connect under way, and `Connect` only with
+    /// a slot that no live connection holds.
+    ConnectAsked,
     // ----- listeners -----
     /// At most `accept_batch` accepts per readiness report of a listener.
     AcceptBatch,
@@ -129,6 +144,10 @@ impl Rule {
             Rule::ReadAfterFailedSend => "read-after-failed-send",
             Rule::SendBound => "send-bound",
             Rule::LingerOverUnconsumed => "linger-over-unconsumed",
+            Rule::ConnectOnce => "connect-once",
+            Rule::ConnectBeforeSend => "connect-before-send",
+            Rule::ConnectError => "connect-error",
+            Rule::ConnectAsked => "connect-asked",
             Rule::AcceptBatch => "accept-batch",
             Rule::AcceptWhilePaused => "accept-while-paused",
             Rule::AcceptBackoff => "accept-backoff",
@@ -193,6 +212,18 @@ impl Rule {
             }
             Rule::LingerOverUnconsumed => {
                 "a close asked for over unconsumed input lingers, by `Close` or by `Loop`"
+            }
+            Rule::ConnectOnce => {
+                "a connect ends in one `opened` once it is done or one `closed`, never both"
+            }
+            Rule::ConnectBeforeSend => {
+                "nothing is sent on an outbound connection before its connect is done"
+            }
+            Rule::ConnectError => {
+                "a failed connect's `closed` carries the driver's error, or ConnectTimeout                  for one never answered"
+            }
+            Rule::ConnectAsked => {
+                "FinishConnect only for a connect under way, Connect only with a free slot"
             }
             Rule::AcceptBatch => "at most `accept_batch` accepts per listener readiness report",
             Rule::AcceptWhilePaused => "no accept on a paused listener",

@@ -116,6 +116,21 @@ impl<H: Events, M: Model> core::fmt::Debug for Sim<H, M> {
 }
 
 impl<M: Model> World<M> {
+    /// Every backend takes its turn (reads what the engine sent it and echoes it):
+    /// what a backend reads is checked against the model as a client's is.
+    fn backends_turn(&mut self) -> Result<(), Violation> {
+        let mut read = Vec::new();
+        self.io
+            .backends_turn(|ci, bytes| read.push((ci, bytes.to_vec())));
+        for (ci, bytes) in read {
+            self.activity += 1;
+            self.trace.note(Tag::BackendRead, [ci as u64, 0, 0, 0]);
+            self.trace.bytes(&bytes);
+            self.oracle.received(ci, &bytes)?;
+        }
+        Ok(())
+    }
+
     /// Client `ci` reads at most `window` bytes: the model must allow them.
     fn receive(&mut self, ci: usize, window: usize) -> Result<(), Violation> {
         let Some(got) = self.io.net_mut().receive(ci, window) else {
@@ -291,18 +306,32 @@ impl<H: Events, M: Model> Sim<H, M> {
 
     /// Everything client `client` has received so far, counted in bytes.
     pub fn received(&self, client: usize) -> Option<u64> {
-        self.w.io.net().sockets.get(client).map(|s| s.received)
+        let net = self.w.io.net();
+        net.clients()
+            .get(client)
+            .map(|&ci| net.sockets[ci].received)
     }
 
     /// The bytes client `client` has received so far, in order; `None` if it never
     /// connected.
     pub fn received_bytes(&self, client: usize) -> Option<&[u8]> {
-        self.w
-            .io
-            .net()
-            .sockets
-            .get(client)
-            .map(|s| s.received_bytes.as_slice())
+        let net = self.w.io.net();
+        let ci = *net.clients().get(client)?;
+        Some(net.sockets[ci].received_bytes.as_slice())
+    }
+
+    /// The bytes backend `backend` (in the order the engine connected out) has
+    /// received so far, in order; `None` if there is no such backend.
+    pub fn backend_received_bytes(&self, backend: usize) -> Option<&[u8]> {
+        let net = self.w.io.net();
+        let ci = *net.backends().get(backend)?;
+        Some(net.sockets[ci].received_bytes.as_slice())
+    }
+
+    /// Backends the engine connected to so far (outbound connects it asked the
+    /// driver for).
+    pub fn backends(&self) -> usize {
+        self.w.io.net().backends().len()
     }
 
     /// The model, as the run has left it (its state shared between connections).
@@ -313,12 +342,13 @@ impl<H: Events, M: Model> Sim<H, M> {
     /// The model's state for client `client`'s connection; `None` if it never
     /// connected.
     pub fn model_conn(&self, client: usize) -> Option<&M::Conn> {
-        self.w.oracle.conns().get(client).map(|c| &c.model)
+        let ci = *self.w.io.net().clients().get(client)?;
+        self.w.oracle.conns().get(ci).map(|c| &c.model)
     }
 
     /// Clients that connected so far.
     pub fn clients(&self) -> usize {
-        self.w.io.net().sockets.len()
+        self.w.io.net().clients().len()
     }
 
     /// The run's seed.
@@ -399,6 +429,7 @@ impl<H: Events, M: Model> Sim<H, M> {
         }
         self.w.trace.line(|| format!("event {event}"));
         self.apply(event)?;
+        self.w.backends_turn()?;
         let handler = self.engine.handler_mut();
         self.w
             .io
@@ -468,7 +499,12 @@ impl<H: Events, M: Model> Sim<H, M> {
             ScriptedEvent::Advance { millis } => {
                 let net = w.io.net_mut();
                 if millis == 0 {
-                    if let Some(t) = self.engine.poll_timeout() {
+                    // The engine's next deadline, or a backend's answer if sooner.
+                    let next = match (self.engine.poll_timeout(), net.next_answer()) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    if let Some(t) = next {
                         net.clock = net.clock.max(t);
                     }
                 } else {

@@ -103,6 +103,16 @@ pub(crate) enum Tag {
     /// The loop napped before its wait (`Engine::poll_nap`): the nap in nanoseconds,
     /// and the clock after it.
     Nap = 45,
+    /// `input_ended` ran: the id, bytes written, action.
+    InputEnded = 46,
+    /// The engine asked to connect: the id, the backend's socket, and 1 when
+    /// `connect(2)` failed at once.
+    Connect = 47,
+    /// The engine asked how a connect ended: the id, and 0 connected, 1 failed, 2 not
+    /// yet.
+    FinishConnect = 48,
+    /// A backend read bytes the engine sent it (followed by the bytes): its socket.
+    BackendRead = 49,
 }
 
 /// The trace of one run.
@@ -210,6 +220,10 @@ pub(crate) fn observation_record(o: &Observation) -> (Tag, [u64; 4]) {
         Observation::Drained { id, wrote, action } => {
             (Tag::Drained, [id.to_u64(), wrote as u64, action as u64, 0])
         }
+        Observation::InputEnded { id, wrote, action } => (
+            Tag::InputEnded,
+            [id.to_u64(), wrote as u64, action as u64, 0],
+        ),
         Observation::ServerWoken { flow } => (Tag::ServerWoken, [flow as u64, 0, 0, 0]),
         Observation::WroteTo { id, bytes } => (Tag::WroteTo, [id.to_u64(), bytes as u64, 0, 0]),
         Observation::NoLongerOpen { id } => (Tag::NoLongerOpen, [id.to_u64(), 0, 0, 0]),
@@ -221,7 +235,9 @@ pub(crate) fn observation_record(o: &Observation) -> (Tag, [u64; 4]) {
         Observation::Woken {
             id, wrote, action, ..
         } => (Tag::Woken, [id.to_u64(), wrote as u64, action as u64, 0]),
-        Observation::Closed { id, error, flow } => (
+        Observation::Closed {
+            id, error, flow, ..
+        } => (
             Tag::Closed,
             [id.to_u64(), u64::from(error.is_some()), flow as u64, 0],
         ),

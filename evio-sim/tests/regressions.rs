@@ -73,6 +73,8 @@ fn eof_on_hangup_does_not_drop_stalled_input() {
             detach_with_readiness_queued: 25_000,
             shutdown_with_output_pending: 0,
             close_with_output_pending: 500,
+            // (No outbound connects: echo does not connect out.)
+            ..FaultRates::none()
         },
         profile: Profile {
             weights: [2, 40, 60, 3, 0, 0, 15, 3, 5, 0],
@@ -149,6 +151,8 @@ fn no_data_after_detach_while_draining_input_before_eof() {
             detach_with_readiness_queued: 75_000,
             shutdown_with_output_pending: 6_000,
             close_with_output_pending: 5_000,
+            // (No outbound connects: echo does not connect out.)
+            ..FaultRates::none()
         },
         profile: Profile {
             weights: [5, 40, 10, 3, 1, 1, 15, 10, 5, 0],
@@ -231,6 +235,8 @@ fn no_read_on_hangup_after_the_handler_detached() {
             detach_with_readiness_queued: 25_000,
             shutdown_with_output_pending: 0,
             close_with_output_pending: 75_000,
+            // (No outbound connects: echo does not connect out.)
+            ..FaultRates::none()
         },
         profile: Profile {
             weights: [20, 60, 10, 1, 1, 0, 15, 3, 5, 0],

@@ -47,7 +47,8 @@ fn every_fault_kind_fires_across_the_swarm() {
     assert!(report.failures.is_empty(), "{report}");
     let missing = report.faults.missing();
     assert!(missing.is_empty(), "never fired: {missing:?}\n{report}");
-    for kind in FaultKind::ALL {
+    // Echo never connects out: the outbound kinds are for relays (tests/relay.rs).
+    for kind in FaultKind::ACCEPTED {
         assert!(report.faults[kind] > 0, "{kind}");
     }
 }

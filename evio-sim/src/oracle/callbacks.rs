@@ -6,7 +6,7 @@ use core::ops::Range;
 use evio_proto::{Action, Addr, ConnId, ConnInfo, Flow, Instant, ListenerId};
 
 use super::Oracle;
-use crate::network::{Network, listen_addr, peer_addr};
+use crate::network::{Network, backend_local_addr, listen_addr, peer_addr};
 use crate::observe::{Injection, Observation};
 use crate::{Model, Rule, Violation};
 
@@ -72,6 +72,30 @@ impl<M: Model> Oracle<M> {
                 self.note_callback(ci, wrote, action);
                 self.left(ci, net.clock, action);
             }
+            Observation::InputEnded { id, wrote, action } => {
+                let ci = self.live(net, id, "input_ended")?;
+                if self.conns[ci].leaving {
+                    return Err(Violation::AfterLeaving {
+                        id,
+                        callback: "input_ended",
+                    });
+                }
+                if action == Action::Close {
+                    // The default: it closes once its output is flushed, after
+                    // `drained` and input held back, if any (as the end of the stream
+                    // did before `input_ended` was a callback).
+                    self.conns[ci].wrote(wrote);
+                } else {
+                    self.note_callback(ci, wrote, action);
+                    self.left(ci, net.clock, action);
+                }
+                let c = &mut self.conns[ci];
+                if action == Action::None && !c.cross_ended {
+                    // Kept open, half-closed: it leaves when a handler closes it (the
+                    // send bound, started by the end of its stream, still runs).
+                    c.half_open = true;
+                }
+            }
             Observation::Drained { id, wrote, action } => {
                 let ci = self.check_drained(net, id)?;
                 self.note_callback(ci, wrote, action);
@@ -100,10 +124,28 @@ impl<M: Model> Oracle<M> {
                 c.deadline_possible |= at.is_some();
                 self.model.timeout_set(&mut c.model, at);
             }
-            Observation::Closed { id, error, flow } => {
-                let ci = self.check_closed(net, id, error)?;
-                let c = &mut self.conns[ci];
-                self.model.ended(&mut c.model);
+            Observation::Closed {
+                id,
+                outbound,
+                error,
+                flow,
+            } => {
+                let connecting = outbound
+                    && self
+                        .client_of(net, id)
+                        .is_none_or(|ci| !self.conns[ci].opened);
+                if connecting {
+                    // A connect that ended without `opened`.
+                    if let Some(ci) = self.check_connect_closed(net, id, error)? {
+                        let c = &mut self.conns[ci];
+                        self.model.closed(&mut c.model, true, error);
+                    }
+                } else {
+                    let ci = self.check_closed(net, id, error)?;
+                    let c = &mut self.conns[ci];
+                    self.model.ended(&mut c.model);
+                    self.model.closed(&mut c.model, c.outbound, error);
+                }
                 self.note_flow(flow);
             }
             Observation::Detached { id, taken, flow } => {
@@ -151,13 +193,41 @@ impl<M: Model> Oracle<M> {
         if c.opened {
             return Err(Violation::OpenedTwice(id));
         }
-        let listener = net.sockets[ci].listener;
-        let expected = ConnInfo {
-            id,
-            listener: ListenerId::new(listener).expect("a simulated listener"),
-            local: Addr::Ip(listen_addr(listener)),
-            peer: Addr::Ip(peer_addr(ci)),
-            outbound: false,
+        let socket = &net.sockets[ci];
+        let expected = match socket.outbound {
+            Some(o) => {
+                if !c.connect_done || c.connect_error.is_some() || c.ended {
+                    return Err(Violation::contract(
+                        Some(id),
+                        Rule::ConnectOnce,
+                        format!(
+                            "opened for a connect the driver did not report done (failed: \
+                             {:?}, ended: {})",
+                            c.connect_error, c.ended
+                        ),
+                    ));
+                }
+                ConnInfo {
+                    id,
+                    listener: ListenerId::new(0).expect("listener 0"),
+                    local: match o.peer {
+                        Addr::Ip(_) => Addr::Ip(backend_local_addr(socket.number)),
+                        Addr::Unix => Addr::Unix,
+                    },
+                    peer: o.peer,
+                    outbound: true,
+                }
+            }
+            None => {
+                let listener = socket.listener;
+                ConnInfo {
+                    id,
+                    listener: ListenerId::new(listener).expect("a simulated listener"),
+                    local: Addr::Ip(listen_addr(listener)),
+                    peer: Addr::Ip(peer_addr(socket.number)),
+                    outbound: false,
+                }
+            }
         };
         if info != expected {
             return Err(Violation::contract(

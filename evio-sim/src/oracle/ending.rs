@@ -86,6 +86,66 @@ impl<M: Model> Oracle<M> {
         Ok(ci)
     }
 
+    /// `closed` ran for outbound connection `id`, which never opened, with `error`:
+    /// once; with the error the driver reported for its connect, or `ConnectTimeout`
+    /// for a connect the driver never reported (after time passed), or none (the
+    /// handler or a shutdown abandoned it). An id the driver was never asked to
+    /// connect was abandoned before the engine asked: no error. Returns the backend's
+    /// socket, if there is one.
+    pub(super) fn check_connect_closed(
+        &mut self,
+        net: &Network,
+        id: ConnId,
+        error: Option<CloseError>,
+    ) -> Result<Option<usize>, Violation> {
+        let Some(ci) = self.client_of(net, id) else {
+            if net.sockets.iter().any(|s| s.id == Some(id)) {
+                return Err(Violation::ClosedTwice(id));
+            }
+            if error.is_some() {
+                return Err(Violation::contract(
+                    Some(id),
+                    Rule::ConnectError,
+                    format!("closed with {error:?} for a connect the driver was never asked for"),
+                ));
+            }
+            return Ok(None);
+        };
+        let c = &mut self.conns[ci];
+        if c.ended {
+            return Err(Violation::ClosedTwice(id));
+        }
+        if !net.sockets[ci].server_closed {
+            return Err(Violation::ClosedBeforeSocket(id));
+        }
+        let started = net.sockets[ci].outbound.map(|o| o.started);
+        let fits = match (error, c.connect_error) {
+            (Some(CloseError::Connect(e)), Some(reported)) => e == reported,
+            (Some(CloseError::ConnectTimeout), None) => {
+                !c.connect_done && started.is_some_and(|t| net.clock > t)
+            }
+            // Abandoned by a handler (closed or aborted while connecting), or by a
+            // shutdown.
+            (None, None) => !c.connect_done,
+            _ => false,
+        };
+        if !fits {
+            return Err(Violation::contract(
+                Some(id),
+                Rule::ConnectError,
+                format!(
+                    "closed with {error:?}, but the driver reported {:?} for the connect \
+                     (done: {}, started at {started:?}, now {})",
+                    c.connect_error, c.connect_done, net.clock
+                ),
+            ));
+        }
+        c.ended = true;
+        c.errored = error.is_some();
+        self.by_slot[id.slot()] = None;
+        Ok(Some(ci))
+    }
+
     /// `detached` ran for `id`, the socket `taken` or not: after the socket left the
     /// driver, after every write's callbacks.
     pub(super) fn check_detached(

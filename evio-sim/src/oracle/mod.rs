@@ -45,6 +45,8 @@ pub(crate) struct Oracle<M: Model> {
     server_wake_owed: bool,
     /// The ticker's contract.
     pub tick: TickOracle,
+    /// The handler connected out: its connections may wait for each other's drain.
+    relaying: bool,
 }
 
 impl<M: Model> Oracle<M> {
@@ -61,6 +63,7 @@ impl<M: Model> Oracle<M> {
             shutting_down: false,
             trigger: None,
             server_wake_owed: false,
+            relaying: false,
         }
     }
 
@@ -102,6 +105,11 @@ impl<M: Model> Oracle<M> {
         self.listeners.iter().any(|l| l.must_pause)
             || net.listeners.iter().any(|l| !l.watched)
             || self.conns.iter().any(|c| c.deadline_possible && !c.ended)
+            // A connect's timeout is the engine's deadline until it is answered.
+            || self
+                .conns
+                .iter()
+                .any(|c| c.outbound && !c.connect_done && !c.ended)
     }
 
     /// The connection is open as far as anything the oracle saw can tell: nothing has

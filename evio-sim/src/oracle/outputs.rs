@@ -95,6 +95,79 @@ impl<M: Model> Oracle<M> {
         Ok(())
     }
 
+    /// The engine asked to connect `id`: its slot must be free (no live connection
+    /// holds it).
+    pub fn check_connect(&self, net: &Network, id: ConnId) -> Result<(), Violation> {
+        if let Some(other) = self.by_slot[id.slot()]
+            && !self.conns[other].ended
+        {
+            return Err(Violation::contract(
+                net.sockets[other].id,
+                Rule::ConnectAsked,
+                format!("its slot went to a connect {id} before `closed` or `detached` ran for it"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The driver made backend socket `ci` for the connect of `id`.
+    pub fn connect_started(&mut self, ci: usize, id: ConnId) {
+        self.relaying = true;
+        self.by_slot[id.slot()] = Some(ci);
+        self.conns[ci].outbound = true;
+    }
+
+    /// The driver is about to report that backend `ci`'s connect failed with `e`.
+    pub fn connect_failed(&mut self, ci: usize, e: IoError) {
+        self.conns[ci].connect_error = Some(e);
+    }
+
+    /// The driver is about to report that backend `ci`'s connect is done.
+    pub fn connect_done(&mut self, ci: usize) {
+        self.conns[ci].connect_done = true;
+    }
+
+    /// The engine asked how backend `ci`'s connect `id` ended: it must be under way.
+    pub fn check_finish_connect(&self, ci: usize, id: ConnId) -> Result<(), Violation> {
+        let c = &self.conns[ci];
+        if !c.outbound || c.connect_done || c.connect_error.is_some() {
+            return Err(Violation::contract(
+                Some(id),
+                Rule::ConnectAsked,
+                format!(
+                    "FinishConnect, but the connection is {}",
+                    if !c.outbound {
+                        "not outbound"
+                    } else if c.connect_done {
+                        "connected already"
+                    } else {
+                        "failed already"
+                    }
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The engine asked for `what` (a read or a transmit) on client `ci`'s connection
+    /// `id`: an outbound connection's connect must be done.
+    pub fn check_connected(
+        &self,
+        ci: usize,
+        id: ConnId,
+        what: &'static str,
+    ) -> Result<(), Violation> {
+        let c = &self.conns[ci];
+        if c.outbound && !c.connect_done {
+            return Err(Violation::contract(
+                Some(id),
+                Rule::ConnectBeforeSend,
+                format!("{what} before the driver reported the connect done"),
+            ));
+        }
+        Ok(())
+    }
+
     /// The poller reported `readiness` for client `ci`.
     pub fn readiness_reported(&mut self, ci: usize, readiness: Readiness) {
         let c = &mut self.conns[ci];
@@ -144,6 +217,9 @@ impl<M: Model> Oracle<M> {
     pub fn eof_reported(&mut self, ci: usize, clock: Instant) {
         let bounded = self.engine.send_timeout.is_some();
         let c = &mut self.conns[ci];
+        if c.opened && !c.eof_reported {
+            self.model.input_ended(&mut c.model);
+        }
         if c.opened && !c.eof_reported && !c.lingering && !c.aborted && !c.io_failed {
             // An open connection whose peer ended leaves once its answer is sent.
             c.leaving_since.get_or_insert(clock);
@@ -267,8 +343,13 @@ impl<M: Model> Oracle<M> {
     pub fn check_transmit(&mut self, ci: usize, len: usize) -> Result<(), Violation> {
         let input_capacity = self.engine.input_capacity;
         let c = &mut self.conns[ci];
-        // (A shutdown flushes the trigger's output as it stands: no more input.)
+        // (A shutdown flushes the trigger's output as it stands: no more input.) A
+        // connection holding input it did not consume may be waiting for another's
+        // drain (a relay's `Conn::wait_for`, or a write to another cut short): the
+        // engine does not read it meanwhile, and may send to it.
+        let relay_wait = self.relaying && c.unconsumed() > 0;
         if c.read_reported
+            && !relay_wait
             && c.open_for_input()
             && !c.write_blocked
             && c.unconsumed() < input_capacity
@@ -283,7 +364,7 @@ impl<M: Model> Oracle<M> {
                 ),
             ));
         }
-        if c.lingering {
+        if c.lingering || c.write_shut {
             return Err(Violation::contract(
                 None,
                 Rule::LingerQuiet,
@@ -355,7 +436,9 @@ impl<M: Model> Oracle<M> {
             (c.leaving_since, bound),
             (Some(since), Some(bound)) if clock >= since + bound
         );
-        if !c.abort_asked && !c.cross_ended && !c.bound_passed {
+        // A connect under way is abandoned with a reset when a handler closes it.
+        let connecting = c.outbound && !c.connect_done;
+        if !c.abort_asked && !c.cross_ended && !c.bound_passed && !connecting {
             return Err(Violation::contract(
                 Some(id),
                 Rule::AbortAsked,
@@ -370,13 +453,40 @@ impl<M: Model> Oracle<M> {
         Ok(())
     }
 
-    /// The engine shuts the sending side of client `ci`'s connection `id` to begin a
-    /// lingering close: its output must be flushed first.
+    /// The engine shuts the sending side of client `ci`'s connection `id`: its output
+    /// must be flushed first, and it happens once. On a connection that is open (its
+    /// stream not ended, or kept open half-closed by `input_ended`), a handler asked
+    /// for it (`Loop::shutdown_write`, a relay passing on an end of stream): the
+    /// connection stays open for reading. Otherwise it begins a lingering close.
     pub fn shutting_write(&mut self, ci: usize, id: ConnId) -> Result<(), Violation> {
         self.check_flushed(ci, id, "shut-write")?;
         let c = &mut self.conns[ci];
-        c.lingering = true;
-        c.deadline_possible = true;
+        if c.lingering {
+            return Err(Violation::contract(
+                Some(id),
+                Rule::LingerQuiet,
+                "its sending side was shut twice".into(),
+            ));
+        }
+        // (Whatever starts a close, the handler's or the engine's own, such as a frame
+        // too large, starts the send bound's clock: one that has not started is open.)
+        let open = c.opened
+            && !c.ended
+            && !c.leaving
+            && !c.cross_ended
+            && !c.aborted
+            && !c.io_failed
+            && !c.must_linger
+            && c.leaving_since.is_none()
+            && (!c.eof_reported || c.half_open);
+        if open && !c.write_shut {
+            c.write_shut = true;
+        } else {
+            // (A close after `Loop::shutdown_write` shuts the side again as its
+            // lingering close begins: redundant, and harmless to a socket.)
+            c.lingering = true;
+            c.deadline_possible = true;
+        }
         Ok(())
     }
 }

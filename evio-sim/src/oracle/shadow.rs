@@ -90,6 +90,17 @@ pub(crate) struct Shadow<C> {
     pub(super) deadline_possible: bool,
     /// The model was told it is no longer open.
     pub(super) closing_told: bool,
+    /// An outbound connection (a backend's socket).
+    pub outbound: bool,
+    /// The error the driver reported for its connect, if it failed.
+    pub(super) connect_error: Option<IoError>,
+    /// The driver reported its connect done.
+    pub(super) connect_done: bool,
+    /// The engine shut its sending side while it was open (a handler's
+    /// `Loop::shutdown_write`, not a lingering close): nothing more may be sent.
+    pub(super) write_shut: bool,
+    /// Its peer ended its stream and `input_ended` kept it open (half-closed).
+    pub(super) half_open: bool,
     /// The model's state for the connection.
     pub model: C,
 }
