@@ -611,3 +611,42 @@ fn writes_after_a_shutdown_of_the_sending_side_are_refused() {
     assert!(net.peer(id).write_shut);
     assert!(!net.peer(id).closed, "still open for reading");
 }
+
+#[test]
+fn a_client_that_sends_and_half_closes_before_the_backend_answers_gets_its_answer() {
+    let (mut engine, _) = engine(
+        Relay {
+            half_close: true,
+            ..relay(backend().into())
+        },
+        config(),
+    );
+    let mut net = Net::new(1);
+    net.connect_plans.push_back(ConnectPlan::Hang);
+    start(&mut engine, &mut net);
+    let (client, up) = client_and_backend(&mut engine, &mut net);
+    let message: Vec<u8> = (0..95u8).collect();
+    net.peer(client).inbound.extend(&message);
+    net.peer(client).eof = true;
+    engine
+        .handle_conn_ready(client, evio_proto::Readiness::READABLE)
+        .unwrap();
+    drain(&mut engine, &mut net);
+    // The backend answers now.
+    net.peer(up).connecting = Some(ConnectPlan::Accept);
+    engine
+        .handle_conn_ready(up, evio_proto::Readiness::WRITABLE)
+        .unwrap();
+    drain(&mut engine, &mut net);
+    assert_eq!(
+        net.peer(up).received,
+        message,
+        "all of it reached the backend"
+    );
+    assert!(net.peer(up).write_shut, "and then its end");
+    // The backend echoes and ends: the client gets it all, then its end.
+    send(&mut engine, &mut net, up, &message);
+    half_close(&mut engine, &mut net, up);
+    assert_eq!(net.peer(client).received, message);
+    assert!(net.peer(client).closed);
+}

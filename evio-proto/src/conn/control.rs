@@ -164,7 +164,7 @@ impl<'a, C> Loop<'a, C> {
     /// A close, detach or abort of `id`, exactly as its handler's own `Action` would
     /// do it (the same transition, `slot::request`), in whatever state that action is
     /// accepted.
-    fn request(&mut self, id: ConnId, event: Event) -> Result<(), NotOpen> {
+    pub(super) fn request(&mut self, id: ConnId, event: Event) -> Result<(), NotOpen> {
         let i = match self.slots.get(id.slot()) {
             Some(s) if s.info.id == id && s.state.is_live() => id.slot() as u32,
             _ => return Err(NotOpen(id)),

@@ -4,6 +4,7 @@
 use core::time::Duration;
 
 use super::{Loop, NotOpen};
+use crate::engine::life::Event;
 use crate::slot::Flags;
 use crate::{Addr, ConnId, ConnectAddr, ConnectError};
 
@@ -150,7 +151,13 @@ impl<C> Loop<'_, C> {
     /// ```
     pub fn shutdown_write(&mut self, id: ConnId) -> Result<(), NotOpen> {
         let i = self.writable_slot(id)?;
-        self.slots[i as usize].flags.insert(Flags::SHUT_WR);
+        let flags = &mut self.slots[i as usize].flags;
+        flags.insert(Flags::SHUT_WR);
+        if flags.contains(Flags::EOF) {
+            // Its peer ended its stream already: both directions are over, so it closes
+            // once its output is sent, bounded as any close (`Config::send_timeout`).
+            return self.request(id, Event::Close);
+        }
         self.wake_up(i);
         Ok(())
     }

@@ -244,6 +244,9 @@ where
             // half-closed.
             match self.call_handler(index, |h, conn| h.input_ended(conn)) {
                 Action::Close => {}
+                // Kept open with its sending side shut already: both directions are
+                // over, and it closes once its output is sent (bounded as any close).
+                Action::None if self.slot(index).flags.contains(Flags::SHUT_WR) => {}
                 action => {
                     self.apply_action(index, action);
                     self.enqueue(index);

@@ -7,7 +7,7 @@ use crate::engine::{ByteStorage, Engine, Phase, SlotStorage};
 use crate::listeners::Command;
 use crate::output::{Accept, Connect, Detach, FinishConnect, Read, Transmit};
 use crate::shutdown::Step;
-use crate::slot::{self, Flags};
+use crate::slot::Flags;
 use crate::{Events, Interest, ListenerId, Output};
 
 /// What a connection's rarely set flags ask for before its usual outputs.
@@ -146,11 +146,11 @@ where
         }
         if pending == 0 {
             if let Life::Leaving { then, .. } = state {
-                return Some(match then {
-                    Then::Close => self.emit_close(index, Event::Flushed),
+                return match then {
+                    Then::Close => Some(self.emit_close(index, Event::Flushed)),
                     Then::Linger => self.begin_linger(index),
-                    Then::Detach => self.emit_detach(index),
-                });
+                    Then::Detach => Some(self.emit_detach(index)),
+                };
             }
             if shut_write && let Some(next) = self.shut_write(index) {
                 return Some(next);
@@ -233,24 +233,17 @@ where
     }
 
     /// Slot `index`'s handler shut its sending side and all it wrote before is sent:
-    /// the shutdown, then, once its peer has ended its stream too, the close (both
-    /// directions are over; nothing more can happen on it).
+    /// the shutdown, once. (Once its peer has ended its stream too, it closes as a
+    /// leaving connection: `Loop::shutdown_write` and `end_of_stream` see to that.)
     #[cold]
     #[inline(never)]
     fn shut_write(&mut self, index: u32) -> Option<Next> {
-        let in_cap = self.config.input_capacity;
         let flags = &mut self.slot_mut(index).flags;
-        if !flags.contains(Flags::WR_SHUT) {
-            flags.insert(Flags::WR_SHUT);
-            return Some(Next::ShutdownWrite(index));
-        }
-        if !flags.contains(Flags::EOF) || self.slot(index).state != Life::Open {
+        if flags.contains(Flags::WR_SHUT) {
             return None;
         }
-        let bound = self.send_bound();
-        let Self { slots, timers, .. } = self;
-        slot::request(slots.as_mut(), timers, index, Event::Close, in_cap, bound).ok()?;
-        Some(self.emit_close(index, Event::Flushed))
+        flags.insert(Flags::WR_SHUT);
+        Some(Next::ShutdownWrite(index))
     }
 
     /// The next output of an outbound connection that has not connected: the connect
@@ -344,18 +337,26 @@ where
 
     /// The output is flushed and the peer may still be sending: shut the sending side,
     /// then read and discard until it closes too, for at most `Config::linger`.
-    fn begin_linger(&mut self, index: u32) -> Next {
+    /// (`None`: the handler had shut the sending side already; the linger starts
+    /// without a second shutdown.)
+    fn begin_linger(&mut self, index: u32) -> Option<Next> {
         let deadline = self.now + self.config.linger;
         let slot = self.slot_mut(index);
         slot.flags.remove(Flags::STALLED);
         slot.go(Event::Flushed, Default::default());
         slot.bufs.in_len = 0;
+        let shut = slot.flags.contains(Flags::WR_SHUT);
+        slot.flags.insert(Flags::WR_SHUT);
         let id = slot.info.id;
         if let Some(w) = &self.waker {
             w.target().close(id);
         }
         self.timers.set(self.slots.as_mut(), index, Some(deadline));
-        Next::ShutdownWrite(index)
+        if shut {
+            self.enqueue(index);
+            return None;
+        }
+        Some(Next::ShutdownWrite(index))
     }
 
     fn emit_detach(&mut self, index: u32) -> Next {

@@ -91,9 +91,10 @@ impl<M: Model> Oracle<M> {
                 }
                 let c = &mut self.conns[ci];
                 if action == Action::None && !c.cross_ended {
-                    // Kept open, half-closed: it leaves when a handler closes it (the
-                    // send bound, started by the end of its stream, still runs).
+                    // Kept open, half-closed: it is not leaving (no send bound) until
+                    // a handler closes it, or shuts its sending side too.
                     c.half_open = true;
+                    c.leaving_since = None;
                 }
             }
             Observation::Drained { id, wrote, action } => {
@@ -513,12 +514,13 @@ impl<M: Model> Oracle<M> {
     fn left_through_loop(&mut self, ci: usize, clock: Instant) {
         let bounded = self.engine.send_timeout.is_some();
         let c = &mut self.conns[ci];
-        if c.cross_ended || c.leaving || c.io_failed || c.eof_reported {
+        // (A connection kept open after its peer ended leaves here too.)
+        if c.cross_ended || c.leaving || c.io_failed || (c.eof_reported && !c.half_open) {
             return;
         }
         c.leaving_since.get_or_insert(clock);
         c.deadline_possible |= bounded;
-        if c.unconsumed() > 0 {
+        if c.unconsumed() > 0 && !c.eof_reported {
             c.must_linger = true;
         }
     }

@@ -344,12 +344,9 @@ impl<M: Model> Oracle<M> {
         let input_capacity = self.engine.input_capacity;
         let c = &mut self.conns[ci];
         // (A shutdown flushes the trigger's output as it stands: no more input.) A
-        // connection holding input it did not consume may be waiting for another's
-        // drain (a relay's `Conn::wait_for`, or a write to another cut short): the
-        // engine does not read it meanwhile, and may send to it.
-        let relay_wait = self.relaying && c.unconsumed() > 0;
+        // connection waiting for another's drain (a relay) is no exception: it is read
+        // while its input buffer has room.
         if c.read_reported
-            && !relay_wait
             && c.open_for_input()
             && !c.write_blocked
             && c.unconsumed() < input_capacity
