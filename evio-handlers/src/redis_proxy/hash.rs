@@ -12,8 +12,9 @@
 //!   `u64`: point `i` is FNV-1a 64 of the text `{name}-{i}`, mixed with MurmurHash3's
 //!   64-bit finaliser (FNV-1a of strings that differ only in their last characters
 //!   clusters on the ring; the finaliser spreads them).
-//! - A key belongs to the backend of the first point at or after its hash, wrapping
-//!   around (ketama's rule). Adding or removing a backend moves only the keys of the
+//! - A key's place on the ring is FNV-1a 64 of its hashed part, mixed the same way
+//!   (keys such as `key:1`, `key:2` differ in their last bytes too); it belongs to
+//!   the backend of the first point at or after it, wrapping around (ketama's rule). Adding or removing a backend moves only the keys of the
 //!   arcs it gains or loses.
 //!
 //! This is twemproxy's `distribution: ketama` in spirit, not in bytes: twemproxy
@@ -83,7 +84,7 @@ impl Continuum {
 
     /// The backend (an index into the names given to [`Continuum::new`]) of `key`.
     pub fn backend(&self, key: &[u8]) -> usize {
-        let hash = fnv1a_64(hashed_part(key));
+        let hash = fmix64(fnv1a_64(hashed_part(key)));
         let at = self.points.partition_point(|&(point, _)| point < hash);
         let (_, backend) = self.points[at % self.points.len()];
         usize::from(backend)
@@ -122,6 +123,12 @@ mod tests {
             counts.iter().all(|&n| (3_500..=6_500).contains(&n)),
             "{counts:?}"
         );
+        // Few similar keys spread too (FNV-1a alone puts these on one backend).
+        let mut few = [0usize; 2];
+        for i in 0..40 {
+            few[ring.backend(format!("key:{i}").as_bytes())] += 1;
+        }
+        assert!(few.iter().all(|&n| n >= 8), "{few:?}");
         // Deterministic: the same ring places the same key the same way.
         let again = Continuum::new(&["127.0.0.1:6379", "127.0.0.1:6380"]);
         for i in 0..100 {
