@@ -8,6 +8,7 @@ pub mod chat;
 pub mod echo;
 pub mod http;
 pub mod redis;
+pub mod redis_proxy;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod stop;
