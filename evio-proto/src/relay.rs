@@ -16,6 +16,10 @@ use crate::slot::{Flags, Slot};
 /// No slot.
 const NONE: u32 = u32::MAX;
 
+/// In `WaitLink::on`: held by its handler ([`Conn::hold`](crate::Conn::hold)) until
+/// [`Loop::resume`](crate::Loop::resume), in no slot's list.
+pub(crate) const HELD: u32 = u32::MAX - 1;
+
 /// A slot's place in the waiting lists: whom it waits for, its neighbours among that
 /// slot's waiters, and the first of its own waiters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +54,7 @@ impl WaitLink {
 /// Slot `waiter` waits for slot `on` (leaving any other slot's list first).
 pub(crate) fn wait<C>(slots: &mut [Slot<C>], waiter: u32, on: u32) {
     debug_assert_ne!(waiter, on, "a slot cannot wait for itself");
+    debug_assert!(on != HELD && on != NONE);
     if slots[waiter as usize].wait.on == on {
         return;
     }
@@ -67,10 +72,20 @@ pub(crate) fn wait<C>(slots: &mut [Slot<C>], waiter: u32, on: u32) {
     slots[on as usize].flags.insert(Flags::WAITED_ON);
 }
 
+/// Slot `waiter`'s input is held until its handler resumes it (leaving any list).
+pub(crate) fn hold<C>(slots: &mut [Slot<C>], waiter: u32) {
+    unwait(slots, waiter);
+    slots[waiter as usize].wait.on = HELD;
+}
+
 /// Slot `waiter` stops waiting (nothing if it was not).
 pub(crate) fn unwait<C>(slots: &mut [Slot<C>], waiter: u32) {
     let WaitLink { on, prev, next, .. } = slots[waiter as usize].wait;
     if on == NONE {
+        return;
+    }
+    if on == HELD {
+        slots[waiter as usize].wait.on = NONE;
         return;
     }
     if prev == NONE {
@@ -176,6 +191,19 @@ mod tests {
         resumed.sort();
         assert_eq!(resumed, [1, 2, 3]);
         assert!(!s[0].wait.has_waiters());
+    }
+
+    #[test]
+    fn a_held_slot_is_in_no_list_and_unwaits_cleanly() {
+        let mut s = slots(3);
+        wait(&mut s, 1, 0);
+        hold(&mut s, 1);
+        assert_eq!(waiters(&s, 0), Vec::<u32>::new(), "holding left the list");
+        assert_eq!(s[1].wait.on(), Some(HELD));
+        wait(&mut s, 2, 0);
+        unwait(&mut s, 1);
+        assert_eq!(s[1].wait, WaitLink::NONE);
+        assert_eq!(waiters(&s, 0), [2], "another slot's wait untouched");
     }
 
     #[test]

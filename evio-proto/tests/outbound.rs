@@ -650,3 +650,73 @@ fn a_client_that_sends_and_half_closes_before_the_backend_answers_gets_its_answe
     assert_eq!(net.peer(client).received, message);
     assert!(net.peer(client).closed);
 }
+
+#[test]
+fn held_input_waits_for_resume_and_is_never_too_large() {
+    /// Takes 4-byte records while it has credit; holds the rest until a server wake
+    /// gives credit back and resumes the connection.
+    #[derive(Default)]
+    struct Gate {
+        credit: usize,
+        taken: Vec<u8>,
+        ids: Vec<ConnId>,
+        closed: Vec<(ConnId, Option<CloseError>)>,
+    }
+    impl Events for Gate {
+        type Context = ();
+        fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+            self.ids.push(conn.id());
+            Action::None
+        }
+        fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+            let mut used = 0;
+            while self.credit > 0 && input.len() - used >= 4 {
+                self.taken.extend_from_slice(&input[used..used + 4]);
+                used += 4;
+                self.credit -= 1;
+            }
+            conn.consume(used);
+            if used < input.len() {
+                conn.hold();
+            }
+            Action::None
+        }
+        fn server_woken(&mut self, others: &mut Loop<'_, ()>) -> Flow {
+            self.credit += 2;
+            for &id in &self.ids {
+                others.resume(id).unwrap();
+            }
+            Flow::Continue
+        }
+        fn closed(
+            &mut self,
+            info: &ConnInfo,
+            _: (),
+            e: Option<CloseError>,
+            _: &mut Loop<'_, ()>,
+        ) -> Flow {
+            self.closed.push((info.id, e));
+            Flow::Continue
+        }
+    }
+    let (mut engine, _) = engine(Gate::default(), small_config(4, 16, 16));
+    let mut net = Net::new(1);
+    start(&mut engine, &mut net);
+    let id = connect(&mut engine, &mut net, 0).unwrap();
+    let message: Vec<u8> = (0..40u8).collect();
+    send(&mut engine, &mut net, id, &message);
+    // No credit: a full input buffer is held, not closed as too large, and not read.
+    assert!(engine.handler().closed.is_empty());
+    assert_eq!(engine.pending_input(id), 16);
+    assert!(!net.peer(id).interest.is_readable());
+    let mut rounds = 0;
+    while engine.handler().taken.len() < message.len() {
+        rounds += 1;
+        assert!(rounds < 20, "resumed without progress");
+        engine.waker().unwrap().wake_server();
+        engine.handle_wakes();
+        drain(&mut engine, &mut net);
+    }
+    assert_eq!(engine.handler().taken, message);
+    assert!(engine.handler().closed.is_empty());
+}

@@ -427,6 +427,22 @@ impl<'a, C> Conn<'a, C> {
             _ => Err(NotOpen(other)),
         }
     }
+
+    /// Holds the input this `data` call leaves unconsumed until the handler says
+    /// otherwise with [`Loop::resume`]: for a limit of the handler's own (a proxy with
+    /// as many requests of this client in flight as it allows, waiting for replies).
+    ///
+    /// As with [`Conn::wait_for`]: the input is not counted as a frame too large, the
+    /// connection is read while its input buffer has room (what arrives is given to
+    /// `data` with the rest), and once the buffer is full it is not read, so TCP slows
+    /// its peer down. `Loop::resume` has `data` called again with the input at the
+    /// connection's next turn. It has no effect if all the input is consumed; each
+    /// `data` call that leaves input holds it only if it says so again.
+    ///
+    /// [`Loop::resume`]: crate::Loop::resume
+    pub fn hold(&mut self) {
+        self.lp.wait_on = crate::relay::HELD;
+    }
 }
 
 /// Formatting into the output (`write!(conn, …)`). A formatted write is made of several

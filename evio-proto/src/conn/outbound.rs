@@ -161,4 +161,21 @@ impl<C> Loop<'_, C> {
         self.wake_up(i);
         Ok(())
     }
+
+    /// Gives `id` the input it holds ([`Conn::hold`](crate::Conn::hold)) again: its
+    /// `data` is called with it at its next turn. Nothing happens if it holds none.
+    ///
+    /// # Errors
+    ///
+    /// [`NotOpen`] if `id` is not open.
+    pub fn resume(&mut self, id: ConnId) -> Result<(), NotOpen> {
+        let i = self.open_slot(id)?;
+        let slot = &mut self.slots[i as usize];
+        if slot.wait.on() == Some(crate::relay::HELD) {
+            crate::relay::unwait(self.slots, i);
+            // Still marked waiting, with nothing to wait for: delivered at its turn.
+            self.wake_up(i);
+        }
+        Ok(())
+    }
 }

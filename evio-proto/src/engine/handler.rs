@@ -211,6 +211,17 @@ where
     #[cold]
     #[inline(never)]
     fn relay_wait(&mut self, index: u32, on: u32, left: bool) -> bool {
+        if on == relay::HELD {
+            let slots = self.slots.as_mut();
+            if left {
+                relay::hold(slots, index);
+                slots[index as usize].flags.insert(Flags::WAITING);
+            } else {
+                relay::unwait(slots, index);
+                slots[index as usize].flags.remove(Flags::WAITING);
+            }
+            return left;
+        }
         let target_pending = on != NO_CURRENT
             && matches!(self.slot(on).state, Life::Open | Life::Connecting)
             && self.pending_len(on) > 0;
