@@ -4,7 +4,9 @@ use core::any::Any;
 use core::fmt;
 use core::time::Duration;
 
-use crate::{CloseError, Conn, ConnId, ConnInfo, Instant, ListenAddr, Loop, Waker};
+use crate::{
+    CloseError, Conn, ConnId, ConnInfo, ConnectAddr, ConnectError, Instant, ListenAddr, Loop, Waker,
+};
 
 /// What a handler asks the loop to do next, from a method called for one connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -180,17 +182,86 @@ impl Tick {
     }
 }
 
-/// What [`Events::serving`] learns about the server that just started.
-#[derive(Clone, Copy, Debug)]
+/// What [`Events::serving`] learns about the server that just started, and what it can
+/// do before the first connection: connect out.
 pub struct Server<'a> {
     addrs: &'a [ListenAddr<'a>],
     waker: Option<&'a Waker>,
     now: Instant,
+    connector: Option<&'a mut dyn Connector>,
+}
+
+impl fmt::Debug for Server<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("addrs", &self.addrs)
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What lets [`Server::connect`] reach the loop whatever the handler's context type.
+pub(crate) trait Connector {
+    fn connect(&mut self, to: ConnectAddr<'_>, timeout: Duration) -> Result<ConnId, ConnectError>;
+}
+
+impl<C: Default> Connector for Loop<'_, C> {
+    fn connect(&mut self, to: ConnectAddr<'_>, timeout: Duration) -> Result<ConnId, ConnectError> {
+        Loop::connect(self, to, timeout, C::default())
+    }
 }
 
 impl<'a> Server<'a> {
-    pub(crate) fn new(addrs: &'a [ListenAddr<'a>], waker: Option<&'a Waker>, now: Instant) -> Self {
-        Server { addrs, waker, now }
+    pub(crate) fn new(
+        addrs: &'a [ListenAddr<'a>],
+        waker: Option<&'a Waker>,
+        now: Instant,
+        connector: Option<&'a mut dyn Connector>,
+    ) -> Self {
+        Server {
+            addrs,
+            waker,
+            now,
+            connector,
+        }
+    }
+
+    /// Opens a connection to `to`, exactly as [`Loop::connect`] does, with a default
+    /// context (set it in `opened`): `opened` or `closed` follows for it once the
+    /// server runs.
+    ///
+    /// ```
+    /// use core::net::SocketAddr;
+    ///
+    /// use evio_proto::{ConnId, Duration, Events, Flow, Server};
+    ///
+    /// /// Opens its link to a backend as the server starts, before any client comes.
+    /// struct Linked {
+    ///     backend: SocketAddr,
+    ///     link: Option<ConnId>,
+    /// }
+    ///
+    /// impl Events for Linked {
+    ///     type Context = ();
+    ///     fn serving(&mut self, mut server: Server<'_>) -> Flow {
+    ///         self.link = server.connect(self.backend.into(), Duration::from_secs(1)).ok();
+    ///         Flow::Continue
+    ///     }
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError`] when nothing can be started (see [`Loop::connect`]).
+    pub fn connect(
+        &mut self,
+        to: ConnectAddr<'_>,
+        timeout: Duration,
+    ) -> Result<ConnId, ConnectError> {
+        match self.connector.as_deref_mut() {
+            Some(c) => c.connect(to, timeout),
+            None => Err(ConnectError::ShuttingDown),
+        }
     }
 
     /// The time the server started (the driver's clock).

@@ -720,3 +720,30 @@ fn held_input_waits_for_resume_and_is_never_too_large() {
     assert_eq!(engine.handler().taken, message);
     assert!(engine.handler().closed.is_empty());
 }
+
+#[test]
+fn a_handler_connects_from_serving_before_any_client() {
+    #[derive(Default)]
+    struct Eager {
+        asked: Option<Result<ConnId, ConnectError>>,
+        opened: Vec<ConnInfo>,
+    }
+    impl Events for Eager {
+        type Context = ();
+        fn serving(&mut self, mut server: evio_proto::Server<'_>) -> Flow {
+            self.asked = Some(server.connect(ConnectAddr::Ip(backend()), 100 * MS));
+            Flow::Continue
+        }
+        fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+            self.opened.push(*conn.info());
+            Action::None
+        }
+    }
+    let (mut engine, _) = engine(Eager::default(), config());
+    let mut net = Net::new(1);
+    start(&mut engine, &mut net);
+    let id = engine.handler().asked.unwrap().unwrap();
+    assert_eq!(net.connects, [(id, "tcp://127.0.0.1:6379".to_string())]);
+    assert_eq!(engine.handler().opened.len(), 1);
+    assert!(engine.handler().opened[0].outbound && engine.handler().opened[0].id == id);
+}

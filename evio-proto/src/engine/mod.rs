@@ -358,9 +358,11 @@ where
         }
         self.phase = Phase::Running;
         self.listeners.start(listeners.len());
-        let flow = self
-            .handler
-            .serving(Server::new(listeners, self.waker.as_ref(), self.now));
+        let now = self.now;
+        let flow = self.with_loop(0..0, |h, lp, _| {
+            let waker = lp.waker;
+            h.serving(Server::new(listeners, waker, now, Some(lp)))
+        });
         if flow == Flow::Shutdown {
             self.begin_shutdown(None);
             return Ok(());
