@@ -159,7 +159,7 @@ fn relaying_allocates_nothing(addr: &str) {
     };
     // A meter: one round trip, after which the published count is current.
     let mut meter = connect();
-    let mut mark = |meter: &mut TcpStream| {
+    let mark = |meter: &mut TcpStream| {
         meter.write_all(b"mark").unwrap();
         let mut got = [0u8; 4];
         meter.read_exact(&mut got).unwrap();
