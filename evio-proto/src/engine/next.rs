@@ -210,9 +210,9 @@ where
         Some(Next::Read(index))
     }
 
-    /// Slot `index`'s options to apply, or, once the connection its input waited for
-    /// has drained or gone, that input delivered again (`None` then: its next output is
-    /// decided afresh).
+    /// Slot `index`'s options to apply; or, once the connection its input waited for
+    /// has drained or gone (or its handler resumed it), that input delivered again; or
+    /// that it still waits.
     #[cold]
     #[inline(never)]
     fn options_or_resume(&mut self, index: u32) -> Extra {
