@@ -25,11 +25,16 @@
 //!   ([`ProxyConfig::backoff_min`] doubling to [`ProxyConfig::backoff_max`]).
 //! - **Bounded memory.** A client has at most [`ProxyConfig::max_inflight`]
 //!   outstanding requests (4 once its replies are large, so a pipeline of GETs of a
-//!   big value cannot make the proxy hold many of them). While a reply of its waits
-//!   for room in its output (a client that does not read), no more of its requests is
-//!   forwarded, and the engine stops reading it. Requests read beyond the in-flight
-//!   bound wait in a backlog of at most [`BACKLOG_MAX`] bytes (more than one large
-//!   request only when a single request is larger).
+//!   big value cannot make the proxy hold many of them). Requests beyond that bound
+//!   stay unread in the engine's input buffer ([`Conn::hold`]): once it is full the
+//!   engine stops reading the client, so TCP slows it down, and the proxy gives the
+//!   input back ([`Loop::resume`]) once the client's outstanding requests are down to
+//!   half the bound (once per half a window, not once per reply). While a reply of its
+//!   waits for room in its output (a client that does not read), no more of its
+//!   requests is forwarded, and the engine stops reading it the same way. A client's
+//!   memory is thus its engine buffers plus a fixed queue of jobs; only a single
+//!   request larger than half the input buffer is gathered apart (in a buffer of the
+//!   client's, as long as that request).
 //! - **No allocation per request** once warmed up: the jobs of a client are allocated
 //!   when the client's record is first made and reused by the clients after it; reply
 //!   buffers keep their capacity (up to 64 KiB); the FIFOs are reserved up front.
@@ -59,10 +64,6 @@ use reply::{Framer, integer, value_len};
 
 /// The default [`ProxyConfig::max_inflight`].
 pub const DEFAULT_MAX_INFLIGHT: usize = 128;
-
-/// The most bytes of requests a client may have read but not yet forwarded (beyond
-/// its in-flight bound), unless a single request is larger.
-pub const BACKLOG_MAX: usize = 4 << 20;
 
 /// A reply at least this long makes its client "large": at most [`LARGE_INFLIGHT`] of
 /// its requests are outstanding until a smaller reply comes.
@@ -227,8 +228,19 @@ struct Client {
     head: u32,
     tail: u32,
     jobs: Box<[Job]>,
-    /// Requests read but not yet forwarded.
+    /// A request too large for the engine's input buffer, being gathered (and, once
+    /// whole, the requests that came with its last bytes): forwarded before any more
+    /// input is taken.
     backlog: Vec<u8>,
+    /// The backlog stopped at a limit (in flight, a backend's room), not for want of
+    /// bytes.
+    blocked: bool,
+    /// The engine holds input of the client's ([`Conn::hold`]) that waits for
+    /// [`Loop::resume`].
+    held: bool,
+    /// The engine has input of the client's that the proxy has not looked at yet
+    /// (held, or waiting for a backend's room): the client is not idle.
+    input_waits: bool,
     /// A finished reply waits for room in the client's output.
     stuck: bool,
     /// The client ended its stream: close once everything is answered.
@@ -249,6 +261,9 @@ impl Client {
             tail: 0,
             jobs: (0..max_inflight).map(|_| Job::default()).collect(),
             backlog: Vec::new(),
+            blocked: false,
+            held: false,
+            input_waits: false,
             stuck: false,
             ended: false,
             closing: false,
@@ -267,7 +282,7 @@ impl Client {
     }
 
     fn idle(&self) -> bool {
-        self.outstanding() == 0 && self.backlog.is_empty()
+        self.outstanding() == 0 && self.backlog.is_empty() && !self.input_waits
     }
 
     /// Forgets everything of the client that left.
@@ -279,6 +294,9 @@ impl Client {
         self.head = 0;
         self.tail = 0;
         clear_buffer(&mut self.backlog);
+        self.blocked = false;
+        self.held = false;
+        self.input_waits = false;
         self.stuck = false;
         self.ended = false;
         self.closing = false;
@@ -838,9 +856,9 @@ impl RedisProxy {
         self.after_reply(lp, ci);
     }
 
-    /// Client `ci` may have finished replies at the front, and room for requests of
-    /// its backlog: writes the one, forwards the other (from another connection's
-    /// callback).
+    /// Client `ci` may have finished replies at the front, room for requests of its
+    /// backlog, and room for the input the engine holds: writes the one, forwards the
+    /// other, resumes the third (from another connection's callback).
     fn after_reply(&mut self, lp: &mut Loop<'_, Role>, ci: u32) {
         let Some(owner) = self.clients[ci as usize].owner else {
             return;
@@ -856,29 +874,54 @@ impl RedisProxy {
             }
             self.run_backlog(lp, ci);
         }
+        self.resume(lp, ci);
         let c = &self.clients[ci as usize];
         if c.ended && c.idle() {
             let _ = lp.close(owner);
         }
     }
 
-    /// Forwards what it can of client `ci`'s backlog.
-    fn run_backlog(&mut self, lp: &mut Loop<'_, Role>, ci: u32) {
+    /// Gives client `ci` the input the engine holds for it back, if its outstanding
+    /// requests are down to half its bound and nothing else stops it: a pipelining
+    /// client is resumed once per half a window, not once per reply.
+    fn resume(&mut self, lp: &mut Loop<'_, Role>, ci: u32) {
+        let limit = self.limit(ci);
         let c = &mut self.clients[ci as usize];
-        if c.backlog.is_empty() || c.stuck {
-            return;
+        if c.held && !c.stuck && !c.blocked && c.outstanding() * 2 <= limit {
+            c.held = false;
+            if let Some(owner) = c.owner {
+                let _ = lp.resume(owner);
+            }
+        }
+    }
+
+    /// Forwards what it can of client `ci`'s backlog; why it stopped.
+    fn run_backlog(&mut self, lp: &mut Loop<'_, Role>, ci: u32) -> Stop {
+        let c = &mut self.clients[ci as usize];
+        if c.backlog.is_empty() {
+            c.blocked = false;
+            return Stop::End;
+        }
+        if c.stuck {
+            return Stop::Hold;
         }
         let mut backlog = core::mem::take(&mut c.backlog);
         let (used, stop) = self.process(lp, ci, &backlog);
         backlog.drain(..used);
         let c = &mut self.clients[ci as usize];
+        if backlog.is_empty() {
+            // Its memory is kept only up to the usual bound.
+            clear_buffer(&mut backlog);
+        }
         c.backlog = backlog;
+        c.blocked = !c.backlog.is_empty() && matches!(stop, Stop::Hold | Stop::Link(_));
         if let Stop::Link(_) = stop
             && !c.queued
         {
             c.queued = true;
             self.waiting.push(ci);
         }
+        stop
     }
 
     /// Clients whose backlog waited for room on a backend connection: try again.
@@ -907,8 +950,33 @@ impl RedisProxy {
         self.clients[ci as usize].flush(|bytes| conn.write_some(bytes))
     }
 
+    /// Leaves the input of this `data` call from `used` on to the engine, to wait as
+    /// `stop` says: for the client's in-flight bound (held until [`Self::resume`]), or
+    /// for a backend connection's room.
+    fn leave(&mut self, conn: &mut Conn<'_, Role>, ci: u32, used: usize, stop: Stop) {
+        conn.consume(used);
+        let c = &mut self.clients[ci as usize];
+        match stop {
+            // A full output: the failed write makes the engine call again once it
+            // drained.
+            Stop::Hold if c.stuck => {}
+            Stop::Hold => {
+                conn.hold();
+                c.held = true;
+                c.input_waits = true;
+            }
+            Stop::Link(link) => {
+                c.input_waits = conn.wait_for(link).is_ok();
+            }
+            _ => {}
+        }
+    }
+
     fn client_data(&mut self, conn: &mut Conn<'_, Role>, ci: u32, input: &[u8]) -> Action {
-        if self.clients[ci as usize].closing {
+        let c = &mut self.clients[ci as usize];
+        c.held = false;
+        c.input_waits = false;
+        if c.closing {
             return Action::None; // what a closing client sends is dropped
         }
         // Replies first: a client whose output is full gets nothing more forwarded,
@@ -917,36 +985,52 @@ impl RedisProxy {
         if self.flush_own(conn, ci) {
             return Action::Close;
         }
-        let c = &mut self.clients[ci as usize];
-        if c.stuck {
+        if self.clients[ci as usize].stuck {
             conn.consume(0);
             return Action::None;
         }
-        if !c.backlog.is_empty() {
-            if c.backlog.len() < BACKLOG_MAX {
-                c.backlog.extend_from_slice(input);
-            } else {
-                conn.consume(0);
+        let mut input = input;
+        if !self.clients[ci as usize].backlog.is_empty() {
+            // A large request is being gathered, or what came with it waits.
+            match self.run_backlog(conn.others(), ci) {
+                Stop::Close => return self.after_own(conn, ci),
+                Stop::Incomplete => {
+                    let c = &mut self.clients[ci as usize];
+                    c.backlog.extend_from_slice(input);
+                    input = &[];
+                    self.run_backlog(conn.others(), ci);
+                }
+                stop if !self.clients[ci as usize].backlog.is_empty() => {
+                    self.leave(conn, ci, 0, stop);
+                    return self.after_own(conn, ci);
+                }
+                _ => {}
             }
-            self.run_backlog(conn.others(), ci);
-        } else {
+        }
+        if !input.is_empty() {
             let (used, stop) = self.process(conn.others(), ci, input);
             let rest = &input[used..];
             match stop {
                 Stop::End | Stop::Close => {}
                 Stop::Incomplete if rest.len() < conn.input_capacity() / 2 => conn.consume(used),
-                // A large request is gathered apart; requests beyond the in-flight
-                // bound wait in the backlog, forwarded as replies come back.
-                Stop::Incomplete | Stop::Hold => {
+                // A request too large for the input buffer is gathered apart.
+                Stop::Incomplete => {
                     self.clients[ci as usize].backlog.extend_from_slice(rest);
                 }
-                Stop::Link(link) => {
-                    conn.consume(used);
-                    let _ = conn.wait_for(link);
-                }
+                stop => self.leave(conn, ci, used, stop),
             }
         }
+        self.after_own(conn, ci)
+    }
+
+    /// The end of a client's own callback: its finished replies written, and the
+    /// close if it asked for one or ended its stream with everything answered.
+    fn after_own(&mut self, conn: &mut Conn<'_, Role>, ci: u32) -> Action {
         if self.flush_own(conn, ci) {
+            return Action::Close;
+        }
+        let c = &self.clients[ci as usize];
+        if c.ended && c.idle() {
             return Action::Close;
         }
         Action::None
@@ -1161,11 +1245,8 @@ impl Events for RedisProxy {
                 if self.flush_own(conn, ci) {
                     return Action::Close;
                 }
-                let c = &self.clients[ci as usize];
-                if c.ended && c.idle() {
-                    return Action::Close;
-                }
-                Action::None
+                self.resume(conn.others(), ci);
+                self.after_own(conn, ci)
             }
             Role::Link(li) => {
                 let link = &mut self.links[li as usize];
