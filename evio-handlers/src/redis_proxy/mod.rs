@@ -36,8 +36,12 @@
 //!   request larger than half the input buffer is gathered apart (in a buffer of the
 //!   client's, as long as that request).
 //! - **No allocation per request** once warmed up: the jobs of a client are allocated
-//!   when the client's record is first made and reused by the clients after it; reply
-//!   buffers keep their capacity (up to 64 KiB); the FIFOs are reserved up front.
+//!   when the client's record is first made and reused by the clients after it; a
+//!   reply that cannot go straight to its client waits in a buffer taken from a pool
+//!   ([`ProxyConfig::reply_buffers`] made up front, more kept once made, each keeping
+//!   its capacity up to 64 KiB); the FIFOs are reserved up front. Requests beyond the
+//!   in-flight bound are held by the engine, not copied (tests/redis_proxy_alloc.rs
+//!   counts the loop thread's allocations).
 //! - **Malformed input** gets Redis's `-ERR Protocol error: …` reply (after the
 //!   replies to the requests before it) and the connection is closed. No bytes make
 //!   it panic.
@@ -64,6 +68,9 @@ use reply::{Framer, integer, value_len};
 
 /// The default [`ProxyConfig::max_inflight`].
 pub const DEFAULT_MAX_INFLIGHT: usize = 128;
+
+/// The default [`ProxyConfig::reply_buffers`] (512 KiB of them).
+pub const DEFAULT_REPLY_BUFFERS: usize = 1024;
 
 /// A reply at least this long makes its client "large": at most [`LARGE_INFLIGHT`] of
 /// its requests are outstanding until a smaller reply comes.
@@ -107,12 +114,19 @@ pub struct ProxyConfig {
     /// The most clients at once; one more is answered
     /// `-ERR max number of clients reached` and closed.
     pub max_clients: usize,
+    /// Reply buffers made up front, for the replies that cannot go straight to their
+    /// client (one that overtook an older request's, a part of a split request, a reply
+    /// made here). More are made when more replies wait at once, and kept (up to
+    /// 4096), so that a load that has run once runs again without allocating; each is
+    /// 512 bytes until a reply needs more.
+    pub reply_buffers: usize,
 }
 
 impl ProxyConfig {
     /// The defaults for `backends`: one connection each, a 1 s connect timeout, a 2 s
     /// reply timeout, back-off from 100 ms doubling to 5 s, [`DEFAULT_MAX_INFLIGHT`]
-    /// requests in flight per client, 10,000 clients.
+    /// requests in flight per client, 10,000 clients, [`DEFAULT_REPLY_BUFFERS`] reply
+    /// buffers.
     pub fn new(backends: Vec<SocketAddr>) -> Self {
         ProxyConfig {
             backends,
@@ -123,6 +137,7 @@ impl ProxyConfig {
             backoff_max: Duration::from_secs(5),
             max_inflight: DEFAULT_MAX_INFLIGHT,
             max_clients: 10_000,
+            reply_buffers: DEFAULT_REPLY_BUFFERS,
         }
     }
 }
@@ -202,8 +217,65 @@ fn clear_buffer(v: &mut Vec<u8>) {
     }
 }
 
+/// Most buffers kept in a [`Pool`] (more are freed).
+const POOL_MAX: usize = 4096;
+
+/// Bytes of a buffer the [`Pool`] makes.
+const POOL_BUFFER: usize = 512;
+
+/// The buffers of jobs that have none in use, for the next job that needs one: most
+/// requests need none (a reply that can go straight to its client), so a client's
+/// jobs hold buffers only while they use them, and once warmed up the pool has enough
+/// of them, grown to the sizes the replies need.
+#[derive(Debug)]
+struct Pool {
+    bytes: Vec<Vec<u8>>,
+    keys: Vec<Vec<u16>>,
+}
+
+impl Pool {
+    /// A pool with `n` byte buffers, and half as many for split requests' keys.
+    fn new(n: usize) -> Self {
+        let n = n.min(POOL_MAX);
+        let buffer = |_| Vec::with_capacity(POOL_BUFFER);
+        let keys = |_| Vec::with_capacity(POOL_BUFFER / 2);
+        let mut pool = Pool {
+            bytes: Vec::with_capacity(POOL_MAX),
+            keys: Vec::with_capacity(POOL_MAX),
+        };
+        pool.bytes.extend((0..n).map(buffer));
+        pool.keys.extend((0..n / 2).map(keys));
+        pool
+    }
+
+    /// Gives `v` a pooled buffer if it has none (a new one of [`POOL_BUFFER`] bytes if
+    /// the pool is empty: room for most replies, so a buffer seldom grows).
+    fn fill<T>(v: &mut Vec<T>, pool: &mut Vec<Vec<T>>) {
+        if v.capacity() == 0 {
+            *v = pool
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(POOL_BUFFER / core::mem::size_of::<T>()));
+        }
+    }
+
+    /// Takes `v`'s buffer back (empty), unless it grew past [`KEEP_CAPACITY`] bytes.
+    fn give<T>(v: &mut Vec<T>, pool: &mut Vec<Vec<T>>) {
+        let cap = v.capacity();
+        if cap == 0 {
+            return;
+        }
+        if cap * core::mem::size_of::<T>() > KEEP_CAPACITY || pool.len() >= POOL_MAX {
+            *v = Vec::new();
+        } else {
+            v.clear();
+            pool.push(core::mem::take(v));
+        }
+    }
+}
+
 impl Job {
-    fn reset(&mut self) {
+    /// Makes the job unused, its buffers back in `pool`.
+    fn reset(&mut self, pool: &mut Pool) {
         self.kind = Kind::Single;
         self.done = false;
         self.close_after = false;
@@ -211,10 +283,10 @@ impl Job {
         self.sum = 0;
         self.failed = false;
         self.flushed = 0;
-        clear_buffer(&mut self.reply);
-        self.keys.clear();
+        Pool::give(&mut self.reply, &mut pool.bytes);
+        Pool::give(&mut self.keys, &mut pool.keys);
         for part in &mut self.parts {
-            clear_buffer(part);
+            Pool::give(part, &mut pool.bytes);
         }
     }
 }
@@ -254,12 +326,17 @@ struct Client {
 }
 
 impl Client {
-    fn new(max_inflight: usize) -> Self {
+    fn new(max_inflight: usize, backends: usize) -> Self {
         Client {
             owner: None,
             head: 0,
             tail: 0,
-            jobs: (0..max_inflight).map(|_| Job::default()).collect(),
+            jobs: (0..max_inflight)
+                .map(|_| Job {
+                    parts: (0..backends).map(|_| Vec::new()).collect(),
+                    ..Job::default()
+                })
+                .collect(),
             backlog: Vec::new(),
             blocked: false,
             held: false,
@@ -286,10 +363,10 @@ impl Client {
     }
 
     /// Forgets everything of the client that left.
-    fn reset(&mut self) {
+    fn reset(&mut self, pool: &mut Pool) {
         self.owner = None;
         for job in self.jobs.iter_mut() {
-            job.reset();
+            job.reset(pool);
         }
         self.head = 0;
         self.tail = 0;
@@ -306,7 +383,7 @@ impl Client {
 
     /// Writes the finished replies at the front, in order, through `write` (which
     /// takes what fits and says how much); whether a reply asked for the close.
-    fn flush(&mut self, mut write: impl FnMut(&[u8]) -> usize) -> bool {
+    fn flush(&mut self, pool: &mut Pool, mut write: impl FnMut(&[u8]) -> usize) -> bool {
         self.stuck = false;
         while self.head != self.tail {
             let head = self.head;
@@ -321,7 +398,7 @@ impl Client {
                 return false;
             }
             let close = job.close_after;
-            job.reset();
+            job.reset(pool);
             self.head = head.wrapping_add(1);
             if close {
                 self.closing = true;
@@ -395,6 +472,7 @@ pub struct RedisProxy {
     cursors: Vec<usize>,
     /// Scratch for a split request's keys' backends.
     keys: Vec<u16>,
+    pool: Pool,
     stats: ProxyStats,
 }
 
@@ -444,6 +522,7 @@ impl RedisProxy {
             counts: vec![0; backends],
             cursors: vec![0; backends],
             keys: Vec::with_capacity(1024),
+            pool: Pool::new(config.reply_buffers),
             stats: ProxyStats::default(),
             config,
         }
@@ -485,7 +564,7 @@ impl RedisProxy {
         let seq = c.tail;
         c.tail = seq.wrapping_add(1);
         let job = c.job(seq);
-        job.reset();
+        job.reset(&mut self.pool);
         job.kind = kind;
         seq
     }
@@ -494,6 +573,7 @@ impl RedisProxy {
     fn local(&mut self, ci: u32, reply: &[u8]) -> &mut Job {
         let seq = self.push_job(ci, Kind::Single);
         let job = self.clients[ci as usize].job(seq);
+        Pool::fill(&mut job.reply, &mut self.pool.bytes);
         job.reply.extend_from_slice(reply);
         job.done = true;
         job
@@ -771,9 +851,9 @@ impl RedisProxy {
                 let job = self.clients[ci as usize].job(seq);
                 job.left = parts as u16;
                 if mget {
-                    // The keys' backends go with the job (swapped, so neither
-                    // buffer is allocated again).
-                    core::mem::swap(&mut job.keys, &mut keys);
+                    // The keys' backends go with the job.
+                    Pool::fill(&mut job.keys, &mut self.pool.keys);
+                    job.keys.extend_from_slice(&keys);
                     if job.parts.len() < backends {
                         job.parts.resize_with(backends, Vec::new);
                     }
@@ -781,7 +861,6 @@ impl RedisProxy {
                 Ok(())
             }
         };
-        // The buffer left over (the job's old one, after a swap) is the next scratch.
         keys.clear();
         self.keys = keys;
         self.counts = counts;
@@ -802,6 +881,7 @@ impl RedisProxy {
         let stuck = c.stuck;
         let owner = entry.owner;
         let job = c.job(entry.seq);
+        let pool = &mut self.pool;
         match job.kind {
             Kind::Single => {
                 let large = reply.len() >= LARGE_REPLY;
@@ -811,15 +891,17 @@ impl RedisProxy {
                 {
                     // The common case: the oldest job's reply, and room for it.
                     let _ = lp.write(owner, reply);
-                    job.reset();
+                    job.reset(pool);
                     c.head = head.wrapping_add(1);
                 } else {
+                    Pool::fill(&mut job.reply, &mut pool.bytes);
                     job.reply.extend_from_slice(reply);
                     job.done = true;
                 }
                 c.large = large;
             }
             Kind::Sum => {
+                Pool::fill(&mut job.reply, &mut pool.bytes);
                 job.left -= 1;
                 if !job.failed {
                     match integer(reply) {
@@ -837,9 +919,11 @@ impl RedisProxy {
                 }
             }
             Kind::Mget => {
+                Pool::fill(&mut job.reply, &mut pool.bytes);
                 job.left -= 1;
                 if !job.failed {
                     if reply.first() == Some(&b'*') {
+                        Pool::fill(&mut job.parts[backend], &mut pool.bytes);
                         job.parts[backend].extend_from_slice(reply);
                     } else {
                         fail(job, reply);
@@ -865,7 +949,9 @@ impl RedisProxy {
         };
         for _ in 0..2 {
             let c = &mut self.clients[ci as usize];
-            if c.flush(|bytes| lp.write_some(owner, bytes).unwrap_or(bytes.len())) {
+            if c.flush(&mut self.pool, |bytes| {
+                lp.write_some(owner, bytes).unwrap_or(bytes.len())
+            }) {
                 let _ = lp.close(owner);
                 return;
             }
@@ -947,7 +1033,7 @@ impl RedisProxy {
     /// Writes client `ci`'s finished replies from its own callback (so a reply that
     /// does not fit marks its output full, and the engine stops reading it).
     fn flush_own(&mut self, conn: &mut Conn<'_, Role>, ci: u32) -> bool {
-        self.clients[ci as usize].flush(|bytes| conn.write_some(bytes))
+        self.clients[ci as usize].flush(&mut self.pool, |bytes| conn.write_some(bytes))
     }
 
     /// Leaves the input of this `data` call from `used` on to the engine, to wait as
@@ -1214,7 +1300,8 @@ impl Events for RedisProxy {
         let ci = match self.free.pop() {
             Some(ci) => ci,
             None if self.clients.len() < self.config.max_clients => {
-                self.clients.push(Client::new(self.config.max_inflight));
+                self.clients
+                    .push(Client::new(self.config.max_inflight, self.names.len()));
                 (self.clients.len() - 1) as u32
             }
             None => {
@@ -1301,7 +1388,7 @@ impl Events for RedisProxy {
             Role::Client(ci) => {
                 let c = &mut self.clients[ci as usize];
                 if c.owner == Some(info.id) {
-                    c.reset();
+                    c.reset(&mut self.pool);
                     self.free.push(ci);
                 }
             }
