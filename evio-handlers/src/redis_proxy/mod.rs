@@ -276,6 +276,14 @@ impl Pool {
 impl Job {
     /// Makes the job unused, its buffers back in `pool`.
     fn reset(&mut self, pool: &mut Pool) {
+        // Only an MGET uses its keys and parts: the others' reset touches nothing
+        // outside the job (the hot path of every request).
+        if self.kind == Kind::Mget {
+            Pool::give(&mut self.keys, &mut pool.keys);
+            for part in &mut self.parts {
+                Pool::give(part, &mut pool.bytes);
+            }
+        }
         self.kind = Kind::Single;
         self.done = false;
         self.close_after = false;
@@ -284,10 +292,6 @@ impl Job {
         self.failed = false;
         self.flushed = 0;
         Pool::give(&mut self.reply, &mut pool.bytes);
-        Pool::give(&mut self.keys, &mut pool.keys);
-        for part in &mut self.parts {
-            Pool::give(part, &mut pool.bytes);
-        }
     }
 }
 
