@@ -385,3 +385,83 @@ fn a_client_that_never_reads_does_not_grow_the_proxy() {
     assert_eq!(s.cli(&["ping"]), "PONG\n");
     assert_eq!(s.cli(&["set", "other", "1"]), "OK\n");
 }
+
+#[test]
+fn a_pipeline_far_beyond_the_inflight_bound_is_held_and_answered_in_order() {
+    // 4 requests in flight at most: the 20,000 requests (and a 300 KiB SET among them,
+    // larger than half the input buffer) mostly wait in the engine, held and resumed.
+    let Some(s) = Setup::start(&["--max-inflight", "4"]) else {
+        return;
+    };
+    let raw = s.raw();
+    let mut writer = raw.0.get_ref().try_clone().unwrap();
+    let mut reader = raw;
+    let big = vec![b'b'; 300 * 1024];
+    let mut batch = Vec::new();
+    let mut want: Vec<Vec<u8>> = Vec::new();
+    for i in 0..20_000 {
+        let key = format!("h:{}", (i / 2) % 101);
+        if i == 10_000 {
+            batch.extend(cmd(&[b"SET", b"h:big", &big]));
+            want.push(b"+OK\r\n".to_vec());
+            batch.extend(cmd(&[b"STRLEN", b"h:big"]));
+            want.push(format!(":{}\r\n", big.len()).into_bytes());
+        }
+        if i % 2 == 0 {
+            let value = format!("v{i}");
+            batch.extend(cmd(&[b"SET", key.as_bytes(), value.as_bytes()]));
+            want.push(b"+OK\r\n".to_vec());
+        } else {
+            batch.extend(cmd(&[b"GET", key.as_bytes()]));
+            let value = format!("v{}", i - 1);
+            want.push(format!("${}\r\n{value}\r\n", value.len()).into_bytes());
+        }
+    }
+    let sender = std::thread::spawn(move || writer.write_all(&batch).unwrap());
+    for (i, want) in want.iter().enumerate() {
+        assert_eq!(&reader.reply(), want, "reply {i}");
+    }
+    sender.join().unwrap();
+}
+
+#[test]
+fn clients_that_pipeline_without_reading_do_not_grow_the_proxy() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let Some(s) = Setup::start(&[]) else { return };
+    let before = rss_kib(s.proxy.id());
+    // 16 clients each write up to 8 MiB of small SETs and read nothing: the proxy
+    // holds what it cannot forward in its input buffers and stops reading them.
+    let set = cmd(&[b"SET", b"w", b"0123456789"]);
+    let chunk: Vec<u8> = set.iter().copied().cycle().take(set.len() * 2048).collect();
+    let writers: Vec<_> = (0..16)
+        .map(|_| {
+            let stream = s.raw().0.into_inner();
+            let chunk = chunk.clone();
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                stream
+                    .set_write_timeout(Some(Duration::from_secs(2)))
+                    .unwrap();
+                let mut sent = 0;
+                while sent < 8 << 20 {
+                    if stream.write_all(&chunk).is_err() {
+                        break;
+                    }
+                    sent += chunk.len();
+                }
+                stream // kept open until measured
+            })
+        })
+        .collect();
+    let streams: Vec<_> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    let after = rss_kib(s.proxy.id());
+    assert!(
+        after < before + 24 * 1024,
+        "RSS grew from {before} KiB to {after} KiB"
+    );
+    assert_eq!(s.cli(&["ping"]), "PONG\n");
+    assert_eq!(s.cli(&["set", "other", "1"]), "OK\n");
+    drop(streams);
+}

@@ -25,14 +25,23 @@
 //!   ([`ProxyConfig::backoff_min`] doubling to [`ProxyConfig::backoff_max`]).
 //! - **Bounded memory.** A client has at most [`ProxyConfig::max_inflight`]
 //!   outstanding requests (4 once its replies are large, so a pipeline of GETs of a
-//!   big value cannot make the proxy hold many of them). While a reply of its waits
-//!   for room in its output (a client that does not read), no more of its requests is
-//!   forwarded, and the engine stops reading it. Requests read beyond the in-flight
-//!   bound wait in a backlog of at most [`BACKLOG_MAX`] bytes (more than one large
-//!   request only when a single request is larger).
+//!   big value cannot make the proxy hold many of them). Requests beyond that bound
+//!   stay unread in the engine's input buffer ([`Conn::hold`]): once it is full the
+//!   engine stops reading the client, so TCP slows it down, and the proxy gives the
+//!   input back ([`Loop::resume`]) once the client's outstanding requests are down to
+//!   half the bound (once per half a window, not once per reply). While a reply of its
+//!   waits for room in its output (a client that does not read), no more of its
+//!   requests is forwarded, and the engine stops reading it the same way. A client's
+//!   memory is thus its engine buffers plus a fixed queue of jobs; only a single
+//!   request larger than half the input buffer is gathered apart (in a buffer of the
+//!   client's, as long as that request).
 //! - **No allocation per request** once warmed up: the jobs of a client are allocated
-//!   when the client's record is first made and reused by the clients after it; reply
-//!   buffers keep their capacity (up to 64 KiB); the FIFOs are reserved up front.
+//!   when the client's record is first made and reused by the clients after it; a
+//!   reply that cannot go straight to its client waits in a buffer taken from a pool
+//!   ([`ProxyConfig::reply_buffers`] made up front, more kept once made, each keeping
+//!   its capacity up to 64 KiB); the FIFOs are reserved up front. Requests beyond the
+//!   in-flight bound are held by the engine, not copied (tests/redis_proxy_alloc.rs
+//!   counts the loop thread's allocations).
 //! - **Malformed input** gets Redis's `-ERR Protocol error: …` reply (after the
 //!   replies to the requests before it) and the connection is closed. No bytes make
 //!   it panic.
@@ -60,9 +69,8 @@ use reply::{Framer, integer, value_len};
 /// The default [`ProxyConfig::max_inflight`].
 pub const DEFAULT_MAX_INFLIGHT: usize = 128;
 
-/// The most bytes of requests a client may have read but not yet forwarded (beyond
-/// its in-flight bound), unless a single request is larger.
-pub const BACKLOG_MAX: usize = 4 << 20;
+/// The default [`ProxyConfig::reply_buffers`] (512 KiB of them).
+pub const DEFAULT_REPLY_BUFFERS: usize = 1024;
 
 /// A reply at least this long makes its client "large": at most [`LARGE_INFLIGHT`] of
 /// its requests are outstanding until a smaller reply comes.
@@ -106,12 +114,19 @@ pub struct ProxyConfig {
     /// The most clients at once; one more is answered
     /// `-ERR max number of clients reached` and closed.
     pub max_clients: usize,
+    /// Reply buffers made up front, for the replies that cannot go straight to their
+    /// client (one that overtook an older request's, a part of a split request, a reply
+    /// made here). More are made when more replies wait at once, and kept (up to
+    /// 4096), so that a load that has run once runs again without allocating; each is
+    /// 512 bytes until a reply needs more.
+    pub reply_buffers: usize,
 }
 
 impl ProxyConfig {
     /// The defaults for `backends`: one connection each, a 1 s connect timeout, a 2 s
     /// reply timeout, back-off from 100 ms doubling to 5 s, [`DEFAULT_MAX_INFLIGHT`]
-    /// requests in flight per client, 10,000 clients.
+    /// requests in flight per client, 10,000 clients, [`DEFAULT_REPLY_BUFFERS`] reply
+    /// buffers.
     pub fn new(backends: Vec<SocketAddr>) -> Self {
         ProxyConfig {
             backends,
@@ -122,6 +137,7 @@ impl ProxyConfig {
             backoff_max: Duration::from_secs(5),
             max_inflight: DEFAULT_MAX_INFLIGHT,
             max_clients: 10_000,
+            reply_buffers: DEFAULT_REPLY_BUFFERS,
         }
     }
 }
@@ -201,8 +217,73 @@ fn clear_buffer(v: &mut Vec<u8>) {
     }
 }
 
+/// Most buffers kept in a [`Pool`] (more are freed).
+const POOL_MAX: usize = 4096;
+
+/// Bytes of a buffer the [`Pool`] makes.
+const POOL_BUFFER: usize = 512;
+
+/// The buffers of jobs that have none in use, for the next job that needs one: most
+/// requests need none (a reply that can go straight to its client), so a client's
+/// jobs hold buffers only while they use them, and once warmed up the pool has enough
+/// of them, grown to the sizes the replies need.
+#[derive(Debug)]
+struct Pool {
+    bytes: Vec<Vec<u8>>,
+    keys: Vec<Vec<u16>>,
+}
+
+impl Pool {
+    /// A pool with `n` byte buffers, and half as many for split requests' keys.
+    fn new(n: usize) -> Self {
+        let n = n.min(POOL_MAX);
+        let buffer = |_| Vec::with_capacity(POOL_BUFFER);
+        let keys = |_| Vec::with_capacity(POOL_BUFFER / 2);
+        let mut pool = Pool {
+            bytes: Vec::with_capacity(POOL_MAX),
+            keys: Vec::with_capacity(POOL_MAX),
+        };
+        pool.bytes.extend((0..n).map(buffer));
+        pool.keys.extend((0..n / 2).map(keys));
+        pool
+    }
+
+    /// Gives `v` a pooled buffer if it has none (a new one of [`POOL_BUFFER`] bytes if
+    /// the pool is empty: room for most replies, so a buffer seldom grows).
+    fn fill<T>(v: &mut Vec<T>, pool: &mut Vec<Vec<T>>) {
+        if v.capacity() == 0 {
+            *v = pool
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(POOL_BUFFER / core::mem::size_of::<T>()));
+        }
+    }
+
+    /// Takes `v`'s buffer back (empty), unless it grew past [`KEEP_CAPACITY`] bytes.
+    fn give<T>(v: &mut Vec<T>, pool: &mut Vec<Vec<T>>) {
+        let cap = v.capacity();
+        if cap == 0 {
+            return;
+        }
+        if cap * core::mem::size_of::<T>() > KEEP_CAPACITY || pool.len() >= POOL_MAX {
+            *v = Vec::new();
+        } else {
+            v.clear();
+            pool.push(core::mem::take(v));
+        }
+    }
+}
+
 impl Job {
-    fn reset(&mut self) {
+    /// Makes the job unused, its buffers back in `pool`.
+    fn reset(&mut self, pool: &mut Pool) {
+        // Only an MGET uses its keys and parts: the others' reset touches nothing
+        // outside the job (the hot path of every request).
+        if self.kind == Kind::Mget {
+            Pool::give(&mut self.keys, &mut pool.keys);
+            for part in &mut self.parts {
+                Pool::give(part, &mut pool.bytes);
+            }
+        }
         self.kind = Kind::Single;
         self.done = false;
         self.close_after = false;
@@ -210,11 +291,7 @@ impl Job {
         self.sum = 0;
         self.failed = false;
         self.flushed = 0;
-        clear_buffer(&mut self.reply);
-        self.keys.clear();
-        for part in &mut self.parts {
-            clear_buffer(part);
-        }
+        Pool::give(&mut self.reply, &mut pool.bytes);
     }
 }
 
@@ -227,8 +304,19 @@ struct Client {
     head: u32,
     tail: u32,
     jobs: Box<[Job]>,
-    /// Requests read but not yet forwarded.
+    /// A request too large for the engine's input buffer, being gathered (and, once
+    /// whole, the requests that came with its last bytes): forwarded before any more
+    /// input is taken.
     backlog: Vec<u8>,
+    /// The backlog stopped at a limit (in flight, a backend's room), not for want of
+    /// bytes.
+    blocked: bool,
+    /// The engine holds input of the client's ([`Conn::hold`]) that waits for
+    /// [`Loop::resume`].
+    held: bool,
+    /// The engine has input of the client's that the proxy has not looked at yet
+    /// (held, or waiting for a backend's room): the client is not idle.
+    input_waits: bool,
     /// A finished reply waits for room in the client's output.
     stuck: bool,
     /// The client ended its stream: close once everything is answered.
@@ -242,13 +330,21 @@ struct Client {
 }
 
 impl Client {
-    fn new(max_inflight: usize) -> Self {
+    fn new(max_inflight: usize, backends: usize) -> Self {
         Client {
             owner: None,
             head: 0,
             tail: 0,
-            jobs: (0..max_inflight).map(|_| Job::default()).collect(),
+            jobs: (0..max_inflight)
+                .map(|_| Job {
+                    parts: (0..backends).map(|_| Vec::new()).collect(),
+                    ..Job::default()
+                })
+                .collect(),
             backlog: Vec::new(),
+            blocked: false,
+            held: false,
+            input_waits: false,
             stuck: false,
             ended: false,
             closing: false,
@@ -267,18 +363,21 @@ impl Client {
     }
 
     fn idle(&self) -> bool {
-        self.outstanding() == 0 && self.backlog.is_empty()
+        self.outstanding() == 0 && self.backlog.is_empty() && !self.input_waits
     }
 
     /// Forgets everything of the client that left.
-    fn reset(&mut self) {
+    fn reset(&mut self, pool: &mut Pool) {
         self.owner = None;
         for job in self.jobs.iter_mut() {
-            job.reset();
+            job.reset(pool);
         }
         self.head = 0;
         self.tail = 0;
         clear_buffer(&mut self.backlog);
+        self.blocked = false;
+        self.held = false;
+        self.input_waits = false;
         self.stuck = false;
         self.ended = false;
         self.closing = false;
@@ -288,7 +387,7 @@ impl Client {
 
     /// Writes the finished replies at the front, in order, through `write` (which
     /// takes what fits and says how much); whether a reply asked for the close.
-    fn flush(&mut self, mut write: impl FnMut(&[u8]) -> usize) -> bool {
+    fn flush(&mut self, pool: &mut Pool, mut write: impl FnMut(&[u8]) -> usize) -> bool {
         self.stuck = false;
         while self.head != self.tail {
             let head = self.head;
@@ -303,7 +402,7 @@ impl Client {
                 return false;
             }
             let close = job.close_after;
-            job.reset();
+            job.reset(pool);
             self.head = head.wrapping_add(1);
             if close {
                 self.closing = true;
@@ -377,6 +476,7 @@ pub struct RedisProxy {
     cursors: Vec<usize>,
     /// Scratch for a split request's keys' backends.
     keys: Vec<u16>,
+    pool: Pool,
     stats: ProxyStats,
 }
 
@@ -426,6 +526,7 @@ impl RedisProxy {
             counts: vec![0; backends],
             cursors: vec![0; backends],
             keys: Vec::with_capacity(1024),
+            pool: Pool::new(config.reply_buffers),
             stats: ProxyStats::default(),
             config,
         }
@@ -467,7 +568,7 @@ impl RedisProxy {
         let seq = c.tail;
         c.tail = seq.wrapping_add(1);
         let job = c.job(seq);
-        job.reset();
+        job.reset(&mut self.pool);
         job.kind = kind;
         seq
     }
@@ -476,6 +577,7 @@ impl RedisProxy {
     fn local(&mut self, ci: u32, reply: &[u8]) -> &mut Job {
         let seq = self.push_job(ci, Kind::Single);
         let job = self.clients[ci as usize].job(seq);
+        Pool::fill(&mut job.reply, &mut self.pool.bytes);
         job.reply.extend_from_slice(reply);
         job.done = true;
         job
@@ -753,9 +855,9 @@ impl RedisProxy {
                 let job = self.clients[ci as usize].job(seq);
                 job.left = parts as u16;
                 if mget {
-                    // The keys' backends go with the job (swapped, so neither
-                    // buffer is allocated again).
-                    core::mem::swap(&mut job.keys, &mut keys);
+                    // The keys' backends go with the job.
+                    Pool::fill(&mut job.keys, &mut self.pool.keys);
+                    job.keys.extend_from_slice(&keys);
                     if job.parts.len() < backends {
                         job.parts.resize_with(backends, Vec::new);
                     }
@@ -763,7 +865,6 @@ impl RedisProxy {
                 Ok(())
             }
         };
-        // The buffer left over (the job's old one, after a swap) is the next scratch.
         keys.clear();
         self.keys = keys;
         self.counts = counts;
@@ -784,6 +885,7 @@ impl RedisProxy {
         let stuck = c.stuck;
         let owner = entry.owner;
         let job = c.job(entry.seq);
+        let pool = &mut self.pool;
         match job.kind {
             Kind::Single => {
                 let large = reply.len() >= LARGE_REPLY;
@@ -793,15 +895,17 @@ impl RedisProxy {
                 {
                     // The common case: the oldest job's reply, and room for it.
                     let _ = lp.write(owner, reply);
-                    job.reset();
+                    job.reset(pool);
                     c.head = head.wrapping_add(1);
                 } else {
+                    Pool::fill(&mut job.reply, &mut pool.bytes);
                     job.reply.extend_from_slice(reply);
                     job.done = true;
                 }
                 c.large = large;
             }
             Kind::Sum => {
+                Pool::fill(&mut job.reply, &mut pool.bytes);
                 job.left -= 1;
                 if !job.failed {
                     match integer(reply) {
@@ -819,9 +923,11 @@ impl RedisProxy {
                 }
             }
             Kind::Mget => {
+                Pool::fill(&mut job.reply, &mut pool.bytes);
                 job.left -= 1;
                 if !job.failed {
                     if reply.first() == Some(&b'*') {
+                        Pool::fill(&mut job.parts[backend], &mut pool.bytes);
                         job.parts[backend].extend_from_slice(reply);
                     } else {
                         fail(job, reply);
@@ -838,16 +944,18 @@ impl RedisProxy {
         self.after_reply(lp, ci);
     }
 
-    /// Client `ci` may have finished replies at the front, and room for requests of
-    /// its backlog: writes the one, forwards the other (from another connection's
-    /// callback).
+    /// Client `ci` may have finished replies at the front, room for requests of its
+    /// backlog, and room for the input the engine holds: writes the one, forwards the
+    /// other, resumes the third (from another connection's callback).
     fn after_reply(&mut self, lp: &mut Loop<'_, Role>, ci: u32) {
         let Some(owner) = self.clients[ci as usize].owner else {
             return;
         };
         for _ in 0..2 {
             let c = &mut self.clients[ci as usize];
-            if c.flush(|bytes| lp.write_some(owner, bytes).unwrap_or(bytes.len())) {
+            if c.flush(&mut self.pool, |bytes| {
+                lp.write_some(owner, bytes).unwrap_or(bytes.len())
+            }) {
                 let _ = lp.close(owner);
                 return;
             }
@@ -856,29 +964,54 @@ impl RedisProxy {
             }
             self.run_backlog(lp, ci);
         }
+        self.resume(lp, ci);
         let c = &self.clients[ci as usize];
         if c.ended && c.idle() {
             let _ = lp.close(owner);
         }
     }
 
-    /// Forwards what it can of client `ci`'s backlog.
-    fn run_backlog(&mut self, lp: &mut Loop<'_, Role>, ci: u32) {
+    /// Gives client `ci` the input the engine holds for it back, if its outstanding
+    /// requests are down to half its bound and nothing else stops it: a pipelining
+    /// client is resumed once per half a window, not once per reply.
+    fn resume(&mut self, lp: &mut Loop<'_, Role>, ci: u32) {
+        let limit = self.limit(ci);
         let c = &mut self.clients[ci as usize];
-        if c.backlog.is_empty() || c.stuck {
-            return;
+        if c.held && !c.stuck && !c.blocked && c.outstanding() * 2 <= limit {
+            c.held = false;
+            if let Some(owner) = c.owner {
+                let _ = lp.resume(owner);
+            }
+        }
+    }
+
+    /// Forwards what it can of client `ci`'s backlog; why it stopped.
+    fn run_backlog(&mut self, lp: &mut Loop<'_, Role>, ci: u32) -> Stop {
+        let c = &mut self.clients[ci as usize];
+        if c.backlog.is_empty() {
+            c.blocked = false;
+            return Stop::End;
+        }
+        if c.stuck {
+            return Stop::Hold;
         }
         let mut backlog = core::mem::take(&mut c.backlog);
         let (used, stop) = self.process(lp, ci, &backlog);
         backlog.drain(..used);
         let c = &mut self.clients[ci as usize];
+        if backlog.is_empty() {
+            // Its memory is kept only up to the usual bound.
+            clear_buffer(&mut backlog);
+        }
         c.backlog = backlog;
+        c.blocked = !c.backlog.is_empty() && matches!(stop, Stop::Hold | Stop::Link(_));
         if let Stop::Link(_) = stop
             && !c.queued
         {
             c.queued = true;
             self.waiting.push(ci);
         }
+        stop
     }
 
     /// Clients whose backlog waited for room on a backend connection: try again.
@@ -904,11 +1037,36 @@ impl RedisProxy {
     /// Writes client `ci`'s finished replies from its own callback (so a reply that
     /// does not fit marks its output full, and the engine stops reading it).
     fn flush_own(&mut self, conn: &mut Conn<'_, Role>, ci: u32) -> bool {
-        self.clients[ci as usize].flush(|bytes| conn.write_some(bytes))
+        self.clients[ci as usize].flush(&mut self.pool, |bytes| conn.write_some(bytes))
+    }
+
+    /// Leaves the input of this `data` call from `used` on to the engine, to wait as
+    /// `stop` says: for the client's in-flight bound (held until [`Self::resume`]), or
+    /// for a backend connection's room.
+    fn leave(&mut self, conn: &mut Conn<'_, Role>, ci: u32, used: usize, stop: Stop) {
+        conn.consume(used);
+        let c = &mut self.clients[ci as usize];
+        match stop {
+            // A full output: the failed write makes the engine call again once it
+            // drained.
+            Stop::Hold if c.stuck => {}
+            Stop::Hold => {
+                conn.hold();
+                c.held = true;
+                c.input_waits = true;
+            }
+            Stop::Link(link) => {
+                c.input_waits = conn.wait_for(link).is_ok();
+            }
+            _ => {}
+        }
     }
 
     fn client_data(&mut self, conn: &mut Conn<'_, Role>, ci: u32, input: &[u8]) -> Action {
-        if self.clients[ci as usize].closing {
+        let c = &mut self.clients[ci as usize];
+        c.held = false;
+        c.input_waits = false;
+        if c.closing {
             return Action::None; // what a closing client sends is dropped
         }
         // Replies first: a client whose output is full gets nothing more forwarded,
@@ -917,36 +1075,52 @@ impl RedisProxy {
         if self.flush_own(conn, ci) {
             return Action::Close;
         }
-        let c = &mut self.clients[ci as usize];
-        if c.stuck {
+        if self.clients[ci as usize].stuck {
             conn.consume(0);
             return Action::None;
         }
-        if !c.backlog.is_empty() {
-            if c.backlog.len() < BACKLOG_MAX {
-                c.backlog.extend_from_slice(input);
-            } else {
-                conn.consume(0);
+        let mut input = input;
+        if !self.clients[ci as usize].backlog.is_empty() {
+            // A large request is being gathered, or what came with it waits.
+            match self.run_backlog(conn.others(), ci) {
+                Stop::Close => return self.after_own(conn, ci),
+                Stop::Incomplete => {
+                    let c = &mut self.clients[ci as usize];
+                    c.backlog.extend_from_slice(input);
+                    input = &[];
+                    self.run_backlog(conn.others(), ci);
+                }
+                stop if !self.clients[ci as usize].backlog.is_empty() => {
+                    self.leave(conn, ci, 0, stop);
+                    return self.after_own(conn, ci);
+                }
+                _ => {}
             }
-            self.run_backlog(conn.others(), ci);
-        } else {
+        }
+        if !input.is_empty() {
             let (used, stop) = self.process(conn.others(), ci, input);
             let rest = &input[used..];
             match stop {
                 Stop::End | Stop::Close => {}
                 Stop::Incomplete if rest.len() < conn.input_capacity() / 2 => conn.consume(used),
-                // A large request is gathered apart; requests beyond the in-flight
-                // bound wait in the backlog, forwarded as replies come back.
-                Stop::Incomplete | Stop::Hold => {
+                // A request too large for the input buffer is gathered apart.
+                Stop::Incomplete => {
                     self.clients[ci as usize].backlog.extend_from_slice(rest);
                 }
-                Stop::Link(link) => {
-                    conn.consume(used);
-                    let _ = conn.wait_for(link);
-                }
+                stop => self.leave(conn, ci, used, stop),
             }
         }
+        self.after_own(conn, ci)
+    }
+
+    /// The end of a client's own callback: its finished replies written, and the
+    /// close if it asked for one or ended its stream with everything answered.
+    fn after_own(&mut self, conn: &mut Conn<'_, Role>, ci: u32) -> Action {
         if self.flush_own(conn, ci) {
+            return Action::Close;
+        }
+        let c = &self.clients[ci as usize];
+        if c.ended && c.idle() {
             return Action::Close;
         }
         Action::None
@@ -1130,7 +1304,8 @@ impl Events for RedisProxy {
         let ci = match self.free.pop() {
             Some(ci) => ci,
             None if self.clients.len() < self.config.max_clients => {
-                self.clients.push(Client::new(self.config.max_inflight));
+                self.clients
+                    .push(Client::new(self.config.max_inflight, self.names.len()));
                 (self.clients.len() - 1) as u32
             }
             None => {
@@ -1161,11 +1336,8 @@ impl Events for RedisProxy {
                 if self.flush_own(conn, ci) {
                     return Action::Close;
                 }
-                let c = &self.clients[ci as usize];
-                if c.ended && c.idle() {
-                    return Action::Close;
-                }
-                Action::None
+                self.resume(conn.others(), ci);
+                self.after_own(conn, ci)
             }
             Role::Link(li) => {
                 let link = &mut self.links[li as usize];
@@ -1220,7 +1392,7 @@ impl Events for RedisProxy {
             Role::Client(ci) => {
                 let c = &mut self.clients[ci as usize];
                 if c.owner == Some(info.id) {
-                    c.reset();
+                    c.reset(&mut self.pool);
                     self.free.push(ci);
                 }
             }
