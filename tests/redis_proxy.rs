@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 use os_common::{KillOnDrop, example_binary, have_client};
 
 /// A port free right now on 127.0.0.1.
+/// The proxy under the default backend, and under poll(2) (`--stdlib`).
+const BACKENDS: [&[&str]; 2] = [&[], &["--stdlib"]];
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -160,7 +163,13 @@ fn cmd(args: &[&[u8]]) -> Vec<u8> {
 
 #[test]
 fn commands_are_sharded_split_merged_and_refused() {
-    let Some(s) = Setup::start(&[]) else { return };
+    for extra in BACKENDS {
+        commands_are_sharded_split_merged_and_refused_with(extra);
+    }
+}
+
+fn commands_are_sharded_split_merged_and_refused_with(extra: &[&str]) {
+    let Some(s) = Setup::start(extra) else { return };
     assert_eq!(s.cli(&["set", "hello", "world"]), "OK\n");
     assert_eq!(s.cli(&["get", "hello"]), "world\n");
     assert_eq!(s.cli(&["ping"]), "PONG\n");
@@ -233,7 +242,13 @@ fn commands_are_sharded_split_merged_and_refused() {
 
 #[test]
 fn a_pipeline_of_1000_mixed_commands_is_answered_in_order() {
-    let Some(s) = Setup::start(&[]) else { return };
+    for extra in BACKENDS {
+        a_pipeline_of_1000_mixed_commands_is_answered_in_order_with(extra);
+    }
+}
+
+fn a_pipeline_of_1000_mixed_commands_is_answered_in_order_with(extra: &[&str]) {
+    let Some(s) = Setup::start(extra) else { return };
     let mut raw = s.raw();
     let mut batch = Vec::new();
     let mut want: Vec<Vec<u8>> = Vec::new();
@@ -279,7 +294,13 @@ fn a_pipeline_of_1000_mixed_commands_is_answered_in_order() {
 
 #[test]
 fn redis_benchmark_completes_through_the_proxy() {
-    let Some(s) = Setup::start(&[]) else { return };
+    for extra in BACKENDS {
+        redis_benchmark_completes_through_the_proxy_with(extra);
+    }
+}
+
+fn redis_benchmark_completes_through_the_proxy_with(extra: &[&str]) {
+    let Some(s) = Setup::start(extra) else { return };
     if !have_client("redis-benchmark", "redis-tools") {
         return;
     }
@@ -314,7 +335,13 @@ fn redis_benchmark_completes_through_the_proxy() {
 
 #[test]
 fn a_backend_down_gets_errors_for_its_keys_and_is_reconnected() {
-    let Some(mut s) = Setup::start(&[]) else {
+    for extra in BACKENDS {
+        a_backend_down_gets_errors_for_its_keys_and_is_reconnected_with(extra);
+    }
+}
+
+fn a_backend_down_gets_errors_for_its_keys_and_is_reconnected_with(extra: &[&str]) {
+    let Some(mut s) = Setup::start(extra) else {
         return;
     };
     // A key on each backend.
@@ -354,10 +381,16 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[test]
 fn a_client_that_never_reads_does_not_grow_the_proxy() {
+    for extra in BACKENDS {
+        a_client_that_never_reads_does_not_grow_the_proxy_with(extra);
+    }
+}
+
+fn a_client_that_never_reads_does_not_grow_the_proxy_with(extra: &[&str]) {
     if !cfg!(target_os = "linux") {
         return;
     }
-    let Some(s) = Setup::start(&[]) else { return };
+    let Some(s) = Setup::start(extra) else { return };
     let value = vec![b'v'; 512 * 1024];
     let mut raw = s.raw();
     raw.send(&cmd(&[b"SET", b"big", &value]));
@@ -388,9 +421,15 @@ fn a_client_that_never_reads_does_not_grow_the_proxy() {
 
 #[test]
 fn a_pipeline_far_beyond_the_inflight_bound_is_held_and_answered_in_order() {
+    for extra in BACKENDS {
+        a_pipeline_far_beyond_the_inflight_bound_is_held_and_answered_in_order_with(extra);
+    }
+}
+
+fn a_pipeline_far_beyond_the_inflight_bound_is_held_and_answered_in_order_with(extra: &[&str]) {
     // 4 requests in flight at most: the 20,000 requests (and a 300 KiB SET among them,
     // larger than half the input buffer) mostly wait in the engine, held and resumed.
-    let Some(s) = Setup::start(&["--max-inflight", "4"]) else {
+    let Some(s) = Setup::start(&[extra, &["--max-inflight", "4"][..]].concat()) else {
         return;
     };
     let raw = s.raw();
