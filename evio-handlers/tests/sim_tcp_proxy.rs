@@ -32,11 +32,15 @@ fn swarm_of<H, F>(make: F, half_close: bool) -> Swarm<F>
 where
     F: Fn() -> (H, RelayModel) + Sync,
 {
-    Swarm::new(make).steps(STEPS).constraints(Constraints {
-        half_close,
+    let swarm = Swarm::new(make).steps(STEPS).constraints(Constraints {
         faults: faults(),
         ..tcp_proxy_constraints()
-    })
+    });
+    if half_close {
+        swarm
+    } else {
+        swarm.without_half_close()
+    }
 }
 
 fn passes(half_close: bool) {

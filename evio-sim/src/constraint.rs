@@ -54,9 +54,6 @@ pub struct Constraints {
     /// [`FaultKind::DetachWithReadinessQueued`] (readiness still queued for a
     /// connection the handler itself closed).
     pub faults: FaultSet,
-    /// Clients may half-close (end their stream and keep reading); `false` takes
-    /// half-closes out of the script's event mix (a relay swarm without that traffic).
-    pub half_close: bool,
 }
 
 impl Default for Constraints {
@@ -74,7 +71,6 @@ impl Constraints {
             min_output_capacity: 0,
             min_connections: 0,
             faults: FaultSet::ALL,
-            half_close: true,
         }
     }
 
@@ -100,12 +96,8 @@ impl Constraints {
         engine.max_connections = engine.max_connections.max(self.min_connections);
         config.rates = core::mem::replace(&mut config.rates, FaultRates::none()).only(self.faults);
         // Indices into `Profile::weights`.
-        const HALF_CLOSE: usize = 3;
         const CLOSE: usize = 4;
         const RESET: usize = 5;
-        if !self.half_close {
-            config.profile.weights[HALF_CLOSE] = 0;
-        }
         if !self.faults.contains(FaultKind::ResetMidStream) {
             config.profile.weights[RESET] = 0;
         }
@@ -138,9 +130,6 @@ impl fmt::Display for Constraints {
         }
         if self.faults != FaultSet::ALL {
             parts.push(format!("faults: {}", self.faults));
-        }
-        if !self.half_close {
-            parts.push("no half-close".to_string());
         }
         f.write_str(&parts.join(", "))
     }
