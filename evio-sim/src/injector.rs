@@ -184,7 +184,12 @@ impl FaultInjector {
                 _ => 4096,
             };
             let window = self.streams[ci].range(1, window) as usize;
-            if let Some(got) = self.net.echo_turn(ci, window) {
+            let got = if self.net.scripted() {
+                self.net.serve_turn(ci, window)
+            } else {
+                self.net.echo_turn(ci, window)
+            };
+            if let Some(got) = got {
                 read(ci, &got);
             }
         }

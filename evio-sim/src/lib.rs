@@ -475,6 +475,7 @@
 
 #![warn(missing_docs)]
 
+mod backend;
 mod case;
 mod config;
 mod constraint;
@@ -504,6 +505,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 /// `arbitrary` feature), re-exported so fuzz targets use the same version.
 #[cfg(feature = "arbitrary")]
 pub use arbitrary;
+pub use backend::{Backends, NotARequest, RespServer, parse_multibulk};
 pub use case::FuzzCase;
 pub use config::{Outcome, SimConfig};
 pub use constraint::Constraints;

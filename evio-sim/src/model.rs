@@ -147,6 +147,14 @@ pub trait Model {
     fn handler_wakes(&self) -> bool {
         true
     }
+
+    /// What answers the handler's outbound connections, asked once when a run starts:
+    /// `None` (the default) for the simulator's echo servers, or scripted backends
+    /// (see [`Backends`](crate::Backends)), such as a [`RespServer`](crate::RespServer)
+    /// for a model of a Redis proxy. The model presumes the servers it names.
+    fn backends(&mut self) -> Option<Box<dyn crate::Backends>> {
+        None
+    }
 }
 
 /// A model's objection to what a client received.

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use evio_proto::{Addr, ConnId, Instant, IoError, IoErrorKind, Readiness};
 
-use crate::{Rng, SimConfig};
+use crate::{Backends, Rng, SimConfig};
 
 /// ECONNRESET on Linux: the peer reset the connection.
 pub(crate) const ECONNRESET: i32 = 104;
@@ -186,6 +186,11 @@ pub(crate) struct Socket {
     pub closed: bool,
     /// The connection was reset.
     pub reset: bool,
+    /// A scripted backend's connection: bytes read and not yet served (a request cut
+    /// across reads).
+    unserved: Vec<u8>,
+    /// A scripted backend's answers waiting for their time, oldest first.
+    answers: VecDeque<(Instant, Vec<u8>)>,
 }
 
 impl Socket {
@@ -302,6 +307,25 @@ pub(crate) struct Network {
     pub rng: Rng,
     recv_window: usize,
     send_window: usize,
+    /// The scripted backends, when a model names them (echo servers otherwise).
+    servers: Option<Servers>,
+}
+
+/// The scripted backends of a run, with each address's answer delay.
+pub(crate) struct Servers {
+    backends: Box<dyn Backends>,
+    /// Each address's delay, drawn when the engine first connects to it.
+    delays: Vec<(Addr, evio_proto::Duration)>,
+    /// The stream the delays are drawn from.
+    rng: Rng,
+}
+
+impl core::fmt::Debug for Servers {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Servers")
+            .field("delays", &self.delays)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Network {
@@ -323,7 +347,69 @@ impl Network {
             rng,
             recv_window: config.recv_window,
             send_window: config.send_window,
+            servers: None,
         }
+    }
+
+    /// Scripted backends serve the engine's outbound connections instead of echo
+    /// servers, each address's delay drawn from `rng`.
+    pub fn set_backends(&mut self, backends: Box<dyn Backends>, rng: Rng) {
+        self.servers = Some(Servers {
+            backends,
+            delays: Vec::new(),
+            rng,
+        });
+    }
+
+    /// Scripted backends serve the outbound connections.
+    pub fn scripted(&self) -> bool {
+        self.servers.is_some()
+    }
+
+    /// A scripted backend `ci` takes its turn: it reads at most `window` bytes of what
+    /// the engine sent, serves every whole request, and holds each answer until its
+    /// address's delay has passed since it read it; answers whose time has come are
+    /// sent, in order. Once it has read the end of the engine's stream and sent every
+    /// answer, it ends its own. Returns the bytes it read.
+    pub fn serve_turn(&mut self, ci: usize, window: usize) -> Option<Vec<u8>> {
+        let s = &self.sockets[ci];
+        let o = s.outbound?;
+        if o.state != ConnectState::Connected || s.gone() || s.fin {
+            return None;
+        }
+        let peer = o.peer;
+        let got = self.receive(ci, window);
+        let clock = self.clock;
+        if let Some(bytes) = &got {
+            let servers = self.servers.as_mut().expect("scripted backends");
+            let delay = match servers.delays.iter().find(|(a, _)| *a == peer) {
+                Some(&(_, d)) => d,
+                None => {
+                    let d = servers.backends.delay(&peer, &mut servers.rng);
+                    servers.delays.push((peer, d));
+                    d
+                }
+            };
+            let s = &mut self.sockets[ci];
+            s.unserved.extend_from_slice(bytes);
+            let mut out = Vec::new();
+            let served = servers.backends.serve(&peer, &s.unserved, &mut out);
+            s.unserved.drain(..served.min(s.unserved.len()));
+            if !out.is_empty() {
+                s.answers.push_back((clock + delay, out));
+            }
+        }
+        while let Some((at, _)) = self.sockets[ci].answers.front() {
+            if *at > clock {
+                break;
+            }
+            let (_, answer) = self.sockets[ci].answers.pop_front().expect("an answer");
+            self.send(ci, &answer);
+        }
+        if self.sockets[ci].answers.is_empty() && self.write_shut_read(ci) {
+            self.half_close(ci);
+        }
+        got
     }
 
     /// The client a script's client number names (modulo the clients so far), if any
@@ -423,6 +509,7 @@ impl Network {
     pub fn reset(&mut self, ci: usize) {
         let s = &mut self.sockets[ci];
         s.reset = true;
+        s.answers.clear();
         s.outbox.clear();
         s.to_server.clear();
         s.to_client.clear();
@@ -543,6 +630,11 @@ impl Network {
     /// virtual timer of the network's own: the clock can jump to it as to a
     /// deadline of the engine's).
     pub fn next_answer(&self) -> Option<Instant> {
+        let answers = self.backends.iter().filter_map(|&ci| {
+            let s = &self.sockets[ci];
+            let (at, _) = s.answers.front()?;
+            (!s.gone() && *at > self.clock).then_some(*at)
+        });
         self.backends
             .iter()
             .filter_map(|&ci| {
@@ -557,6 +649,7 @@ impl Network {
                     _ => None,
                 }
             })
+            .chain(answers)
             .min()
     }
 

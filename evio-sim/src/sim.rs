@@ -230,7 +230,11 @@ impl<H: Events, M: Model> Sim<H, M> {
         let engine = SimEngine::allocate(observed, config.engine, SimNotify(notified.clone()))
             .map_err(Violation::Build)?;
         let waker = engine.waker().expect("an engine with a notifier").clone();
-        let net = Network::new(&config, Rng::derive(seed, 3));
+        let mut net = Network::new(&config, Rng::derive(seed, 3));
+        let mut model = model;
+        if let Some(backends) = model.backends() {
+            net.set_backends(backends, Rng::derive(seed, 5));
+        }
         let mut sim = Sim {
             engine,
             w: World {
@@ -723,7 +727,17 @@ impl<H: Events, M: Model> Sim<H, M> {
         if self.w.shut_down || self.w.oracle.shutting_down {
             return Ok(());
         }
-        let exact = !self.w.oracle.other_deadline_possible(self.w.io.net());
+        let net = self.w.io.net();
+        // A connect asked for in this callback (from `tick`, say) is not performed
+        // yet, so the oracle does not know of it, but its timeout is already among the
+        // engine's deadlines: the engine has more connections than the network.
+        let known = net
+            .sockets
+            .iter()
+            .filter(|s| s.id.is_some() && !s.server_closed)
+            .count();
+        let exact =
+            !self.w.oracle.other_deadline_possible(net) && self.engine.open_connections() <= known;
         self.w
             .oracle
             .tick

@@ -133,6 +133,7 @@ pub struct Swarm<F> {
     constraints: Constraints,
     workload: Option<MakeWorkload>,
     progress: Option<ProgressHook>,
+    half_close: bool,
 }
 
 impl<F> fmt::Debug for Swarm<F> {
@@ -176,7 +177,16 @@ impl<F> Swarm<F> {
             constraints: Constraints::none(),
             workload: None,
             progress: None,
+            half_close: true,
         }
+    }
+
+    /// Without clients that half-close (end their stream and keep reading): a
+    /// relay's swarm without that traffic. The seeds' other draws stay as they were.
+    #[must_use]
+    pub fn without_half_close(mut self) -> Self {
+        self.half_close = false;
+        self
     }
 
     /// Runs these seeds.
@@ -225,7 +235,12 @@ impl<F> Swarm<F> {
 
     /// The configuration `seed` runs with: its own, constrained.
     pub fn config(&self, seed: u64) -> SimConfig {
-        SimConfig::constrained(seed, self.steps, &self.constraints)
+        let mut config = SimConfig::constrained(seed, self.steps, &self.constraints);
+        if !self.half_close {
+            const HALF_CLOSE: usize = 3; // in `Profile::weights`
+            config.profile.weights[HALF_CLOSE] = 0;
+        }
+        config
     }
 
     /// The script `seed` runs under `config` (its [`Swarm::config`]): the seed's own,
@@ -300,6 +315,7 @@ impl<F> Swarm<F> {
                 constraints: self.constraints.clone(),
                 workload: self.workload.clone(),
                 progress: None,
+                half_close: self.half_close,
             };
             return one.replay_seed(seed, start);
         }

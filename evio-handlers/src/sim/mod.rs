@@ -10,6 +10,8 @@ mod chat;
 pub mod fuzz;
 mod http;
 mod redis;
+mod redis_proxy;
+mod tcp_proxy;
 
 pub use chat::{ChatModel, Member, chat_constraints, chat_lines, chat_pair};
 pub use http::{
@@ -19,3 +21,8 @@ pub use redis::{
     RedisClient, RedisModel, SIM_MAXMEMORY, redis_constraints, redis_pair, redis_requests,
     sim_limits,
 };
+pub use redis_proxy::{
+    REDIS_PROXY_BACKENDS, RedisProxyClient, RedisProxyModel, redis_proxy_constraints,
+    redis_proxy_pair, redis_proxy_requests,
+};
+pub use tcp_proxy::{TCP_PROXY_BACKEND, tcp_proxy_constraints, tcp_proxy_pair};
