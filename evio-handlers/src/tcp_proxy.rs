@@ -20,7 +20,8 @@ use core::net::SocketAddr;
 use core::time::Duration;
 
 use evio_proto::{
-    Action, CloseError, Conn, ConnId, ConnInfo, ConnectAddr, ConnectError, Events, Flow, Loop,
+    Action, CloseError, Conn, ConnId, ConnInfo, ConnectAddr, ConnectError, Detached, Events, Flow,
+    Loop,
 };
 
 /// Where the proxy connects to.
@@ -161,6 +162,21 @@ impl Events for TcpProxy {
 
     fn timeout(&mut self, _conn: &mut Conn<'_, Side>) -> Action {
         Action::Close
+    }
+
+    /// The proxy never detaches a side itself; a wrapper that does takes the pair
+    /// apart, and the other side is closed.
+    fn detached(
+        &mut self,
+        _: &ConnInfo,
+        side: &mut Side,
+        _: Detached<'_>,
+        others: &mut Loop<'_, Side>,
+    ) -> Flow {
+        if let Some(partner) = side.partner {
+            let _ = others.close(partner);
+        }
+        Flow::Continue
     }
 
     fn closed(

@@ -476,7 +476,10 @@ pub trait Events {
 
     /// The peer ended its stream (a read found the end: it closed, or shut its sending
     /// side). What it sent before has all been given to `data`, except input left
-    /// unconsumed while the output was full, which still comes once it drains.
+    /// unconsumed while its own output was full, which still comes once it drains.
+    /// (Input that waited for another connection, [`Conn::wait_for`] or [`Conn::hold`],
+    /// is given to `data` first: `input_ended` runs once none waits, so a relay passes
+    /// the end on after everything before it.)
     ///
     /// The default, `Action::Close`, closes the connection once its output is flushed
     /// (after `drained` and that input, if any). `Action::None` keeps it open,

@@ -57,8 +57,11 @@ impl Flags {
     pub(crate) const WR_SHUT: Flags = Flags(1 << 12);
     /// Other connections' input waits for its output to drain.
     pub(crate) const WAITED_ON: Flags = Flags(1 << 13);
+    /// Its peer ended its stream while input read before the end was waiting for
+    /// another connection: `input_ended` is owed once that input has been delivered.
+    pub(crate) const ENDED_OWED: Flags = Flags(1 << 14);
 
-    const NAMES: [(Flags, &'static str); 14] = [
+    const NAMES: [(Flags, &'static str); 15] = [
         (Flags::READABLE, "READABLE"),
         (Flags::HUP, "HUP"),
         (Flags::EOF, "EOF"),
@@ -73,6 +76,7 @@ impl Flags {
         (Flags::SHUT_WR, "SHUT_WR"),
         (Flags::WR_SHUT, "WR_SHUT"),
         (Flags::WAITED_ON, "WAITED_ON"),
+        (Flags::ENDED_OWED, "ENDED_OWED"),
     ];
 
     /// Every flag of `other` is set.

@@ -747,3 +747,38 @@ fn a_handler_connects_from_serving_before_any_client() {
     assert_eq!(engine.handler().opened.len(), 1);
     assert!(engine.handler().opened[0].outbound && engine.handler().opened[0].id == id);
 }
+
+#[test]
+fn the_end_of_a_stream_is_told_after_the_input_that_waited_before_it() {
+    let (mut engine, _) = engine(
+        Relay {
+            half_close: true,
+            ..relay(backend().into())
+        },
+        config(),
+    );
+    let mut net = Net::new(1);
+    start(&mut engine, &mut net);
+    let (client, up) = client_and_backend(&mut engine, &mut net);
+    net.peer(up).window = 0;
+    // More than the backend's buffer takes, then the end: the client's input waits.
+    let message: Vec<u8> = (0..40u8).collect();
+    net.peer(client).inbound.extend(&message);
+    net.peer(client).eof = true;
+    engine
+        .handle_conn_ready(client, evio_proto::Readiness::READABLE)
+        .unwrap();
+    drain(&mut engine, &mut net);
+    assert!(engine.pending_input(client) > 0, "input waits");
+    assert!(
+        !net.peer(up).write_shut,
+        "the end is not passed on before it"
+    );
+    for _ in 0..10 {
+        open_window(&mut engine, &mut net, up, 4);
+    }
+    open_window(&mut engine, &mut net, up, 1000);
+    assert_eq!(net.peer(up).received, message, "every byte, then");
+    assert!(net.peer(up).write_shut, "the end");
+    assert!(engine.handler().closed.is_empty());
+}

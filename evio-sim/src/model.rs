@@ -63,8 +63,8 @@ pub trait Model {
     }
 
     /// The connection stopped being open: its handler returned `Close`, `Detach` or
-    /// `Abort`, a callback closed it through `Loop`, the server read the end of its
-    /// stream, or its socket failed. From here on nothing written to it reaches the
+    /// `Abort` (from `input_ended` too, once its peer ended its stream: `Close` is the
+    /// default there), a callback closed it through `Loop`, or its socket failed. From here on nothing written to it reaches the
     /// client from other connections' callbacks, though what was written before may
     /// still be sent (and after the end of its stream, its own handler may still answer
     /// input read before it, and go on producing from `drained`). Runs once, in the

@@ -186,10 +186,14 @@ where
         let stalled = left > 0 && effects.hit_full && self.pending_len(index) > 0;
         let slot = self.slot_mut(index);
         slot.flags.set(Flags::STALLED, stalled);
-        let waiting = (effects.wait_on != NO_CURRENT || slot.flags.contains(Flags::WAITING))
-            && self.relay_wait(index, effects.wait_on, left > 0 && !stalled);
+        let rare = effects.wait_on != NO_CURRENT
+            || slot.flags.intersects(Flags::WAITING | Flags::ENDED_OWED);
+        let waiting = rare && self.relay_wait(index, effects.wait_on, left > 0 && !stalled);
         let too_large = left == cap && !stalled && !waiting;
         self.apply_action(index, action);
+        if rare && !waiting {
+            self.end_if_owed(index);
+        }
         if too_large {
             self.stats.frame_too_large += 1;
             self.slot_mut(index)
@@ -238,6 +242,18 @@ where
         }
     }
 
+    /// The end of slot `index`'s stream was read while its input waited for another
+    /// connection, and that input has now been delivered: its handler hears of the end.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn end_if_owed(&mut self, index: u32) {
+        let slot = self.slot_mut(index);
+        if slot.flags.contains(Flags::ENDED_OWED) && !slot.flags.contains(Flags::WAITING) {
+            slot.flags.remove(Flags::ENDED_OWED);
+            self.end_of_stream(index);
+        }
+    }
+
     /// A read found the end of the stream: an open connection's handler is asked
     /// (`input_ended`); unless it keeps the connection open, it closes once its output
     /// is flushed (and once the handler had the input stalled before the end), or, if
@@ -250,6 +266,14 @@ where
         // (A hang-up report, kqueue's EV_EOF on a half-close, makes the engine read
         // even while input is stalled: that input arrived before the end of stream, and
         // is drained before the close.)
+        if slot.state == Life::Open && slot.flags.contains(Flags::WAITING) {
+            // Input read before the end still waits for another connection: the
+            // handler hears of the end once it has had that input (a relay passes
+            // the end on after it, not before).
+            slot.flags.insert(Flags::ENDED_OWED);
+            self.enqueue(index);
+            return;
+        }
         if slot.state == Life::Open {
             // Its handler decides: close as the peer did (the default), or stay open
             // half-closed.

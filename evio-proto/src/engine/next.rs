@@ -228,6 +228,8 @@ where
         // (A connection its handler is closing gets no more input.)
         if slot.bufs.in_len > 0 && slot.state == Life::Open {
             self.deliver_input(index, InputSource::Own);
+        } else if slot.state == Life::Open {
+            self.end_if_owed(index);
         }
         Extra::Resumed
     }

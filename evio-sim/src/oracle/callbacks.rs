@@ -83,8 +83,15 @@ impl<M: Model> Oracle<M> {
                 if action == Action::Close {
                     // The default: it closes once its output is flushed, after
                     // `drained` and input held back, if any (as the end of the stream
-                    // did before `input_ended` was a callback).
-                    self.conns[ci].wrote(wrote);
+                    // did before `input_ended` was a callback), bounded from now.
+                    let bounded = self.engine.send_timeout.is_some();
+                    let c = &mut self.conns[ci];
+                    c.wrote(wrote);
+                    if !c.lingering && !c.aborted && !c.io_failed {
+                        c.leaving_since.get_or_insert(net.clock);
+                        c.deadline_possible |= bounded;
+                    }
+                    self.closing(ci);
                 } else {
                     self.note_callback(ci, wrote, action);
                     self.left(ci, net.clock, action);

@@ -214,19 +214,26 @@ impl<M: Model> Oracle<M> {
     }
 
     /// The driver is about to report the end of client `ci`'s stream.
-    pub fn eof_reported(&mut self, ci: usize, clock: Instant) {
-        let bounded = self.engine.send_timeout.is_some();
+    pub fn eof_reported(&mut self, ci: usize, _clock: Instant) {
         let c = &mut self.conns[ci];
         if c.opened && !c.eof_reported {
             self.model.input_ended(&mut c.model);
         }
-        if c.opened && !c.eof_reported && !c.lingering && !c.aborted && !c.io_failed {
-            // An open connection whose peer ended leaves once its answer is sent.
-            c.leaving_since.get_or_insert(clock);
-            c.deadline_possible |= bounded;
-        }
+        // (An open connection whose peer ended leaves once its answer is sent: when its
+        // handler's `input_ended` says so, which may come later, once input that waited
+        // for another connection is delivered. Until then it is open: others may still
+        // write to it.)
+        let open = c.opened
+            && !c.leaving
+            && !c.cross_ended
+            && !c.aborted
+            && !c.io_failed
+            && !c.lingering
+            && !c.ended;
         self.conns[ci].eof_reported = true;
-        self.closing(ci);
+        if !open {
+            self.closing(ci);
+        }
     }
 
     /// The driver is about to report that a send on client `ci` failed (before
@@ -256,8 +263,11 @@ impl<M: Model> Oracle<M> {
     /// for over unconsumed input lingered first.
     pub fn check_linger(&self, ci: usize, id: ConnId) -> Result<(), Violation> {
         let c = &self.conns[ci];
+        // (A connection whose handler shut its sending side before lingers without a
+        // second shutdown.)
         if c.must_linger
             && !c.lingering
+            && !c.write_shut
             && !c.io_failed
             && !c.eof_reported
             && !c.aborted
@@ -479,8 +489,8 @@ impl<M: Model> Oracle<M> {
         if open && !c.write_shut {
             c.write_shut = true;
         } else {
-            // (A close after `Loop::shutdown_write` shuts the side again as its
-            // lingering close begins: redundant, and harmless to a socket.)
+            // (A close shuts the sending side as its lingering close begins; the engine
+            // does not shut a side twice.)
             c.lingering = true;
             c.deadline_possible = true;
         }
