@@ -50,7 +50,7 @@ pub struct ConnInfo {
     /// The connection's id.
     pub id: ConnId,
     /// The listener that accepted it (its index is the address's place in the order
-    /// given); [`ListenerId::FIRST`] for an outbound connection, which no listener
+    /// given); listener 0 for an outbound connection, which no listener
     /// accepted (see `outbound`).
     pub listener: ListenerId,
     /// The connection's own local address (from `getsockname` on the connection, not

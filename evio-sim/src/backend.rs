@@ -23,7 +23,8 @@ use evio_proto::{Addr, Duration};
 
 use crate::Rng;
 
-/// The servers behind a handler's outbound connections (see the [module](self) docs).
+/// The servers behind a handler's outbound connections, named by
+/// [`Model::backends`](crate::Model::backends).
 pub trait Backends {
     /// Serves `input` (what the engine sent on a connection to `peer`, after what was
     /// not served before): appends the answer to `out` and returns how many bytes of
