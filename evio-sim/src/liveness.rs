@@ -144,12 +144,30 @@ impl<H: Events, M: Model> Sim<H, M> {
         let c = self.w.oracle.conn(ci);
         if s.outbound.is_some() {
             // A backend is done once the server is done with its connection (opened
-            // and closed, or its connect ended in `closed`).
-            return c.ended || (self.w.shut_down && !c.opened && s.server_closed);
+            // and closed, or its connect ended in `closed`), or once the connection
+            // is pooled: kept open by its handler with nothing left to do on it.
+            return c.ended
+                || (self.w.shut_down && !c.opened && s.server_closed)
+                || self.pooled(ci);
         }
         let server_done =
             s.refused || (c.opened && c.ended) || (self.w.shut_down && s.id.is_none());
         server_done && (s.gone() || s.unread_by_client() == 0)
+    }
+
+    /// Outbound connection `ci` is open and idle, as the simulator saw it: connected,
+    /// no byte in flight either way, nothing the backend holds back (a request cut
+    /// short, an answer waiting for its time), everything the handler wrote
+    /// transmitted and everything read consumed, neither side shut, and nothing owed by
+    /// the model. A handler may keep such a connection open on purpose (a pool of
+    /// backend links): it does not keep a run from settling.
+    fn pooled(&self, ci: usize) -> bool {
+        let c = self.w.oracle.conn(ci);
+        !self.w.shut_down
+            && c.outbound
+            && c.at_rest()
+            && self.w.io.net().backend_idle(ci)
+            && self.w.oracle.owed(ci) == 0
     }
 
     /// Every client is done, and no connection waits to be accepted.
@@ -194,13 +212,18 @@ impl<H: Events, M: Model> Sim<H, M> {
     }
 
     /// After the liveness phase: the pool and the engine's counters are back to their
-    /// start, no socket is left in the poller, no wake is accepted for a connection
-    /// that ended, and every clean connection is complete.
+    /// start but for the pooled outbound connections (`pooled`), no other
+    /// socket is left in the poller, no wake is accepted for a connection that ended,
+    /// and every clean connection is complete.
     fn final_checks(&mut self) -> Result<(), Violation> {
         let max = self.w.config.engine.max_connections;
-        if self.engine.open_connections() != 0 || self.engine.free_slots() != max {
+        let pooled: Vec<bool> = (0..self.w.io.net().sockets.len())
+            .map(|ci| self.pooled(ci))
+            .collect();
+        let kept = pooled.iter().filter(|&&p| p).count();
+        if self.engine.open_connections() != kept || self.engine.free_slots() != max - kept {
             return Err(Violation::Leak(format!(
-                "{} connections still open, {} of {max} slots free",
+                "{} connections still open ({kept} pooled outbound), {} of {max} slots free",
                 self.engine.open_connections(),
                 self.engine.free_slots()
             )));
@@ -210,17 +233,38 @@ impl<H: Events, M: Model> Sim<H, M> {
         let opened = oracle.conns().iter().filter(|c| c.opened).count() as u64;
         // Every connection opened (accepted, or connected out) ended; connects that
         // failed end in `closed` too, without `opened`.
-        let ended = stats.closed + stats.detached;
+        // Pooled connections are still open.
+        let ended = stats.closed + stats.detached + kept as u64;
         if stats.accepted + stats.connected != opened
             || ended < opened
             || (self.w.io.counts().connects() == 0 && ended != opened)
         {
             return Err(Violation::Leak(format!(
-                "accepted {} and connected {} (opened {opened}) but closed {} + detached {}",
+                "accepted {} and connected {} (opened {opened}) but closed {} + detached {} \
+                 ({kept} pooled)",
                 stats.accepted, stats.connected, stats.closed, stats.detached
             )));
         }
         for (ci, (s, c)) in net.sockets.iter().zip(oracle.conns()).enumerate() {
+            if pooled[ci] {
+                // Open on purpose, and at rest: it got everything it was sent and
+                // sent everything its handler wrote.
+                if c.delivered() != s.sent || s.received != c.transmitted {
+                    return Err(Violation::Incomplete {
+                        client: ci,
+                        detail: format!(
+                            "pooled backend {:?}: backend sent {} read by server {}, handler \
+                             wrote {} received by backend {}",
+                            s.id,
+                            s.sent,
+                            c.delivered(),
+                            c.transmitted,
+                            s.received
+                        ),
+                    });
+                }
+                continue;
+            }
             if s.registered() {
                 return Err(Violation::Leak(format!(
                     "client c{ci}'s socket is still in the poller"

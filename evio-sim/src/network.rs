@@ -653,6 +653,23 @@ impl Network {
             .min()
     }
 
+    /// Backend socket `ci` is connected and idle, as the network sees it: neither end
+    /// closed, reset or shut, no byte on its way in either direction, and the backend
+    /// holds no request cut short and no answer waiting for its time.
+    pub fn backend_idle(&self, ci: usize) -> bool {
+        let s = &self.sockets[ci];
+        s.outbound
+            .is_some_and(|o| o.state == ConnectState::Connected)
+            && s.registered
+            && !s.server_closed
+            && !s.write_shut
+            && !s.fin
+            && !s.gone()
+            && !s.in_flight()
+            && s.unserved.is_empty()
+            && s.answers.is_empty()
+    }
+
     /// The server shut its sending side of socket `ci`.
     pub fn shut_write(&mut self, ci: usize) {
         self.sockets[ci].write_shut = true;

@@ -77,8 +77,13 @@ pub fn redis_proxy_requests(client: u16, rng: &mut Rng) -> Vec<u8> {
     out
 }
 
+/// Bytes as text, for a failure's message.
+fn text(bytes: &[u8]) -> String {
+    bytes.escape_ascii().to_string()
+}
+
 /// One request as the model reads it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 enum Request {
     Ping,
     Get(Vec<u8>),
@@ -91,13 +96,53 @@ enum Request {
 }
 
 /// One reply as the client reads it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 enum Reply {
     Simple(Vec<u8>),
     Error(Vec<u8>),
     Int(i64),
     Bulk(Option<Vec<u8>>),
     Array(Vec<Option<Vec<u8>>>),
+}
+
+fn keys(keys: &[Vec<u8>]) -> String {
+    keys.iter().map(|k| text(k)).collect::<Vec<_>>().join(" ")
+}
+
+fn value(v: &Option<Vec<u8>>) -> String {
+    v.as_ref()
+        .map_or("nil".into(), |v| format!("\"{}\"", text(v)))
+}
+
+fn show_values(vs: &[Option<Vec<u8>>]) -> String {
+    let vs: Vec<String> = vs.iter().map(value).collect();
+    format!("[{}]", vs.join(", "))
+}
+
+impl core::fmt::Debug for Request {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Request::Ping => write!(f, "PING"),
+            Request::Get(k) => write!(f, "GET {}", text(k)),
+            Request::Set(k, v) => write!(f, "SET {} \"{}\"", text(k), text(v)),
+            Request::Del(k) => write!(f, "DEL {}", keys(k)),
+            Request::Exists(k) => write!(f, "EXISTS {}", keys(k)),
+            Request::Mget(k) => write!(f, "MGET {}", keys(k)),
+            Request::Other(name) => write!(f, "{}", text(name)),
+        }
+    }
+}
+
+impl core::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Reply::Simple(s) => write!(f, "+{}", text(s)),
+            Reply::Error(e) => write!(f, "-{}", text(e)),
+            Reply::Int(n) => write!(f, ":{n}"),
+            Reply::Bulk(v) => write!(f, "{}", value(v)),
+            Reply::Array(vs) => write!(f, "{}", show_values(vs)),
+        }
+    }
 }
 
 /// The model of [`RedisProxy`] in front of [`RespServer`]s: every client's replies
@@ -182,7 +227,11 @@ impl RedisProxyClient {
             (Request::Get(k), Reply::Bulk(v)) => {
                 let possible = self.possible(k);
                 if !possible.contains(v) {
-                    return Err(format!("{}, expected one of {possible:?}", mismatch()));
+                    return Err(format!(
+                        "{}, expected one of {}",
+                        mismatch(),
+                        show_values(&possible)
+                    ));
                 }
                 self.set(k, vec![v.clone()]);
             }
@@ -212,9 +261,10 @@ impl RedisProxyClient {
                     let possible = self.possible(k);
                     if !possible.contains(v) {
                         return Err(format!(
-                            "{}: key {:?} expected one of {possible:?}",
+                            "{}: key {} expected one of {}",
                             mismatch(),
-                            String::from_utf8_lossy(k)
+                            text(k),
+                            show_values(&possible)
                         ));
                     }
                     self.set(k, vec![v.clone()]);

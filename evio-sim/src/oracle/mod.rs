@@ -41,6 +41,10 @@ pub(crate) struct Oracle<M: Model> {
     pub shutting_down: bool,
     /// The connection whose handler returned `Shutdown` first (`None`: the server's).
     trigger: Option<usize>,
+    /// The bytes the trigger had queued when its flush ended (the shutdown's first
+    /// close or detach), what it owes at its close, and whether its last write was
+    /// short then (its flush ended at a full socket: nothing more is owed).
+    trigger_flushed: Option<(u64, bool)>,
     /// A server wake was accepted that `server_woken` has not answered.
     server_wake_owed: bool,
     /// The ticker's contract.
@@ -62,6 +66,7 @@ impl<M: Model> Oracle<M> {
             engine,
             shutting_down: false,
             trigger: None,
+            trigger_flushed: None,
             server_wake_owed: false,
             relaying: false,
         }

@@ -415,21 +415,40 @@ impl<M: Model> Oracle<M> {
     }
 
     /// The engine closes or detaches (`what`) client `ci`'s connection `id`: its output
-    /// must have been flushed (during a shutdown, only the trigger's, and only as far as
-    /// the socket took it without blocking).
+    /// must have been flushed (during a shutdown, only the trigger's, only as far as
+    /// the socket took it without blocking, and only what it held when its flush ended:
+    /// the shutdown's first close. The engine flushes the trigger, then closes every
+    /// connection; what another connection's `closed` writes to the trigger after that,
+    /// a proxy's error replies for a backend link closed by the shutdown, is not owed).
     pub fn check_flushed(
-        &self,
+        &mut self,
         ci: usize,
         id: ConnId,
         what: &'static str,
     ) -> Result<(), Violation> {
+        if self.shutting_down
+            && self.trigger_flushed.is_none()
+            && let Some(t) = self.trigger
+        {
+            let c = &self.conns[t];
+            self.trigger_flushed = Some((c.queued, c.last_write_short));
+        }
         let c = &self.conns[ci];
-        let unsent = c.unsent();
+        let mut unsent = c.unsent();
         if unsent == 0 || c.io_failed || c.aborted {
             return Ok(());
         }
-        if self.shutting_down && (self.trigger != Some(ci) || c.last_write_short) {
-            return Ok(());
+        if self.shutting_down {
+            let (owed, short) = self
+                .trigger_flushed
+                .unwrap_or((c.queued, c.last_write_short));
+            if self.trigger != Some(ci) || short {
+                return Ok(());
+            }
+            unsent = owed.min(c.queued).saturating_sub(c.transmitted);
+            if unsent == 0 {
+                return Ok(());
+            }
         }
         Err(Violation::CloseBeforeFlush { id, what, unsent })
     }

@@ -122,6 +122,18 @@ impl<C> Shadow<C> {
         self.delivered.len() - self.handler_pos
     }
 
+    /// As far as the oracle saw, an open connection at rest: open for input, its
+    /// sending side not shut, its connect (if outbound) reported done, everything its
+    /// handler wrote taken by the socket, and everything read consumed by the handler.
+    pub fn at_rest(&self) -> bool {
+        self.open_for_input()
+            && (!self.outbound || self.connect_done)
+            && !self.write_shut
+            && !self.half_open
+            && self.unsent() == 0
+            && self.unconsumed() == 0
+    }
+
     /// Open as far as reading goes: opened, and neither its handler nor another is
     /// done with it, nor its stream over, nor its socket failed.
     pub(super) fn open_for_input(&self) -> bool {
