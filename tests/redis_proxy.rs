@@ -504,3 +504,25 @@ fn clients_that_pipeline_without_reading_do_not_grow_the_proxy() {
     assert_eq!(s.cli(&["set", "other", "1"]), "OK\n");
     drop(streams);
 }
+
+/// A client that ends its stream in the middle of a large request (gathered by the
+/// proxy apart from the engine's input buffer) is closed once its other replies are
+/// sent, instead of being held open for ever (the simulator's seed 72 found it).
+#[test]
+fn a_client_that_ends_in_the_middle_of_a_large_request_is_closed() {
+    for extra in BACKENDS {
+        let Some(s) = Setup::start(extra) else { return };
+        let mut raw = s.raw();
+        raw.send(b"*1\r\n$4\r\nPING\r\n");
+        let mut partial = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100000\r\n".to_vec();
+        partial.extend(std::iter::repeat_n(b'v', 40_000));
+        raw.send(&partial);
+        raw.0.get_ref().shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(raw.reply(), b"+PONG\r\n");
+        let mut rest = Vec::new();
+        raw.0.read_to_end(&mut rest).expect("closed, not held open");
+        assert!(rest.is_empty(), "{extra:?}: {rest:?}");
+        // The proxy goes on.
+        assert_eq!(s.cli(&["ping"]), "PONG\n");
+    }
+}

@@ -12,20 +12,11 @@
 //! The proxy keeps its pooled backend connections open; the simulator counts an idle
 //! outbound connection (nothing in flight, nothing owed) as settled, so runs end.
 //!
-//! A proxy bug keeps the swarm off the smallest input buffer: a client that ends its
-//! stream (a half-close, or a close) while the proxy's own backlog holds an
-//! incomplete request is never closed. The backlog takes the rest of a read once an
-//! incomplete request is at least half the engine's input buffer, and keeps taking
-//! input until it runs dry; `input_ended` and the reply path close an ended client
-//! only when `Client::idle()`, which a non-empty backlog never is, and nothing
-//! empties it after the end of the stream. The connection stays open with its
-//! interest off, for ever (under evio-os too: a client that dies in the middle of
-//! a request of 32 KiB or more leaks its connection). With a 64-byte buffer, as the
-//! redis proxy constraints allow, 54 of 300 seeds fail the liveness phase with
-//! "client cN … fin true … owed 0 interest rfalse"; seed 72 shrinks to two events
-//! (`the_proxy_closes_a_client_that_ends_mid_request`, ignored until the proxy is
-//! fixed). The swarms here run with input buffers of at least 512 bytes, where no
-//! request of this workload reaches the backlog.
+//! The swarm found a proxy bug with the smallest input buffers (64 bytes): a client
+//! that ended its stream while the proxy's own backlog held an incomplete request was
+//! never closed (54 of 300 seeds; seed 72 shrinks to two events, kept below as
+//! `the_proxy_closes_a_client_that_ends_mid_request`). The proxy now drops such a
+//! request at the end of the stream, as Redis does.
 #![cfg(feature = "sim")]
 
 use evio_handlers::redis_proxy::{RedisProxy, Role};
@@ -186,13 +177,9 @@ fn the_same_seed_gives_the_same_redis_proxy_trace() {
 /// liveness phase ends with "client c2 … fin true … queued 8 transmitted 8 owed 0
 /// interest rfalse".
 ///
-/// The fix belongs in `redis_proxy/mod.rs`: once a client's stream has ended, an
-/// incomplete request left in its backlog (the backlog not `blocked`) can never
-/// complete; drop it (as Redis drops a partial request at EOF) in `input_ended` and
-/// wherever `run_backlog` stops at `Stop::Incomplete` for an ended client, so that
-/// `idle()` holds once its replies are written.
+/// (The proxy now drops an ended client's incomplete request, so `idle()` holds once
+/// its replies are written.)
 #[test]
-#[ignore = "proxy bug: an ended client with an incomplete request in its backlog is never closed (seed 72, 64-byte input buffer)"]
 fn the_proxy_closes_a_client_that_ends_mid_request() {
     let swarm = swarm_with(redis_proxy_pair, 64);
     let mut config = swarm.config(72);
@@ -214,9 +201,8 @@ fn the_proxy_closes_a_client_that_ends_mid_request() {
 }
 
 /// The swarm with the smallest input buffers the redis proxy constraints allow (64
-/// bytes): 54 of 300 seeds fail on the proxy bug above.
+/// bytes): 54 of 300 seeds failed on the proxy bug above, before its fix.
 #[test]
-#[ignore = "proxy bug: an ended client with an incomplete request in its backlog is never closed (54 of 300 seeds, first 6; seed 72 shrinks to 2 events)"]
 fn the_redis_proxy_passes_a_swarm_with_small_input_buffers() {
     let report = swarm_with(redis_proxy_pair, 64).seeds(0..SEEDS).run();
     println!(

@@ -366,6 +366,15 @@ impl Client {
         self.outstanding() == 0 && self.backlog.is_empty() && !self.input_waits
     }
 
+    /// A client that ended its stream will never finish a request gathered in its
+    /// backlog: it is dropped, as Redis drops a partial request at the end of a stream
+    /// (a backlog blocked on a limit holds whole requests, and is kept).
+    fn drop_incomplete_if_ended(&mut self) {
+        if self.ended && !self.blocked && !self.backlog.is_empty() {
+            clear_buffer(&mut self.backlog);
+        }
+    }
+
     /// Forgets everything of the client that left.
     fn reset(&mut self, pool: &mut Pool) {
         self.owner = None;
@@ -1005,6 +1014,7 @@ impl RedisProxy {
         }
         c.backlog = backlog;
         c.blocked = !c.backlog.is_empty() && matches!(stop, Stop::Hold | Stop::Link(_));
+        c.drop_incomplete_if_ended();
         if let Stop::Link(_) = stop
             && !c.queued
         {
@@ -1361,6 +1371,7 @@ impl Events for RedisProxy {
             Role::Client(ci) => {
                 let c = &mut self.clients[ci as usize];
                 c.ended = true;
+                c.drop_incomplete_if_ended();
                 if c.idle() {
                     Action::Close
                 } else {
