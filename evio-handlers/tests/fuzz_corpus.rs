@@ -8,7 +8,7 @@
 //! `EVIO_WRITE_SEEDS=1 cargo test -p evio-handlers --features sim --test fuzz_corpus`.
 
 use evio_handlers::sim::fuzz::{
-    ScriptHandler, engine_script, http_streams, redis_requests_split, redis_streams,
+    ScriptHandler, engine_script, http_streams, proxy_script, redis_requests_split, redis_streams,
 };
 use evio_proto::{Config, Duration};
 use evio_sim::seeds::{committed_inputs, keep_seed};
@@ -22,8 +22,9 @@ use ScriptedEvent::{
 type Check = fn(&[u8]) -> Result<(), String>;
 
 /// The targets, each with the function its fuzz target calls.
-const TARGETS: [(&str, Check); 5] = [
+const TARGETS: [(&str, Check); 6] = [
     ("engine_script", engine_script),
+    ("proxy_script", proxy_script),
     ("redis_handler", redis_streams),
     ("redis_parse", redis_requests_split),
     ("http_handler", http_streams),
@@ -194,6 +195,53 @@ fn engine_seeds() -> Vec<(String, Vec<u8>)> {
     cases
         .into_iter()
         .map(|(name, handler, case)| (name.to_string(), handler.input(&case)))
+        .collect()
+}
+
+/// Clients of the tcp proxy: traffic both ways, a half-close whose echo must still
+/// come back, a client that leaves and one that resets, in buffers of 512 bytes and
+/// of 16, with and without faults (the connect faults among them).
+fn proxy_seeds() -> Vec<(String, Vec<u8>)> {
+    let traffic = vec![
+        Connect { listener: 0 },
+        Connect { listener: 0 },
+        send(0, b"hello through the proxy\n"),
+        send(1, &[0xab; 700]),
+        Poll,
+        Read {
+            client: 0,
+            window: 8,
+        },
+        Read {
+            client: 1,
+            window: 4096,
+        },
+        HalfClose { client: 0 },
+        Advance { millis: 20 },
+        Read {
+            client: 0,
+            window: 4096,
+        },
+        Connect { listener: 0 },
+        send(2, b"short-lived"),
+        Close { client: 2 },
+        Connect { listener: 0 },
+        send(3, b"reset"),
+        Reset { client: 3 },
+        Advance { millis: 200 },
+        Poll,
+    ];
+    let cases = [
+        ("relay-traffic", case(11, traffic.clone())),
+        (
+            "relay-traffic-faults",
+            with_faults(case(12, traffic.clone()), 100_000),
+        ),
+        ("relay-cramped", cramped(case(13, traffic), 16)),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, case)| (name.to_string(), case.to_bytes()))
         .collect()
 }
 
@@ -626,6 +674,7 @@ fn addr_seeds() -> Vec<(String, Vec<u8>)> {
 fn the_hand_made_seeds_are_committed_and_pass() {
     let all = [
         ("engine_script", engine_seeds()),
+        ("proxy_script", proxy_seeds()),
         ("redis_handler", redis_seeds()),
         ("redis_parse", redis_parse_seeds()),
         ("http_handler", http_seeds()),

@@ -93,6 +93,25 @@ pub fn engine_script(data: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// The `proxy_script` target: `data` is a [`FuzzCase`] run against the tcp proxy
+/// ([`tcp_proxy_pair`](super::tcp_proxy_pair)) in front of the simulator's echo
+/// backends, checked by its [`RelayModel`](evio_sim::RelayModel): every client gets
+/// back exactly what it sent, in order, its end of stream passed on, whatever the
+/// clients send and whatever the connects to the backends do (refused, never answered,
+/// slow, reset).
+///
+/// # Errors
+///
+/// The simulator's failure report.
+pub fn proxy_script(data: &[u8]) -> Result<(), String> {
+    let mut case = FuzzCase::from_bytes(data);
+    super::tcp_proxy_constraints().apply(&mut case.config, case.script.len());
+    let (proxy, model) = super::tcp_proxy_pair();
+    case.run(proxy, model)
+        .map(|_| ())
+        .map_err(|f| format!("proxy_script: {f}"))
+}
+
 /// The `redis_handler` target: `data` is a [`FuzzCase`] whose clients' streams go to
 /// the redis handler ([`redis_pair`]), checked byte for byte against
 /// [`RedisModel`](super::RedisModel); at the end the handler's store must equal the
