@@ -19,11 +19,17 @@ use evio_handlers::chat::Chat;
 use evio_handlers::echo::Echo;
 use evio_handlers::http::Http;
 use evio_handlers::redis::Redis;
+use evio_handlers::redis_proxy::RedisProxy;
 use evio_handlers::sim::{
-    ChatModel, HttpModel, RedisModel, chat_constraints, chat_lines, chat_pair, http_constraints,
-    http_pair, http_requests, redis_constraints, redis_pair, redis_requests,
+    ChatModel, HttpModel, RedisModel, RedisProxyModel, chat_constraints, chat_lines, chat_pair,
+    http_constraints, http_pair, http_requests, redis_constraints, redis_pair,
+    redis_proxy_constraints, redis_proxy_pair, redis_proxy_requests, redis_requests,
+    tcp_proxy_constraints, tcp_proxy_pair,
 };
-use evio_sim::{Constraints, EchoModel, Events, Failure, FaultSet, Model, Rng, Swarm, SwarmReport};
+use evio_handlers::tcp_proxy::TcpProxy;
+use evio_sim::{
+    Constraints, EchoModel, Events, Failure, FaultSet, Model, RelayModel, Rng, Swarm, SwarmReport,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// `println!` that ignores a closed stdout (`evio-sim … | head` must not panic).
@@ -107,6 +113,14 @@ enum Handler {
     /// The redis example's handler (40 ms idle timeout, arguments up to 2 KiB, 1,400
     /// bytes of arguments per request) against an exact model, under Redis requests mixed with garbage.
     Redis,
+    /// The tcp proxy in front of the simulator's echo backends: every client gets back
+    /// exactly what it sent, its end of stream passed on (connects refused, never
+    /// answered, slow or reset among the faults).
+    TcpProxy,
+    /// The redis proxy in front of two simulated Redis servers answering at their own
+    /// speeds, against an exact model, under pipelined GET, SET, DEL, EXISTS, MGET and
+    /// PING.
+    RedisProxy,
 }
 
 impl std::fmt::Display for Handler {
@@ -116,6 +130,8 @@ impl std::fmt::Display for Handler {
             Handler::Chat => "chat",
             Handler::Http => "http",
             Handler::Redis => "redis",
+            Handler::TcpProxy => "tcp-proxy",
+            Handler::RedisProxy => "redis-proxy",
         })
     }
 }
@@ -128,6 +144,7 @@ struct Setup<H, M> {
     workload: Option<fn(u16, &mut Rng) -> Vec<u8>>,
     min_input: usize,
     min_output: usize,
+    min_connections: usize,
 }
 
 /// Runs the command line for one handler.
@@ -189,7 +206,7 @@ impl Args {
         Constraints {
             min_input_capacity: self.min_input.max(setup.min_input),
             min_output_capacity: self.min_output.max(setup.min_output),
-            min_connections: self.min_connections,
+            min_connections: self.min_connections.max(setup.min_connections),
             faults: self.faults,
         }
     }
@@ -285,6 +302,7 @@ fn echo_setup() -> Setup<Echo, EchoModel> {
         workload: None,
         min_input: 0,
         min_output: 0,
+        min_connections: 0,
     }
 }
 
@@ -296,6 +314,7 @@ fn chat_setup() -> Setup<Chat, ChatModel> {
         workload: Some(chat_lines),
         min_input: needs.min_input_capacity,
         min_output: needs.min_output_capacity,
+        min_connections: needs.min_connections,
     }
 }
 
@@ -307,6 +326,7 @@ fn http_setup() -> Setup<Http, HttpModel> {
         workload: Some(http_requests),
         min_input: needs.min_input_capacity,
         min_output: needs.min_output_capacity,
+        min_connections: needs.min_connections,
     }
 }
 
@@ -319,6 +339,31 @@ fn redis_setup() -> Setup<Redis, RedisModel> {
         workload: Some(redis_requests),
         min_input: needs.min_input_capacity,
         min_output: needs.min_output_capacity,
+        min_connections: needs.min_connections,
+    }
+}
+
+/// The tcp proxy in front of echo backends, under the seed's random bytes.
+fn tcp_proxy_setup() -> Setup<TcpProxy, RelayModel> {
+    let needs = tcp_proxy_constraints();
+    Setup {
+        make: tcp_proxy_pair,
+        workload: None,
+        min_input: needs.min_input_capacity,
+        min_output: needs.min_output_capacity,
+        min_connections: needs.min_connections,
+    }
+}
+
+/// The redis proxy in front of two simulated Redis servers, under pipelined requests.
+fn redis_proxy_setup() -> Setup<RedisProxy, RedisProxyModel> {
+    let needs = redis_proxy_constraints();
+    Setup {
+        make: redis_proxy_pair,
+        workload: Some(redis_proxy_requests),
+        min_input: needs.min_input_capacity,
+        min_output: needs.min_output_capacity,
+        min_connections: needs.min_connections,
     }
 }
 
@@ -329,6 +374,8 @@ fn main() -> ExitCode {
         Handler::Chat => run(&args, &chat_setup()),
         Handler::Http => run(&args, &http_setup()),
         Handler::Redis => run(&args, &redis_setup()),
+        Handler::TcpProxy => run(&args, &tcp_proxy_setup()),
+        Handler::RedisProxy => run(&args, &redis_proxy_setup()),
     }
 }
 
