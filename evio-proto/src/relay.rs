@@ -11,45 +11,11 @@
 //! Each slot waits for at most one other; the waiters of a slot form a doubly linked
 //! list through the slots (no allocation, O(1) to join or leave).
 
-use crate::slot::{Flags, Slot};
-
-/// No slot.
-const NONE: u32 = u32::MAX;
+use crate::slot::{Flags, NO_SLOT as NONE, Slot, WaitLink};
 
 /// In `WaitLink::on`: held by its handler ([`Conn::hold`](crate::Conn::hold)) until
 /// [`Loop::resume`](crate::Loop::resume), in no slot's list.
 pub(crate) const HELD: u32 = u32::MAX - 1;
-
-/// A slot's place in the waiting lists: whom it waits for, its neighbours among that
-/// slot's waiters, and the first of its own waiters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct WaitLink {
-    on: u32,
-    prev: u32,
-    next: u32,
-    head: u32,
-}
-
-impl WaitLink {
-    /// Waits for nobody, and nobody waits for it.
-    pub(crate) const NONE: WaitLink = WaitLink {
-        on: NONE,
-        prev: NONE,
-        next: NONE,
-        head: NONE,
-    };
-
-    /// The slot it waits for, if any.
-    pub(crate) fn on(&self) -> Option<u32> {
-        (self.on != NONE).then_some(self.on)
-    }
-
-    /// Some slot waits for it.
-    #[cfg(test)]
-    pub(crate) fn has_waiters(&self) -> bool {
-        self.head != NONE
-    }
-}
 
 /// Slot `waiter` waits for slot `on` (leaving any other slot's list first).
 pub(crate) fn wait<C>(slots: &mut [Slot<C>], waiter: u32, on: u32) {

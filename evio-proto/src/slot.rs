@@ -7,7 +7,6 @@ use core::ops::{BitOr, BitOrAssign};
 use crate::buffers::BufState;
 use crate::engine::life::{Event, Facts, Life, Refused};
 use crate::lists::{Link, Linked};
-use crate::relay::WaitLink;
 use crate::timers::{Timed, TimerLink, Timers};
 use crate::{Addr, CloseError, ConnId, ConnInfo, Instant, ListenerId, Options};
 
@@ -136,6 +135,40 @@ impl fmt::Debug for Flags {
             }
         }
         set.finish()
+    }
+}
+
+/// No slot (in a `WaitLink`).
+pub(crate) const NO_SLOT: u32 = u32::MAX;
+
+/// A slot's place in the waiting lists of `relay.rs`: whom it waits for, its neighbours among that
+/// slot's waiters, and the first of its own waiters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct WaitLink {
+    pub(crate) on: u32,
+    pub(crate) prev: u32,
+    pub(crate) next: u32,
+    pub(crate) head: u32,
+}
+
+impl WaitLink {
+    /// Waits for nobody, and nobody waits for it.
+    pub(crate) const NONE: WaitLink = WaitLink {
+        on: NO_SLOT,
+        prev: NO_SLOT,
+        next: NO_SLOT,
+        head: NO_SLOT,
+    };
+
+    /// The slot it waits for, if any.
+    pub(crate) fn on(&self) -> Option<u32> {
+        (self.on != NO_SLOT).then_some(self.on)
+    }
+
+    /// Some slot waits for it.
+    #[cfg(test)]
+    pub(crate) fn has_waiters(&self) -> bool {
+        self.head != NO_SLOT
     }
 }
 
