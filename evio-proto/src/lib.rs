@@ -52,7 +52,7 @@
 //!    user gave them (the first is [`ListenerId`] 0). It calls `serving` and the first
 //!    `tick`.
 //! 2. **After every input, drain.** Call [`Engine::poll_output`] until it returns `None`,
-//!    and perform each [`Output`] before the next engine call. Four of them carry an
+//!    and perform each [`Output`] before the next engine call. Six of them carry an
 //!    operation that borrows the engine until the driver completes it by value, so a
 //!    report of the wrong kind, a second report, or a report for something not asked
 //!    for does not compile:
@@ -68,14 +68,24 @@
 //!      [`Transmit::failed`].
 //!    - [`Output::Detach`]: take the socket out of the poller, make it blocking, wrap it
 //!      and hand it over with [`Detach::done`], or report [`Detach::failed`].
+//!    - [`Output::Connect`]: open a non-blocking socket for [`Connect::addr`] and
+//!      `connect(2)` it; on EINPROGRESS (or success) register it under [`Connect::id`]
+//!      with [`Interest::WRITE`] and report [`Connect::started`], otherwise
+//!      [`Connect::failed`] (no socket kept).
+//!    - [`Output::FinishConnect`]: once that socket was reported writable or hung up,
+//!      read its pending error (`SO_ERROR`): [`FinishConnect::done`] with its local
+//!      address, [`FinishConnect::failed`], or [`FinishConnect::in_progress`].
 //!
-//!    An operation dropped without a report counts as "would block" (a detach as
-//!    failed). The other outputs need no report:
+//!    An operation dropped without a report counts as "would block" (a detach or a
+//!    connect as failed, a finish-connect as still in progress). The other outputs
+//!    need no report:
 //!    - `Configure { id, options }`: set TCP_NODELAY / keepalive (TCP only).
 //!    - `SetInterest { id, interest }`: make the poller's [`Interest`] exactly this
 //!      (level-triggered semantics).
 //!    - `Close { id }`: deregister and close the socket (`closed` runs at the next
 //!      engine call, so the socket is gone by then).
+//!    - `Abort { id }`: set `SO_LINGER` to zero, then close as for `Close` (a reset).
+//!    - `ShutdownWrite { id }`: `shutdown(SHUT_WR)`; the socket stays open and watched.
 //!    - `PauseAccept` / `ResumeAccept { listener }`: stop / start watching a listener.
 //!    - `Shutdown`: close listeners, remove unix socket files you created, return.
 //!      Nothing follows it.
