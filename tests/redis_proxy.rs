@@ -5,12 +5,12 @@
 
 mod os_common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use os_common::{KillOnDrop, example_binary, have_client};
+use os_common::{KillOnDrop, RespClient, example_binary, have_client, resp_command};
 
 /// A port free right now on 127.0.0.1.
 /// The proxy under the default backend, and under poll(2) (`--stdlib`).
@@ -111,53 +111,15 @@ impl Setup {
     }
 
     fn raw(&self) -> Raw {
-        let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Raw(BufReader::new(s))
+        RespClient::connect(SocketAddr::from(([127, 0, 0, 1], self.port)))
     }
 }
 
-/// A raw client that reads RESP2 replies.
-struct Raw(BufReader<TcpStream>);
-
-impl Raw {
-    fn send(&mut self, bytes: &[u8]) {
-        self.0.get_mut().write_all(bytes).unwrap();
-    }
-
-    /// One whole reply, as its bytes.
-    fn reply(&mut self) -> Vec<u8> {
-        let mut line = Vec::new();
-        self.0.read_until(b'\n', &mut line).unwrap();
-        assert!(line.ends_with(b"\r\n"), "cut reply {line:?}");
-        let n: i64 = String::from_utf8_lossy(&line[1..line.len() - 2])
-            .parse()
-            .unwrap_or(0);
-        match line[0] {
-            b'$' if n >= 0 => {
-                let mut body = vec![0; n as usize + 2];
-                self.0.read_exact(&mut body).unwrap();
-                line.extend(body);
-            }
-            b'*' => {
-                for _ in 0..n.max(0) {
-                    let element = self.reply();
-                    line.extend(element);
-                }
-            }
-            _ => {}
-        }
-        line
-    }
-}
+type Raw = RespClient;
 
 fn cmd(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        out.extend(format!("${}\r\n", a.len()).bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
+    let mut out = Vec::new();
+    resp_command(&mut out, args);
     out
 }
 

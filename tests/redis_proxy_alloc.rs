@@ -15,7 +15,6 @@
 mod os_common;
 
 use std::hint::black_box;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -25,7 +24,7 @@ use std::time::{Duration, Instant};
 use evio::{Action, CloseError, Conn, ConnInfo, Events, Flow, Loop, Tick};
 use evio_handlers::redis_proxy::{ProxyConfig, RedisProxy, Role};
 use evio_test_support::{CountingAllocator, allocations};
-use os_common::{Bound, KillOnDrop, have_client, start};
+use os_common::{Bound, KillOnDrop, RespClient, have_client, resp_command, start};
 
 /// Clients at once.
 const CLIENTS: usize = 6;
@@ -120,53 +119,10 @@ fn start_redis(port: u16) -> KillOnDrop {
 }
 
 fn cmd(out: &mut Vec<u8>, args: &[&[u8]]) {
-    out.extend(format!("*{}\r\n", args.len()).bytes());
-    for a in args {
-        out.extend(format!("${}\r\n", a.len()).bytes());
-        out.extend_from_slice(a);
-        out.extend_from_slice(b"\r\n");
-    }
+    resp_command(out, args);
 }
 
-/// A client that reads RESP2 replies.
-struct Client(BufReader<TcpStream>);
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        Client(BufReader::new(s))
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.0.get_mut().write_all(bytes).unwrap();
-    }
-
-    /// One whole reply, as its bytes.
-    fn reply(&mut self) -> Vec<u8> {
-        let mut line = Vec::new();
-        self.0.read_until(b'\n', &mut line).unwrap();
-        assert!(line.ends_with(b"\r\n"), "cut reply {line:?}");
-        let n: i64 = String::from_utf8_lossy(&line[1..line.len() - 2])
-            .parse()
-            .unwrap_or(0);
-        match line[0] {
-            b'$' if n >= 0 => {
-                let mut body = vec![0; n as usize + 2];
-                self.0.read_exact(&mut body).unwrap();
-                line.extend(body);
-            }
-            b'*' => {
-                for _ in 0..n.max(0) {
-                    let element = self.reply();
-                    line.extend(element);
-                }
-            }
-            _ => {}
-        }
-        line
-    }
-}
+type Client = RespClient;
 
 /// A mixed batch of `n` requests for client `c`: SET, GET, MGET of 4 keys and DEL of 3
 /// (over both backends), PING. Each reply's first byte, in order.

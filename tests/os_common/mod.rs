@@ -479,3 +479,56 @@ pub fn stop_example_with_signal(
     );
     assert_eq!(client.read_to_end_lossy(), b"", "the client was closed");
 }
+
+/// A raw RESP client for the redis proxy's tests: writes bytes, reads whole RESP2
+/// replies.
+pub struct RespClient(pub std::io::BufReader<TcpStream>);
+
+impl RespClient {
+    /// Connects to `addr`, with a 10 s read time-out.
+    pub fn connect(addr: SocketAddr) -> RespClient {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        RespClient(std::io::BufReader::new(s))
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.0.get_mut().write_all(bytes).unwrap();
+    }
+
+    /// One whole reply, as its bytes.
+    pub fn reply(&mut self) -> Vec<u8> {
+        use std::io::BufRead;
+        let mut line = Vec::new();
+        self.0.read_until(b'\n', &mut line).unwrap();
+        assert!(line.ends_with(b"\r\n"), "cut reply {line:?}");
+        let n: i64 = String::from_utf8_lossy(&line[1..line.len() - 2])
+            .parse()
+            .unwrap_or(0);
+        match line[0] {
+            b'$' if n >= 0 => {
+                let mut body = vec![0; n as usize + 2];
+                self.0.read_exact(&mut body).unwrap();
+                line.extend(body);
+            }
+            b'*' => {
+                for _ in 0..n.max(0) {
+                    let element = self.reply();
+                    line.extend(element);
+                }
+            }
+            _ => {}
+        }
+        line
+    }
+}
+
+/// Appends a RESP multibulk request of `args` to `out`.
+pub fn resp_command(out: &mut Vec<u8>, args: &[&[u8]]) {
+    out.extend(format!("*{}\r\n", args.len()).bytes());
+    for a in args {
+        out.extend(format!("${}\r\n", a.len()).bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
