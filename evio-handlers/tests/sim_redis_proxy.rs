@@ -212,3 +212,23 @@ fn the_redis_proxy_passes_a_swarm_with_small_input_buffers() {
     );
     assert!(report.failures.is_empty(), "{report}");
 }
+
+/// Seeds of the small-buffer swarm (each run with 1,500 steps, as the CLI's soak
+/// `evio-sim --handler redis-proxy --seeds 300..3300 --steps 1500` does) that found two
+/// more proxy bugs, kept as regressions:
+///
+/// - a request the proxy could not yet queue on a backend connection (that
+///   connection's own queue, not the engine's output, was full) was left to
+///   `Conn::wait_for`, which waits only for output the engine holds: nothing resumed
+///   the client (450, 468: "ended client never closed"), or its full input buffer was
+///   closed as a frame too large (483);
+/// - the incomplete request of a client that had ended its stream was dropped while
+///   input left behind the client's full output was still to come, so the rest of the
+///   request was read as new commands (512: "does not support '$6'"; 26376).
+#[test]
+fn seeds_that_found_proxy_bugs_pass() {
+    for seed in [450, 468, 483, 512, 26376] {
+        let report = swarm_with(redis_proxy_pair, 64).seeds(seed..seed + 1).run();
+        assert!(report.failures.is_empty(), "seed {seed}: {report}");
+    }
+}

@@ -317,6 +317,10 @@ struct Client {
     /// The engine has input of the client's that the proxy has not looked at yet
     /// (held, or waiting for a backend's room): the client is not idle.
     input_waits: bool,
+    /// The held input waits for a backend connection's queued requests
+    /// ([`Link::outq`]) to be written: it is resumed by [`RedisProxy::run_waiting`],
+    /// not by replies.
+    link_wait: bool,
     /// A finished reply waits for room in the client's output.
     stuck: bool,
     /// The client ended its stream: close once everything is answered.
@@ -345,6 +349,7 @@ impl Client {
             blocked: false,
             held: false,
             input_waits: false,
+            link_wait: false,
             stuck: false,
             ended: false,
             closing: false,
@@ -370,7 +375,7 @@ impl Client {
     /// backlog: it is dropped, as Redis drops a partial request at the end of a stream
     /// (a backlog blocked on a limit holds whole requests, and is kept).
     fn drop_incomplete_if_ended(&mut self) {
-        if self.ended && !self.blocked && !self.backlog.is_empty() {
+        if self.ended && !self.blocked && !self.input_waits && !self.backlog.is_empty() {
             clear_buffer(&mut self.backlog);
         }
     }
@@ -387,6 +392,7 @@ impl Client {
         self.blocked = false;
         self.held = false;
         self.input_waits = false;
+        self.link_wait = false;
         self.stuck = false;
         self.ended = false;
         self.closing = false;
@@ -974,7 +980,8 @@ impl RedisProxy {
             self.run_backlog(lp, ci);
         }
         self.resume(lp, ci);
-        let c = &self.clients[ci as usize];
+        let c = &mut self.clients[ci as usize];
+        c.drop_incomplete_if_ended();
         if c.ended && c.idle() {
             let _ = lp.close(owner);
         }
@@ -986,7 +993,7 @@ impl RedisProxy {
     fn resume(&mut self, lp: &mut Loop<'_, Role>, ci: u32) {
         let limit = self.limit(ci);
         let c = &mut self.clients[ci as usize];
-        if c.held && !c.stuck && !c.blocked && c.outstanding() * 2 <= limit {
+        if c.held && !c.stuck && !c.blocked && !c.link_wait && c.outstanding() * 2 <= limit {
             c.held = false;
             if let Some(owner) = c.owner {
                 let _ = lp.resume(owner);
@@ -1014,7 +1021,6 @@ impl RedisProxy {
         }
         c.backlog = backlog;
         c.blocked = !c.backlog.is_empty() && matches!(stop, Stop::Hold | Stop::Link(_));
-        c.drop_incomplete_if_ended();
         if let Stop::Link(_) = stop
             && !c.queued
         {
@@ -1024,11 +1030,14 @@ impl RedisProxy {
         stop
     }
 
-    /// Clients whose backlog waited for room on a backend connection: try again.
+    /// Clients whose backlog or held input waited for a backend connection's queue to
+    /// be written: try again (each is resumed when nothing else holds it).
     fn run_waiting(&mut self, lp: &mut Loop<'_, Role>) {
         let mut waiting = core::mem::take(&mut self.waiting);
         for &ci in &waiting {
-            self.clients[ci as usize].queued = false;
+            let c = &mut self.clients[ci as usize];
+            c.queued = false;
+            c.link_wait = false;
         }
         for &ci in &waiting {
             if self.clients[ci as usize].owner.is_some() {
@@ -1059,14 +1068,26 @@ impl RedisProxy {
         match stop {
             // A full output: the failed write makes the engine call again once it
             // drained.
-            Stop::Hold if c.stuck => {}
+            // (Input left behind a full output still comes, after the end of stream
+            // if the client ended it.)
+            Stop::Hold if c.stuck => c.input_waits = true,
             Stop::Hold => {
                 conn.hold();
                 c.held = true;
                 c.input_waits = true;
             }
-            Stop::Link(link) => {
-                c.input_waits = conn.wait_for(link).is_ok();
+            // The backend connection's own queue (not the engine's output) is what
+            // is full, so the engine has nothing to wait for: the input is held, and
+            // resumed once that queue is written out (or the backend is gone).
+            Stop::Link(_) => {
+                conn.hold();
+                c.held = true;
+                c.link_wait = true;
+                c.input_waits = true;
+                if !c.queued {
+                    c.queued = true;
+                    self.waiting.push(ci);
+                }
             }
             _ => {}
         }
@@ -1076,6 +1097,7 @@ impl RedisProxy {
         let c = &mut self.clients[ci as usize];
         c.held = false;
         c.input_waits = false;
+        c.link_wait = false;
         if c.closing {
             return Action::None; // what a closing client sends is dropped
         }
@@ -1085,7 +1107,11 @@ impl RedisProxy {
         if self.flush_own(conn, ci) {
             return Action::Close;
         }
-        if self.clients[ci as usize].stuck {
+        let c = &mut self.clients[ci as usize];
+        if c.stuck {
+            // This input comes again once the output drained, even after an end of
+            // stream (see `Events::input_ended`): the client is not done.
+            c.input_waits = !input.is_empty();
             conn.consume(0);
             return Action::None;
         }
@@ -1129,7 +1155,8 @@ impl RedisProxy {
         if self.flush_own(conn, ci) {
             return Action::Close;
         }
-        let c = &self.clients[ci as usize];
+        let c = &mut self.clients[ci as usize];
+        c.drop_incomplete_if_ended();
         if c.ended && c.idle() {
             return Action::Close;
         }
