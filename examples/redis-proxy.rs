@@ -65,6 +65,10 @@ struct Args {
     /// Serve with the portable poll(2) backend instead of epoll/kqueue.
     #[arg(long)]
     stdlib: bool,
+    /// Wake coalescing under load: the longest nap in microseconds (0: off; see
+    /// `ServerBuilder::coalesce`).
+    #[arg(long, value_name = "MICROS", default_value_t = 100)]
+    coalesce_us: u64,
 }
 
 /// The proxy, plus a line saying where it listens and what it proxies.
@@ -127,6 +131,7 @@ fn main() -> ExitCode {
     let builder = evio::ServerBuilder::new()
         .input_capacity(args.input)
         .output_capacity(args.output)
+        .coalesce((args.coalesce_us > 0).then(|| Duration::from_micros(args.coalesce_us)))
         // The clients and the backend connections share the pool.
         .max_connections(args.maxclients + backends.len() * args.connections_per_backend + 16)
         .refusal_message(b"-ERR max number of clients reached\r\n");
