@@ -43,10 +43,15 @@ struct Args {
     /// Bytes of output buffer per connection.
     #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
     output: usize,
+    /// Event loops, each on a thread of its own (0: one per core); the connections
+    /// are spread over them (`ServerBuilder::loops`).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    loops: usize,
 }
 
-/// The shared echo handler, plus a line saying where it listens and how.
-struct Announced(Echo, evio::Backend);
+/// The shared echo handler, plus a line saying where it listens and how (from loop 0
+/// only, with the number of loops).
+struct Announced(Echo, evio::Backend, usize, usize);
 
 impl Events for Announced {
     type Context = ();
@@ -54,8 +59,14 @@ impl Events for Announced {
     evio::delegate_events!(self.0, except serving);
 
     fn serving(&mut self, server: Server<'_>) -> Flow {
-        for addr in server.addrs() {
-            println!("echo server listening on {addr} ({})", self.1);
+        if self.2 == 0 {
+            let loops = match self.3 {
+                1 => String::new(),
+                n => format!(", {n} loops"),
+            };
+            for addr in server.addrs() {
+                println!("echo server listening on {addr} ({}{loops})", self.1);
+            }
         }
         Flow::Continue
     }
@@ -65,7 +76,8 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let mut builder = evio::ServerBuilder::new()
         .input_capacity(args.input)
-        .output_capacity(args.output);
+        .output_capacity(args.output)
+        .loops(args.loops);
     if let Some(n) = args.max_connections {
         builder = builder.max_connections(n);
     }
@@ -76,5 +88,11 @@ fn main() -> ExitCode {
         args.stdlib,
     );
     let backend = builder.backend_for(&addrs);
-    common::serve("echo-server", builder, Announced(Echo, backend), &addrs)
+    let loops = builder.loop_count();
+    common::serve_loops(
+        "echo-server",
+        builder,
+        |i| Announced(Echo, backend, i, loops),
+        &addrs,
+    )
 }

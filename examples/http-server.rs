@@ -95,10 +95,15 @@ struct Args {
     /// `ServerBuilder::coalesce`). Adds at most this much latency per batch under load.
     #[arg(long, value_name = "MICROS", default_value_t = 100)]
     coalesce_us: u64,
+    /// Event loops, each on a thread of its own (0: one per core); the connections
+    /// are spread over them (`ServerBuilder::loops`).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    loops: usize,
 }
 
-/// The shared HTTP handler, plus a line saying where it listens and how.
-struct Announced(Http, evio::Backend);
+/// The shared HTTP handler, plus a line saying where it listens and how (from loop 0
+/// only, with the number of loops).
+struct Announced(Http, evio::Backend, usize, usize);
 
 impl Events for Announced {
     type Context = HttpConn;
@@ -106,8 +111,14 @@ impl Events for Announced {
     evio::delegate_events!(self.0, except serving);
 
     fn serving(&mut self, server: Server<'_>) -> Flow {
-        for addr in server.addrs() {
-            println!("http server listening on {addr} ({})", self.1);
+        if self.2 == 0 {
+            let loops = match self.3 {
+                1 => String::new(),
+                n => format!(", {n} loops"),
+            };
+            for addr in server.addrs() {
+                println!("http server listening on {addr} ({}{loops})", self.1);
+            }
         }
         Flow::Continue
     }
@@ -139,7 +150,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let http = Http::new(HttpConfig {
+    let config = HttpConfig {
         body: if args.aaaa { Body::Aaaa } else { Body::Hello },
         max_head: args.max_head,
         max_body: args.max_body,
@@ -148,7 +159,8 @@ fn main() -> ExitCode {
         keepalive_timeout,
         send_timeout,
         keepalive_requests: (args.keepalive_requests > 0).then_some(args.keepalive_requests),
-    });
+    };
+    let http = Http::new(config);
     if args.output < http.longest_response() {
         eprintln!(
             "http-server: --output {} cannot hold a response ({} bytes)",
@@ -160,7 +172,8 @@ fn main() -> ExitCode {
     let mut builder = evio::ServerBuilder::new()
         .input_capacity(args.input)
         .output_capacity(args.output)
-        .coalesce((args.coalesce_us > 0).then(|| Duration::from_micros(args.coalesce_us)));
+        .coalesce((args.coalesce_us > 0).then(|| Duration::from_micros(args.coalesce_us)))
+        .loops(args.loops);
     if let Some(n) = args.max_connections {
         builder = builder.max_connections(n);
     }
@@ -171,5 +184,11 @@ fn main() -> ExitCode {
         args.stdlib,
     );
     let backend = builder.backend_for(&addrs);
-    common::serve("http-server", builder, Announced(http, backend), &addrs)
+    let loops = builder.loop_count();
+    common::serve_loops(
+        "http-server",
+        builder,
+        |i| Announced(Http::new(config), backend, i, loops),
+        &addrs,
+    )
 }

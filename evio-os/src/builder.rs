@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use evio_proto::Config;
 
+use crate::group::Group;
 #[allow(unused_imports)] // documentation links
 use crate::{Action, DEFAULT_BUFFER_SPACE, DEFAULT_MAX_CONNECTIONS_CAP, RESERVED_DESCRIPTORS};
 use crate::{Error, Events, addr, driver, limits, sys};
@@ -110,6 +111,9 @@ impl std::fmt::Display for Backend {
 ///   `()`), a 4-byte wake word, and 5 bytes of descriptor table: about 185 bytes,
 ///   3.7 MB for 20,000 slots. The poll(2) backend adds 16 bytes per watched socket and 4 per
 ///   descriptor number.
+/// - **Several loops** ([`ServerBuilder::loops`]): each of the `L` loops has
+///   `n / L` slots and its own scratch buffers, so the buffers reserve
+///   `(n / L + 1) × L × (in + out)` bytes in all.
 /// - **Resident while serving**: a request read whole and answered whole passes
 ///   through the two scratch buffers (`in + out`, touched once). A connection touches
 ///   the pages of its own buffers only while it holds carry-over: a partial frame (up
@@ -124,6 +128,8 @@ pub struct ServerBuilder {
     pub(crate) poll_events: usize,
     backend: Option<Backend>,
     pub(crate) refusal: Option<Arc<[u8]>>,
+    /// Loops asked for (0: the available parallelism).
+    loops: usize,
 }
 
 impl Default for ServerBuilder {
@@ -144,6 +150,7 @@ impl ServerBuilder {
             poll_events: 256,
             backend: None,
             refusal: None,
+            loops: 1,
         }
     }
 
@@ -235,6 +242,40 @@ impl ServerBuilder {
         self
     }
 
+    /// Runs `n` event loops, each on a thread of its own, for
+    /// [`ServerBuilder::serve_loops`] (0: as many as
+    /// [`std::thread::available_parallelism`] says). Default 1.
+    ///
+    /// The loops share nothing but what the handlers they are given share: each has
+    /// its own engine, poller, connection pool and buffers, and a connection lives its
+    /// whole life on the loop that accepted or opened it (its [`ConnId`](crate::ConnId)
+    /// means something on that loop only). `max_connections` is the whole server's:
+    /// each loop gets `max_connections / n` of it (at least 1), and with them its share
+    /// of the buffers (see "Memory" above).
+    ///
+    /// How connections are spread: on Linux, Android and FreeBSD every loop has its
+    /// own listening socket on each TCP port (`SO_REUSEPORT`, FreeBSD's
+    /// `SO_REUSEPORT_LB`), and the kernel spreads new connections over them by a hash
+    /// of their addresses, whatever the address's own `?reuseport` says. Elsewhere,
+    /// and for unix sockets, the loops share one listening socket: each watches it,
+    /// and the first to accept takes the connection. Neither balances by load.
+    ///
+    /// When one loop stops (a handler returns `Shutdown`, or its poller fails) every
+    /// loop stops: each closes its connections as in any shutdown.
+    pub fn loops(mut self, n: usize) -> Self {
+        self.loops = n;
+        self
+    }
+
+    /// The number of loops [`ServerBuilder::serve_loops`] runs: as set with
+    /// [`ServerBuilder::loops`], 0 resolved to the available parallelism.
+    pub fn loop_count(&self) -> usize {
+        match self.loops {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
     /// Most connections accepted per listener readiness report.
     pub fn accept_batch(mut self, n: u32) -> Self {
         self.config.accept_batch = n;
@@ -301,8 +342,118 @@ impl ServerBuilder {
     /// [`Error::TooManyListeners`], [`Error::Config`] for invalid capacities,
     /// [`Error::BackendUnavailable`] for a backend this target does not have,
     /// [`Error::Setup`] if the poller or its notifier cannot be created or the tables
-    /// cannot be allocated, and [`Error::Poll`] if waiting for events fails.
+    /// cannot be allocated, [`Error::Poll`] if waiting for events fails, and
+    /// [`Error::LoopsNeedAFactory`] if [`ServerBuilder::loops`] asks for more than one
+    /// loop (use [`ServerBuilder::serve_loops`]).
     pub fn serve<H: Events, A: AsRef<str>>(&self, handler: H, addrs: &[A]) -> Result<(), Error> {
+        let loops = self.loop_count();
+        if loops != 1 {
+            return Err(Error::LoopsNeedAFactory { loops });
+        }
+        let (backend, config, specs) = self.prepare(addrs, 1)?;
+        let listeners = sys::net::bind_all(addrs, &specs, self.backlog, false)?;
+        let group = Group::default();
+        let result = self.run_loop(backend, handler, listeners, config, &group);
+        group.stop();
+        result
+    }
+
+    /// Runs [`ServerBuilder::loop_count`] event loops on as many threads, each with the
+    /// handler `make(i)` gives for loop `i` (`0..n`), until one of them stops; then
+    /// every loop closes its connections, the listeners are closed, unix socket files
+    /// this server created are removed, and it returns. Loop 0 runs on the calling
+    /// thread, the others on threads named `evio-loop-i`; `make` is called on the
+    /// loop's own thread, so a handler need not be `Send`.
+    ///
+    /// [`ServerBuilder::loops`] says how connections are spread over the loops and
+    /// what they share. Addresses are as for [`ServerBuilder::serve`]. With one loop
+    /// this is `serve(make(0), addrs)`.
+    ///
+    /// ```no_run
+    /// # use evio_os::{Action, Conn, Events};
+    /// struct Echo;
+    /// impl Events for Echo {
+    ///     type Context = ();
+    ///     fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+    ///         let _ = conn.write(input);
+    ///         Action::None
+    ///     }
+    /// }
+    ///
+    /// evio_os::ServerBuilder::new()
+    ///     .loops(0) // one per core
+    ///     .serve_loops(|_loop| Echo, &["tcp://127.0.0.1:5000"])?;
+    /// # Ok::<(), evio_os::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`ServerBuilder::serve`] (for any loop's setup or poller: the first error by
+    /// loop number), and [`Error::Setup`] if a loop's thread cannot be started.
+    pub fn serve_loops<H, F, A>(&self, make: F, addrs: &[A]) -> Result<(), Error>
+    where
+        H: Events,
+        F: Fn(usize) -> H + Sync,
+        A: AsRef<str>,
+    {
+        let loops = self.loop_count();
+        let (backend, config, specs) = self.prepare(addrs, loops)?;
+        let first = sys::net::bind_all(addrs, &specs, self.backlog, loops > 1)?;
+        let mut siblings = Vec::with_capacity(loops - 1);
+        for _ in 1..loops {
+            siblings.push(sys::net::sibling_listeners(
+                addrs,
+                &first,
+                &specs,
+                self.backlog,
+            )?);
+        }
+        let group = Group::default();
+        let make = &make;
+        let group = &group;
+        std::thread::scope(|scope| {
+            let mut threads = Vec::with_capacity(loops - 1);
+            for (i, listeners) in (1..loops).zip(siblings) {
+                let spawned = std::thread::Builder::new()
+                    .name(format!("evio-loop-{i}"))
+                    .spawn_scoped(scope, move || {
+                        let _stop = StopsGroup(group);
+                        self.run_loop(backend, make(i), listeners, config, group)
+                    });
+                match spawned {
+                    Ok(t) => threads.push(t),
+                    Err(error) => {
+                        group.stop();
+                        let mut result = Err(Error::Setup {
+                            what: "a loop thread",
+                            error,
+                        });
+                        for t in threads {
+                            result = result.and(joined(t));
+                        }
+                        return result;
+                    }
+                }
+            }
+            let mut result = {
+                let _stop = StopsGroup(group);
+                self.run_loop(backend, make(0), first, config, group)
+            };
+            for t in threads {
+                result = result.and(joined(t));
+            }
+            result
+        })
+    }
+
+    /// Checks `addrs` and the configuration, and resolves the addresses: the backend,
+    /// one loop's configuration (its share of `max_connections` when there are
+    /// `loops`), and the addresses to bind. Nothing is bound yet.
+    fn prepare<A: AsRef<str>>(
+        &self,
+        addrs: &[A],
+        loops: usize,
+    ) -> Result<(Backend, Config, Vec<addr::Spec>), Error> {
         if addrs.is_empty() {
             return Err(Error::NoAddresses);
         }
@@ -327,7 +478,9 @@ impl ServerBuilder {
         // Before anything is bound or reserved (and after the default is fitted to the
         // address space: a default that would not fit is not the user's error).
         config.validate().map_err(Error::Config)?;
-        let allowed = limits::allowed_connections(limits::descriptor_limit(), addrs.len());
+        // Each loop has its listeners (or copies of them), a poller and a notifier.
+        let descriptors = addrs.len().saturating_add(2).saturating_mul(loops) - 2;
+        let allowed = limits::allowed_connections(limits::descriptor_limit(), descriptors);
         if config.max_connections > allowed {
             if self.max_connections_chosen {
                 eprintln!(
@@ -338,6 +491,7 @@ impl ServerBuilder {
             }
             config.max_connections = allowed;
         }
+        config.max_connections = (config.max_connections / loops).max(1);
         // Every address is parsed, then every host name resolved, before anything is
         // bound: a bad address anywhere in the list binds nothing.
         let parsed = addrs
@@ -356,13 +510,42 @@ impl ServerBuilder {
                 addr: a.as_ref().to_owned(),
                 error,
             })?;
-        let listeners = sys::net::bind_all(addrs, &specs, self.backlog)?;
+        Ok((backend, config, specs))
+    }
+
+    /// Runs one loop on the calling thread.
+    fn run_loop<H: Events>(
+        &self,
+        backend: Backend,
+        handler: H,
+        listeners: Vec<sys::net::Listener>,
+        config: Config,
+        group: &Group,
+    ) -> Result<(), Error> {
         match backend {
             #[cfg(any(evio_epoll, evio_kqueue))]
             Backend::Epoll | Backend::Kqueue => {
-                driver::run::<H, sys::native::Poller>(handler, listeners, self, config)
+                driver::run::<H, sys::native::Poller>(handler, listeners, self, config, group)
             }
-            _ => driver::run::<H, sys::poll::Poller>(handler, listeners, self, config),
+            _ => driver::run::<H, sys::poll::Poller>(handler, listeners, self, config, group),
         }
     }
+}
+
+/// Stops every loop of the server when dropped: when its loop returns, and when it
+/// panics (the others stop, so the panic reaches the caller instead of the caller
+/// waiting for them for ever).
+struct StopsGroup<'a>(&'a Group);
+
+impl Drop for StopsGroup<'_> {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
+/// A loop thread's result; a loop that panicked panics the caller of `serve_loops`
+/// too, as a panic of loop 0 would.
+fn joined(t: std::thread::ScopedJoinHandle<'_, Result<(), Error>>) -> Result<(), Error> {
+    t.join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }

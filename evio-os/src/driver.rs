@@ -13,6 +13,7 @@ use evio_proto::{
 };
 use rustix::io::Errno;
 
+use crate::group::Group;
 use crate::sys::net::{self, Listener, ListenerKind};
 use crate::sys::{self, FineTimers, Poller};
 use crate::{DetachedSocket, Error, ServerBuilder};
@@ -302,6 +303,7 @@ pub(crate) fn run<H: Events, P: Poller>(
     listeners: Vec<Listener>,
     builder: &ServerBuilder,
     config: evio_proto::Config,
+    group: &Group,
 ) -> Result<(), Error> {
     let setup = |what| move |error| Error::Setup { what, error };
     let n = config.max_connections;
@@ -339,6 +341,9 @@ pub(crate) fn run<H: Events, P: Poller>(
             max: e.max,
         })?;
     drop(bound);
+    if group.join(engine.waker()) {
+        engine.handle_shutdown();
+    }
 
     loop {
         // Drain: perform each output, and report its result, before the next one.
@@ -402,6 +407,10 @@ pub(crate) fn run<H: Events, P: Poller>(
             engine.handle_time(now());
         }
         if woken {
+            // Another loop of the server stopped (it woke this one to say so).
+            if group.stopping() {
+                engine.handle_shutdown();
+            }
             engine.handle_wakes();
         }
     }

@@ -99,6 +99,13 @@ pub enum Error {
     },
     /// Waiting for events failed: the loop cannot go on.
     Poll(io::Error),
+    /// [`ServerBuilder::loops`](crate::ServerBuilder::loops) asks for several loops,
+    /// which need a handler each: serve them with
+    /// [`ServerBuilder::serve_loops`](crate::ServerBuilder::serve_loops).
+    LoopsNeedAFactory {
+        /// The loops asked for.
+        loops: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -118,6 +125,10 @@ impl fmt::Display for Error {
             Error::BackendUnavailable(b) => write!(f, "the {b} backend is not available here"),
             Error::Setup { what, error } => write!(f, "cannot create {what}: {error}"),
             Error::Poll(e) => write!(f, "waiting for events failed: {e}"),
+            Error::LoopsNeedAFactory { loops } => write!(
+                f,
+                "{loops} loops need a handler each: serve them with serve_loops"
+            ),
         }
     }
 }

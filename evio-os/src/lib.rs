@@ -70,6 +70,7 @@ mod driver;
 mod error;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
+mod group;
 mod limits;
 mod sys;
 

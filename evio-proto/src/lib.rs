@@ -96,7 +96,10 @@
 //!    [`Engine::handle_wakes`].
 //! 5. **Time.** Wait no longer than [`Engine::poll_timeout`]; after every wait call
 //!    [`Engine::handle_time`] (it fires what is due).
-//! 6. **Naps.** Before each wait, ask [`Engine::poll_nap`]: when it gives a nap, sleep
+//! 6. **Stopping from outside.** To stop the server other than by its handler (it is
+//!    one of several loops and another stopped; the embedding wants it stopped), call
+//!    [`Engine::handle_shutdown`] and go on draining outputs until `Shutdown`.
+//! 7. **Naps.** Before each wait, ask [`Engine::poll_nap`]: when it gives a nap, sleep
 //!    that long on a timer (not in the poller: a socket turning ready must not wake
 //!    the loop), never past the timeout, then wait with a zero timeout. It is always
 //!    `None` unless [`Config::coalesce`] is set.

@@ -406,6 +406,27 @@ fn shutdown_writes_the_trigger_output_only_as_far_as_the_socket_takes_it() {
 }
 
 #[test]
+fn the_driver_can_shut_the_server_down_from_outside() {
+    let (mut engine, mut net) = setup(Rec::default(), 4, 64, 64);
+    let a = connect(&mut engine, &mut net, 0).unwrap();
+    let b = connect(&mut engine, &mut net, 1).unwrap();
+    net.peer(a).window = 0;
+    send(&mut engine, &mut net, a, b"unsent");
+    engine.handle_shutdown();
+    drain(&mut engine, &mut net);
+    for id in [a, b] {
+        assert!(net.peer(id).closed);
+        assert_eq!(closed_count(&engine, id), 1);
+    }
+    assert!(net.shutdown && engine.is_shut_down());
+    assert_eq!(net.log.last().map(String::as_str), Some("Shutdown"));
+    // Asked again, or after the end: nothing more happens.
+    engine.handle_shutdown();
+    assert!(engine.poll_output().is_none());
+    assert_eq!(closed_count(&engine, a), 1);
+}
+
+#[test]
 fn shutdown_from_tick_and_from_serving() {
     let rec = Rec {
         tick_delay: Some(Duration::from_millis(5)),

@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use evio::{Events, ServerBuilder};
-use evio_handlers::stop::StopOnSignals;
+use evio_handlers::stop::{SignalWatch, StopOnSignals};
 
 /// The addresses an example listens on: TCP on `host:port` (an IPv6 host in brackets),
 /// and the unix socket `unixsocket` if given; with `stdlib`, the `-net` schemes (the
@@ -26,6 +26,7 @@ pub fn listen_addrs(host: &str, port: u16, unixsocket: Option<&str>, stdlib: boo
 /// Serves `handler` on `addrs` until SIGINT or SIGTERM (or the handler) stops it:
 /// exit status 0 then, 1 with the error on stderr (prefixed with the example's `name`)
 /// if serving failed.
+#[allow(dead_code)] // the examples that run several loops use `serve_loops`
 pub fn serve<H: Events>(
     name: &str,
     builder: ServerBuilder,
@@ -33,6 +34,26 @@ pub fn serve<H: Events>(
     addrs: &[String],
 ) -> ExitCode {
     match builder.serve(StopOnSignals::new(handler), addrs) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves `make(i)`'s handler on each of the builder's loops (`ServerBuilder::loops`)
+/// on `addrs` until SIGINT or SIGTERM (or a handler) stops them, with the exit status
+/// of [`serve`].
+#[allow(dead_code)] // not every example runs several loops
+pub fn serve_loops<H: Events>(
+    name: &str,
+    builder: ServerBuilder,
+    make: impl Fn(usize) -> H + Sync,
+    addrs: &[String],
+) -> ExitCode {
+    let watch = SignalWatch::new();
+    match builder.serve_loops(|i| watch.wrap(make(i)), addrs) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{name}: {e}");

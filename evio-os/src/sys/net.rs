@@ -30,19 +30,46 @@ pub(crate) enum ListenerKind {
     Unix(UnixFile),
 }
 
-/// A unix socket file this server created; dropping it removes the file.
+/// A unix socket file this server created; dropping the listener that bound it
+/// removes the file.
 #[derive(Debug)]
 pub(crate) struct UnixFile {
     pub path: String,
     /// The file's device and inode once bound: only that file is removed, not another
     /// server's socket at the same path after ours was unlinked (`None`: not known).
     id: Option<(u64, u64)>,
+    /// This listener bound the file (not a loop sharing another's socket), so it
+    /// removes it.
+    owner: bool,
 }
 
 impl Drop for UnixFile {
     fn drop(&mut self) {
-        remove_if_socket(Path::new(&self.path), self.id);
+        if self.owner {
+            remove_if_socket(Path::new(&self.path), self.id);
+        }
     }
+}
+
+/// Whether the system spreads a port's new connections over the sockets listening on
+/// it with `SO_REUSEPORT` (Linux, Android; FreeBSD's `SO_REUSEPORT_LB`), by a hash of
+/// each connection's addresses. Elsewhere the last socket bound takes them all.
+pub(crate) const PORT_SHARING_BALANCES: bool = cfg!(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd"
+));
+
+/// How a TCP listener shares its port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reuse {
+    /// Not at all.
+    No,
+    /// `SO_REUSEPORT`, as the address asked (`?reuseport=true`).
+    Port,
+    /// The system's balancing form (see [`PORT_SHARING_BALANCES`]): one listener per
+    /// loop.
+    Balanced,
 }
 
 /// The device and inode of the file at `path`.
@@ -63,10 +90,15 @@ fn remove_if_socket(path: &Path, id: Option<(u64, u64)>) -> bool {
 }
 
 /// Binds every address, in order, non-blocking.
+///
+/// With `balanced`, TCP listeners share their port in the way the system balances
+/// ([`PORT_SHARING_BALANCES`]), so that other loops can listen on it too
+/// ([`sibling_listeners`]).
 pub(crate) fn bind_all<A: AsRef<str>>(
     addrs: &[A],
     specs: &[Spec],
     backlog: i32,
+    balanced: bool,
 ) -> Result<Vec<Listener>, Error> {
     let mut out = Vec::with_capacity(specs.len());
     for (text, spec) in addrs.iter().zip(specs) {
@@ -77,8 +109,14 @@ pub(crate) fn bind_all<A: AsRef<str>>(
         };
         let listener = match &spec.target {
             Resolved::Tcp { addr, family } => {
-                let (fd, local) =
-                    bind_tcp(*addr, *family, spec.reuseport, backlog).map_err(bind_err)?;
+                let reuse = if balanced && PORT_SHARING_BALANCES {
+                    Reuse::Balanced
+                } else if spec.reuseport {
+                    Reuse::Port
+                } else {
+                    Reuse::No
+                };
+                let (fd, local) = bind_tcp(*addr, *family, reuse, backlog).map_err(bind_err)?;
                 Listener {
                     fd,
                     kind: ListenerKind::Tcp(local),
@@ -96,9 +134,54 @@ pub(crate) fn bind_all<A: AsRef<str>>(
                     kind: ListenerKind::Unix(UnixFile {
                         path: path.to_string_lossy().into_owned(),
                         id,
+                        owner: true,
                     }),
                 }
             }
+        };
+        out.push(listener);
+    }
+    Ok(out)
+}
+
+/// The listeners of another loop of a server whose first loop listens on `first`
+/// (bound from `addrs` and `specs` by [`bind_all`] with `balanced`): where the system
+/// balances a port's connections over its listeners, a TCP listener of its own on the
+/// same port; otherwise, and for unix sockets, the first loop's socket, shared (a
+/// duplicate descriptor: every loop watches it, and the first to accept takes the
+/// connection; the others find nothing to accept).
+pub(crate) fn sibling_listeners<A: AsRef<str>>(
+    addrs: &[A],
+    first: &[Listener],
+    specs: &[Spec],
+    backlog: i32,
+) -> Result<Vec<Listener>, Error> {
+    let mut out = Vec::with_capacity(first.len());
+    for ((text, spec), l) in addrs.iter().zip(specs).zip(first) {
+        let bind_err = |error: io::Error| Error::Bind {
+            addr: text.as_ref().to_owned(),
+            error,
+        };
+        let listener = match (&l.kind, &spec.target) {
+            (ListenerKind::Tcp(local), Resolved::Tcp { family, .. }) if PORT_SHARING_BALANCES => {
+                let (fd, local) =
+                    bind_tcp(*local, *family, Reuse::Balanced, backlog).map_err(bind_err)?;
+                Listener {
+                    fd,
+                    kind: ListenerKind::Tcp(local),
+                }
+            }
+            (kind, _) => Listener {
+                fd: l.fd.try_clone().map_err(bind_err)?,
+                kind: match kind {
+                    ListenerKind::Tcp(local) => ListenerKind::Tcp(*local),
+                    ListenerKind::Unix(f) => ListenerKind::Unix(UnixFile {
+                        path: f.path.clone(),
+                        id: f.id,
+                        owner: false,
+                    }),
+                },
+            },
         };
         out.push(listener);
     }
@@ -125,7 +208,7 @@ fn new_socket(family: AddressFamily) -> io::Result<OwnedFd> {
 fn bind_tcp(
     addr: SocketAddr,
     family: Family,
-    reuseport: bool,
+    reuse: Reuse,
     backlog: i32,
 ) -> io::Result<(OwnedFd, SocketAddr)> {
     let af = if addr.is_ipv4() {
@@ -135,14 +218,19 @@ fn bind_tcp(
     };
     let fd = new_socket(af)?;
     sockopt::set_socket_reuseaddr(&fd, true)?;
-    if reuseport {
+    match reuse {
+        Reuse::No => {}
+        #[cfg(target_os = "freebsd")]
+        Reuse::Balanced => sockopt::set_socket_reuseport_lb(&fd, true)?,
         #[cfg(not(any(target_os = "illumos", target_os = "solaris")))]
-        sockopt::set_socket_reuseport(&fd, true)?;
+        _ => sockopt::set_socket_reuseport(&fd, true)?,
         #[cfg(any(target_os = "illumos", target_os = "solaris"))]
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "SO_REUSEPORT is not supported here",
-        ));
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "SO_REUSEPORT is not supported here",
+            ));
+        }
     }
     if addr.is_ipv6() {
         // tcp6 is IPv6 only; tcp on an IPv6 address keeps the system's default.

@@ -434,6 +434,19 @@ where
         }
     }
 
+    /// The driver asks the server to shut down, as if a handler had returned
+    /// [`Flow::Shutdown`](crate::Flow::Shutdown): every connection is closed as in any
+    /// shutdown, then [`Output::Shutdown`] is emitted. For a loop that is one of
+    /// several, when another has stopped, or for an embedding that stops its server from
+    /// outside. It has no effect before [`Engine::handle_start`] or once a shutdown has
+    /// begun.
+    pub fn handle_shutdown(&mut self) {
+        self.enter();
+        if self.phase == Phase::Running {
+            self.begin_shutdown(None);
+        }
+    }
+
     /// The next thing for the driver to do, or `None` when there is nothing until the
     /// next input. See the [crate documentation](crate) for the order.
     pub fn poll_output(&mut self) -> Option<Output<'_, H, S, B>> {
