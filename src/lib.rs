@@ -79,8 +79,8 @@ pub use evio_os::{
 pub use evio_proto as proto;
 pub use evio_proto::{
     Action, Addr, CloseError, Config, Conn, ConnId, ConnInfo, ConnState, ConnectAddr, ConnectError,
-    Detached, Events, Flow, Instant, ListenAddr, Loop, NotOpen, Options, OutputFull, Server, Tick,
-    Waker, WriteError, delegate_events,
+    Detached, Events, Flow, Instant, ListenAddr, Loop, NotOpen, Options, OutputFull, PostKind,
+    Refusal, Server, Tick, Waker, WriteError, delegate_events,
 };
 // Not used to write a handler, but met through the items above: `Error::Config` carries
 // a `BuildError`, `Error::TooManyListeners` is about `MAX_LISTENERS`, `CloseError::Io`

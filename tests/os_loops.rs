@@ -220,3 +220,156 @@ fn the_loop_count_resolves_zero_to_the_parallelism() {
     assert_eq!(evio::ServerBuilder::new().loop_count(), 1);
     assert_eq!(evio::ServerBuilder::new().loops(3).loop_count(), 3);
 }
+
+/// Greets each client with `<loop> <id>` and runs its lines: `send ID TEXT` writes
+/// `TEXT\n` to connection ID, whichever loop it is on, and answers `posted` or why not;
+/// a refusal that comes back later is told to the last client that sent, as
+/// `refused: WHY`; `stop` shuts the server down.
+#[derive(Default)]
+struct Router {
+    last_sender: Option<evio::ConnId>,
+}
+
+impl Events for Router {
+    type Context = ();
+    fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        let id = conn.id();
+        let _ = conn.write(format!("{} {}\n", id.loop_index(), id.to_u64()).as_bytes());
+        Action::None
+    }
+    fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+        let line = String::from_utf8_lossy(input);
+        let line = line.trim_end();
+        if line == "stop" {
+            return Action::Shutdown;
+        }
+        let mut words = line.splitn(3, ' ');
+        let (Some("send"), Some(to), Some(text)) = (words.next(), words.next(), words.next())
+        else {
+            return Action::Close;
+        };
+        let to = evio::ConnId::from_u64(to.parse().unwrap());
+        self.last_sender = Some(conn.id());
+        let answer = match conn.others().write(to, format!("{text}\n").as_bytes()) {
+            Ok(()) => "posted\n".to_owned(),
+            Err(e) => format!("error: {e}\n"),
+        };
+        let _ = conn.write(answer.as_bytes());
+        Action::None
+    }
+    fn post_refused(
+        &mut self,
+        others: &mut evio::Loop<'_, ()>,
+        _to: evio::ConnId,
+        _kind: evio::PostKind,
+        _len: usize,
+        why: evio::Refusal,
+    ) -> Flow {
+        if let Some(sender) = self.last_sender {
+            let _ = others.write(sender, format!("refused: {why}\n").as_bytes());
+        }
+        Flow::Continue
+    }
+}
+
+/// Reads one line.
+fn line(c: &mut Client) -> String {
+    let mut out = Vec::new();
+    let mut byte = [0u8; 1];
+    while c.read(&mut byte).expect("a line") == 1 && byte[0] != b'\n' {
+        out.push(byte[0]);
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn a_handler_writes_to_a_connection_of_another_loop_and_hears_of_a_refusal() {
+    for scheme in ["tcp4", "tcp4-net"] {
+        let (tx, rx) = mpsc::channel();
+        let addr = format!("{scheme}://127.0.0.1:0");
+        let server = std::thread::spawn(move || {
+            let tx = Mutex::new(tx);
+            evio::ServerBuilder::new()
+                .loops(2)
+                .max_connections(64)
+                .serve_loops(
+                    |i| {
+                        struct First<H>(H, Option<Sender<Vec<Bound>>>);
+                        impl<H: Events<Context = ()>> Events for First<H> {
+                            type Context = ();
+                            evio::delegate_events!(self.0, except serving);
+                            fn serving(&mut self, server: Server<'_>) -> Flow {
+                                if let Some(tx) = self.1.take() {
+                                    let _ =
+                                        tx.send(server.addrs().iter().map(Bound::from).collect());
+                                }
+                                Flow::Continue
+                            }
+                        }
+                        First(
+                            Router::default(),
+                            (i == 0).then(|| tx.lock().unwrap().clone()),
+                        )
+                    },
+                    &[addr.as_str()],
+                )
+        });
+        let addrs = rx.recv_timeout(LIMIT).expect("serving");
+        // Clients until there is one on each loop.
+        let mut on: [Option<(Client, u64)>; 2] = [None, None];
+        let mut extra = Vec::new();
+        for _ in 0..64 {
+            let mut c = connect(&addrs[0]);
+            let greeting = line(&mut c);
+            let (l, id) = greeting.split_once(' ').unwrap();
+            let (l, id): (usize, u64) = (l.parse().unwrap(), id.parse().unwrap());
+            assert_eq!(evio::ConnId::from_u64(id).loop_index(), l);
+            if on[l].is_none() {
+                on[l] = Some((c, id));
+            } else {
+                extra.push(c);
+            }
+            if on.iter().all(Option::is_some) {
+                break;
+            }
+        }
+        let [Some((mut a, a_id)), Some((mut b, b_id))] = on else {
+            panic!("{scheme}: 64 clients all on one loop");
+        };
+        // Both ways across the loops.
+        a.write_all(format!("send {b_id} hello from loop 0\n").as_bytes())
+            .unwrap();
+        assert_eq!(line(&mut a), "posted");
+        assert_eq!(line(&mut b), "hello from loop 0");
+        b.write_all(format!("send {a_id} and back\n").as_bytes())
+            .unwrap();
+        assert_eq!(line(&mut b), "posted");
+        assert_eq!(line(&mut a), "and back");
+        // b leaves; a post to it is refused on arrival, and a hears of it.
+        drop(b);
+        let mut told = None;
+        for _ in 0..200 {
+            a.write_all(format!("send {b_id} anyone?\n").as_bytes())
+                .unwrap();
+            assert_eq!(line(&mut a), "posted");
+            // A post made before b's loop saw it close is delivered to nobody (its
+            // socket is gone) or refused: wait for the refusal.
+            a.set_timeouts(Duration::from_millis(50));
+            let mut buf = [0u8; 256];
+            if let Ok(n) = a.read(&mut buf) {
+                told = Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+                break;
+            }
+            a.set_timeouts(LIMIT);
+        }
+        a.set_timeouts(LIMIT);
+        assert_eq!(
+            told.as_deref(),
+            Some("refused: the connection is not open\n"),
+            "{scheme}"
+        );
+        a.write_all(b"stop\n").unwrap();
+        server.join().unwrap().expect("a clean shutdown");
+        drop(extra);
+    }
+}

@@ -78,7 +78,8 @@ impl Events for EchoingChat {
             && self.0.members().any(|m| m == me)
         {
             match conn.others().write(me, &input[..=end]) {
-                Ok(()) | Err(WriteError::NotOpen(_) | WriteError::Full(_)) => {}
+                Ok(())
+                | Err(WriteError::NotOpen(_) | WriteError::Full(_) | WriteError::Refused(_)) => {}
             }
         }
         action

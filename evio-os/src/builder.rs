@@ -7,6 +7,7 @@ use std::time::Duration;
 use evio_proto::Config;
 
 use crate::group::Group;
+use crate::inbox::Inboxes;
 #[allow(unused_imports)] // documentation links
 use crate::{Action, DEFAULT_BUFFER_SPACE, DEFAULT_MAX_CONNECTIONS_CAP, RESERVED_DESCRIPTORS};
 use crate::{Error, Events, addr, driver, limits, sys};
@@ -113,7 +114,10 @@ impl std::fmt::Display for Backend {
 ///   descriptor number.
 /// - **Several loops** ([`ServerBuilder::loops`]): each of the `L` loops has
 ///   `n / L` slots and its own scratch buffers, so the buffers reserve
-///   `(n / L + 1) × L × (in + out)` bytes in all.
+///   `(n / L + 1) × L × (in + out)` bytes in all; and each loop's inbox
+///   ([`ServerBuilder::inbox`]) twice over (the inbox and the copy its loop delivers
+///   from): 512 KiB of bytes and about 700 KiB of post and refusal records per loop
+///   at the defaults, reserved, touched as posts come.
 /// - **Resident while serving**: a request read whole and answered whole passes
 ///   through the two scratch buffers (`in + out`, touched once). A connection touches
 ///   the pages of its own buffers only while it holds carry-over: a partial frame (up
@@ -130,6 +134,9 @@ pub struct ServerBuilder {
     pub(crate) refusal: Option<Arc<[u8]>>,
     /// Loops asked for (0: the available parallelism).
     loops: usize,
+    /// Each loop's inbox: posts and bytes it holds between two of its turns.
+    inbox_posts: usize,
+    inbox_bytes: usize,
 }
 
 impl Default for ServerBuilder {
@@ -151,6 +158,8 @@ impl ServerBuilder {
             backend: None,
             refusal: None,
             loops: 1,
+            inbox_posts: 4096,
+            inbox_bytes: 256 * 1024,
         }
     }
 
@@ -267,6 +276,32 @@ impl ServerBuilder {
         self
     }
 
+    /// The size of each loop's inbox, in a server of several loops: at most `posts`
+    /// writes, closes and aborts from the other loops, holding at most `bytes` bytes,
+    /// between two turns of the loop. A post that does not fit is refused at once
+    /// ([`WriteError::Refused`](crate::WriteError::Refused) with
+    /// [`Refusal::InboxFull`](evio_proto::Refusal::InboxFull)). Default 4,096 posts and
+    /// 256 KiB; both at least 1.
+    ///
+    /// A handler reaches a connection of another loop by its id (ids name their loop,
+    /// [`ConnId::loop_index`](crate::ConnId::loop_index)): [`Loop::write`](crate::Loop::write),
+    /// [`Loop::write_some`](crate::Loop::write_some) (which posts all of the bytes or
+    /// none), [`Loop::close`](crate::Loop::close) and [`Loop::abort`](crate::Loop::abort)
+    /// post to that loop's inbox, and say only whether the post went in. Within a loop
+    /// an answer is final at once; across loops, a write lands whole or not at all,
+    /// the posts from one loop to another land in the order posted, and a post refused
+    /// on arrival (the connection had closed, or its output had no room) is told to the
+    /// sending loop's [`Events::post_refused`](crate::Events::post_refused). Nothing
+    /// orders a loop's own writes to a connection against another loop's posts to it,
+    /// beyond each write staying whole. Wakes, [`Loop::room`](crate::Loop::room),
+    /// [`Loop::state`](crate::Loop::state), detaching and relaying
+    /// ([`Conn::wait_for`](crate::Conn::wait_for)) are for the loop's own connections.
+    pub fn inbox(mut self, posts: usize, bytes: usize) -> Self {
+        self.inbox_posts = posts.max(1);
+        self.inbox_bytes = bytes.max(1);
+        self
+    }
+
     /// The number of loops [`ServerBuilder::serve_loops`] runs: as set with
     /// [`ServerBuilder::loops`], 0 resolved to the available parallelism.
     pub fn loop_count(&self) -> usize {
@@ -353,7 +388,7 @@ impl ServerBuilder {
         let (backend, config, specs) = self.prepare(addrs, 1)?;
         let listeners = sys::net::bind_all(addrs, &specs, self.backlog, false)?;
         let group = Group::default();
-        let result = self.run_loop(backend, handler, listeners, config, &group);
+        let result = self.run_loop(backend, handler, listeners, config, &group, None);
         group.stop();
         result
     }
@@ -409,8 +444,11 @@ impl ServerBuilder {
             )?);
         }
         let group = Group::default();
+        let inboxes = Arc::new(Inboxes::new(loops, self.inbox_posts, self.inbox_bytes));
+        let mail = |i| (loops > 1).then_some((i, &inboxes));
         let make = &make;
         let group = &group;
+        let mail = &mail;
         std::thread::scope(|scope| {
             let mut threads = Vec::with_capacity(loops - 1);
             for (i, listeners) in (1..loops).zip(siblings) {
@@ -418,7 +456,7 @@ impl ServerBuilder {
                     .name(format!("evio-loop-{i}"))
                     .spawn_scoped(scope, move || {
                         let _stop = StopsGroup(group);
-                        self.run_loop(backend, make(i), listeners, config, group)
+                        self.run_loop(backend, make(i), listeners, config, group, mail(i))
                     });
                 match spawned {
                     Ok(t) => threads.push(t),
@@ -437,7 +475,7 @@ impl ServerBuilder {
             }
             let mut result = {
                 let _stop = StopsGroup(group);
-                self.run_loop(backend, make(0), first, config, group)
+                self.run_loop(backend, make(0), first, config, group, mail(0))
             };
             for t in threads {
                 result = result.and(joined(t));
@@ -521,13 +559,16 @@ impl ServerBuilder {
         listeners: Vec<sys::net::Listener>,
         config: Config,
         group: &Group,
+        loops: Option<(usize, &Arc<Inboxes>)>,
     ) -> Result<(), Error> {
         match backend {
             #[cfg(any(evio_epoll, evio_kqueue))]
-            Backend::Epoll | Backend::Kqueue => {
-                driver::run::<H, sys::native::Poller>(handler, listeners, self, config, group)
+            Backend::Epoll | Backend::Kqueue => driver::run::<H, sys::native::Poller>(
+                handler, listeners, self, config, group, loops,
+            ),
+            _ => {
+                driver::run::<H, sys::poll::Poller>(handler, listeners, self, config, group, loops)
             }
-            _ => driver::run::<H, sys::poll::Poller>(handler, listeners, self, config, group),
         }
     }
 }

@@ -14,6 +14,7 @@ use evio_proto::{
 use rustix::io::Errno;
 
 use crate::group::Group;
+use crate::inbox::Inboxes;
 use crate::sys::net::{self, Listener, ListenerKind};
 use crate::sys::{self, FineTimers, Poller};
 use crate::{DetachedSocket, Error, ServerBuilder};
@@ -304,6 +305,7 @@ pub(crate) fn run<H: Events, P: Poller>(
     builder: &ServerBuilder,
     config: evio_proto::Config,
     group: &Group,
+    loops: Option<(usize, &std::sync::Arc<Inboxes>)>,
 ) -> Result<(), Error> {
     let setup = |what| move |error| Error::Setup { what, error };
     let n = config.max_connections;
@@ -314,6 +316,10 @@ pub(crate) fn run<H: Events, P: Poller>(
     )
     .map_err(setup("the poller and its wake notifier"))?;
     let mut engine = build_engine(handler, config, notifier)?;
+    let mut spare = loops.map(|(index, inboxes)| {
+        engine.join_loops(evio_proto::Loops::from_arc(index, inboxes.clone()));
+        inboxes.spare()
+    });
     let mut sockets = Sockets {
         poller,
         listeners: &listeners,
@@ -343,6 +349,11 @@ pub(crate) fn run<H: Events, P: Poller>(
     drop(bound);
     if group.join(engine.waker()) {
         engine.handle_shutdown();
+    }
+    if let (Some((index, inboxes)), Some(spare)) = (loops, &mut spare) {
+        inboxes.open(index, engine.waker());
+        // What other loops posted before this one was up.
+        inboxes.deliver(index, &mut engine, spare);
     }
 
     loop {
@@ -412,6 +423,10 @@ pub(crate) fn run<H: Events, P: Poller>(
                 engine.handle_shutdown();
             }
             engine.handle_wakes();
+            // Mail from the other loops (their posts notify this driver).
+            if let (Some((index, inboxes)), Some(spare)) = (loops, &mut spare) {
+                inboxes.deliver(index, &mut engine, spare);
+            }
         }
     }
 }

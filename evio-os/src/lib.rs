@@ -60,8 +60,8 @@
 
 pub use evio_proto::{
     Action, Addr, CloseError, Config, Conn, ConnId, ConnInfo, ConnState, Detached, Events, Flow,
-    Instant, ListenAddr, Loop, NotOpen, Options, OutputFull, Server, Tick, Waker, WriteError,
-    delegate_events,
+    Instant, ListenAddr, Loop, NotOpen, Options, OutputFull, PostKind, Refusal, Server, Tick,
+    Waker, WriteError, delegate_events,
 };
 
 pub mod addr;
@@ -71,6 +71,7 @@ mod error;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
 mod group;
+mod inbox;
 mod limits;
 mod sys;
 

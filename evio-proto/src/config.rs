@@ -106,7 +106,7 @@ impl Config {
     /// # Errors
     ///
     /// [`BuildError::ZeroCapacity`] for a zero capacity or batch,
-    /// [`BuildError::TooManyConnections`] past 2^31 connections or 4 GiB buffers, and
+    /// [`BuildError::TooManyConnections`] past 2^24 connections or 4 GiB buffers, and
     /// [`BuildError::StorageTooLarge`] if the byte storage exceeds the address space.
     pub const fn validate(&self) -> Result<usize, BuildError> {
         if self.max_connections == 0 {
@@ -121,7 +121,7 @@ impl Config {
         if self.accept_batch == 0 {
             return Err(BuildError::ZeroCapacity("accept_batch"));
         }
-        if self.max_connections > (1 << 31)
+        if self.max_connections > crate::id::MAX_SLOTS
             || self.input_capacity > u32::MAX as usize
             || self.output_capacity > u32::MAX as usize
         {

@@ -90,6 +90,7 @@ macro_rules! delegate_events {
     (@known closed) => {};
     (@known detached) => {};
     (@known server_woken) => {};
+    (@known post_refused) => {};
     (@known prewrite) => {};
     (@known postwrite) => {};
     (@known tick) => {};
@@ -112,6 +113,7 @@ macro_rules! delegate_events {
     (@method closed [closed $($rest:ident)*] $($field:tt)*) => {};
     (@method detached [detached $($rest:ident)*] $($field:tt)*) => {};
     (@method server_woken [server_woken $($rest:ident)*] $($field:tt)*) => {};
+    (@method post_refused [post_refused $($rest:ident)*] $($field:tt)*) => {};
     (@method prewrite [prewrite $($rest:ident)*] $($field:tt)*) => {};
     (@method postwrite [postwrite $($rest:ident)*] $($field:tt)*) => {};
     (@method tick [tick $($rest:ident)*] $($field:tt)*) => {};
@@ -195,6 +197,19 @@ macro_rules! delegate_events {
             self $($field)* .server_woken(others)
         }
     };
+    (@method post_refused [] $($field:tt)*) => {
+        #[inline]
+        fn post_refused(
+            &mut self,
+            others: &mut $crate::Loop<'_, Self::Context>,
+            to: $crate::ConnId,
+            kind: $crate::PostKind,
+            len: usize,
+            why: $crate::Refusal,
+        ) -> $crate::Flow {
+            self $($field)* .post_refused(others, to, kind, len, why)
+        }
+    };
     (@method prewrite [] $($field:tt)*) => {
         #[inline]
         fn prewrite(&mut self, id: $crate::ConnId, attempted: usize) {
@@ -226,6 +241,7 @@ macro_rules! delegate_events {
         $crate::delegate_events!(@method closed [$($($except)+)?] $(. $field)+);
         $crate::delegate_events!(@method detached [$($($except)+)?] $(. $field)+);
         $crate::delegate_events!(@method server_woken [$($($except)+)?] $(. $field)+);
+        $crate::delegate_events!(@method post_refused [$($($except)+)?] $(. $field)+);
         $crate::delegate_events!(@method prewrite [$($($except)+)?] $(. $field)+);
         $crate::delegate_events!(@method postwrite [$($($except)+)?] $(. $field)+);
         $crate::delegate_events!(@method tick [$($($except)+)?] $(. $field)+);

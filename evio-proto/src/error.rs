@@ -211,7 +211,8 @@ impl core::error::Error for OutputFull {}
 pub enum BuildError {
     /// A capacity in the configuration is zero.
     ZeroCapacity(&'static str),
-    /// `max_connections` does not fit a connection id (at most 2^31 slots), or a buffer
+    /// `max_connections` does not fit a connection id (at most 2^24 slots per loop,
+    /// [`MAX_SLOTS`](crate::MAX_SLOTS)), or a buffer
     /// capacity is above 4 GiB.
     TooManyConnections,
     /// The byte storage the configuration needs is larger than the address space.
@@ -247,7 +248,7 @@ impl fmt::Display for BuildError {
         match self {
             BuildError::ZeroCapacity(what) => write!(f, "{what} must be at least 1"),
             BuildError::TooManyConnections => {
-                f.write_str("max_connections is above 2^31 or a buffer is above 4 GiB")
+                f.write_str("max_connections is above 2^24 or a buffer is above 4 GiB")
             }
             BuildError::StorageTooLarge => {
                 f.write_str("the buffer storage needed is larger than the address space")

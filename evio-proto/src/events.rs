@@ -615,6 +615,27 @@ pub trait Events {
         Flow::Continue
     }
 
+    /// A post of this loop (`kind`, with `len` bytes for a write) to connection `to` of
+    /// another loop was refused there, for `why`: the connection had closed, or its
+    /// output had no room for the bytes (nothing of them was written). A server of
+    /// several loops only ([`Loop::write`] to a connection of another loop, and
+    /// [`Loop::close`], [`Loop::abort`]); see [`PostOffice`](crate::PostOffice).
+    ///
+    /// The default does nothing: a post is then best-effort, as a UDP datagram. A
+    /// handler that must not lose a write tells the sender, retries later, or closes
+    /// `to` (a slow consumer).
+    fn post_refused(
+        &mut self,
+        others: &mut Loop<'_, Self::Context>,
+        to: ConnId,
+        kind: crate::PostKind,
+        len: usize,
+        why: crate::Refusal,
+    ) -> Flow {
+        let _ = (others, to, kind, len, why);
+        Flow::Continue
+    }
+
     /// A write of `attempted` bytes to connection `id` is about to be tried.
     fn prewrite(&mut self, id: ConnId, attempted: usize) {
         let _ = (id, attempted);

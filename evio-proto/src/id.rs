@@ -7,6 +7,17 @@ use core::fmt;
 pub(crate) const GEN_BITS: u32 = 30;
 pub(crate) const GEN_MASK: u32 = (1 << GEN_BITS) - 1;
 
+/// Bits of a slot word that hold the slot index; the bits above hold the loop's number
+/// (see [`ConnId::loop_index`]).
+pub(crate) const SLOT_BITS: u32 = 24;
+const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
+
+/// Most slots one engine (one loop) can have: 2^24.
+pub const MAX_SLOTS: usize = 1 << SLOT_BITS;
+
+/// Most loops one server can have (a connection id has 8 bits for its loop).
+pub const MAX_LOOPS: usize = 1 << (32 - SLOT_BITS);
+
 /// Identifies one connection for its whole life.
 ///
 /// It carries the index of the pool slot the connection occupies and that slot's
@@ -14,6 +25,10 @@ pub(crate) const GEN_MASK: u32 = (1 << GEN_BITS) - 1;
 /// connection closed is therefore *stale*: the engine and the [`Waker`](crate::Waker)
 /// refuse it instead of delivering anything to the next connection in the same slot.
 /// Generations wrap after 2^30 reuses of one slot.
+///
+/// A server of several loops (each an engine on a thread of its own) numbers them, and an
+/// id names its loop too ([`ConnId::loop_index`]): an id of another loop is never one of
+/// this loop's connections.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ConnId {
     slot: u32,
@@ -21,6 +36,8 @@ pub struct ConnId {
 }
 
 impl ConnId {
+    /// The id of slot word `slot` (its index, and its loop's number above
+    /// [`SLOT_BITS`]) at `generation`.
     pub(crate) const fn new(slot: u32, generation: u32) -> Self {
         ConnId {
             slot,
@@ -28,10 +45,26 @@ impl ConnId {
         }
     }
 
+    /// The slot word of slot `index` of loop `loop_index`.
+    pub(crate) const fn slot_word(index: u32, loop_index: u8) -> u32 {
+        ((loop_index as u32) << SLOT_BITS) | (index & SLOT_MASK)
+    }
+
+    /// This id's slot word (index and loop), for an id of the same slot.
+    pub(crate) const fn word(self) -> u32 {
+        self.slot
+    }
+
     /// Index of the pool slot. Drivers use it to index their own per-connection table
     /// (the socket of each slot); it is below the engine's `max_connections`.
     pub const fn slot(self) -> usize {
-        self.slot as usize
+        (self.slot & SLOT_MASK) as usize
+    }
+
+    /// The number of the loop the connection lives on: 0 for a server of one loop; for
+    /// a server of several, the loop that accepted or opened it (`0..loops`).
+    pub const fn loop_index(self) -> usize {
+        (self.slot >> SLOT_BITS) as usize
     }
 
     /// The slot's generation when this connection was opened.
@@ -53,13 +86,19 @@ impl ConnId {
 
 impl fmt::Debug for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ConnId({}.{})", self.slot, self.generation)
+        match self.loop_index() {
+            0 => write!(f, "ConnId({}.{})", self.slot(), self.generation),
+            l => write!(f, "ConnId({}.{}@{l})", self.slot(), self.generation),
+        }
     }
 }
 
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}.{}", self.slot, self.generation)
+        match self.loop_index() {
+            0 => write!(f, "#{}.{}", self.slot(), self.generation),
+            l => write!(f, "#{}.{}@{l}", self.slot(), self.generation),
+        }
     }
 }
 
@@ -121,6 +160,27 @@ mod tests {
             ConnId::new(1, GEN_MASK + 2).generation(),
             1,
             "wraps at 2^30"
+        );
+    }
+
+    #[test]
+    fn an_id_names_its_loop_and_its_slot_apart() {
+        let id = ConnId::new(ConnId::slot_word(5, 3), 9);
+        assert_eq!((id.slot(), id.loop_index(), id.generation()), (5, 3, 9));
+        assert_eq!(ConnId::from_u64(id.to_u64()), id);
+        assert_ne!(
+            id,
+            ConnId::new(ConnId::slot_word(5, 0), 9),
+            "another loop's"
+        );
+        let last = ConnId::new(ConnId::slot_word(MAX_SLOTS as u32 - 1, 255), 1);
+        assert_eq!(
+            (last.slot(), last.loop_index()),
+            (MAX_SLOTS - 1, MAX_LOOPS - 1)
+        );
+        assert!(
+            last.to_u64() >> 63 == 0,
+            "below the drivers' listener tokens"
         );
     }
 

@@ -227,6 +227,7 @@ mod listeners;
 mod lists;
 mod output;
 mod pool;
+mod post;
 mod relay;
 mod shutdown;
 mod slot;
@@ -249,10 +250,11 @@ pub use error::{
 pub use events::{Action, Detached, Events, Flow, Options, Server, Tick};
 #[cfg(feature = "alloc")]
 pub use heap::HeapEngine;
-pub use id::{ConnId, ListenerId};
+pub use id::{ConnId, ListenerId, MAX_LOOPS, MAX_SLOTS};
 pub use output::{
     Accept, Connect, Detach, FinishConnect, Interest, Output, Read, Readiness, Transmit,
 };
+pub use post::{Loops, PostKind, PostOffice, Refusal};
 pub use slot::Slot;
 pub use stats::Stats;
 pub use time::Instant;

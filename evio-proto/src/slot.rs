@@ -227,8 +227,7 @@ impl<C> Slot<C> {
         C: Default,
     {
         self.generation = (self.generation + 1) & crate::id::GEN_MASK;
-        let index = info.id.slot() as u32;
-        info.id = ConnId::new(index, self.generation);
+        info.id = ConnId::new(info.id.word(), self.generation);
         self.info = info;
         self.go(Event::Accepted, Facts::default());
         self.flags = Flags::REG_READ;
@@ -246,14 +245,14 @@ impl<C> Slot<C> {
     /// (`Life::Connecting`), with `context`. Returns its id.
     pub(crate) fn open_outbound(
         &mut self,
-        index: u32,
+        word: u32,
         peer: Addr,
         options: Options,
         context: C,
     ) -> ConnId {
         self.generation = (self.generation + 1) & crate::id::GEN_MASK;
         self.info = ConnInfo {
-            id: ConnId::new(index, self.generation),
+            id: ConnId::new(word, self.generation),
             listener: ListenerId::FIRST,
             local: Addr::Unix,
             peer,

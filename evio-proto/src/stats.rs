@@ -14,6 +14,10 @@ pub struct Stats {
     /// `data` calls whose unconsumed input went to wait for another connection's
     /// drain (a relay whose peer was full).
     pub relay_waits: u64,
+    /// Posts from other loops handed to this one (`Engine::handle_post`).
+    pub posts_received: u64,
+    /// Posts of this loop that another loop refused (`Engine::handle_refusal`).
+    pub posts_refused: u64,
     /// Connections refused because every slot was in use.
     pub refused_pool_full: u64,
     /// Connections refused during shutdown.

@@ -149,6 +149,8 @@ pub trait WakeTarget: Send + Sync + sealed::Sealed {
     fn close(&self, id: ConnId);
     /// See [`Waker::wake_server`].
     fn wake_server(&self) -> bool;
+    /// See [`Waker::notify_driver`].
+    fn notify_driver(&self) -> bool;
     /// Calls `f` with each slot that has a pending wake, clearing it, and returns
     /// whether the server itself was woken (clearing that too). The engine calls this
     /// from `handle_wakes`.
@@ -213,6 +215,14 @@ where
         true
     }
 
+    fn notify_driver(&self) -> bool {
+        if self.shut_down.load(Ordering::Acquire) {
+            return false;
+        }
+        self.notify_once();
+        true
+    }
+
     // `swap` rather than `store`: it costs the same on the loop's side (once per open or
     // close), and loom mis-orders a plain store racing a waker's compare-and-swap
     // (tokio-rs/loom#254), reporting histories no hardware can produce.
@@ -270,6 +280,9 @@ enum WakerRef {
 #[derive(Clone)]
 pub struct Waker {
     target: WakerRef,
+    /// The loop whose connections it wakes (a wake of another loop's id is refused:
+    /// the same slot and generation there are a different connection).
+    loop_index: u8,
 }
 
 impl fmt::Debug for Waker {
@@ -285,6 +298,7 @@ impl Waker {
     pub fn from_static(state: &'static dyn WakeTarget) -> Self {
         Waker {
             target: WakerRef::Static(state),
+            loop_index: 0,
         }
     }
 
@@ -293,6 +307,7 @@ impl Waker {
     pub fn from_arc(state: alloc::sync::Arc<dyn WakeTarget>) -> Self {
         Waker {
             target: WakerRef::Shared(state),
+            loop_index: 0,
         }
     }
 
@@ -307,11 +322,26 @@ impl Waker {
     /// Asks the loop to call `woken` for connection `id`.
     ///
     /// Returns `true` if the wake was recorded (or coalesced with one already pending),
-    /// `false` if `id` is unknown, closed, stale (its slot was reused), or the server
-    /// has shut down. Never blocks; safe from any thread, including from inside a
+    /// `false` if `id` is unknown, closed, stale (its slot was reused), another loop's
+    /// (a server of several loops: wake it with that loop's waker), or the server has
+    /// shut down. Never blocks; safe from any thread, including from inside a
     /// handler on the loop's own thread.
     pub fn wake(&self, id: ConnId) -> bool {
-        self.target().wake(id)
+        id.loop_index() == usize::from(self.loop_index) && self.target().wake(id)
+    }
+
+    /// Wakes the loop's driver without waking any handler, for mail of the driver's
+    /// own: a server of several loops posts to a loop's inbox, then notifies its driver
+    /// this way ([`PostOffice`](crate::PostOffice)). A driver that has been notified
+    /// calls [`Engine::handle_wakes`](crate::Engine::handle_wakes) as for any wake,
+    /// then looks at its mail. Returns `false` once the server has shut down.
+    pub fn notify_driver(&self) -> bool {
+        self.target().notify_driver()
+    }
+
+    /// Makes it the waker of loop `index` (the engine's, when it joins its loops).
+    pub(crate) fn set_loop(&mut self, index: u8) {
+        self.loop_index = index;
     }
 
     /// Asks the loop to call [`Events::server_woken`](crate::Events::server_woken),

@@ -1103,13 +1103,31 @@ fn storage_that_does_not_fit_the_configuration_is_refused() {
     // A configuration no memory can hold is refused before any storage is reserved,
     // and sizing it never overflows.
     let huge = Config {
-        max_connections: 1 << 31,
+        max_connections: evio_proto::MAX_SLOTS,
         input_capacity: u32::MAX as usize,
         output_capacity: u32::MAX as usize,
         ..config
     };
-    assert_eq!(huge.validate(), Err(BuildError::StorageTooLarge));
-    assert_eq!(huge.bytes_needed(), usize::MAX);
+    if usize::BITS == 64 {
+        // 2^24 slots of 8 GiB: 2^57 bytes, which the address space could hold; the
+        // allocation is what refuses it (`BuildError::OutOfMemory`).
+        assert_eq!(huge.validate(), Ok(huge.bytes_needed()));
+        assert!(huge.bytes_needed() > 1 << 56);
+    } else {
+        assert_eq!(huge.validate(), Err(BuildError::StorageTooLarge));
+        assert_eq!(huge.bytes_needed(), usize::MAX);
+    }
+    assert_eq!(
+        Config {
+            max_connections: evio_proto::MAX_SLOTS * 2,
+            input_capacity: 16,
+            output_capacity: 16,
+            ..config
+        }
+        .validate(),
+        Err(BuildError::TooManyConnections),
+        "a connection id holds 2^24 slots"
+    );
     assert_eq!(config.validate(), Ok(config.bytes_needed()));
 }
 

@@ -5,6 +5,7 @@ use core::time::Duration;
 
 use super::{Loop, NotOpen};
 use crate::engine::life::Event;
+use crate::post::PostKind;
 use crate::slot;
 use crate::timers::Timers;
 use crate::{ConnId, Instant};
@@ -60,6 +61,7 @@ impl<'a, C> Loop<'a, C> {
     /// ```
     pub fn close(&mut self, id: ConnId) -> Result<(), NotOpen> {
         self.request(id, Event::Close)
+            .or_else(|e| self.post_control(id, PostKind::Close, e))
     }
 
     /// Detaches `id` once its pending output is flushed (this is
@@ -159,6 +161,24 @@ impl<'a, C> Loop<'a, C> {
     /// ```
     pub fn abort(&mut self, id: ConnId) -> Result<(), NotOpen> {
         self.request(id, Event::Abort)
+            .or_else(|e| self.post_control(id, PostKind::Abort, e))
+    }
+
+    /// A close or abort of `id`, which is not one of this loop's connections: posted to
+    /// its loop if it is another loop's (`Ok` once posted; `NotOpen` if it could not
+    /// be), `not_open` otherwise.
+    #[cold]
+    #[inline(never)]
+    fn post_control(
+        &mut self,
+        id: ConnId,
+        kind: PostKind,
+        not_open: NotOpen,
+    ) -> Result<(), NotOpen> {
+        match self.post(id, kind, &[]) {
+            Some(Ok(())) => Ok(()),
+            _ => Err(not_open),
+        }
     }
 
     /// A close, detach or abort of `id`, exactly as its handler's own `Action` would

@@ -7,6 +7,7 @@ use crate::buffers::{BufState, OutputArea, OutputTarget};
 use crate::engine::life::{Life, Then};
 use crate::lists::Queue;
 use crate::pool::Pool;
+use crate::post::{Loops, PostKind, Refusal};
 use crate::slot::{Flags, Slot};
 use crate::timers::Timers;
 use crate::{Config, ConnId, Instant, OutputFull, Waker};
@@ -33,6 +34,9 @@ pub enum WriteError {
     NotOpen(NotOpen),
     /// Its output buffer has too little room.
     Full(OutputFull),
+    /// A connection of another loop: the post could not be queued (its loop's inbox is
+    /// full, or there is no such loop). Nothing was posted.
+    Refused(Refusal),
 }
 
 impl fmt::Display for WriteError {
@@ -40,6 +44,7 @@ impl fmt::Display for WriteError {
         match self {
             WriteError::NotOpen(e) => write!(f, "{e}"),
             WriteError::Full(e) => write!(f, "{e}"),
+            WriteError::Refused(e) => write!(f, "cannot post to another loop: {e}"),
         }
     }
 }
@@ -95,6 +100,8 @@ pub struct Loop<'a, C> {
     pub(crate) attention: &'a mut Queue,
     pub(crate) timers: &'a mut Timers,
     pub(crate) waker: Option<&'a Waker>,
+    /// This loop's number and the other loops' inboxes, in a server of several loops.
+    pub(crate) loops: Option<&'a Loops>,
     /// The connection a [`Conn`](crate::Conn) is for (`u32::MAX`: none).
     pub(crate) current: u32,
     /// Where its output goes this call.
@@ -353,7 +360,15 @@ impl<'a, C> Loop<'a, C> {
     /// }
     /// ```
     pub fn write_some(&mut self, id: ConnId, bytes: &[u8]) -> Result<usize, NotOpen> {
-        let i = self.writable_slot(id)?;
+        let i = match self.writable_slot(id) {
+            Ok(i) => i,
+            Err(e) => {
+                return match self.post(id, PostKind::Write, bytes) {
+                    Some(Ok(())) => Ok(bytes.len()),
+                    _ => Err(e),
+                };
+            }
+        };
         let n = self.append(i, bytes, true);
         if n > 0 && i != self.current {
             self.wake_up(i);
@@ -393,7 +408,15 @@ impl<'a, C> Loop<'a, C> {
     /// }
     /// ```
     pub fn write(&mut self, id: ConnId, bytes: &[u8]) -> Result<(), WriteError> {
-        let i = self.writable_slot(id).map_err(WriteError::NotOpen)?;
+        let i = match self.writable_slot(id) {
+            Ok(i) => i,
+            Err(e) => {
+                return match self.post(id, PostKind::Write, bytes) {
+                    Some(r) => r.map_err(WriteError::Refused),
+                    None => Err(WriteError::NotOpen(e)),
+                };
+            }
+        };
         let room = self.out.room(self.bufs(i), self.target(i));
         if bytes.len() > room {
             self.backed_up(i);
@@ -407,6 +430,28 @@ impl<'a, C> Loop<'a, C> {
             self.wake_up(i);
         }
         Ok(())
+    }
+
+    /// This loop's number (0 in a server of one loop).
+    pub fn loop_index(&self) -> usize {
+        self.loops.map_or(0, Loops::index)
+    }
+
+    /// Posts `kind` for `id` if it is a connection of another loop of this server:
+    /// `None` if it is not (one of this loop's, or no loops).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn post(
+        &mut self,
+        id: ConnId,
+        kind: PostKind,
+        bytes: &[u8],
+    ) -> Option<Result<(), Refusal>> {
+        let loops = self.loops?;
+        if id.loop_index() == loops.index() {
+            return None;
+        }
+        Some(loops.office.get().post(loops.index(), id, kind, bytes))
     }
 
     /// A write to slot `i` did not fit: `drained` is owed once its output is out. (For

@@ -105,7 +105,8 @@ impl<C> Loop<'_, C> {
         };
         self.pool.open += 1;
         let options = self.config.options;
-        let id = self.slots[i as usize].open_outbound(i, peer, options, context);
+        let word = ConnId::slot_word(i, self.loop_index() as u8);
+        let id = self.slots[i as usize].open_outbound(word, peer, options, context);
         if let ConnectAddr::Unix(path) = to {
             self.pool.unix_paths.push(i, path);
         }

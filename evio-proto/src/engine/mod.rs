@@ -20,6 +20,7 @@ use crate::connect::UnixPaths;
 use crate::listeners::Listeners;
 use crate::lists::{FreeList, Queue};
 use crate::pool::Pool;
+use crate::post::Loops;
 use crate::relay;
 use crate::shutdown::Shutdown;
 use crate::slot::{self, Flags, Slot};
@@ -68,6 +69,8 @@ pub struct Engine<H: Events, S, B> {
     buffers: Buffers<B>,
     config: Config,
     waker: Option<Waker>,
+    /// This loop's number and the other loops' inboxes, in a server of several loops.
+    loops: Option<Loops>,
     phase: Phase,
     /// The free list, the slots in use, and pending unix connects' paths.
     pool: Pool,
@@ -169,6 +172,7 @@ where
             slots,
             buffers: Buffers::new(bytes, layout),
             waker,
+            loops: None,
             phase: Phase::Created,
             pool: Pool {
                 free,
@@ -432,6 +436,84 @@ where
             self.stats.server_wakes += 1;
             self.call_server(|h, lp| h.server_woken(lp));
         }
+    }
+
+    /// Makes this engine loop `loops.index()` of a server of several loops, whose
+    /// inboxes are `loops`' post office: its connections' ids name this loop, and a
+    /// handler's write, close or abort of another loop's connection is posted there
+    /// (see [`PostOffice`](crate::PostOffice)). Call it before
+    /// [`Engine::handle_start`]; later it has no effect.
+    pub fn join_loops(&mut self, loops: Loops) {
+        if self.phase == Phase::Created {
+            if let Some(w) = &mut self.waker {
+                w.set_loop(loops.index);
+            }
+            self.loops = Some(loops);
+        }
+    }
+
+    /// This loop's number: 0 unless [`Engine::join_loops`] said otherwise.
+    pub fn loop_index(&self) -> usize {
+        self.loops.as_ref().map_or(0, Loops::index)
+    }
+
+    /// [`Engine::loop_index`] as the byte a connection id holds.
+    pub(super) fn loops_byte(&self) -> u8 {
+        self.loops.as_ref().map_or(0, |l| l.index)
+    }
+
+    /// A post from loop `from` for this loop's connection `to` has arrived (the driver
+    /// took it from this loop's inbox): a write is appended to its output whole, as
+    /// [`Loop::write`](crate::Loop::write) does; a close or abort is done as
+    /// [`Loop::close`](crate::Loop::close) and [`Loop::abort`](crate::Loop::abort) do.
+    ///
+    /// # Errors
+    ///
+    /// The [`Refusal`](crate::Refusal) to post back to loop `from` (the driver does,
+    /// and that loop's engine hears of it through [`Engine::handle_refusal`]):
+    /// `NotOpen` if `to` is not open here (or is not this loop's), `Full` if a write
+    /// does not fit.
+    pub fn handle_post(
+        &mut self,
+        to: ConnId,
+        kind: crate::PostKind,
+        bytes: &[u8],
+    ) -> Result<(), crate::Refusal> {
+        use crate::{PostKind, Refusal, WriteError};
+        self.enter();
+        if to.loop_index() != self.loop_index() {
+            return Err(Refusal::NotOpen);
+        }
+        self.stats.posts_received += 1;
+        self.with_loop(0..0, |_, lp, _| match kind {
+            PostKind::Write => lp.write(to, bytes).map_err(|e| match e {
+                WriteError::Full(full) => Refusal::Full {
+                    needed: full.needed,
+                    room: full.room,
+                },
+                _ => Refusal::NotOpen,
+            }),
+            PostKind::Close => lp.close(to).map_err(|_| Refusal::NotOpen),
+            PostKind::Abort => lp.abort(to).map_err(|_| Refusal::NotOpen),
+        })
+    }
+
+    /// A post this loop sent to connection `to` of another loop was refused there
+    /// (`kind`, with `len` bytes for a write): the handler hears of it through
+    /// [`Events::post_refused`](crate::Events::post_refused).
+    pub fn handle_refusal(
+        &mut self,
+        to: ConnId,
+        kind: crate::PostKind,
+        len: usize,
+        why: crate::Refusal,
+    ) {
+        self.enter();
+        if self.phase != Phase::Running {
+            return;
+        }
+        self.stats.posts_refused += 1;
+        self.call_server(|h, lp| h.post_refused(lp, to, kind, len, why));
     }
 
     /// The driver asks the server to shut down, as if a handler had returned

@@ -37,7 +37,7 @@ where
         };
         let options = self.config.options;
         let info = ConnInfo {
-            id: ConnId::new(index, 0),
+            id: ConnId::new(ConnId::slot_word(index, self.loops_byte()), 0),
             listener,
             local,
             peer,
