@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use evio::{Events, Flow, Server};
-use evio_handlers::chat::Chat;
+use evio_handlers::chat::{Chat, LINES_IN_FLIGHT};
 
 /// A chat server: each complete line one client sends goes, unchanged, to every other
 /// client connected at that moment.
@@ -48,10 +48,15 @@ struct Args {
     /// as a slow consumer (0: at once, without making senders wait).
     #[arg(long, value_name = "MS", default_value_t = 5000)]
     slow_consumer_ms: u64,
+    /// Event loops, each on a thread of its own (0: one per core); the clients are
+    /// spread over them, and the room spans them all.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    loops: usize,
 }
 
-/// The shared chat handler, plus a line saying where it listens.
-struct Announced(Chat);
+/// The shared chat handler, plus a line saying where it listens (from loop 0 only, with
+/// the number of loops).
+struct Announced(Chat, usize, usize);
 
 impl Events for Announced {
     type Context = ();
@@ -59,8 +64,14 @@ impl Events for Announced {
     evio::delegate_events!(self.0, except serving);
 
     fn serving(&mut self, server: Server<'_>) -> Flow {
-        for addr in server.addrs() {
-            println!("chat server listening on {addr}");
+        if self.1 == 0 {
+            let loops = match self.2 {
+                1 => String::new(),
+                n => format!(" ({n} loops)"),
+            };
+            for addr in server.addrs() {
+                println!("chat server listening on {addr}{loops}");
+            }
         }
         Flow::Continue
     }
@@ -78,11 +89,23 @@ fn main() -> ExitCode {
     };
     let builder = evio::ServerBuilder::new()
         .input_capacity(args.input)
-        .output_capacity(args.output);
+        .output_capacity(args.output)
+        .loops(args.loops);
+    let loops = builder.loop_count();
+    // Room in each loop's inbox for the lines the others may have on their way to it,
+    // and their acknowledgements.
+    let lines = LINES_IN_FLIGHT * loops;
+    let builder = builder.inbox(
+        lines + 64 * loops,
+        lines.saturating_mul(args.input + 1) + 4096 * loops,
+    );
     let addrs = common::listen_addrs(&args.host, args.port, args.unixsocket.as_deref(), false);
-    let chat = match args.slow_consumer_ms {
-        0 => Chat::new(idle),
-        ms => Chat::with_slow_consumer(idle, Duration::from_millis(ms)),
+    let chat = |i| {
+        let chat = match args.slow_consumer_ms {
+            0 => Chat::new(idle),
+            ms => Chat::with_slow_consumer(idle, Duration::from_millis(ms)),
+        };
+        Announced(chat.spanning(i, loops), i, loops)
     };
-    common::serve("chat-server", builder, Announced(chat), &addrs)
+    common::serve_loops("chat-server", builder, chat, &addrs)
 }

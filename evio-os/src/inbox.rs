@@ -140,7 +140,7 @@ impl Inboxes {
         let mail = &mut spare.0;
         for post in &mail.posts {
             let bytes = &mail.bytes[post.at..post.at + post.len];
-            if let Err(why) = engine.handle_post(post.to, post.kind, bytes) {
+            if let Err(why) = engine.handle_post(post.from, post.to, post.kind, bytes) {
                 self.give_back(post, why);
             }
         }

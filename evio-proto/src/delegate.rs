@@ -91,6 +91,7 @@ macro_rules! delegate_events {
     (@known detached) => {};
     (@known server_woken) => {};
     (@known post_refused) => {};
+    (@known loop_message) => {};
     (@known prewrite) => {};
     (@known postwrite) => {};
     (@known tick) => {};
@@ -114,6 +115,7 @@ macro_rules! delegate_events {
     (@method detached [detached $($rest:ident)*] $($field:tt)*) => {};
     (@method server_woken [server_woken $($rest:ident)*] $($field:tt)*) => {};
     (@method post_refused [post_refused $($rest:ident)*] $($field:tt)*) => {};
+    (@method loop_message [loop_message $($rest:ident)*] $($field:tt)*) => {};
     (@method prewrite [prewrite $($rest:ident)*] $($field:tt)*) => {};
     (@method postwrite [postwrite $($rest:ident)*] $($field:tt)*) => {};
     (@method tick [tick $($rest:ident)*] $($field:tt)*) => {};
@@ -197,6 +199,17 @@ macro_rules! delegate_events {
             self $($field)* .server_woken(others)
         }
     };
+    (@method loop_message [] $($field:tt)*) => {
+        #[inline]
+        fn loop_message(
+            &mut self,
+            others: &mut $crate::Loop<'_, Self::Context>,
+            from: usize,
+            bytes: &[u8],
+        ) -> $crate::Flow {
+            self $($field)* .loop_message(others, from, bytes)
+        }
+    };
     (@method post_refused [] $($field:tt)*) => {
         #[inline]
         fn post_refused(
@@ -242,6 +255,7 @@ macro_rules! delegate_events {
         $crate::delegate_events!(@method detached [$($($except)+)?] $(. $field)+);
         $crate::delegate_events!(@method server_woken [$($($except)+)?] $(. $field)+);
         $crate::delegate_events!(@method post_refused [$($($except)+)?] $(. $field)+);
+        $crate::delegate_events!(@method loop_message [$($($except)+)?] $(. $field)+);
         $crate::delegate_events!(@method prewrite [$($($except)+)?] $(. $field)+);
         $crate::delegate_events!(@method postwrite [$($($except)+)?] $(. $field)+);
         $crate::delegate_events!(@method tick [$($($except)+)?] $(. $field)+);

@@ -615,6 +615,18 @@ pub trait Events {
         Flow::Continue
     }
 
+    /// Loop `from`'s handler posted `bytes` to this loop's
+    /// ([`Loop::post_message`]): a server of several loops. The default ignores it.
+    fn loop_message(
+        &mut self,
+        others: &mut Loop<'_, Self::Context>,
+        from: usize,
+        bytes: &[u8],
+    ) -> Flow {
+        let _ = (others, from, bytes);
+        Flow::Continue
+    }
+
     /// A post of this loop (`kind`, with `len` bytes for a write) to connection `to` of
     /// another loop was refused there, for `why`: the connection had closed, or its
     /// output had no room for the bytes (nothing of them was written). A server of

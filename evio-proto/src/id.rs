@@ -50,6 +50,12 @@ impl ConnId {
         ((loop_index as u32) << SLOT_BITS) | (index & SLOT_MASK)
     }
 
+    /// The address of loop `loop_index` itself, for a message to its handler: no
+    /// connection's (its slot index is past any engine's).
+    pub(crate) const fn of_loop(loop_index: u8) -> Self {
+        ConnId::new(ConnId::slot_word(SLOT_MASK, loop_index), 0)
+    }
+
     /// This id's slot word (index and loop), for an id of the same slot.
     pub(crate) const fn word(self) -> u32 {
         self.slot

@@ -29,6 +29,10 @@ pub enum PostKind {
     Close,
     /// Reset it, discarding its output (as [`Loop::abort`](crate::Loop::abort)).
     Abort,
+    /// A message for the other loop's handler, not for a connection
+    /// ([`Loop::post_message`](crate::Loop::post_message)): `to` names only the loop,
+    /// and the bytes go to [`Events::loop_message`](crate::Events::loop_message) there.
+    Message,
 }
 
 /// Why a post to a connection of another loop was refused.

@@ -44,6 +44,7 @@ impl PostOffice for Office {
 #[derive(Default)]
 struct Commands {
     refused: Vec<(ConnId, PostKind, usize, Refusal)>,
+    messages: Vec<(usize, Vec<u8>)>,
 }
 
 impl Events for Commands {
@@ -52,6 +53,18 @@ impl Events for Commands {
         let line = std::str::from_utf8(input).unwrap().trim_end();
         let mut words = line.splitn(3, ' ');
         let (verb, id) = (words.next().unwrap(), words.next().unwrap());
+        if verb == "m" {
+            let text = words.next().unwrap_or("");
+            let answer = match conn
+                .others()
+                .post_message(id.parse().unwrap(), text.as_bytes())
+            {
+                Ok(()) => "ok".to_owned(),
+                Err(why) => format!("refused: {why}"),
+            };
+            let _ = conn.write(answer.as_bytes());
+            return Action::None;
+        }
         let id = ConnId::from_u64(id.parse().unwrap());
         let lp = conn.others();
         let answer = match verb {
@@ -66,6 +79,10 @@ impl Events for Commands {
         };
         let _ = conn.write(answer.as_bytes());
         Action::None
+    }
+    fn loop_message(&mut self, _: &mut Loop<'_, ()>, from: usize, bytes: &[u8]) -> Flow {
+        self.messages.push((from, bytes.to_vec()));
+        Flow::Continue
     }
     fn post_refused(
         &mut self,
@@ -99,7 +116,7 @@ fn deliver(office: &Office, loops: &mut [(TestEngine<Commands>, Net); 2]) {
             return;
         };
         let (engine, net) = &mut loops[to.loop_index()];
-        let result = engine.handle_post(to, kind, &bytes);
+        let result = engine.handle_post(from, to, kind, &bytes);
         drain(engine, net);
         if let Err(why) = result {
             let (engine, net) = &mut loops[from];
@@ -229,7 +246,7 @@ fn a_loop_refuses_posts_for_ids_that_are_not_its_own_and_wakes_only_its_own() {
     // although its own `a` has the same slot and generation.
     let (engine, net) = &mut loops[0];
     assert_eq!(
-        engine.handle_post(b, PostKind::Write, b"no"),
+        engine.handle_post(1, b, PostKind::Write, b"no"),
         Err(Refusal::NotOpen)
     );
     drain(engine, net);
@@ -241,4 +258,45 @@ fn a_loop_refuses_posts_for_ids_that_are_not_its_own_and_wakes_only_its_own() {
         "loop 0's waker does not wake loop 1's connection"
     );
     assert!(waker_0.wake(a) && waker_1.wake(b));
+}
+
+#[test]
+fn a_handler_posts_a_message_to_another_loops_handler() {
+    let office = Arc::new(Office {
+        queue: Mutex::default(),
+        room: 4,
+        loops: 2,
+    });
+    let mut loops = two_loops(&office, 64);
+    let a = connect(&mut loops[0].0, &mut loops[0].1, 0).unwrap();
+    command(&mut loops, 0, a, "m 1 first");
+    assert_eq!(answer(&mut loops, 0, a), "ok");
+    command(&mut loops, 0, a, "m 0 to myself");
+    command(&mut loops, 0, a, "m 1 second");
+    assert!(
+        loops[1].0.handler().messages.is_empty(),
+        "not before delivery"
+    );
+    deliver(&office, &mut loops);
+    assert_eq!(
+        loops[1].0.handler().messages,
+        [(0, b"first".to_vec()), (0, b"second".to_vec())],
+        "in the order posted"
+    );
+    assert_eq!(loops[0].0.handler().messages, [(0, b"to myself".to_vec())]);
+    command(&mut loops, 0, a, "m 7 nowhere");
+    assert_eq!(
+        answer(&mut loops, 0, a),
+        "refused: no loop of this server has its number"
+    );
+    // One loop and no post office: no other loop to post to.
+    let (mut alone, _) = engine(Commands::default(), small_config(4, 256, 64));
+    let mut net = Net::new(1);
+    start(&mut alone, &mut net);
+    let c = connect(&mut alone, &mut net, 0).unwrap();
+    send(&mut alone, &mut net, c, b"m 0 hello");
+    assert_eq!(
+        net.peer(c).received,
+        b"refused: no loop of this server has its number"
+    );
 }

@@ -437,6 +437,29 @@ impl<'a, C> Loop<'a, C> {
         self.loops.map_or(0, Loops::index)
     }
 
+    /// Posts `bytes` to loop `to`'s handler, which gets them in
+    /// [`Events::loop_message`](crate::Events::loop_message) when that loop next takes
+    /// its mail (in a server of several loops: [`PostOffice`](crate::PostOffice)). Posts
+    /// from one loop to another arrive in the order posted, with its writes to that
+    /// loop's connections; a loop may post to itself.
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::InboxFull`] if that loop's inbox has no room, and
+    /// [`Refusal::NoSuchLoop`] if the server has no loop `to` (or runs one loop).
+    pub fn post_message(&mut self, to: usize, bytes: &[u8]) -> Result<(), Refusal> {
+        let Some(loops) = self.loops else {
+            return Err(Refusal::NoSuchLoop);
+        };
+        let Ok(to) = u8::try_from(to) else {
+            return Err(Refusal::NoSuchLoop);
+        };
+        loops
+            .office
+            .get()
+            .post(loops.index(), ConnId::of_loop(to), PostKind::Message, bytes)
+    }
+
     /// Posts `kind` for `id` if it is a connection of another loop of this server:
     /// `None` if it is not (one of this loop's, or no loops).
     #[cold]

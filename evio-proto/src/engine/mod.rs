@@ -465,7 +465,9 @@ where
     /// A post from loop `from` for this loop's connection `to` has arrived (the driver
     /// took it from this loop's inbox): a write is appended to its output whole, as
     /// [`Loop::write`](crate::Loop::write) does; a close or abort is done as
-    /// [`Loop::close`](crate::Loop::close) and [`Loop::abort`](crate::Loop::abort) do.
+    /// [`Loop::close`](crate::Loop::close) and [`Loop::abort`](crate::Loop::abort) do;
+    /// a message goes to the handler's
+    /// [`Events::loop_message`](crate::Events::loop_message).
     ///
     /// # Errors
     ///
@@ -475,6 +477,7 @@ where
     /// does not fit.
     pub fn handle_post(
         &mut self,
+        from: usize,
         to: ConnId,
         kind: crate::PostKind,
         bytes: &[u8],
@@ -485,6 +488,12 @@ where
             return Err(Refusal::NotOpen);
         }
         self.stats.posts_received += 1;
+        if kind == PostKind::Message {
+            if self.phase == Phase::Running {
+                self.call_server(|h, lp| h.loop_message(lp, from, bytes));
+            }
+            return Ok(());
+        }
         self.with_loop(0..0, |_, lp, _| match kind {
             PostKind::Write => lp.write(to, bytes).map_err(|e| match e {
                 WriteError::Full(full) => Refusal::Full {
@@ -495,6 +504,7 @@ where
             }),
             PostKind::Close => lp.close(to).map_err(|_| Refusal::NotOpen),
             PostKind::Abort => lp.abort(to).map_err(|_| Refusal::NotOpen),
+            PostKind::Message => Ok(()),
         })
     }
 
