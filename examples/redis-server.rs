@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use evio::{Action, Conn, Events, Flow, Server};
-use evio_handlers::redis::{Client, Redis, RedisConfig};
+use evio_handlers::redis::{Client, Redis, RedisConfig, SharedStore};
 
 /// A Redis-compatible server (PING, ECHO, SET, GET, DEL, EXISTS, FLUSHDB, DBSIZE,
 /// CONFIG GET, QUIT, SHUTDOWN), in memory only.
@@ -77,6 +77,11 @@ struct Args {
     /// `ServerBuilder::coalesce`). Adds at most this much latency per batch under load.
     #[arg(long, value_name = "MICROS", default_value_t = 100)]
     coalesce_us: u64,
+    /// Event loops, each on a thread of its own (0: one per core); the clients are
+    /// spread over them, and they share one key space behind one lock
+    /// (`evio_handlers::redis::SharedStore`).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    loops: usize,
 }
 
 /// The shared redis handler, plus a line saying where it listens and how, and Redis's
@@ -84,6 +89,9 @@ struct Args {
 struct Announced {
     redis: Redis,
     backend: evio::Backend,
+    /// This loop's number, and how many there are (loop 0 prints the lines).
+    index: usize,
+    loops: usize,
     /// When the last security warning was printed.
     warned: Option<Instant>,
     /// What the store has given back (FLUSHDB, DEL) since memory was last returned to
@@ -126,8 +134,14 @@ impl Events for Announced {
     evio::delegate_events!(self.redis, except serving, data);
 
     fn serving(&mut self, server: Server<'_>) -> Flow {
-        for addr in server.addrs() {
-            println!("redis server listening on {addr} ({})", self.backend);
+        if self.index == 0 {
+            let loops = match self.loops {
+                1 => String::new(),
+                n => format!(", {n} loops"),
+            };
+            for addr in server.addrs() {
+                println!("redis server listening on {addr} ({}{loops})", self.backend);
+            }
         }
         Flow::Continue
     }
@@ -191,7 +205,8 @@ fn main() -> ExitCode {
         .input_capacity(args.input)
         .output_capacity(args.output)
         .coalesce((args.coalesce_us > 0).then(|| Duration::from_micros(args.coalesce_us)))
-        .refusal_message(b"-ERR max number of clients reached\r\n");
+        .refusal_message(b"-ERR max number of clients reached\r\n")
+        .loops(args.loops);
     if let Some(n) = args.maxclients {
         builder = builder.max_connections(n);
     }
@@ -212,12 +227,19 @@ fn main() -> ExitCode {
         args.stdlib,
     );
     let backend = builder.backend_for(&addrs);
-    common::serve(
+    let loops = builder.loop_count();
+    let store = (loops > 1).then(|| SharedStore::new(config.maxmemory));
+    common::serve_loops(
         "redis-server",
         builder,
-        Announced {
-            redis: Redis::new(config),
+        |index| Announced {
+            redis: match &store {
+                Some(store) => Redis::sharing(config, store),
+                None => Redis::new(config),
+            },
             backend,
+            index,
+            loops,
             warned: None,
             freed: 0,
         },

@@ -1,6 +1,6 @@
 //! The example servers with `--loops 2`, as a user starts them: every client of the
-//! echo and http servers is served whole, over TCP and a unix socket, both loop
-//! threads do the work (their CPU time, from /proc, on Linux), and SIGTERM stops every
+//! echo and http servers is served whole, over TCP and a unix socket, the redis
+//! server's loops share one key space, both loop threads do the work (their CPU time, from /proc, on Linux), and SIGTERM stops every
 //! loop with exit status 0 and the socket file removed.
 
 mod os_common;
@@ -194,5 +194,77 @@ fn the_http_server_with_two_loops_answers_every_client_on_both_loops() {
     assert_eq!(&head, b"HTTP/1.1 200 OK");
     let mut rest = [0u8; 512];
     let _ = idle.read(&mut rest);
+    stop_example_with_signal(&mut server, libc::SIGTERM, &sock, &mut idle);
+}
+
+#[test]
+fn the_redis_server_with_two_loops_shares_one_key_space() {
+    let port = free_port();
+    let dir = TempDir::new("redis-loops");
+    let sock = dir.sock("redis.sock");
+    let port_text = port.to_string();
+    let mut server = start(
+        "redis-server",
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port_text,
+            "--unixsocket",
+            &sock,
+            "--loops",
+            "2",
+        ],
+        2,
+    );
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    const CLIENTS: usize = 24;
+    const KEYS: usize = 2000;
+    // Each client sets its keys (pipelined), then reads another client's: whichever
+    // loops the two are on, it sees them.
+    let writers: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut client = RespClient::connect(addr);
+                let mut batch = Vec::new();
+                for i in 0..KEYS {
+                    let (k, v) = (format!("k{c}:{i}"), format!("v{c}:{i}"));
+                    resp_command(&mut batch, &[b"SET", k.as_bytes(), v.as_bytes()]);
+                }
+                client.send(&batch);
+                for _ in 0..KEYS {
+                    assert_eq!(client.reply(), b"+OK\r\n");
+                }
+                client
+            })
+        })
+        .collect();
+    let mut clients: Vec<RespClient> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    for (c, client) in clients.iter_mut().enumerate() {
+        let other = (c + 1) % CLIENTS;
+        let mut batch = Vec::new();
+        for i in 0..KEYS {
+            resp_command(&mut batch, &[b"GET", format!("k{other}:{i}").as_bytes()]);
+        }
+        client.send(&batch);
+        for i in 0..KEYS {
+            let v = format!("v{other}:{i}");
+            assert_eq!(
+                client.reply(),
+                format!("${}\r\n{v}\r\n", v.len()).as_bytes(),
+                "client {c} reads client {other}'s key {i}"
+            );
+        }
+    }
+    clients[0].send(b"*1\r\n$6\r\nDBSIZE\r\n");
+    assert_eq!(
+        clients[0].reply(),
+        format!(":{}\r\n", CLIENTS * KEYS).as_bytes()
+    );
+    assert_both_loops_worked(server.id());
+    drop(clients);
+    let mut idle = connect(&Bound::Tcp(addr));
+    idle.write_all(b"PING\r\n").unwrap();
+    assert_eq!(idle.read_n(7), b"+PONG\r\n");
     stop_example_with_signal(&mut server, libc::SIGTERM, &sock, &mut idle);
 }

@@ -164,5 +164,8 @@ fn get_ping_echo_and_set_overwrites_never_allocate() {
         served,
         (rounds + 1) * (REQUESTS.len() * REPEAT * clients.len()) as u64
     );
-    assert_eq!(engine.handler().get(b"key:__rand_int__"), Some(&b"yy"[..]));
+    assert_eq!(
+        engine.handler().get(b"key:__rand_int__"),
+        Some(b"yy".to_vec())
+    );
 }

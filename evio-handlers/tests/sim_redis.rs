@@ -78,7 +78,11 @@ fn the_redis_swarm_reaches_every_path_and_the_stores_agree() {
         let (redis, model) = (sim.handler(), sim.model());
         let keys: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = redis
             .keys()
-            .map(|k| (k.to_vec(), redis.get(k).unwrap().to_vec()))
+            .into_iter()
+            .map(|k| {
+                let v = redis.get(&k).unwrap();
+                (k, v)
+            })
             .collect();
         assert_eq!(&keys, model.store(), "seed {seed}: the stores differ");
         assert_eq!(

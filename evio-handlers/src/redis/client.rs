@@ -1,7 +1,7 @@
 //! A connection's own state: the reply still owed to it, a request still arriving,
 //! and how replies are written so that neither is ever lost.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use evio_proto::Conn;
 
@@ -61,7 +61,7 @@ pub(crate) struct Slow {
     owed_at: usize,
     /// Then a value shared with the store, from `value_at` on, followed by `\r\n`
     /// (positions past the value's end count into the `\r\n`).
-    value: Option<Rc<Vec<u8>>>,
+    value: Option<Arc<Vec<u8>>>,
     value_at: usize,
     /// Close once everything owed is out.
     pub close_after: bool,
@@ -108,7 +108,7 @@ pub(crate) fn reply(conn: &mut Conn<'_, Client>, bytes: &[u8]) -> bool {
 /// the rest is sent from the value itself (shared with the store, which may replace
 /// it meanwhile) as the output drains. Returns `false` if some of it had to wait.
 #[inline]
-pub(crate) fn reply_value(conn: &mut Conn<'_, Client>, value: &Rc<Vec<u8>>) -> bool {
+pub(crate) fn reply_value(conn: &mut Conn<'_, Client>, value: &Arc<Vec<u8>>) -> bool {
     let mut digits = [0u8; 24];
     let head = bulk_head(&mut digits, value.len());
     if head.len() + value.len() + 2 <= conn.room() {
@@ -121,7 +121,7 @@ pub(crate) fn reply_value(conn: &mut Conn<'_, Client>, value: &Rc<Vec<u8>>) -> b
 }
 
 #[cold]
-fn reply_value_cut(conn: &mut Conn<'_, Client>, head: &[u8], value: &Rc<Vec<u8>>) -> bool {
+fn reply_value_cut(conn: &mut Conn<'_, Client>, head: &[u8], value: &Arc<Vec<u8>>) -> bool {
     let mut at = 0;
     if reply(conn, head) {
         at = conn.write_some(value);

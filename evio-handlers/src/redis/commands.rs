@@ -2,7 +2,7 @@
 //! and their replies in Redis 7's words.
 
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
 
 use evio_proto::Conn;
 
@@ -75,7 +75,7 @@ pub const ENTRY_OVERHEAD: usize = 128;
 /// The key space: byte-string keys to byte-string values, and what they count
 /// towards the memory limit.
 ///
-/// Values are shared (`Rc`) so that a reply still streaming out a large value keeps
+/// Values are shared (`Arc`) so that a reply still streaming out a large value keeps
 /// it while the key is overwritten or deleted; a value nobody else holds is overwritten
 /// in place, so a `SET` of a value no larger than the old one (nor much smaller)
 /// allocates nothing.
@@ -83,7 +83,7 @@ pub const ENTRY_OVERHEAD: usize = 128;
 pub(crate) struct Db {
     // foldhash: a fast hasher, seeded per map (std's SipHash costs more than the rest
     // of a GET), keyed by `&[u8]` lookups without building a key.
-    map: HashMap<Box<[u8]>, Rc<Vec<u8>>, foldhash::fast::RandomState>,
+    map: HashMap<Box<[u8]>, Arc<Vec<u8>>, foldhash::fast::RandomState>,
     /// The sum over the entries of key length + value length + [`ENTRY_OVERHEAD`],
     /// kept as entries come and go.
     used: usize,
@@ -101,7 +101,7 @@ impl Db {
         }
     }
 
-    pub(crate) fn get(&self, key: &[u8]) -> Option<&Rc<Vec<u8>>> {
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&Arc<Vec<u8>>> {
         self.map.get(key)
     }
 
@@ -134,7 +134,7 @@ impl Db {
         match self.map.get_mut(key) {
             Some(old) => {
                 self.used = self.used - old.len() + value.len();
-                match Rc::get_mut(old) {
+                match Arc::get_mut(old) {
                     // Reuse the old value's allocation unless it would hold more than
                     // twice what is counted for it (and a little for tiny values):
                     // the limit counts lengths, and should not be off by much.
@@ -142,12 +142,12 @@ impl Db {
                         bytes.clear();
                         bytes.extend_from_slice(value);
                     }
-                    _ => *old = Rc::new(value.to_vec()),
+                    _ => *old = Arc::new(value.to_vec()),
                 }
             }
             None => {
                 self.used += key.len() + value.len() + ENTRY_OVERHEAD;
-                self.map.insert(key.into(), Rc::new(value.to_vec()));
+                self.map.insert(key.into(), Arc::new(value.to_vec()));
             }
         }
     }

@@ -14,6 +14,7 @@ mod glob;
 pub(crate) mod resp;
 
 use core::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use evio_proto::{Action, Conn, Events};
 
@@ -164,11 +165,14 @@ pub struct RedisStats {
 ///   stops there and waits for more input).
 /// - `SHUTDOWN` stops the server without saving anything (there is nothing to save).
 ///
-/// The handler keeps values in `Rc`s: it is not `Send`, so build it on the thread that
-/// serves it.
+/// One handler serves one loop. The loops of a server of several share one key space
+/// through [`SharedStore`] ([`Redis::sharing`]): the simplest correct scheme, one lock
+/// around the whole key space, taken for each request, so every command is atomic
+/// (multi-key ones too) and every loop sees every write at once; loops contend for it
+/// under load, so a second loop adds connection handling, not store throughput.
 #[derive(Debug, Default)]
 pub struct Redis {
-    db: Db,
+    db: Store,
     config: RedisConfig,
     /// Reused for every request (so a request allocates nothing): the arguments' spans,
     /// an inline request's decoded arguments, and error replies being formatted.
@@ -211,7 +215,9 @@ impl Redis {
                     self.stats.requests += 1;
                     let base = if decoded { &self.inline } else { input };
                     let args = Args::new(base, &self.spans);
-                    step = execute(&mut self.db, args, conn, &mut self.scratch, &mut self.stats);
+                    step = self
+                        .db
+                        .write(|db| execute(db, args, conn, &mut self.scratch, &mut self.stats));
                     pos = end;
                 }
                 Parsed::Empty { end } => pos = end,
@@ -283,10 +289,20 @@ impl Redis {
         }
     }
 
-    /// A server with an empty key space.
+    /// A server with an empty key space of its own.
     pub fn new(config: RedisConfig) -> Self {
         Redis {
-            db: Db::new(config.maxmemory),
+            db: Store::Own(Db::new(config.maxmemory)),
+            config,
+            ..Redis::default()
+        }
+    }
+
+    /// A server (one loop's handler) over `store`, shared with the other loops' (the
+    /// store's own `maxmemory` applies, not `config`'s).
+    pub fn sharing(config: RedisConfig, store: &SharedStore) -> Self {
+        Redis {
+            db: Store::Shared(store.0.clone()),
             config,
             ..Redis::default()
         }
@@ -297,25 +313,25 @@ impl Redis {
         &self.config
     }
 
-    /// The value of `key`, if set.
-    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
-        self.db.get(key).map(|v| v.as_slice())
+    /// The value of `key`, if set (a copy: the store may be shared).
+    pub fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.db.read(|db| db.get(key).map(|v| v.to_vec()))
     }
 
     /// Keys set (`DBSIZE`).
     pub fn dbsize(&self) -> usize {
-        self.db.len()
+        self.db.read(Db::len)
     }
 
     /// What the store holds, as counted towards [`RedisConfig::maxmemory`]: for each
     /// key, its length + its value's length + [`ENTRY_OVERHEAD`].
     pub fn used_memory(&self) -> usize {
-        self.db.used()
+        self.db.read(Db::used)
     }
 
-    /// Every key set, in no particular order.
-    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
-        self.db.keys()
+    /// Every key set, in no particular order (copies).
+    pub fn keys(&self) -> Vec<Vec<u8>> {
+        self.db.read(|db| db.keys().map(<[u8]>::to_vec).collect())
     }
 
     /// What it has done so far.
@@ -354,7 +370,8 @@ impl Redis {
                 let args = Args::new(&spill.bytes, &spill.spans);
                 (
                     end,
-                    execute(&mut self.db, args, conn, &mut self.scratch, &mut self.stats),
+                    self.db
+                        .write(|db| execute(db, args, conn, &mut self.scratch, &mut self.stats)),
                 )
             }
             Fed::Empty { end } => (end, Step::Next),
@@ -453,5 +470,49 @@ impl Events for Redis {
         }
         self.stats.timeouts += 1;
         Action::Close
+    }
+}
+
+/// The key space of the loops of one server: each loop's [`Redis`] serves it
+/// ([`Redis::sharing`]).
+#[derive(Clone, Debug)]
+pub struct SharedStore(Arc<Mutex<Db>>);
+
+impl SharedStore {
+    /// An empty key space whose writes are refused while it holds more than
+    /// `maxmemory` (0: no limit; see [`RedisConfig::maxmemory`]).
+    pub fn new(maxmemory: usize) -> Self {
+        SharedStore(Arc::new(Mutex::new(Db::new(maxmemory))))
+    }
+}
+
+/// A handler's key space: its own, or one shared by the loops of a server.
+#[derive(Debug)]
+enum Store {
+    Own(Db),
+    Shared(Arc<Mutex<Db>>),
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::Own(Db::default())
+    }
+}
+
+impl Store {
+    /// Runs `f` on the key space (holding the lock, if shared).
+    #[inline]
+    fn write<R>(&mut self, f: impl FnOnce(&mut Db) -> R) -> R {
+        match self {
+            Store::Own(db) => f(db),
+            Store::Shared(db) => f(&mut db.lock().unwrap_or_else(PoisonError::into_inner)),
+        }
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&Db) -> R) -> R {
+        match self {
+            Store::Own(db) => f(db),
+            Store::Shared(db) => f(&db.lock().unwrap_or_else(PoisonError::into_inner)),
+        }
     }
 }

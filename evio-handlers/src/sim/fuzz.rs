@@ -130,7 +130,11 @@ pub fn redis_streams(data: &[u8]) -> Result<(), String> {
     let (redis, model) = (sim.handler(), sim.model());
     let store: BTreeMap<Vec<u8>, Vec<u8>> = redis
         .keys()
-        .map(|k| (k.to_vec(), redis.get(k).unwrap_or_default().to_vec()))
+        .into_iter()
+        .map(|k| {
+            let v = redis.get(&k).unwrap_or_default();
+            (k, v)
+        })
         .collect();
     if &store != model.store() {
         return Err(fail(format!(
