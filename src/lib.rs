@@ -70,8 +70,8 @@
 //! `evio::serve`.
 
 pub use evio_os::{
-    AddrError, Address, Backend, DEFAULT_BUFFER_SPACE, DEFAULT_MAX_CONNECTIONS_CAP, DetachedSocket,
-    Error, RESERVED_DESCRIPTORS, ServerBuilder, serve,
+    AddrError, Address, Backend, Balance, DEFAULT_BUFFER_SPACE, DEFAULT_MAX_CONNECTIONS_CAP,
+    DetachedSocket, Error, RESERVED_DESCRIPTORS, ServerBuilder, serve,
 };
 // Inlined so that its pages are part of these docs: links from the items above into
 // the engine (and `proto` itself) resolve without evio-proto's own docs.

@@ -1,7 +1,8 @@
 //! Several event loops (`ServerBuilder::loops`, `serve_loops`) on real sockets, under
 //! both backends this machine has: every client is served whichever loop takes it;
 //! over TCP on Linux the kernel spreads clients over every loop (one `SO_REUSEPORT`
-//! listener each); over a unix socket the loops share one listener; a shutdown asked
+//! listener each); over a unix socket, and over TCP with `Balance::Handoff`, loop 0
+//! accepts and hands each connection to the less loaded loop; a shutdown asked
 //! for on any loop stops them all, closing every loop's clients; `serve` refuses
 //! several loops without a factory.
 
@@ -56,6 +57,10 @@ struct Group {
 }
 
 fn start_loops(loops: usize, addr: &str) -> Group {
+    start_balanced(loops, addr, evio::Balance::Kernel)
+}
+
+fn start_balanced(loops: usize, addr: &str, balance: evio::Balance) -> Group {
     let accepted = Arc::new((0..loops).map(|_| AtomicUsize::new(0)).collect::<Vec<_>>());
     let (started_tx, started_rx) = mpsc::channel();
     let (done_tx, done_rx) = mpsc::channel();
@@ -65,6 +70,7 @@ fn start_loops(loops: usize, addr: &str) -> Group {
         let started = Mutex::new(started_tx);
         let result = evio::ServerBuilder::new()
             .loops(loops)
+            .balance(balance)
             .max_connections(256)
             .serve_loops(
                 |index| Numbered {
@@ -176,12 +182,26 @@ fn loops_share_a_unix_socket_and_its_file_goes_once_they_stop() {
         let group = start_loops(2, &format!("{scheme}://{}", path.display()));
         assert_eq!(group.addrs[0], group.addrs[1]);
         let clients = clients(&group.addrs[0][0], 32);
-        let served: usize = group
+        let served: Vec<usize> = group
             .accepted
             .iter()
             .map(|n| n.load(Ordering::SeqCst))
-            .sum();
-        assert_eq!(served, 32, "every client accepted once, by one loop");
+            .collect();
+        assert_eq!(
+            served[0] + served[1],
+            32,
+            "every client opened once, on one loop"
+        );
+        // Loop 0 accepts and hands each connection to the less loaded loop: the clients
+        // stay connected, so the loads stay even.
+        assert!(
+            served.iter().all(|&n| n >= 12),
+            "{scheme}: handed off by load: {served:?}"
+        );
+        assert!(
+            clients.iter().filter(|(_, l)| *l == 1).count() == served[1],
+            "each client greeted by the loop that opened it"
+        );
         let (mut stopper, _) = clients.into_iter().next().unwrap();
         stopper.write_all(b"stop\n").unwrap();
         group.wait().expect("a clean shutdown");
@@ -371,5 +391,28 @@ fn a_handler_writes_to_a_connection_of_another_loop_and_hears_of_a_refusal() {
         a.write_all(b"stop\n").unwrap();
         server.join().unwrap().expect("a clean shutdown");
         drop(extra);
+    }
+}
+
+#[test]
+fn with_handoff_the_first_loop_spreads_tcp_clients_by_load() {
+    for scheme in ["tcp4", "tcp4-net"] {
+        let group = start_balanced(
+            2,
+            &format!("{scheme}://127.0.0.1:0"),
+            evio::Balance::Handoff,
+        );
+        let clients = clients(&group.addrs[0][0], 64);
+        let on = |i| clients.iter().filter(|(_, l)| *l == i).count();
+        assert_eq!(on(0) + on(1), 64);
+        assert!(
+            on(0) >= 24 && on(1) >= 24,
+            "{scheme}: by load, about even ({} and {})",
+            on(0),
+            on(1)
+        );
+        let (mut stopper, _) = clients.into_iter().next().unwrap();
+        stopper.write_all(b"stop\n").unwrap();
+        group.wait().expect("a clean shutdown");
     }
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use evio_proto::Config;
 
 use crate::group::Group;
+use crate::handoff::Handoff;
 use crate::inbox::Inboxes;
+use crate::sys::net::Spread;
 #[allow(unused_imports)] // documentation links
 use crate::{Action, DEFAULT_BUFFER_SPACE, DEFAULT_MAX_CONNECTIONS_CAP, RESERVED_DESCRIPTORS};
 use crate::{Error, Events, addr, driver, limits, sys};
@@ -137,6 +139,38 @@ pub struct ServerBuilder {
     /// Each loop's inbox: posts and bytes it holds between two of its turns.
     inbox_posts: usize,
     inbox_bytes: usize,
+    balance: Balance,
+}
+
+/// How a server of several loops spreads new connections over them
+/// ([`ServerBuilder::balance`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Balance {
+    /// Where the kernel balances a TCP port's connections over several listening
+    /// sockets (Linux, Android, FreeBSD), each loop has its own listener and the
+    /// kernel picks one by a hash of the connection's addresses; every other listener
+    /// (unix sockets, TCP elsewhere) hands off, as [`Balance::Handoff`]. The default.
+    #[default]
+    Kernel,
+    /// The first loop accepts on every listener and hands each connection to the
+    /// less loaded of two rotating candidate loops (their open connections and what
+    /// waits for them) through a bounded ring, waking that loop only if it sleeps;
+    /// when the ring is full it keeps the connection. By load, not by hash: a loop
+    /// that holds many long connections gets fewer new ones.
+    Handoff,
+}
+
+/// Sockets that may wait in one loop's hand-off ring.
+const HANDOFF_RING: usize = 256;
+
+/// The place of one loop among several: its number, the inboxes and the hand-off
+/// rings of the server.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Siblings<'a> {
+    pub index: usize,
+    pub inboxes: &'a Arc<Inboxes>,
+    pub handoff: &'a Handoff,
 }
 
 impl Default for ServerBuilder {
@@ -160,6 +194,7 @@ impl ServerBuilder {
             loops: 1,
             inbox_posts: 4096,
             inbox_bytes: 256 * 1024,
+            balance: Balance::Kernel,
         }
     }
 
@@ -302,6 +337,13 @@ impl ServerBuilder {
         self
     }
 
+    /// How a server of several loops spreads new connections over them (see
+    /// [`Balance`]). Default [`Balance::Kernel`].
+    pub fn balance(mut self, balance: Balance) -> Self {
+        self.balance = balance;
+        self
+    }
+
     /// The number of loops [`ServerBuilder::serve_loops`] runs: as set with
     /// [`ServerBuilder::loops`], 0 resolved to the available parallelism.
     pub fn loop_count(&self) -> usize {
@@ -386,7 +428,7 @@ impl ServerBuilder {
             return Err(Error::LoopsNeedAFactory { loops });
         }
         let (backend, config, specs) = self.prepare(addrs, 1)?;
-        let listeners = sys::net::bind_all(addrs, &specs, self.backlog, false)?;
+        let listeners = sys::net::bind_all(addrs, &specs, self.backlog, Spread::One)?;
         let group = Group::default();
         let result = self.run_loop(backend, handler, listeners, config, &group, None);
         group.stop();
@@ -433,7 +475,12 @@ impl ServerBuilder {
     {
         let loops = self.loop_count();
         let (backend, config, specs) = self.prepare(addrs, loops)?;
-        let first = sys::net::bind_all(addrs, &specs, self.backlog, loops > 1)?;
+        let spread = match (loops, self.balance) {
+            (1, _) => Spread::One,
+            (_, Balance::Kernel) => Spread::Kernel,
+            (_, Balance::Handoff) => Spread::Handoff,
+        };
+        let first = sys::net::bind_all(addrs, &specs, self.backlog, spread)?;
         let mut siblings = Vec::with_capacity(loops - 1);
         for _ in 1..loops {
             siblings.push(sys::net::sibling_listeners(
@@ -445,7 +492,14 @@ impl ServerBuilder {
         }
         let group = Group::default();
         let inboxes = Arc::new(Inboxes::new(loops, self.inbox_posts, self.inbox_bytes));
-        let mail = |i| (loops > 1).then_some((i, &inboxes));
+        let handoff = Handoff::new(loops, HANDOFF_RING);
+        let mail = |index| {
+            (loops > 1).then_some(Siblings {
+                index,
+                inboxes: &inboxes,
+                handoff: &handoff,
+            })
+        };
         let make = &make;
         let group = &group;
         let mail = &mail;
@@ -559,7 +613,7 @@ impl ServerBuilder {
         listeners: Vec<sys::net::Listener>,
         config: Config,
         group: &Group,
-        loops: Option<(usize, &Arc<Inboxes>)>,
+        loops: Option<Siblings<'_>>,
     ) -> Result<(), Error> {
         match backend {
             #[cfg(any(evio_epoll, evio_kqueue))]

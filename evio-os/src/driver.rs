@@ -13,8 +13,9 @@ use evio_proto::{
 };
 use rustix::io::Errno;
 
+use crate::builder::Siblings;
 use crate::group::Group;
-use crate::inbox::Inboxes;
+use crate::handoff::Adopted;
 use crate::sys::net::{self, Listener, ListenerKind};
 use crate::sys::{self, FineTimers, Poller};
 use crate::{DetachedSocket, Error, ServerBuilder};
@@ -41,6 +42,11 @@ struct Sockets<'a, P> {
     meta: Vec<u8>,
     /// Sent, best-effort, to a connection refused because the pool is full.
     refusal: &'a [u8],
+    /// The other loops of the server, if there are any: where accepted connections of
+    /// a listener that hands off may go.
+    siblings: Option<Siblings<'a>>,
+    /// The rotating candidate of the next hand-off.
+    next_candidate: usize,
 }
 
 /// What the loop does after an output was performed.
@@ -72,7 +78,35 @@ impl<P: Poller> Sockets<'_, P> {
                         // From the listener, not from `local`: a failed getsockname
                         // also gives `Addr::Unix`, and a TCP socket must stay TCP.
                         let unix = matches!(l.kind, ListenerKind::Unix(_));
-                        match accept.done(local, net::to_addr(peer)) {
+                        let peer = net::to_addr(peer);
+                        // A listener that hands off: the less loaded of two loops takes
+                        // it (this one, or another through its ring).
+                        let fd = match self.siblings.filter(|_| l.hands_off) {
+                            Some(s) => {
+                                let to = s.handoff.choose(s.index, &mut self.next_candidate);
+                                if to == s.index {
+                                    fd
+                                } else {
+                                    let socket = Adopted {
+                                        fd,
+                                        listener,
+                                        local,
+                                        peer,
+                                        unix,
+                                    };
+                                    match s.handoff.offer(to, socket) {
+                                        Ok(()) => {
+                                            accept.handed_off();
+                                            return Step::Continue;
+                                        }
+                                        // That loop's ring is full: this one keeps it.
+                                        Err(socket) => socket.fd,
+                                    }
+                                }
+                            }
+                            None => fd,
+                        };
+                        match accept.done(local, peer) {
                             Ok(id) => {
                                 if self.register(id, fd, unix) {
                                     Step::Continue
@@ -255,14 +289,14 @@ impl<P: Poller> Sockets<'_, P> {
                 Step::Continue
             }
             Output::PauseAccept { listener } => {
-                if let Some(l) = self.listeners.get(listener.index()) {
+                if let Some(l) = self.listeners.get(listener.index()).filter(|l| l.watched) {
                     let removed = self.poller.delete(l.fd.as_fd());
                     debug_assert!(removed.is_ok(), "pausing {listener}: {removed:?}");
                 }
                 Step::Continue
             }
             Output::ResumeAccept { listener } => {
-                if let Some(l) = self.listeners.get(listener.index()) {
+                if let Some(l) = self.listeners.get(listener.index()).filter(|l| l.watched) {
                     // A listener that cannot be watched again stays paused; the server
                     // goes on serving its connections and its other listeners.
                     let _ = self.poller.add(
@@ -274,6 +308,21 @@ impl<P: Poller> Sockets<'_, P> {
                 Step::Continue
             }
             Output::Shutdown => Step::Shutdown,
+        }
+    }
+
+    /// Adopts a connection another loop accepted: the engine opens it, and its
+    /// socket is watched here.
+    fn adopt<H: Events>(&mut self, engine: &mut OsEngine<H>, socket: Adopted) {
+        match engine.handle_adopt(socket.listener, socket.local, socket.peer) {
+            Ok(id) => {
+                if !self.register(id, socket.fd, socket.unix) {
+                    let live = engine.handle_conn_ready(id, Readiness::HANGUP);
+                    debug_assert!(live.is_ok(), "{id:?}: {live:?}");
+                }
+            }
+            Err(Refused::PoolFull) => net::refuse(socket.fd.as_fd(), self.refusal),
+            Err(_) => {}
         }
     }
 
@@ -305,7 +354,7 @@ pub(crate) fn run<H: Events, P: Poller>(
     builder: &ServerBuilder,
     config: evio_proto::Config,
     group: &Group,
-    loops: Option<(usize, &std::sync::Arc<Inboxes>)>,
+    loops: Option<Siblings<'_>>,
 ) -> Result<(), Error> {
     let setup = |what| move |error| Error::Setup { what, error };
     let n = config.max_connections;
@@ -316,9 +365,9 @@ pub(crate) fn run<H: Events, P: Poller>(
     )
     .map_err(setup("the poller and its wake notifier"))?;
     let mut engine = build_engine(handler, config, notifier)?;
-    let mut spare = loops.map(|(index, inboxes)| {
-        engine.join_loops(evio_proto::Loops::from_arc(index, inboxes.clone()));
-        inboxes.spare()
+    let mut spare = loops.map(|s| {
+        engine.join_loops(evio_proto::Loops::from_arc(s.index, s.inboxes.clone()));
+        (s.inboxes.spare(), s.handoff.spare())
     });
     let mut sockets = Sockets {
         poller,
@@ -326,8 +375,10 @@ pub(crate) fn run<H: Events, P: Poller>(
         fds: (0..n).map(|_| None).collect(),
         meta: vec![0; n],
         refusal: builder.refusal.as_deref().unwrap_or_default(),
+        siblings: loops,
+        next_candidate: loops.map_or(0, |s| s.index),
     };
-    for (i, l) in listeners.iter().enumerate() {
+    for (i, l) in listeners.iter().enumerate().filter(|(_, l)| l.watched) {
         sockets
             .poller
             .add(l.fd.as_fd(), LISTENER_TOKEN | i as u64, Interest::READ)
@@ -350,13 +401,20 @@ pub(crate) fn run<H: Events, P: Poller>(
     if group.join(engine.waker()) {
         engine.handle_shutdown();
     }
-    if let (Some((index, inboxes)), Some(spare)) = (loops, &mut spare) {
-        inboxes.open(index, engine.waker());
+    if let (Some(s), Some((mail, _))) = (loops, &mut spare) {
+        s.inboxes.open(s.index, engine.waker());
+        s.handoff.open(s.index, engine.waker());
         // What other loops posted before this one was up.
-        inboxes.deliver(index, &mut engine, spare);
+        s.inboxes.deliver(s.index, &mut engine, mail);
     }
 
     loop {
+        // Connections the other loops handed to this one (what their `opened` asks
+        // for is drained next).
+        if let (Some(s), Some((_, ring))) = (loops, &mut spare) {
+            s.handoff
+                .take(s.index, ring, |socket| sockets.adopt(&mut engine, socket));
+        }
         // Drain: perform each output, and report its result, before the next one.
         loop {
             // The output borrows the engine until `perform` has reported it.
@@ -373,6 +431,10 @@ pub(crate) fn run<H: Events, P: Poller>(
                 Step::Shutdown => return Ok(()),
             }
         }
+        // This loop's load, for the other loops' hand-off choices.
+        if let Some(s) = loops {
+            s.handoff.publish_load(s.index, engine.open_connections());
+        }
 
         let mut timeout = engine
             .poll_timeout()
@@ -385,6 +447,13 @@ pub(crate) fn run<H: Events, P: Poller>(
         }
         let mut woken = false;
         let mut time_told = false;
+        // A loop that sleeps in its poller is woken by a hand-off; one about to, with
+        // a socket already waiting, does not sleep.
+        if let Some(s) = loops
+            && !s.handoff.may_sleep(s.index)
+        {
+            timeout = Some(Duration::ZERO);
+        }
         sockets
             .poller
             .wait(timeout, |token, readiness| {
@@ -413,6 +482,9 @@ pub(crate) fn run<H: Events, P: Poller>(
                 }
             })
             .map_err(Error::Poll)?;
+        if let Some(s) = loops {
+            s.handoff.awake(s.index);
+        }
         if !time_told {
             // The wait timed out: a deadline is due.
             engine.handle_time(now());
@@ -424,8 +496,8 @@ pub(crate) fn run<H: Events, P: Poller>(
             }
             engine.handle_wakes();
             // Mail from the other loops (their posts notify this driver).
-            if let (Some((index, inboxes)), Some(spare)) = (loops, &mut spare) {
-                inboxes.deliver(index, &mut engine, spare);
+            if let (Some(s), Some((mail, _))) = (loops, &mut spare) {
+                s.inboxes.deliver(s.index, &mut engine, mail);
             }
         }
     }

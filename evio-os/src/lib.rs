@@ -71,12 +71,13 @@ mod error;
 #[cfg(feature = "fuzz")]
 pub mod fuzz;
 mod group;
+mod handoff;
 mod inbox;
 mod limits;
 mod sys;
 
 pub use addr::Address;
-pub use builder::{Backend, ServerBuilder};
+pub use builder::{Backend, Balance, ServerBuilder};
 pub use error::{AddrError, Error};
 pub use limits::{DEFAULT_BUFFER_SPACE, DEFAULT_MAX_CONNECTIONS_CAP, RESERVED_DESCRIPTORS};
 

@@ -67,6 +67,11 @@ impl Listeners {
     }
 
     /// Listener `l` reported connections waiting: up to a batch of accepts.
+    /// How many listeners the server was started with.
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
     pub(crate) fn ready(&mut self, l: usize) -> Result<(), DriverError> {
         if l >= self.count {
             return Err(DriverError::UnknownListener);

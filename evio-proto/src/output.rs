@@ -243,6 +243,14 @@ impl<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> Accept<'a, H, S,
     /// Accepting would block (EAGAIN): the backlog is empty.
     pub fn would_block(self) {}
 
+    /// A connection was accepted and handed to another loop of the server, whose
+    /// driver adopts it there ([`Engine::handle_adopt`]): this loop counts it and goes
+    /// on accepting, as after [`Accept::done`].
+    pub fn handed_off(mut self) {
+        self.reported = true;
+        self.engine.accepted_elsewhere(self.listener);
+    }
+
     /// Accepting failed. For [`AcceptError::Exhausted`] and [`AcceptError::Other`] the
     /// engine pauses the listener (`Output::PauseAccept`) for a back-off that doubles on
     /// each failure in a row, then resumes it from [`Engine::handle_time`]: no busy loop

@@ -14,6 +14,11 @@ pub struct Stats {
     /// `data` calls whose unconsumed input went to wait for another connection's
     /// drain (a relay whose peer was full).
     pub relay_waits: u64,
+    /// Connections this loop accepted and handed to another (`Accept::handed_off`).
+    pub handed_off: u64,
+    /// Connections another loop accepted and handed to this one
+    /// (`Engine::handle_adopt`).
+    pub adopted: u64,
     /// Posts from other loops handed to this one (`Engine::handle_post`).
     pub posts_received: u64,
     /// Posts of this loop that another loop refused (`Engine::handle_refusal`).

@@ -300,3 +300,50 @@ fn a_handler_posts_a_message_to_another_loops_handler() {
         b"refused: no loop of this server has its number"
     );
 }
+
+#[test]
+fn a_connection_accepted_on_one_loop_is_adopted_by_another() {
+    let office = Arc::new(Office {
+        queue: Mutex::default(),
+        room: 4,
+        loops: 2,
+    });
+    let mut loops = two_loops(&office, 64);
+    // Loop 0 accepts two connections and hands the first to loop 1.
+    loops[0].1.hand_off = 1;
+    let (engine, net) = &mut loops[0];
+    net.backlog[0].push_back(addr(5000));
+    net.backlog[0].push_back(addr(5001));
+    engine
+        .handle_listener_ready(evio_proto::ListenerId::new(0).unwrap())
+        .unwrap();
+    drain(engine, net);
+    assert_eq!(net.handed, [(0, addr(5000))]);
+    assert_eq!(net.accepted.len(), 1, "the second is this loop's own");
+    assert_eq!(engine.stats().handed_off, 1);
+    assert_eq!(engine.open_connections(), 1);
+    // Loop 1 adopts it: an id of loop 1, opened there, served there.
+    let (engine, net) = &mut loops[1];
+    let id = engine
+        .handle_adopt(
+            evio_proto::ListenerId::new(0).unwrap(),
+            evio_proto::Addr::Ip(addr(1000)),
+            evio_proto::Addr::Ip(addr(5000)),
+        )
+        .unwrap();
+    net.adopted(id);
+    drain(engine, net);
+    assert_eq!((id.loop_index(), engine.open_connections()), (1, 1));
+    assert_eq!(engine.stats().adopted, 1);
+    send(engine, net, id, b"m 0 adopted");
+    assert_eq!(net.peer(id).received, b"ok");
+    // A listener the engine was not started with is refused.
+    assert_eq!(
+        engine.handle_adopt(
+            evio_proto::ListenerId::new(3).unwrap(),
+            evio_proto::Addr::Unix,
+            evio_proto::Addr::Unix,
+        ),
+        Err(evio_proto::Refused::ShuttingDown)
+    );
+}

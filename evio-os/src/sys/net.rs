@@ -19,6 +19,11 @@ use crate::error::Error;
 pub(crate) struct Listener {
     pub fd: OwnedFd,
     pub kind: ListenerKind,
+    /// This loop's poller watches it (a loop of several does not watch a listener
+    /// another loop accepts on and hands connections off from).
+    pub watched: bool,
+    /// What it accepts may be handed to another loop (`crate::handoff`).
+    pub hands_off: bool,
 }
 
 /// What a listener listens on.
@@ -89,17 +94,29 @@ fn remove_if_socket(path: &Path, id: Option<(u64, u64)>) -> bool {
     }
 }
 
-/// Binds every address, in order, non-blocking.
-///
-/// With `balanced`, TCP listeners share their port in the way the system balances
-/// ([`PORT_SHARING_BALANCES`]), so that other loops can listen on it too
-/// ([`sibling_listeners`]).
+/// How the loops of a server share its listeners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Spread {
+    /// One loop: it has them all.
+    One,
+    /// A TCP listener per loop where the kernel balances a port's connections
+    /// ([`PORT_SHARING_BALANCES`]); the others hand connections off.
+    Kernel,
+    /// Every listener hands its connections off.
+    Handoff,
+}
+
+/// Binds every address, in order, non-blocking, for the first loop of a server whose
+/// loops share them as `spread` says: a TCP listener the kernel balances shares its
+/// port in the system's balancing way, so that the other loops can listen on it too
+/// ([`sibling_listeners`]); any other, with several loops, hands off.
 pub(crate) fn bind_all<A: AsRef<str>>(
     addrs: &[A],
     specs: &[Spec],
     backlog: i32,
-    balanced: bool,
+    spread: Spread,
 ) -> Result<Vec<Listener>, Error> {
+    let balanced = spread == Spread::Kernel && PORT_SHARING_BALANCES;
     let mut out = Vec::with_capacity(specs.len());
     for (text, spec) in addrs.iter().zip(specs) {
         let text = text.as_ref();
@@ -120,6 +137,8 @@ pub(crate) fn bind_all<A: AsRef<str>>(
                 Listener {
                     fd,
                     kind: ListenerKind::Tcp(local),
+                    watched: true,
+                    hands_off: spread != Spread::One && !balanced,
                 }
             }
             Resolved::Unix(path) => {
@@ -136,6 +155,8 @@ pub(crate) fn bind_all<A: AsRef<str>>(
                         id,
                         owner: true,
                     }),
+                    watched: true,
+                    hands_off: spread != Spread::One,
                 }
             }
         };
@@ -145,11 +166,10 @@ pub(crate) fn bind_all<A: AsRef<str>>(
 }
 
 /// The listeners of another loop of a server whose first loop listens on `first`
-/// (bound from `addrs` and `specs` by [`bind_all`] with `balanced`): where the system
-/// balances a port's connections over its listeners, a TCP listener of its own on the
-/// same port; otherwise, and for unix sockets, the first loop's socket, shared (a
-/// duplicate descriptor: every loop watches it, and the first to accept takes the
-/// connection; the others find nothing to accept).
+/// (bound from `addrs` and `specs` by [`bind_all`]): for a TCP listener the kernel
+/// balances, one of its own on the same port; for one that hands off, a copy of the
+/// first loop's that this loop does not watch (it has the listener's address and
+/// number, and adopts what the first loop hands it).
 pub(crate) fn sibling_listeners<A: AsRef<str>>(
     addrs: &[A],
     first: &[Listener],
@@ -163,12 +183,14 @@ pub(crate) fn sibling_listeners<A: AsRef<str>>(
             error,
         };
         let listener = match (&l.kind, &spec.target) {
-            (ListenerKind::Tcp(local), Resolved::Tcp { family, .. }) if PORT_SHARING_BALANCES => {
+            (ListenerKind::Tcp(local), Resolved::Tcp { family, .. }) if !l.hands_off => {
                 let (fd, local) =
                     bind_tcp(*local, *family, Reuse::Balanced, backlog).map_err(bind_err)?;
                 Listener {
                     fd,
                     kind: ListenerKind::Tcp(local),
+                    watched: true,
+                    hands_off: false,
                 }
             }
             (kind, _) => Listener {
@@ -181,6 +203,8 @@ pub(crate) fn sibling_listeners<A: AsRef<str>>(
                         owner: false,
                     }),
                 },
+                watched: false,
+                hands_off: true,
             },
         };
         out.push(listener);

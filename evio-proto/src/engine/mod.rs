@@ -526,6 +526,32 @@ where
         self.call_server(|h, lp| h.post_refused(lp, to, kind, len, why));
     }
 
+    /// A connection another loop of the server accepted on `listener` and handed to
+    /// this one (its driver said [`Accept::handed_off`](crate::Accept::handed_off)):
+    /// open it and call `opened`, as for a connection accepted here. Register the
+    /// socket with the poller under the returned id with read interest before the next
+    /// engine call.
+    ///
+    /// # Errors
+    ///
+    /// [`Refused`](crate::Refused): close the socket at once (the pool is full, or the
+    /// server is shutting down; a listener this engine was not started with is
+    /// refused as shutting down too). The engine counts it.
+    pub fn handle_adopt(
+        &mut self,
+        listener: ListenerId,
+        local: crate::Addr,
+        peer: crate::Addr,
+    ) -> Result<ConnId, crate::Refused> {
+        self.enter();
+        if listener.index() >= self.listeners.count() {
+            self.stats.refused_shutting_down += 1;
+            return Err(crate::Refused::ShuttingDown);
+        }
+        self.stats.adopted += 1;
+        self.accepted(listener, local, peer)
+    }
+
     /// The driver asks the server to shut down, as if a handler had returned
     /// [`Flow::Shutdown`](crate::Flow::Shutdown): every connection is closed as in any
     /// shutdown, then [`Output::Shutdown`] is emitted. For a loop that is one of

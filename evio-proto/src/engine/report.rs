@@ -56,6 +56,12 @@ where
     }
 
     /// Accepting would block: the backlog is empty.
+    /// An accepted connection went to another loop.
+    pub(crate) fn accepted_elsewhere(&mut self, listener: ListenerId) {
+        self.listeners.accepted(listener.index());
+        self.stats.handed_off += 1;
+    }
+
     pub(crate) fn accept_blocked(&mut self, listener: ListenerId) {
         self.listeners.blocked(listener.index());
     }

@@ -84,6 +84,10 @@ pub struct Net {
     pub connect_plans: VecDeque<ConnectPlan>,
     /// Every connect asked for: the connection and its address, as printed.
     pub connects: Vec<(ConnId, String)>,
+    /// Accepts to hand to another loop (`Accept::handed_off`) before accepting here.
+    pub hand_off: usize,
+    /// The connections handed off: (listener, peer address).
+    pub handed: Vec<(usize, SocketAddr)>,
 }
 
 impl Net {
@@ -101,7 +105,22 @@ impl Net {
             read_limit: usize::MAX,
             connect_plans: VecDeque::new(),
             connects: Vec::new(),
+            hand_off: 0,
+            handed: Vec::new(),
         }
+    }
+
+    /// A connection adopted from another loop (`Engine::handle_adopt`) gets a socket.
+    pub fn adopted(&mut self, id: ConnId) {
+        self.accepted.push(id);
+        self.peers.insert(
+            id.to_u64(),
+            Peer {
+                window: usize::MAX,
+                interest: Interest::READ,
+                ..Peer::default()
+            },
+        );
     }
 
     pub fn peer(&mut self, id: ConnId) -> &mut Peer {
@@ -214,6 +233,11 @@ pub fn perform<H: Events>(out: TestOutput<'_, H>, net: &mut Net) {
             let l = accept.listener().index();
             if let Some(e) = net.accept_error.take() {
                 accept.failed(e);
+            } else if net.hand_off > 0 && !net.backlog[l].is_empty() {
+                net.hand_off -= 1;
+                let peer_addr = net.backlog[l].pop_front().unwrap();
+                net.handed.push((l, peer_addr));
+                accept.handed_off();
             } else if let Some(peer_addr) = net.backlog[l].pop_front() {
                 match accept.done(Addr::Ip(addr(1000 + l as u16)), Addr::Ip(peer_addr)) {
                     Ok(id) => {
