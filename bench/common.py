@@ -220,3 +220,38 @@ def find_example(name):
               file=sys.stderr)
         return path
     return None
+
+
+NGINX_CONF = """
+daemon off;
+master_process {master};
+worker_processes {workers};
+error_log {dir}/error.log error;
+pid {dir}/nginx-{port}.pid;
+events {{ worker_connections {connections}; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir};
+    proxy_temp_path {dir};
+    fastcgi_temp_path {dir};
+    uwsgi_temp_path {dir};
+    scgi_temp_path {dir};
+    keepalive_requests 1000000000;
+    server {{
+        listen 127.0.0.1:{port} reuseport;
+        location / {{
+            default_type text/plain;
+            return 200 "Hello World!\\r\\n";
+        }}
+    }}
+}}
+"""
+
+
+def nginx_conf(dir, port, workers=1, connections=1024):
+    """The nginx configuration the http benchmarks measure: `worker_processes` workers
+    (one: no master process, so the measured PID is the worker), keep-alive without a
+    request limit, no access log, and `return 200 "Hello World!\\r\\n"` on 127.0.0.1:`port`
+    (temporary files and the log in `dir`)."""
+    return NGINX_CONF.format(dir=dir, port=port, workers=workers, connections=connections,
+                             master="on" if workers > 1 else "off")

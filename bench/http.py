@@ -29,32 +29,6 @@ EVIO_PORT, NGINX_PORT = 8090, 8091
 PIPELINE_LUA = os.path.join(common.ROOT, "bench", "http-pipeline.lua")
 MODES = [("wrk -t1 -c50", []), ("wrk -t1 -c50, 16 pipelined", ["-s", PIPELINE_LUA])]
 
-NGINX_CONF = """
-daemon off;
-master_process off;
-worker_processes 1;
-error_log {dir}/error.log error;
-pid {dir}/nginx.pid;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir};
-    proxy_temp_path {dir};
-    fastcgi_temp_path {dir};
-    uwsgi_temp_path {dir};
-    scgi_temp_path {dir};
-    keepalive_requests 1000000000;
-    server {{
-        listen 127.0.0.1:{port} reuseport;
-        location / {{
-            default_type text/plain;
-            return 200 "Hello World!\\r\\n";
-        }}
-    }}
-}}
-"""
-
-
 def parse_wrk(out):
     """Requests/s, requests and errors from wrk's report."""
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -77,7 +51,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="evio-bench-nginx-")
     conf = os.path.join(tmp, "nginx.conf")
     with open(conf, "w") as f:
-        f.write(NGINX_CONF.format(dir=tmp, port=NGINX_PORT))
+        f.write(common.nginx_conf(tmp, NGINX_PORT))
     servers = {
         # As many requests per connection as nginx is given (keepalive_requests).
         "evio": subprocess.Popen([exe, "--host", "127.0.0.1", "--port", str(EVIO_PORT),

@@ -1,4 +1,5 @@
-//! The loop: one thread, non-blocking sockets, one poller (epoll, kqueue or poll(2)).
+//! The loop: one thread, non-blocking sockets, one poller (epoll, kqueue or poll(2));
+//! in a server of several loops, one of them, with its inbox and hand-off ring.
 //!
 //! It performs what the engine asks and reports what happened, nothing more (see the
 //! driver protocol in `evio_proto`'s crate documentation). Every backend runs this same

@@ -9,6 +9,11 @@
 //! performs what the engine asks and reports what happened, so the simulator in
 //! `evio-sim` tests the same behaviour.
 //!
+//! [`ServerBuilder::serve_loops`] runs several such loops, one engine per thread, for a
+//! server that uses more than one core: connections spread over them by the kernel
+//! (`SO_REUSEPORT`) or by load ([`Balance`]), and a handler reaches another loop's
+//! connections through that loop's inbox ([`ServerBuilder::inbox`]).
+//!
 //! # Addresses
 //!
 //! `tcp://host:port`, `tcp4://`, `tcp6://`, `unix://path` or a bare `host:port`, with
