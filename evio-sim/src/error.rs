@@ -98,6 +98,10 @@ pub enum Violation {
     WakeAccepted(ConnId),
     /// Something was not returned at the end of the run.
     Leak(String),
+    /// A rule between the loops of a server was broken (see
+    /// [`LoopsSim`](crate::LoopsSim)): a post lost, delivered twice, out of order or
+    /// not whole, or a refusal not handed back exactly once.
+    Loops(String),
     /// A clean connection ended with output still owed.
     Incomplete {
         /// Client number.
@@ -164,6 +168,7 @@ impl fmt::Display for Violation {
             Violation::Driver { call, error } => write!(f, "engine refused {call}: {error}"),
             Violation::WakeAccepted(id) => write!(f, "{id}: wake accepted for a closed connection"),
             Violation::Leak(detail) => write!(f, "leak at the end of the run: {detail}"),
+            Violation::Loops(detail) => write!(f, "between loops: {detail}"),
             Violation::Incomplete { client, detail } => {
                 write!(f, "client c{client}: clean connection incomplete: {detail}")
             }
