@@ -564,7 +564,9 @@ impl<H: Events, M: Model> LoopsSim<H, M> {
             if result.is_ok() && letter.kind != PostKind::Message {
                 // What the post did to the connection, as a callback's write, close or
                 // abort through `Loop` would have shown it.
-                let open = sim.engine.is_open(id);
+                // A close or abort that the engine took leaves the connection no longer
+                // open (`Engine::is_open` still counts it while it flushes or resets).
+                let open = letter.kind == PostKind::Write;
                 let aborting = letter.kind == PostKind::Abort;
                 sim.engine
                     .handler_mut()
