@@ -83,10 +83,11 @@ fn a_seed_of_several_loops_replays_exactly() {
 }
 
 /// A room that drops the third line another loop sends it (and so never writes it to
-/// its members) is caught by the model.
+/// its members) is caught by the model; so is one that writes it twice.
 struct LosesALine {
     chat: Chat,
     lines_in: u64,
+    twice: bool,
 }
 
 impl evio_proto::Events for LosesALine {
@@ -96,32 +97,51 @@ impl evio_proto::Events for LosesALine {
         if bytes.first() == Some(&b'L') {
             self.lines_in += 1;
             if self.lines_in == 3 {
-                return Flow::Continue;
+                if !self.twice {
+                    return Flow::Continue;
+                }
+                self.chat.loop_message(others, from, bytes);
             }
         }
         self.chat.loop_message(others, from, bytes)
     }
 }
 
-#[test]
-fn a_chat_that_loses_a_line_between_loops_is_caught() {
-    let lossy = |loops| {
+fn mutant(twice: bool) -> impl Fn(usize) -> Vec<(LosesALine, ChatLoopsModel)> + Sync {
+    move |loops| {
         chat_loops(loops)
             .into_iter()
-            .map(|(chat, model)| (LosesALine { chat, lines_in: 0 }, model))
-            .collect::<Vec<_>>()
-    };
-    let report = swarm(lossy).seeds(0..100).run_loops(2);
-    println!(
-        "a line lost between loops: {} of 100 seeds caught",
-        report.failures.len()
-    );
-    assert!(!report.failures.is_empty(), "{report}");
-    assert!(
-        report.failures.iter().all(|f| matches!(
-            f.violation,
-            Violation::Model { .. } | Violation::Incomplete { .. } | Violation::Liveness { .. }
-        )),
-        "{report}"
-    );
+            .map(|(chat, model)| {
+                let lines_in = 0;
+                (
+                    LosesALine {
+                        chat,
+                        lines_in,
+                        twice,
+                    },
+                    model,
+                )
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn a_chat_that_loses_a_line_between_loops_is_caught() {
+    for twice in [false, true] {
+        let report = swarm(mutant(twice)).seeds(0..100).run_loops(2);
+        let what = if twice { "written twice" } else { "lost" };
+        println!(
+            "a line {what} between loops: {} of 100 seeds caught",
+            report.failures.len()
+        );
+        assert!(!report.failures.is_empty(), "{report}");
+        assert!(
+            report.failures.iter().all(|f| matches!(
+                f.violation,
+                Violation::Model { .. } | Violation::Incomplete { .. } | Violation::Liveness { .. }
+            )),
+            "{report}"
+        );
+    }
 }

@@ -352,6 +352,8 @@ pub struct LoopsSim<H: Events, M: Model> {
     clock: Instant,
     /// The last post delivered, per pair (from, to) of loops.
     last_seq: Vec<Option<usize>>,
+    /// A loop shut down, and the others were told to.
+    stopping: bool,
     seed: u64,
 }
 
@@ -411,6 +413,7 @@ impl<H: Events, M: Model> LoopsSim<H, M> {
             step: 0,
             clock: Instant::ZERO,
             last_seq: vec![None; n * n],
+            stopping: false,
             seed,
         })
     }
@@ -467,7 +470,29 @@ impl<H: Events, M: Model> LoopsSim<H, M> {
         net.clock = net.clock.max(self.clock);
         let r = f(sim);
         self.clock = self.clock.max(self.sims[l].w.io.net().clock);
-        r
+        let r = r?;
+        self.stop_all_if_one_stopped()?;
+        Ok(r)
+    }
+
+    /// One loop stopping stops all (as in `evio-os`): once a loop has shut down, every
+    /// loop still running is told to (`Engine::handle_shutdown`), its oracle expecting
+    /// every connection closed.
+    fn stop_all_if_one_stopped(&mut self) -> Result<(), Violation> {
+        if self.stopping || !self.sims.iter().any(|s| s.w.shut_down) {
+            return Ok(());
+        }
+        self.stopping = true;
+        for l in 0..self.sims.len() {
+            let sim = &mut self.sims[l];
+            if sim.w.shut_down || sim.w.oracle.shutting_down {
+                continue;
+            }
+            sim.w.trace.note(Tag::LoopsStop, [0; 4]);
+            sim.w.oracle.shutting_down = true;
+            sim.input(|e| e.handle_shutdown())?;
+        }
+        Ok(())
     }
 
     /// One event of the script, as the module documentation says.
@@ -589,7 +614,7 @@ impl<H: Events, M: Model> LoopsSim<H, M> {
                 Tag::RefusalDelivered,
                 [back.to.to_u64(), back.kind as u64, back.len as u64, 0],
             );
-            let running = !sim.w.shut_down;
+            let running = !sim.w.shut_down && !sim.w.oracle.shutting_down;
             let before = sim.engine.stats().posts_refused;
             sim.input(|e| e.handle_refusal(back.to, back.kind, back.len, back.why))?;
             let told = sim.engine.stats().posts_refused - before;

@@ -121,6 +121,8 @@ pub(crate) enum Tag {
     PostDelivered = 52,
     /// A refusal was handed back to the sending loop's engine: to, kind, length.
     RefusalDelivered = 53,
+    /// Another loop of the server shut down: this one is told to.
+    LoopsStop = 54,
 }
 
 /// The trace of one run.

@@ -2,7 +2,7 @@
 //! closes and aborts connections of the other loops, so that the post office's every
 //! path runs (posts delivered, refused at once with a full inbox, refused on arrival
 //! with the connection gone or its output full, refusals handed back), under the
-//! rules of the posts and every loop's own oracle.
+//! rules of the posts and every loop's own oracle; and one loop stopping stops all.
 
 use evio_proto::{
     Action, CloseError, Conn, ConnId, ConnInfo, Events, Flow, Loop, PostKind, Refusal,
@@ -157,7 +157,7 @@ fn writes_closes_and_aborts_between_loops_keep_every_rule() {
 fn the_post_office_delivers_refuses_and_hands_refusals_back() {
     let swarm = swarm();
     let mut totals = evio_sim::PostCounts::default();
-    let (mut at_once, mut later) = (0, 0);
+    let (mut at_once, mut later, mut stopped) = (0, 0, 0);
     for seed in 0..100 {
         let config = swarm.config(seed);
         let script = swarm.script(seed, &config);
@@ -169,6 +169,11 @@ fn the_post_office_delivers_refuses_and_hands_refusals_back() {
         }
         let outcome = sim.finish().unwrap_or_else(|v| panic!("seed {seed}: {v}"));
         let p = outcome.posts;
+        // One loop stopping (an injected shutdown) stops all.
+        if sim.loops().iter().any(|l| l.is_shut_down()) {
+            stopped += 1;
+            assert!(sim.loops().iter().all(|l| l.is_shut_down()), "seed {seed}");
+        }
         assert_eq!(p.accepted, p.delivered + p.refused_there, "seed {seed}");
         assert_eq!(p.refused_there, p.refusals_returned, "seed {seed}");
         totals.accepted += p.accepted;
@@ -182,7 +187,11 @@ fn the_post_office_delivers_refuses_and_hands_refusals_back() {
             later += l.handler().refused_later;
         }
     }
-    println!("100 seeds: {totals:?}; handlers told of {at_once} refusals at once, {later} later");
+    println!(
+        "100 seeds: {totals:?}; handlers told of {at_once} refusals at once, {later} later; \
+         {stopped} seeds stopped every loop"
+    );
+    assert!(stopped > 0);
     assert!(totals.delivered > 1000 && totals.refused_there > 0);
     assert!(totals.inbox_full > 0 && totals.inbox_full_faults > 0);
     assert!(later > 0 && at_once > 0);
