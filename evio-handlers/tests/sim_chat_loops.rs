@@ -131,6 +131,7 @@ fn a_chat_that_loses_a_line_between_loops_is_caught() {
     for twice in [false, true] {
         let report = swarm(mutant(twice)).seeds(0..100).run_loops(2);
         let what = if twice { "written twice" } else { "lost" };
+        println!("{report}");
         println!(
             "a line {what} between loops: {} of 100 seeds caught",
             report.failures.len()

@@ -336,7 +336,8 @@ pub struct LoopsOutcome {
 ///
 /// The script is the one a single [`Sim`] runs: a `Connect` goes to the loop the seed
 /// picks, and the events for a client follow it there (by its number among all
-/// clients); the other events go to a loop the seed picks. After each event, each other
+/// clients, modulo the clients so far, as in a [`Sim`]); the other events go to a loop
+/// the seed picks. After each event, each other
 /// loop runs a round of its own, or not, as the seed says.
 pub struct LoopsSim<H: Events, M: Model> {
     sims: Vec<Sim<H, M>>,
@@ -510,8 +511,13 @@ impl<H: Events, M: Model> LoopsSim<H, M> {
                 self.locals[l] += 1;
                 (l, ScriptedEvent::Connect { listener })
             }
-            ref e => match client_of(e).and_then(|c| self.routes.get(usize::from(c))) {
-                Some(&(l, local)) => (l, with_client(e, local)),
+            // A client number names a client modulo the clients so far, as in a
+            // single `Sim`; with none yet, the event does nothing wherever it goes.
+            ref e => match client_of(e).filter(|_| !self.routes.is_empty()) {
+                Some(c) => {
+                    let (l, local) = self.routes[usize::from(c) % self.routes.len()];
+                    (l, with_client(e, local))
+                }
                 None => (self.rng.below(n as u64) as usize, e.clone()),
             },
         };

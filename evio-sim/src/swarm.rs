@@ -454,30 +454,54 @@ impl<F> Swarm<F> {
         M: Model,
         F: Fn(usize) -> Vec<(H, M)>,
     {
+        self.execute_loops(seed, loops, false).0
+    }
+
+    /// [`Swarm::run_seed_loops`], with each loop's readable trace when `tracing`.
+    fn execute_loops<H, M>(
+        &self,
+        seed: u64,
+        loops: usize,
+        tracing: bool,
+    ) -> (Result<LoopsOutcome, Failure>, Vec<Vec<String>>)
+    where
+        H: Events,
+        M: Model,
+        F: Fn(usize) -> Vec<(H, M)>,
+    {
         let config = self.config(seed);
         let script = self.script(seed, &config);
         let mut at_step = 0;
+        let mut traces = Vec::new();
         let result = catch_unwind(AssertUnwindSafe(|| {
             let mut sim = LoopsSim::with_config((self.make)(loops), seed, config)?;
+            sim.set_tracing(tracing);
+            let mut run = Ok(());
             for event in &script {
-                sim.step(event)?;
+                run = sim.step(event);
+                if run.is_err() {
+                    break;
+                }
                 at_step += 1;
             }
-            sim.finish()
+            let result = run.and_then(|()| sim.finish());
+            traces = sim.loops().iter().map(|l| l.trace().to_vec()).collect();
+            result
         }))
         .unwrap_or_else(|panic| Err(Violation::Panic(panic_message(&*panic))));
-        result.map_err(|violation| Failure {
+        let result = result.map_err(|violation| Failure {
             seed,
             steps: script.len(),
             at_step,
             violation,
             test: test_name(),
             origin: Box::new(self.origin()),
-        })
+        });
+        (result, traces)
     }
 
-    /// Runs every seed (or, with `EVIO_SIM_SEED` set, only that one) on a server of
-    /// `loops` loops, with a fresh handler and model per loop from `make(loops)`
+    /// Runs every seed (or, with `EVIO_SIM_SEED` set, only that one, printing the end of
+    /// each loop's trace to stderr on failure) on a server of `loops` loops, with a fresh handler and model per loop from `make(loops)`
     /// (models of state shared between loops share it through a handle of their own),
     /// and combines the results in seed order. Each loop's outcome counts in the
     /// report as a run of its own would, but for `seeds`.
@@ -493,7 +517,34 @@ impl<F> Swarm<F> {
             .ok()
             .and_then(|s| s.parse::<u64>().ok())
         {
-            Some(seed) => seed..seed + 1,
+            Some(seed) => {
+                // A replay (of `EVIO_SIM_STEPS` steps if set): on failure, the end of
+                // each loop's trace.
+                let steps = std::env::var("EVIO_SIM_STEPS")
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(self.steps);
+                let one = Swarm {
+                    make: &self.make,
+                    seeds: seed..seed + 1,
+                    steps,
+                    threads: 1,
+                    constraints: self.constraints.clone(),
+                    workload: self.workload.clone(),
+                    progress: None,
+                    half_close: self.half_close,
+                };
+                if let (Err(failure), traces) = one.execute_loops(seed, loops, true) {
+                    eprintln!("EVIO_SIM_SEED={seed}: {failure}");
+                    for (l, trace) in traces.iter().enumerate() {
+                        eprintln!("loop {l}: trace (last 40 lines):");
+                        for line in &trace[trace.len().saturating_sub(40)..] {
+                            eprintln!("{line}");
+                        }
+                    }
+                }
+                seed..seed + 1
+            }
             None => self.seeds.clone(),
         };
         let next = AtomicU64::new(seeds.start);
