@@ -139,7 +139,7 @@ fn a_chat_that_loses_a_line_between_loops_is_caught() {
         assert!(!report.failures.is_empty(), "{report}");
         assert!(
             report.failures.iter().all(|f| matches!(
-                f.violation,
+                f.violation.innermost(),
                 Violation::Model { .. } | Violation::Incomplete { .. } | Violation::Liveness { .. }
             )),
             "{report}"

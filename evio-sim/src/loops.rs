@@ -471,7 +471,13 @@ impl<H: Events, M: Model> LoopsSim<H, M> {
         net.clock = net.clock.max(self.clock);
         let r = f(sim);
         self.clock = self.clock.max(self.sims[l].w.io.net().clock);
-        let r = r?;
+        let r = r.map_err(|v| match v {
+            Violation::Loops(_) | Violation::OnLoop { .. } => v,
+            v => Violation::OnLoop {
+                index: l,
+                violation: Box::new(v),
+            },
+        })?;
         self.stop_all_if_one_stopped()?;
         Ok(r)
     }
@@ -500,7 +506,8 @@ impl<H: Events, M: Model> LoopsSim<H, M> {
     ///
     /// # Errors
     ///
-    /// The first violation found, on any loop or between them.
+    /// The first violation found: on a loop ([`Violation::OnLoop`]), or between them
+    /// ([`Violation::Loops`]).
     pub fn step(&mut self, event: &ScriptedEvent) -> Result<(), Violation> {
         self.next_step(false)?;
         let n = self.sims.len();
@@ -699,8 +706,11 @@ impl<H: Events, M: Model> LoopsSim<H, M> {
             };
             return Err(Violation::Liveness { bound, detail });
         }
-        for sim in &mut self.sims {
-            sim.final_checks()?;
+        for (index, sim) in self.sims.iter_mut().enumerate() {
+            sim.final_checks().map_err(|v| Violation::OnLoop {
+                index,
+                violation: Box::new(v),
+            })?;
         }
         self.office.check_all_settled()?;
         let loops: Vec<Outcome> = self.sims.iter().map(Sim::outcome).collect();
