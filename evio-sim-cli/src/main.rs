@@ -456,7 +456,26 @@ fn run_chat_loops(args: &Args) -> ExitCode {
         args.threads(),
         args.constraints(&setup)
     );
+    let bar = progress_bar(
+        args.seeds.end - args.seeds.start,
+        std::io::stderr().is_terminal(),
+    );
+    let swarm = match &bar {
+        Some(bar) => {
+            let bar = bar.clone();
+            swarm.progress(move |p| {
+                bar.inc(1);
+                if !p.passed {
+                    bar.set_message(format!("({} failed) ", p.failures));
+                }
+            })
+        }
+        None => swarm,
+    };
     let report = swarm.run_loops(loops);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     out!("{report}");
     for failure in &report.failures {
         out!("  cli replay: {}", args.replay_line(failure));

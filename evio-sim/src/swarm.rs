@@ -548,6 +548,8 @@ impl<F> Swarm<F> {
             None => self.seeds.clone(),
         };
         let next = AtomicU64::new(seeds.start);
+        let (done, failed) = (AtomicU64::new(0), AtomicU64::new(0));
+        let total = seeds.end.saturating_sub(seeds.start);
         let results: Mutex<Vec<(u64, Result<LoopsOutcome, Failure>)>> = Mutex::new(Vec::new());
         std::thread::scope(|scope| {
             for _ in 0..self.threads.max(1) {
@@ -561,6 +563,18 @@ impl<F> Swarm<F> {
                             f.test.clone_from(&test);
                             f
                         });
+                        let failures =
+                            failed.fetch_add(u64::from(result.is_err()), Ordering::Relaxed);
+                        let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        if let Some(hook) = &self.progress {
+                            hook(&Progress {
+                                seed,
+                                passed: result.is_ok(),
+                                done: finished,
+                                failures: failures + u64::from(result.is_err()),
+                                total,
+                            });
+                        }
                         results
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())

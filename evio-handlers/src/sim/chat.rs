@@ -8,7 +8,7 @@ use std::time::Duration;
 use evio_proto::{ConnId, ConnInfo, Instant, PostKind};
 use evio_sim::{Constraints, Model, ModelError, Rng};
 
-use crate::chat::Chat;
+use crate::chat::{Chat, LINES_IN_FLIGHT};
 
 /// The chat handler as the swarm, the simulator's command line and the fuzz targets
 /// run it (a 40 ms idle timeout, and senders that wait up to 20 ms for a full member,
@@ -177,8 +177,9 @@ pub fn chat_tagged_lines(_client: u16, rng: &mut Rng) -> Vec<u8> {
 ///   documents).
 /// - On another loop, a member receives the lines of each loop in the order that loop
 ///   posted them there, each once, with none left out between two it received; it may
-///   begin with lines posted before it joined (they were on their way), and is owed
-///   every line posted after it joined, until it stops being open.
+///   begin with lines posted before it joined (they were on their way: at most
+///   [`LINES_IN_FLIGHT`] of them), and is owed every line posted after it joined, until
+///   it stops being open.
 ///
 /// The lines a member receives from its own loop and from the others interleave, so
 /// the model reads its stream a line at a time and tells lines apart by their bytes:
@@ -310,7 +311,10 @@ impl Model for ChatLoopsModel {
                 let member = &room.members[n];
                 match member.next[l] {
                     Some(i) => (seq.get(i) == Some(&line)).then_some((l, i)),
-                    None => (0..seq.len().min(member.start[l] + 1))
+                    // Lines on their way when it joined (at most LINES_IN_FLIGHT were
+                    // not yet written there), or the first posted since.
+                    None => (member.start[l].saturating_sub(LINES_IN_FLIGHT)
+                        ..seq.len().min(member.start[l] + 1))
                         .rev()
                         .find(|&i| seq[i] == line)
                         .map(|i| (l, i)),
