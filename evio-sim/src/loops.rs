@@ -95,6 +95,17 @@ struct Office {
     lost: u64,
 }
 
+impl core::ops::AddAssign for PostCounts {
+    fn add_assign(&mut self, other: PostCounts) {
+        self.accepted += other.accepted;
+        self.inbox_full += other.inbox_full;
+        self.inbox_full_faults += other.inbox_full_faults;
+        self.delivered += other.delivered;
+        self.refused_there += other.refused_there;
+        self.refusals_returned += other.refusals_returned;
+    }
+}
+
 impl Office {
     /// The world step a post or refusal made now is due at.
     fn due(&mut self) -> u64 {
@@ -172,6 +183,19 @@ impl SimPostOffice {
     /// Posts per inbox before it refuses with [`Refusal::InboxFull`].
     pub fn capacity(&self) -> usize {
         self.lock().capacity
+    }
+
+    /// How often, per million posts, an inbox refuses a post it has room for (the
+    /// fault "inbox full", counted in [`PostCounts::inbox_full_faults`]): drawn from
+    /// the seed among 0, 5,000 and 50,000, and 0 in a fault-free configuration.
+    pub fn fault_rate(&self) -> u32 {
+        self.lock().fault_per_million
+    }
+
+    /// The most world steps a post or a refusal waits before it is handed over (each
+    /// waits a number drawn from the seed up to this): 0, 1, 4 or 16.
+    pub fn max_delay(&self) -> u64 {
+        self.lock().max_delay
     }
 
     /// Nothing is on its way: every inbox and every return is empty.
@@ -390,7 +414,12 @@ impl<H: Events, M: Model> LoopsSim<H, M> {
                 evio_proto::MAX_LOOPS
             )));
         }
-        let office = Arc::new(SimPostOffice::new(n, Rng::derive(seed, 11)));
+        let office = SimPostOffice::new(n, Rng::derive(seed, 11));
+        if config.rates == crate::FaultRates::none() {
+            // A fault-free configuration: no inbox refuses a post it has room for.
+            office.lock().fault_per_million = 0;
+        }
+        let office = Arc::new(office);
         let sims = loops
             .into_iter()
             .enumerate()

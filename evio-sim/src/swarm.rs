@@ -10,8 +10,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::{
     Constraints, Events, Failure, FaultCounts, LoopsOutcome, LoopsSim, Model, Origin, Outcome,
-    Replay, ScriptedEvent, SimConfig, TraceHash, Violation, Workload, panic_message, replay_made,
-    run_made, test_name,
+    PostCounts, Replay, ScriptedEvent, SimConfig, TraceHash, Violation, Workload, panic_message,
+    replay_made, run_made, test_name,
 };
 
 /// What a swarm of seeds did.
@@ -34,6 +34,9 @@ pub struct SwarmReport {
     pub naps: u64,
     /// How often each fault kind fired, summed over all seeds.
     pub faults: FaultCounts,
+    /// What the post offices between loops did, summed over all seeds (all zero but
+    /// for [`Swarm::run_loops`]).
+    pub posts: PostCounts,
     /// The failed seeds, in seed order.
     pub failures: Vec<Failure>,
     /// The hashes of all passing runs' traces combined in seed order: equal for two
@@ -58,6 +61,21 @@ impl fmt::Display for SwarmReport {
         )?;
         writeln!(f, "faults fired:")?;
         writeln!(f, "{}", self.faults)?;
+        let p = &self.posts;
+        if *p != PostCounts::default() {
+            writeln!(
+                f,
+                "posts between loops: {} accepted, {} delivered, {} refused on arrival \
+                 ({} handed back), {} refused at once (inbox full), {} refused at once \
+                 (fault: inbox full)",
+                p.accepted,
+                p.delivered,
+                p.refused_there,
+                p.refusals_returned,
+                p.inbox_full,
+                p.inbox_full_faults
+            )?;
+        }
         for failure in &self.failures {
             writeln!(f, "FAILED {failure}")?;
         }
@@ -600,6 +618,7 @@ impl<F> Swarm<F> {
                         report.bytes_written += o.stats.bytes_written;
                         report.faults += &o.faults;
                     }
+                    report.posts += outcome.posts;
                     hash.word(outcome.trace_hash);
                 }
                 Err(failure) => {

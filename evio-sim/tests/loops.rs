@@ -227,3 +227,19 @@ fn a_lost_post_is_caught() {
     assert!(lost > 10);
     assert_eq!(caught, lost);
 }
+
+/// A fault-free configuration has no inbox refusing a post it has room for (inboxes
+/// still refuse past their capacity); the swarm's report counts the posts.
+#[test]
+fn fault_free_loops_refuse_only_past_capacity() {
+    let report = swarm()
+        .constraints(evio_sim::Constraints::fault_free())
+        .seeds(0..100)
+        .run_loops(2);
+    println!("{report}");
+    assert!(report.failures.is_empty(), "{report}");
+    assert!(report.posts.accepted > 1000, "{report}");
+    assert!(report.posts.inbox_full > 0, "{report}");
+    assert_eq!(report.posts.inbox_full_faults, 0, "{report}");
+    assert!(report.to_string().contains("posts between loops"));
+}
