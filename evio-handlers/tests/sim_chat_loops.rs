@@ -70,7 +70,8 @@ fn the_loops_swarm_posts_delivers_and_refuses() {
     assert!(full > 0 && faults > 0 && lost > 0);
 }
 
-/// The same seed twice does the same thing.
+/// The same seed twice does the same thing, and a swarm's result does not depend on
+/// its threads.
 #[test]
 fn a_seed_of_several_loops_replays_exactly() {
     let swarm = swarm(chat_loops);
@@ -80,6 +81,11 @@ fn a_seed_of_several_loops_replays_exactly() {
         assert_eq!(a.trace_hash, b.trace_hash);
         assert_eq!(a.posts, b.posts);
     }
+    // A swarm's result does not depend on its threads.
+    let one = self::swarm(chat_loops).seeds(0..40).threads(1).run_loops(2);
+    let two = self::swarm(chat_loops).seeds(0..40).threads(2).run_loops(2);
+    assert_eq!(one.combined_hash, two.combined_hash);
+    assert_eq!(one.posts, two.posts);
 }
 
 /// A room that drops the third line another loop sends it (and so never writes it to
