@@ -4,6 +4,7 @@
 //! cargo run -p evio-sim-cli --release -- --seeds 0..10000 --steps 10000
 //! cargo run -p evio-sim-cli --release -- --seed 1234 --steps 10000 --trace
 //! cargo run -p evio-sim-cli --release -- --seeds 0..1000 --min-output 16 --faults none
+//! cargo run -p evio-sim-cli --release -- --handler chat --loops 2 --seeds 0..1000
 //! cargo run -p evio-sim-cli --release -- --help
 //! ```
 //!
@@ -21,14 +22,15 @@ use evio_handlers::http::Http;
 use evio_handlers::redis::Redis;
 use evio_handlers::redis_proxy::RedisProxy;
 use evio_handlers::sim::{
-    ChatModel, HttpModel, RedisModel, RedisProxyModel, chat_constraints, chat_lines, chat_pair,
-    http_constraints, http_pair, http_requests, redis_constraints, redis_pair,
-    redis_proxy_constraints, redis_proxy_pair, redis_proxy_requests, redis_requests,
-    tcp_proxy_constraints, tcp_proxy_pair,
+    ChatLoopsModel, ChatModel, HttpModel, RedisModel, RedisProxyModel, chat_constraints,
+    chat_lines, chat_loops, chat_pair, chat_tagged_lines, http_constraints, http_pair,
+    http_requests, redis_constraints, redis_pair, redis_proxy_constraints, redis_proxy_pair,
+    redis_proxy_requests, redis_requests, tcp_proxy_constraints, tcp_proxy_pair,
 };
 use evio_handlers::tcp_proxy::TcpProxy;
 use evio_sim::{
-    Constraints, EchoModel, Events, Failure, FaultSet, Model, RelayModel, Rng, Swarm, SwarmReport,
+    Constraints, EchoModel, Events, Failure, FaultSet, LoopsSim, Model, RelayModel, Rng, Swarm,
+    SwarmReport,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -67,6 +69,12 @@ struct Args {
     /// Handler under test.
     #[arg(long, value_enum, default_value_t = Handler::Echo)]
     handler: Handler,
+
+    /// Loops of the server (an engine each, posts between them through a simulated
+    /// post office): more than 1 runs the chat room spanning them (`--handler chat`
+    /// only), against a model of the whole room.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
+    loops: u8,
 
     /// With --seed: print the run's trace.
     #[arg(long, requires = "seed")]
@@ -244,6 +252,9 @@ impl Args {
         if self.faults != FaultSet::ALL {
             flags += &format!(" --faults {}", self.faults);
         }
+        if self.loops > 1 {
+            flags += &format!(" --loops {}", self.loops);
+        }
         flags
     }
 
@@ -369,6 +380,16 @@ fn redis_proxy_setup() -> Setup<RedisProxy, RedisProxyModel> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.loops > 1 {
+        if args.handler != Handler::Chat {
+            eprintln!(
+                "evio-sim: --loops {} runs only the chat handler (--handler chat)",
+                args.loops
+            );
+            return ExitCode::from(2);
+        }
+        return run_chat_loops(&args);
+    }
     match args.handler {
         Handler::Echo => run(&args, &echo_setup()),
         Handler::Chat => run(&args, &chat_setup()),
@@ -410,6 +431,103 @@ fn replay_one<H: Events, M: Model>(seed: u64, args: &Args, setup: &Setup<H, M>) 
     }
 }
 
+/// Makes the handlers and models of a chat room spanning loops.
+type MakeLoops = fn(usize) -> Vec<(Chat, ChatLoopsModel)>;
+
+/// The chat room spanning `--loops` loops: a swarm, or with `--seed` one seed again.
+fn run_chat_loops(args: &Args) -> ExitCode {
+    let setup = chat_setup();
+    let loops = usize::from(args.loops);
+    let swarm = Swarm::new(chat_loops as MakeLoops)
+        .seeds(args.seeds.clone())
+        .steps(args.steps)
+        .threads(args.threads())
+        .constraints(args.constraints(&setup))
+        .workload(chat_tagged_lines as fn(u16, &mut Rng) -> Vec<u8>);
+    if let Some(seed) = args.seed {
+        return replay_loops(seed, loops, args, &swarm);
+    }
+    out!(
+        "evio-sim: handler chat on {loops} loops, seeds {}..{}, {} steps each, {} threads, \
+         constraints: {}",
+        args.seeds.start,
+        args.seeds.end,
+        args.steps,
+        args.threads(),
+        args.constraints(&setup)
+    );
+    let bar = progress_bar(
+        args.seeds.end - args.seeds.start,
+        std::io::stderr().is_terminal(),
+    );
+    let swarm = match &bar {
+        Some(bar) => {
+            let bar = bar.clone();
+            swarm.progress(move |p| {
+                bar.inc(1);
+                if !p.passed {
+                    bar.set_message(format!("({} failed) ", p.failures));
+                }
+            })
+        }
+        None => swarm,
+    };
+    let report = swarm.run_loops(loops);
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    out!("{report}");
+    for failure in &report.failures {
+        out!("  cli replay: {}", args.replay_line(failure));
+    }
+    if report.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// One seed of the chat room on several loops again: each loop's trace (with
+/// `--trace`, each line marked with its loop), the posts between loops and the result.
+/// (`--shrink` does not apply: scripts of several loops are not shrunk.)
+fn replay_loops(seed: u64, loops: usize, args: &Args, swarm: &Swarm<MakeLoops>) -> ExitCode {
+    let config = swarm.config(seed);
+    let script = swarm.script(seed, &config);
+    out!("seed {seed} on {loops} loops: {config:?}");
+    let mut result = LoopsSim::with_config(chat_loops(loops), seed, config);
+    if let Ok(sim) = &mut result {
+        sim.set_tracing(args.trace);
+    }
+    let outcome = result.and_then(|mut sim| {
+        let run = script
+            .iter()
+            .try_for_each(|event| sim.step(event))
+            .and_then(|()| sim.finish());
+        if args.trace {
+            for (l, lp) in sim.loops().iter().enumerate() {
+                for line in lp.trace() {
+                    out!("loop {l}: {line}");
+                }
+            }
+        }
+        out!("posts: {:?}", sim.office().counts());
+        run
+    });
+    match outcome {
+        Ok(outcome) => {
+            out!(
+                "seed {seed}: passed, trace hash {:016x}",
+                outcome.trace_hash
+            );
+            ExitCode::SUCCESS
+        }
+        Err(violation) => {
+            out!("seed {seed}: FAILED: {violation}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory as _;
@@ -444,6 +562,7 @@ mod tests {
             "--min-output",
             "--min-connections",
             "--faults",
+            "--loops",
         ] {
             assert!(help.contains(flag), "{flag} missing from:\n{help}");
         }
@@ -533,6 +652,41 @@ mod tests {
             })
             .contains("--handler http")
         );
+    }
+
+    /// The chat room runs on several loops from the command line, a swarm and one seed
+    /// again; other handlers are refused on several loops.
+    #[test]
+    fn the_chat_runs_on_several_loops() {
+        let args = parse_args(&[
+            "--handler",
+            "chat",
+            "--loops",
+            "2",
+            "--seeds",
+            "0..20",
+            "--steps",
+            "300",
+        ])
+        .unwrap();
+        assert_eq!(run_chat_loops(&args), ExitCode::SUCCESS);
+        let args = parse_args(&[
+            "--handler",
+            "chat",
+            "--loops",
+            "3",
+            "--seed",
+            "5",
+            "--steps",
+            "300",
+            "--trace",
+        ])
+        .unwrap();
+        assert_eq!(run_chat_loops(&args), ExitCode::SUCCESS);
+        assert!(args.constraint_flags().contains("--loops 3"));
+        let kind = |args: &[&str]| parse_args(args).unwrap_err().kind();
+        assert_eq!(kind(&["--loops", "0"]), ErrorKind::ValueValidation);
+        assert_eq!(kind(&["--loops", "9"]), ErrorKind::ValueValidation);
     }
 
     /// The replay path runs (seed 0 passes with the echo handler).

@@ -18,6 +18,15 @@ impl<M: Model> World<M> {
     /// Checks what the handler did since the last look, against the network and the
     /// model, and counts the injected actions that fired.
     pub(crate) fn observe(&mut self) -> Result<(), Violation> {
+        if let Some((index, office)) = &self.office {
+            // What this loop's handler posted comes before the callbacks that posted
+            // it.
+            for p in office.take_posted(*index) {
+                self.oracle
+                    .model_mut()
+                    .posted(*index, p.to, p.kind, &p.bytes, p.accepted);
+            }
+        }
         let (log, arena, fired) = self.rec.borrow_mut().take();
         for &injection in &fired {
             match injection {

@@ -98,6 +98,18 @@ pub enum Violation {
     WakeAccepted(ConnId),
     /// Something was not returned at the end of the run.
     Leak(String),
+    /// A violation found on one loop of a server of several
+    /// ([`LoopsSim`](crate::LoopsSim)): its client numbers are that loop's.
+    OnLoop {
+        /// The loop.
+        index: usize,
+        /// What it broke.
+        violation: Box<Violation>,
+    },
+    /// A rule between the loops of a server was broken (see
+    /// [`LoopsSim`](crate::LoopsSim)): a post lost, delivered twice, out of order or
+    /// not whole, or a refusal not handed back exactly once.
+    Loops(String),
     /// A clean connection ended with output still owed.
     Incomplete {
         /// Client number.
@@ -164,6 +176,8 @@ impl fmt::Display for Violation {
             Violation::Driver { call, error } => write!(f, "engine refused {call}: {error}"),
             Violation::WakeAccepted(id) => write!(f, "{id}: wake accepted for a closed connection"),
             Violation::Leak(detail) => write!(f, "leak at the end of the run: {detail}"),
+            Violation::Loops(detail) => write!(f, "between loops: {detail}"),
+            Violation::OnLoop { index, violation } => write!(f, "loop {index}: {violation}"),
             Violation::Incomplete { client, detail } => {
                 write!(f, "client c{client}: clean connection incomplete: {detail}")
             }
@@ -179,9 +193,18 @@ impl Violation {
     /// The contract or accounting rule this violation broke; `None` for the variants
     /// that stand for one rule each.
     pub fn rule(&self) -> Option<Rule> {
-        match self {
+        match self.innermost() {
             Violation::Contract { rule, .. } | Violation::Accounting { rule, .. } => Some(*rule),
             _ => None,
+        }
+    }
+
+    /// The violation itself, without the loop it was found on
+    /// ([`Violation::OnLoop`]).
+    pub fn innermost(&self) -> &Violation {
+        match self {
+            Violation::OnLoop { violation, .. } => violation.innermost(),
+            v => v,
         }
     }
 

@@ -442,6 +442,22 @@
 //! between draining after every input and evio-os's shape (a whole poller batch, then
 //! wakes, then the time, then one drain), and the delivery order is shuffled.
 //!
+//! # Several loops
+//!
+//! [`LoopsSim`] runs a server of several loops in one world: an engine per loop, each
+//! in a [`Sim`] of its own (its clients, its oracle, its model, every check above),
+//! joined by a simulated post office ([`SimPostOffice`]) whose inboxes are bounded,
+//! refuse with `InboxFull` past a capacity drawn from the seed and as a fault, and hand
+//! every post over (and every refusal back) after a seeded delay, at fixed points of
+//! the world's steps. Each client is accepted by the loop the seed picks (as
+//! `SO_REUSEPORT`'s hash would), and one loop stopping stops all. Between loops it
+//! checks that every accepted post is delivered exactly once or refused exactly once,
+//! that each refusal reaches the sending loop's handler exactly once, and that a
+//! delivered write lands whole, in post order per pair of loops ([`Violation::Loops`]).
+//! [`Swarm::run_loops`] runs seeds this way; [`Model::posted`] tells a model what its
+//! loop posted, so that one model of state shared across loops (the chat room's, in
+//! `evio-handlers`) stays exact.
+//!
 //! # The CLI
 //!
 //! The `evio-sim` binary, in the workspace's `evio-sim-cli` package (so that this
@@ -452,6 +468,7 @@
 //! cargo run -p evio-sim-cli --release -- --seeds 0..10000 --steps 10000   # a swarm
 //! cargo run -p evio-sim-cli --release -- --seed 42 --steps 10000 --trace --shrink
 //! cargo run -p evio-sim-cli --release -- --min-output 16 --faults short-read,wake-race
+//! cargo run -p evio-sim-cli --release -- --handler chat --loops 2  # a room on 2 loops
 //! cargo run -p evio-sim-cli --release -- --help
 //! ```
 //!
@@ -484,6 +501,7 @@ mod error;
 mod fault;
 mod injector;
 mod liveness;
+mod loops;
 mod model;
 mod network;
 mod observe;
@@ -512,6 +530,7 @@ pub use constraint::Constraints;
 pub use error::{Failure, Origin, Violation};
 pub use evio_proto::Events;
 pub use fault::{FaultCounts, FaultKind, FaultRates, FaultSet, ParseFaultError};
+pub use loops::{LoopsOutcome, LoopsSim, PostCounts, SimPostOffice};
 pub use model::{EchoConn, EchoModel, Model, ModelError, RelayConn, RelayModel};
 pub use network::SimStream;
 pub use observe::{Injection, Observation, Observed, Recording};

@@ -3,7 +3,19 @@
 
 use evio_proto::{Duration, Events};
 
+use evio_proto::Instant;
+
 use crate::{Model, Outcome, ScriptedEvent, Sim, Violation};
+
+/// The bounds of a liveness phase (see [`Sim::finish`]).
+pub(crate) struct Limits {
+    /// Rounds that may pass without progress.
+    pub bound: usize,
+    /// How far idle rounds may move the clock.
+    pub time_limit: Instant,
+    /// Rounds in which clients received output that do not count against `bound`.
+    pub streaming_limit: usize,
+}
 
 impl<H: Events, M: Model> Sim<H, M> {
     /// Ends the run: faults stop, a liveness phase reads every client's output and
@@ -16,6 +28,54 @@ impl<H: Events, M: Model> Sim<H, M> {
     /// [`Violation::Liveness`] if the work is not done within the bound, or any other
     /// violation found on the way.
     pub fn finish(&mut self) -> Result<Outcome, Violation> {
+        let limits = self.liveness_start();
+        let Limits {
+            bound,
+            time_limit,
+            streaming_limit,
+        } = limits;
+        let mut streaming = 0usize;
+        let mut waits = 0u32;
+        let mut rounds = 0;
+        let mut done = false;
+        while rounds < bound {
+            if self.all_done() {
+                done = true;
+                break;
+            }
+            let round_start = self.w.activity;
+            let received_before = self.received_total();
+            self.liveness_clients()?;
+            // Time passes only when nothing else moves, as on a real machine where
+            // reading and writing take no time next to a timer's period.
+            self.run_event(&ScriptedEvent::Poll)?;
+            if self.w.activity == round_start {
+                let before = self.now();
+                self.run_event(&ScriptedEvent::Advance { millis: 0 })?;
+                let after = self.now();
+                if after > before && after <= time_limit && waits < 100_000 {
+                    waits += 1;
+                    continue;
+                }
+            }
+            if self.received_total() > received_before && streaming < streaming_limit {
+                streaming += 1;
+                continue;
+            }
+            rounds += 1;
+        }
+        if !done && !self.all_done() {
+            return Err(Violation::Liveness {
+                bound,
+                detail: self.stuck(),
+            });
+        }
+        self.final_checks()?;
+        Ok(self.outcome())
+    }
+
+    /// Faults stop, and the liveness phase's limits are drawn from the work left.
+    pub(crate) fn liveness_start(&mut self) -> Limits {
         self.w.io.stop();
         self.engine.handler_mut().disarm();
         let (net, oracle) = (self.w.io.net(), &self.w.oracle);
@@ -52,73 +112,51 @@ impl<H: Events, M: Model> Sim<H, M> {
         // A handler may owe more than its input (each request answered at length):
         // rounds in which clients received output do not count against `bound`, up to
         // a hard limit, so a slow stream that keeps moving is not taken for a stall.
-        let streaming_limit = 1_000_000 + bound;
-        let mut streaming = 0usize;
-        let mut waits = 0u32;
-        let mut rounds = 0;
-        let mut done = false;
-        while rounds < bound {
-            if self.all_done() {
-                done = true;
-                break;
-            }
-            let round_start = self.w.activity;
-            let received_before = self.received_total();
-            for client in 0..self.w.io.net().clients().len() {
-                let ci = self.w.io.net().clients()[client];
-                let client = client as u16;
-                let socket = &self.w.io.net().sockets[ci];
-                if socket.gone() {
-                    continue;
-                }
-                if socket.unread_by_client() > 0 {
-                    self.run_event(&ScriptedEvent::Read {
-                        client,
-                        window: u16::MAX,
-                    })?;
-                }
-                // Done once everything it sent was read and answered (output the
-                // handler sends unasked, a heartbeat, does not keep it open), or once
-                // the server ended its side of a lingering close and it read the rest.
-                if !self.w.io.net().sockets[ci].fin
-                    && (self.client_work_done(ci) || self.server_shut_write(ci))
-                {
-                    self.run_event(&ScriptedEvent::HalfClose { client })?;
-                }
-            }
-            // Time passes only when nothing else moves, as on a real machine where
-            // reading and writing take no time next to a timer's period.
-            self.run_event(&ScriptedEvent::Poll)?;
-            if self.w.activity == round_start {
-                let before = self.now();
-                self.run_event(&ScriptedEvent::Advance { millis: 0 })?;
-                let after = self.now();
-                if after > before && after <= time_limit && waits < 100_000 {
-                    waits += 1;
-                    continue;
-                }
-            }
-            if self.received_total() > received_before && streaming < streaming_limit {
-                streaming += 1;
+        Limits {
+            bound,
+            time_limit,
+            streaming_limit: 1_000_000 + bound,
+        }
+    }
+
+    /// One liveness round's clients: each reads what it was sent, and half-closes once
+    /// its work is done.
+    pub(crate) fn liveness_clients(&mut self) -> Result<(), Violation> {
+        for client in 0..self.w.io.net().clients().len() {
+            let ci = self.w.io.net().clients()[client];
+            let client = client as u16;
+            let socket = &self.w.io.net().sockets[ci];
+            if socket.gone() {
                 continue;
             }
-            rounds += 1;
+            if socket.unread_by_client() > 0 {
+                self.run_event(&ScriptedEvent::Read {
+                    client,
+                    window: u16::MAX,
+                })?;
+            }
+            // Done once everything it sent was read and answered (output the
+            // handler sends unasked, a heartbeat, does not keep it open), or once
+            // the server ended its side of a lingering close and it read the rest.
+            if !self.w.io.net().sockets[ci].fin
+                && (self.client_work_done(ci) || self.server_shut_write(ci))
+            {
+                self.run_event(&ScriptedEvent::HalfClose { client })?;
+            }
         }
-        if !done && !self.all_done() {
-            return Err(Violation::Liveness {
-                bound,
-                detail: self.stuck(),
-            });
-        }
-        self.final_checks()?;
-        Ok(Outcome {
+        Ok(())
+    }
+
+    /// What the run did, at its end.
+    pub(crate) fn outcome(&self) -> Outcome {
+        Outcome {
             steps: self.w.steps,
             trace_hash: self.w.trace.hash(),
             faults: self.w.io.counts().clone(),
             stats: *self.engine.stats(),
             clients: self.w.io.net().clients().len(),
             naps: self.w.naps,
-        })
+        }
     }
 
     /// The server shut its sending side to client `ci` (a lingering close), and the
@@ -128,7 +166,7 @@ impl<H: Events, M: Model> Sim<H, M> {
     }
 
     /// Bytes all clients received so far.
-    fn received_total(&self) -> u64 {
+    pub(crate) fn received_total(&self) -> u64 {
         self.w.io.net().sockets.iter().map(|s| s.received).sum()
     }
 
@@ -171,7 +209,7 @@ impl<H: Events, M: Model> Sim<H, M> {
     }
 
     /// Every client is done, and no connection waits to be accepted.
-    fn all_done(&self) -> bool {
+    pub(crate) fn all_done(&self) -> bool {
         let net = self.w.io.net();
         let backlog_empty = net.listeners.iter().all(|l| l.backlog.is_empty());
         if !backlog_empty && !self.w.shut_down {
@@ -181,7 +219,7 @@ impl<H: Events, M: Model> Sim<H, M> {
     }
 
     /// Who is not done, and how, for a liveness failure.
-    fn stuck(&self) -> String {
+    pub(crate) fn stuck(&self) -> String {
         let net = self.w.io.net();
         let Some(ci) = (0..net.sockets.len()).find(|&ci| !self.client_done(ci)) else {
             return "listener backlog not accepted".into();
@@ -215,7 +253,7 @@ impl<H: Events, M: Model> Sim<H, M> {
     /// start but for the pooled outbound connections (`pooled`), no other
     /// socket is left in the poller, no wake is accepted for a connection that ended,
     /// and every clean connection is complete.
-    fn final_checks(&mut self) -> Result<(), Violation> {
+    pub(crate) fn final_checks(&mut self) -> Result<(), Violation> {
         let max = self.w.config.engine.max_connections;
         let pooled: Vec<bool> = (0..self.w.io.net().sockets.len())
             .map(|ci| self.pooled(ci))

@@ -3,7 +3,7 @@
 use core::fmt;
 use std::collections::VecDeque;
 
-use evio_proto::{Action, CloseError, ConnInfo, Instant};
+use evio_proto::{Action, CloseError, ConnId, ConnInfo, Instant, PostKind};
 
 /// A reference model of a handler, per connection: it says which output the client may
 /// receive given the input the server read, and whether the client is still owed any.
@@ -138,6 +138,16 @@ pub trait Model {
     /// Bytes the client is still owed for the input so far (0 when all of it was
     /// answered). A clean connection must end with nothing owed.
     fn owed(&self, conn: &Self::Conn) -> usize;
+
+    /// A server of several loops ([`LoopsSim`](crate::LoopsSim)): the handler of loop
+    /// `from` posted `kind` (with `bytes`) for `to` (a connection of another loop, or
+    /// for a message only its loop), and the post office took it (`accepted`) or
+    /// refused it at once (its inbox full). Reported before the callback that posted
+    /// it is (before its [`Model::consumed`], say), in the order posted. The default
+    /// ignores it.
+    fn posted(&mut self, from: usize, to: ConnId, kind: PostKind, bytes: &[u8], accepted: bool) {
+        let _ = (from, to, kind, bytes, accepted);
+    }
 
     /// Whether the handler may call [`Waker::wake`](evio_proto::Waker::wake) itself
     /// (from a callback, or a thread of its own). When it never does, every wake is the

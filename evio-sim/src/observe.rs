@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use evio_proto::{
     Action, CloseError, Conn, ConnId, ConnInfo, ConnState, Detached, Duration, Events, Flow,
-    Instant, Loop, Server, Tick,
+    Instant, Loop, PostKind, Refusal, Server, Tick,
 };
 
 use crate::SimStream;
@@ -92,6 +92,18 @@ pub enum Observation {
     },
     /// `server_woken` ran.
     ServerWoken {
+        /// What it returned.
+        flow: Flow,
+    },
+    /// `loop_message` ran (a server of several loops): a message from another loop.
+    LoopMessage {
+        /// The loop it came from.
+        from: usize,
+        /// What it returned.
+        flow: Flow,
+    },
+    /// `post_refused` ran (a server of several loops): a post of this loop was refused.
+    PostRefused {
         /// What it returned.
         flow: Flow,
     },
@@ -367,12 +379,20 @@ impl<H> Observed<H> {
                 self.seen.len() - 1
             }
         };
+        // A handler may abort its own connection through its `Loop` (a room that
+        // cuts off the member whose callback runs).
+        let aborting = conn.others().state(id) == Some(ConnState::Aborting);
         let s = &mut self.seen[at];
         s.pending = pending;
         s.open = open;
+        let newly_aborting = aborting && !s.aborting;
+        s.aborting = aborting;
         if s.timeout != timeout {
             s.timeout = timeout;
             self.push(Observation::TimeoutSet { id, at: timeout });
+        }
+        if newly_aborting {
+            self.push(Observation::AbortedThroughLoop { id });
         }
         self.look(conn.others(), Some(id));
     }
@@ -408,6 +428,32 @@ impl<H> Observed<H> {
                 });
             }
         }
+    }
+
+    /// A post from another loop landed on `id` outside any callback
+    /// (`Engine::handle_post`): what [`Observed::look`] would have seen of it, from
+    /// the connection's output `pending` after it and whether it is `open` and
+    /// `aborting`.
+    pub(crate) fn post_landed(&mut self, id: ConnId, pending: usize, open: bool, aborting: bool) {
+        let mut rec = self.rec.borrow_mut();
+        let Some(s) = self.seen.iter_mut().find(|s| s.id == id) else {
+            return;
+        };
+        if pending > s.pending {
+            rec.log.push(Observation::WroteTo {
+                id,
+                bytes: pending - s.pending,
+            });
+        }
+        s.pending = pending;
+        if s.open && !open {
+            s.open = false;
+            rec.log.push(Observation::NoLongerOpen { id });
+        }
+        if aborting && !s.aborting {
+            rec.log.push(Observation::AbortedThroughLoop { id });
+        }
+        s.aborting = aborting;
     }
 
     /// `id` ended (`closed`, or `detached` took its socket): forget it.
@@ -536,6 +582,32 @@ impl<H: Events> Events for Observed<H> {
     fn server_woken(&mut self, others: &mut Loop<'_, Self::Context>) -> Flow {
         let flow = self.inner.server_woken(others);
         self.push(Observation::ServerWoken { flow });
+        self.look(others, None);
+        flow
+    }
+
+    fn loop_message(
+        &mut self,
+        others: &mut Loop<'_, Self::Context>,
+        from: usize,
+        bytes: &[u8],
+    ) -> Flow {
+        let flow = self.inner.loop_message(others, from, bytes);
+        self.push(Observation::LoopMessage { from, flow });
+        self.look(others, None);
+        flow
+    }
+
+    fn post_refused(
+        &mut self,
+        others: &mut Loop<'_, Self::Context>,
+        to: ConnId,
+        kind: PostKind,
+        len: usize,
+        why: Refusal,
+    ) -> Flow {
+        let flow = self.inner.post_refused(others, to, kind, len, why);
+        self.push(Observation::PostRefused { flow });
         self.look(others, None);
         flow
     }

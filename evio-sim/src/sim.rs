@@ -102,6 +102,9 @@ pub(crate) struct World<M: Model> {
     pub last_io: Option<usize>,
     /// The index in `stepped` of the event whose step failed, if one did.
     pub failed_at: Option<usize>,
+    /// For one loop of several ([`crate::LoopsSim`]): its number and the post office,
+    /// whose record of this loop's posts the model is told of.
+    pub office: Option<(usize, Arc<crate::loops::SimPostOffice>)>,
 }
 
 impl<H: Events, M: Model> core::fmt::Debug for Sim<H, M> {
@@ -211,6 +214,18 @@ impl<H: Events, M: Model> Sim<H, M> {
         seed: u64,
         config: SimConfig,
     ) -> Result<Self, Violation> {
+        Self::build(handler, model, seed, config, None)
+    }
+
+    /// [`Sim::with_config`], as loop `office.0` of a server whose inboxes are
+    /// `office.1` when given.
+    pub(crate) fn build(
+        handler: H,
+        model: M,
+        seed: u64,
+        config: SimConfig,
+        office: Option<(usize, Arc<crate::loops::SimPostOffice>)>,
+    ) -> Result<Self, Violation> {
         if !(1..=evio_proto::MAX_LISTENERS).contains(&usize::from(config.listeners)) {
             return Err(Violation::Config(format!(
                 "{} listeners (1 to {} can be simulated)",
@@ -227,8 +242,12 @@ impl<H: Events, M: Model> Sim<H, M> {
         let mut observed = Observed::new(handler);
         observed.set_ticker(config.ticker);
         let rec = observed.recording();
-        let engine = SimEngine::allocate(observed, config.engine, SimNotify(notified.clone()))
+        let mut engine = SimEngine::allocate(observed, config.engine, SimNotify(notified.clone()))
             .map_err(Violation::Build)?;
+        if let Some((index, office)) = &office {
+            let office: Arc<dyn evio_proto::PostOffice> = office.clone();
+            engine.join_loops(evio_proto::Loops::from_arc(*index, office));
+        }
         let waker = engine.waker().expect("an engine with a notifier").clone();
         let mut net = Network::new(&config, Rng::derive(seed, 3));
         let mut model = model;
@@ -254,6 +273,7 @@ impl<H: Events, M: Model> Sim<H, M> {
                 stepped: Vec::new(),
                 last_io: None,
                 failed_at: None,
+                office,
             },
         };
         let addrs: Vec<ListenAddr<'_>> = (0..sim.w.config.listeners)
@@ -707,7 +727,7 @@ impl<H: Events, M: Model> Sim<H, M> {
 
     /// One engine input, its observations and the deadline the engine advertises
     /// after it, drained at once unless `batched`.
-    fn input_maybe_drain<R>(
+    pub(crate) fn input_maybe_drain<R>(
         &mut self,
         batched: bool,
         f: impl FnOnce(&mut SimEngine<H>) -> R,

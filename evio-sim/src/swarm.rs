@@ -6,9 +6,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
 use crate::{
-    Constraints, Events, Failure, FaultCounts, Model, Origin, Outcome, Replay, ScriptedEvent,
-    SimConfig, TraceHash, Workload, replay_made, run_made, test_name,
+    Constraints, Events, Failure, FaultCounts, LoopsOutcome, LoopsSim, Model, Origin, Outcome,
+    PostCounts, Replay, ScriptedEvent, SimConfig, TraceHash, Violation, Workload, panic_message,
+    replay_made, run_made, test_name,
 };
 
 /// What a swarm of seeds did.
@@ -31,6 +34,9 @@ pub struct SwarmReport {
     pub naps: u64,
     /// How often each fault kind fired, summed over all seeds.
     pub faults: FaultCounts,
+    /// What the post offices between loops did, summed over all seeds (all zero but
+    /// for [`Swarm::run_loops`]).
+    pub posts: PostCounts,
     /// The failed seeds, in seed order.
     pub failures: Vec<Failure>,
     /// The hashes of all passing runs' traces combined in seed order: equal for two
@@ -55,6 +61,21 @@ impl fmt::Display for SwarmReport {
         )?;
         writeln!(f, "faults fired:")?;
         writeln!(f, "{}", self.faults)?;
+        let p = &self.posts;
+        if *p != PostCounts::default() {
+            writeln!(
+                f,
+                "posts between loops: {} accepted, {} delivered, {} refused on arrival \
+                 ({} handed back), {} refused at once (inbox full), {} refused at once \
+                 (fault: inbox full)",
+                p.accepted,
+                p.delivered,
+                p.refused_there,
+                p.refusals_returned,
+                p.inbox_full,
+                p.inbox_full_faults
+            )?;
+        }
         for failure in &self.failures {
             writeln!(f, "FAILED {failure}")?;
         }
@@ -430,6 +451,183 @@ impl<F> Swarm<&F> {
                 report.failures.push(failure.clone());
             }
         }
+        report.elapsed = start.elapsed();
+        report
+    }
+}
+
+impl<F> Swarm<F> {
+    /// Runs one seed as [`Swarm::run_loops`] does: its configuration and script on a
+    /// server of `loops` loops ([`LoopsSim`](crate::LoopsSim)), the handlers and models
+    /// from `make(loops)`, one pair per loop.
+    ///
+    /// # Errors
+    ///
+    /// A [`Failure`] whose replay line replays it through the same swarm call (a
+    /// panic in the engine, a handler or a model is caught and reported as
+    /// [`Violation::Panic`](crate::Violation::Panic)).
+    pub fn run_seed_loops<H, M>(&self, seed: u64, loops: usize) -> Result<LoopsOutcome, Failure>
+    where
+        H: Events,
+        M: Model,
+        F: Fn(usize) -> Vec<(H, M)>,
+    {
+        self.execute_loops(seed, loops, false).0
+    }
+
+    /// [`Swarm::run_seed_loops`], with each loop's readable trace when `tracing`.
+    fn execute_loops<H, M>(
+        &self,
+        seed: u64,
+        loops: usize,
+        tracing: bool,
+    ) -> (Result<LoopsOutcome, Failure>, Vec<Vec<String>>)
+    where
+        H: Events,
+        M: Model,
+        F: Fn(usize) -> Vec<(H, M)>,
+    {
+        let config = self.config(seed);
+        let script = self.script(seed, &config);
+        let mut at_step = 0;
+        let mut traces = Vec::new();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let mut sim = LoopsSim::with_config((self.make)(loops), seed, config)?;
+            sim.set_tracing(tracing);
+            let mut run = Ok(());
+            for event in &script {
+                run = sim.step(event);
+                if run.is_err() {
+                    break;
+                }
+                at_step += 1;
+            }
+            let result = run.and_then(|()| sim.finish());
+            traces = sim.loops().iter().map(|l| l.trace().to_vec()).collect();
+            result
+        }))
+        .unwrap_or_else(|panic| Err(Violation::Panic(panic_message(&*panic))));
+        let result = result.map_err(|violation| Failure {
+            seed,
+            steps: script.len(),
+            at_step,
+            violation,
+            test: test_name(),
+            origin: Box::new(self.origin()),
+        });
+        (result, traces)
+    }
+
+    /// Runs every seed (or, with `EVIO_SIM_SEED` set, only that one, printing the end of
+    /// each loop's trace to stderr on failure) on a server of `loops` loops, with a fresh handler and model per loop from `make(loops)`
+    /// (models of state shared between loops share it through a handle of their own),
+    /// and combines the results in seed order. Each loop's outcome counts in the
+    /// report as a run of its own would, but for `seeds`.
+    pub fn run_loops<H, M>(&self, loops: usize) -> SwarmReport
+    where
+        H: Events,
+        M: Model,
+        F: Fn(usize) -> Vec<(H, M)> + Sync,
+    {
+        let start = std::time::Instant::now();
+        let test = test_name();
+        let seeds = match std::env::var("EVIO_SIM_SEED")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            Some(seed) => {
+                // A replay (of `EVIO_SIM_STEPS` steps if set): on failure, the end of
+                // each loop's trace.
+                let steps = std::env::var("EVIO_SIM_STEPS")
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(self.steps);
+                let one = Swarm {
+                    make: &self.make,
+                    seeds: seed..seed + 1,
+                    steps,
+                    threads: 1,
+                    constraints: self.constraints.clone(),
+                    workload: self.workload.clone(),
+                    progress: None,
+                    half_close: self.half_close,
+                };
+                if let (Err(failure), traces) = one.execute_loops(seed, loops, true) {
+                    eprintln!("EVIO_SIM_SEED={seed}: {failure}");
+                    for (l, trace) in traces.iter().enumerate() {
+                        eprintln!("loop {l}: trace (last 40 lines):");
+                        for line in &trace[trace.len().saturating_sub(40)..] {
+                            eprintln!("{line}");
+                        }
+                    }
+                }
+                seed..seed + 1
+            }
+            None => self.seeds.clone(),
+        };
+        let next = AtomicU64::new(seeds.start);
+        let (done, failed) = (AtomicU64::new(0), AtomicU64::new(0));
+        let total = seeds.end.saturating_sub(seeds.start);
+        let results: Mutex<Vec<(u64, Result<LoopsOutcome, Failure>)>> = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..self.threads.max(1) {
+                scope.spawn(|| {
+                    loop {
+                        let seed = next.fetch_add(1, Ordering::Relaxed);
+                        if seed >= seeds.end {
+                            break;
+                        }
+                        let result = self.run_seed_loops(seed, loops).map_err(|mut f| {
+                            f.test.clone_from(&test);
+                            f
+                        });
+                        let failures =
+                            failed.fetch_add(u64::from(result.is_err()), Ordering::Relaxed);
+                        let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+                        if let Some(hook) = &self.progress {
+                            hook(&Progress {
+                                seed,
+                                passed: result.is_ok(),
+                                done: finished,
+                                failures: failures + u64::from(result.is_err()),
+                                total,
+                            });
+                        }
+                        results
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((seed, result));
+                    }
+                });
+            }
+        });
+        let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+        results.sort_by_key(|(seed, _)| *seed);
+        let mut report = SwarmReport::default();
+        let mut hash = TraceHash::default();
+        for (_, result) in results {
+            report.seeds += 1;
+            match result {
+                Ok(outcome) => {
+                    for o in &outcome.loops {
+                        report.steps += o.steps;
+                        report.connections += o.stats.accepted;
+                        report.detached += o.stats.detached;
+                        report.naps += o.naps;
+                        report.frames_too_large += o.stats.frame_too_large;
+                        report.bytes_written += o.stats.bytes_written;
+                        report.faults += &o.faults;
+                    }
+                    report.posts += outcome.posts;
+                    hash.word(outcome.trace_hash);
+                }
+                Err(failure) => {
+                    report.steps += failure.at_step as u64;
+                    report.failures.push(failure);
+                }
+            }
+        }
+        report.combined_hash = hash.value();
         report.elapsed = start.elapsed();
         report
     }

@@ -113,6 +113,16 @@ pub(crate) enum Tag {
     FinishConnect = 48,
     /// A backend read bytes the engine sent it (followed by the bytes): its socket.
     BackendRead = 49,
+    /// `loop_message` ran: the loop it came from, its flow.
+    LoopMessage = 50,
+    /// `post_refused` ran: its flow.
+    PostRefused = 51,
+    /// A post from another loop was handed to the engine: from, to, kind, length.
+    PostDelivered = 52,
+    /// A refusal was handed back to the sending loop's engine: to, kind, length.
+    RefusalDelivered = 53,
+    /// Another loop of the server shut down: this one is told to.
+    LoopsStop = 54,
 }
 
 /// The trace of one run.
@@ -225,6 +235,10 @@ pub(crate) fn observation_record(o: &Observation) -> (Tag, [u64; 4]) {
             [id.to_u64(), wrote as u64, action as u64, 0],
         ),
         Observation::ServerWoken { flow } => (Tag::ServerWoken, [flow as u64, 0, 0, 0]),
+        Observation::LoopMessage { from, flow } => {
+            (Tag::LoopMessage, [from as u64, flow as u64, 0, 0])
+        }
+        Observation::PostRefused { flow } => (Tag::PostRefused, [flow as u64, 0, 0, 0]),
         Observation::WroteTo { id, bytes } => (Tag::WroteTo, [id.to_u64(), bytes as u64, 0, 0]),
         Observation::NoLongerOpen { id } => (Tag::NoLongerOpen, [id.to_u64(), 0, 0, 0]),
         Observation::AbortedThroughLoop { id } => (Tag::NoLongerOpen, [id.to_u64(), 1, 0, 0]),

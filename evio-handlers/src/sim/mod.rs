@@ -13,7 +13,10 @@ mod redis;
 mod redis_proxy;
 mod tcp_proxy;
 
-pub use chat::{ChatModel, Member, chat_constraints, chat_lines, chat_pair};
+pub use chat::{
+    ChatLoopsModel, ChatModel, Member, chat_constraints, chat_lines, chat_loops, chat_pair,
+    chat_tagged_lines,
+};
 pub use http::{
     HttpClient, HttpModel, SIM_CONFIG, http_constraints, http_pair, http_requests, virtual_clock,
 };

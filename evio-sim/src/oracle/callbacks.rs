@@ -113,6 +113,9 @@ impl<M: Model> Oracle<M> {
                 self.check_server_woken()?;
                 self.note_flow(flow);
             }
+            Observation::LoopMessage { flow, .. } | Observation::PostRefused { flow } => {
+                self.note_flow(flow);
+            }
             Observation::WroteTo { id, bytes } => self.check_wrote_to(net, id, bytes)?,
             Observation::AbortedThroughLoop { id } => {
                 let ci = self.live(net, id, "an abort through Loop")?;

@@ -103,6 +103,11 @@ impl<M: Model> Oracle<M> {
         &self.model
     }
 
+    /// The model, to tell it what the handler posted to other loops.
+    pub fn model_mut(&mut self) -> &mut M {
+        &mut self.model
+    }
+
     /// A deadline other than the tick's may be among the engine's: a listener's
     /// back-off (an EMFILE was reported on it, or it is paused), or a connection's
     /// timeout or lingering close.
