@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use evio_proto::Config;
 
+use crate::driver::{LoopOptions, Siblings};
 use crate::group::Group;
 use crate::handoff::Handoff;
 use crate::inbox::Inboxes;
@@ -131,9 +132,9 @@ pub struct ServerBuilder {
     /// `max_connections` was chosen by the user (not derived from the descriptor limit).
     max_connections_chosen: bool,
     backlog: i32,
-    pub(crate) poll_events: usize,
+    poll_events: usize,
     backend: Option<Backend>,
-    pub(crate) refusal: Option<Arc<[u8]>>,
+    refusal: Option<Arc<[u8]>>,
     /// Loops asked for (0: the available parallelism).
     loops: usize,
     /// Each loop's inbox: posts and bytes it holds between two of its turns.
@@ -163,15 +164,6 @@ pub enum Balance {
 
 /// Sockets that may wait in one loop's hand-off ring.
 const HANDOFF_RING: usize = 256;
-
-/// The place of one loop among several: its number, the inboxes and the hand-off
-/// rings of the server.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Siblings<'a> {
-    pub index: usize,
-    pub inboxes: &'a Arc<Inboxes>,
-    pub handoff: &'a Handoff,
-}
 
 impl Default for ServerBuilder {
     fn default() -> Self {
@@ -605,6 +597,14 @@ impl ServerBuilder {
         Ok((backend, config, specs))
     }
 
+    /// What every loop's driver takes from the builder.
+    fn loop_options(&self) -> LoopOptions<'_> {
+        LoopOptions {
+            poll_events: self.poll_events,
+            refusal: self.refusal.as_deref().unwrap_or_default(),
+        }
+    }
+
     /// Runs one loop on the calling thread.
     fn run_loop<H: Events>(
         &self,
@@ -618,11 +618,21 @@ impl ServerBuilder {
         match backend {
             #[cfg(any(evio_epoll, evio_kqueue))]
             Backend::Epoll | Backend::Kqueue => driver::run::<H, sys::native::Poller>(
-                handler, listeners, self, config, group, loops,
+                handler,
+                listeners,
+                self.loop_options(),
+                config,
+                group,
+                loops,
             ),
-            _ => {
-                driver::run::<H, sys::poll::Poller>(handler, listeners, self, config, group, loops)
-            }
+            _ => driver::run::<H, sys::poll::Poller>(
+                handler,
+                listeners,
+                self.loop_options(),
+                config,
+                group,
+                loops,
+            ),
         }
     }
 }

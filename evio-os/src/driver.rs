@@ -14,12 +14,31 @@ use evio_proto::{
 };
 use rustix::io::Errno;
 
-use crate::builder::Siblings;
 use crate::group::Group;
 use crate::handoff::Adopted;
+use crate::handoff::Handoff;
+use crate::inbox::Inboxes;
 use crate::sys::net::{self, Listener, ListenerKind};
 use crate::sys::{self, FineTimers, Poller};
-use crate::{DetachedSocket, Error, ServerBuilder};
+use crate::{DetachedSocket, Error};
+
+/// The place of one loop among several: its number, the inboxes and the hand-off
+/// rings of the server.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Siblings<'a> {
+    pub index: usize,
+    pub inboxes: &'a std::sync::Arc<Inboxes>,
+    pub handoff: &'a Handoff,
+}
+
+/// What a loop's driver takes from the builder.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LoopOptions<'a> {
+    /// Size of the poller's event array.
+    pub poll_events: usize,
+    /// Sent, best-effort, to a connection refused because the pool is full.
+    pub refusal: &'a [u8],
+}
 
 /// Poller token of the wake notifier. Connection tokens are `ConnId::to_u64`, whose
 /// generation (high half) has 30 bits, so tokens with bit 63 set never collide.
@@ -352,7 +371,7 @@ fn fd_of(fds: &[Option<OwnedFd>], id: ConnId) -> Option<BorrowedFd<'_>> {
 pub(crate) fn run<H: Events, P: Poller>(
     handler: H,
     listeners: Vec<Listener>,
-    builder: &ServerBuilder,
+    options: LoopOptions<'_>,
     config: evio_proto::Config,
     group: &Group,
     loops: Option<Siblings<'_>>,
@@ -361,7 +380,7 @@ pub(crate) fn run<H: Events, P: Poller>(
     let n = config.max_connections;
     let (poller, notifier) = P::new(
         n.saturating_add(listeners.len()),
-        builder.poll_events,
+        options.poll_events,
         WAKER_TOKEN,
     )
     .map_err(setup("the poller and its wake notifier"))?;
@@ -375,7 +394,7 @@ pub(crate) fn run<H: Events, P: Poller>(
         listeners: &listeners,
         fds: (0..n).map(|_| None).collect(),
         meta: vec![0; n],
-        refusal: builder.refusal.as_deref().unwrap_or_default(),
+        refusal: options.refusal,
         siblings: loops,
         next_candidate: loops.map_or(0, |s| s.index),
     };
