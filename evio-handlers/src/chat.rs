@@ -44,7 +44,7 @@ pub struct Chat {
 
 /// Lines a loop may have on their way to each other loop (posted, not yet written to
 /// all of that loop's members).
-pub const LINES_IN_FLIGHT: usize = 32;
+pub const LINES_IN_FLIGHT: usize = 256;
 
 /// What a loop of a room spanning several keeps of the others.
 #[derive(Debug, Default)]
