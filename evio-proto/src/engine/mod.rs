@@ -548,8 +548,11 @@ where
             self.stats.refused_shutting_down += 1;
             return Err(crate::Refused::ShuttingDown);
         }
-        self.stats.adopted += 1;
-        self.accepted(listener, local, peer)
+        let adopted = self.accepted(listener, local, peer);
+        if adopted.is_ok() {
+            self.stats.adopted += 1;
+        }
+        adopted
     }
 
     /// The driver asks the server to shut down, as if a handler had returned
