@@ -319,50 +319,79 @@ impl<F> Swarm<F> {
         F: Fn() -> (H, M) + Sync,
     {
         let start = std::time::Instant::now();
-        let test = test_name();
-        if let Some(seed) = std::env::var("EVIO_SIM_SEED")
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-        {
-            let steps = std::env::var("EVIO_SIM_STEPS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(self.steps);
-            let one = Swarm {
-                make: &self.make,
-                seeds: seed..seed + 1,
-                steps,
-                threads: 1,
-                constraints: self.constraints.clone(),
-                workload: self.workload.clone(),
-                progress: None,
-                half_close: self.half_close,
-            };
+        if let Some((seed, one)) = self.replay_from_env() {
             return one.replay_seed(seed, start);
         }
-        let next = AtomicU64::new(self.seeds.start);
-        let done = AtomicU64::new(0);
-        let failed = AtomicU64::new(0);
-        let total = self.seeds.end.saturating_sub(self.seeds.start);
-        let results: Mutex<Vec<(u64, Result<Outcome, Failure>)>> = Mutex::new(Vec::new());
+        let results = self.sweep(self.seeds.clone(), |seed| self.run_seed(seed));
+        let mut report = SwarmReport::default();
+        let mut hash = TraceHash::default();
+        for (_, result) in results {
+            match result {
+                Ok(outcome) => {
+                    report.count(&outcome);
+                    hash.word(outcome.trace_hash);
+                }
+                Err(failure) => report.fail(failure),
+            }
+            report.seeds += 1;
+        }
+        report.combined_hash = hash.value();
+        report.elapsed = start.elapsed();
+        report
+    }
+
+    /// With `EVIO_SIM_SEED` set, that seed and a swarm of it alone (of
+    /// `EVIO_SIM_STEPS` steps if set), for a replay.
+    fn replay_from_env(&self) -> Option<(u64, Swarm<&F>)> {
+        let seed = std::env::var("EVIO_SIM_SEED").ok()?.parse::<u64>().ok()?;
+        let steps = std::env::var("EVIO_SIM_STEPS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(self.steps);
+        let one = Swarm {
+            make: &self.make,
+            seeds: seed..seed + 1,
+            steps,
+            threads: 1,
+            constraints: self.constraints.clone(),
+            workload: self.workload.clone(),
+            progress: None,
+            half_close: self.half_close,
+        };
+        Some((seed, one))
+    }
+
+    /// Runs `run` for every seed of `seeds` on the swarm's threads, reporting progress,
+    /// and gives the results in seed order (failures named after the calling test).
+    fn sweep<R: Send>(
+        &self,
+        seeds: Range<u64>,
+        run: impl Fn(u64) -> Result<R, Failure> + Sync,
+    ) -> Vec<(u64, Result<R, Failure>)>
+    where
+        F: Sync,
+    {
+        let test = test_name();
+        let next = AtomicU64::new(seeds.start);
+        let (done, failed) = (AtomicU64::new(0), AtomicU64::new(0));
+        let total = seeds.end.saturating_sub(seeds.start);
+        let results: Mutex<Vec<(u64, Result<R, Failure>)>> = Mutex::new(Vec::new());
         std::thread::scope(|scope| {
             for _ in 0..self.threads.max(1) {
                 scope.spawn(|| {
                     let mut local = Vec::new();
                     loop {
                         let seed = next.fetch_add(1, Ordering::Relaxed);
-                        if seed >= self.seeds.end {
+                        if seed >= seeds.end {
                             break;
                         }
-                        let result = self.run_seed(seed).map_err(|mut f| {
+                        let result = run(seed).map_err(|mut f| {
                             f.test.clone_from(&test);
                             f
                         });
-                        let failures = if result.is_err() {
-                            failed.fetch_add(1, Ordering::Relaxed) + 1
-                        } else {
-                            failed.load(Ordering::Relaxed)
-                        };
+                        let failures = failed
+                            .fetch_add(u64::from(result.is_err()), Ordering::Relaxed)
+                            + u64::from(result.is_err());
                         let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
                         if let Some(hook) = &self.progress {
                             hook(&Progress {
@@ -384,30 +413,26 @@ impl<F> Swarm<F> {
         });
         let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
         results.sort_by_key(|(seed, _)| *seed);
-        let mut report = SwarmReport::default();
-        let mut hash = TraceHash::default();
-        for (_, result) in results {
-            report.seeds += 1;
-            match result {
-                Ok(outcome) => {
-                    report.steps += outcome.steps;
-                    report.connections += outcome.stats.accepted;
-                    report.detached += outcome.stats.detached;
-                    report.naps += outcome.naps;
-                    report.frames_too_large += outcome.stats.frame_too_large;
-                    report.bytes_written += outcome.stats.bytes_written;
-                    report.faults += &outcome.faults;
-                    hash.word(outcome.trace_hash);
-                }
-                Err(failure) => {
-                    report.steps += failure.at_step as u64;
-                    report.failures.push(failure);
-                }
-            }
-        }
-        report.combined_hash = hash.value();
-        report.elapsed = start.elapsed();
-        report
+        results
+    }
+}
+
+impl SwarmReport {
+    /// Adds what one run (one seed, or one loop of a seed) did.
+    fn count(&mut self, outcome: &Outcome) {
+        self.steps += outcome.steps;
+        self.connections += outcome.stats.accepted;
+        self.detached += outcome.stats.detached;
+        self.naps += outcome.naps;
+        self.frames_too_large += outcome.stats.frame_too_large;
+        self.bytes_written += outcome.stats.bytes_written;
+        self.faults += &outcome.faults;
+    }
+
+    /// Adds a failed seed.
+    fn fail(&mut self, failure: Failure) {
+        self.steps += failure.at_step as u64;
+        self.failures.push(failure);
     }
 }
 
@@ -530,28 +555,9 @@ impl<F> Swarm<F> {
         F: Fn(usize) -> Vec<(H, M)> + Sync,
     {
         let start = std::time::Instant::now();
-        let test = test_name();
-        let seeds = match std::env::var("EVIO_SIM_SEED")
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-        {
-            Some(seed) => {
-                // A replay (of `EVIO_SIM_STEPS` steps if set): on failure, the end of
-                // each loop's trace.
-                let steps = std::env::var("EVIO_SIM_STEPS")
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(self.steps);
-                let one = Swarm {
-                    make: &self.make,
-                    seeds: seed..seed + 1,
-                    steps,
-                    threads: 1,
-                    constraints: self.constraints.clone(),
-                    workload: self.workload.clone(),
-                    progress: None,
-                    half_close: self.half_close,
-                };
+        let seeds = match self.replay_from_env() {
+            Some((seed, one)) => {
+                // A replay: on failure, the end of each loop's trace.
                 if let (Err(failure), traces) = one.execute_loops(seed, loops, true) {
                     eprintln!("EVIO_SIM_SEED={seed}: {failure}");
                     for (l, trace) in traces.iter().enumerate() {
@@ -565,67 +571,21 @@ impl<F> Swarm<F> {
             }
             None => self.seeds.clone(),
         };
-        let next = AtomicU64::new(seeds.start);
-        let (done, failed) = (AtomicU64::new(0), AtomicU64::new(0));
-        let total = seeds.end.saturating_sub(seeds.start);
-        let results: Mutex<Vec<(u64, Result<LoopsOutcome, Failure>)>> = Mutex::new(Vec::new());
-        std::thread::scope(|scope| {
-            for _ in 0..self.threads.max(1) {
-                scope.spawn(|| {
-                    loop {
-                        let seed = next.fetch_add(1, Ordering::Relaxed);
-                        if seed >= seeds.end {
-                            break;
-                        }
-                        let result = self.run_seed_loops(seed, loops).map_err(|mut f| {
-                            f.test.clone_from(&test);
-                            f
-                        });
-                        let failures =
-                            failed.fetch_add(u64::from(result.is_err()), Ordering::Relaxed);
-                        let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-                        if let Some(hook) = &self.progress {
-                            hook(&Progress {
-                                seed,
-                                passed: result.is_ok(),
-                                done: finished,
-                                failures: failures + u64::from(result.is_err()),
-                                total,
-                            });
-                        }
-                        results
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push((seed, result));
-                    }
-                });
-            }
-        });
-        let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
-        results.sort_by_key(|(seed, _)| *seed);
+        let results = self.sweep(seeds, |seed| self.run_seed_loops(seed, loops));
         let mut report = SwarmReport::default();
         let mut hash = TraceHash::default();
         for (_, result) in results {
-            report.seeds += 1;
             match result {
                 Ok(outcome) => {
                     for o in &outcome.loops {
-                        report.steps += o.steps;
-                        report.connections += o.stats.accepted;
-                        report.detached += o.stats.detached;
-                        report.naps += o.naps;
-                        report.frames_too_large += o.stats.frame_too_large;
-                        report.bytes_written += o.stats.bytes_written;
-                        report.faults += &o.faults;
+                        report.count(o);
                     }
                     report.posts += outcome.posts;
                     hash.word(outcome.trace_hash);
                 }
-                Err(failure) => {
-                    report.steps += failure.at_step as u64;
-                    report.failures.push(failure);
-                }
+                Err(failure) => report.fail(failure),
             }
+            report.seeds += 1;
         }
         report.combined_hash = hash.value();
         report.elapsed = start.elapsed();
