@@ -155,6 +155,23 @@ struct Setup<H, M> {
     min_connections: usize,
 }
 
+impl<H, M> Setup<H, M> {
+    /// A setup whose buffers and pool are at least what the handler's constraints ask.
+    fn with_needs(
+        make: fn() -> (H, M),
+        workload: Option<fn(u16, &mut Rng) -> Vec<u8>>,
+        needs: Constraints,
+    ) -> Self {
+        Setup {
+            make,
+            workload,
+            min_input: needs.min_input_capacity,
+            min_output: needs.min_output_capacity,
+            min_connections: needs.min_connections,
+        }
+    }
+}
+
 /// Runs the command line for one handler.
 fn run<H: Events, M: Model>(args: &Args, setup: &Setup<H, M>) -> ExitCode {
     if let Some(seed) = args.seed {
@@ -319,63 +336,32 @@ fn echo_setup() -> Setup<Echo, EchoModel> {
 
 /// The chat handler with a 40 ms idle timeout, under lines of chat.
 fn chat_setup() -> Setup<Chat, ChatModel> {
-    let needs = chat_constraints();
-    Setup {
-        make: chat_pair,
-        workload: Some(chat_lines),
-        min_input: needs.min_input_capacity,
-        min_output: needs.min_output_capacity,
-        min_connections: needs.min_connections,
-    }
+    Setup::with_needs(chat_pair, Some(chat_lines), chat_constraints())
 }
 
 /// The http handler as the swarm test runs it, under a mix of requests and garbage.
 fn http_setup() -> Setup<Http, HttpModel> {
-    let needs = http_constraints();
-    Setup {
-        make: http_pair,
-        workload: Some(http_requests),
-        min_input: needs.min_input_capacity,
-        min_output: needs.min_output_capacity,
-        min_connections: needs.min_connections,
-    }
+    Setup::with_needs(http_pair, Some(http_requests), http_constraints())
 }
 
 /// The redis handler with a 40 ms idle timeout and the simulator's small limits, under
 /// Redis requests.
 fn redis_setup() -> Setup<Redis, RedisModel> {
-    let needs = redis_constraints();
-    Setup {
-        make: redis_pair,
-        workload: Some(redis_requests),
-        min_input: needs.min_input_capacity,
-        min_output: needs.min_output_capacity,
-        min_connections: needs.min_connections,
-    }
+    Setup::with_needs(redis_pair, Some(redis_requests), redis_constraints())
 }
 
 /// The tcp proxy in front of echo backends, under the seed's random bytes.
 fn tcp_proxy_setup() -> Setup<TcpProxy, RelayModel> {
-    let needs = tcp_proxy_constraints();
-    Setup {
-        make: tcp_proxy_pair,
-        workload: None,
-        min_input: needs.min_input_capacity,
-        min_output: needs.min_output_capacity,
-        min_connections: needs.min_connections,
-    }
+    Setup::with_needs(tcp_proxy_pair, None, tcp_proxy_constraints())
 }
 
 /// The redis proxy in front of two simulated Redis servers, under pipelined requests.
 fn redis_proxy_setup() -> Setup<RedisProxy, RedisProxyModel> {
-    let needs = redis_proxy_constraints();
-    Setup {
-        make: redis_proxy_pair,
-        workload: Some(redis_proxy_requests),
-        min_input: needs.min_input_capacity,
-        min_output: needs.min_output_capacity,
-        min_connections: needs.min_connections,
-    }
+    Setup::with_needs(
+        redis_proxy_pair,
+        Some(redis_proxy_requests),
+        redis_proxy_constraints(),
+    )
 }
 
 fn main() -> ExitCode {
