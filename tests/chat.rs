@@ -4,8 +4,7 @@
 
 mod os_common;
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -16,13 +15,6 @@ use os_common::*;
 
 const CLIENTS: usize = 10;
 const LINES_EACH: usize = 1_000;
-
-/// One client's `seq`-th line: its number, the sequence, and a payload whose length
-/// varies.
-fn line(client: usize, seq: usize) -> String {
-    let pad = "x".repeat((client * 7 + seq * 13) % 40);
-    format!("c{client} {seq} {pad}\n")
-}
 
 #[test]
 fn every_line_reaches_every_other_client_once_and_in_order() {
@@ -39,76 +31,7 @@ fn every_line_reaches_every_other_client_once_and_in_order() {
     let clients: Vec<Client> = (0..CLIENTS).map(|_| connect(server.addr(0))).collect();
     // Everyone is in the room before the first line (a late joiner would miss lines).
     published.wait_for_members(CLIENTS as u64);
-    let expected_bytes: Vec<usize> = (0..CLIENTS)
-        .map(|me| {
-            (0..CLIENTS)
-                .filter(|&c| c != me)
-                .map(|c| (0..LINES_EACH).map(|s| line(c, s).len()).sum::<usize>())
-                .sum()
-        })
-        .collect();
-    let threads: Vec<_> = clients
-        .into_iter()
-        .enumerate()
-        .map(|(me, client)| {
-            let mut reader = client.try_clone();
-            let mut writer = client;
-            let want = expected_bytes[me];
-            let w = std::thread::spawn(move || {
-                // The lines, sent in pieces cut at random byte boundaries.
-                let all: String = (0..LINES_EACH).map(|s| line(me, s)).collect();
-                let bytes = all.as_bytes();
-                let mut rng = Rng::new(me as u64 + 1);
-                let mut at = 0;
-                while at < bytes.len() {
-                    let n = (1 + rng.below(200) as usize).min(bytes.len() - at);
-                    writer.write_all(&bytes[at..at + n]).expect("client write");
-                    at += n;
-                }
-                writer
-            });
-            std::thread::spawn(move || {
-                let mut got = Vec::with_capacity(want);
-                let mut buf = [0u8; 65536];
-                while got.len() < want {
-                    let n = reader.read(&mut buf).expect("client read");
-                    assert!(n > 0, "client {me} cut off after {} bytes", got.len());
-                    got.extend_from_slice(&buf[..n]);
-                }
-                w.join().expect("writer");
-                (me, got)
-            })
-        })
-        .collect();
-    for t in threads {
-        let (me, got) = t.join().expect("client thread");
-        let text = String::from_utf8(got).expect("lines are text");
-        let mut next: HashMap<usize, usize> = HashMap::new();
-        for l in text.lines() {
-            let mut parts = l.splitn(3, ' ');
-            let from: usize = parts.next().unwrap()[1..].parse().unwrap();
-            let seq: usize = parts.next().unwrap().parse().unwrap();
-            assert_ne!(from, me, "client {me} got its own line back");
-            let expect = next.entry(from).or_default();
-            assert_eq!(
-                seq, *expect,
-                "client {me}: from c{from}, out of order or twice"
-            );
-            assert_eq!(
-                format!("{l}\n"),
-                line(from, seq),
-                "a line changed on the way"
-            );
-            *expect += 1;
-        }
-        for from in (0..CLIENTS).filter(|&c| c != me) {
-            assert_eq!(
-                next.get(&from),
-                Some(&LINES_EACH),
-                "client {me} from c{from}"
-            );
-        }
-    }
+    chat_every_line_once_in_order(clients, LINES_EACH);
     server.stop().unwrap();
 }
 
@@ -198,35 +121,9 @@ fn a_client_that_never_reads_is_disconnected(slow: Option<Duration>) {
     let listener = connect(server.addr(0));
     let silent = connect(server.addr(0)); // never reads
     published.wait_for_members(3);
-    let mut reader = BufReader::new(listener.try_clone());
-    let started = Instant::now();
-    let mut sent = 0usize;
-    // Lines go out until the silent client's socket buffers and its output buffer are
-    // full and it is cut off; the listener reads every one of them meanwhile.
-    let mut text = String::new();
-    while published.slow_consumers.load(Ordering::SeqCst) == 0 {
-        assert!(
-            started.elapsed() < LIMIT,
-            "the silent client was never disconnected"
-        );
-        for _ in 0..100 {
-            let l = line(0, sent);
-            talker.write_all(l.as_bytes()).unwrap();
-            text.clear();
-            reader.read_line(&mut text).unwrap();
-            assert_eq!(text, l, "the listener misses nothing");
-            sent += 1;
-        }
-    }
-    // The room goes on without it.
-    for _ in 0..100 {
-        let l = line(0, sent);
-        talker.write_all(l.as_bytes()).unwrap();
-        text.clear();
-        reader.read_line(&mut text).unwrap();
-        assert_eq!(text, l);
-        sent += 1;
-    }
+    chat_talk_until_a_silent_member_is_cut_off(&mut talker, &listener, || {
+        published.slow_consumers.load(Ordering::SeqCst) > 0
+    });
     drop((silent, listener));
     server.stop().unwrap();
 }
@@ -247,30 +144,11 @@ fn a_fast_reader_of_a_flood_of_lines_is_never_disconnected() {
         &["tcp4://127.0.0.1:0"],
         move || Counted(Chat::with_slow_consumer(None, Duration::from_secs(5)), p),
     );
-    let mut talker = connect(server.addr(0));
-    let mut reader = connect(server.addr(0));
+    let talker = connect(server.addr(0));
+    let reader = connect(server.addr(0));
     published.wait_for_members(2);
-    let line = format!("{}\n", "y".repeat(99));
-    let lines = TOTAL / line.len();
-    let w = std::thread::spawn(move || {
-        let block = line.repeat(100);
-        for _ in 0..lines / 100 {
-            talker.write_all(block.as_bytes()).unwrap();
-        }
-        talker
-    });
-    let mut got = 0usize;
-    let mut buf = vec![0u8; 256 * 1024];
-    let want = lines / 100 * 100 * 100;
-    while got < want {
-        let n = reader.read(&mut buf).unwrap();
-        assert!(n > 0, "the reader was disconnected after {got} bytes");
-        assert!(buf[..n].iter().all(|&b| b == b'y' || b == b'\n'));
-        got += n;
-    }
-    assert_eq!(got, want);
+    chat_flood_to_a_fast_reader(talker, reader, TOTAL);
     assert_eq!(published.slow_consumers.load(Ordering::SeqCst), 0);
-    drop(w.join().unwrap());
     server.stop().unwrap();
 }
 
@@ -326,7 +204,7 @@ fn every_line_of_clients_that_send_once_and_leave_reaches_a_listener() {
         published.wait_for_members(1);
         for c in 0..PARTING {
             let mut parting = connect(server.addr(0));
-            parting.write_all(line(c, 0).as_bytes()).unwrap();
+            parting.write_all(chat_line(c, 0).as_bytes()).unwrap();
             drop(parting);
         }
         let mut reader = BufReader::new(listener);
@@ -339,7 +217,7 @@ fn every_line_of_clients_that_send_once_and_leave_reaches_a_listener() {
                 panic!("{backend:?}: {e}: {n} of the {PARTING} lines arrived")
             });
             let c: usize = text[1..text.find(' ').unwrap()].parse().unwrap();
-            assert_eq!(text, line(c, 0), "{backend:?}");
+            assert_eq!(text, chat_line(c, 0), "{backend:?}");
             assert!(!got[c], "{backend:?}: line of c{c} twice");
             got[c] = true;
         }

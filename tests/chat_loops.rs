@@ -6,7 +6,6 @@
 
 mod os_common;
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -185,11 +184,6 @@ impl Room {
 const CLIENTS: usize = 10;
 const LINES_EACH: usize = 1_000;
 
-fn line(client: usize, seq: usize) -> String {
-    let pad = "x".repeat((client * 7 + seq * 13) % 40);
-    format!("c{client} {seq} {pad}\n")
-}
-
 #[test]
 fn every_line_reaches_every_other_client_once_and_in_order_across_loops() {
     let room = start_room(
@@ -205,75 +199,7 @@ fn every_line_reaches_every_other_client_once_and_in_order_across_loops() {
         on_1 > 0 && on_1 < CLIENTS,
         "the kernel spread {CLIENTS} clients over both loops ({on_1} on loop 1)"
     );
-    let want_bytes: Vec<usize> = (0..CLIENTS)
-        .map(|me| {
-            (0..CLIENTS)
-                .filter(|&c| c != me)
-                .map(|c| (0..LINES_EACH).map(|s| line(c, s).len()).sum::<usize>())
-                .sum()
-        })
-        .collect();
-    let threads: Vec<_> = clients
-        .into_iter()
-        .enumerate()
-        .map(|(me, (client, _))| {
-            let mut reader = client.try_clone();
-            let mut writer = client;
-            let want = want_bytes[me];
-            let w = std::thread::spawn(move || {
-                let all: String = (0..LINES_EACH).map(|s| line(me, s)).collect();
-                let bytes = all.as_bytes();
-                let mut rng = Rng::new(me as u64 + 1);
-                let mut at = 0;
-                while at < bytes.len() {
-                    let n = (1 + rng.below(200) as usize).min(bytes.len() - at);
-                    writer.write_all(&bytes[at..at + n]).expect("client write");
-                    at += n;
-                }
-                writer
-            });
-            std::thread::spawn(move || {
-                let mut got = Vec::with_capacity(want);
-                let mut buf = [0u8; 65536];
-                while got.len() < want {
-                    let n = reader.read(&mut buf).expect("client read");
-                    assert!(n > 0, "client {me} cut off after {} bytes", got.len());
-                    got.extend_from_slice(&buf[..n]);
-                }
-                w.join().expect("writer");
-                (me, got)
-            })
-        })
-        .collect();
-    for t in threads {
-        let (me, got) = t.join().expect("client thread");
-        let text = String::from_utf8(got).expect("lines are text");
-        let mut next: HashMap<usize, usize> = HashMap::new();
-        for l in text.lines() {
-            let mut parts = l.splitn(3, ' ');
-            let from: usize = parts.next().unwrap()[1..].parse().unwrap();
-            let seq: usize = parts.next().unwrap().parse().unwrap();
-            assert_ne!(from, me, "client {me} got its own line back");
-            let expect = next.entry(from).or_default();
-            assert_eq!(
-                seq, *expect,
-                "client {me}: from c{from}, out of order or twice"
-            );
-            assert_eq!(
-                format!("{l}\n"),
-                line(from, seq),
-                "a line changed on the way"
-            );
-            *expect += 1;
-        }
-        for from in (0..CLIENTS).filter(|&c| c != me) {
-            assert_eq!(
-                next.get(&from),
-                Some(&LINES_EACH),
-                "client {me} from c{from}"
-            );
-        }
-    }
+    chat_every_line_once_in_order(clients.into_iter().map(|(c, _)| c).collect(), LINES_EACH);
     room.stop();
 }
 
@@ -299,8 +225,8 @@ fn a_fast_reader_on_one_loop_of_a_flood_from_the_other_is_never_disconnected() {
         || Chat::with_slow_consumer(None, Duration::from_secs(5)),
     );
     let mut spare = Vec::new();
-    let mut talker = join_on(&room, 0, &mut spare);
-    let mut reader = join_on(&room, 1, &mut spare);
+    let talker = join_on(&room, 0, &mut spare);
+    let reader = join_on(&room, 1, &mut spare);
     // The extra clients read nothing and would be slow consumers: they leave first.
     let extra = spare.len() as u64;
     drop(spare);
@@ -312,27 +238,8 @@ fn a_fast_reader_on_one_loop_of_a_flood_from_the_other_is_never_disconnected() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    let line = format!("{}\n", "y".repeat(99));
-    let lines = TOTAL / line.len();
-    let w = std::thread::spawn(move || {
-        let block = line.repeat(100);
-        for _ in 0..lines / 100 {
-            talker.write_all(block.as_bytes()).unwrap();
-        }
-        talker
-    });
-    let mut got = 0usize;
-    let mut buf = vec![0u8; 256 * 1024];
-    let want = lines / 100 * 100 * 100;
-    while got < want {
-        let n = reader.read(&mut buf).unwrap();
-        assert!(n > 0, "the reader was disconnected after {got} bytes");
-        assert!(buf[..n].iter().all(|&b| b == b'y' || b == b'\n'));
-        got += n;
-    }
-    assert_eq!(got, want);
+    chat_flood_to_a_fast_reader(talker, reader, TOTAL);
     assert_eq!(room.published.slow_consumers.load(Ordering::SeqCst), 0);
-    drop(w.join().unwrap());
     room.stop();
 }
 
@@ -352,31 +259,9 @@ fn a_client_on_the_other_loop_that_never_reads_is_cut_off_and_the_rest_carry_on(
         assert!(started.elapsed() < LIMIT, "extra clients never left");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let mut reader = BufReader::new(listener.try_clone());
-    let mut sent = 0usize;
-    let mut text = String::new();
-    while room.published.slow_consumers.load(Ordering::SeqCst) == 0 {
-        assert!(
-            started.elapsed() < LIMIT,
-            "the silent client was never disconnected"
-        );
-        for _ in 0..100 {
-            let l = line(0, sent);
-            talker.write_all(l.as_bytes()).unwrap();
-            text.clear();
-            reader.read_line(&mut text).unwrap();
-            assert_eq!(text, l, "the listener misses nothing");
-            sent += 1;
-        }
-    }
-    for _ in 0..100 {
-        let l = line(0, sent);
-        talker.write_all(l.as_bytes()).unwrap();
-        text.clear();
-        reader.read_line(&mut text).unwrap();
-        assert_eq!(text, l);
-        sent += 1;
-    }
+    chat_talk_until_a_silent_member_is_cut_off(&mut talker, &listener, || {
+        room.published.slow_consumers.load(Ordering::SeqCst) > 0
+    });
     drop((silent, listener));
     room.stop();
 }
@@ -501,7 +386,7 @@ fn every_line_of_clients_that_send_once_and_leave_reaches_a_listener_on_either_l
         move || {
             for c in 0..PARTING {
                 let mut parting = connect(&addr);
-                parting.write_all(line(c, 0).as_bytes()).unwrap();
+                parting.write_all(chat_line(c, 0).as_bytes()).unwrap();
                 drop(parting);
             }
         }

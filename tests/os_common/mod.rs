@@ -532,3 +532,149 @@ pub fn resp_command(out: &mut Vec<u8>, args: &[&[u8]]) {
         out.extend_from_slice(b"\r\n");
     }
 }
+
+/// A chat test client's `seq`-th line: its number, the sequence, and a payload whose
+/// length varies.
+pub fn chat_line(client: usize, seq: usize) -> String {
+    let pad = "x".repeat((client * 7 + seq * 13) % 40);
+    format!("c{client} {seq} {pad}\n")
+}
+
+/// Every one of `clients` (all in the chat room already) sends `lines_each` lines of
+/// [`chat_line`], cut at random byte boundaries, while it reads: each must get every
+/// other client's lines once, in order, unchanged, and none of its own.
+pub fn chat_every_line_once_in_order(clients: Vec<Client>, lines_each: usize) {
+    let count = clients.len();
+    let want_bytes: Vec<usize> = (0..count)
+        .map(|me| {
+            (0..count)
+                .filter(|&c| c != me)
+                .map(|c| {
+                    (0..lines_each)
+                        .map(|s| chat_line(c, s).len())
+                        .sum::<usize>()
+                })
+                .sum()
+        })
+        .collect();
+    let threads: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(me, client)| {
+            let mut reader = client.try_clone();
+            let mut writer = client;
+            let want = want_bytes[me];
+            let w = std::thread::spawn(move || {
+                let all: String = (0..lines_each).map(|s| chat_line(me, s)).collect();
+                let bytes = all.as_bytes();
+                let mut rng = Rng::new(me as u64 + 1);
+                let mut at = 0;
+                while at < bytes.len() {
+                    let n = (1 + rng.below(200) as usize).min(bytes.len() - at);
+                    writer.write_all(&bytes[at..at + n]).expect("client write");
+                    at += n;
+                }
+                writer
+            });
+            std::thread::spawn(move || {
+                let mut got = Vec::with_capacity(want);
+                let mut buf = [0u8; 65536];
+                while got.len() < want {
+                    let n = reader.read(&mut buf).expect("client read");
+                    assert!(n > 0, "client {me} cut off after {} bytes", got.len());
+                    got.extend_from_slice(&buf[..n]);
+                }
+                w.join().expect("writer");
+                (me, got)
+            })
+        })
+        .collect();
+    for t in threads {
+        let (me, got) = t.join().expect("client thread");
+        let text = String::from_utf8(got).expect("lines are text");
+        let mut next: std::collections::HashMap<usize, usize> = Default::default();
+        for l in text.lines() {
+            let mut parts = l.splitn(3, ' ');
+            let from: usize = parts.next().unwrap()[1..].parse().unwrap();
+            let seq: usize = parts.next().unwrap().parse().unwrap();
+            assert_ne!(from, me, "client {me} got its own line back");
+            let expect = next.entry(from).or_default();
+            assert_eq!(
+                seq, *expect,
+                "client {me}: from c{from}, out of order or twice"
+            );
+            assert_eq!(
+                format!("{l}\n"),
+                chat_line(from, seq),
+                "a line changed on the way"
+            );
+            *expect += 1;
+        }
+        for from in (0..count).filter(|&c| c != me) {
+            assert_eq!(
+                next.get(&from),
+                Some(&lines_each),
+                "client {me} from c{from}"
+            );
+        }
+    }
+}
+
+/// `talker` floods the room with `total` bytes of 100-byte lines while `reader` reads
+/// them as fast as it can: it must get every byte (it is never cut off).
+pub fn chat_flood_to_a_fast_reader(mut talker: Client, mut reader: Client, total: usize) {
+    let line = format!("{}\n", "y".repeat(99));
+    let lines = total / line.len();
+    let w = std::thread::spawn(move || {
+        let block = line.repeat(100);
+        for _ in 0..lines / 100 {
+            talker.write_all(block.as_bytes()).unwrap();
+        }
+        talker
+    });
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 256 * 1024];
+    let want = lines / 100 * 100 * 100;
+    while got < want {
+        let n = reader.read(&mut buf).unwrap();
+        assert!(n > 0, "the reader was disconnected after {got} bytes");
+        assert!(buf[..n].iter().all(|&b| b == b'y' || b == b'\n'));
+        got += n;
+    }
+    assert_eq!(got, want);
+    drop(w.join().unwrap());
+}
+
+/// `talker` sends lines, 100 at a time, each read back by `listener`, until
+/// `cut_off()` says a silent member was disconnected (within [`LIMIT`]); then 100 more
+/// go through: the room carries on.
+pub fn chat_talk_until_a_silent_member_is_cut_off(
+    talker: &mut Client,
+    listener: &Client,
+    cut_off: impl Fn() -> bool,
+) {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(listener.try_clone());
+    let started = std::time::Instant::now();
+    let mut sent = 0usize;
+    let mut text = String::new();
+    let mut hundred = |sent: &mut usize| {
+        for _ in 0..100 {
+            let l = chat_line(0, *sent);
+            talker.write_all(l.as_bytes()).unwrap();
+            text.clear();
+            reader.read_line(&mut text).unwrap();
+            assert_eq!(text, l, "the listener misses nothing");
+            *sent += 1;
+        }
+    };
+    while !cut_off() {
+        assert!(
+            started.elapsed() < LIMIT,
+            "the silent client was never disconnected"
+        );
+        hundred(&mut sent);
+    }
+    // The room goes on without it.
+    hundred(&mut sent);
+}
