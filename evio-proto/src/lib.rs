@@ -113,7 +113,11 @@
 //! anything is sent to it (its scratch output included), so that a send, which a peer
 //! that sent and closed answers with a reset, cannot cost what that peer sent; and a
 //! connection whose send failed reads once more, delivering what it finds to its
-//! handler, before it closes with the send's error. During shutdown: the triggering connection's output, one `Close` per open
+//! handler, before it closes with the send's error. A connection whose socket fails
+//! while its input waits (for another connection's room, or held) sends nothing more
+//! and asks for no readiness, but its handler still gets that input (and `drained`
+//! for output that backed up, now dropped) before it closes with the error, within
+//! [`Config::send_timeout`]. During shutdown: the triggering connection's output, one `Close` per open
 //! connection, then `Shutdown`.
 //!
 //! Poller interest is level-triggered: a connection is registered for reading when it

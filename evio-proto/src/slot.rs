@@ -58,6 +58,7 @@ impl Flags {
     pub(crate) const WAITED_ON: Flags = Flags(1 << 13);
     /// Its peer ended its stream while input read before the end was waiting for
     /// another connection: `input_ended` is owed once that input has been delivered.
+    /// (In `Life::Failing`: the failure is owed.)
     pub(crate) const ENDED_OWED: Flags = Flags(1 << 14);
 
     const NAMES: [(Flags, &'static str); 15] = [
@@ -289,6 +290,7 @@ impl<C> Slot<C> {
             eof: self.flags.contains(Flags::EOF),
             input_room: (self.bufs.in_len as usize) < input_capacity,
             stalled: self.flags.contains(Flags::STALLED),
+            waiting: self.flags.contains(Flags::WAITING),
         }
     }
 

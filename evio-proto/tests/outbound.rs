@@ -651,54 +651,66 @@ fn a_client_that_sends_and_half_closes_before_the_backend_answers_gets_its_answe
     assert!(net.peer(client).closed);
 }
 
+/// Takes 4-byte records while it has credit; holds the rest until a server wake
+/// gives credit back and resumes the connection.
+#[derive(Default)]
+struct Gate {
+    credit: usize,
+    /// Writes each record it takes back to its sender.
+    echo: bool,
+    /// Writes `!` to every connection at each server wake, before resuming them.
+    poke: bool,
+    taken: Vec<u8>,
+    ids: Vec<ConnId>,
+    closed: Vec<(ConnId, Option<CloseError>)>,
+}
+impl Events for Gate {
+    type Context = ();
+    fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        self.ids.push(conn.id());
+        Action::None
+    }
+    fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+        let mut used = 0;
+        while self.credit > 0 && input.len() - used >= 4 {
+            self.taken.extend_from_slice(&input[used..used + 4]);
+            if self.echo {
+                let _ = conn.write(&input[used..used + 4]);
+            }
+            used += 4;
+            self.credit -= 1;
+        }
+        conn.consume(used);
+        if used < input.len() {
+            conn.hold();
+        }
+        Action::None
+    }
+    fn server_woken(&mut self, others: &mut Loop<'_, ()>) -> Flow {
+        self.credit += 2;
+        for &id in &self.ids {
+            if self.poke {
+                // (Refused once the connection failed: it takes no more writes.)
+                let _ = others.write(id, b"!");
+            }
+            others.resume(id).unwrap();
+        }
+        Flow::Continue
+    }
+    fn closed(
+        &mut self,
+        info: &ConnInfo,
+        _: (),
+        e: Option<CloseError>,
+        _: &mut Loop<'_, ()>,
+    ) -> Flow {
+        self.closed.push((info.id, e));
+        Flow::Continue
+    }
+}
+
 #[test]
 fn held_input_waits_for_resume_and_is_never_too_large() {
-    /// Takes 4-byte records while it has credit; holds the rest until a server wake
-    /// gives credit back and resumes the connection.
-    #[derive(Default)]
-    struct Gate {
-        credit: usize,
-        taken: Vec<u8>,
-        ids: Vec<ConnId>,
-        closed: Vec<(ConnId, Option<CloseError>)>,
-    }
-    impl Events for Gate {
-        type Context = ();
-        fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
-            self.ids.push(conn.id());
-            Action::None
-        }
-        fn data(&mut self, conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
-            let mut used = 0;
-            while self.credit > 0 && input.len() - used >= 4 {
-                self.taken.extend_from_slice(&input[used..used + 4]);
-                used += 4;
-                self.credit -= 1;
-            }
-            conn.consume(used);
-            if used < input.len() {
-                conn.hold();
-            }
-            Action::None
-        }
-        fn server_woken(&mut self, others: &mut Loop<'_, ()>) -> Flow {
-            self.credit += 2;
-            for &id in &self.ids {
-                others.resume(id).unwrap();
-            }
-            Flow::Continue
-        }
-        fn closed(
-            &mut self,
-            info: &ConnInfo,
-            _: (),
-            e: Option<CloseError>,
-            _: &mut Loop<'_, ()>,
-        ) -> Flow {
-            self.closed.push((info.id, e));
-            Flow::Continue
-        }
-    }
     let (mut engine, _) = engine(Gate::default(), small_config(4, 16, 16));
     let mut net = Net::new(1);
     start(&mut engine, &mut net);
@@ -719,6 +731,90 @@ fn held_input_waits_for_resume_and_is_never_too_large() {
     }
     assert_eq!(engine.handler().taken, message);
     assert!(engine.handler().closed.is_empty());
+}
+
+/// Input read before a reset that waits for its handler is still delivered: the peer
+/// sent it (a server that reads everything at once would have handled it), and what
+/// the handler writes meanwhile is dropped. Then the connection closes with the reset.
+#[test]
+fn input_held_when_the_peer_resets_is_delivered_before_the_close() {
+    let (mut engine, _) = engine(
+        Gate {
+            echo: true,
+            ..Gate::default()
+        },
+        small_config(4, 16, 16),
+    );
+    let mut net = Net::new(1);
+    start(&mut engine, &mut net);
+    let id = connect(&mut engine, &mut net, 0).unwrap();
+    let message: Vec<u8> = (0..12u8).collect();
+    let reset = IoError::new(IoErrorKind::ConnectionReset);
+    send(&mut engine, &mut net, id, &message);
+    assert_eq!(engine.pending_input(id), 12, "held");
+    // The peer resets: the next read fails, and so does every later send.
+    net.peer(id).error = Some(reset);
+    engine
+        .handle_conn_ready(id, evio_proto::Readiness::HANGUP)
+        .unwrap();
+    drain(&mut engine, &mut net);
+    assert!(engine.handler().closed.is_empty(), "the failure waits");
+    assert_eq!(engine.pending_input(id), 12, "nothing lost");
+    // Each record taken is echoed: what it writes meanwhile is never sent.
+    wake_until_closed(&mut engine, &mut net);
+    assert_eq!(engine.handler().taken, message, "every byte delivered");
+    assert_eq!(
+        engine.handler().closed,
+        [(id, Some(CloseError::Io(reset)))],
+        "then closed once, with the reset"
+    );
+    assert!(
+        net.peer(id).received.is_empty(),
+        "nothing sent after the reset"
+    );
+}
+
+/// Wakes the server (giving a `Gate` credit) until a connection closes.
+fn wake_until_closed(engine: &mut TestEngine<Gate>, net: &mut Net) {
+    let mut rounds = 0;
+    while engine.handler().closed.is_empty() {
+        rounds += 1;
+        assert!(rounds < 20, "resumed without progress");
+        engine.waker().unwrap().wake_server();
+        engine.handle_wakes();
+        drain(engine, net);
+    }
+}
+
+/// A send that fails while input is held: the input is delivered, with what one more
+/// read finds (the peer sent it before it reset), and then the connection closes.
+#[test]
+fn input_held_when_a_send_fails_is_delivered_with_one_more_read() {
+    let (mut engine, _) = engine(
+        Gate {
+            poke: true,
+            ..Gate::default()
+        },
+        small_config(4, 16, 16),
+    );
+    let mut net = Net::new(1);
+    start(&mut engine, &mut net);
+    let id = connect(&mut engine, &mut net, 0).unwrap();
+    let first: Vec<u8> = (0..12u8).collect();
+    send(&mut engine, &mut net, id, &first);
+    assert_eq!(engine.pending_input(id), 12, "held");
+    // More arrives, not reported yet, and the peer resets: the next send fails.
+    let more: Vec<u8> = (12..16u8).collect();
+    net.peer(id).inbound.extend(&more);
+    let reset = IoError::new(IoErrorKind::ConnectionReset);
+    net.peer(id).error = Some(reset);
+    wake_until_closed(&mut engine, &mut net);
+    assert_eq!(
+        engine.handler().taken,
+        [first, more].concat(),
+        "every byte delivered, the last read after the failed send"
+    );
+    assert_eq!(engine.handler().closed, [(id, Some(CloseError::Io(reset)))]);
 }
 
 #[test]

@@ -103,7 +103,8 @@ pub enum Rule {
     /// A nap the engine asks for (`Engine::poll_nap`) ends no later than its next
     /// deadline, counted from the engine's own time.
     NapWithinDeadline,
-    /// `drained` runs only when the connection's output is all sent.
+    /// `drained` runs only when the connection's output is all sent (or dropped, its
+    /// socket having failed).
     DrainedEmpty,
     /// Every `server_woken` answers a server wake, and every accepted server wake
     /// reaches `server_woken` when the loop handles wakes.
@@ -254,7 +255,9 @@ impl Rule {
                 "a timeout due for an open connection has fired once the loop ran at or past it"
             }
             Rule::NapWithinDeadline => "a nap ends no later than the engine's next deadline",
-            Rule::DrainedEmpty => "`drained` runs only once the output is all sent",
+            Rule::DrainedEmpty => {
+                "`drained` runs only once the output is all sent (or dropped: its socket failed)"
+            }
             Rule::ServerWake => {
                 "`server_woken` runs once for each accepted server wake, and only then"
             }

@@ -31,6 +31,12 @@ fn flags(interest: Interest) -> EventFlags {
     if interest.is_writable() {
         f |= EventFlags::OUT;
     }
+    if f.is_empty() {
+        // epoll reports a hang-up or an error whatever the interest: level-triggered,
+        // a reset socket the engine is not reading (its input waits) would be reported
+        // at every wait, and the loop would spin. Edge-triggered, it is reported once.
+        f |= EventFlags::ET;
+    }
     f
 }
 
@@ -182,5 +188,45 @@ impl Receiver {
             #[cfg(evio_force_pipe)]
             Receiver::Pipe(p) => p.drain(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    use evio_proto::{Interest, Readiness};
+
+    use super::Poller;
+    use crate::sys::Poller as _;
+
+    const WAKER: u64 = u64::MAX;
+
+    fn events(p: &mut Poller) -> Vec<(u64, Readiness)> {
+        let mut out = Vec::new();
+        p.wait(Some(Duration::ZERO), |t, r| out.push((t, r)))
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_standing_hangup_without_interest_is_reported_once_not_at_every_wait() {
+        let (mut p, _n) = Poller::new(2, 8, WAKER).unwrap();
+        let (ours, peer) = UnixStream::pair().unwrap();
+        p.add(ours.as_fd(), 5, Interest::READ).unwrap();
+        drop(peer);
+        for _ in 0..2 {
+            // Level-triggered while watched: reported at every wait.
+            let e = events(&mut p);
+            assert!(e.len() == 1 && e[0].0 == 5 && e[0].1.hangup);
+        }
+        p.modify(ours.as_fd(), 5, Interest::NONE).unwrap();
+        let reports = (0..3).map(|_| events(&mut p).len()).sum::<usize>();
+        assert!(reports <= 1, "reported {reports} times in 3 waits");
+        p.modify(ours.as_fd(), 6, Interest::READ).unwrap();
+        let e = events(&mut p);
+        assert!(e.len() == 1 && e[0].0 == 6 && e[0].1.hangup);
     }
 }

@@ -23,6 +23,12 @@ use super::pipe::{self, PipeNotifier, PipeReceiver};
 
 /// No entry for this descriptor number.
 const ABSENT: u32 = 0;
+/// Watched for nothing: kept out of the table, so that poll(2), which reports a
+/// hang-up or an error whatever the interest, does not report a reset socket the
+/// engine is not reading (its input waits) at every wait, spinning the loop. (kqueue
+/// reports nothing without a filter, and epoll is told edge-triggered: the engine
+/// relies on no report without interest.)
+const PARKED: u32 = u32::MAX;
 
 /// A poll(2) table and the loop's end of the notifier (always entry 0).
 pub(crate) struct Poller {
@@ -76,15 +82,26 @@ fn index(fd: RawFd) -> usize {
 impl Poller {
     fn find(&self, fd: RawFd) -> Option<usize> {
         match self.position.get(index(fd)) {
-            Some(&p) if p != ABSENT => Some(p as usize - 1),
+            Some(&p) if p != ABSENT && p != PARKED => Some(p as usize - 1),
             _ => None,
         }
     }
 
+    fn is_parked(&self, fd: RawFd) -> bool {
+        self.position.get(index(fd)) == Some(&PARKED)
+    }
+
     fn insert(&mut self, raw: RawFd, token: u64, interest: PollFlags) -> io::Result<()> {
-        if self.find(raw).is_some() {
+        if self.find(raw).is_some() || self.is_parked(raw) {
             return Err(Errno::EXIST.into());
         }
+        self.push(raw, token, interest);
+        Ok(())
+    }
+
+    /// Watches `raw`, which has no entry (or is parked), for `interest`: an entry in
+    /// the table, or parked without one when the interest is empty.
+    fn push(&mut self, raw: RawFd, token: u64, interest: PollFlags) {
         let i = index(raw);
         if i >= self.position.len() {
             // Only when a descriptor number is higher than any seen before: numbers are
@@ -92,13 +109,20 @@ impl Poller {
             let len = (i + 1).next_power_of_two();
             self.position.resize(len, ABSENT);
         }
+        if interest.is_empty() {
+            self.position[i] = PARKED;
+            return;
+        }
         self.position[i] = self.fds.len() as u32 + 1;
         self.fds.push(entry(raw, interest));
         self.tokens.push(token);
-        Ok(())
     }
 
     fn remove(&mut self, fd: RawFd) -> io::Result<()> {
+        if self.is_parked(fd) {
+            self.position[index(fd)] = ABSENT;
+            return Ok(());
+        }
         let Some(p) = self.find(fd) else {
             return Err(Errno::NOENT.into());
         };
@@ -143,8 +167,18 @@ impl super::Poller for Poller {
 
     fn modify(&mut self, fd: BorrowedFd<'_>, token: u64, interest: Interest) -> io::Result<()> {
         let raw = fd.as_raw_fd();
+        let interest = flags(interest);
+        if self.is_parked(raw) {
+            self.push(raw, token, interest);
+            return Ok(());
+        }
         let p = self.find(raw).ok_or(Errno::NOENT)?;
-        self.fds[p] = entry(raw, flags(interest));
+        if interest.is_empty() {
+            self.remove(raw)?;
+            self.position[index(raw)] = PARKED;
+            return Ok(());
+        }
+        self.fds[p] = entry(raw, interest);
         self.tokens[p] = token;
         Ok(())
     }
@@ -199,7 +233,7 @@ impl super::Poller for Poller {
 
 #[cfg(test)]
 mod tests {
-    use std::os::fd::AsFd;
+    use std::os::fd::{AsFd, AsRawFd};
     use std::os::unix::net::UnixStream;
     use std::time::Duration;
 
@@ -251,18 +285,38 @@ mod tests {
     }
 
     #[test]
-    fn a_hangup_is_reported_without_interest_and_close_forgets_the_entry() {
+    fn a_hangup_is_reported_with_interest_only_and_close_forgets_the_entry() {
         let (mut p, _n) = Poller::new(2, 0, WAKER).unwrap();
         let (ours, peer) = UnixStream::pair().unwrap();
-        p.add(ours.as_fd(), 5, Interest::NONE).unwrap();
+        p.add(ours.as_fd(), 5, Interest::READ).unwrap();
         assert!(events(&mut p, Duration::ZERO).is_empty());
         drop(peer);
         let e = events(&mut p, Duration::ZERO);
         assert_eq!(e.len(), 1);
         assert!(e[0].0 == 5 && e[0].1.hangup);
+        // Watched for nothing, a standing hang-up is not reported (no spinning)...
+        p.modify(ours.as_fd(), 5, Interest::NONE).unwrap();
+        assert!(events(&mut p, Duration::ZERO).is_empty());
+        assert_eq!(p.fds.len(), 1, "parked: only the notifier is in the table");
+        assert!(p.modify(ours.as_fd(), 5, Interest::NONE).is_ok(), "twice");
+        assert!(
+            p.add(ours.as_fd(), 5, Interest::READ).is_err(),
+            "still watched"
+        );
+        // ...and is again once watched for something.
+        p.modify(ours.as_fd(), 6, Interest::WRITE).unwrap();
+        let e = events(&mut p, Duration::ZERO);
+        assert!(e.len() == 1 && e[0].0 == 6 && e[0].1.hangup);
         p.close(std::os::fd::OwnedFd::from(ours));
         assert!(events(&mut p, Duration::ZERO).is_empty());
         assert_eq!(p.fds.len(), 1, "only the notifier is left");
+        // A parked descriptor is forgotten by a close as well.
+        let (other, _peer) = UnixStream::pair().unwrap();
+        p.add(other.as_fd(), 7, Interest::NONE).unwrap();
+        assert_eq!(p.fds.len(), 1);
+        let raw = other.as_fd().as_raw_fd();
+        p.close(std::os::fd::OwnedFd::from(other));
+        assert_eq!(p.position[super::index(raw)], super::ABSENT);
     }
 
     #[test]

@@ -439,6 +439,13 @@ impl<'a, C> Conn<'a, C> {
     /// connection's next turn. It has no effect if all the input is consumed; each
     /// `data` call that leaves input holds it only if it says so again.
     ///
+    /// If the socket fails (its peer resets) while input is held, that input is not
+    /// lost: the peer sent it. The connection sends nothing more and is no longer
+    /// open for other connections' writes, but `Loop::resume` still gives its handler
+    /// the input, and it closes with the error once the input is taken (or after
+    /// [`Config::send_timeout`](crate::Config::send_timeout)). The same holds for
+    /// [`Conn::wait_for`].
+    ///
     /// [`Loop::resume`]: crate::Loop::resume
     pub fn hold(&mut self) {
         self.lp.wait_on = crate::relay::HELD;

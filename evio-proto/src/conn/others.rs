@@ -171,7 +171,9 @@ impl<'a, C> Loop<'a, C> {
             Life::Leaving {
                 then: Then::Detach, ..
             } => ConnState::Detaching,
-            Life::Leaving { .. } | Life::Lingering | Life::SendFailed => ConnState::Closing,
+            Life::Leaving { .. } | Life::Lingering | Life::SendFailed | Life::Failing => {
+                ConnState::Closing
+            }
             Life::Aborting => ConnState::Aborting,
             Life::Free | Life::Closed | Life::DetachWait => return None,
         })

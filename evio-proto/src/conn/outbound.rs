@@ -4,7 +4,7 @@
 use core::time::Duration;
 
 use super::{Loop, NotOpen};
-use crate::engine::life::Event;
+use crate::engine::life::{Event, Life};
 use crate::slot::Flags;
 use crate::{Addr, ConnId, ConnectAddr, ConnectError};
 
@@ -166,11 +166,19 @@ impl<C> Loop<'_, C> {
     /// Gives `id` the input it holds ([`Conn::hold`](crate::Conn::hold)) again: its
     /// `data` is called with it at its next turn. Nothing happens if it holds none.
     ///
+    /// A connection whose socket failed while it held input is resumed too: the peer
+    /// sent that input before it failed, so its handler gets it before `closed`.
+    ///
     /// # Errors
     ///
-    /// [`NotOpen`] if `id` is not open.
+    /// [`NotOpen`] if `id` is not open (nor failing with input held).
     pub fn resume(&mut self, id: ConnId) -> Result<(), NotOpen> {
-        let i = self.open_slot(id)?;
+        let i = match self.slots.get(id.slot()) {
+            Some(s) if s.info.id == id && matches!(s.state, Life::Open | Life::Failing) => {
+                id.slot() as u32
+            }
+            _ => return Err(NotOpen(id)),
+        };
         let slot = &mut self.slots[i as usize];
         if slot.wait.on() == Some(crate::relay::HELD) {
             crate::relay::unwait(self.slots, i);

@@ -159,10 +159,16 @@ where
             wait_on: conn.lp.wait_on,
         };
         let bufs = conn.lp.current_bufs;
-        let slot = self.slot_mut(index);
+        let Self { slots, buffers, .. } = self;
+        let slot = &mut slots.as_mut()[index as usize];
         slot.bufs = bufs;
         slot.context = Some(context);
         if effects.hit_full {
+            if slot.state == Life::Failing {
+                // Its output can never be sent: dropped, there is room again, and
+                // `drained` says so (a handler may wait for it before it takes input).
+                buffers.release(index, &mut slot.bufs);
+            }
             slot.flags.insert(Flags::BACKED_UP);
         }
         (result, effects)
@@ -246,15 +252,23 @@ where
         }
     }
 
-    /// The end of slot `index`'s stream was read while its input waited for another
-    /// connection, and that input has now been delivered: its handler hears of the end.
+    /// The end of slot `index`'s stream was read (or its socket failed:
+    /// `Life::Failing`) while its input waited for another connection, and that input
+    /// has now been delivered: its handler hears of the end (or it closes with the
+    /// error).
     #[cold]
     #[inline(never)]
     pub(super) fn end_if_owed(&mut self, index: u32) {
         let slot = self.slot_mut(index);
         if slot.flags.contains(Flags::ENDED_OWED) && !slot.flags.contains(Flags::WAITING) {
             slot.flags.remove(Flags::ENDED_OWED);
-            self.end_of_stream(index);
+            if slot.state == Life::Failing {
+                // Its socket failed while the input waited: now it closes with the error.
+                slot.go(Event::Delivered, Default::default());
+                self.enqueue(index);
+            } else {
+                self.end_of_stream(index);
+            }
         }
     }
 

@@ -56,6 +56,13 @@ pub(crate) enum Life {
     /// the peer sent before (a write must not cost what the peer already sent), gives
     /// it to its handler, then closes with the send's error.
     SendFailed,
+    /// Its socket failed (a read or a send) while input read before waited for another
+    /// connection or its handler's resume: the peer sent that input, so it is still
+    /// its handler's (as a server that reads everything at once would have handled
+    /// it). Nothing is sent (what the handler writes is dropped), it reads once more
+    /// after a failed send, and once the input is delivered and no longer waits it
+    /// closes with the error. Bounded by `Config::send_timeout`.
+    Failing,
     /// `Output::Close` or `Output::Abort` was emitted; `closed` runs at the next engine
     /// call.
     Closed,
@@ -129,6 +136,9 @@ pub(crate) enum Event {
     ShutdownClose,
     /// Its `closed` ran, or `detached` took (or declined) its socket: the slot is free.
     Ended,
+    /// The input a failing connection owed its handler was delivered (or no longer
+    /// waits).
+    Delivered,
 }
 
 /// What a transition reads of the connection without owning it.
@@ -142,6 +152,8 @@ pub(crate) struct Facts {
     pub(crate) input_room: bool,
     /// Input waits for output to drain (the handler's write did not fit).
     pub(crate) stalled: bool,
+    /// Input waits for another connection's drain or its handler's resume.
+    pub(crate) waiting: bool,
 }
 
 /// A transition the connection's state does not allow: nothing changed.
@@ -228,7 +240,14 @@ impl Life {
             // send failed closes after its read in any case.
             (Leaving { .. } | SendFailed, E::PeerEnded) => self,
             (Lingering, E::PeerEnded | E::LingerOver) => leaving(Then::Close, Why::Asked),
+            (Open, E::SendFailed | E::ReadFailed) if facts.waiting && facts.unread_input => Failing,
             (Open, E::SendFailed) if !facts.eof && facts.input_room => SendFailed,
+            // Its one more read found the end, or failed: the input it owes still goes.
+            (Failing, E::PeerEnded | E::ReadFailed) => Failing,
+            (Failing, E::Close | E::Detach | E::Delivered | E::SendTimedOut) => {
+                leaving(Then::Close, Why::Failed)
+            }
+            (Failing, E::Abort) => Aborting,
             // A peer that resets a lingering close has read what it could: the close
             // goes on for the reason it had.
             (Lingering, E::SendFailed | E::ReadFailed) => leaving(Then::Close, Why::Asked),
@@ -258,7 +277,7 @@ impl Life {
             ) => DetachWait,
             (Leaving { .. }, E::SendTimedOut) => Aborting,
             (Aborting, E::AbortEmitted) => Closed,
-            (Open | Leaving { .. } | Lingering | SendFailed, E::ShutdownClose) => Closed,
+            (Open | Leaving { .. } | Lingering | SendFailed | Failing, E::ShutdownClose) => Closed,
             (Closed | DetachWait, E::Ended) => Free,
             (state, event) => return Err(Refused { state, event }),
         };
@@ -276,6 +295,7 @@ impl Life {
                 | Life::Lingering
                 | Life::Aborting
                 | Life::SendFailed
+                | Life::Failing
         )
     }
 
@@ -307,7 +327,7 @@ mod tests {
 
     use super::*;
 
-    const ALL_STATES: [Life; 17] = [
+    const ALL_STATES: [Life; 18] = [
         Life::Free,
         Life::Connecting,
         Life::Open,
@@ -346,6 +366,7 @@ mod tests {
         Life::Lingering,
         Life::Aborting,
         Life::SendFailed,
+        Life::Failing,
         Life::Closed,
         Life::DetachWait,
         // A leaving state that a peer's end never makes, for completeness.
@@ -355,7 +376,7 @@ mod tests {
         },
     ];
 
-    const ALL_EVENTS: [Event; 16] = [
+    const ALL_EVENTS: [Event; 17] = [
         Event::Accepted,
         Event::Connect,
         Event::Connected,
@@ -372,6 +393,7 @@ mod tests {
         Event::AbortEmitted,
         Event::ShutdownClose,
         Event::Ended,
+        Event::Delivered,
     ];
 
     /// Short names for the table.
@@ -394,6 +416,7 @@ mod tests {
             Life::Lingering => "lingering",
             Life::Aborting => "aborting",
             Life::SendFailed => "send-failed",
+            Life::Failing => "failing",
             Life::Closed => "closed",
             Life::DetachWait => "detach-wait",
         }
@@ -405,8 +428,8 @@ mod tests {
     /// `ALL_EVENTS`: accepted, connect, connected, connect-failed, close, detach,
     /// abort, peer-ended, send-failed,
     /// read-failed, flushed, linger-over, send-timed-out, abort-emitted,
-    /// shutdown-close, ended.
-    const TABLE: [[&str; 16]; 17] = [
+    /// shutdown-close, ended, delivered.
+    const TABLE: [[&str; 17]; 18] = [
         // free
         [
             "open",
@@ -425,11 +448,12 @@ mod tests {
             "-",
             "-",
             "-",
+            "-",
         ],
         // connecting
         [
             "-", "-", "open", "failed", "aborting", "-", "aborting", "-", "-", "-", "-", "-", "-",
-            "-", "closed", "-",
+            "-", "closed", "-", "-",
         ],
         // open
         [
@@ -449,11 +473,12 @@ mod tests {
             "-",
             "closed",
             "-",
+            "-",
         ],
         // leaving to close, asked
         [
             "-", "-", "-", "-", "-", "-", "aborting", "close", "failed", "failed", "closed", "-",
-            "aborting", "-", "closed", "-",
+            "aborting", "-", "closed", "-", "-",
         ],
         // leaving to linger, asked
         [
@@ -472,6 +497,7 @@ mod tests {
             "aborting",
             "-",
             "closed",
+            "-",
             "-",
         ],
         // leaving to detach, asked
@@ -492,11 +518,12 @@ mod tests {
             "-",
             "closed",
             "-",
+            "-",
         ],
         // leaving, the peer ended
         [
             "-", "-", "-", "-", "close", "close", "aborting", "ended", "failed", "failed",
-            "closed", "-", "aborting", "-", "closed", "-",
+            "closed", "-", "aborting", "-", "closed", "-", "-",
         ],
         // leaving, the peer ended with input to drain
         [
@@ -516,11 +543,12 @@ mod tests {
             "-",
             "closed",
             "-",
+            "-",
         ],
         // leaving, failed
         [
             "-", "-", "-", "-", "-", "-", "aborting", "failed", "failed", "failed", "closed", "-",
-            "aborting", "-", "closed", "-",
+            "aborting", "-", "closed", "-", "-",
         ],
         // leaving to linger, failed
         [
@@ -539,6 +567,7 @@ mod tests {
             "aborting",
             "-",
             "closed",
+            "-",
             "-",
         ],
         // leaving to detach, failed
@@ -559,16 +588,17 @@ mod tests {
             "-",
             "closed",
             "-",
+            "-",
         ],
         // lingering
         [
             "-", "-", "-", "-", "-", "-", "-", "close", "close", "close", "-", "close", "-", "-",
-            "closed", "-",
+            "closed", "-", "-",
         ],
         // aborting
         [
             "-", "-", "-", "-", "-", "-", "-", "-", "aborting", "aborting", "-", "-", "-",
-            "closed", "-", "-",
+            "closed", "-", "-", "-",
         ],
         // send-failed
         [
@@ -588,14 +618,20 @@ mod tests {
             "-",
             "closed",
             "-",
+            "-",
+        ],
+        // failing
+        [
+            "-", "-", "-", "-", "failed", "failed", "aborting", "failing", "-", "failing", "-",
+            "-", "failed", "-", "closed", "-", "failed",
         ],
         // closed
         [
-            "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "free",
+            "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "free", "-",
         ],
         // detach-wait
         [
-            "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "free",
+            "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "free", "-",
         ],
         // leaving to detach, the peer ended (not reached)
         [
@@ -615,6 +651,7 @@ mod tests {
             "-",
             "closed",
             "-",
+            "-",
         ],
     ];
 
@@ -625,6 +662,7 @@ mod tests {
             eof: false,
             input_room: true,
             stalled: false,
+            waiting: false,
         };
         let mut wrong = Vec::new();
         for (row, &state) in ALL_STATES.iter().enumerate() {
@@ -690,6 +728,18 @@ mod tests {
         assert_eq!(Life::Open.on(Event::SendFailed, full), failed);
         let ended = Facts { eof: true, ..plain };
         assert_eq!(Life::Open.on(Event::SendFailed, ended), failed);
+        // A socket that fails while unread input waits owes its handler that input.
+        let waiting = Facts {
+            waiting: true,
+            ..unread
+        };
+        assert_eq!(Life::Open.on(Event::ReadFailed, waiting), Ok(Life::Failing));
+        assert_eq!(Life::Open.on(Event::SendFailed, waiting), Ok(Life::Failing));
+        let nothing_waits = Facts {
+            waiting: true,
+            ..plain
+        };
+        assert_eq!(Life::Open.on(Event::ReadFailed, nothing_waits), failed);
         // The end of the stream with input stalled behind full output drains it.
         let stalled = Facts {
             stalled: true,

@@ -659,15 +659,28 @@ where
     /// and it closes at once (`closed` gets `error` unless an I/O error came first), or,
     /// after a send, it reads once more first (`Life::SendFailed`). A lingering close
     /// goes on for the reason it had; an abort goes ahead.
+    ///
+    /// With input that waits for another connection (or its handler's resume), the
+    /// failure waits for that input to be delivered instead (`Life::Failing`): the
+    /// peer sent it before it failed.
     fn fail(&mut self, index: u32, error: CloseError, event: Event) {
         let in_cap = self.config.input_capacity;
-        let Self { slots, buffers, .. } = self;
-        let slot = &mut slots.as_mut()[index as usize];
+        let bound = self.send_bound();
+        let Self {
+            slots,
+            buffers,
+            timers,
+            ..
+        } = self;
+        let slots = slots.as_mut();
+        let slot = &mut slots[index as usize];
         let facts = slot.facts(in_cap);
+        let before = slot.state;
         let next = slot.go(event, facts);
         if matches!(
             next,
             Life::SendFailed
+                | Life::Failing
                 | Life::Leaving {
                     why: Why::Failed,
                     ..
@@ -693,6 +706,27 @@ where
                 slot.flags
                     .remove(Flags::WRITE_BLOCKED | Flags::BACKED_UP | Flags::STALLED);
                 slot.flags.insert(Flags::READABLE);
+            }
+            Life::Failing if before != Life::Failing => {
+                buffers.release(index, &mut slot.bufs);
+                let flags = &mut slot.flags;
+                // (`BACKED_UP` stays: `drained` is owed, for the room its handler may
+                // wait for before it takes the input.)
+                flags.remove(Flags::WRITE_BLOCKED | Flags::STALLED);
+                // Owed: the failure, once the input is delivered (`end_if_owed`).
+                flags.insert(Flags::ENDED_OWED);
+                if event == Event::SendFailed {
+                    flags.insert(Flags::READABLE);
+                } else {
+                    flags.insert(Flags::EOF);
+                    flags.remove(Flags::READABLE | Flags::HUP);
+                }
+                let waited_on = flags.contains(Flags::WAITED_ON);
+                timers.set(slots, index, bound);
+                if waited_on {
+                    // Its output is gone: what waited for it to drain goes on.
+                    self.release_waiters(index);
+                }
             }
             _ => {}
         }
@@ -741,6 +775,13 @@ where
                 self.enqueue(index);
             }
             Life::Connecting => self.connect_timed_out(index),
+            Life::Failing => {
+                // Its input waited too long for its handler: the failure goes ahead.
+                self.stats.send_timeouts += 1;
+                self.slot_mut(index)
+                    .go(Event::SendTimedOut, Default::default());
+                self.enqueue(index);
+            }
             Life::Lingering => {
                 self.slot_mut(index)
                     .go(Event::LingerOver, Default::default());

@@ -115,6 +115,7 @@ where
                 Life::Connecting => return self.connecting_output(index),
                 Life::Aborting => return Some(self.emit_abort(index)),
                 Life::SendFailed => return Some(self.after_send_failed(index)),
+                Life::Failing => return self.failing_output(index),
                 Life::Leaving {
                     why: Why::Failed, ..
                 } => return Some(self.emit_failed_close(index)),
@@ -226,9 +227,15 @@ where
         }
         slot.flags.remove(Flags::WAITING);
         // (A connection its handler is closing gets no more input.)
-        if slot.bufs.in_len > 0 && slot.state == Life::Open {
+        let state = slot.state;
+        if state == Life::Failing {
+            // What it wrote while it waited cannot be sent: the handler gets its room.
+            let Self { slots, buffers, .. } = self;
+            buffers.release(index, &mut slots.as_mut()[index as usize].bufs);
+        }
+        if self.slot(index).bufs.in_len > 0 && matches!(state, Life::Open | Life::Failing) {
             self.deliver_input(index, InputSource::Own);
-        } else if slot.state == Life::Open {
+        } else if matches!(state, Life::Open | Life::Failing) {
             self.end_if_owed(index);
         }
         Extra::Resumed
@@ -290,6 +297,51 @@ where
             return Next::Read(index);
         }
         self.emit_failed_close(index)
+    }
+
+    /// Slot `index`'s socket failed while its input waited (`Life::Failing`): one more
+    /// read after a failed send; the `drained` owed for output that backed up (it was
+    /// dropped: there is room); the input again once it no longer waits; no interest
+    /// in the poller (what would it report?); nothing sent.
+    #[cold]
+    #[inline(never)]
+    fn failing_output(&mut self, index: u32) -> Option<Next> {
+        let in_cap = self.config.input_capacity as u32;
+        let slot = self.slot_mut(index);
+        if slot.flags.contains(Flags::READABLE)
+            && !slot.flags.contains(Flags::EOF)
+            && slot.bufs.in_len < in_cap
+        {
+            // Once, first (what the peer sent before it failed): whatever it finds,
+            // nothing more is read.
+            slot.flags.remove(Flags::READABLE);
+            slot.flags.insert(Flags::EOF);
+            return Some(Next::Read(index));
+        }
+        if slot.flags.contains(Flags::BACKED_UP) {
+            slot.flags.remove(Flags::BACKED_UP);
+            self.stats.drains += 1;
+            let action = self.call_handler(index, |h, conn| h.drained(conn));
+            self.apply_action(index, action);
+            self.enqueue(index);
+            return None;
+        }
+        if slot.flags.intersects(Flags::CONFIGURE | Flags::WAITING) {
+            match self.options_or_resume(index) {
+                Extra::Output(next) => return Some(next),
+                Extra::Resumed => {
+                    self.enqueue(index);
+                    return None;
+                }
+                Extra::StillWaiting => {}
+            }
+        }
+        let flags = &mut self.slot_mut(index).flags;
+        if flags.intersects(Flags::REG_READ | Flags::REG_WRITE) {
+            flags.remove(Flags::REG_READ | Flags::REG_WRITE);
+            return Some(Next::Interest(index, Interest::new(false, false)));
+        }
+        None
     }
 
     /// Slot `index`'s socket failed: its output (written since, if any) is dropped

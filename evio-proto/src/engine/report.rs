@@ -239,7 +239,7 @@ where
     /// have theirs delivered again at their next turn.
     #[cold]
     #[inline(never)]
-    fn release_waiters(&mut self, index: u32) {
+    pub(super) fn release_waiters(&mut self, index: u32) {
         let Self {
             slots, attention, ..
         } = self;

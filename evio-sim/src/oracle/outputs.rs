@@ -345,6 +345,9 @@ impl<M: Model> Oracle<M> {
         }
         c.io_failed = true;
         c.io_error.get_or_insert(e);
+        // Input that waited when its socket failed is still delivered, for at most
+        // `Config::send_timeout` (the engine's `Life::Failing`): a deadline it may hold.
+        c.deadline_possible |= self.engine.send_timeout.is_some();
         self.closing(ci);
     }
 
