@@ -71,7 +71,7 @@ fn drain(engine: &mut E, clients: &mut [Client], requests: &[u8], replies: &[u8]
                 c.sent += n;
                 read.done(n);
             }
-            Output::Transmit(transmit) => {
+            Output::Transmit(mut transmit) => {
                 let c = clients.iter_mut().find(|c| c.id == transmit.id()).unwrap();
                 let n = transmit.len();
                 assert!(

@@ -167,7 +167,7 @@ impl<P: Poller> Sockets<'_, P> {
                 }
                 Step::Continue
             }
-            Output::Transmit(transmit) => {
+            Output::Transmit(mut transmit) => {
                 let Some(fd) = fd_of(&self.fds, transmit.id()) else {
                     transmit.failed(net::io_error(Errno::BADF));
                     return Step::Continue;

@@ -367,6 +367,20 @@ impl<B: ByteStorage> Buffers<B> {
         }
     }
 
+    /// Slot `i`'s own input buffer, all of it.
+    #[inline]
+    pub(crate) fn own_input(&self, i: u32) -> Range<usize> {
+        self.layout.input(i)
+    }
+
+    /// Slot `i`'s own input buffer after what it holds: where a transformed
+    /// connection's reads go.
+    #[inline]
+    pub(crate) fn own_read_target(&self, i: u32, st: &BufState) -> Range<usize> {
+        let own = self.layout.input(i);
+        own.start + st.in_len as usize..own.end
+    }
+
     /// A read of `n` bytes into slot `i`'s own input buffer (after its kept input).
     #[inline]
     pub(crate) fn read_into_own(st: &mut BufState, n: usize) {

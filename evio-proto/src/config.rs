@@ -59,6 +59,11 @@ pub struct Config {
     /// is bounded by its handler's own timeout instead, and a lingering close by
     /// [`Config::linger`]. `None`: no bound. Default 60 s (nginx's `send_timeout`).
     pub send_timeout: Option<Duration>,
+    /// Longest a transformed connection (TLS, see [`Transport`](crate::Transport)) may
+    /// take over its handshake, from its accept or connect: past it the connection is
+    /// reset and its handler never hears of it (nginx's `ssl_handshake_timeout`, 60 s,
+    /// and HAProxy's `timeout client` bound the same). Default 10 s.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for Config {
@@ -85,6 +90,7 @@ impl Config {
             linger: Duration::from_secs(5),
             coalesce: None,
             send_timeout: Some(Duration::from_secs(60)),
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 

@@ -9,7 +9,7 @@
 /// leaves out runs the trait's default instead, and the inner handler is silently no
 /// longer told. Inside the wrapper's `impl Events`,
 ///
-/// - `delegate_events!(self.inner);` writes all thirteen methods, each calling the same
+/// - `delegate_events!(self.inner);` writes all the methods, each calling the same
 ///   method of `self.inner` with the same arguments and returning what it returns;
 /// - `delegate_events!(self.inner, except serving, data);` writes all but the methods
 ///   named, which the wrapper writes itself.
@@ -95,6 +95,7 @@ macro_rules! delegate_events {
     (@known prewrite) => {};
     (@known postwrite) => {};
     (@known tick) => {};
+    (@known transport) => {};
     (@known $other:ident) => {
         ::core::compile_error!(::core::concat!(
             "`",
@@ -119,6 +120,7 @@ macro_rules! delegate_events {
     (@method prewrite [prewrite $($rest:ident)*] $($field:tt)*) => {};
     (@method postwrite [postwrite $($rest:ident)*] $($field:tt)*) => {};
     (@method tick [tick $($rest:ident)*] $($field:tt)*) => {};
+    (@method transport [transport $($rest:ident)*] $($field:tt)*) => {};
     (@method $name:ident [$other:ident $($rest:ident)*] $($field:tt)*) => {
         $crate::delegate_events!(@method $name [$($rest)*] $($field)*);
     };
@@ -241,6 +243,12 @@ macro_rules! delegate_events {
             self $($field)* .tick(others)
         }
     };
+    (@method transport [] $($field:tt)*) => {
+        #[inline]
+        fn transport(&mut self) -> ::core::option::Option<&mut dyn $crate::Transport> {
+            self $($field)* .transport()
+        }
+    };
 
     (self $(. $field:tt)+ $(, except $($except:ident),+)? $(,)?) => {
         $($($crate::delegate_events!(@known $except);)+)?
@@ -259,5 +267,6 @@ macro_rules! delegate_events {
         $crate::delegate_events!(@method prewrite [$($($except)+)?] $(. $field)+);
         $crate::delegate_events!(@method postwrite [$($($except)+)?] $(. $field)+);
         $crate::delegate_events!(@method tick [$($($except)+)?] $(. $field)+);
+        $crate::delegate_events!(@method transport [$($($except)+)?] $(. $field)+);
     };
 }

@@ -90,6 +90,10 @@ pub enum CloseError {
     /// An outbound connection did not connect within the timeout given to
     /// [`Loop::connect`](crate::Loop::connect); it never opened.
     ConnectTimeout,
+    /// Its transform ([`Transport`](crate::Transport): TLS) failed: bytes it refused,
+    /// or a session that failed. (A transformed connection whose handshake fails
+    /// never opened, and its handler hears nothing of it.)
+    Transport(crate::TransportError),
 }
 
 impl fmt::Display for CloseError {
@@ -107,6 +111,7 @@ impl fmt::Display for CloseError {
                     "frame too large: {capacity} bytes buffered, none consumed"
                 )
             }
+            CloseError::Transport(e) => write!(f, "{e}"),
         }
     }
 }
@@ -241,6 +246,15 @@ pub enum BuildError {
         /// Slots the waker has.
         given: usize,
     },
+    /// The input buffer cannot hold a whole record of the handler's transport
+    /// ([`Transport::min_input`](crate::Transport::min_input)): a record it could
+    /// never complete would stall its connection.
+    InputTooSmall {
+        /// Bytes of input buffer the transport needs (`input_capacity` at least).
+        needed: usize,
+        /// `input_capacity` configured.
+        given: usize,
+    },
 }
 
 impl fmt::Display for BuildError {
@@ -272,6 +286,13 @@ impl fmt::Display for BuildError {
                 write!(
                     f,
                     "waker has {given} slots, the configuration needs {needed}"
+                )
+            }
+            BuildError::InputTooSmall { needed, given } => {
+                write!(
+                    f,
+                    "input_capacity is {given} bytes, the transport (TLS) needs at least \
+                     {needed} to hold a whole record"
                 )
             }
         }

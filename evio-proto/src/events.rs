@@ -648,6 +648,15 @@ pub trait Events {
         Flow::Continue
     }
 
+    /// The transform between its connections' socket bytes and their plaintext (TLS),
+    /// if it has one: see [`Transport`](crate::Transport). The engine asks for it when
+    /// it builds (to check the input buffer holds a record), when a connection opens
+    /// (whether it is transformed), and then only for transformed connections. The
+    /// default has none: every connection's bytes are its handler's.
+    fn transport(&mut self) -> Option<&mut dyn crate::Transport> {
+        None
+    }
+
     /// A write of `attempted` bytes to connection `id` is about to be tried.
     fn prewrite(&mut self, id: ConnId, attempted: usize) {
         let _ = (id, attempted);

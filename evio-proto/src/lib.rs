@@ -240,6 +240,7 @@ mod sync;
 mod ticker;
 mod time;
 mod timers;
+mod transport;
 mod wake;
 
 pub use addr::{Addr, ConnInfo, ListenAddr};
@@ -262,6 +263,7 @@ pub use post::{Loops, PostKind, PostOffice, Refusal};
 pub use slot::Slot;
 pub use stats::Stats;
 pub use time::Instant;
+pub use transport::{Decoded, Transport, TransportError};
 pub use wake::{Notify, WakeState, WakeTarget, WakeWord, Waker};
 
 pub use core::time::Duration;

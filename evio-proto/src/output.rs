@@ -362,6 +362,9 @@ pub struct Transmit<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> {
     id: ConnId,
     slot: u32,
     range: Range<usize>,
+    /// The bytes are the handler's transport's (a transformed connection), not the
+    /// engine's buffers'.
+    transport: bool,
     reported: bool,
 }
 
@@ -371,12 +374,14 @@ impl<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> Transmit<'a, H, 
         id: ConnId,
         slot: u32,
         range: Range<usize>,
+        transport: bool,
     ) -> Self {
         Transmit {
             engine,
             id,
             slot,
             range,
+            transport,
             reported: false,
         }
     }
@@ -398,7 +403,10 @@ impl<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> Transmit<'a, H, 
     }
 
     /// The bytes to write.
-    pub fn bytes(&self) -> &[u8] {
+    pub fn bytes(&mut self) -> &[u8] {
+        if self.transport {
+            return self.engine.transport_outgoing(self.slot);
+        }
         self.engine.bytes(self.range.clone())
     }
 
@@ -410,7 +418,11 @@ impl<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> Transmit<'a, H, 
         debug_assert!(n <= self.range.len(), "wrote {n} of {}", self.range.len());
         self.reported = true;
         let n = n.min(self.range.len());
-        self.engine.transmit_done(self.slot, self.range.len(), n);
+        if self.transport {
+            self.engine.transformed_sent(self.slot, self.range.len(), n);
+        } else {
+            self.engine.transmit_done(self.slot, self.range.len(), n);
+        }
     }
 
     /// The socket took nothing (EAGAIN).
@@ -428,7 +440,11 @@ impl<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> Transmit<'a, H, 
 impl<H: Events, S: SlotStorage<H::Context>, B: ByteStorage> Drop for Transmit<'_, H, S, B> {
     fn drop(&mut self) {
         if !self.reported {
-            self.engine.transmit_blocked(self.slot, self.range.len());
+            if self.transport {
+                self.engine.transformed_sent(self.slot, self.range.len(), 0);
+            } else {
+                self.engine.transmit_blocked(self.slot, self.range.len());
+            }
         }
     }
 }

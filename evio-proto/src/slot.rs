@@ -19,7 +19,7 @@ impl<C, T: AsRef<[Slot<C>]> + AsMut<[Slot<C>]> + ?Sized> SlotStorage<C> for T {}
 /// What the engine knows about a connection's socket and what it still owes it: a set
 /// of the flags below.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Flags(u16);
+pub(crate) struct Flags(u32);
 
 impl Flags {
     /// No flag.
@@ -60,8 +60,17 @@ impl Flags {
     /// another connection: `input_ended` is owed once that input has been delivered.
     /// (In `Life::Failing`: the failure is owed.)
     pub(crate) const ENDED_OWED: Flags = Flags(1 << 14);
+    /// Its bytes go through the handler's transport (TLS): see `transport.rs`.
+    pub(crate) const TRANSFORMED: Flags = Flags(1 << 15);
+    /// Its handler never heard of it (a transformed connection still handshaking):
+    /// it ends without `closed`.
+    pub(crate) const UNANNOUNCED: Flags = Flags(1 << 16);
+    /// The transport's closing message is queued: the close goes ahead once it is sent.
+    pub(crate) const CLOSE_SENT: Flags = Flags(1 << 17);
+    /// Its transport has bytes to send (`Transport::outgoing` is not empty).
+    pub(crate) const OUTGOING: Flags = Flags(1 << 18);
 
-    const NAMES: [(Flags, &'static str); 15] = [
+    const NAMES: [(Flags, &'static str); 19] = [
         (Flags::READABLE, "READABLE"),
         (Flags::HUP, "HUP"),
         (Flags::EOF, "EOF"),
@@ -77,7 +86,18 @@ impl Flags {
         (Flags::WR_SHUT, "WR_SHUT"),
         (Flags::WAITED_ON, "WAITED_ON"),
         (Flags::ENDED_OWED, "ENDED_OWED"),
+        (Flags::TRANSFORMED, "TRANSFORMED"),
+        (Flags::UNANNOUNCED, "UNANNOUNCED"),
+        (Flags::CLOSE_SENT, "CLOSE_SENT"),
+        (Flags::OUTGOING, "OUTGOING"),
     ];
+
+    /// 1 if `OUTGOING` is set, else 0: without a branch, for the count of bytes to
+    /// send.
+    #[inline(always)]
+    pub(crate) const fn outgoing(self) -> usize {
+        ((self.0 & Flags::OUTGOING.0) >> 18) as usize
+    }
 
     /// Every flag of `other` is set.
     #[inline]
@@ -340,6 +360,13 @@ pub(crate) fn request<C>(
 ) -> Result<Life, Refused> {
     let slot = &mut slots[i as usize];
     let before = slot.state;
+    // A transformed connection's socket is of no use without its session: a detach
+    // closes it (its closing message first).
+    let event = if event == Event::Detach && slot.flags.contains(Flags::TRANSFORMED) {
+        Event::Close
+    } else {
+        event
+    };
     let next = slot.try_go(event, slot.facts(input_capacity))?;
     if next.is_leaving() && !before.is_leaving() {
         timers.set(slots, i, bound);

@@ -39,6 +39,14 @@ pub struct Stats {
     pub frame_too_large: u64,
     /// Connections closed by an I/O error.
     pub io_errors: u64,
+    /// Transformed connections (TLS) whose handshake finished: they opened.
+    pub handshakes: u64,
+    /// Transformed connections whose handshake failed or timed out (or whose session
+    /// could not start): they never opened.
+    pub handshake_failures: u64,
+    /// Transformed connections closed because their transport failed (handshakes
+    /// included).
+    pub transport_errors: u64,
     /// Leaving connections aborted after `Config::send_timeout` without send progress.
     pub send_timeouts: u64,
     /// `woken` calls made.

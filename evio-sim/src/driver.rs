@@ -237,7 +237,7 @@ impl<M: Model> World<M> {
                     }
                 }
             }
-            Output::Transmit(transmit) => {
+            Output::Transmit(mut transmit) => {
                 let id = transmit.id();
                 let ci = self.oracle.live_output(self.io.net(), id, "transmit")?;
                 self.oracle.check_connected(ci, id, "transmit")?;

@@ -175,7 +175,8 @@ impl<'a, C> Loop<'a, C> {
                 ConnState::Closing
             }
             Life::Aborting => ConnState::Aborting,
-            Life::Free | Life::Closed | Life::DetachWait => return None,
+            // (A connection still handshaking is not its handler's yet.)
+            Life::Free | Life::Closed | Life::DetachWait | Life::Handshaking => return None,
         })
     }
 

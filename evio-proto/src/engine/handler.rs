@@ -125,6 +125,12 @@ where
         }
         let slot = &mut slots[index as usize];
         let input = match source {
+            Some(InputSource::Own) if slot.flags.contains(Flags::TRANSFORMED) => {
+                // Its plaintext: the incomplete record after it is not the handler's.
+                let all = buffers.input_range(index, &slot.bufs, InputSource::Own);
+                let kept = handler.transport().map_or(0, |t| t.kept(slot.info.id));
+                all.start..all.end - kept
+            }
             Some(source) => buffers.input_range(index, &slot.bufs, source),
             None => 0..0,
         };
@@ -177,9 +183,19 @@ where
     /// Hands input to `data`, keeps what it did not consume, and decides about
     /// backpressure and frames too large for the buffer.
     pub(super) fn deliver_input(&mut self, index: u32, source: InputSource) {
-        let total = match source {
-            InputSource::Scratch(n) => n,
-            InputSource::Own => self.slot(index).bufs.in_len as usize,
+        // (`kept`: a transformed connection's incomplete record, after its plaintext.)
+        let (total, kept) = match source {
+            InputSource::Scratch(n) => (n, 0),
+            InputSource::Own => {
+                let slot = self.slot(index);
+                let all = slot.bufs.in_len as usize;
+                if slot.flags.contains(Flags::TRANSFORMED) {
+                    let plain = self.transformed_input_len(index);
+                    (plain, all - plain)
+                } else {
+                    (all, 0)
+                }
+            }
         };
         let (action, effects) =
             self.with_conn(index, Some(source), |h, conn, input| h.data(conn, input));
@@ -187,7 +203,7 @@ where
         let left = total - consumed;
         let Self { slots, buffers, .. } = self;
         let slot = &mut slots.as_mut()[index as usize];
-        if buffers.keep_input(index, &mut slot.bufs, source, consumed, total) {
+        if buffers.keep_input(index, &mut slot.bufs, source, consumed, total + kept) {
             self.stats.input_carries += 1;
         }
         let cap = self.config.input_capacity;
@@ -199,7 +215,7 @@ where
         let rare = effects.wait_on != NO_CURRENT
             || slot.flags.intersects(Flags::WAITING | Flags::ENDED_OWED);
         let waiting = rare && self.relay_wait(index, effects.wait_on, left > 0 && !stalled);
-        let too_large = left == cap && !stalled && !waiting;
+        let too_large = left + kept == cap && !stalled && !waiting;
         self.apply_action(index, action);
         if rare && !waiting {
             self.end_if_owed(index);

@@ -39,6 +39,10 @@ pub(crate) enum Life {
     Connecting,
     /// Open: reading, writing, calling the handler.
     Open,
+    /// Transformed (TLS), its handshake not over: its transport's bytes are read and
+    /// sent, its handler has not heard of it (`opened` runs once it is established).
+    /// Bounded by `Config::handshake_timeout`.
+    Handshaking,
     /// On its way out: its pending output is sent, then `then` happens.
     Leaving {
         /// What happens once the output is sent.
@@ -139,6 +143,10 @@ pub(crate) enum Event {
     /// The input a failing connection owed its handler was delivered (or no longer
     /// waits).
     Delivered,
+    /// Its transport (TLS) starts a handshake, right after it opened.
+    Handshake,
+    /// Its transport's handshake is over.
+    Established,
 }
 
 /// What a transition reads of the connection without owning it.
@@ -191,6 +199,15 @@ impl Life {
             // not connected, so it abandons the connect, as an abort does.
             (Connecting, E::Close | E::Abort) => Aborting,
             (Connecting, E::ShutdownClose) => Closed,
+            (Open, E::Handshake) => Handshaking,
+            (Handshaking, E::Established) => Open,
+            // A handshake that fails ends the connection at once; one that takes too
+            // long is reset.
+            (Handshaking, E::PeerEnded | E::ReadFailed | E::SendFailed) => {
+                leaving(Then::Close, Why::Failed)
+            }
+            (Handshaking, E::SendTimedOut) => Aborting,
+            (Handshaking, E::ShutdownClose) => Closed,
             (Open, E::Close) => leaving(
                 if facts.unread_input && !facts.eof {
                     Then::Linger
@@ -296,6 +313,7 @@ impl Life {
                 | Life::Aborting
                 | Life::SendFailed
                 | Life::Failing
+                | Life::Handshaking
         )
     }
 
@@ -327,10 +345,11 @@ mod tests {
 
     use super::*;
 
-    const ALL_STATES: [Life; 18] = [
+    const ALL_STATES: [Life; 19] = [
         Life::Free,
         Life::Connecting,
         Life::Open,
+        Life::Handshaking,
         Life::Leaving {
             then: Then::Close,
             why: Why::Asked,
@@ -376,7 +395,7 @@ mod tests {
         },
     ];
 
-    const ALL_EVENTS: [Event; 17] = [
+    const ALL_EVENTS: [Event; 19] = [
         Event::Accepted,
         Event::Connect,
         Event::Connected,
@@ -394,6 +413,8 @@ mod tests {
         Event::ShutdownClose,
         Event::Ended,
         Event::Delivered,
+        Event::Handshake,
+        Event::Established,
     ];
 
     /// Short names for the table.
@@ -402,6 +423,7 @@ mod tests {
             Life::Free => "free",
             Life::Connecting => "connecting",
             Life::Open => "open",
+            Life::Handshaking => "handshaking",
             Life::Leaving { then, why } => match (then, why) {
                 (Then::Close, Why::Asked) => "close",
                 (Then::Linger, Why::Asked) => "linger",
@@ -428,8 +450,8 @@ mod tests {
     /// `ALL_EVENTS`: accepted, connect, connected, connect-failed, close, detach,
     /// abort, peer-ended, send-failed,
     /// read-failed, flushed, linger-over, send-timed-out, abort-emitted,
-    /// shutdown-close, ended, delivered.
-    const TABLE: [[&str; 17]; 18] = [
+    /// shutdown-close, ended, delivered, handshake, established.
+    const TABLE: [[&str; 19]; 19] = [
         // free
         [
             "open",
@@ -449,11 +471,13 @@ mod tests {
             "-",
             "-",
             "-",
+            "-",
+            "-",
         ],
         // connecting
         [
             "-", "-", "open", "failed", "aborting", "-", "aborting", "-", "-", "-", "-", "-", "-",
-            "-", "closed", "-", "-",
+            "-", "closed", "-", "-", "-", "-",
         ],
         // open
         [
@@ -474,11 +498,18 @@ mod tests {
             "closed",
             "-",
             "-",
+            "handshaking",
+            "-",
+        ],
+        // handshaking
+        [
+            "-", "-", "-", "-", "-", "-", "-", "failed", "failed", "failed", "-", "-", "aborting",
+            "-", "closed", "-", "-", "-", "open",
         ],
         // leaving to close, asked
         [
             "-", "-", "-", "-", "-", "-", "aborting", "close", "failed", "failed", "closed", "-",
-            "aborting", "-", "closed", "-", "-",
+            "aborting", "-", "closed", "-", "-", "-", "-",
         ],
         // leaving to linger, asked
         [
@@ -497,6 +528,8 @@ mod tests {
             "aborting",
             "-",
             "closed",
+            "-",
+            "-",
             "-",
             "-",
         ],
@@ -519,11 +552,13 @@ mod tests {
             "closed",
             "-",
             "-",
+            "-",
+            "-",
         ],
         // leaving, the peer ended
         [
             "-", "-", "-", "-", "close", "close", "aborting", "ended", "failed", "failed",
-            "closed", "-", "aborting", "-", "closed", "-", "-",
+            "closed", "-", "aborting", "-", "closed", "-", "-", "-", "-",
         ],
         // leaving, the peer ended with input to drain
         [
@@ -544,11 +579,13 @@ mod tests {
             "closed",
             "-",
             "-",
+            "-",
+            "-",
         ],
         // leaving, failed
         [
             "-", "-", "-", "-", "-", "-", "aborting", "failed", "failed", "failed", "closed", "-",
-            "aborting", "-", "closed", "-", "-",
+            "aborting", "-", "closed", "-", "-", "-", "-",
         ],
         // leaving to linger, failed
         [
@@ -567,6 +604,8 @@ mod tests {
             "aborting",
             "-",
             "closed",
+            "-",
+            "-",
             "-",
             "-",
         ],
@@ -589,16 +628,18 @@ mod tests {
             "closed",
             "-",
             "-",
+            "-",
+            "-",
         ],
         // lingering
         [
             "-", "-", "-", "-", "-", "-", "-", "close", "close", "close", "-", "close", "-", "-",
-            "closed", "-", "-",
+            "closed", "-", "-", "-", "-",
         ],
         // aborting
         [
             "-", "-", "-", "-", "-", "-", "-", "-", "aborting", "aborting", "-", "-", "-",
-            "closed", "-", "-", "-",
+            "closed", "-", "-", "-", "-", "-",
         ],
         // send-failed
         [
@@ -619,19 +660,23 @@ mod tests {
             "closed",
             "-",
             "-",
+            "-",
+            "-",
         ],
         // failing
         [
             "-", "-", "-", "-", "failed", "failed", "aborting", "failing", "-", "failing", "-",
-            "-", "failed", "-", "closed", "-", "failed",
+            "-", "failed", "-", "closed", "-", "failed", "-", "-",
         ],
         // closed
         [
             "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "free", "-",
+            "-", "-",
         ],
         // detach-wait
         [
             "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "free", "-",
+            "-", "-",
         ],
         // leaving to detach, the peer ended (not reached)
         [
@@ -650,6 +695,8 @@ mod tests {
             "aborting",
             "-",
             "closed",
+            "-",
+            "-",
             "-",
             "-",
         ],

@@ -37,6 +37,7 @@ pub(crate) mod life;
 mod next;
 mod outbound;
 mod report;
+mod transform;
 
 pub use crate::buffers::ByteStorage;
 pub use crate::slot::SlotStorage;
@@ -126,15 +127,25 @@ where
     ///
     /// # Errors
     ///
-    /// [`BuildError`] if a capacity is zero or too large or the storage does not fit.
+    /// [`BuildError`] if a capacity is zero or too large, the storage does not fit, or
+    /// the input buffer cannot hold a record of the handler's transport.
     pub fn new(
-        handler: H,
+        mut handler: H,
         config: Config,
         mut slots: S,
         bytes: B,
         waker: Option<Waker>,
     ) -> Result<Self, BuildError> {
         let needed = config.validate()?;
+        if let Some(transport) = handler.transport() {
+            let min = transport.min_input();
+            if config.input_capacity < min {
+                return Err(BuildError::InputTooSmall {
+                    needed: min,
+                    given: config.input_capacity,
+                });
+            }
+        }
         let given = slots.as_ref().len();
         if given != config.max_connections {
             return Err(BuildError::SlotStorage {
@@ -249,7 +260,9 @@ where
         self.live_slot(id).is_some()
     }
 
-    /// Bytes of output pending for `id` (0 for an unknown id).
+    /// Bytes of output pending for `id` (0 for an unknown id): for a transformed
+    /// connection (TLS), its handler's plaintext not encoded yet, plus one if its
+    /// transport has encoded bytes to send.
     pub fn pending_output(&self, id: ConnId) -> usize {
         match self.live_slot(id) {
             Some(i) => self.pending_len(i),
@@ -257,7 +270,8 @@ where
         }
     }
 
-    /// Bytes of unconsumed input kept for `id` (0 for an unknown id).
+    /// Bytes of unconsumed input kept for `id` (0 for an unknown id): for a
+    /// transformed connection (TLS), its plaintext and the start of a record.
     pub fn pending_input(&self, id: ConnId) -> usize {
         match self.live_slot(id) {
             Some(i) => self.slot(i).bufs.in_len as usize,
@@ -600,8 +614,13 @@ where
         (slot.state.is_live() && slot.info.id == id).then_some(id.slot() as u32)
     }
 
+    /// The bytes slot `index` has to send; for a transformed connection its
+    /// plaintext, plus one if its transport has bytes to send (an exact count matters
+    /// only for a plain connection's `prewrite`).
+    #[inline(always)]
     fn pending_len(&self, index: u32) -> usize {
-        self.buffers.pending(index, &self.slot(index).bufs)
+        let slot = self.slot(index);
+        self.buffers.pending(index, &slot.bufs) + slot.flags.outgoing()
     }
 
     /// Queues slot `index` for attention (while running: a shutdown closes everyone
@@ -775,6 +794,16 @@ where
                 self.enqueue(index);
             }
             Life::Connecting => self.connect_timed_out(index),
+            Life::Handshaking => {
+                self.stats.handshake_failures += 1;
+                self.stats.transport_errors += 1;
+                let slot = self.slot_mut(index);
+                slot.go(Event::SendTimedOut, Default::default());
+                slot.error = Some(CloseError::Transport(
+                    crate::TransportError::HandshakeTimeout,
+                ));
+                self.enqueue(index);
+            }
             Life::Failing => {
                 // Its input waited too long for its handler: the failure goes ahead.
                 self.stats.send_timeouts += 1;
@@ -804,7 +833,6 @@ where
             slots,
             buffers,
             attention,
-            pool,
             ..
         } = self;
         let slots = slots.as_mut();
@@ -819,7 +847,13 @@ where
         });
         let slot = &mut slots[index as usize];
         buffers.release(index, &mut slot.bufs);
-        slot.clear();
+        let transformed = slot.flags.contains(Flags::TRANSFORMED);
+        if transformed {
+            self.end_transform(index);
+        }
+        let Self { slots, pool, .. } = self;
+        let slots = slots.as_mut();
+        slots[index as usize].clear();
         pool.free.push(slots, index);
         pool.open -= 1;
     }
@@ -833,8 +867,13 @@ where
         }
         let info = slot.info;
         let error = slot.error;
+        let unannounced = slot.flags.contains(Flags::UNANNOUNCED);
         let context = slot.context.take().unwrap_or_default();
         self.free_slot(index);
+        if unannounced {
+            // A handshake that never finished: its handler never heard of it.
+            return;
+        }
         self.stats.closed += 1;
         self.call_server(|h, lp| h.closed(&info, context, error, lp));
     }

@@ -79,7 +79,9 @@ where
                 stats.output_spills += 1;
                 return Some(read);
             }
-            return Some(self.begin_transmit(owner));
+            if let Some(next) = self.begin_transmit(owner) {
+                return Some(next);
+            }
         }
         while let Some(index) = self.attention.pop_front(self.slots.as_mut()) {
             if let Some(next) = self.slot_output(index) {
@@ -116,6 +118,7 @@ where
                 Life::Aborting => return Some(self.emit_abort(index)),
                 Life::SendFailed => return Some(self.after_send_failed(index)),
                 Life::Failing => return self.failing_output(index),
+                Life::Handshaking => return self.handshake_output(index),
                 Life::Leaving {
                     why: Why::Failed, ..
                 } => return Some(self.emit_failed_close(index)),
@@ -142,11 +145,20 @@ where
         if let Some(read) = self.read_first(index) {
             return Some(read);
         }
-        if pending > 0 && !write_blocked {
-            return Some(self.begin_transmit(index));
+        if pending > 0
+            && !write_blocked
+            && let Some(next) = self.begin_transmit(index)
+        {
+            return Some(next);
         }
         if pending == 0 {
             if let Life::Leaving { then, .. } = state {
+                if self.slot(index).flags.contains(Flags::TRANSFORMED)
+                    && let Some(next) = self.close_notify(index)
+                {
+                    // Its closing message goes before the close (or the linger).
+                    return Some(next);
+                }
                 return match then {
                     Then::Close => Some(self.emit_close(index, Event::Flushed)),
                     Then::Linger => self.begin_linger(index),
@@ -233,7 +245,12 @@ where
             let Self { slots, buffers, .. } = self;
             buffers.release(index, &mut slots.as_mut()[index as usize].bufs);
         }
-        if self.slot(index).bufs.in_len > 0 && matches!(state, Life::Open | Life::Failing) {
+        let has_input = if self.slot(index).flags.contains(Flags::TRANSFORMED) {
+            self.transformed_input_len(index) > 0
+        } else {
+            self.slot(index).bufs.in_len > 0
+        };
+        if has_input && matches!(state, Life::Open | Life::Failing) {
             self.deliver_input(index, InputSource::Own);
         } else if matches!(state, Life::Open | Life::Failing) {
             self.end_if_owed(index);
@@ -355,11 +372,17 @@ where
         self.emit_close(index, Event::Flushed)
     }
 
-    fn begin_transmit(&mut self, index: u32) -> Next {
+    /// A send of slot `index`'s pending output (`None`: a transformed connection
+    /// with nothing its transport can send yet).
+    #[inline]
+    fn begin_transmit(&mut self, index: u32) -> Option<Next> {
+        if self.slot(index).flags.contains(Flags::TRANSFORMED) {
+            return self.transformed_transmit(index);
+        }
         let len = self.pending_len(index);
         let id = self.slot(index).info.id;
         self.handler.prewrite(id, len);
-        Next::Transmit(index)
+        Some(Next::Transmit(index))
     }
 
     /// Closes slot `index` (`event`: its output is flushed, or a shutdown closes it).
@@ -437,7 +460,14 @@ where
             },
         );
         match step {
-            Step::Flush(i) => self.begin_transmit(i),
+            Step::Flush(i) => match self.begin_transmit(i) {
+                Some(next) => next,
+                None => {
+                    // A transformed trigger whose transport can send nothing now.
+                    self.shutdown.flushed(i);
+                    self.next_shutdown_output()
+                }
+            },
             // A connection being reset stays reset: a shutdown does not turn a decided
             // abort into a plain close.
             Step::Close(i) if self.slot(i).flags.contains(Flags::CONNECT_PENDING) => {
@@ -496,14 +526,25 @@ where
             Next::Read(i) => {
                 let slot = self.slot(i);
                 let id = slot.info.id;
-                let (scratch, range) = self.buffers.read_target(i, &slot.bufs);
+                let (scratch, range) =
+                    if slot.flags.contains(Flags::TRANSFORMED) && slot.state != Life::Lingering {
+                        // After its plaintext and the record it keeps, always: decoded in
+                        // place.
+                        (false, self.buffers.own_read_target(i, &slot.bufs))
+                    } else {
+                        self.buffers.read_target(i, &slot.bufs)
+                    };
                 Output::Read(Read::new(self, id, i, scratch, range))
             }
             Next::Transmit(i) => {
                 let slot = self.slot(i);
                 let id = slot.info.id;
+                if slot.flags.contains(Flags::TRANSFORMED) {
+                    let len = self.transport_outgoing(i).len();
+                    return Output::Transmit(Transmit::new(self, id, i, 0..len, true));
+                }
                 let range = self.buffers.pending_range(i, &slot.bufs);
-                Output::Transmit(Transmit::new(self, id, i, range))
+                Output::Transmit(Transmit::new(self, id, i, range, false))
             }
         }
     }

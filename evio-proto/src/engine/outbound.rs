@@ -54,6 +54,10 @@ where
         if let Some(w) = &self.waker {
             w.target().open(id);
         }
+        if self.start_transform(index) {
+            // `opened` once its handshake is over.
+            return;
+        }
         let action = self.call_handler(index, |h, conn| h.opened(conn));
         self.apply_action(index, action);
         self.enqueue(index);

@@ -49,6 +49,10 @@ where
         if let Some(w) = &self.waker {
             w.target().open(id);
         }
+        if self.start_transform(index) {
+            // Its handler hears of it once its handshake is over.
+            return Ok(id);
+        }
         let action = self.call_handler(index, |h, conn| h.opened(conn));
         self.apply_action(index, action);
         self.enqueue(index);
@@ -97,6 +101,11 @@ where
         let source = if scratch {
             InputSource::Scratch(n)
         } else {
+            // (A transformed connection's reads always go to its own buffer.)
+            if slot.flags.contains(Flags::TRANSFORMED) {
+                self.transformed_read(index, n);
+                return;
+            }
             Buffers::<B>::read_into_own(&mut slot.bufs, n);
             InputSource::Own
         };
@@ -130,8 +139,13 @@ where
     pub(crate) fn io_failed(&mut self, index: u32, error: IoError, transmit: Option<usize>) {
         let event = match transmit {
             Some(len) => {
-                let id = self.slot(index).info.id;
-                self.handler.postwrite(id, 0, len);
+                let slot = self.slot(index);
+                let id = slot.info.id;
+                // (A transformed connection's send is of its transport's bytes, not
+                // the handler's plaintext: no `postwrite`.)
+                if !slot.flags.contains(Flags::TRANSFORMED) {
+                    self.handler.postwrite(id, 0, len);
+                }
                 Event::SendFailed
             }
             None => Event::ReadFailed,
@@ -209,6 +223,13 @@ where
         if buffers.sent(index, &mut slot.bufs, len, n) {
             self.stats.output_spills += 1;
         }
+        self.after_send(index, n, remaining);
+    }
+
+    /// A send of slot `index` took `n` bytes and left `remaining`: send progress,
+    /// blocked output, or drained output (waiters, `drained`, stalled input).
+    #[inline(always)]
+    pub(crate) fn after_send(&mut self, index: u32, n: usize, remaining: usize) {
         let shutting_down = self.phase == Phase::ShuttingDown;
         let slot = self.slot_mut(index);
         if n > 0 && slot.state.is_leaving() {

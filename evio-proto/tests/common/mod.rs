@@ -278,7 +278,7 @@ pub fn perform<H: Events>(out: TestOutput<'_, H>, net: &mut Net) {
             }
             read.done(n);
         }
-        Output::Transmit(transmit) => {
+        Output::Transmit(mut transmit) => {
             let peer = net.peer(transmit.id());
             assert!(!peer.closed, "write to a closed socket");
             if let Some(e) = peer.error.take() {

@@ -65,8 +65,12 @@ impl<M: Model> Oracle<M> {
                 c.io_error.is_none() && capacity == cap && c.last_input == cap
             }
             Some(CloseError::SendTimeout) => c.io_error.is_none() && c.bound_passed,
-            // Only an outbound connection's connect fails; these were accepted.
-            Some(CloseError::Connect(_) | CloseError::ConnectTimeout) => false,
+            // Only an outbound connection's connect fails; these were accepted. The
+            // simulator's connections are not transformed (no transport): no transport
+            // error either.
+            Some(
+                CloseError::Connect(_) | CloseError::ConnectTimeout | CloseError::Transport(_),
+            ) => false,
             None => c.io_error.is_none(),
         };
         if !fits {
