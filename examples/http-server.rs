@@ -57,8 +57,10 @@ struct Args {
     max_body: u64,
     /// Bytes of input buffer per connection: at least --max-head (a smaller buffer
     /// lowers that limit); more makes fewer reads of long bodies and pipelined batches.
-    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024)]
-    input: usize,
+    /// Default 16 KiB; 17 KiB with TLS, which needs a whole record (16,645 bytes at
+    /// least).
+    #[arg(long, value_name = "BYTES")]
+    input: Option<usize>,
     /// Seconds a client has to send a whole request head, from its first byte (the
     /// first request's from the accept): slowloris protection. A partial head then
     /// gets 408; a connection that sent nothing is closed. 0: no limit.
@@ -99,11 +101,13 @@ struct Args {
     /// are spread over them (`ServerBuilder::loops`).
     #[arg(long, value_name = "N", default_value_t = 1)]
     loops: usize,
+    #[command(flatten)]
+    tls: common::tls::TlsArgs,
 }
 
 /// The shared HTTP handler, plus a line saying where it listens and how (from loop 0
 /// only, with the number of loops).
-struct Announced(Http, evio::Backend, usize, usize);
+struct Announced(Http, evio::Backend, usize, usize, &'static str);
 
 impl Events for Announced {
     type Context = HttpConn;
@@ -117,7 +121,10 @@ impl Events for Announced {
                 n => format!(", {n} loops"),
             };
             for addr in server.addrs() {
-                println!("http server listening on {addr} ({}{loops})", self.1);
+                println!(
+                    "http server listening on {addr} ({}{loops}{})",
+                    self.1, self.4
+                );
             }
         }
         Flow::Continue
@@ -135,6 +142,14 @@ fn timeout(flag: &str, secs: f64) -> Result<Option<Duration>, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let tls = match args.tls.config(&[b"http/1.1"]) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("http-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let input = common::tls::input_capacity(args.input, tls.is_some());
     let timeouts = (|| {
         Ok::<_, String>((
             timeout("header-timeout", args.header_timeout)?,
@@ -170,7 +185,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let mut builder = evio::ServerBuilder::new()
-        .input_capacity(args.input)
+        .input_capacity(input)
         .output_capacity(args.output)
         .coalesce((args.coalesce_us > 0).then(|| Duration::from_micros(args.coalesce_us)))
         .loops(args.loops);
@@ -185,10 +200,15 @@ fn main() -> ExitCode {
     );
     let backend = builder.backend_for(&addrs);
     let loops = builder.loop_count();
-    common::serve_loops(
-        "http-server",
-        builder,
-        |i| Announced(Http::new(config), backend, i, loops),
-        &addrs,
-    )
+    let with_tls = if tls.is_some() { ", TLS" } else { "" };
+    let announced = move |i| Announced(Http::new(config), backend, i, loops, with_tls);
+    match tls {
+        Some(tls) => common::serve_loops(
+            "http-server",
+            builder,
+            |i| evio_tls::Tls::new(announced(i), tls.clone()),
+            &addrs,
+        ),
+        None => common::serve_loops("http-server", builder, announced, &addrs),
+    }
 }

@@ -3,6 +3,9 @@
 
 use std::process::ExitCode;
 
+#[allow(dead_code)] // only the echo and http examples speak TLS
+pub mod tls;
+
 use evio::{Events, ServerBuilder};
 use evio_handlers::stop::{SignalWatch, StopOnSignals};
 
