@@ -1,0 +1,163 @@
+"""The http example over TLS against nginx over TLS, one worker each, interleaved.
+
+Both serve the same 14-byte body on loopback with the same certificate (ECDSA P-256,
+made here with openssl), TLS 1.3 only, keep-alive without a request limit, no access
+log. wrk measures:
+
+  - "https keep-alive": `wrk -t1 -c50` over TLS, each connection's handshake once,
+    then requests on it: requests/s and the server's CPU time per request;
+  - "https handshakes": `wrk -t1 -c50` with `Connection: close` on every request, so
+    every request is a new connection with a full TLS 1.3 handshake (ECDHE X25519 and
+    an ECDSA P-256 signature; wrk resumes no sessions): handshakes (= requests) per
+    second and CPU per handshake.
+
+evio's TLS is rustls 0.23 on ring; nginx's is OpenSSL. Prints the medians with their
+ratios to nginx and writes bench/results/tls.json and the chart bench/tls.png.
+
+    python3 bench/tls.py                   # 5 rounds of 5 s runs (about 2 minutes)
+    ROUNDS=1 SECONDS=1 python3 bench/tls.py   # a smoke run
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+ROUNDS = int(os.environ.get("ROUNDS", "5"))
+SECONDS = int(os.environ.get("SECONDS", "5"))
+CONNS = 50
+EVIO_PORT, NGINX_PORT = 8094, 8095
+CLOSE_LUA = 'wrk.headers["Connection"] = "close"\n'
+MODES = [("https keep-alive", None), ("https handshakes", CLOSE_LUA)]
+
+NGINX_TLS_CONF = """
+daemon off;
+master_process off;
+worker_processes 1;
+error_log {dir}/error.log error;
+pid {dir}/nginx-{port}.pid;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir};
+    proxy_temp_path {dir};
+    fastcgi_temp_path {dir};
+    uwsgi_temp_path {dir};
+    scgi_temp_path {dir};
+    keepalive_requests 1000000000;
+    server {{
+        listen 127.0.0.1:{port} ssl reuseport;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.3;
+        location / {{
+            default_type text/plain;
+            return 200 "Hello World!\\r\\n";
+        }}
+    }}
+}}
+"""
+
+
+def certificate(tmp):
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def parse_wrk(out):
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return rps, total, (int(non2xx.group(1)) if non2xx else 0), (errors.group(1) if errors else "")
+
+
+def run_wrk(port, script):
+    argv = ["wrk", "-t1", f"-c{CONNS}", f"-d{SECONDS}s"]
+    if script:
+        argv += ["-s", script]
+    out = subprocess.run([*argv, f"https://127.0.0.1:{port}/"],
+                         capture_output=True, text=True, check=True).stdout
+    return parse_wrk(out)
+
+
+def main():
+    common.need(["wrk", "nginx", "openssl"], ["wrk", "nginx-light", "openssl"])
+    exe = common.build_example("http-server")
+    tmp = tempfile.mkdtemp(prefix="evio-bench-tls-")
+    cert, key = certificate(tmp)
+    conf = os.path.join(tmp, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_TLS_CONF.format(dir=tmp, port=NGINX_PORT, cert=cert, key=key))
+    close_lua = os.path.join(tmp, "close.lua")
+    with open(close_lua, "w") as f:
+        f.write(CLOSE_LUA)
+    servers = {
+        "evio": subprocess.Popen([exe, "--host", "127.0.0.1", "--port", str(EVIO_PORT),
+                                  "--keepalive-requests", "1000000000",
+                                  "--tls-cert", cert, "--tls-key", key,
+                                  *common.example_args()],
+                                 stdout=subprocess.DEVNULL),
+        "nginx": subprocess.Popen(["nginx", "-c", conf, "-p", tmp],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    }
+    ports = {"evio": EVIO_PORT, "nginx": NGINX_PORT}
+    nginx_version = subprocess.run(["nginx", "-v"], capture_output=True,
+                                   text=True).stderr.strip().split("/")[-1]
+    results = {}
+    try:
+        for name, proc in servers.items():
+            common.wait_for_port(ports[name], proc)
+        for rnd in range(ROUNDS):
+            order = ["evio", "nginx"] if rnd % 2 == 0 else ["nginx", "evio"]
+            for label, lua in MODES:
+                for name in order:
+                    proc = servers[name]
+                    c0 = common.cpu_seconds(proc.pid)
+                    rps, total, non2xx, errors = run_wrk(ports[name], close_lua if lua else None)
+                    c1 = common.cpu_seconds(proc.pid)
+                    if non2xx:
+                        sys.exit(f"{name} {label}: {non2xx} non-2xx responses")
+                    if errors and not lua:
+                        sys.exit(f"{name} {label}: socket errors: {errors}")
+                    r = results.setdefault(label, {}).setdefault(
+                        name, {"rps": [], "cpu_us": []})
+                    r["rps"].append(rps)
+                    r["cpu_us"].append((c1 - c0) * 1e6 / total)
+            print(f"round {rnd + 1}/{ROUNDS} done", file=sys.stderr)
+    finally:
+        for proc in servers.values():
+            common.stop(proc)
+    rows = common.summarize(results, "evio", "nginx")
+    date = time.strftime("%Y-%m-%d")
+    meta = {"date": date, "rounds": ROUNDS, "seconds": SECONDS, "connections": CONNS,
+            "nginx": nginx_version, "cpus": os.cpu_count(), "certificate": "ECDSA P-256",
+            "tls": "1.3", "evio_tls": "rustls 0.23 (ring)",
+            "command": "python3 bench/tls.py", "example_args": common.example_args()}
+    print(f"\nhttp example over TLS vs nginx {nginx_version} over TLS (one worker), {date}, "
+          f"{os.cpu_count()} cores shared by client and server, medians of {ROUNDS} rounds "
+          f"of {SECONDS} s (ratio: evio / nginx)\n")
+    common.print_table(rows, "evio", "nginx")
+    os.makedirs(os.path.join(common.ROOT, "bench", "results"), exist_ok=True)
+    common.save(rows, meta, os.path.join(common.ROOT, "bench", "results",
+                                         common.results_name("tls") + ".json"))
+    if ROUNDS > 1 and not common.example_args():
+        common.chart(rows, "evio", "nginx",
+                     f"wrk over TLS 1.3, {CONNS} connections, {date}, {os.cpu_count()} "
+                     f"cores (client and server share them)",
+                     os.path.join(common.ROOT, "bench", "tls.png"),
+                     names=("evio http-server example (rustls, ring)",
+                            f"nginx {nginx_version} (OpenSSL), 1 worker"),
+                     group=lambda test: test)
+
+
+if __name__ == "__main__":
+    main()
