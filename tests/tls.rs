@@ -1,8 +1,8 @@
 //! The echo and http examples over TLS, as a user runs them: `--tls-cert` and
-//! `--tls-key` with a certificate made here at test time (`openssl req`), then curl
-//! (`--cacert`), `openssl s_client` and wrk over TLS as the clients; a client that
-//! speaks plain TCP to a TLS port is refused and everyone else goes on; an input
-//! buffer too small for a record is refused with the minimum.
+//! `--tls-key` with a certificate a test CA signs (both made at test time with
+//! openssl), then curl (`--cacert`), `openssl s_client` and wrk over TLS as the
+//! clients; a client that speaks plain TCP to a TLS port is refused and everyone else
+//! goes on; an input buffer too small for a record is refused with the minimum.
 
 mod os_common;
 
@@ -22,24 +22,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A self-signed ECDSA P-256 certificate for `localhost` and 127.0.0.1, made now,
-/// with its key: (dir, cert path, key path).
-fn certificate() -> (TempDir, String, String) {
+/// A test CA and a leaf for `localhost` it signs: (dir, CA path for the clients'
+/// `--cacert`, leaf certificate, leaf key).
+fn certificate() -> (TempDir, String, String, String) {
     let dir = TempDir::new("tls");
-    let cert = dir.sock("cert.pem");
-    let key = dir.sock("key.pem");
-    let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .args(["-keyout", &key, "-out", &cert])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("openssl runs");
-    assert!(status.success(), "openssl req made the certificate");
-    (dir, cert, key)
+    let (ca, cert, key) = test_ca_and_leaf(&dir);
+    (dir, ca, cert, key)
 }
 
 /// Starts example `name` on `port` with TLS and `extra` arguments, once its line says
@@ -65,10 +53,10 @@ fn start_tls(name: &str, port: u16, cert: &str, key: &str, extra: &[&str]) -> Ki
     child
 }
 
-/// curl's body and status for `urls` over one connection, trusting `cert`.
-fn curl(cert: &str, urls: &[String]) -> (String, String) {
+/// curl's body and status for `urls` over one connection, trusting the CA `ca`.
+fn curl(ca: &str, urls: &[String]) -> (String, String) {
     let out = Command::new("curl")
-        .args(["-sS", "--max-time", "10", "--cacert", cert])
+        .args(["-sS", "--max-time", "10", "--cacert", ca])
         .args(["-w", "[%{http_code} %{ssl_verify_result}]"])
         .args(urls)
         .output()
@@ -92,11 +80,11 @@ fn curl_gets_200_over_https_and_keeps_the_connection() {
     if !have_client("curl", "curl") || !have_client("openssl", "openssl") {
         return;
     }
-    let (_dir, cert, key) = certificate();
+    let (_dir, ca, cert, key) = certificate();
     let port = free_port();
     let _server = start_tls("http-server", port, &cert, &key, &[]);
     let url = format!("https://localhost:{port}/");
-    let (body, codes) = curl(&cert, &[url.clone(), url.clone(), url]);
+    let (body, codes) = curl(&ca, &[url.clone(), url.clone(), url]);
     assert_eq!(body.matches("Hello World!").count(), 3, "{body:?}");
     // 200, and the certificate verified (0) for each.
     assert_eq!(codes, "[200 0][200 0][200 0]");
@@ -107,7 +95,7 @@ fn a_plain_client_on_the_tls_port_is_refused_and_others_go_on() {
     if !have_client("curl", "curl") || !have_client("openssl", "openssl") {
         return;
     }
-    let (_dir, cert, key) = certificate();
+    let (_dir, ca, cert, key) = certificate();
     let port = free_port();
     let _server = start_tls("http-server", port, &cert, &key, &[]);
     let mut plain = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -119,7 +107,7 @@ fn a_plain_client_on_the_tls_port_is_refused_and_others_go_on() {
     // Closed (a reset or an end), never answered in plaintext.
     let _ = plain.read_to_end(&mut got);
     assert!(!got.starts_with(b"HTTP/"), "{got:?}");
-    let (_, codes) = curl(&cert, &[format!("https://localhost:{port}/")]);
+    let (_, codes) = curl(&ca, &[format!("https://localhost:{port}/")]);
     assert_eq!(codes, "[200 0]");
 }
 
@@ -128,12 +116,12 @@ fn openssl_s_client_echoes_through_the_echo_example() {
     if !have_client("openssl", "openssl") {
         return;
     }
-    let (_dir, cert, key) = certificate();
+    let (_dir, ca, cert, key) = certificate();
     let port = free_port();
     let _server = start_tls("echo-server", port, &cert, &key, &[]);
     let mut client = KillOnDrop(
         Command::new("openssl")
-            .args(["s_client", "-quiet", "-CAfile", &cert])
+            .args(["s_client", "-quiet", "-CAfile", &ca])
             .args(["-connect", &format!("127.0.0.1:{port}")])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -175,7 +163,7 @@ fn wrk_over_https_gets_only_200s() {
     if !have_client("wrk", "wrk") || !have_client("openssl", "openssl") {
         return;
     }
-    let (_dir, cert, key) = certificate();
+    let (_dir, _ca, cert, key) = certificate();
     let port = free_port();
     let _server = start_tls("http-server", port, &cert, &key, &[]);
     let out = Command::new("wrk")
@@ -198,7 +186,7 @@ fn an_input_buffer_too_small_for_a_record_is_refused_with_the_minimum() {
     if !have_client("openssl", "openssl") {
         return;
     }
-    let (_dir, cert, key) = certificate();
+    let (_dir, _ca, cert, key) = certificate();
     let out = Command::new(example_binary("echo-server"))
         .args(["--host", "127.0.0.1", "--port", &free_port().to_string()])
         .args(["--tls-cert", &cert, "--tls-key", &key, "--input", "16384"])

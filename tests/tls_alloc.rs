@@ -15,7 +15,6 @@ mod os_common;
 use std::hint::black_box;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -23,8 +22,7 @@ use evio::{Action, Conn, Events};
 use evio_handlers::http::{Http, HttpConfig, HttpConn};
 use evio_test_support::{CountingAllocator, allocations};
 use os_common::*;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
@@ -81,68 +79,7 @@ fn a_request_over_tls_allocates_only_what_rustls_does_per_record() {
         return;
     }
     let dir = TempDir::new("tls-alloc");
-    // A test CA and a leaf for `localhost` it signs (webpki takes no self-signed leaf).
-    let (ca, ca_key) = (dir.sock("ca.pem"), dir.sock("ca-key.pem"));
-    let (cert, key, csr) = (
-        dir.sock("cert.pem"),
-        dir.sock("key.pem"),
-        dir.sock("leaf.csr"),
-    );
-    let ext = dir.sock("leaf.ext");
-    std::fs::write(
-        &ext,
-        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let steps: [Vec<&str>; 3] = [
-        [
-            &["req", "-x509"][..],
-            &ec,
-            &["-days", "1", "-subj", "/CN=evio test CA"],
-        ]
-        .concat()
-        .into_iter()
-        .chain(["-keyout", &ca_key, "-out", &ca])
-        .collect(),
-        [&["req"][..], &ec, &["-subj", "/CN=localhost"]]
-            .concat()
-            .into_iter()
-            .chain(["-keyout", &key, "-out", &csr])
-            .collect(),
-        vec![
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &ca,
-            "-CAkey",
-            &ca_key,
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            &ext,
-            "-out",
-            &cert,
-        ],
-    ];
-    for step in steps {
-        let made = Command::new("openssl")
-            .args(&step)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(made.success(), "openssl {step:?}");
-    }
+    let (ca, cert, key) = test_ca_and_leaf(&dir);
     let tls = evio_tls::TlsConfig::from_pem_files(cert.as_ref(), key.as_ref()).unwrap();
     let seen = Arc::new(AtomicU64::new(0));
     let s = seen.clone();
@@ -165,21 +102,7 @@ fn a_request_over_tls_allocates_only_what_rustls_does_per_record() {
             )
         },
     );
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(&ca).unwrap())
-        .unwrap();
-    // (ring, as evio-tls: deprecated by rustls for its lack of post-quantum key
-    // exchange, which this test does not need.)
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let client_config = Arc::new(
-        rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
-    );
+    let client_config = tls_client_config(&ca);
     let addr = server.addr(0).clone();
     let mut clients: Vec<TlsClient> = (0..4).map(|_| client(&addr, &client_config)).collect();
     // Warm-up: handshakes, session tickets, buffers at their size (the control's

@@ -1,5 +1,6 @@
 //! TLS for evio: [`Tls`] wraps a handler so that the connections of chosen listeners
-//! speak TLS, through the engine's transport seam ([`evio_proto::Transport`]).
+//! speak TLS, and, if configured ([`TlsConfig::client`]), the connections it opens
+//! too, as clients, through the engine's transport seam ([`evio_proto::Transport`]).
 //!
 //! The handler under it sees plaintext only, with the same API (`write`, `consume`,
 //! `room`, `others.write`, `drained`) and `opened` once the handshake is over. The
@@ -31,11 +32,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use evio_proto::{ConnId, ConnInfo, Decoded, Events, ListenerId, Transport, TransportError};
-use rustls::ServerConfig;
+use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::UnbufferedServerConnection;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
+use rustls::{ClientConfig, ServerConfig};
 
 /// The largest TLS record on the wire: 2^14 bytes of plaintext, 256 of expansion,
 /// 5 of header.
@@ -79,12 +81,17 @@ impl fmt::Display for TlsError {
 impl std::error::Error for TlsError {}
 
 /// A server's TLS configuration: its certificate chain and key, its application
-/// protocols (ALPN), and which listeners speak TLS.
+/// protocols (ALPN), and which listeners speak TLS; and, for the connections it opens
+/// (`Loop::connect`), whether they speak TLS as clients, and to which name.
 #[derive(Clone, Debug)]
 pub struct TlsConfig {
-    server: Arc<ServerConfig>,
+    /// The accepted connections' side; `None`: they stay plain.
+    server: Option<Arc<ServerConfig>>,
     /// Listeners whose connections speak TLS; `None`: all of them.
     listeners: Option<Vec<ListenerId>>,
+    /// The outbound connections' side, and the server name they verify and send
+    /// (SNI); `None`: they stay plain.
+    client: Option<(Arc<ClientConfig>, ServerName<'static>)>,
 }
 
 impl TlsConfig {
@@ -126,17 +133,37 @@ impl TlsConfig {
     /// resumption, another crypto provider).
     pub fn from_rustls(server: Arc<ServerConfig>) -> Self {
         TlsConfig {
-            server,
+            server: Some(server),
             listeners: None,
+            client: None,
         }
+    }
+
+    /// A configuration for outbound connections only: the ones the handler opens
+    /// (`Loop::connect`) speak TLS as clients of `name` (sent as SNI, and the name
+    /// the server's certificate must carry); accepted connections stay plain.
+    pub fn client(config: Arc<ClientConfig>, name: ServerName<'static>) -> Self {
+        TlsConfig {
+            server: None,
+            listeners: None,
+            client: Some((config, name)),
+        }
+    }
+
+    /// The outbound connections speak TLS too, as [`TlsConfig::client`] says.
+    pub fn with_client(mut self, config: Arc<ClientConfig>, name: ServerName<'static>) -> Self {
+        self.client = Some((config, name));
+        self
     }
 
     /// Offers these application protocols (ALPN), in order of preference; a client
     /// that offers others is refused (TLS's `no_application_protocol` alert).
     pub fn with_alpn(mut self, protocols: &[&[u8]]) -> Self {
-        let mut server = (*self.server).clone();
-        server.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
-        self.server = Arc::new(server);
+        if let Some(server) = &self.server {
+            let mut server = (**server).clone();
+            server.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
+            self.server = Some(Arc::new(server));
+        }
         self
     }
 
@@ -179,7 +206,10 @@ impl<H> Tls<H> {
 
     /// The application protocol connection `id` agreed on (ALPN), if any.
     pub fn alpn(&self, id: ConnId) -> Option<&[u8]> {
-        self.sessions.get(id)?.conn.alpn_protocol()
+        match &self.sessions.get(id)?.conn {
+            Side::Server(c) => c.alpn_protocol(),
+            Side::Client(c) => c.alpn_protocol(),
+        }
     }
 }
 
@@ -193,9 +223,42 @@ impl<H: Events> Events for Tls<H> {
     }
 }
 
+/// A session's side: a server's (accepted) or a client's (connected).
+enum Side {
+    Server(UnbufferedServerConnection),
+    Client(UnbufferedClientConnection),
+}
+
+/// What the two sides' sessions have in common, for the code that drives either.
+trait Records {
+    type Data;
+    fn process<'c, 'i>(
+        &'c mut self,
+        incoming: &'i mut [u8],
+    ) -> UnbufferedStatus<'c, 'i, Self::Data>;
+}
+
+/// `Records` for a side's unbuffered connection: its own `process_tls_records`.
+macro_rules! records {
+    ($conn:ty, $data:ty) => {
+        impl Records for $conn {
+            type Data = $data;
+            fn process<'c, 'i>(
+                &'c mut self,
+                incoming: &'i mut [u8],
+            ) -> UnbufferedStatus<'c, 'i, Self::Data> {
+                self.process_tls_records(incoming)
+            }
+        }
+    };
+}
+
+records!(UnbufferedServerConnection, ServerConnectionData);
+records!(UnbufferedClientConnection, ClientConnectionData);
+
 /// One connection's TLS session.
 struct Session {
-    conn: UnbufferedServerConnection,
+    conn: Side,
     /// Bytes of an incomplete record the last decode left.
     kept: usize,
     out: Outgoing,
@@ -296,79 +359,55 @@ fn refused(e: &rustls::Error) -> TransportError {
 
 impl Transport for Sessions {
     fn start(&mut self, info: &ConnInfo) -> Result<bool, TransportError> {
-        if info.outbound {
-            // The client side is for later: outbound connections stay plain.
-            return Ok(false);
-        }
-        if let Some(listeners) = &self.config.listeners
-            && !listeners.contains(&info.listener)
-        {
-            return Ok(false);
-        }
-        let conn = UnbufferedServerConnection::new(self.config.server.clone())
-            .map_err(|_| TransportError::Start)?;
+        let conn = if info.outbound {
+            let Some((config, name)) = &self.config.client else {
+                return Ok(false);
+            };
+            let conn = UnbufferedClientConnection::new(config.clone(), name.clone())
+                .map_err(|_| TransportError::Start)?;
+            Side::Client(conn)
+        } else {
+            let Some(server) = &self.config.server else {
+                return Ok(false);
+            };
+            if let Some(listeners) = &self.config.listeners
+                && !listeners.contains(&info.listener)
+            {
+                return Ok(false);
+            }
+            let conn = UnbufferedServerConnection::new(server.clone())
+                .map_err(|_| TransportError::Start)?;
+            Side::Server(conn)
+        };
         let slot = info.id.slot();
         if self.by_slot.len() <= slot {
             self.by_slot.resize_with(slot + 1, || None);
         }
-        self.by_slot[slot] = Some(Box::new(Session {
+        let mut session = Box::new(Session {
             conn,
             kept: 0,
             out: Outgoing {
                 bytes: Vec::with_capacity(OUTGOING_CAPACITY),
                 sent: 0,
             },
-        }));
+        });
+        if let Side::Client(c) = &mut session.conn {
+            // A client speaks first: its hello is ready to send at once.
+            self.plain.clear();
+            decode_with(c, &mut session.out, &mut self.plain, &mut [])?;
+        }
+        self.by_slot[slot] = Some(session);
         Ok(true)
     }
 
     fn decode(&mut self, id: ConnId, bytes: &mut [u8]) -> Result<Decoded, TransportError> {
-        let slot = id.slot();
         let Sessions { by_slot, plain, .. } = self;
-        let s = by_slot[slot].as_deref_mut().expect("a session");
+        let s = by_slot[id.slot()].as_deref_mut().expect("a session");
         plain.clear();
-        let mut used = 0;
-        loop {
-            let UnbufferedStatus { mut discard, state } =
-                s.conn.process_tls_records(&mut bytes[used..]);
-            let state = state.map_err(|e| refused(&e))?;
-            let mut more = true;
-            match state {
-                ConnectionState::ReadTraffic(mut records) => {
-                    while let Some(record) = records.next_record() {
-                        let record = record.map_err(|e| refused(&e))?;
-                        discard += record.discard;
-                        plain.extend_from_slice(record.payload);
-                    }
-                }
-                ConnectionState::ReadEarlyData(mut records) => {
-                    // (0-RTT is off: nothing comes here; taken as data all the same.)
-                    while let Some(record) = records.next_record() {
-                        let record = record.map_err(|e| refused(&e))?;
-                        discard += record.discard;
-                        plain.extend_from_slice(record.payload);
-                    }
-                }
-                ConnectionState::EncodeTlsData(mut message) => {
-                    s.out
-                        .encode(|out| message.encode(out), encode_needs)
-                        .map_err(|_| TransportError::Failed)?;
-                }
-                ConnectionState::TransmitTlsData(transmit) => {
-                    // What is encoded goes out with the connection's next send.
-                    transmit.done();
-                }
-                ConnectionState::BlockedHandshake
-                | ConnectionState::WriteTraffic(_)
-                | ConnectionState::PeerClosed
-                | ConnectionState::Closed => more = false,
-                _ => more = false,
-            }
-            used += discard;
-            if !more {
-                break;
-            }
-        }
+        let used = match &mut s.conn {
+            Side::Server(c) => decode_with(c, &mut s.out, plain, bytes)?,
+            Side::Client(c) => decode_with(c, &mut s.out, plain, bytes)?,
+        };
         let n = plain.len();
         let kept = bytes.len() - used;
         // Plaintext never outgrows the records it came in (`n <= used`).
@@ -384,35 +423,10 @@ impl Transport for Sessions {
 
     fn encode(&mut self, id: ConnId, plain: &[u8]) -> Result<usize, TransportError> {
         let Session { conn, out, .. } = self.session(id);
-        let mut taken = 0;
-        while taken < plain.len() {
-            let UnbufferedStatus { state, .. } = conn.process_tls_records(&mut []);
-            match state.map_err(|e| refused(&e))? {
-                ConnectionState::EncodeTlsData(mut message) => {
-                    out.encode(|o| message.encode(o), encode_needs)
-                        .map_err(|_| TransportError::Failed)?;
-                }
-                ConnectionState::TransmitTlsData(transmit) => transmit.done(),
-                ConnectionState::WriteTraffic(mut traffic) => {
-                    // One record at a time, while one fits in the buffer as it is: a
-                    // record's overhead (header, content type, tag) is under 64 bytes.
-                    let room = OUTGOING_CAPACITY.saturating_sub(out.pending().len());
-                    if room <= 64 {
-                        break;
-                    }
-                    let chunk = (plain.len() - taken).min(MAX_FRAGMENT).min(room - 64);
-                    let part = &plain[taken..taken + chunk];
-                    match out.encode(|o| traffic.encrypt(part, o), |_| None) {
-                        Ok(_) => taken += chunk,
-                        Err(EncryptError::InsufficientSize(_)) => break,
-                        Err(_) => return Err(TransportError::Failed),
-                    }
-                }
-                // Still handshaking, or closed: nothing can be encoded now.
-                _ => break,
-            }
+        match conn {
+            Side::Server(c) => encode_with(c, out, plain),
+            Side::Client(c) => encode_with(c, out, plain),
         }
-        Ok(taken)
     }
 
     fn outgoing(&mut self, id: ConnId) -> &[u8] {
@@ -429,15 +443,17 @@ impl Transport for Sessions {
     }
 
     fn established(&mut self, id: ConnId) -> bool {
-        !self.session(id).conn.is_handshaking()
+        match &self.session(id).conn {
+            Side::Server(c) => !c.is_handshaking(),
+            Side::Client(c) => !c.is_handshaking(),
+        }
     }
 
     fn close(&mut self, id: ConnId) {
         let Session { conn, out, .. } = self.session(id);
-        let UnbufferedStatus { state, .. } = conn.process_tls_records(&mut []);
-        if let Ok(ConnectionState::WriteTraffic(mut traffic)) = state {
-            // (Refused only by a session that failed: then there is nothing to say.)
-            let _ = out.encode(|o| traffic.queue_close_notify(o), |_| None);
+        match conn {
+            Side::Server(c) => close_with(c, out),
+            Side::Client(c) => close_with(c, out),
         }
     }
 
@@ -449,5 +465,91 @@ impl Transport for Sessions {
 
     fn min_input(&self) -> usize {
         MIN_INPUT_CAPACITY
+    }
+}
+
+/// Runs `conn`'s records in `bytes` (what was kept, then what was read): plaintext
+/// into `plain`, messages to send into `out`. Returns the bytes spent.
+fn decode_with<R: Records>(
+    conn: &mut R,
+    out: &mut Outgoing,
+    plain: &mut Vec<u8>,
+    bytes: &mut [u8],
+) -> Result<usize, TransportError> {
+    let mut used = 0;
+    loop {
+        let UnbufferedStatus { mut discard, state } = conn.process(&mut bytes[used..]);
+        let state = state.map_err(|e| refused(&e))?;
+        let mut more = true;
+        match state {
+            ConnectionState::ReadTraffic(mut records) => {
+                while let Some(record) = records.next_record() {
+                    let record = record.map_err(|e| refused(&e))?;
+                    discard += record.discard;
+                    plain.extend_from_slice(record.payload);
+                }
+            }
+            ConnectionState::EncodeTlsData(mut message) => {
+                out.encode(|o| message.encode(o), encode_needs)
+                    .map_err(|_| TransportError::Failed)?;
+            }
+            ConnectionState::TransmitTlsData(transmit) => {
+                // What is encoded goes out with the connection's next send.
+                transmit.done();
+            }
+            // Nothing more to read now: more records to come, the handshake waiting
+            // for the peer, or the session over. (0-RTT data is off.)
+            _ => more = false,
+        }
+        used += discard;
+        if !more {
+            return Ok(used);
+        }
+    }
+}
+
+/// Encodes a prefix of `plain` into `out`, one record at a time while one fits;
+/// returns how much.
+fn encode_with<R: Records>(
+    conn: &mut R,
+    out: &mut Outgoing,
+    plain: &[u8],
+) -> Result<usize, TransportError> {
+    let mut taken = 0;
+    while taken < plain.len() {
+        let UnbufferedStatus { state, .. } = conn.process(&mut []);
+        match state.map_err(|e| refused(&e))? {
+            ConnectionState::EncodeTlsData(mut message) => {
+                out.encode(|o| message.encode(o), encode_needs)
+                    .map_err(|_| TransportError::Failed)?;
+            }
+            ConnectionState::TransmitTlsData(transmit) => transmit.done(),
+            ConnectionState::WriteTraffic(mut traffic) => {
+                // A record's overhead (header, content type, tag) is under 64 bytes.
+                let room = OUTGOING_CAPACITY.saturating_sub(out.pending().len());
+                if room <= 64 {
+                    break;
+                }
+                let chunk = (plain.len() - taken).min(MAX_FRAGMENT).min(room - 64);
+                let part = &plain[taken..taken + chunk];
+                match out.encode(|o| traffic.encrypt(part, o), |_| None) {
+                    Ok(_) => taken += chunk,
+                    Err(EncryptError::InsufficientSize(_)) => break,
+                    Err(_) => return Err(TransportError::Failed),
+                }
+            }
+            // Still handshaking, or closed: nothing can be encoded now.
+            _ => break,
+        }
+    }
+    Ok(taken)
+}
+
+/// Queues `conn`'s `close_notify` into `out`.
+fn close_with<R: Records>(conn: &mut R, out: &mut Outgoing) {
+    let UnbufferedStatus { state, .. } = conn.process(&mut []);
+    if let Ok(ConnectionState::WriteTraffic(mut traffic)) = state {
+        // (Refused only by a session that failed: then there is nothing to say.)
+        let _ = out.encode(|o| traffic.queue_close_notify(o), |_| None);
     }
 }

@@ -678,3 +678,98 @@ pub fn chat_talk_until_a_silent_member_is_cut_off(
     // The room goes on without it.
     hundred(&mut sent);
 }
+
+/// A test CA and a leaf certificate for `localhost` it signs (ECDSA P-256, a day),
+/// made in `dir` with the `openssl` command: (CA certificate, leaf certificate chain,
+/// leaf key) paths. (webpki, rustls's verifier, takes no self-signed leaf.)
+///
+/// # Panics
+///
+/// If openssl fails.
+pub fn test_ca_and_leaf(dir: &TempDir) -> (String, String, String) {
+    use std::process::{Command, Stdio};
+    let (ca, ca_key) = (dir.sock("ca.pem"), dir.sock("ca-key.pem"));
+    let (cert, key, csr) = (
+        dir.sock("cert.pem"),
+        dir.sock("key.pem"),
+        dir.sock("leaf.csr"),
+    );
+    let ext = dir.sock("leaf.ext");
+    std::fs::write(
+        &ext,
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: [Vec<&str>; 3] = [
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &["-days", "1", "-subj", "/CN=evio test CA"],
+        ]
+        .concat()
+        .into_iter()
+        .chain(["-keyout", &ca_key, "-out", &ca])
+        .collect(),
+        [&["req"][..], &ec, &["-subj", "/CN=localhost"]]
+            .concat()
+            .into_iter()
+            .chain(["-keyout", &key, "-out", &csr])
+            .collect(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ],
+    ];
+    for step in steps {
+        let made = Command::new("openssl")
+            .args(&step)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(made.success(), "openssl {step:?}");
+    }
+    (ca, cert, key)
+}
+
+/// A rustls client configuration (ring, as evio-tls) that trusts the CA certificate in
+/// the PEM file `ca`.
+pub fn tls_client_config(ca: &str) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(ca).unwrap())
+        .unwrap();
+    // (Deprecated by rustls for its lack of post-quantum key exchange, which the tests
+    // do not need.)
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}

@@ -51,6 +51,8 @@ where
                 }
                 slot.go(Event::Handshake, Default::default());
                 timers.set(slots, index, Some(deadline));
+                // (A client's session has its hello to send already.)
+                self.sync_outgoing(index);
                 self.enqueue(index);
                 true
             }

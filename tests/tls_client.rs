@@ -1,0 +1,161 @@
+//! TLS on the connections a handler opens (`Loop::connect`): an in-process server
+//! whose handler connects to the echo example speaking TLS (a test CA and a leaf for
+//! `localhost`, made with openssl), sends lines and gets them back through the
+//! handshake, the records and the close; a server whose certificate the client does
+//! not trust ends the connect with a transport error in `closed`, never `opened`.
+
+mod os_common;
+
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use evio::{Action, CloseError, Conn, ConnInfo, ConnectAddr, Events, Flow, Loop, Server};
+use os_common::*;
+use rustls::pki_types::ServerName;
+
+/// What the connecting handler saw.
+#[derive(Default, Debug)]
+struct Seen {
+    opened: usize,
+    echoed: Vec<u8>,
+    closed: Option<Option<CloseError>>,
+}
+
+/// Connects to `to` when serving, writes `message` once open, and closes once it has
+/// it back.
+struct Connector {
+    to: std::net::SocketAddr,
+    message: Vec<u8>,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl Events for Connector {
+    type Context = ();
+
+    fn serving(&mut self, mut server: Server<'_>) -> Flow {
+        server
+            .connect(ConnectAddr::Ip(self.to), Duration::from_secs(5))
+            .expect("a connect starts");
+        Flow::Continue
+    }
+
+    fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
+        assert!(conn.info().outbound);
+        self.seen.lock().unwrap().opened += 1;
+        conn.write(&self.message).unwrap();
+        Action::None
+    }
+
+    fn data(&mut self, _conn: &mut Conn<'_, ()>, input: &[u8]) -> Action {
+        let mut seen = self.seen.lock().unwrap();
+        seen.echoed.extend_from_slice(input);
+        if seen.echoed.len() >= self.message.len() {
+            return Action::Close;
+        }
+        Action::None
+    }
+
+    fn closed(&mut self, _: &ConnInfo, _: (), e: Option<CloseError>, _: &mut Loop<'_, ()>) -> Flow {
+        self.seen.lock().unwrap().closed = Some(e);
+        Flow::Continue
+    }
+}
+
+/// Runs a `Connector` wrapped in TLS (trusting `ca`) against `port` until `closed`.
+fn connect_through_tls(ca: &str, port: u16, message: Vec<u8>) -> Seen {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let s = seen.clone();
+    let tls = evio_tls::TlsConfig::client(
+        tls_client_config(ca),
+        ServerName::try_from("localhost").unwrap(),
+    );
+    let server = start(
+        evio::ServerBuilder::new()
+            .max_connections(8)
+            .input_capacity(evio_tls::MIN_INPUT_CAPACITY),
+        &["tcp4://127.0.0.1:0"],
+        move || {
+            evio_tls::Tls::new(
+                Connector {
+                    to: ([127, 0, 0, 1], port).into(),
+                    message,
+                    seen: s,
+                },
+                tls,
+            )
+        },
+    );
+    let started = std::time::Instant::now();
+    while seen.lock().unwrap().closed.is_none() {
+        assert!(
+            started.elapsed() < LIMIT,
+            "no close: {:?}",
+            seen.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.stop().unwrap();
+    Arc::try_unwrap(seen).unwrap().into_inner().unwrap()
+}
+
+/// Starts the echo example with TLS on a free port.
+fn echo_with_tls(cert: &str, key: &str) -> (KillOnDrop, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = KillOnDrop(
+        Command::new(example_binary("echo-server"))
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--tls-cert", cert, "--tls-key", key])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the example starts"),
+    );
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.contains("TLS)"), "{line:?}");
+    (child, port)
+}
+
+#[test]
+fn a_connection_the_handler_opens_speaks_tls_to_the_echo_example() {
+    if !have_client("openssl", "openssl") {
+        return;
+    }
+    let dir = TempDir::new("tls-client");
+    let (ca, cert, key) = test_ca_and_leaf(&dir);
+    let (_echo, port) = echo_with_tls(&cert, &key);
+    // 40 KB: several records each way.
+    let message: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+    let seen = connect_through_tls(&ca, port, message.clone());
+    assert_eq!(seen.opened, 1, "opened once, after the handshake");
+    assert!(seen.echoed == message, "the echo came back whole");
+    assert_eq!(seen.closed, Some(None), "closed by its handler, no error");
+}
+
+#[test]
+fn a_server_the_client_does_not_trust_fails_the_connect_in_closed() {
+    if !have_client("openssl", "openssl") {
+        return;
+    }
+    let dir = TempDir::new("tls-client-untrusted");
+    let (_ca, cert, key) = test_ca_and_leaf(&dir);
+    // Another CA, which did not sign the echo server's certificate.
+    let other = TempDir::new("tls-client-other");
+    let (other_ca, _, _) = test_ca_and_leaf(&other);
+    let (_echo, port) = echo_with_tls(&cert, &key);
+    let seen = connect_through_tls(&other_ca, port, b"never\n".to_vec());
+    assert_eq!(seen.opened, 0, "never opened");
+    assert!(
+        matches!(seen.closed, Some(Some(CloseError::Transport(_)))),
+        "{:?}",
+        seen.closed
+    );
+}
