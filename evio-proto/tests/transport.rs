@@ -439,3 +439,24 @@ fn a_transport_that_declines_a_connection_leaves_it_plain() {
     send(&mut engine, &mut net, id, b"plain\n");
     assert_eq!(net.peer(id).received, b"plain\n");
 }
+
+/// Output larger than the transport encodes at once, through a socket that takes all
+/// of it: the rest is encoded at the connection's next turns, all of it in order.
+#[test]
+fn output_larger_than_the_transport_holds_goes_in_turns_without_blocking() {
+    let (mut engine, _) = engine(
+        Lines {
+            raw: true,
+            ..Lines::default()
+        },
+        small_config(4, 2048, 2048),
+    );
+    let mut net = Net::new(1);
+    start(&mut engine, &mut net);
+    let id = established(&mut engine, &mut net);
+    // One read, one echo of 1,500 bytes: more than the toy's 600 outgoing.
+    let text: Vec<u8> = (0..1500u32).map(|i| (i % 251) as u8).collect();
+    send(&mut engine, &mut net, id, &records(&text, 250));
+    assert_eq!(engine.handler().lines.len(), 1, "one data call");
+    assert_eq!(plaintext(&net.peer(id).received).0, text);
+}

@@ -265,7 +265,7 @@ where
     /// transport has encoded bytes to send.
     pub fn pending_output(&self, id: ConnId) -> usize {
         match self.live_slot(id) {
-            Some(i) => self.pending_len(i),
+            Some(i) => self.pending_len(i) + self.slot(i).flags.outgoing(),
             None => 0,
         }
     }
@@ -614,13 +614,11 @@ where
         (slot.state.is_live() && slot.info.id == id).then_some(id.slot() as u32)
     }
 
-    /// The bytes slot `index` has to send; for a transformed connection its
-    /// plaintext, plus one if its transport has bytes to send (an exact count matters
-    /// only for a plain connection's `prewrite`).
+    /// The bytes of its handler's output slot `index` has to send (for a transformed
+    /// connection, not encoded yet: its transport's own bytes are `Flags::OUTGOING`).
     #[inline(always)]
     fn pending_len(&self, index: u32) -> usize {
-        let slot = self.slot(index);
-        self.buffers.pending(index, &slot.bufs) + slot.flags.outgoing()
+        self.buffers.pending(index, &self.slot(index).bufs)
     }
 
     /// Queues slot `index` for attention (while running: a shutdown closes everyone

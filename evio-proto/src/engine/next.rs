@@ -138,7 +138,8 @@ where
                 Extra::StillWaiting => {}
             }
         }
-        let pending = self.pending_len(index);
+        // (A transformed connection's transport bytes count as one byte to send.)
+        let pending = self.pending_len(index) + self.slot(index).flags.outgoing();
         let slot = self.slot_mut(index);
         let write_blocked = slot.flags.contains(Flags::WRITE_BLOCKED);
         let shut_write = slot.flags.contains(Flags::SHUT_WR);
@@ -376,12 +377,13 @@ where
     /// with nothing its transport can send yet).
     #[inline]
     fn begin_transmit(&mut self, index: u32) -> Option<Next> {
-        if self.slot(index).flags.contains(Flags::TRANSFORMED) {
+        let slot = self.slot(index);
+        if slot.flags.contains(Flags::TRANSFORMED) {
             return self.transformed_transmit(index);
         }
-        let len = self.pending_len(index);
-        let id = self.slot(index).info.id;
-        self.handler.prewrite(id, len);
+        // (A plain connection: its output is all in its buffers.)
+        let len = self.buffers.pending(index, &slot.bufs);
+        self.handler.prewrite(slot.info.id, len);
         Some(Next::Transmit(index))
     }
 

@@ -273,7 +273,7 @@ where
     /// starts again.
     #[cold]
     #[inline(never)]
-    fn send_progress(&mut self, index: u32) {
+    pub(super) fn send_progress(&mut self, index: u32) {
         let bound = self.send_bound();
         let Self { slots, timers, .. } = self;
         timers.set(slots.as_mut(), index, bound);

@@ -233,7 +233,18 @@ where
         let id = self.slot(index).info.id;
         Self::transport(&mut self.handler).sent(id, n);
         self.sync_outgoing(index);
-        self.after_send(index, n, len - n);
+        let short = len - n;
+        let unencoded = self.pending_len(index);
+        if short > 0 || unencoded == 0 {
+            // Blocked by a short send, or all of it sent (drained).
+            self.after_send(index, n, short);
+        } else {
+            // The records went; more plaintext is to be encoded at its next turn.
+            if n > 0 && self.slot(index).state.is_leaving() {
+                self.send_progress(index);
+            }
+            self.enqueue(index);
+        }
     }
 
     /// Transformed slot `index` leaves and all its output is sent: its transport's
