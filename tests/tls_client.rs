@@ -3,6 +3,7 @@
 //! `localhost`, made with openssl), sends lines and gets them back through the
 //! handshake, the records and the close; a server whose certificate the client does
 //! not trust ends the connect with a transport error in `closed`, never `opened`.
+//! And TLS on one listener of a server only (`TlsConfig::on_listeners`).
 
 mod os_common;
 
@@ -158,4 +159,61 @@ fn a_server_the_client_does_not_trust_fails_the_connect_in_closed() {
         "{:?}",
         seen.closed
     );
+}
+
+/// Sends `request` over `stream`; the first line of its response.
+fn status_line<S: std::io::Read + std::io::Write>(stream: &mut S, request: &[u8]) -> String {
+    stream.write_all(request).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0; 256];
+    while !got.windows(2).any(|p| p == b"\r\n") {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before a response");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let end = got.windows(2).position(|p| p == b"\r\n").unwrap();
+    String::from_utf8_lossy(&got[..end]).into_owned()
+}
+
+/// `on_listeners`: TLS on the first listener, plain http on the second, one server.
+#[test]
+fn tls_on_one_listener_and_plain_on_the_other() {
+    if !have_client("openssl", "openssl") {
+        return;
+    }
+    let dir = TempDir::new("tls-listeners");
+    let (ca, cert, key) = test_ca_and_leaf(&dir);
+    let tls = evio_tls::TlsConfig::from_pem_files(cert.as_ref(), key.as_ref())
+        .unwrap()
+        .on_listeners(&[evio::ListenerId::new(0).unwrap()]);
+    let server = start(
+        evio::ServerBuilder::new()
+            .max_connections(8)
+            .input_capacity(evio_tls::MIN_INPUT_CAPACITY),
+        &["tcp4://127.0.0.1:0", "tcp4://127.0.0.1:0"],
+        move || {
+            evio_tls::Tls::new(
+                evio_handlers::http::Http::new(evio_handlers::http::HttpConfig::default()),
+                tls,
+            )
+        },
+    );
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let (Bound::Tcp(secure), Bound::Tcp(plain)) = (server.addr(0).clone(), server.addr(1).clone())
+    else {
+        panic!("two TCP listeners")
+    };
+    let conn = rustls::ClientConnection::new(
+        tls_client_config(&ca),
+        ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    let tcp = std::net::TcpStream::connect(secure).unwrap();
+    tcp.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut over_tls = rustls::StreamOwned::new(conn, tcp);
+    assert_eq!(status_line(&mut over_tls, request), "HTTP/1.1 200 OK");
+    let mut tcp = std::net::TcpStream::connect(plain).unwrap();
+    tcp.set_read_timeout(Some(LIMIT)).unwrap();
+    assert_eq!(status_line(&mut tcp, request), "HTTP/1.1 200 OK");
+    server.stop().unwrap();
 }
