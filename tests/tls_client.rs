@@ -217,3 +217,34 @@ fn tls_on_one_listener_and_plain_on_the_other() {
     assert_eq!(status_line(&mut tcp, request), "HTTP/1.1 200 OK");
     server.stop().unwrap();
 }
+
+/// A client's `close_notify` ends its stream at the server: the echo example closes in
+/// answer with its own `close_notify` (so the client's read ends cleanly, which rustls
+/// reports only after one), then the end of the TCP stream.
+#[test]
+fn close_notify_is_answered_with_close_notify() {
+    if !have_client("openssl", "openssl") {
+        return;
+    }
+    let dir = TempDir::new("tls-close-notify");
+    let (ca, cert, key) = test_ca_and_leaf(&dir);
+    let (_echo, port) = echo_with_tls(&cert, &key);
+    let conn = rustls::ClientConnection::new(
+        tls_client_config(&ca),
+        ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(LIMIT)).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    std::io::Write::write_all(&mut tls, b"ping\n").unwrap();
+    let mut got = [0; 5];
+    std::io::Read::read_exact(&mut tls, &mut got).unwrap();
+    assert_eq!(&got, b"ping\n");
+    tls.conn.send_close_notify();
+    std::io::Write::flush(&mut tls).unwrap();
+    let mut rest = Vec::new();
+    // Ok: a clean end (an end without close_notify is an UnexpectedEof error).
+    std::io::Read::read_to_end(&mut tls, &mut rest).expect("a clean close");
+    assert!(rest.is_empty());
+}

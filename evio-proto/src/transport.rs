@@ -42,7 +42,8 @@ pub trait Transport {
     /// last call followed by what was read since. Afterwards `bytes[..plain]` is the
     /// plaintext decoded (for the handler) and `bytes[plain..plain + kept]` the start
     /// of a record that needs more bytes; the rest is spent (headers, tags, handshake
-    /// messages, which may leave bytes to send in [`Transport::outgoing`]).
+    /// messages, which may leave bytes to send in [`Transport::outgoing`]). With
+    /// `ended`, the peer closed its side: nothing after its closing message counts.
     ///
     /// # Errors
     ///
@@ -92,6 +93,9 @@ pub struct Decoded {
     pub plain: usize,
     /// Bytes of an incomplete record, right after the plaintext.
     pub kept: usize,
+    /// The peer's closing message (TLS's `close_notify`) came: its stream has ended
+    /// (after the plaintext), as if a read had found the end of it.
+    pub ended: bool,
 }
 
 /// Why a transform failed.

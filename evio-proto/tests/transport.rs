@@ -55,17 +55,25 @@ impl Transport for Toy {
                 return Ok(Decoded {
                     plain: 0,
                     kept: bytes.len(),
+                    ended: false,
                 });
             }
-            if &bytes[..HELLO.len()] != HELLO {
+            if bytes[..HELLO.len()] != *HELLO {
                 return Err(TransportError::Handshake);
             }
             s.outgoing.extend_from_slice(WELCOME);
             s.established = true;
             at = HELLO.len();
         }
+        let mut ended = false;
         while at < bytes.len() {
             let len = bytes[at] as usize;
+            if len == 0 {
+                // The closing message: nothing after it counts.
+                ended = true;
+                at = bytes.len();
+                break;
+            }
             if at + 1 + len > bytes.len() {
                 break;
             }
@@ -78,7 +86,7 @@ impl Transport for Toy {
         let kept = bytes.len() - at;
         bytes.copy_within(at.., plain);
         s.kept = kept;
-        Ok(Decoded { plain, kept })
+        Ok(Decoded { plain, kept, ended })
     }
 
     fn kept(&self, id: ConnId) -> usize {
@@ -320,6 +328,25 @@ fn a_close_sends_the_output_then_the_closing_message() {
     assert!(net.peer(id).closed);
     assert_eq!(engine.handler().closed, [(id, None)]);
     assert_eq!(engine.handler().toy.ended, [id]);
+}
+
+/// The peer's closing message ends its stream after its last plaintext: the handler
+/// gets that plaintext, then the end (here it closes in answer), and what came after
+/// the closing message is ignored.
+#[test]
+fn the_peers_closing_message_ends_its_stream() {
+    let (mut engine, _) = engine(Lines::default(), config());
+    let mut net = Net::new(1);
+    start(&mut engine, &mut net);
+    let id = established(&mut engine, &mut net);
+    let wire = [records(b"last\n", 255), vec![0], records(b"after\n", 255)].concat();
+    send(&mut engine, &mut net, id, &wire);
+    assert_eq!(engine.handler().lines, [b"last\n".to_vec()]);
+    let (echo, closing) = plaintext(&net.peer(id).received);
+    assert_eq!(echo, b"last\n");
+    assert!(closing, "closed in answer, with its own closing message");
+    assert!(net.peer(id).closed);
+    assert_eq!(engine.handler().closed, [(id, None)]);
 }
 
 #[test]

@@ -404,17 +404,22 @@ impl Transport for Sessions {
         let Sessions { by_slot, plain, .. } = self;
         let s = by_slot[id.slot()].as_deref_mut().expect("a session");
         plain.clear();
-        let used = match &mut s.conn {
+        let (used, ended) = match &mut s.conn {
             Side::Server(c) => decode_with(c, &mut s.out, plain, bytes)?,
             Side::Client(c) => decode_with(c, &mut s.out, plain, bytes)?,
         };
         let n = plain.len();
-        let kept = bytes.len() - used;
+        // (After the peer's close_notify nothing counts: none of it is kept.)
+        let kept = if ended { 0 } else { bytes.len() - used };
         // Plaintext never outgrows the records it came in (`n <= used`).
-        bytes.copy_within(used.., n);
+        bytes.copy_within(used..used + kept, n);
         bytes[..n].copy_from_slice(plain);
         s.kept = kept;
-        Ok(Decoded { plain: n, kept })
+        Ok(Decoded {
+            plain: n,
+            kept,
+            ended,
+        })
     }
 
     fn kept(&self, id: ConnId) -> usize {
@@ -469,13 +474,14 @@ impl Transport for Sessions {
 }
 
 /// Runs `conn`'s records in `bytes` (what was kept, then what was read): plaintext
-/// into `plain`, messages to send into `out`. Returns the bytes spent.
+/// into `plain`, messages to send into `out`. Returns the bytes spent, and whether the
+/// peer's `close_notify` came.
 fn decode_with<R: Records>(
     conn: &mut R,
     out: &mut Outgoing,
     plain: &mut Vec<u8>,
     bytes: &mut [u8],
-) -> Result<usize, TransportError> {
+) -> Result<(usize, bool), TransportError> {
     let mut used = 0;
     loop {
         let UnbufferedStatus { mut discard, state } = conn.process(&mut bytes[used..]);
@@ -497,13 +503,16 @@ fn decode_with<R: Records>(
                 // What is encoded goes out with the connection's next send.
                 transmit.done();
             }
-            // Nothing more to read now: more records to come, the handshake waiting
-            // for the peer, or the session over. (0-RTT data is off.)
+            ConnectionState::PeerClosed | ConnectionState::Closed => {
+                return Ok((used + discard, true));
+            }
+            // Nothing more to read now: more records to come, or the handshake
+            // waiting for the peer. (0-RTT data is off.)
             _ => more = false,
         }
         used += discard;
         if !more {
-            return Ok(used);
+            return Ok((used, false));
         }
     }
 }

@@ -134,6 +134,10 @@ where
         if decoded.plain > 0 {
             self.deliver_input(index, InputSource::Own);
         }
+        if decoded.ended && !self.slot(index).flags.contains(Flags::EOF) {
+            // The peer's closing message: the end of its stream, after its plaintext.
+            self.end_of_stream(index);
+        }
         self.enqueue(index);
     }
 
