@@ -8,6 +8,7 @@ figure (requests/s is capped by the client).
 """
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -238,7 +239,7 @@ http {{
     scgi_temp_path {dir};
     keepalive_requests 1000000000;
     server {{
-        listen 127.0.0.1:{port} reuseport;
+        listen 127.0.0.1:{port}{ssl} reuseport;{tls}
         location / {{
             default_type text/plain;
             return 200 "Hello World!\\r\\n";
@@ -248,10 +249,25 @@ http {{
 """
 
 
-def nginx_conf(dir, port, workers=1, connections=1024):
+def nginx_conf(dir, port, workers=1, connections=1024, tls=None):
     """The nginx configuration the http benchmarks measure: `worker_processes` workers
     (one: no master process, so the measured PID is the worker), keep-alive without a
     request limit, no access log, and `return 200 "Hello World!\\r\\n"` on 127.0.0.1:`port`
-    (temporary files and the log in `dir`)."""
+    (temporary files and the log in `dir`); with `tls` = (certificate, key) paths, TLS
+    1.3 only with them."""
+    ssl, tls_lines = "", ""
+    if tls:
+        ssl = " ssl"
+        tls_lines = (f"\n        ssl_certificate {tls[0]};\n        ssl_certificate_key {tls[1]};"
+                     "\n        ssl_protocols TLSv1.3;")
     return NGINX_CONF.format(dir=dir, port=port, workers=workers, connections=connections,
-                             master="on" if workers > 1 else "off")
+                             master="on" if workers > 1 else "off", ssl=ssl, tls=tls_lines)
+
+
+def parse_wrk(out):
+    """Requests/s, requests, non-2xx responses and socket errors from wrk's report."""
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return rps, total, (int(non2xx.group(1)) if non2xx else 0), (errors.group(1) if errors else "")

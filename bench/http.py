@@ -13,7 +13,6 @@ nginx, and writes bench/results/http.json and the chart bench/http.png.
                                            # coalescing (results/http-args.json, no chart)
 """
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -29,20 +28,11 @@ EVIO_PORT, NGINX_PORT = 8090, 8091
 PIPELINE_LUA = os.path.join(common.ROOT, "bench", "http-pipeline.lua")
 MODES = [("wrk -t1 -c50", []), ("wrk -t1 -c50, 16 pipelined", ["-s", PIPELINE_LUA])]
 
-def parse_wrk(out):
-    """Requests/s, requests and errors from wrk's report."""
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: (.*)", out)
-    return rps, total, (int(non2xx.group(1)) if non2xx else 0), (errors.group(1) if errors else "")
-
-
 def run_wrk(port, extra):
     out = subprocess.run(
         ["wrk", "-t1", f"-c{CONNS}", f"-d{SECONDS}s", *extra, f"http://127.0.0.1:{port}/"],
         capture_output=True, text=True, check=True).stdout
-    return parse_wrk(out)
+    return common.parse_wrk(out)
 
 
 def main():

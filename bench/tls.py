@@ -18,7 +18,6 @@ ratios to nginx and writes bench/results/tls.json and the chart bench/tls.png.
     ROUNDS=1 SECONDS=1 python3 bench/tls.py   # a smoke run
 """
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -34,35 +33,6 @@ EVIO_PORT, NGINX_PORT = 8094, 8095
 CLOSE_LUA = 'wrk.headers["Connection"] = "close"\n'
 MODES = [("https keep-alive", None), ("https handshakes", CLOSE_LUA)]
 
-NGINX_TLS_CONF = """
-daemon off;
-master_process off;
-worker_processes 1;
-error_log {dir}/error.log error;
-pid {dir}/nginx-{port}.pid;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir};
-    proxy_temp_path {dir};
-    fastcgi_temp_path {dir};
-    uwsgi_temp_path {dir};
-    scgi_temp_path {dir};
-    keepalive_requests 1000000000;
-    server {{
-        listen 127.0.0.1:{port} ssl reuseport;
-        ssl_certificate {cert};
-        ssl_certificate_key {key};
-        ssl_protocols TLSv1.3;
-        location / {{
-            default_type text/plain;
-            return 200 "Hello World!\\r\\n";
-        }}
-    }}
-}}
-"""
-
-
 def certificate(tmp):
     cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
@@ -72,21 +42,13 @@ def certificate(tmp):
     return cert, key
 
 
-def parse_wrk(out):
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: (.*)", out)
-    return rps, total, (int(non2xx.group(1)) if non2xx else 0), (errors.group(1) if errors else "")
-
-
 def run_wrk(port, script):
     argv = ["wrk", "-t1", f"-c{CONNS}", f"-d{SECONDS}s"]
     if script:
         argv += ["-s", script]
     out = subprocess.run([*argv, f"https://127.0.0.1:{port}/"],
                          capture_output=True, text=True, check=True).stdout
-    return parse_wrk(out)
+    return common.parse_wrk(out)
 
 
 def main():
@@ -96,7 +58,7 @@ def main():
     cert, key = certificate(tmp)
     conf = os.path.join(tmp, "nginx.conf")
     with open(conf, "w") as f:
-        f.write(NGINX_TLS_CONF.format(dir=tmp, port=NGINX_PORT, cert=cert, key=key))
+        f.write(common.nginx_conf(tmp, NGINX_PORT, connections=4096, tls=(cert, key)))
     close_lua = os.path.join(tmp, "close.lua")
     with open(close_lua, "w") as f:
         f.write(CLOSE_LUA)
