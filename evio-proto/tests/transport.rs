@@ -171,6 +171,8 @@ struct Lines {
     toy: Toy,
     /// Echo every byte at once instead of whole lines.
     raw: bool,
+    /// `opened` returns `Close`.
+    close_on_open: bool,
     opened: Vec<ConnId>,
     lines: Vec<Vec<u8>>,
     closed: Vec<(ConnId, Option<CloseError>)>,
@@ -185,6 +187,9 @@ impl Events for Lines {
 
     fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
         self.opened.push(conn.id());
+        if self.close_on_open {
+            return Action::Close;
+        }
         Action::None
     }
 
@@ -347,6 +352,28 @@ fn the_peers_closing_message_ends_its_stream() {
     assert!(closing, "closed in answer, with its own closing message");
     assert!(net.peer(id).closed);
     assert_eq!(engine.handler().closed, [(id, None)]);
+}
+
+/// Found by the simulator over TLS: plaintext that came with the end of the
+/// handshake was handed to `data` after `opened` had returned `Close`.
+#[test]
+fn a_handler_that_closes_in_opened_is_given_no_input_from_the_handshakes_read() {
+    let handler = Lines {
+        close_on_open: true,
+        ..Lines::default()
+    };
+    let (mut engine, _) = engine(handler, config());
+    let mut net = Net::new(1);
+    start(&mut engine, &mut net);
+    let id = connect(&mut engine, &mut net, 0).unwrap();
+    let wire = [HELLO.to_vec(), records(b"early\n", 255)].concat();
+    send(&mut engine, &mut net, id, &wire);
+    assert_eq!(engine.handler().opened, [id]);
+    assert!(engine.handler().lines.is_empty(), "no data after Close");
+    // (It lingers over the input it never took, after its closing message.)
+    let (echo, closing) = plaintext(&net.peer(id).received[WELCOME.len()..]);
+    assert!(echo.is_empty());
+    assert!(closing, "closing message sent");
 }
 
 #[test]

@@ -170,7 +170,9 @@ where
         slot.go(Event::Established, Default::default());
         let action = self.call_handler(index, |h, conn| h.opened(conn));
         self.apply_action(index, action);
-        true
+        // A handler that closed (or detached, which closes a transformed connection)
+        // in `opened` is given no input.
+        self.slot(index).state == Life::Open
     }
 
     /// The plaintext bytes in transformed slot `index`'s input buffer (the rest is an
