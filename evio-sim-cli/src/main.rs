@@ -5,6 +5,7 @@
 //! cargo run -p evio-sim-cli --release -- --seed 1234 --steps 10000 --trace
 //! cargo run -p evio-sim-cli --release -- --seeds 0..1000 --min-output 16 --faults none
 //! cargo run -p evio-sim-cli --release -- --handler chat --loops 2 --seeds 0..1000
+//! cargo run -p evio-sim-cli --release -- --handler http --tls --seeds 0..1000
 //! cargo run -p evio-sim-cli --release -- --help
 //! ```
 //!
@@ -30,8 +31,9 @@ use evio_handlers::sim::{
 use evio_handlers::tcp_proxy::TcpProxy;
 use evio_sim::{
     Constraints, EchoModel, Events, Failure, FaultSet, LoopsSim, Model, RelayModel, Rng, Swarm,
-    SwarmReport,
+    SwarmReport, Transformed,
 };
+use evio_tls::Tls;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// `println!` that ignores a closed stdout (`evio-sim … | head` must not panic).
@@ -75,6 +77,12 @@ struct Args {
     /// only), against a model of the whole room.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=8))]
     loops: u8,
+
+    /// The clients speak TLS (rustls, on evio-tls's deterministic simulated provider)
+    /// to the handler behind `evio_tls::Tls`, checked by the same model on the
+    /// plaintext: echo and http only. The input buffer is raised to a record.
+    #[arg(long)]
+    tls: bool,
 
     /// With --seed: print the run's trace.
     #[arg(long, requires = "seed")]
@@ -269,6 +277,9 @@ impl Args {
         if self.faults != FaultSet::ALL {
             flags += &format!(" --faults {}", self.faults);
         }
+        if self.tls {
+            flags += " --tls";
+        }
         if self.loops > 1 {
             flags += &format!(" --loops {}", self.loops);
         }
@@ -334,6 +345,35 @@ fn echo_setup() -> Setup<Echo, EchoModel> {
     }
 }
 
+/// The echo handler behind TLS: the seed's random bytes, encrypted, echoed.
+fn echo_tls_setup() -> Setup<Tls<Echo>, Transformed<EchoModel>> {
+    Setup::with_needs(
+        || {
+            let (server, clients) = evio_tls::sim::pair();
+            (Tls::new(Echo, server), Transformed::new(EchoModel, clients))
+        },
+        None,
+        evio_tls::sim::constraints(),
+    )
+}
+
+/// The http handler behind TLS, under its mix of requests and garbage.
+fn http_tls_setup() -> Setup<Tls<Http>, Transformed<HttpModel>> {
+    let needs = http_constraints();
+    Setup::with_needs(
+        || {
+            let (server, clients) = evio_tls::sim::pair();
+            let (http, model) = http_pair();
+            (Tls::new(http, server), Transformed::new(model, clients))
+        },
+        Some(http_requests),
+        Constraints {
+            min_input_capacity: needs.min_input_capacity.max(evio_tls::MIN_INPUT_CAPACITY),
+            ..needs
+        },
+    )
+}
+
 /// The chat handler with a 40 ms idle timeout, under lines of chat.
 fn chat_setup() -> Setup<Chat, ChatModel> {
     Setup::with_needs(chat_pair, Some(chat_lines), chat_constraints())
@@ -375,6 +415,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
         return run_chat_loops(&args);
+    }
+    if args.tls {
+        return match args.handler {
+            Handler::Echo => run(&args, &echo_tls_setup()),
+            Handler::Http => run(&args, &http_tls_setup()),
+            other => {
+                eprintln!("evio-sim: --tls runs the echo and http handlers only, not {other}");
+                ExitCode::from(2)
+            }
+        };
     }
     match args.handler {
         Handler::Echo => run(&args, &echo_setup()),

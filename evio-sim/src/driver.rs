@@ -316,9 +316,14 @@ impl<M: Model> World<M> {
             Output::Close { id } => {
                 let ci = self.oracle.live_output(self.io.net(), id, "close")?;
                 self.trace.note(Tag::Close, [id.to_u64(), 0, 0, 0]);
-                self.oracle.check_flushed(ci, id, "close")?;
-                self.oracle.check_read_after_failed_send(ci, id)?;
-                self.oracle.check_linger(ci, id)?;
+                if self.oracle.conn(ci).handshaking() {
+                    let clock = self.io.net().clock;
+                    self.oracle.handshake_abandoned(ci, id, false, clock)?;
+                } else {
+                    self.oracle.check_flushed(ci, id, "close")?;
+                    self.oracle.check_read_after_failed_send(ci, id)?;
+                    self.oracle.check_linger(ci, id)?;
+                }
                 self.io.net_mut().server_close(ci);
                 self.between()?;
             }
@@ -326,7 +331,11 @@ impl<M: Model> World<M> {
                 let ci = self.oracle.live_output(self.io.net(), id, "abort")?;
                 self.trace.note(Tag::Abort, [id.to_u64(), 0, 0, 0]);
                 let clock = self.io.net().clock;
-                self.oracle.aborting(ci, id, clock)?;
+                if self.oracle.conn(ci).handshaking() {
+                    self.oracle.handshake_abandoned(ci, id, true, clock)?;
+                } else {
+                    self.oracle.aborting(ci, id, clock)?;
+                }
                 self.io.net_mut().server_abort(ci);
                 self.between()?;
             }

@@ -117,6 +117,14 @@ pub enum Violation {
         /// What was missing.
         detail: String,
     },
+    /// A client's transport (TLS) refused what the server sent it: the server's
+    /// transport produced bytes its peer cannot decode.
+    Transport {
+        /// Client number.
+        client: usize,
+        /// What the client's transport said.
+        detail: String,
+    },
     /// The engine or the handler panicked.
     Panic(String),
     /// The liveness phase did not finish every client's work within its bound.
@@ -180,6 +188,12 @@ impl fmt::Display for Violation {
             Violation::OnLoop { index, violation } => write!(f, "loop {index}: {violation}"),
             Violation::Incomplete { client, detail } => {
                 write!(f, "client c{client}: clean connection incomplete: {detail}")
+            }
+            Violation::Transport { client, detail } => {
+                write!(
+                    f,
+                    "client c{client}: its transport refused the server's bytes: {detail}"
+                )
             }
             Violation::Panic(message) => write!(f, "panic: {message}"),
             Violation::Liveness { bound, detail } => {

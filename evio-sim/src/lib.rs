@@ -515,6 +515,7 @@ mod sim;
 mod swarm;
 mod tick;
 mod trace;
+mod transport;
 mod workload;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -543,6 +544,7 @@ pub use script::{
 pub use shrink::{Shrunk, shrink};
 pub use sim::{Sim, SimEngine};
 pub use swarm::{Progress, Swarm, SwarmReport, swarm};
+pub use transport::{ClientTransport, ClientTransports, Transformed};
 pub use workload::Workload;
 
 /// Runs `script` against a fresh simulation of `handler` with the configuration and

@@ -165,9 +165,14 @@ impl<H: Events, M: Model> Sim<H, M> {
         self.w.io.net().write_shut_read(ci)
     }
 
-    /// Bytes all clients received so far.
+    /// Bytes taken off the wire so far, by the clients and by the server (handshake
+    /// messages and records too): progress, through a one-byte window as well.
     pub(crate) fn received_total(&self) -> u64 {
-        self.w.io.net().sockets.iter().map(|s| s.received).sum()
+        let net = self.w.io.net();
+        net.sockets
+            .iter()
+            .map(|s| s.received_wire + s.read_wire)
+            .sum()
     }
 
     /// Client `ci` has sent everything and was answered in full.
@@ -188,8 +193,8 @@ impl<H: Events, M: Model> Sim<H, M> {
                 || (self.w.shut_down && !c.opened && s.server_closed)
                 || self.pooled(ci);
         }
-        let server_done =
-            s.refused || (c.opened && c.ended) || (self.w.shut_down && s.id.is_none());
+        // (A transformed connection whose handshake failed ended without `opened`.)
+        let server_done = s.refused || c.ended || (self.w.shut_down && s.id.is_none());
         server_done && (s.gone() || s.unread_by_client() == 0)
     }
 
@@ -269,11 +274,18 @@ impl<H: Events, M: Model> Sim<H, M> {
         let (net, oracle) = (self.w.io.net(), &self.w.oracle);
         let stats = *self.engine.stats();
         let opened = oracle.conns().iter().filter(|c| c.opened).count() as u64;
+        // Accepted transformed connections whose handshake failed never opened.
+        let unannounced = net
+            .sockets
+            .iter()
+            .zip(oracle.conns())
+            .filter(|(s, c)| c.handshaking() && s.id.is_some() && !s.refused)
+            .count() as u64;
         // Every connection opened (accepted, or connected out) ended; connects that
         // failed end in `closed` too, without `opened`.
         // Pooled connections are still open.
         let ended = stats.closed + stats.detached + kept as u64;
-        if stats.accepted + stats.connected != opened
+        if stats.accepted + stats.connected != opened + unannounced
             || ended < opened
             || (self.w.io.counts().connects() == 0 && ended != opened)
         {

@@ -165,6 +165,14 @@ pub trait Model {
     fn backends(&mut self) -> Option<Box<dyn crate::Backends>> {
         None
     }
+
+    /// The other ends of transformed connections (TLS), asked once when a run
+    /// starts: `None` (the default) for plain clients, or what makes a
+    /// [`ClientTransport`](crate::ClientTransport) for each client that connects
+    /// (see [`Transformed`](crate::Transformed)). The model then sees plaintext.
+    fn client_transports(&mut self) -> Option<Box<dyn crate::ClientTransports>> {
+        None
+    }
 }
 
 /// A model's objection to what a client received.

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use evio_proto::{Addr, ConnId, Instant, IoError, IoErrorKind, Readiness};
 
-use crate::{Backends, Rng, SimConfig};
+use crate::{Backends, ClientTransport, ClientTransports, Rng, SimConfig};
 
 /// ECONNRESET on Linux: the peer reset the connection.
 pub(crate) const ECONNRESET: i32 = 104;
@@ -180,6 +180,11 @@ pub(crate) struct Socket {
     pub received: u64,
     /// Everything the client received, in order.
     pub received_bytes: Vec<u8>,
+    /// Bytes the client took off the wire in all: `received`, but for a client
+    /// with a transport, whose records and handshake messages count here.
+    pub received_wire: u64,
+    /// Bytes the server read off the wire in all.
+    pub read_wire: u64,
     /// The client shut down its sending side (FIN after its queued bytes).
     pub fin: bool,
     /// The client closed its socket.
@@ -191,6 +196,23 @@ pub(crate) struct Socket {
     unserved: Vec<u8>,
     /// A scripted backend's answers waiting for their time, oldest first.
     answers: VecDeque<(Instant, Vec<u8>)>,
+    /// The client's end of a transformed connection (TLS): what it sends is encoded
+    /// into `outbox`, what it reads decoded; `sent`, `received` and
+    /// `received_bytes` then count plaintext.
+    client_end: Option<ClientEnd>,
+    /// What the client's transport refused of the server's bytes, not yet reported.
+    transport_error: Option<String>,
+}
+
+/// A client's transport, in a socket.
+pub(crate) struct ClientEnd(Box<dyn ClientTransport>);
+
+impl core::fmt::Debug for ClientEnd {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ClientEnd")
+            .field("holding", &self.0.holding())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Socket {
@@ -221,9 +243,31 @@ impl Socket {
         self.reset || self.closed
     }
 
-    /// Everything the client sent has been read by the server.
+    /// Everything the client sent has been read by the server (and its transport, if
+    /// it has one, holds nothing back).
     pub fn all_sent_read(&self) -> bool {
-        self.outbox.is_empty() && self.to_server.is_empty()
+        self.outbox.is_empty()
+            && self.to_server.is_empty()
+            && self.client_end.as_ref().is_none_or(|t| !t.0.holding())
+    }
+
+    /// The client speaks through a transport (TLS).
+    pub fn transformed(&self) -> bool {
+        self.client_end.is_some()
+    }
+
+    /// The client's transport ends its stream (its closing message), once, before
+    /// the client's FIN.
+    fn close_transport(&mut self, window: usize) {
+        if self.fin || self.gone() {
+            return;
+        }
+        if let Some(t) = &mut self.client_end {
+            let mut wire = Vec::new();
+            t.0.close(&mut wire);
+            self.outbox.extend(wire);
+            self.refill(window);
+        }
     }
 
     /// Bytes the client sent that the server has not read yet.
@@ -309,6 +353,17 @@ pub(crate) struct Network {
     send_window: usize,
     /// The scripted backends, when a model names them (echo servers otherwise).
     servers: Option<Servers>,
+    /// What makes the clients' transports, when a model's clients speak through one.
+    transports: Option<Transports>,
+}
+
+/// What makes the clients' transports.
+pub(crate) struct Transports(Box<dyn ClientTransports>);
+
+impl core::fmt::Debug for Transports {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Transports").finish_non_exhaustive()
+    }
 }
 
 /// The scripted backends of a run, with each address's answer delay.
@@ -348,7 +403,18 @@ impl Network {
             recv_window: config.recv_window,
             send_window: config.send_window,
             servers: None,
+            transports: None,
         }
+    }
+
+    /// Clients speak through the transports `transports` makes (TLS).
+    pub fn set_client_transports(&mut self, transports: Box<dyn ClientTransports>) {
+        self.transports = Some(Transports(transports));
+    }
+
+    /// What client `ci`'s transport refused of the server's bytes since the last call.
+    pub fn take_transport_error(&mut self, ci: usize) -> Option<String> {
+        self.sockets[ci].transport_error.take()
     }
 
     /// Scripted backends serve the engine's outbound connections instead of echo
@@ -426,11 +492,24 @@ impl Network {
     pub fn connect(&mut self, listener: u8) -> usize {
         let listener = listener as usize % self.listeners.len();
         let ci = self.sockets.len();
-        self.sockets.push(Socket {
+        let client_end = self
+            .transports
+            .as_mut()
+            .and_then(|t| t.0.connect(listener))
+            .map(ClientEnd);
+        let mut socket = Socket {
             number: self.clients.len(),
             listener,
+            client_end,
             ..Socket::default()
-        });
+        };
+        if let Some(t) = &mut socket.client_end {
+            let mut wire = Vec::new();
+            t.0.start(&mut wire);
+            socket.outbox.extend(wire);
+            socket.refill(self.recv_window);
+        }
+        self.sockets.push(socket);
         self.clients.push(ci);
         self.listeners[listener].backlog.push_back(ci);
         ci
@@ -438,28 +517,51 @@ impl Network {
 
     /// Client `ci` sends `bytes`; they enter the server's receive window as far as it
     /// has room. Bytes sent after the client's FIN or close, or to a socket the server
-    /// closed (the kernel answers those with a reset), go nowhere.
-    pub fn send(&mut self, ci: usize, bytes: &[u8]) {
+    /// closed (the kernel answers those with a reset), go nowhere: `false`.
+    pub fn send(&mut self, ci: usize, bytes: &[u8]) -> bool {
         let window = self.recv_window;
         let s = &mut self.sockets[ci];
         if s.fin || s.gone() || s.server_closed || s.refused {
-            return;
+            return false;
         }
         s.sent += bytes.len() as u64;
-        s.outbox.extend(bytes.iter().copied());
+        match &mut s.client_end {
+            Some(t) => {
+                let mut wire = Vec::new();
+                t.0.send(bytes, &mut wire);
+                s.outbox.extend(wire);
+            }
+            None => s.outbox.extend(bytes.iter().copied()),
+        }
         s.refill(window);
+        true
     }
 
     /// Client `ci` reads at most `window` bytes of what the server sent; `None` when
-    /// it reads nothing.
+    /// it reads nothing. A client with a transport gets the plaintext decoded (none,
+    /// from handshake messages or a record cut short), and answers what its
+    /// transport says to.
     pub fn receive(&mut self, ci: usize, window: usize) -> Option<Vec<u8>> {
+        let recv_window = self.recv_window;
         let s = &mut self.sockets[ci];
         let n = s.to_client.len().min(window);
         if s.gone() || n == 0 {
             return None;
         }
-        s.received += n as u64;
-        let got: Vec<u8> = s.to_client.drain(..n).collect();
+        let mut got: Vec<u8> = s.to_client.drain(..n).collect();
+        s.received_wire += n as u64;
+        if let Some(t) = &mut s.client_end {
+            let (mut plain, mut wire) = (Vec::new(), Vec::new());
+            if let Err(e) = t.0.receive(&got, &mut plain, &mut wire) {
+                s.transport_error.get_or_insert(e);
+            }
+            if !s.fin && !s.gone() {
+                s.outbox.extend(wire);
+                s.refill(recv_window);
+            }
+            got = plain;
+        }
+        s.received += got.len() as u64;
         s.received_bytes.extend_from_slice(&got);
         Some(got)
     }
@@ -491,7 +593,9 @@ impl Network {
     /// Client `ci` shuts down its sending side; `true` when data was still waiting in
     /// the server's receive window (the FIN arrives right behind it).
     pub fn half_close(&mut self, ci: usize) -> bool {
+        let window = self.recv_window;
         let s = &mut self.sockets[ci];
+        s.close_transport(window);
         let behind_data = !s.fin && !s.to_server.is_empty();
         s.fin = true;
         behind_data
@@ -499,7 +603,9 @@ impl Network {
 
     /// Client `ci` closes its socket: what the server sent and it did not read is lost.
     pub fn close(&mut self, ci: usize) {
+        let window = self.recv_window;
         let s = &mut self.sockets[ci];
+        s.close_transport(window);
         s.fin = true;
         s.closed = true;
         s.to_client.clear();
@@ -744,6 +850,7 @@ impl Network {
             };
         }
         let n = s.to_server.len().min(buf.len());
+        s.read_wire += n as u64;
         for (slot, b) in buf.iter_mut().zip(s.to_server.drain(..n)) {
             *slot = b;
         }

@@ -5,8 +5,8 @@ use core::ops::Range;
 use std::rc::Rc;
 
 use evio_proto::{
-    Action, CloseError, Conn, ConnId, ConnInfo, ConnState, Detached, Duration, Events, Flow,
-    Instant, Loop, PostKind, Refusal, Server, Tick,
+    Action, CloseError, Conn, ConnId, ConnInfo, ConnState, Decoded, Detached, Duration, Events,
+    Flow, Instant, Loop, PostKind, Refusal, Server, Tick, Transport, TransportError,
 };
 
 use crate::SimStream;
@@ -178,6 +178,24 @@ pub enum Observation {
         /// What it returned.
         tick: Tick,
     },
+    /// The handler's transport decoded a transformed connection's bytes.
+    Decoded {
+        /// The connection.
+        id: ConnId,
+        /// Where the plaintext decoded is in the arena.
+        plain: Range<usize>,
+        /// Bytes of an incomplete record it kept.
+        kept: usize,
+        /// The peer's closing message came: its stream ended.
+        ended: bool,
+    },
+    /// The handler's transport failed a transformed connection.
+    TransportFailed {
+        /// The connection.
+        id: ConnId,
+        /// How.
+        error: TransportError,
+    },
 }
 
 /// An action the simulator asks [`Observed`] to substitute for the handler's own
@@ -273,6 +291,12 @@ pub struct Observed<H> {
     inner_stopped: bool,
     /// Every connection opened and not yet ended, in the order they opened.
     seen: Vec<Seen>,
+    /// What the handler's transport kept of each transformed connection's bytes at
+    /// its last decode (its `kept` takes `&self`, and the inner transport is reached
+    /// only mutably).
+    kept: Vec<(ConnId, usize)>,
+    /// The handler's transport's smallest input buffer, as of the last look.
+    min_input: usize,
 }
 
 impl<H> Observed<H> {
@@ -286,6 +310,8 @@ impl<H> Observed<H> {
             ticker: None,
             inner_stopped: false,
             seen: Vec::new(),
+            kept: Vec::new(),
+            min_input: 0,
         }
     }
 
@@ -462,8 +488,103 @@ impl<H> Observed<H> {
     }
 }
 
+impl<H: Events> Observed<H> {
+    /// The handler's transport: the engine asks this wrapper's only after its
+    /// `transport` said there is one.
+    fn inner_transport(&mut self) -> &mut dyn Transport {
+        self.inner
+            .transport()
+            .expect("the engine uses a transport only when the handler has one")
+    }
+
+    fn transport_failed(&self, id: ConnId, error: TransportError) {
+        self.push(Observation::TransportFailed { id, error });
+    }
+}
+
+/// The handler's transport, watched: what it decodes (the plaintext a transformed
+/// connection's handler is given) and how it fails are recorded.
+impl<H: Events> Transport for Observed<H> {
+    fn start(&mut self, info: &ConnInfo) -> Result<bool, TransportError> {
+        let started = self.inner_transport().start(info);
+        if let Err(error) = started {
+            self.transport_failed(info.id, error);
+        }
+        started
+    }
+
+    fn decode(&mut self, id: ConnId, bytes: &mut [u8]) -> Result<Decoded, TransportError> {
+        let decoded = match self.inner_transport().decode(id, bytes) {
+            Ok(decoded) => decoded,
+            Err(error) => {
+                self.transport_failed(id, error);
+                return Err(error);
+            }
+        };
+        match self.kept.iter_mut().find(|(k, _)| *k == id) {
+            Some(entry) => entry.1 = decoded.kept,
+            None => self.kept.push((id, decoded.kept)),
+        }
+        let mut rec = self.rec.borrow_mut();
+        let start = rec.arena.len();
+        rec.arena.extend_from_slice(&bytes[..decoded.plain]);
+        rec.log.push(Observation::Decoded {
+            id,
+            plain: start..start + decoded.plain,
+            kept: decoded.kept,
+            ended: decoded.ended,
+        });
+        Ok(decoded)
+    }
+
+    fn kept(&self, id: ConnId) -> usize {
+        self.kept
+            .iter()
+            .find(|(k, _)| *k == id)
+            .map_or(0, |&(_, kept)| kept)
+    }
+
+    fn encode(&mut self, id: ConnId, plain: &[u8]) -> Result<usize, TransportError> {
+        let taken = self.inner_transport().encode(id, plain);
+        if let Err(error) = taken {
+            self.transport_failed(id, error);
+        }
+        taken
+    }
+
+    fn outgoing(&mut self, id: ConnId) -> &[u8] {
+        self.inner_transport().outgoing(id)
+    }
+
+    fn sent(&mut self, id: ConnId, n: usize) {
+        self.inner_transport().sent(id, n);
+    }
+
+    fn established(&mut self, id: ConnId) -> bool {
+        self.inner_transport().established(id)
+    }
+
+    fn close(&mut self, id: ConnId) {
+        self.inner_transport().close(id);
+    }
+
+    fn end(&mut self, id: ConnId) {
+        self.inner_transport().end(id);
+        self.kept.retain(|(k, _)| *k != id);
+    }
+
+    fn min_input(&self) -> usize {
+        self.min_input
+    }
+}
+
 impl<H: Events> Events for Observed<H> {
     type Context = H::Context;
+
+    fn transport(&mut self) -> Option<&mut dyn Transport> {
+        self.min_input = self.inner.transport()?.min_input();
+        Some(self)
+    }
 
     fn serving(&mut self, server: Server<'_>) -> Flow {
         let flow = self.inner.serving(server);

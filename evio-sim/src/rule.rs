@@ -114,6 +114,9 @@ pub enum Rule {
     /// Nothing is sent after the sending side was shut, and no `data` runs for a
     /// lingering close.
     LingerQuiet,
+    /// A handler's transport decodes and fails only the connections it took (those
+    /// of the listeners it transforms).
+    TransformedOnly,
     // ----- output accounting -----
     /// A transmit carries exactly the output pending: what the handler wrote, less
     /// what was sent.
@@ -170,6 +173,7 @@ impl Rule {
             Rule::ServerWake => "server-wake",
             Rule::AbortAsked => "abort-asked",
             Rule::LingerQuiet => "linger-quiet",
+            Rule::TransformedOnly => "transformed-only",
             Rule::TransmitPending => "transmit-pending",
             Rule::WritesPaired => "writes-paired",
             Rule::PrewritePerTransmit => "prewrite-per-transmit",
@@ -266,6 +270,7 @@ impl Rule {
                 "nothing is sent after the sending side was shut, and no `data` runs while a \
                  close lingers"
             }
+            Rule::TransformedOnly => "a transport decodes and fails only the connections it took",
             Rule::TransmitPending => "a transmit carries exactly the output pending",
             Rule::WritesPaired => {
                 "every `prewrite` has its `postwrite` before `closed` or `detached`"

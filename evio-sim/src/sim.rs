@@ -139,6 +139,9 @@ impl<M: Model> World<M> {
         let Some(got) = self.io.net_mut().receive(ci, window) else {
             return Ok(());
         };
+        if let Some(detail) = self.io.net_mut().take_transport_error(ci) {
+            return Err(Violation::Transport { client: ci, detail });
+        }
         self.activity += 1;
         self.trace.bytes(&got);
         self.oracle.received(ci, &got)
@@ -253,6 +256,9 @@ impl<H: Events, M: Model> Sim<H, M> {
         let mut model = model;
         if let Some(backends) = model.backends() {
             net.set_backends(backends, Rng::derive(seed, 5));
+        }
+        if let Some(transports) = model.client_transports() {
+            net.set_client_transports(transports);
         }
         let mut sim = Sim {
             engine,
@@ -482,8 +488,11 @@ impl<H: Events, M: Model> Sim<H, M> {
                 w.oracle.connected();
             }
             ScriptedEvent::Send { client, ref bytes } => {
-                if let Some(ci) = w.io.net().client(client) {
-                    w.io.net_mut().send(ci, bytes);
+                if let Some(ci) = w.io.net().client(client)
+                    && w.io.net_mut().send(ci, bytes)
+                    && w.io.net().sockets[ci].transformed()
+                {
+                    w.oracle.client_sent(ci, bytes);
                 }
             }
             ScriptedEvent::Read { client, window } => {

@@ -29,6 +29,8 @@ pub struct SwarmReport {
     pub frames_too_large: u64,
     /// Bytes the engine wrote in all.
     pub bytes_written: u64,
+    /// Handshakes completed in all (transformed connections: TLS).
+    pub handshakes: u64,
     /// Naps the engine asked for in all (runs whose seed turned `Config::coalesce`
     /// on).
     pub naps: u64,
@@ -50,11 +52,12 @@ impl fmt::Display for SwarmReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "seeds run: {}  steps: {}  connections: {} ({} detached)  bytes written: {}  naps: {}  failures: {}",
+            "seeds run: {}  steps: {}  connections: {} ({} detached, {} handshakes)  bytes written: {}  naps: {}  failures: {}",
             self.seeds,
             self.steps,
             self.connections,
             self.detached,
+            self.handshakes,
             self.bytes_written,
             self.naps,
             self.failures.len()
@@ -426,6 +429,7 @@ impl SwarmReport {
         self.naps += outcome.naps;
         self.frames_too_large += outcome.stats.frame_too_large;
         self.bytes_written += outcome.stats.bytes_written;
+        self.handshakes += outcome.stats.handshakes;
         self.faults += &outcome.faults;
     }
 

@@ -123,6 +123,11 @@ pub(crate) enum Tag {
     RefusalDelivered = 53,
     /// Another loop of the server shut down: this one is told to.
     LoopsStop = 54,
+    /// A transformed connection's bytes were decoded: id, plaintext length, bytes kept,
+    /// whether its peer's stream ended.
+    Decoded = 55,
+    /// A transformed connection's transport failed: id, error.
+    TransportFailed = 56,
 }
 
 /// The trace of one run.
@@ -279,5 +284,22 @@ pub(crate) fn observation_record(o: &Observation) -> (Tag, [u64; 4]) {
                 0,
             ],
         ),
+        Observation::Decoded {
+            id,
+            ref plain,
+            kept,
+            ended,
+        } => (
+            Tag::Decoded,
+            [
+                id.to_u64(),
+                plain.len() as u64,
+                kept as u64,
+                u64::from(ended),
+            ],
+        ),
+        Observation::TransportFailed { id, error } => {
+            (Tag::TransportFailed, [id.to_u64(), error as u64, 0, 0])
+        }
     }
 }

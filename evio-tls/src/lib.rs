@@ -27,6 +27,9 @@
 //! record it decrypts (its unbuffered API hands out each record's plaintext in a new
 //! vector) and per record it encrypts.
 
+#[cfg(feature = "sim")]
+pub mod sim;
+
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;

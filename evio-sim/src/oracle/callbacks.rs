@@ -173,6 +173,15 @@ impl<M: Model> Oracle<M> {
                 self.tick.fired(now, net.clock, tick)?;
                 self.note_flow(tick.flow);
             }
+            Observation::Decoded {
+                id,
+                ref plain,
+                kept,
+                ended,
+            } => self.decoded(net, id, &arena[plain.clone()], kept, ended)?,
+            Observation::TransportFailed { id, error } => {
+                self.transport_failed(net, id, error)?;
+            }
         }
         Ok(())
     }
@@ -249,6 +258,9 @@ impl<M: Model> Oracle<M> {
         }
         c.opened = true;
         self.model.opened(&mut c.model, &info, now);
+        if c.transformed {
+            self.opened_late(ci, net.clock);
+        }
         Ok(ci)
     }
 
@@ -320,7 +332,7 @@ impl<M: Model> Oracle<M> {
                 callback: "woken",
             });
         }
-        if !c.wake_owed && !self.model.handler_wakes() {
+        if !c.wake_owed && !c.woken_early && !self.model.handler_wakes() {
             return Err(Violation::contract(
                 Some(id),
                 Rule::WokenForItsWake,
@@ -330,6 +342,7 @@ impl<M: Model> Oracle<M> {
             ));
         }
         c.wake_owed = false;
+        c.woken_early = false;
         self.model.woken(&mut c.model, now);
         Ok(ci)
     }
@@ -432,8 +445,10 @@ impl<M: Model> Oracle<M> {
         let c = &mut self.conns[ci];
         c.attempted = attempted;
         c.prewrites += 1;
-        // The prewrite comes before its transmit is performed.
-        if c.prewrites != c.postwrites + 1 || c.prewrites != c.transmits + 1 {
+        // The prewrite comes before its transmit is performed (a transformed
+        // connection's, before its plaintext is encoded: its records may take several
+        // transmits, or share one with a handshake message).
+        if c.prewrites != c.postwrites + 1 || (!c.transformed && c.prewrites != c.transmits + 1) {
             return Err(Violation::accounting(
                 ci,
                 Rule::PrewritePerTransmit,
@@ -468,7 +483,11 @@ impl<M: Model> Oracle<M> {
         let ci = self.live(net, id, "postwrite")?;
         let c = &mut self.conns[ci];
         c.postwrites += 1;
-        if c.postwrites != c.prewrites || c.postwrites != c.transmits {
+        if c.transformed {
+            // Encoded: sent as far as its handler's output goes.
+            c.transmitted += written as u64;
+        }
+        if c.postwrites != c.prewrites || (!c.transformed && c.postwrites != c.transmits) {
             return Err(Violation::accounting(
                 ci,
                 Rule::PostwritePerTransmit,

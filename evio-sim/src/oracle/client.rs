@@ -28,19 +28,30 @@ impl<M: Model> Oracle<M> {
         if accepted && net.sockets[ci].server_closed {
             return Err(Violation::WakeAccepted(id));
         }
-        self.conns[ci].wake_owed |= accepted;
+        self.wake_raced(ci, accepted);
         Ok(())
     }
 
     /// "Another thread" woke client `ci`'s connection, racing the loop.
     pub fn wake_raced(&mut self, ci: usize, accepted: bool) {
-        self.conns[ci].wake_owed |= accepted;
+        let c = &mut self.conns[ci];
+        if c.handshaking() {
+            // Its handler does not know of it yet: the engine drops the wake, unless
+            // the handshake is over by the time the loop handles it.
+            c.woken_early |= accepted;
+        } else {
+            c.wake_owed |= accepted;
+        }
     }
 
     /// Right after the loop handled wakes: every wake the simulator made for a
     /// connection that is surely still open (nothing the simulator saw can have started
     /// its close or detach) reached `woken`.
-    pub fn check_wakes_delivered(&self, net: &Network) -> Result<(), Violation> {
+    pub fn check_wakes_delivered(&mut self, net: &Network) -> Result<(), Violation> {
+        for c in &mut self.conns {
+            // A wake made during a handshake was delivered or dropped by now.
+            c.woken_early &= c.handshaking();
+        }
         if self.shutting_down {
             return Ok(());
         }

@@ -61,16 +61,15 @@ impl<M: Model> Oracle<M> {
         let cap = self.engine.input_capacity;
         let fits = match error {
             Some(CloseError::Io(e)) => c.io_error == Some(e),
+            // (A transformed connection's buffer holds an incomplete record too.)
             Some(CloseError::FrameTooLarge { capacity }) => {
-                c.io_error.is_none() && capacity == cap && c.last_input == cap
+                c.io_error.is_none() && capacity == cap && c.last_input + c.kept >= cap
             }
             Some(CloseError::SendTimeout) => c.io_error.is_none() && c.bound_passed,
-            // Only an outbound connection's connect fails; these were accepted. The
-            // simulator's connections are not transformed (no transport): no transport
-            // error either.
-            Some(
-                CloseError::Connect(_) | CloseError::ConnectTimeout | CloseError::Transport(_),
-            ) => false,
+            // The error its transport failed with.
+            Some(CloseError::Transport(e)) => c.transport_error == Some(e),
+            // Only an outbound connection's connect fails; these were accepted.
+            Some(CloseError::Connect(_) | CloseError::ConnectTimeout) => false,
             None => c.io_error.is_none(),
         };
         if !fits {

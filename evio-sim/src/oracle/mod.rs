@@ -115,11 +115,12 @@ impl<M: Model> Oracle<M> {
         self.listeners.iter().any(|l| l.must_pause)
             || net.listeners.iter().any(|l| !l.watched)
             || self.conns.iter().any(|c| c.deadline_possible && !c.ended)
-            // A connect's timeout is the engine's deadline until it is answered.
+            // A connect's timeout is the engine's deadline until it is answered, and a
+            // handshake's until it is over.
             || self
                 .conns
                 .iter()
-                .any(|c| c.outbound && !c.connect_done && !c.ended)
+                .any(|c| (c.outbound && !c.connect_done || c.handshaking()) && !c.ended)
     }
 
     /// The connection is open as far as anything the oracle saw can tell: nothing has

@@ -1,7 +1,7 @@
 //! The checks of the engine's outputs as the driver performs them (accept, read,
 //! transmit, close, abort, shut-write), and what the driver reports back.
 
-use evio_proto::{ConnId, Instant, IoError, Readiness};
+use evio_proto::{ConnId, Instant, IoError, Readiness, TransportError};
 
 use super::Oracle;
 use crate::network::Network;
@@ -92,6 +92,140 @@ impl<M: Model> Oracle<M> {
             ));
         }
         self.by_slot[id.slot()] = Some(ci);
+        let c = &mut self.conns[ci];
+        c.transformed = net.sockets[ci].transformed();
+        if c.transformed {
+            c.handshake_from = Some(net.clock);
+        }
+        Ok(())
+    }
+
+    /// The handler's transport decoded `plain` for connection `id`, keeping `kept`
+    /// bytes of a record, and its peer's stream `ended`: the plaintext is what the
+    /// server read, as a plain connection's bytes are.
+    pub fn decoded(
+        &mut self,
+        net: &Network,
+        id: ConnId,
+        plain: &[u8],
+        kept: usize,
+        ended: bool,
+    ) -> Result<(), Violation> {
+        let ci = self.transformed_conn(net, id, "decode")?;
+        let c = &mut self.conns[ci];
+        // Exactly the next plaintext the client sent, in order.
+        let n = plain.len();
+        if c.client_plain.len() < n || !c.client_plain.iter().take(n).eq(plain) {
+            return Err(Violation::Input {
+                client: ci,
+                detail: format!(
+                    "its transport decoded {n} bytes that are not the next ones its client \
+                     sent ({} sent and not decoded yet)",
+                    c.client_plain.len()
+                ),
+            });
+        }
+        c.client_plain.drain(..n);
+        c.kept = kept;
+        if c.lingering {
+            // Read only to let the peer finish, and discarded: no handler sees it.
+            return Ok(());
+        }
+        c.delivered.extend_from_slice(plain);
+        if !c.opened {
+            // Told to the model once the handshake is over (`Oracle::opened_late`).
+            c.ended_early |= ended;
+            return Ok(());
+        }
+        self.model.input(&mut c.model, plain);
+        if ended {
+            self.eof_reported(ci, net.clock);
+        }
+        Ok(())
+    }
+
+    /// A transformed connection opened once its handshake was over: the model hears
+    /// what was decoded with the handshake, and of an end of stream that came with it.
+    pub(super) fn opened_late(&mut self, ci: usize, clock: Instant) {
+        let c = &mut self.conns[ci];
+        let early = &c.delivered[c.handler_pos..];
+        if !early.is_empty() {
+            self.model.input(&mut c.model, early);
+        }
+        if core::mem::take(&mut c.ended_early) {
+            self.eof_reported(ci, clock);
+        }
+    }
+
+    /// Client `ci`, a transformed connection's, sent `plain` through its transport.
+    pub fn client_sent(&mut self, ci: usize, plain: &[u8]) {
+        self.conns[ci].client_plain.extend(plain);
+    }
+
+    /// The handler's transport failed connection `id` with `error`: the engine ends
+    /// it at once, as after a failed read.
+    pub fn transport_failed(
+        &mut self,
+        net: &Network,
+        id: ConnId,
+        error: TransportError,
+    ) -> Result<(), Violation> {
+        let ci = self.transformed_conn(net, id, "a transport failure")?;
+        let c = &mut self.conns[ci];
+        c.transport_error.get_or_insert(error);
+        if !c.lingering {
+            c.io_failed = true;
+        }
+        self.closing(ci);
+        Ok(())
+    }
+
+    /// The client whose transformed connection `id` is, for `what` its transport did.
+    fn transformed_conn(
+        &self,
+        net: &Network,
+        id: ConnId,
+        what: &'static str,
+    ) -> Result<usize, Violation> {
+        match self.client_of(net, id) {
+            Some(ci) if self.conns[ci].transformed && !self.conns[ci].ended => Ok(ci),
+            Some(_) => Err(Violation::contract(
+                Some(id),
+                Rule::TransformedOnly,
+                format!("{what} for a connection its transport did not take"),
+            )),
+            None => Err(Violation::CallbackOutsideLife { id, callback: what }),
+        }
+    }
+
+    /// The engine closes (or with `abort`, resets) client `ci`'s connection `id`
+    /// before its handshake was over: no callback ever ran for it, and none will. A
+    /// reset is for a handshake that took longer than `Config::handshake_timeout`
+    /// (or a shutdown).
+    pub fn handshake_abandoned(
+        &mut self,
+        ci: usize,
+        id: ConnId,
+        abort: bool,
+        clock: Instant,
+    ) -> Result<(), Violation> {
+        let timeout = self.engine.handshake_timeout;
+        let c = &mut self.conns[ci];
+        let late = c.handshake_from.is_some_and(|from| clock >= from + timeout);
+        if abort && !late && !self.shutting_down {
+            return Err(Violation::contract(
+                Some(id),
+                Rule::AbortAsked,
+                format!(
+                    "reset at {clock} during its handshake, which started at {:?} (the \
+                     handshake timeout is {timeout:?})",
+                    c.handshake_from
+                ),
+            ));
+        }
+        c.ended = true;
+        c.aborted |= abort;
+        self.by_slot[id.slot()] = None;
         Ok(())
     }
 
@@ -205,7 +339,9 @@ impl<M: Model> Oracle<M> {
     pub fn read_data(&mut self, ci: usize, bytes: &[u8], capacity: usize, hangup: bool) {
         let c = &mut self.conns[ci];
         c.hup_unread = hangup && bytes.len() == capacity;
-        if c.lingering {
+        if c.lingering || c.transformed {
+            // (A transformed connection's bytes are records: what they hold is known
+            // when its transport decodes them, `Oracle::decoded`.)
             // Read only to let the peer finish, and discarded: no handler sees it.
             return;
         }
@@ -242,7 +378,7 @@ impl<M: Model> Oracle<M> {
     pub fn send_failed(&mut self, ci: usize) {
         let input_capacity = self.engine.input_capacity;
         let c = &mut self.conns[ci];
-        c.read_owed = c.open_for_input() && c.unconsumed() < input_capacity && !self.shutting_down;
+        c.read_owed = c.open_for_input() && c.buffered() < input_capacity && !self.shutting_down;
     }
 
     /// The engine closed client `ci`'s connection at `clock` because its handler
@@ -362,7 +498,7 @@ impl<M: Model> Oracle<M> {
         if c.read_reported
             && c.open_for_input()
             && !c.write_blocked
-            && c.unconsumed() < input_capacity
+            && c.buffered() < input_capacity
             && !self.shutting_down
         {
             return Err(Violation::contract(
@@ -380,6 +516,18 @@ impl<M: Model> Oracle<M> {
                 Rule::LingerQuiet,
                 format!("client c{ci}: transmit of {len} bytes after its sending side was shut"),
             ));
+        }
+        if c.transformed {
+            // Records: `prewrite` and `postwrite` count the plaintext encoded into
+            // them, when it is encoded (`Oracle::check_postwrite`).
+            if len == 0 {
+                return Err(Violation::accounting(
+                    ci,
+                    Rule::TransmitPending,
+                    "transmit of 0 bytes".into(),
+                ));
+            }
+            return Ok(());
         }
         c.transmits += 1;
         if c.transmits != c.prewrites {
@@ -412,7 +560,9 @@ impl<M: Model> Oracle<M> {
             // Send progress: the bound starts again.
             c.leaving_since = Some(clock);
         }
-        c.transmitted += n as u64;
+        if !c.transformed {
+            c.transmitted += n as u64;
+        }
         c.last_write_short = n < len;
         c.write_blocked = n < len;
     }

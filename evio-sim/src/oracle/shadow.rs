@@ -1,7 +1,7 @@
 //! What the oracle knows of each connection and each listener beyond what the
 //! network holds: [`Shadow`] and [`ListenerShadow`].
 
-use evio_proto::{Instant, IoError};
+use evio_proto::{Instant, IoError, TransportError};
 
 /// What the oracle knows of one client's connection beyond its socket.
 #[derive(Debug, Default)]
@@ -101,6 +101,27 @@ pub(crate) struct Shadow<C> {
     pub(super) write_shut: bool,
     /// Its peer ended its stream and `input_ended` kept it open (half-closed).
     pub(super) half_open: bool,
+    /// Its bytes go through the handler's transport (TLS): `delivered` holds the
+    /// plaintext decoded and `transmitted` the plaintext encoded, while the socket
+    /// carries records.
+    pub transformed: bool,
+    /// A transformed connection: when it was accepted (its handshake's deadline
+    /// counts from there).
+    pub(super) handshake_from: Option<Instant>,
+    /// A transformed connection: the bytes of an incomplete record its transport
+    /// kept at the last decode (they take room in the input buffer too).
+    pub(super) kept: usize,
+    /// A transformed connection's peer ended its stream (TLS's `close_notify`)
+    /// before its handshake was over: told to the model once it opens.
+    pub(super) ended_early: bool,
+    /// A transformed connection was woken before it opened (the engine drops such a
+    /// wake, or delivers it once open if its handshake ends first).
+    pub(super) woken_early: bool,
+    /// A transformed connection: the plaintext its client sent that the server's
+    /// transport has not decoded yet, which the next decode must match.
+    pub(super) client_plain: std::collections::VecDeque<u8>,
+    /// How its transport failed, if it did.
+    pub(super) transport_error: Option<TransportError>,
     /// The model's state for the connection.
     pub model: C,
 }
@@ -120,6 +141,12 @@ impl<C> Shadow<C> {
     /// connection's input buffer.
     pub(super) fn unconsumed(&self) -> usize {
         self.delivered.len() - self.handler_pos
+    }
+
+    /// Bytes in the engine's input buffer: unconsumed input, and a transformed
+    /// connection's incomplete record.
+    pub(super) fn buffered(&self) -> usize {
+        self.unconsumed() + self.kept
     }
 
     /// As far as the oracle saw, an open connection at rest: open for input, its
@@ -146,6 +173,12 @@ impl<C> Shadow<C> {
             && !self.io_failed
             && !self.abort_asked
             && !self.aborted
+    }
+
+    /// A transformed connection whose handshake is not over (its handler has not
+    /// heard of it).
+    pub fn handshaking(&self) -> bool {
+        self.transformed && !self.opened && !self.outbound
     }
 
     /// The handler wrote `wrote` bytes in a callback.

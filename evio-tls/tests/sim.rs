@@ -1,0 +1,239 @@
+//! TLS in the simulator: the echo and http handlers behind `Tls`, their clients
+//! speaking TLS through rustls (`evio_tls::sim`), checked by the same exact models
+//! as over plain TCP, under the simulator's faults, with records cut wherever the
+//! windows, short reads and short writes cut them.
+
+use evio_handlers::echo::Echo;
+use evio_handlers::http::Http;
+use evio_handlers::sim::{HttpModel, http_constraints, http_pair, http_requests};
+use evio_proto::{ConnId, ConnInfo, Decoded, Events, Transport, TransportError};
+use evio_sim::{
+    Constraints, EchoModel, FaultRates, Rng, ScriptedEvent, Swarm, Transformed, Violation, run,
+};
+use evio_tls::{MIN_INPUT_CAPACITY, Tls, sim};
+
+fn echo_over_tls() -> (Tls<Echo>, Transformed<EchoModel>) {
+    let (server, clients) = sim::pair();
+    (Tls::new(Echo, server), Transformed::new(EchoModel, clients))
+}
+
+/// TLS on listener 0 only: a run with several listeners mixes plain and TLS clients.
+fn echo_on_listener_0() -> (Tls<Echo>, Transformed<EchoModel>) {
+    let (server, clients) = sim::pair_on_listeners(&[0]);
+    (Tls::new(Echo, server), Transformed::new(EchoModel, clients))
+}
+
+fn http_over_tls() -> (Tls<Http>, Transformed<HttpModel>) {
+    let (server, clients) = sim::pair();
+    let (http, model) = http_pair();
+    (Tls::new(http, server), Transformed::new(model, clients))
+}
+
+fn http_tls_constraints() -> Constraints {
+    let http = http_constraints();
+    Constraints {
+        min_input_capacity: http.min_input_capacity.max(MIN_INPUT_CAPACITY),
+        ..http
+    }
+}
+
+#[test]
+fn echo_over_tls_passes_a_swarm() {
+    let report = Swarm::new(echo_over_tls)
+        .seeds(0..300)
+        .steps(800)
+        .threads(2)
+        .constraints(sim::constraints())
+        .run();
+    println!("{report}");
+    assert!(report.failures.is_empty(), "{report}");
+    // (Many clients close or reset before their handshake is over: the server's side
+    // of that is checked too.)
+    assert!(report.handshakes > 400, "{report}");
+    assert!(report.bytes_written > 1_000_000, "{report}");
+}
+
+#[test]
+fn echo_with_plain_and_tls_listeners_passes_a_swarm() {
+    let report = Swarm::new(echo_on_listener_0)
+        .seeds(1000..1200)
+        .steps(800)
+        .threads(2)
+        .constraints(sim::constraints())
+        .run();
+    println!("{report}");
+    assert!(report.failures.is_empty(), "{report}");
+    assert!(report.handshakes > 100, "{report}");
+    assert!(report.handshakes < report.connections, "{report}");
+}
+
+#[test]
+fn http_over_tls_passes_a_swarm_with_its_exact_model() {
+    let report = Swarm::new(http_over_tls)
+        .seeds(0..200)
+        .steps(1000)
+        .threads(2)
+        .constraints(http_tls_constraints())
+        .workload(http_requests as fn(u16, &mut Rng) -> Vec<u8>)
+        .run();
+    println!("{report}");
+    assert!(report.failures.is_empty(), "{report}");
+    assert!(report.handshakes > 300, "{report}");
+}
+
+/// Three clients that finish their handshakes, then send a byte, a few hundred and
+/// more than a record's worth, through windows of one byte each way: every record
+/// (and every handshake message) is cut at every byte, in both directions.
+#[test]
+fn records_cut_at_every_byte_arrive_whole_through_tls() {
+    let swarm = Swarm::new(echo_over_tls).constraints(sim::constraints());
+    let big: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+    let mut script = Vec::new();
+    for client in 0..3u16 {
+        script.push(ScriptedEvent::Connect { listener: 0 });
+        for _ in 0..400 {
+            script.push(ScriptedEvent::Read {
+                client,
+                window: u16::MAX,
+            });
+        }
+        for bytes in [&b"x"[..], &big[..300], &big] {
+            script.push(ScriptedEvent::Send {
+                client,
+                bytes: bytes.to_vec(),
+            });
+        }
+    }
+    for seed in 0..3 {
+        let mut config = swarm.config(seed);
+        config.recv_window = 1;
+        config.send_window = 1;
+        config.rates = FaultRates::none();
+        config.engine.max_connections = config.engine.max_connections.max(4);
+        config.listeners = 1;
+        let (handler, model) = echo_over_tls();
+        let outcome = run(handler, model, seed, config, &script).unwrap_or_else(|f| panic!("{f}"));
+        assert_eq!(outcome.stats.handshakes, 3, "{outcome:?}");
+        assert_eq!(outcome.stats.transport_errors, 0, "{outcome:?}");
+        // Each client's 20,301 bytes came back: more bytes on the wire than that.
+        assert!(outcome.stats.bytes_written > 3 * 20_301, "{outcome:?}");
+    }
+}
+
+/// A seed over TLS replays exactly: the same trace, byte for byte, twice.
+#[test]
+fn a_tls_swarm_replays_exactly() {
+    let run = || {
+        Swarm::new(echo_over_tls)
+            .seeds(0..40)
+            .steps(500)
+            .threads(2)
+            .constraints(sim::constraints())
+            .run()
+    };
+    let (a, b) = (run(), run());
+    assert!(a.failures.is_empty() && b.failures.is_empty(), "{a}");
+    assert!(a.handshakes > 0, "{a}");
+    assert_eq!(a.combined_hash, b.combined_hash);
+}
+
+/// A transport that changes the first byte of every fifth record it decodes: the
+/// handler and the model agree on what it decoded, so only the check of the decoded
+/// plaintext against what the client sent can catch it.
+struct Corrupting<H> {
+    inner: H,
+    decodes: u64,
+    kept: Vec<(ConnId, usize)>,
+}
+
+impl<H: Events> Events for Corrupting<H> {
+    type Context = H::Context;
+
+    evio_proto::delegate_events!(self.inner, except transport);
+
+    fn transport(&mut self) -> Option<&mut dyn Transport> {
+        self.inner.transport()?;
+        Some(self)
+    }
+}
+
+impl<H: Events> Corrupting<H> {
+    fn inner(&mut self) -> &mut dyn Transport {
+        self.inner.transport().expect("a transport")
+    }
+}
+
+impl<H: Events> Transport for Corrupting<H> {
+    fn start(&mut self, info: &ConnInfo) -> Result<bool, TransportError> {
+        self.inner().start(info)
+    }
+
+    fn decode(&mut self, id: ConnId, bytes: &mut [u8]) -> Result<Decoded, TransportError> {
+        let decoded = self.inner().decode(id, bytes)?;
+        self.kept.retain(|(k, _)| *k != id);
+        self.kept.push((id, decoded.kept));
+        if decoded.plain > 0 {
+            self.decodes += 1;
+            if self.decodes.is_multiple_of(5) {
+                bytes[0] ^= 0x20;
+            }
+        }
+        Ok(decoded)
+    }
+
+    fn kept(&self, id: ConnId) -> usize {
+        self.kept.iter().find(|(k, _)| *k == id).map_or(0, |k| k.1)
+    }
+
+    fn encode(&mut self, id: ConnId, plain: &[u8]) -> Result<usize, TransportError> {
+        self.inner().encode(id, plain)
+    }
+
+    fn outgoing(&mut self, id: ConnId) -> &[u8] {
+        self.inner().outgoing(id)
+    }
+
+    fn sent(&mut self, id: ConnId, n: usize) {
+        self.inner().sent(id, n);
+    }
+
+    fn established(&mut self, id: ConnId) -> bool {
+        self.inner().established(id)
+    }
+
+    fn close(&mut self, id: ConnId) {
+        self.inner().close(id);
+    }
+
+    fn end(&mut self, id: ConnId) {
+        self.inner().end(id);
+    }
+
+    fn min_input(&self) -> usize {
+        MIN_INPUT_CAPACITY
+    }
+}
+
+#[test]
+fn a_transport_that_corrupts_what_it_decodes_is_caught() {
+    let report = Swarm::new(|| {
+        let (tls, model) = echo_over_tls();
+        let corrupting = Corrupting {
+            inner: tls,
+            decodes: 0,
+            kept: Vec::new(),
+        };
+        (corrupting, model)
+    })
+    .seeds(0..40)
+    .steps(500)
+    .constraints(sim::constraints())
+    .run();
+    assert!(!report.failures.is_empty(), "{report}");
+    for failure in &report.failures {
+        assert!(
+            matches!(&failure.violation, Violation::Input { detail, .. } if detail.contains("decoded")),
+            "{failure}"
+        );
+    }
+}
