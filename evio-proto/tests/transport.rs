@@ -173,6 +173,8 @@ struct Lines {
     raw: bool,
     /// `opened` returns `Close`.
     close_on_open: bool,
+    /// `pending` and `unsent` as `opened` saw them.
+    at_open: Vec<(usize, usize)>,
     opened: Vec<ConnId>,
     lines: Vec<Vec<u8>>,
     closed: Vec<(ConnId, Option<CloseError>)>,
@@ -187,6 +189,7 @@ impl Events for Lines {
 
     fn opened(&mut self, conn: &mut Conn<'_, ()>) -> Action {
         self.opened.push(conn.id());
+        self.at_open.push((conn.pending(), conn.unsent()));
         if self.close_on_open {
             return Action::Close;
         }
@@ -253,6 +256,20 @@ fn established(engine: &mut TestEngine<Lines>, net: &mut Net) -> ConnId {
     assert_eq!(engine.handler().opened, [id], "opened once established");
     net.peer(id).received.clear();
     id
+}
+
+/// `opened` runs right after the read that ended the handshake, before the transport's
+/// answer to it (`WELCOME`) is sent: nothing of the handler's is pending, but output
+/// waits for the socket.
+#[test]
+fn unsent_counts_what_the_transport_holds_and_pending_does_not() {
+    let (mut engine, _) = engine(Lines::default(), config());
+    let mut net = Net::new(1);
+    start(&mut engine, &mut net);
+    let id = established(&mut engine, &mut net);
+    assert_eq!(engine.handler().at_open, [(0, 1)]);
+    send(&mut engine, &mut net, id, &records(b"one\n", 255));
+    assert_eq!(plaintext(&net.peer(id).received).0, b"one\n");
 }
 
 #[test]

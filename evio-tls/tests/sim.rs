@@ -8,7 +8,7 @@ use evio_handlers::http::Http;
 use evio_handlers::sim::{HttpModel, http_constraints, http_pair, http_requests};
 use evio_proto::{ConnId, ConnInfo, Decoded, Events, Transport, TransportError};
 use evio_sim::{
-    Constraints, EchoModel, FaultRates, Rng, ScriptedEvent, Swarm, Transformed, Violation, run,
+    Constraints, EchoModel, FaultRates, Rng, ScriptedEvent, Sim, Swarm, Transformed, Violation, run,
 };
 use evio_tls::{MIN_INPUT_CAPACITY, Tls, sim};
 
@@ -235,5 +235,54 @@ fn a_transport_that_corrupts_what_it_decodes_is_caught() {
             matches!(&failure.violation, Violation::Input { detail, .. } if detail.contains("decoded")),
             "{failure}"
         );
+    }
+}
+
+/// Behind TLS a response is taken into records at once, so the handler's own count
+/// of output pending drops to zero while the client has read nothing: the http
+/// handler's send timeout must still reset a client that stops reading (it measures
+/// what its transport has not sent).
+#[test]
+fn an_https_client_that_stops_reading_is_reset_by_the_send_timeout() {
+    let swarm = Swarm::new(http_over_tls).constraints(http_tls_constraints());
+    let request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n".repeat(4);
+    let mut script = vec![ScriptedEvent::Connect { listener: 0 }];
+    // The handshake (the client reads the server's flight, answers, and takes the
+    // tickets that follow).
+    for _ in 0..40 {
+        script.push(ScriptedEvent::Read {
+            client: 0,
+            window: u16::MAX,
+        });
+    }
+    script.push(ScriptedEvent::Send {
+        client: 0,
+        bytes: request,
+    });
+    // It reads nothing more while the clock runs past two send timeouts.
+    for _ in 0..8 {
+        script.push(ScriptedEvent::Poll);
+        script.push(ScriptedEvent::Advance { millis: 20 });
+    }
+    for seed in 0..3 {
+        let mut config = swarm.config(seed);
+        config.rates = FaultRates::none();
+        config.listeners = 1;
+        config.recv_window = 1 << 16;
+        // Room for the handshake's messages, not for the records of four responses.
+        config.send_window = 256;
+        let (handler, model) = http_over_tls();
+        let mut sim = Sim::with_config(handler, model, seed, config).expect("a valid config");
+        for event in &script {
+            if let Err(v) = sim.step(event) {
+                panic!("{}", sim.failure(v));
+            }
+        }
+        let stats = sim.handler().inner().stats;
+        assert_eq!(sim.engine().stats().handshakes, 1);
+        assert_eq!(stats.send_timeouts, 1, "seed {seed}: {stats:?}");
+        if let Err(v) = sim.finish() {
+            panic!("{}", sim.failure(v));
+        }
     }
 }

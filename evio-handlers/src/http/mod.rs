@@ -638,8 +638,16 @@ impl Events for Http {
     }
 
     fn timeout(&mut self, conn: &mut Conn<'_, HttpConn>) -> Action {
-        let (now, pending) = (conn.now(), conn.pending());
         let ctx = *conn.context();
+        // A check under way goes on while the client has not taken the output: behind
+        // TLS, responses are taken into records at once, so what still waits is what
+        // the transport has not sent (`unsent`), not `pending`.
+        let pending = if ctx.check.is_some() {
+            conn.unsent()
+        } else {
+            conn.pending()
+        };
+        let now = conn.now();
         if pending > 0
             && let Some(send) = self.config.send_timeout
         {

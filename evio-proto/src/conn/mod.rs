@@ -265,10 +265,29 @@ impl<'a, C> Conn<'a, C> {
     }
 
     /// Bytes of output written and not yet taken by the socket.
+    ///
+    /// On a transformed connection (TLS) these are the plaintext bytes its transport
+    /// has not encoded yet; [`Conn::unsent`] counts what waits for the socket.
     pub fn pending(&self) -> usize {
         self.lp
             .out
             .pending(&self.lp.current_bufs, self.lp.current_target)
+    }
+
+    /// Output that still waits for the socket: [`Conn::pending`], plus one while a
+    /// transformed connection's transport holds encoded bytes not yet sent (records,
+    /// its closing message): the engine knows that they wait, not how many.
+    ///
+    /// A handler that bounds how long a client may leave its output unread (a send
+    /// timeout) measures with this: a transport takes plaintext into records at once,
+    /// so `pending` can be zero while the client reads nothing.
+    pub fn unsent(&self) -> usize {
+        let outgoing = self
+            .lp
+            .slots
+            .get(self.lp.current as usize)
+            .map_or(0, |slot| slot.flags.outgoing());
+        self.pending() + outgoing
     }
 
     /// Appends all of `bytes` to the output, or nothing.
