@@ -37,16 +37,26 @@ fn http_tls_constraints() -> Constraints {
     }
 }
 
-#[test]
-fn echo_over_tls_passes_a_swarm() {
-    let report = Swarm::new(echo_over_tls)
-        .seeds(0..300)
+/// A swarm of `seeds` of the echo handler made by `make`, 800 steps each; it must
+/// pass.
+fn echo_swarm(
+    make: fn() -> (Tls<Echo>, Transformed<EchoModel>),
+    seeds: core::ops::Range<u64>,
+) -> evio_sim::SwarmReport {
+    let report = Swarm::new(make)
+        .seeds(seeds)
         .steps(800)
         .threads(2)
         .constraints(sim::constraints())
         .run();
     println!("{report}");
     assert!(report.failures.is_empty(), "{report}");
+    report
+}
+
+#[test]
+fn echo_over_tls_passes_a_swarm() {
+    let report = echo_swarm(echo_over_tls, 0..300);
     // (Many clients close or reset before their handshake is over: the server's side
     // of that is checked too.)
     assert!(report.handshakes > 400, "{report}");
@@ -55,14 +65,7 @@ fn echo_over_tls_passes_a_swarm() {
 
 #[test]
 fn echo_with_plain_and_tls_listeners_passes_a_swarm() {
-    let report = Swarm::new(echo_on_listener_0)
-        .seeds(1000..1200)
-        .steps(800)
-        .threads(2)
-        .constraints(sim::constraints())
-        .run();
-    println!("{report}");
-    assert!(report.failures.is_empty(), "{report}");
+    let report = echo_swarm(echo_on_listener_0, 1000..1200);
     assert!(report.handshakes > 100, "{report}");
     assert!(report.handshakes < report.connections, "{report}");
 }
