@@ -117,6 +117,10 @@ pub enum Rule {
     /// A handler's transport decodes and fails only the connections it took (those
     /// of the listeners it transforms).
     TransformedOnly,
+    /// A handshake ends its connection (without a callback) only when it failed (the
+    /// transport refused the peer's bytes, the peer ended or reset its stream) or
+    /// outlived `Config::handshake_timeout` (a reset), or the server shut down.
+    HandshakeEnd,
     // ----- output accounting -----
     /// A transmit carries exactly the output pending: what the handler wrote, less
     /// what was sent.
@@ -174,6 +178,7 @@ impl Rule {
             Rule::AbortAsked => "abort-asked",
             Rule::LingerQuiet => "linger-quiet",
             Rule::TransformedOnly => "transformed-only",
+            Rule::HandshakeEnd => "handshake-end",
             Rule::TransmitPending => "transmit-pending",
             Rule::WritesPaired => "writes-paired",
             Rule::PrewritePerTransmit => "prewrite-per-transmit",
@@ -271,6 +276,10 @@ impl Rule {
                  close lingers"
             }
             Rule::TransformedOnly => "a transport decodes and fails only the connections it took",
+            Rule::HandshakeEnd => {
+                "a handshake ends its connection only when it failed, timed out (a reset), or \
+                 the server shut down"
+            }
             Rule::TransmitPending => "a transmit carries exactly the output pending",
             Rule::WritesPaired => {
                 "every `prewrite` has its `postwrite` before `closed` or `detached`"

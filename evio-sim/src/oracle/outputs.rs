@@ -200,8 +200,9 @@ impl<M: Model> Oracle<M> {
 
     /// The engine closes (or with `abort`, resets) client `ci`'s connection `id`
     /// before its handshake was over: no callback ever ran for it, and none will. A
-    /// reset is for a handshake that took longer than `Config::handshake_timeout`
-    /// (or a shutdown).
+    /// close is for a handshake that failed (its transport refused the peer's bytes,
+    /// or the peer ended or reset its stream), a reset for one that took longer than
+    /// `Config::handshake_timeout`; a shutdown ends every handshake.
     pub fn handshake_abandoned(
         &mut self,
         ci: usize,
@@ -212,14 +213,20 @@ impl<M: Model> Oracle<M> {
         let timeout = self.engine.handshake_timeout;
         let c = &mut self.conns[ci];
         let late = c.handshake_from.is_some_and(|from| clock >= from + timeout);
-        if abort && !late && !self.shutting_down {
+        let failed = c.transport_error.is_some() || c.io_failed || c.eof_reported;
+        if !self.shutting_down && if abort { !late } else { !failed } {
             return Err(Violation::contract(
                 Some(id),
-                Rule::AbortAsked,
+                Rule::HandshakeEnd,
                 format!(
-                    "reset at {clock} during its handshake, which started at {:?} (the \
-                     handshake timeout is {timeout:?})",
-                    c.handshake_from
+                    "{} at {clock} during its handshake, which started at {:?} (the \
+                     handshake timeout is {timeout:?}; transport error {:?}, I/O error \
+                     {:?}, end of stream {})",
+                    if abort { "reset" } else { "closed" },
+                    c.handshake_from,
+                    c.transport_error,
+                    c.io_error,
+                    c.eof_reported
                 ),
             ));
         }
