@@ -202,13 +202,5 @@ fn main() -> ExitCode {
     let loops = builder.loop_count();
     let with_tls = if tls.is_some() { ", TLS" } else { "" };
     let announced = move |i| Announced(Http::new(config), backend, i, loops, with_tls);
-    match tls {
-        Some(tls) => common::serve_loops(
-            "http-server",
-            builder,
-            |i| evio_tls::Tls::new(announced(i), tls.clone()),
-            &addrs,
-        ),
-        None => common::serve_loops("http-server", builder, announced, &addrs),
-    }
+    common::tls::serve_loops("http-server", builder, tls, announced, &addrs)
 }

@@ -41,3 +41,23 @@ pub fn input_capacity(given: Option<usize>, tls: bool) -> usize {
         None => 16 * 1024,
     }
 }
+
+/// Serves the handlers `make` makes for each loop (see [`super::serve_loops`]), behind
+/// TLS when `tls` is given.
+pub fn serve_loops<H: evio::Events>(
+    name: &str,
+    builder: evio::ServerBuilder,
+    tls: Option<TlsConfig>,
+    make: impl Fn(usize) -> H + Sync,
+    addrs: &[String],
+) -> std::process::ExitCode {
+    match tls {
+        Some(tls) => super::serve_loops(
+            name,
+            builder,
+            |i| evio_tls::Tls::new(make(i), tls.clone()),
+            addrs,
+        ),
+        None => super::serve_loops(name, builder, make, addrs),
+    }
+}
