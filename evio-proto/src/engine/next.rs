@@ -305,16 +305,25 @@ where
     /// emission clears `READABLE`, so there is one), then the close with the send's
     /// error. Output written meanwhile is dropped.
     fn after_send_failed(&mut self, index: u32) -> Next {
-        let in_cap = self.config.input_capacity as u32;
-        let slot = self.slot_mut(index);
-        if slot.flags.contains(Flags::READABLE)
-            && !slot.flags.contains(Flags::EOF)
-            && slot.bufs.in_len < in_cap
-        {
-            slot.flags.remove(Flags::READABLE);
+        if self.take_last_read(index) {
             return Next::Read(index);
         }
         self.emit_failed_close(index)
+    }
+
+    /// Failed slot `index` may read once more, for what its peer sent before it
+    /// failed: if it was reported readable, its peer's stream has not ended and its
+    /// input buffer has room. Takes the readiness for that read (`true`).
+    fn take_last_read(&mut self, index: u32) -> bool {
+        let in_cap = self.config.input_capacity as u32;
+        let slot = self.slot_mut(index);
+        let read = slot.flags.contains(Flags::READABLE)
+            && !slot.flags.contains(Flags::EOF)
+            && slot.bufs.in_len < in_cap;
+        if read {
+            slot.flags.remove(Flags::READABLE);
+        }
+        read
     }
 
     /// Slot `index`'s socket failed while its input waited (`Life::Failing`): one more
@@ -324,18 +333,13 @@ where
     #[cold]
     #[inline(never)]
     fn failing_output(&mut self, index: u32) -> Option<Next> {
-        let in_cap = self.config.input_capacity as u32;
-        let slot = self.slot_mut(index);
-        if slot.flags.contains(Flags::READABLE)
-            && !slot.flags.contains(Flags::EOF)
-            && slot.bufs.in_len < in_cap
-        {
+        if self.take_last_read(index) {
             // Once, first (what the peer sent before it failed): whatever it finds,
             // nothing more is read.
-            slot.flags.remove(Flags::READABLE);
-            slot.flags.insert(Flags::EOF);
+            self.slot_mut(index).flags.insert(Flags::EOF);
             return Some(Next::Read(index));
         }
+        let slot = self.slot_mut(index);
         if slot.flags.contains(Flags::BACKED_UP) {
             slot.flags.remove(Flags::BACKED_UP);
             self.stats.drains += 1;
