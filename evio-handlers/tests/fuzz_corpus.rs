@@ -9,6 +9,7 @@
 
 use evio_handlers::sim::fuzz::{
     ScriptHandler, engine_script, http_streams, proxy_script, redis_requests_split, redis_streams,
+    tls_script,
 };
 use evio_proto::{Config, Duration};
 use evio_sim::seeds::{committed_inputs, keep_seed};
@@ -22,13 +23,14 @@ use ScriptedEvent::{
 type Check = fn(&[u8]) -> Result<(), String>;
 
 /// The targets, each with the function its fuzz target calls.
-const TARGETS: [(&str, Check); 6] = [
+const TARGETS: [(&str, Check); 7] = [
     ("engine_script", engine_script),
     ("proxy_script", proxy_script),
     ("redis_handler", redis_streams),
     ("redis_parse", redis_requests_split),
     ("http_handler", http_streams),
     ("addr_parse", evio_os::fuzz::addr_round_trip),
+    ("tls_script", tls_script),
 ];
 
 fn send(client: u16, bytes: &[u8]) -> ScriptedEvent {
@@ -670,6 +672,84 @@ fn addr_seeds() -> Vec<(String, Vec<u8>)> {
 }
 
 /// Every hand-made seed is committed as its script makes it, and passes its target.
+/// Clients behind TLS: `tls_script`'s first byte picks echo (even) or http (odd).
+fn tls_seeds() -> Vec<(String, Vec<u8>)> {
+    // Reads let the handshake go on: the client answers the server's flight.
+    let reads = |client: u16, n: usize| {
+        (0..n).map(move |_| Read {
+            client,
+            window: u16::MAX,
+        })
+    };
+    let mut echo_traffic = vec![Connect { listener: 0 }, Connect { listener: 0 }];
+    echo_traffic.extend(reads(0, 8).chain(reads(1, 8)));
+    echo_traffic.extend([send(0, b"hello over tls\n"), send(1, &[0xa5; 3000]), Poll]);
+    echo_traffic.extend(reads(0, 8).chain(reads(1, 80)));
+    echo_traffic.extend([HalfClose { client: 0 }, Close { client: 1 }]);
+    // Through windows of one byte: every record and handshake message cut at every
+    // byte.
+    let mut echo_trickle = vec![Connect { listener: 0 }];
+    echo_trickle.extend(reads(0, 600));
+    echo_trickle.push(send(0, &[b'z'; 100]));
+    echo_trickle.extend(reads(0, 300));
+    echo_trickle.push(HalfClose { client: 0 });
+    // Clients that leave during their handshake, or send before it is over.
+    let echo_handshake_ends = vec![
+        Connect { listener: 0 },
+        Connect { listener: 0 },
+        Connect { listener: 0 },
+        Close { client: 0 },
+        Reset { client: 1 },
+        send(2, b"early"),
+        HalfClose { client: 2 },
+        Poll,
+        Advance { millis: 20 },
+    ];
+    let mut http_requests = vec![Connect { listener: 0 }];
+    http_requests.extend(reads(0, 4));
+    http_requests.extend([
+        send(
+            0,
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\n",
+        ),
+        send(
+            0,
+            b"\r\nPOST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+        ),
+        Poll,
+    ]);
+    http_requests.extend(reads(0, 4));
+    http_requests.push(send(0, b"BREW / HTCPCP/1.0\r\n\r\n"));
+    let cases = [
+        ("echo-traffic", 0u8, case(31, echo_traffic.clone())),
+        (
+            "echo-traffic-faults",
+            0,
+            with_faults(case(32, echo_traffic.clone()), 20_000),
+        ),
+        (
+            "echo-one-byte-windows",
+            0,
+            cramped(case(33, echo_trickle), 1),
+        ),
+        ("echo-handshake-ends", 0, case(34, echo_handshake_ends)),
+        ("http-requests", 1, case(35, http_requests.clone())),
+        (
+            "http-requests-faults",
+            1,
+            with_faults(case(36, http_requests), 20_000),
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, handler, case)| {
+            let mut input = vec![handler];
+            input.extend(case.to_bytes());
+            (name.to_string(), input)
+        })
+        .collect()
+}
+
 #[test]
 fn the_hand_made_seeds_are_committed_and_pass() {
     let all = [
@@ -679,6 +759,7 @@ fn the_hand_made_seeds_are_committed_and_pass() {
         ("redis_parse", redis_parse_seeds()),
         ("http_handler", http_seeds()),
         ("addr_parse", addr_seeds()),
+        ("tls_script", tls_seeds()),
     ];
     let mut problems = Vec::new();
     for (target, seeds) in all {

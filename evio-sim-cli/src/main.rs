@@ -24,9 +24,10 @@ use evio_handlers::redis::Redis;
 use evio_handlers::redis_proxy::RedisProxy;
 use evio_handlers::sim::{
     ChatLoopsModel, ChatModel, HttpModel, RedisModel, RedisProxyModel, chat_constraints,
-    chat_lines, chat_loops, chat_pair, chat_tagged_lines, http_constraints, http_pair,
-    http_requests, redis_constraints, redis_pair, redis_proxy_constraints, redis_proxy_pair,
-    redis_proxy_requests, redis_requests, tcp_proxy_constraints, tcp_proxy_pair,
+    chat_lines, chat_loops, chat_pair, chat_tagged_lines, echo_tls_constraints, echo_tls_pair,
+    http_constraints, http_pair, http_requests, http_tls_constraints, http_tls_pair,
+    redis_constraints, redis_pair, redis_proxy_constraints, redis_proxy_pair, redis_proxy_requests,
+    redis_requests, tcp_proxy_constraints, tcp_proxy_pair,
 };
 use evio_handlers::tcp_proxy::TcpProxy;
 use evio_sim::{
@@ -347,31 +348,12 @@ fn echo_setup() -> Setup<Echo, EchoModel> {
 
 /// The echo handler behind TLS: the seed's random bytes, encrypted, echoed.
 fn echo_tls_setup() -> Setup<Tls<Echo>, Transformed<EchoModel>> {
-    Setup::with_needs(
-        || {
-            let (server, clients) = evio_tls::sim::pair();
-            (Tls::new(Echo, server), Transformed::new(EchoModel, clients))
-        },
-        None,
-        evio_tls::sim::constraints(),
-    )
+    Setup::with_needs(echo_tls_pair, None, echo_tls_constraints())
 }
 
 /// The http handler behind TLS, under its mix of requests and garbage.
 fn http_tls_setup() -> Setup<Tls<Http>, Transformed<HttpModel>> {
-    let needs = http_constraints();
-    Setup::with_needs(
-        || {
-            let (server, clients) = evio_tls::sim::pair();
-            let (http, model) = http_pair();
-            (Tls::new(http, server), Transformed::new(model, clients))
-        },
-        Some(http_requests),
-        Constraints {
-            min_input_capacity: needs.min_input_capacity.max(evio_tls::MIN_INPUT_CAPACITY),
-            ..needs
-        },
-    )
+    Setup::with_needs(http_tls_pair, Some(http_requests), http_tls_constraints())
 }
 
 /// The chat handler with a 40 ms idle timeout, under lines of chat.

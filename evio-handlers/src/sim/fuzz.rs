@@ -15,6 +15,7 @@
 //! | `redis_handler` | [`redis_streams`] | redis ([`redis_pair`]) |
 //! | `http_handler` | [`http_streams`] | http ([`http_pair`]) |
 //! | `redis_parse` | [`redis_requests_split`] | the redis request parser alone |
+//! | `tls_script` | [`tls_script`] | echo or http behind TLS (the first byte) |
 //!
 //! Each handler's buffers are raised to what it needs (its `*_constraints`) after the
 //! case is read, as the swarm does; the rest of the configuration is the input's.
@@ -24,7 +25,8 @@ use std::collections::BTreeMap;
 use evio_sim::{EchoModel, FuzzCase};
 
 use super::{
-    chat_constraints, chat_pair, http_constraints, http_pair, redis_constraints, redis_pair,
+    chat_constraints, chat_pair, echo_tls_constraints, echo_tls_pair, http_constraints, http_pair,
+    http_tls_constraints, http_tls_pair, redis_constraints, redis_pair,
 };
 use crate::echo::Echo;
 use crate::redis::resp::{self, Parsed};
@@ -178,6 +180,32 @@ pub fn http_streams(data: &[u8]) -> Result<(), String> {
     case.run(http, model)
         .map(drop)
         .map_err(|f| format!("http_handler: {f}"))
+}
+
+/// The `tls_script` target: the first byte picks the handler (even: echo, odd: http),
+/// the rest is a [`FuzzCase`] run against it behind TLS ([`echo_tls_pair`],
+/// [`http_tls_pair`]): its clients speak TLS 1.3 through rustls on the simulated
+/// provider, the windows and faults cut records and handshake messages anywhere, and
+/// the same models check the plaintext; the decoded plaintext must be exactly what
+/// each client sent, and each handshake that fails must end without a callback.
+///
+/// # Errors
+///
+/// The simulator's failure report.
+pub fn tls_script(data: &[u8]) -> Result<(), String> {
+    let (&first, rest) = data.split_first().unwrap_or((&0, &[]));
+    let mut case = FuzzCase::from_bytes(rest);
+    let steps = case.script.len();
+    let result = if first.is_multiple_of(2) {
+        echo_tls_constraints().apply(&mut case.config, steps);
+        let (handler, model) = echo_tls_pair();
+        case.run(handler, model).map(drop)
+    } else {
+        http_tls_constraints().apply(&mut case.config, steps);
+        let (handler, model) = http_tls_pair();
+        case.run(handler, model).map(drop)
+    };
+    result.map_err(|f| format!("tls_script: {f}"))
 }
 
 /// The `redis_parse` target: the redis handler's request parser alone, much faster

@@ -4,38 +4,15 @@
 //! windows, short reads and short writes cut them.
 
 use evio_handlers::echo::Echo;
-use evio_handlers::http::Http;
-use evio_handlers::sim::{HttpModel, http_constraints, http_pair, http_requests};
+use evio_handlers::sim::{
+    echo_tls_constraints, echo_tls_on_listener_0, echo_tls_pair, http_requests,
+    http_tls_constraints, http_tls_pair,
+};
 use evio_proto::{ConnId, ConnInfo, Decoded, Events, Transport, TransportError};
 use evio_sim::{
-    Constraints, EchoModel, FaultRates, Rng, ScriptedEvent, Sim, Swarm, Transformed, Violation, run,
+    EchoModel, FaultRates, Rng, ScriptedEvent, Sim, Swarm, Transformed, Violation, run,
 };
-use evio_tls::{MIN_INPUT_CAPACITY, Tls, sim};
-
-fn echo_over_tls() -> (Tls<Echo>, Transformed<EchoModel>) {
-    let (server, clients) = sim::pair();
-    (Tls::new(Echo, server), Transformed::new(EchoModel, clients))
-}
-
-/// TLS on listener 0 only: a run with several listeners mixes plain and TLS clients.
-fn echo_on_listener_0() -> (Tls<Echo>, Transformed<EchoModel>) {
-    let (server, clients) = sim::pair_on_listeners(&[0]);
-    (Tls::new(Echo, server), Transformed::new(EchoModel, clients))
-}
-
-fn http_over_tls() -> (Tls<Http>, Transformed<HttpModel>) {
-    let (server, clients) = sim::pair();
-    let (http, model) = http_pair();
-    (Tls::new(http, server), Transformed::new(model, clients))
-}
-
-fn http_tls_constraints() -> Constraints {
-    let http = http_constraints();
-    Constraints {
-        min_input_capacity: http.min_input_capacity.max(MIN_INPUT_CAPACITY),
-        ..http
-    }
-}
+use evio_tls::{MIN_INPUT_CAPACITY, Tls};
 
 /// A swarm of `seeds` of the echo handler made by `make`, 800 steps each; it must
 /// pass.
@@ -47,7 +24,7 @@ fn echo_swarm(
         .seeds(seeds)
         .steps(800)
         .threads(2)
-        .constraints(sim::constraints())
+        .constraints(echo_tls_constraints())
         .run();
     println!("{report}");
     assert!(report.failures.is_empty(), "{report}");
@@ -56,7 +33,7 @@ fn echo_swarm(
 
 #[test]
 fn echo_over_tls_passes_a_swarm() {
-    let report = echo_swarm(echo_over_tls, 0..300);
+    let report = echo_swarm(echo_tls_pair, 0..300);
     // (Many clients close or reset before their handshake is over: the server's side
     // of that is checked too.)
     assert!(report.handshakes > 400, "{report}");
@@ -65,14 +42,14 @@ fn echo_over_tls_passes_a_swarm() {
 
 #[test]
 fn echo_with_plain_and_tls_listeners_passes_a_swarm() {
-    let report = echo_swarm(echo_on_listener_0, 1000..1200);
+    let report = echo_swarm(echo_tls_on_listener_0, 1000..1200);
     assert!(report.handshakes > 100, "{report}");
     assert!(report.handshakes < report.connections, "{report}");
 }
 
 #[test]
 fn http_over_tls_passes_a_swarm_with_its_exact_model() {
-    let report = Swarm::new(http_over_tls)
+    let report = Swarm::new(http_tls_pair)
         .seeds(0..200)
         .steps(1000)
         .threads(2)
@@ -89,7 +66,7 @@ fn http_over_tls_passes_a_swarm_with_its_exact_model() {
 /// (and every handshake message) is cut at every byte, in both directions.
 #[test]
 fn records_cut_at_every_byte_arrive_whole_through_tls() {
-    let swarm = Swarm::new(echo_over_tls).constraints(sim::constraints());
+    let swarm = Swarm::new(echo_tls_pair).constraints(echo_tls_constraints());
     let big: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
     let mut script = Vec::new();
     for client in 0..3u16 {
@@ -114,7 +91,7 @@ fn records_cut_at_every_byte_arrive_whole_through_tls() {
         config.rates = FaultRates::none();
         config.engine.max_connections = config.engine.max_connections.max(4);
         config.listeners = 1;
-        let (handler, model) = echo_over_tls();
+        let (handler, model) = echo_tls_pair();
         let outcome = run(handler, model, seed, config, &script).unwrap_or_else(|f| panic!("{f}"));
         assert_eq!(outcome.stats.handshakes, 3, "{outcome:?}");
         assert_eq!(outcome.stats.transport_errors, 0, "{outcome:?}");
@@ -127,11 +104,11 @@ fn records_cut_at_every_byte_arrive_whole_through_tls() {
 #[test]
 fn a_tls_swarm_replays_exactly() {
     let run = || {
-        Swarm::new(echo_over_tls)
+        Swarm::new(echo_tls_pair)
             .seeds(0..40)
             .steps(500)
             .threads(2)
-            .constraints(sim::constraints())
+            .constraints(echo_tls_constraints())
             .run()
     };
     let (a, b) = (run(), run());
@@ -220,7 +197,7 @@ impl<H: Events> Transport for Corrupting<H> {
 #[test]
 fn a_transport_that_corrupts_what_it_decodes_is_caught() {
     let report = Swarm::new(|| {
-        let (tls, model) = echo_over_tls();
+        let (tls, model) = echo_tls_pair();
         let corrupting = Corrupting {
             inner: tls,
             decodes: 0,
@@ -230,7 +207,7 @@ fn a_transport_that_corrupts_what_it_decodes_is_caught() {
     })
     .seeds(0..40)
     .steps(500)
-    .constraints(sim::constraints())
+    .constraints(echo_tls_constraints())
     .run();
     assert!(!report.failures.is_empty(), "{report}");
     for failure in &report.failures {
@@ -247,7 +224,7 @@ fn a_transport_that_corrupts_what_it_decodes_is_caught() {
 /// what its transport has not sent).
 #[test]
 fn an_https_client_that_stops_reading_is_reset_by_the_send_timeout() {
-    let swarm = Swarm::new(http_over_tls).constraints(http_tls_constraints());
+    let swarm = Swarm::new(http_tls_pair).constraints(http_tls_constraints());
     let request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n".repeat(4);
     let mut script = vec![ScriptedEvent::Connect { listener: 0 }];
     // The handshake (the client reads the server's flight, answers, and takes the
@@ -274,7 +251,7 @@ fn an_https_client_that_stops_reading_is_reset_by_the_send_timeout() {
         config.recv_window = 1 << 16;
         // Room for the handshake's messages, not for the records of four responses.
         config.send_window = 256;
-        let (handler, model) = http_over_tls();
+        let (handler, model) = http_tls_pair();
         let mut sim = Sim::with_config(handler, model, seed, config).expect("a valid config");
         for event in &script {
             if let Err(v) = sim.step(event) {
