@@ -271,3 +271,45 @@ def parse_wrk(out):
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     return rps, total, (int(non2xx.group(1)) if non2xx else 0), (errors.group(1) if errors else "")
+
+
+def http_against_nginx(evio_argv, conf, tmp, ports, rounds, modes, run, errors_ok=None):
+    """The http example (`evio_argv`) and nginx (configuration file `conf`, prefix
+    `tmp`), side by side: both start and listen on `ports` ("evio", "nginx"), then each
+    round runs `run(port, extra)` for every (label, extra) of `modes` against each,
+    evio first in even rounds and nginx first in odd ones, and both stop. Returns the
+    results (per label, per server: requests/s and CPU µs per request of every round)
+    and nginx's version. A run with non-2xx responses, or socket errors unless
+    `errors_ok(extra)`, ends the benchmark."""
+    servers = {
+        "evio": subprocess.Popen(evio_argv, stdout=subprocess.DEVNULL),
+        "nginx": subprocess.Popen(["nginx", "-c", conf, "-p", tmp],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    }
+    nginx_version = subprocess.run(["nginx", "-v"], capture_output=True,
+                                   text=True).stderr.strip().split("/")[-1]
+    results = {}
+    try:
+        for name, proc in servers.items():
+            wait_for_port(ports[name], proc)
+        for rnd in range(rounds):
+            order = ["evio", "nginx"] if rnd % 2 == 0 else ["nginx", "evio"]
+            for label, extra in modes:
+                for name in order:
+                    proc = servers[name]
+                    c0 = cpu_seconds(proc.pid)
+                    rps, total, non2xx, errors = run(ports[name], extra)
+                    c1 = cpu_seconds(proc.pid)
+                    if non2xx:
+                        sys.exit(f"{name} {label}: {non2xx} non-2xx responses")
+                    if errors and not (errors_ok and errors_ok(extra)):
+                        sys.exit(f"{name} {label}: socket errors: {errors}")
+                    r = results.setdefault(label, {}).setdefault(
+                        name, {"rps": [], "cpu_us": []})
+                    r["rps"].append(rps)
+                    r["cpu_us"].append((c1 - c0) * 1e6 / total)
+            print(f"round {rnd + 1}/{rounds} done", file=sys.stderr)
+    finally:
+        for proc in servers.values():
+            stop(proc)
+    return results, nginx_version

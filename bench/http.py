@@ -42,41 +42,12 @@ def main():
     conf = os.path.join(tmp, "nginx.conf")
     with open(conf, "w") as f:
         f.write(common.nginx_conf(tmp, NGINX_PORT))
-    servers = {
-        # As many requests per connection as nginx is given (keepalive_requests).
-        "evio": subprocess.Popen([exe, "--host", "127.0.0.1", "--port", str(EVIO_PORT),
-                                  "--keepalive-requests", "1000000000",
-                                  *common.example_args()],
-                                 stdout=subprocess.DEVNULL),
-        "nginx": subprocess.Popen(["nginx", "-c", conf, "-p", tmp],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-    }
-    ports = {"evio": EVIO_PORT, "nginx": NGINX_PORT}
-    nginx_version = subprocess.run(["nginx", "-v"], capture_output=True,
-                                   text=True).stderr.strip().split("/")[-1]
-    results = {}
-    try:
-        for name, proc in servers.items():
-            common.wait_for_port(ports[name], proc)
-        for rnd in range(ROUNDS):
-            order = ["evio", "nginx"] if rnd % 2 == 0 else ["nginx", "evio"]
-            for label, extra in MODES:
-                for name in order:
-                    proc = servers[name]
-                    c0 = common.cpu_seconds(proc.pid)
-                    rps, total, non2xx, errors = run_wrk(ports[name], extra)
-                    c1 = common.cpu_seconds(proc.pid)
-                    if non2xx or errors:
-                        sys.exit(f"{name} {label}: {non2xx} non-2xx responses, socket "
-                                 f"errors: {errors}")
-                    r = results.setdefault(label, {}).setdefault(
-                        name, {"rps": [], "cpu_us": []})
-                    r["rps"].append(rps)
-                    r["cpu_us"].append((c1 - c0) * 1e6 / total)
-            print(f"round {rnd + 1}/{ROUNDS} done", file=sys.stderr)
-    finally:
-        for proc in servers.values():
-            common.stop(proc)
+    # As many requests per connection as nginx is given (keepalive_requests).
+    evio_argv = [exe, "--host", "127.0.0.1", "--port", str(EVIO_PORT),
+                 "--keepalive-requests", "1000000000", *common.example_args()]
+    results, nginx_version = common.http_against_nginx(
+        evio_argv, conf, tmp, {"evio": EVIO_PORT, "nginx": NGINX_PORT}, ROUNDS, MODES,
+        run_wrk)
     rows = common.summarize(results, "evio", "nginx")
     date = time.strftime("%Y-%m-%d")
     meta = {"date": date, "rounds": ROUNDS, "seconds": SECONDS, "connections": CONNS,

@@ -31,7 +31,7 @@ SECONDS = int(os.environ.get("SECONDS", "5"))
 CONNS = 50
 EVIO_PORT, NGINX_PORT = 8094, 8095
 CLOSE_LUA = 'wrk.headers["Connection"] = "close"\n'
-MODES = [("https keep-alive", None), ("https handshakes", CLOSE_LUA)]
+MODES = [("https keep-alive", False), ("https handshakes", True)]
 
 def certificate(tmp):
     cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
@@ -62,42 +62,14 @@ def main():
     close_lua = os.path.join(tmp, "close.lua")
     with open(close_lua, "w") as f:
         f.write(CLOSE_LUA)
-    servers = {
-        "evio": subprocess.Popen([exe, "--host", "127.0.0.1", "--port", str(EVIO_PORT),
-                                  "--keepalive-requests", "1000000000",
-                                  "--tls-cert", cert, "--tls-key", key,
-                                  *common.example_args()],
-                                 stdout=subprocess.DEVNULL),
-        "nginx": subprocess.Popen(["nginx", "-c", conf, "-p", tmp],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-    }
-    ports = {"evio": EVIO_PORT, "nginx": NGINX_PORT}
-    nginx_version = subprocess.run(["nginx", "-v"], capture_output=True,
-                                   text=True).stderr.strip().split("/")[-1]
-    results = {}
-    try:
-        for name, proc in servers.items():
-            common.wait_for_port(ports[name], proc)
-        for rnd in range(ROUNDS):
-            order = ["evio", "nginx"] if rnd % 2 == 0 else ["nginx", "evio"]
-            for label, lua in MODES:
-                for name in order:
-                    proc = servers[name]
-                    c0 = common.cpu_seconds(proc.pid)
-                    rps, total, non2xx, errors = run_wrk(ports[name], close_lua if lua else None)
-                    c1 = common.cpu_seconds(proc.pid)
-                    if non2xx:
-                        sys.exit(f"{name} {label}: {non2xx} non-2xx responses")
-                    if errors and not lua:
-                        sys.exit(f"{name} {label}: socket errors: {errors}")
-                    r = results.setdefault(label, {}).setdefault(
-                        name, {"rps": [], "cpu_us": []})
-                    r["rps"].append(rps)
-                    r["cpu_us"].append((c1 - c0) * 1e6 / total)
-            print(f"round {rnd + 1}/{ROUNDS} done", file=sys.stderr)
-    finally:
-        for proc in servers.values():
-            common.stop(proc)
+    evio_argv = [exe, "--host", "127.0.0.1", "--port", str(EVIO_PORT),
+                 "--keepalive-requests", "1000000000", "--tls-cert", cert, "--tls-key", key,
+                 *common.example_args()]
+    modes = [(label, close_lua if close else None) for label, close in MODES]
+    # (With `Connection: close` wrk may count the servers' closes as socket errors.)
+    results, nginx_version = common.http_against_nginx(
+        evio_argv, conf, tmp, {"evio": EVIO_PORT, "nginx": NGINX_PORT}, ROUNDS, modes,
+        run_wrk, errors_ok=lambda script: script is not None)
     rows = common.summarize(results, "evio", "nginx")
     date = time.strftime("%Y-%m-%d")
     meta = {"date": date, "rounds": ROUNDS, "seconds": SECONDS, "connections": CONNS,
