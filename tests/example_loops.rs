@@ -6,19 +6,10 @@
 mod os_common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 
 use os_common::*;
-
-/// A loopback port free now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Starts example `name` with `args`, and waits for its "listening" lines (one per
 /// address, from loop 0 only): they must say how many loops run.

@@ -6,23 +6,14 @@
 mod os_common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use os_common::{KillOnDrop, RespClient, example_binary, have_client, resp_command};
+use os_common::{KillOnDrop, RespClient, example_binary, free_port, have_client, resp_command};
 
-/// A port free right now on 127.0.0.1.
 /// The proxy under the default backend, and under poll(2) (`--stdlib`).
 const BACKENDS: [&[&str]; 2] = [&[], &["--stdlib"]];
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Waits until something accepts on `port` (at most 5 s).
 fn wait_listening(port: u16) {

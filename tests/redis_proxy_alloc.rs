@@ -15,7 +15,7 @@
 mod os_common;
 
 use std::hint::black_box;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use evio::{Action, CloseError, Conn, ConnInfo, Events, Flow, Loop, Tick};
 use evio_handlers::redis_proxy::{ProxyConfig, RedisProxy, Role};
 use evio_test_support::{CountingAllocator, allocations};
-use os_common::{Bound, KillOnDrop, RespClient, have_client, resp_command, start};
+use os_common::{Bound, KillOnDrop, RespClient, free_port, have_client, resp_command, start};
 
 /// Clients at once.
 const CLIENTS: usize = 6;
@@ -92,14 +92,6 @@ impl Events for Probe {
 /// Whether `input` holds the control request `PING alloc!`.
 fn memchr_alloc(input: &[u8]) -> bool {
     input.windows(6).any(|w| w == b"alloc!")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start_redis(port: u16) -> KillOnDrop {

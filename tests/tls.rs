@@ -7,20 +7,11 @@
 mod os_common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
 use os_common::*;
-
-/// A loopback port free now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A test CA and a leaf for `localhost` it signs: (dir, CA path for the clients'
 /// `--cacert`, leaf certificate, leaf key).
