@@ -267,16 +267,37 @@ struct Session {
     out: Outgoing,
 }
 
-/// Encoded bytes waiting to be sent: `bytes[sent..]`.
+/// Encoded bytes waiting to be sent: `bytes[start..end]`. `bytes` is zeroed once,
+/// at its full length, and written in place: an encoding writes after `end` without
+/// clearing the room it may use first.
 struct Outgoing {
     bytes: Vec<u8>,
-    sent: usize,
+    start: usize,
+    end: usize,
 }
 
 impl Outgoing {
+    /// An empty buffer of [`OUTGOING_CAPACITY`] bytes.
+    fn new() -> Self {
+        Outgoing {
+            bytes: vec![0; OUTGOING_CAPACITY],
+            start: 0,
+            end: 0,
+        }
+    }
+
     /// The bytes still to send.
     fn pending(&self) -> &[u8] {
-        &self.bytes[self.sent..]
+        &self.bytes[self.start..self.end]
+    }
+
+    /// The socket took `n` bytes of [`Outgoing::pending`].
+    fn sent(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
     }
 
     /// Encodes with `write` after what is pending, growing the buffer if what is
@@ -287,27 +308,22 @@ impl Outgoing {
         mut write: impl FnMut(&mut [u8]) -> Result<usize, E>,
         needs: impl Fn(&E) -> Option<usize>,
     ) -> Result<usize, E> {
-        if self.sent > 0 {
-            self.bytes.drain(..self.sent);
-            self.sent = 0;
+        if self.start > 0 {
+            self.bytes.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
         }
-        let before = self.bytes.len();
-        let mut room = OUTGOING_CAPACITY
-            .saturating_sub(before)
-            .max(self.bytes.capacity() - before);
         loop {
-            self.bytes.resize(before + room, 0);
-            match write(&mut self.bytes[before..]) {
+            match write(&mut self.bytes[self.end..]) {
                 Ok(n) => {
-                    self.bytes.truncate(before + n);
+                    self.end += n;
                     return Ok(n);
                 }
                 Err(e) => match needs(&e) {
-                    Some(more) if more > room => room = more,
-                    _ => {
-                        self.bytes.truncate(before);
-                        return Err(e);
+                    Some(more) if more > self.bytes.len() - self.end => {
+                        self.bytes.resize(self.end + more, 0);
                     }
+                    _ => return Err(e),
                 },
             }
         }
@@ -389,10 +405,7 @@ impl Transport for Sessions {
         let mut session = Box::new(Session {
             conn,
             kept: 0,
-            out: Outgoing {
-                bytes: Vec::with_capacity(OUTGOING_CAPACITY),
-                sent: 0,
-            },
+            out: Outgoing::new(),
         });
         if let Side::Client(c) = &mut session.conn {
             // A client speaks first: its hello is ready to send at once.
@@ -442,12 +455,7 @@ impl Transport for Sessions {
     }
 
     fn sent(&mut self, id: ConnId, n: usize) {
-        let out = &mut self.session(id).out;
-        out.sent += n;
-        if out.sent == out.bytes.len() {
-            out.bytes.clear();
-            out.sent = 0;
-        }
+        self.session(id).out.sent(n);
     }
 
     fn established(&mut self, id: ConnId) -> bool {
