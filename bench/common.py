@@ -22,10 +22,14 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 def need(commands, packages):
     """Installs `packages` (Debian) when any of `commands` is missing."""
-    if all(shutil.which(c) for c in commands):
-        return
+    if not all(shutil.which(c) for c in commands):
+        install(packages, commands)
+
+
+def install(packages, missing):
+    """Installs `packages` (Debian), which provide `missing`; as root only."""
     if os.geteuid() != 0:
-        sys.exit(f"missing {commands}: apt-get install -y {' '.join(packages)}")
+        sys.exit(f"missing {missing}: apt-get install -y {' '.join(packages)}")
     subprocess.run(["apt-get", "update", "-qq"], check=True)
     subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True,
                    env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})

@@ -211,9 +211,11 @@ static int run_ring(int lfd) {
         if (!(cqe->flags & IORING_CQE_F_MORE)) arm_recv(fd);
         struct io_uring_sqe *s = sqe();
         io_uring_prep_send(s, peer[fd], bufs + (size_t)bid * CHUNK, res, MSG_NOSIGNAL);
-        io_uring_sqe_set_data64(s, ud(T_SEND, peer[fd], bid, 0));
+        /* The low bits carry the length: a short send closes the pair. */
+        io_uring_sqe_set_data64(s, ud(T_SEND, peer[fd], bid, res));
       } else if (t == T_SEND) {
         recycle((u >> 24) & 0xffff);
+        if (res != (int)g && peer[fd]) close_pair(fd);
       }
     }
     io_uring_cq_advance(&ring, n);

@@ -38,11 +38,7 @@ def build_probe(tmp):
     """Compiles the probe into tmp; returns its path."""
     common.need(["gcc"], ["gcc"])
     if not os.path.exists("/usr/include/liburing.h"):
-        if os.geteuid() != 0:
-            sys.exit("missing liburing.h: apt-get install -y liburing-dev")
-        subprocess.run(["apt-get", "update", "-qq"], check=True)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "liburing-dev"], check=True,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        common.install(["liburing-dev"], "liburing.h")
     exe = os.path.join(tmp, "l4_probe")
     subprocess.run(["gcc", "-O2", "-Wall", "-o", exe, os.path.join(HERE, "l4_probe.c"),
                     "-luring"], check=True)
