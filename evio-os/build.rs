@@ -3,7 +3,12 @@
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
-    for name in ["evio_epoll", "evio_kqueue", "evio_kqueue_user"] {
+    for name in [
+        "evio_epoll",
+        "evio_kqueue",
+        "evio_kqueue_user",
+        "evio_uring",
+    ] {
         println!("cargo::rustc-check-cfg=cfg({name})");
     }
     let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
@@ -27,4 +32,13 @@ fn main() {
     set(epoll, "evio_epoll");
     set(kqueue, "evio_kqueue");
     set(kqueue_user, "evio_kqueue_user");
+    // Batched sends through io_uring (`sys/uring.rs`) where the io-uring crate has
+    // prebuilt bindings; the same list gates the dependency in Cargo.toml. Elsewhere
+    // (32-bit Linux among others) a batch is one send(2) per entry.
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let uring_arch = matches!(
+        arch.as_str(),
+        "x86_64" | "aarch64" | "riscv64" | "loongarch64" | "powerpc64"
+    );
+    set(epoll && uring_arch, "evio_uring");
 }

@@ -57,10 +57,11 @@ where
 fn the_redis_proxy_passes_a_swarm_with_an_exact_model() {
     let report = swarm_of(redis_proxy_pair).seeds(0..SEEDS).run();
     println!(
-        "redis proxy swarm: {} seeds x {STEPS} steps, {} bytes written, {} connects, \
-         failures: {}",
+        "redis proxy swarm: {} seeds x {STEPS} steps, {} bytes written, {} send batches, \
+         {} connects, failures: {}",
         report.seeds,
         report.bytes_written,
+        report.send_batches,
         report.faults.connects(),
         report.failures.len()
     );
@@ -69,6 +70,8 @@ fn the_redis_proxy_passes_a_swarm_with_an_exact_model() {
     }
     assert!(report.failures.is_empty(), "{report}");
     assert!(report.bytes_written > 10_000, "{report}");
+    // Half the seeds hand a turn's sends over together (`Config::batch_sends`).
+    assert!(report.send_batches > 100, "{report}");
 }
 
 /// Step by step: the swarm reaches what it is for (replies checked, pipelines over

@@ -176,6 +176,8 @@ impl ServerBuilder {
     pub fn new() -> Self {
         let mut config = Config::new();
         config.max_connections = limits::default_max_connections(limits::descriptor_limit());
+        // CI runs the driver's suite once more with every server's sends batched.
+        config.batch_sends = cfg!(evio_batch_sends);
         ServerBuilder {
             config,
             max_connections_chosen: false,
@@ -252,6 +254,16 @@ impl ServerBuilder {
     /// on (restored when `serve` returns), so that short naps end on time.
     pub fn coalesce(mut self, nap: Option<Duration>) -> Self {
         self.config.coalesce = nap;
+        self
+    }
+
+    /// A turn's sends wait until its reads are done, then go out together
+    /// ([`Config::batch_sends`]): on Linux's epoll backend in one io_uring submit
+    /// (one `send(2)` each if the kernel has no io_uring for this process), elsewhere
+    /// one `send(2)` each, right after one another. Off by default; the proxy examples
+    /// turn it on (`--batch-sends`, their default).
+    pub fn batch_sends(mut self, on: bool) -> Self {
+        self.config.batch_sends = on;
         self
     }
 

@@ -67,6 +67,12 @@ struct Sockets<'a, P> {
     siblings: Option<Siblings<'a>>,
     /// The rotating candidate of the next hand-off.
     next_candidate: usize,
+    /// Where a batch of sends goes in one submit (`None`: one `send(2)` each).
+    #[cfg(evio_uring)]
+    ring: Option<sys::uring::Ring>,
+    /// The ring could not be made, or failed: batches go by `send(2)`.
+    #[cfg(evio_uring)]
+    ring_failed: bool,
 }
 
 /// What the loop does after an output was performed.
@@ -177,6 +183,10 @@ impl<P: Poller> Sockets<'_, P> {
                     Err(Errno::AGAIN | Errno::INTR) => transmit.would_block(),
                     Err(e) => transmit.failed(net::io_error(e)),
                 }
+                Step::Continue
+            }
+            Output::TransmitBatch(mut batch) => {
+                self.send_batch(&mut batch);
                 Step::Continue
             }
             Output::Detach(detach) => {
@@ -363,6 +373,34 @@ impl<P: Poller> Sockets<'_, P> {
 }
 
 /// The socket of connection `id`, if it has one.
+impl<P: Poller> Sockets<'_, P> {
+    /// Performs a batch of sends: in one io_uring submit where the backend and the
+    /// kernel allow it, else with one `send(2)` each.
+    fn send_batch<H: Events>(&mut self, batch: &mut OsBatch<'_, H>) {
+        #[cfg(evio_uring)]
+        if P::URING_SENDS {
+            if self.ring.is_none() && !self.ring_failed {
+                match sys::uring::Ring::new() {
+                    Ok(ring) => self.ring = Some(ring),
+                    Err(_) => self.ring_failed = true,
+                }
+            }
+            if let Some(ring) = &mut self.ring {
+                let fds = &self.fds;
+                if ring.send(|id| fd_of(fds, id), batch).is_err() {
+                    // Every entry is reported; later batches go by `send(2)`.
+                    self.ring = None;
+                    self.ring_failed = true;
+                }
+                return;
+            }
+        }
+        for k in 0..batch.len() {
+            sys::send_entry(fd_of(&self.fds, batch.id(k)), batch, k);
+        }
+    }
+}
+
 fn fd_of(fds: &[Option<OwnedFd>], id: ConnId) -> Option<BorrowedFd<'_>> {
     fds.get(id.slot())?.as_ref().map(AsFd::as_fd)
 }
@@ -397,6 +435,11 @@ pub(crate) fn run<H: Events, P: Poller>(
         refusal: options.refusal,
         siblings: loops,
         next_candidate: loops.map_or(0, |s| s.index),
+        // Made when the engine hands over its first batch (`Config::batch_sends`).
+        #[cfg(evio_uring)]
+        ring: None,
+        #[cfg(evio_uring)]
+        ring_failed: false,
     };
     for (i, l) in listeners.iter().enumerate().filter(|(_, l)| l.watched) {
         sockets
@@ -528,6 +571,8 @@ type OsEngine<H> = evio_proto::HeapEngine<H>;
 
 /// What that engine asks for.
 type OsOutput<'a, H> = evio_proto::Output<'a, H, Vec<Slot<<H as Events>::Context>>, Vec<u8>>;
+/// A batch of sends, as the loop's engine hands it over.
+type OsBatch<'a, H> = evio_proto::TransmitBatch<'a, H, Vec<Slot<<H as Events>::Context>>, Vec<u8>>;
 
 /// Builds the engine over zeroed heap storage, with a waker that notifies through
 /// `notify`.

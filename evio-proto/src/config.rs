@@ -51,6 +51,22 @@ pub struct Config {
     /// otherwise; see [`Engine::poll_nap`](crate::Engine::poll_nap). Default `None`
     /// (off).
     pub coalesce: Option<Duration>,
+    /// A turn's sends wait until its reads are done, then go to the driver together,
+    /// as one [`Output::TransmitBatch`](crate::Output::TransmitBatch) of up to
+    /// [`MAX_BATCH`](crate::MAX_BATCH) entries (default `false`: each connection's
+    /// output is sent as soon as its turn comes; a turn handles what one wait of the
+    /// poller reported).
+    ///
+    /// A driver can then make all of them in one system call: evio-os on Linux submits
+    /// them to an io_uring at once, each with `MSG_DONTWAIT`, so each completes during
+    /// the submit exactly as a `send(2)` would. Worth it for a relay or a proxy under
+    /// load, where a turn sends to many connections: on loopback most of a send's cost
+    /// is the receiving side's, and the entry into the kernel is paid once. The price:
+    /// output a handler wrote into the shared scratch buffer is copied into its
+    /// connection's own buffer when other connections still wait for their turn, and
+    /// a turn's first replies wait for its last read. A transformed connection's
+    /// sends (its transport's) are not batched.
+    pub batch_sends: bool,
     /// Longest a connection that is leaving (closing or detaching once its output is
     /// sent, its handler's or its peer's doing) may go without send progress: a peer
     /// that stops reading would otherwise hold its slot for ever. Past it the
@@ -89,6 +105,7 @@ impl Config {
             accept_backoff_max: Duration::from_secs(1),
             linger: Duration::from_secs(5),
             coalesce: None,
+            batch_sends: false,
             send_timeout: Some(Duration::from_secs(60)),
             handshake_timeout: Duration::from_secs(10),
         }

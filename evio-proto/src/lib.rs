@@ -52,7 +52,7 @@
 //!    user gave them (the first is [`ListenerId`] 0). It calls `serving` and the first
 //!    `tick`.
 //! 2. **After every input, drain.** Call [`Engine::poll_output`] until it returns `None`,
-//!    and perform each [`Output`] before the next engine call. Six of them carry an
+//!    and perform each [`Output`] before the next engine call. Seven of them carry an
 //!    operation that borrows the engine until the driver completes it by value, so a
 //!    report of the wrong kind, a second report, or a report for something not asked
 //!    for does not compile:
@@ -66,6 +66,10 @@
 //!    - [`Output::Transmit`]: one `send` of [`Transmit::bytes`] (with MSG_NOSIGNAL), then
 //!      [`Transmit::done`] with the count taken, [`Transmit::would_block`] or
 //!      [`Transmit::failed`].
+//!    - [`Output::TransmitBatch`] (only with [`Config::batch_sends`]): a `Transmit` for
+//!      each of its entries, made together (evio-os: one io_uring submit on Linux),
+//!      each reported as a transmit is ([`TransmitBatch::done`],
+//!      [`TransmitBatch::would_block`], [`TransmitBatch::failed`]).
 //!    - [`Output::Detach`]: take the socket out of the poller, make it blocking, wrap it
 //!      and hand it over with [`Detach::done`], or report [`Detach::failed`].
 //!    - [`Output::Connect`]: open a non-blocking socket for [`Connect::addr`] and
@@ -215,6 +219,7 @@
 extern crate alloc;
 
 mod addr;
+mod batch;
 mod buffers;
 mod coalesce;
 mod config;
@@ -244,6 +249,7 @@ mod transport;
 mod wake;
 
 pub use addr::{Addr, ConnInfo, ListenAddr};
+pub use batch::MAX_BATCH;
 pub use config::Config;
 pub use conn::{Conn, ConnState, Loop, NotOpen, WriteError};
 pub use connect::{ConnectAddr, ConnectError, MAX_PENDING_UNIX_CONNECTS, MAX_UNIX_PATH};
@@ -258,6 +264,7 @@ pub use heap::HeapEngine;
 pub use id::{ConnId, ListenerId, MAX_LOOPS, MAX_SLOTS};
 pub use output::{
     Accept, Connect, Detach, FinishConnect, Interest, Output, Read, Readiness, Transmit,
+    TransmitBatch,
 };
 pub use post::{Loops, PostKind, PostOffice, Refusal};
 pub use slot::Slot;

@@ -1,8 +1,13 @@
 //! The slot lists, linked through the slots themselves (no allocation): the free list
-//! of unused slots, and the attention queue of connections with something to do.
+//! of unused slots, the attention queue of connections with something to do, and the
+//! queue of sends held back until the turn's reads are done
+//! ([`Config::batch_sends`](crate::Config::batch_sends)).
 //!
-//! A slot is in at most one list at a time: a free slot is never queued for attention.
+//! A slot is in at most one of the first two at a time: a free slot is never queued
+//! for attention. The held sends run through a link of their own, so a slot can wait
+//! there and be queued for attention too.
 
+use core::marker::PhantomData;
 use core::num::NonZeroU32;
 
 /// A slot index, stored plus one so that `Option<SlotIndex>` takes four bytes.
@@ -45,6 +50,30 @@ pub(crate) trait Linked {
     fn link(&self) -> &Link;
     /// Its link, to change.
     fn link_mut(&mut self) -> &mut Link;
+}
+
+/// Which of a node's links a [`Queue`] runs through.
+pub(crate) trait Lane<T> {
+    /// The node's link in this lane.
+    fn link(node: &T) -> &Link;
+    /// The same, to change.
+    fn link_mut(node: &mut T) -> &mut Link;
+}
+
+/// The main link ([`Linked`]): the free list's and the attention queue's.
+#[derive(Debug)]
+pub(crate) struct Main;
+
+impl<T: Linked> Lane<T> for Main {
+    #[inline(always)]
+    fn link(node: &T) -> &Link {
+        node.link()
+    }
+
+    #[inline(always)]
+    fn link_mut(node: &mut T) -> &mut Link {
+        node.link_mut()
+    }
 }
 
 /// The unused slots, taken and returned at the front (a stack: the slot freed last is
@@ -90,28 +119,39 @@ impl FreeList {
     }
 }
 
-/// The connections with something to do, in the order they came to need it (first in,
-/// first out), each at most once.
-#[derive(Debug, Default)]
-pub(crate) struct Queue {
+/// Slots in the order they were queued (first in, first out), each at most once,
+/// linked through their `L` link.
+#[derive(Debug)]
+pub(crate) struct Queue<L = Main> {
     head: Option<SlotIndex>,
     tail: Option<SlotIndex>,
+    lane: PhantomData<L>,
 }
 
-impl Queue {
+impl<L> Queue<L> {
     /// An empty queue.
     #[inline]
     pub(crate) const fn new() -> Self {
         Queue {
             head: None,
             tail: None,
+            lane: PhantomData,
         }
+    }
+
+    /// Whether nothing is queued.
+    #[inline(always)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head.is_none()
     }
 
     /// Queues slot `i` at the back, unless it is queued already.
     #[inline]
-    pub(crate) fn push_back<T: Linked>(&mut self, nodes: &mut [T], i: u32) {
-        let link = nodes[i as usize].link_mut();
+    pub(crate) fn push_back<T>(&mut self, nodes: &mut [T], i: u32)
+    where
+        L: Lane<T>,
+    {
+        let link = L::link_mut(&mut nodes[i as usize]);
         if link.queued {
             return;
         }
@@ -121,7 +161,7 @@ impl Queue {
         };
         let at = SlotIndex::new(i);
         match self.tail {
-            Some(tail) => nodes[tail.get() as usize].link_mut().next = Some(at),
+            Some(tail) => L::link_mut(&mut nodes[tail.get() as usize]).next = Some(at),
             None => self.head = Some(at),
         }
         self.tail = Some(at);
@@ -129,9 +169,12 @@ impl Queue {
 
     /// Takes the slot at the front.
     #[inline]
-    pub(crate) fn pop_front<T: Linked>(&mut self, nodes: &mut [T]) -> Option<u32> {
+    pub(crate) fn pop_front<T>(&mut self, nodes: &mut [T]) -> Option<u32>
+    where
+        L: Lane<T>,
+    {
         let i = self.head?.get();
-        let link = nodes[i as usize].link_mut();
+        let link = L::link_mut(&mut nodes[i as usize]);
         self.head = link.next;
         if self.head.is_none() {
             self.tail = None;
@@ -142,15 +185,21 @@ impl Queue {
 
     /// Takes every slot out of the queue.
     #[inline]
-    pub(crate) fn clear<T: Linked>(&mut self, nodes: &mut [T]) {
+    pub(crate) fn clear<T>(&mut self, nodes: &mut [T])
+    where
+        L: Lane<T>,
+    {
         while self.pop_front(nodes).is_some() {}
     }
 
     /// Takes slot `i` out of the queue wherever it is; nothing if it is not queued.
     /// O(queue length): it is needed only when a queued slot is freed, which is rare.
     #[inline]
-    pub(crate) fn remove<T: Linked>(&mut self, nodes: &mut [T], i: u32) {
-        if !nodes[i as usize].link().queued {
+    pub(crate) fn remove<T>(&mut self, nodes: &mut [T], i: u32)
+    where
+        L: Lane<T>,
+    {
+        if !L::link(&nodes[i as usize]).queued {
             return;
         }
         let mut prev: Option<SlotIndex> = None;
@@ -159,17 +208,17 @@ impl Queue {
             && c.get() != i
         {
             prev = cur;
-            cur = nodes[c.get() as usize].link().next;
+            cur = L::link(&nodes[c.get() as usize]).next;
         }
-        let next = nodes[i as usize].link().next;
+        let next = L::link(&nodes[i as usize]).next;
         match prev {
             None => self.head = next,
-            Some(p) => nodes[p.get() as usize].link_mut().next = next,
+            Some(p) => L::link_mut(&mut nodes[p.get() as usize]).next = next,
         }
         if self.tail == Some(SlotIndex::new(i)) {
             self.tail = prev;
         }
-        *nodes[i as usize].link_mut() = Link::NONE;
+        *L::link_mut(&mut nodes[i as usize]) = Link::NONE;
     }
 }
 
@@ -229,7 +278,7 @@ mod tests {
     #[test]
     fn the_queue_is_first_in_first_out_and_holds_a_slot_once() {
         let mut n = nodes(5);
-        let mut q = Queue::new();
+        let mut q: Queue = Queue::new();
         for i in [3, 1, 4, 1, 3] {
             q.push_back(&mut n, i);
         }
@@ -250,7 +299,7 @@ mod tests {
             (4, &[0, 1, 2, 3][..]),
         ] {
             let mut n = nodes(5);
-            let mut q = Queue::new();
+            let mut q: Queue = Queue::new();
             for i in 0..4 {
                 q.push_back(&mut n, i);
             }
@@ -267,7 +316,7 @@ mod tests {
     #[test]
     fn clearing_empties_the_queue_and_unmarks_every_slot() {
         let mut n = nodes(3);
-        let mut q = Queue::new();
+        let mut q: Queue = Queue::new();
         q.push_back(&mut n, 2);
         q.push_back(&mut n, 0);
         q.clear(&mut n);

@@ -2,16 +2,18 @@
 //! completes by value.
 //!
 //! An output that expects a report ([`Output::Accept`], [`Output::Read`],
-//! [`Output::Transmit`], [`Output::Detach`], [`Output::Connect`],
-//! [`Output::FinishConnect`]) carries an operation that borrows the
+//! [`Output::Transmit`], [`Output::TransmitBatch`], [`Output::Detach`],
+//! [`Output::Connect`], [`Output::FinishConnect`]) carries an operation that borrows the
 //! engine until the driver completes it: reporting twice, reporting the wrong kind, or
 //! reporting something the engine did not ask for does not compile, and no other
-//! engine call can come in between. An operation dropped without a report counts as
+//! engine call can come in between (a batch's entries are checked as they are reported:
+//! a second report of one is ignored). An operation dropped without a report counts as
 //! "would block" (a detach as "could not be performed").
 
 use core::fmt;
 use core::ops::Range;
 
+use crate::batch::MAX_BATCH;
 use crate::engine::{ByteStorage, SlotStorage};
 use crate::{
     AcceptError, Addr, ConnId, ConnectAddr, Detached, Engine, Events, IoError, IoErrorKind,
@@ -116,7 +118,7 @@ impl Readiness {
 
 /// What the engine asks the driver to do next, from [`Engine::poll_output`].
 ///
-/// Perform it before calling the engine again. The six operations that expect a report
+/// Perform it before calling the engine again. The seven operations that expect a report
 /// borrow the engine until they are completed (or dropped); the rest need none.
 pub enum Output<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> {
     /// Accept one connection on a listener.
@@ -125,6 +127,9 @@ pub enum Output<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> {
     Read(Read<'a, H, S, B>),
     /// Write the engine's bytes to a connection once (with MSG_NOSIGNAL).
     Transmit(Transmit<'a, H, S, B>),
+    /// Write to several connections, each once, as [`Output::Transmit`] does for one
+    /// (only with [`Config::batch_sends`](crate::Config::batch_sends)).
+    TransmitBatch(TransmitBatch<'a, H, S, B>),
     /// Remove a connection's socket from the poller, make it blocking, and hand it
     /// over.
     Detach(Detach<'a, H, S, B>),
@@ -188,6 +193,7 @@ impl<H: Events, S: SlotStorage<H::Context>, B: ByteStorage> fmt::Debug for Outpu
             Output::Accept(op) => write!(f, "Accept({})", op.listener()),
             Output::Read(op) => write!(f, "Read({:?}, {} bytes)", op.id(), op.len()),
             Output::Transmit(op) => write!(f, "Transmit({:?}, {} bytes)", op.id(), op.len()),
+            Output::TransmitBatch(op) => write!(f, "TransmitBatch({} sends)", op.len()),
             Output::Detach(op) => write!(f, "Detach({:?})", op.id()),
             Output::Connect(op) => write!(f, "Connect({:?}, {})", op.id(), op.addr()),
             Output::FinishConnect(op) => write!(f, "FinishConnect({:?})", op.id()),
@@ -444,6 +450,130 @@ impl<H: Events, S: SlotStorage<H::Context>, B: ByteStorage> Drop for Transmit<'_
                 self.engine.transformed_sent(self.slot, self.range.len(), 0);
             } else {
                 self.engine.transmit_blocked(self.slot, self.range.len());
+            }
+        }
+    }
+}
+
+/// Write to each of [`TransmitBatch::len`] connections once: entry `k`'s bytes
+/// ([`TransmitBatch::bytes`], all or a prefix) to [`TransmitBatch::id`]'s socket, then
+/// report for it exactly one of [`TransmitBatch::done`], [`TransmitBatch::would_block`]
+/// (EAGAIN or EINTR; also what leaving it unreported means) or
+/// [`TransmitBatch::failed`], as for a [`Transmit`].
+///
+/// The engine hands a turn's sends over together when
+/// [`Config::batch_sends`](crate::Config::batch_sends) is on, so that a driver can
+/// make them in one system call (evio-os on Linux submits them to an io_uring at once).
+/// Every entry's bytes are lent until the operation is dropped, so all of them can be
+/// in the kernel's hands at the same time; entries are distinct connections, and may
+/// be performed and reported in any order, interleaved or not. A report runs no
+/// handler: what a drained output owes (`drained`, input that waited for the room)
+/// runs when the operation is dropped, after every entry is accounted for.
+#[must_use = "an operation dropped unreported counts as \"would block\" for each entry"]
+pub struct TransmitBatch<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> {
+    engine: &'a mut Engine<H, S, B>,
+    /// One bit per entry reported.
+    reported: u64,
+    /// One bit per entry whose output drained with someone waiting: they hear of it
+    /// when the batch is over.
+    drained: u64,
+}
+
+impl<'a, H: Events, S: SlotStorage<H::Context>, B: ByteStorage> TransmitBatch<'a, H, S, B> {
+    pub(crate) fn new(engine: &'a mut Engine<H, S, B>) -> Self {
+        const { assert!(MAX_BATCH <= 64, "one bit per entry in `reported`") };
+        TransmitBatch {
+            engine,
+            reported: 0,
+            drained: 0,
+        }
+    }
+
+    /// The number of entries (at least 2, at most [`MAX_BATCH`]).
+    pub fn len(&self) -> usize {
+        self.engine.batch().len()
+    }
+
+    /// Whether there are no entries (never).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The connection entry `k` writes to.
+    ///
+    /// # Panics
+    ///
+    /// If `k` is not below [`TransmitBatch::len`].
+    pub fn id(&self, k: usize) -> ConnId {
+        self.engine.batch_id(k)
+    }
+
+    /// The bytes entry `k` writes, lent until the operation is dropped.
+    ///
+    /// # Panics
+    ///
+    /// If `k` is not below [`TransmitBatch::len`].
+    pub fn bytes(&self, k: usize) -> &[u8] {
+        self.engine.batch_bytes(k)
+    }
+
+    /// Entry `k`'s socket took the first `n` of its bytes, as [`Transmit::done`]. A
+    /// second report for an entry is a driver bug: it is ignored (and fails a debug
+    /// assertion).
+    ///
+    /// # Panics
+    ///
+    /// If `k` is not below [`TransmitBatch::len`].
+    pub fn done(&mut self, k: usize, n: usize) {
+        if self.take(k) && self.engine.batch_sent(k, n) {
+            self.drained |= 1 << k;
+        }
+    }
+
+    /// Entry `k`'s socket took nothing (EAGAIN), as [`Transmit::would_block`].
+    ///
+    /// # Panics
+    ///
+    /// If `k` is not below [`TransmitBatch::len`].
+    pub fn would_block(&mut self, k: usize) {
+        if self.take(k) {
+            self.engine.batch_sent(k, 0);
+        }
+    }
+
+    /// Entry `k`'s write failed, as [`Transmit::failed`].
+    ///
+    /// # Panics
+    ///
+    /// If `k` is not below [`TransmitBatch::len`].
+    pub fn failed(&mut self, k: usize, error: IoError) {
+        if self.take(k) {
+            self.engine.batch_failed(k, error);
+        }
+    }
+
+    /// Marks entry `k` reported: `false` if it was already.
+    fn take(&mut self, k: usize) -> bool {
+        assert!(k < self.len(), "batch entry {k} of {}", self.len());
+        let bit = 1u64 << k;
+        let first = self.reported & bit == 0;
+        debug_assert!(first, "batch entry {k} reported twice");
+        self.reported |= bit;
+        first
+    }
+}
+
+impl<H: Events, S: SlotStorage<H::Context>, B: ByteStorage> Drop for TransmitBatch<'_, H, S, B> {
+    fn drop(&mut self) {
+        for k in 0..self.len() {
+            if self.reported & (1u64 << k) == 0 {
+                self.engine.batch_sent(k, 0);
+            }
+        }
+        // Handlers run now that every send is accounted for.
+        for k in 0..self.len() {
+            if self.drained & (1u64 << k) != 0 {
+                self.engine.batch_drained(k);
             }
         }
     }

@@ -6,7 +6,7 @@ use core::ops::{BitOr, BitOrAssign};
 
 use crate::buffers::BufState;
 use crate::engine::life::{Event, Facts, Life, Refused};
-use crate::lists::{Link, Linked};
+use crate::lists::{Lane, Link, Linked};
 use crate::timers::{Timed, TimerLink, Timers};
 use crate::{Addr, CloseError, ConnId, ConnInfo, Instant, ListenerId, Options};
 
@@ -205,6 +205,8 @@ pub struct Slot<C> {
     /// Which connection's drain it waits for, and who waits for its own.
     pub(crate) wait: WaitLink,
     pub(crate) link: Link,
+    /// Its place among the sends held back until the turn's reads are done.
+    pub(crate) send_link: Link,
     pub(crate) timer: TimerLink,
     /// The coalescing window in which the connection was last reported ready.
     pub(crate) active_window: u32,
@@ -230,6 +232,7 @@ impl<C> Slot<C> {
             flags: Flags::EMPTY,
             bufs: BufState::EMPTY,
             link: Link::NONE,
+            send_link: Link::NONE,
             timer: TimerLink::NONE,
             active_window: 0,
             error: None,
@@ -399,6 +402,23 @@ impl<C> Timed for Slot<C> {
     #[inline]
     fn timer_mut(&mut self) -> &mut TimerLink {
         &mut self.timer
+    }
+}
+
+/// The lane of the sends held back until the turn's reads are done
+/// ([`Config::batch_sends`](crate::Config::batch_sends)).
+#[derive(Debug)]
+pub(crate) struct HeldSends;
+
+impl<C> Lane<Slot<C>> for HeldSends {
+    #[inline(always)]
+    fn link(slot: &Slot<C>) -> &Link {
+        &slot.send_link
+    }
+
+    #[inline(always)]
+    fn link_mut(slot: &mut Slot<C>) -> &mut Link {
+        &mut slot.send_link
     }
 }
 

@@ -67,6 +67,9 @@ pub struct Stats {
     pub writes: u64,
     /// Bytes written.
     pub bytes_written: u64,
+    /// Batches of sends handed to the driver together (`Output::TransmitBatch`; its
+    /// entries count in `writes`).
+    pub send_batches: u64,
     /// Times a handler's output had to be moved from the scratch buffer into its
     /// connection's own buffer (a partial write, or another connection's turn).
     pub output_spills: u64,

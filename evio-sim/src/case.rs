@@ -62,10 +62,11 @@ use crate::{Failure, FaultKind, FaultRates, Model, Origin, ScriptedEvent, Sim, S
 ///
 /// What is not in the format takes its default: the rest of the engine's
 /// [`Config`] is [`Config::new`]'s, and the script profile (which only makes a seed's
-/// own scripts, unused here) and the rates of the outbound connects
-/// ([`FaultKind::OUTBOUND`], which only a handler that connects out meets) are
-/// [`SimConfig::from_seed`]'s for the seed: the format is the one it was before
-/// outbound connections, and [`FuzzCase::to_bytes`] does not write them.
+/// own scripts, unused here), the rates of the outbound connects
+/// ([`FaultKind::OUTBOUND`], which only a handler that connects out meets) and
+/// `engine.batch_sends` are [`SimConfig::from_seed`]'s for the seed: the format is the
+/// one it was before outbound connections and batched sends, and
+/// [`FuzzCase::to_bytes`] does not write them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FuzzCase {
     /// The seed: the fault stream, the delivery order and every I/O result.
@@ -166,12 +167,13 @@ impl FuzzCase {
             u16::MAX => None,
             ms => Some(Duration::from_millis(u64::from(ms))),
         };
+        let drawn = SimConfig::from_seed(seed);
         let engine = Config {
             coalesce,
             send_timeout,
+            batch_sends: drawn.engine.batch_sends,
             ..engine
         };
-        let drawn = SimConfig::from_seed(seed);
         for kind in FaultKind::OUTBOUND {
             rates.set(kind, drawn.rates.get(kind));
         }
@@ -357,11 +359,13 @@ mod tests {
         case.config.rates.wake_race = 1_000_000;
         case.config.profile = SimConfig::from_seed(7814).profile;
         case.config.profile.listeners = 3;
-        // The outbound rates are the seed's, as the profile is.
+        // The outbound rates and the batching of sends are the seed's, as the profile
+        // is.
         for kind in FaultKind::OUTBOUND {
             let rate = SimConfig::from_seed(7814).rates.get(kind);
             case.config.rates.set(kind, rate);
         }
+        case.config.engine.batch_sends = SimConfig::from_seed(7814).engine.batch_sends;
         case.script = vec![
             ScriptedEvent::Connect { listener: 255 },
             ScriptedEvent::Send {

@@ -72,6 +72,12 @@ impl SimConfig {
         // The outbound connects' rates, after everything else for the same reason.
         let mut rates = rates;
         rates.draw_outbound(&mut rng);
+        // Last, for the same reason: a turn's sends held until its reads are done and
+        // handed over as one batch, in half the runs.
+        let engine = Config {
+            batch_sends: rng.below(2) == 0,
+            ..engine
+        };
         SimConfig {
             engine,
             listeners,

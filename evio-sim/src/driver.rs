@@ -2,7 +2,9 @@
 //! network and reported back, with the oracle told what was performed and what the
 //! handler did meanwhile.
 
-use evio_proto::{AcceptError, Addr, ConnectAddr, Detached, Events, IoErrorKind, Output, Refused};
+use evio_proto::{
+    AcceptError, Addr, ConnId, ConnectAddr, Detached, Events, IoErrorKind, Output, Refused,
+};
 
 use crate::injector::SocketAccept;
 use crate::network::{
@@ -60,6 +62,44 @@ impl<M: Model> World<M> {
             self.io.record(FaultKind::WakeRace);
         }
         Ok(())
+    }
+
+    /// Writes `bytes` to connection `id`'s client as one transmit (alone or in a
+    /// batch), checking it against the oracle and recording it; the report is the
+    /// caller's.
+    fn sim_write(&mut self, id: ConnId, bytes: &[u8]) -> Result<SocketWrite, Violation> {
+        let ci = self.oracle.live_output(self.io.net(), id, "transmit")?;
+        self.oracle.check_connected(ci, id, "transmit")?;
+        self.last_io = Some(ci);
+        let len = bytes.len();
+        self.oracle.check_transmit(ci, len)?;
+        let outcome = self.io.write(ci, bytes);
+        match outcome {
+            SocketWrite::Failed(e) => {
+                self.trace.mark(if e.kind == IoErrorKind::BrokenPipe {
+                    Tag::WriteBrokenPipe
+                } else {
+                    Tag::WriteReset
+                });
+                self.between()?;
+                self.oracle.send_failed(ci);
+                self.oracle.io_failed(ci, e);
+            }
+            SocketWrite::WouldBlock => {
+                self.trace.mark(Tag::WriteBlocked);
+                self.between()?;
+                let clock = self.io.net().clock;
+                self.oracle.transmitted(ci, 0, len, clock);
+            }
+            SocketWrite::Wrote(n) => {
+                self.trace.mark(Tag::WriteData);
+                self.trace.bytes(&bytes[..n]);
+                self.between()?;
+                let clock = self.io.net().clock;
+                self.oracle.transmitted(ci, n, len, clock);
+            }
+        }
+        Ok(outcome)
     }
 
     /// "Another thread" wakes a connection now and then; `true` when it did and the
@@ -238,44 +278,35 @@ impl<M: Model> World<M> {
                 }
             }
             Output::Transmit(mut transmit) => {
-                let id = transmit.id();
-                let ci = self.oracle.live_output(self.io.net(), id, "transmit")?;
-                self.oracle.check_connected(ci, id, "transmit")?;
-                self.last_io = Some(ci);
-                let bytes = transmit.bytes();
-                let len = bytes.len();
-                self.oracle.check_transmit(ci, len)?;
-                match self.io.write(ci, bytes) {
-                    SocketWrite::Failed(e) => {
-                        self.trace.mark(if e.kind == IoErrorKind::BrokenPipe {
-                            Tag::WriteBrokenPipe
-                        } else {
-                            Tag::WriteReset
-                        });
-                        self.between()?;
-                        self.oracle.send_failed(ci);
-                        self.oracle.io_failed(ci, e);
-                        transmit.failed(e);
+                let outcome = self.sim_write(transmit.id(), transmit.bytes())?;
+                match outcome {
+                    SocketWrite::Failed(e) => transmit.failed(e),
+                    SocketWrite::Wrote(n) => transmit.done(n),
+                    // Reported or not, EAGAIN leaves the output blocked.
+                    SocketWrite::WouldBlock if self.io.net_mut().rng.below(2) == 0 => {
+                        transmit.would_block();
                     }
-                    SocketWrite::WouldBlock => {
-                        self.trace.mark(Tag::WriteBlocked);
-                        self.between()?;
-                        // Reported or not, EAGAIN leaves the output blocked.
-                        let clock = self.io.net().clock;
-                        self.oracle.transmitted(ci, 0, len, clock);
-                        if self.io.net_mut().rng.below(2) == 0 {
-                            transmit.would_block();
-                        } else {
-                            drop(transmit);
+                    SocketWrite::WouldBlock => drop(transmit),
+                }
+            }
+            Output::TransmitBatch(mut batch) => {
+                // Every write first, then the reports (which run handlers), as a driver
+                // that makes them in one system call does.
+                let mut outcomes = [SocketWrite::WouldBlock; evio_proto::MAX_BATCH];
+                let len = batch.len();
+                self.trace.note(Tag::TransmitBatch, [len as u64, 0, 0, 0]);
+                for (k, outcome) in outcomes.iter_mut().enumerate().take(len) {
+                    *outcome = self.sim_write(batch.id(k), batch.bytes(k))?;
+                }
+                for (k, outcome) in outcomes.iter().enumerate().take(len) {
+                    match *outcome {
+                        SocketWrite::Failed(e) => batch.failed(k, e),
+                        SocketWrite::Wrote(n) => batch.done(k, n),
+                        // Left unreported, it counts as blocked when the batch drops.
+                        SocketWrite::WouldBlock if self.io.net_mut().rng.below(2) == 0 => {
+                            batch.would_block(k);
                         }
-                    }
-                    SocketWrite::Wrote(n) => {
-                        self.trace.mark(Tag::WriteData);
-                        self.trace.bytes(&bytes[..n]);
-                        self.between()?;
-                        let clock = self.io.net().clock;
-                        self.oracle.transmitted(ci, n, len, clock);
-                        transmit.done(n);
+                        SocketWrite::WouldBlock => {}
                     }
                 }
             }

@@ -31,6 +31,9 @@ pub struct SwarmReport {
     pub bytes_written: u64,
     /// Handshakes completed in all (transformed connections: TLS).
     pub handshakes: u64,
+    /// Batches of sends the engine handed over in all (runs whose seed turned
+    /// `Config::batch_sends` on).
+    pub send_batches: u64,
     /// Naps the engine asked for in all (runs whose seed turned `Config::coalesce`
     /// on).
     pub naps: u64,
@@ -52,13 +55,14 @@ impl fmt::Display for SwarmReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "seeds run: {}  steps: {}  connections: {} ({} detached, {} handshakes)  bytes written: {}  naps: {}  failures: {}",
+            "seeds run: {}  steps: {}  connections: {} ({} detached, {} handshakes)  bytes written: {}  send batches: {}  naps: {}  failures: {}",
             self.seeds,
             self.steps,
             self.connections,
             self.detached,
             self.handshakes,
             self.bytes_written,
+            self.send_batches,
             self.naps,
             self.failures.len()
         )?;
@@ -430,6 +434,7 @@ impl SwarmReport {
         self.frames_too_large += outcome.stats.frame_too_large;
         self.bytes_written += outcome.stats.bytes_written;
         self.handshakes += outcome.stats.handshakes;
+        self.send_batches += outcome.stats.send_batches;
         self.faults += &outcome.faults;
     }
 
@@ -463,6 +468,7 @@ impl<F> Swarm<&F> {
                 report.steps = outcome.steps;
                 report.connections = outcome.stats.accepted;
                 report.bytes_written = outcome.stats.bytes_written;
+                report.send_batches = outcome.stats.send_batches;
                 report.faults = outcome.faults.clone();
                 let mut hash = TraceHash::default();
                 hash.word(outcome.trace_hash);

@@ -128,6 +128,9 @@ pub(crate) enum Tag {
     Decoded = 55,
     /// A transformed connection's transport failed: id, error.
     TransportFailed = 56,
+    /// The engine handed the driver a batch of sends: how many (each entry's write
+    /// follows as for a transmit, then the reports).
+    TransmitBatch = 57,
 }
 
 /// The trace of one run.

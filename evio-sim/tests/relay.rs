@@ -212,6 +212,8 @@ fn relay_swarm(half_close: bool) {
             "half-close {half_close}: {report}"
         );
         assert!(report.bytes_written > 10_000, "{report}");
+        // Half the seeds hand a turn's sends over together (`Config::batch_sends`).
+        assert!(report.send_batches > 100, "{report}");
         for kind in FaultKind::OUTBOUND {
             assert!(report.faults[kind] > 0, "{kind} never fired\n{report}");
         }

@@ -43,6 +43,9 @@ fn flags(interest: Interest) -> EventFlags {
 impl super::Poller for Poller {
     type Notifier = Notifier;
 
+    #[cfg(evio_uring)]
+    const URING_SENDS: bool = true;
+
     fn new(_capacity: usize, events: usize, waker_token: u64) -> io::Result<(Self, Notifier)> {
         let ep = epoll::create(CreateFlags::CLOEXEC)?;
         #[cfg(not(evio_force_pipe))]

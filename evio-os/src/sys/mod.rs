@@ -6,12 +6,15 @@ use std::io;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::Duration;
 
-use evio_proto::{Interest, Notify, Readiness};
+use evio_proto::{ByteStorage, Events, Interest, Notify, Readiness, SlotStorage, TransmitBatch};
+use rustix::io::Errno;
 
 pub(crate) mod net;
 // On Linux the pipe notifier serves the poll(2) backend and `--cfg evio_force_pipe`.
 pub(crate) mod pipe;
 pub(crate) mod poll;
+#[cfg(evio_uring)]
+pub(crate) mod uring;
 
 #[cfg_attr(evio_epoll, path = "epoll.rs")]
 #[cfg_attr(evio_kqueue, path = "kqueue.rs")]
@@ -24,6 +27,11 @@ pub(crate) mod native;
 pub(crate) trait Poller: Sized {
     /// What wakers hold: wakes the loop from any thread.
     type Notifier: Notify + 'static;
+
+    /// Whether the loop sends a batch of sends in one io_uring submit (the epoll
+    /// backend, where the kernel has io_uring) rather than with one `send(2)` each.
+    #[cfg(evio_uring)]
+    const URING_SENDS: bool = false;
 
     /// A poller with room for `capacity` registered sockets and `events` events per
     /// wait, and its notifier, whose wakes `wait` reports under `waker_token`.
@@ -46,6 +54,24 @@ pub(crate) trait Poller: Sized {
     /// and its readiness. The notifier is reset before its token is reported. EINTR
     /// counts as a wait that found nothing.
     fn wait(&mut self, timeout: Option<Duration>, f: impl FnMut(u64, Readiness)) -> io::Result<()>;
+}
+
+/// Performs entry `k` of a batch of sends with `send(2)` on `fd` (`None`: the
+/// connection has no socket, which fails it with EBADF), and reports it.
+pub(crate) fn send_entry<H: Events, S: SlotStorage<H::Context>, B: ByteStorage>(
+    fd: Option<BorrowedFd<'_>>,
+    batch: &mut TransmitBatch<'_, H, S, B>,
+    k: usize,
+) {
+    let Some(fd) = fd else {
+        batch.failed(k, net::io_error(Errno::BADF));
+        return;
+    };
+    match net::send(fd, batch.bytes(k)) {
+        Ok(n) => batch.done(k, n),
+        Err(Errno::AGAIN | Errno::INTR) => batch.would_block(k),
+        Err(e) => batch.failed(k, net::io_error(e)),
+    }
 }
 
 /// A wait's time-out as the kernel takes it.

@@ -14,6 +14,7 @@
 use core::fmt;
 use core::time::Duration;
 
+use crate::batch::SendBatch;
 use crate::buffers::{Buffers, Layout};
 use crate::coalesce::Coalescer;
 use crate::connect::UnixPaths;
@@ -23,7 +24,7 @@ use crate::pool::Pool;
 use crate::post::Loops;
 use crate::relay;
 use crate::shutdown::Shutdown;
-use crate::slot::{self, Flags, Slot};
+use crate::slot::{self, Flags, HeldSends, Slot};
 use crate::ticker::Ticker;
 use crate::timers::Timers;
 use crate::{
@@ -77,6 +78,10 @@ pub struct Engine<H: Events, S, B> {
     pool: Pool,
     /// Connections with something to do, in the order they came to need it.
     attention: Queue,
+    /// Connections whose sends wait for the turn's reads (`Config::batch_sends`).
+    held_sends: Queue<HeldSends>,
+    /// The entries of the `Output::TransmitBatch` being performed.
+    batch: SendBatch,
     /// A slot whose `Output::Close` was emitted: `closed` runs at the next engine call.
     finalize: Option<u32>,
     listeners: Listeners,
@@ -191,6 +196,8 @@ where
                 unix_paths: UnixPaths::default(),
             },
             attention: Queue::new(),
+            held_sends: Queue::new(),
+            batch: SendBatch::new(),
             finalize: None,
             listeners: Listeners::new(
                 config.accept_batch,
@@ -756,6 +763,7 @@ where
             return;
         }
         self.attention.clear(self.slots.as_mut());
+        self.held_sends.clear(self.slots.as_mut());
         self.phase = Phase::ShuttingDown;
         self.shutdown = Shutdown::new(trigger);
         self.ticker.stop();
@@ -831,10 +839,12 @@ where
             slots,
             buffers,
             attention,
+            held_sends,
             ..
         } = self;
         let slots = slots.as_mut();
         attention.remove(slots, index);
+        held_sends.remove(slots, index);
         self.timers.remove(slots, index);
         // Connections whose input waited for this one's drain go on without it.
         let running = self.phase == Phase::Running;

@@ -5,7 +5,7 @@ use crate::buffers::InputSource;
 use crate::engine::life::{Event, Life, Then, Why};
 use crate::engine::{ByteStorage, Engine, Phase, SlotStorage};
 use crate::listeners::Command;
-use crate::output::{Accept, Connect, Detach, FinishConnect, Read, Transmit};
+use crate::output::{Accept, Connect, Detach, FinishConnect, Read, Transmit, TransmitBatch};
 use crate::shutdown::Step;
 use crate::slot::Flags;
 use crate::{Events, Interest, ListenerId, Output};
@@ -25,6 +25,8 @@ pub(super) enum Next {
     Accept(ListenerId),
     Read(u32),
     Transmit(u32),
+    /// The entries of `Engine::batch`.
+    TransmitBatch,
     Configure(u32),
     Interest(u32, Interest),
     Close(u32),
@@ -69,26 +71,37 @@ where
             // `read_first`): its output moves to its own buffer, where the handler's
             // answer to that input joins it.
             if let Some(read) = self.read_first(owner) {
-                let Self {
-                    slots,
-                    buffers,
-                    stats,
-                    ..
-                } = self;
-                buffers.spill(&mut slots.as_mut()[owner as usize].bufs);
-                stats.output_spills += 1;
+                self.spill_scratch(owner);
                 return Some(read);
             }
-            if let Some(next) = self.begin_transmit(owner) {
+            if self.holds_send(owner) {
+                // Handlers run before the batch goes: they need the scratch buffer.
+                if !self.attention.is_empty() {
+                    self.spill_scratch(owner);
+                }
+                let Self {
+                    slots, held_sends, ..
+                } = self;
+                held_sends.push_back(slots.as_mut(), owner);
+            } else if let Some(next) = self.begin_transmit(owner) {
                 return Some(next);
             }
         }
-        while let Some(index) = self.attention.pop_front(self.slots.as_mut()) {
-            if let Some(next) = self.slot_output(index) {
-                if !matches!(next, Next::Close(_) | Next::Abort(_) | Next::Detach(_)) {
-                    // It may have more to do: it comes back after the others.
-                    self.enqueue(index);
+        loop {
+            while let Some(index) = self.attention.pop_front(self.slots.as_mut()) {
+                if let Some(next) = self.slot_output(index) {
+                    if !matches!(next, Next::Close(_) | Next::Abort(_) | Next::Detach(_)) {
+                        // It may have more to do: it comes back after the others.
+                        self.enqueue(index);
+                    }
+                    return Some(next);
                 }
+            }
+            if self.held_sends.is_empty() {
+                break;
+            }
+            // The turn's reads are done: the sends held for them go now, together.
+            if let Some(next) = self.held_sends_output() {
                 return Some(next);
             }
         }
@@ -146,11 +159,15 @@ where
         if let Some(read) = self.read_first(index) {
             return Some(read);
         }
-        if pending > 0
-            && !write_blocked
-            && let Some(next) = self.begin_transmit(index)
-        {
-            return Some(next);
+        if pending > 0 && !write_blocked {
+            if self.holds_send(index) {
+                let Self {
+                    slots, held_sends, ..
+                } = self;
+                held_sends.push_back(slots.as_mut(), index);
+            } else if let Some(next) = self.begin_transmit(index) {
+                return Some(next);
+            }
         }
         if pending == 0 {
             if let Life::Leaving { then, .. } = state {
@@ -201,6 +218,74 @@ where
         None
     }
 
+    /// Whether slot `index`'s send, due now, waits for the turn's reads and goes with
+    /// the others ([`Config::batch_sends`](crate::Config::batch_sends)). A
+    /// transformed connection's sends are its transport's, and go alone.
+    #[inline(always)]
+    fn holds_send(&self, index: u32) -> bool {
+        self.config.batch_sends && {
+            let slot = self.slot(index);
+            slot.state.sends() && !slot.flags.contains(Flags::TRANSFORMED)
+        }
+    }
+
+    /// The held sends, once the turn's reads are done: up to [`MAX_BATCH`](crate::MAX_BATCH) of them as
+    /// one `TransmitBatch` (a single one as a plain `Transmit`). A held connection that
+    /// can no longer send as it could when it was held (it was stopped, closed, blocked
+    /// or reported readable meanwhile) goes back to attention, where its next output is
+    /// decided afresh: `None` when none was left to send.
+    fn held_sends_output(&mut self) -> Option<Next> {
+        self.batch.clear();
+        while self.batch.has_room() {
+            let Some(index) = self.held_sends.pop_front(self.slots.as_mut()) else {
+                break;
+            };
+            let slot = self.slot(index);
+            let len = self.buffers.pending(index, &slot.bufs);
+            let sendable = self.holds_send(index)
+                && len > 0
+                && !slot.flags.contains(Flags::WRITE_BLOCKED)
+                && !self.reads_first(index);
+            if !sendable {
+                self.enqueue(index);
+                continue;
+            }
+            self.handler.prewrite(slot.info.id, len);
+            self.batch.push(index, len);
+        }
+        match self.batch.len() {
+            0 => None,
+            1 => Some(Next::Transmit(self.batch.entry(0).0)),
+            _ => {
+                self.stats.send_batches += 1;
+                Some(Next::TransmitBatch)
+            }
+        }
+    }
+
+    /// Moves the scratch output of `owner` (its holder) to its own buffer.
+    fn spill_scratch(&mut self, owner: u32) {
+        let Self {
+            slots,
+            buffers,
+            stats,
+            ..
+        } = self;
+        buffers.spill(&mut slots.as_mut()[owner as usize].bufs);
+        stats.output_spills += 1;
+    }
+
+    /// Whether slot `index` must read before it sends: see [`Engine::read_first`].
+    #[inline(always)]
+    fn reads_first(&self, index: u32) -> bool {
+        let slot = self.slot(index);
+        // READABLE first: right after a read (the common case) it is clear.
+        slot.flags.contains(Flags::READABLE)
+            && slot.state == Life::Open
+            && !slot.flags.intersects(Flags::EOF | Flags::WRITE_BLOCKED)
+            && slot.bufs.in_len < self.config.input_capacity as u32
+    }
+
     /// A read of slot `index` if it must come before anything is sent to it: the
     /// poller reported it readable and it may read now.
     ///
@@ -210,17 +295,10 @@ where
     /// close: `after_send_failed`.)
     #[inline]
     fn read_first(&mut self, index: u32) -> Option<Next> {
-        let in_cap = self.config.input_capacity as u32;
-        let slot = self.slot_mut(index);
-        // READABLE first: right after a read (the common case) it is clear.
-        let may_read = slot.flags.contains(Flags::READABLE)
-            && slot.state == Life::Open
-            && !slot.flags.intersects(Flags::EOF | Flags::WRITE_BLOCKED)
-            && slot.bufs.in_len < in_cap;
-        if !may_read {
+        if !self.reads_first(index) {
             return None;
         }
-        slot.flags.remove(Flags::READABLE);
+        self.slot_mut(index).flags.remove(Flags::READABLE);
         Some(Next::Read(index))
     }
 
@@ -542,6 +620,7 @@ where
                     };
                 Output::Read(Read::new(self, id, i, scratch, range))
             }
+            Next::TransmitBatch => Output::TransmitBatch(TransmitBatch::new(self)),
             Next::Transmit(i) => {
                 let slot = self.slot(i);
                 let id = slot.info.id;

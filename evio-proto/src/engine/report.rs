@@ -3,6 +3,7 @@
 
 use core::ops::Range;
 
+use crate::batch::SendBatch;
 use crate::buffers::{Buffers, InputSource};
 use crate::engine::life::{Event, Life, Why};
 use crate::engine::{ByteStorage, Engine, Phase, SlotStorage};
@@ -132,6 +133,70 @@ where
         self.complete_transmit(index, len, 0);
     }
 
+    /// The batch being performed (`Output::TransmitBatch`).
+    pub(crate) fn batch(&self) -> &SendBatch {
+        &self.batch
+    }
+
+    /// The connection of batch entry `k`.
+    pub(crate) fn batch_id(&self, k: usize) -> ConnId {
+        self.slot(self.batch.entry(k).0).info.id
+    }
+
+    /// The bytes batch entry `k` lends: the first of its pending bytes, as many as
+    /// when the batch was made. (A report of another entry may have added output
+    /// after them, or moved them out of the scratch buffer, but never sent or dropped
+    /// them: only the entry's own report does.)
+    pub(crate) fn batch_bytes(&self, k: usize) -> &[u8] {
+        let (index, len) = self.batch.entry(k);
+        let range = self.buffers.pending_range(index, &self.slot(index).bufs);
+        let len = len.min(range.len());
+        self.buffers.bytes(range.start..range.start + len)
+    }
+
+    /// Batch entry `k` wrote `n` of the bytes it lent (0: it would block): accounted
+    /// for as a transmit's report is, but without running a handler. Returns whether
+    /// its output drained with someone waiting for that: [`Engine::batch_drained`] is
+    /// then due once every entry is reported, so that no handler writes to a
+    /// connection between its send and its report.
+    pub(crate) fn batch_sent(&mut self, k: usize, n: usize) -> bool {
+        let (index, len) = self.batch.entry(k);
+        debug_assert!(n <= len, "wrote {n} of {len}");
+        let n = n.min(len);
+        if n > 0 {
+            self.stats.writes += 1;
+            self.stats.bytes_written += n as u64;
+        }
+        let drained = self.account_transmit(index, len, n);
+        self.send_settled(index, n, len - n);
+        drained
+    }
+
+    /// Batch entry `k`'s output drained during the batch: the waiters, `drained` and
+    /// the stalled input, as after a transmit, if it is still drained (a handler of an
+    /// entry before it may have written to it since: then its next send's report
+    /// does this) and the server is not shutting down.
+    pub(crate) fn batch_drained(&mut self, k: usize) {
+        let (index, _) = self.batch.entry(k);
+        let slot = self.slot(index);
+        let drained = self.phase == Phase::Running
+            && self.buffers.pending(index, &slot.bufs) == 0
+            && !slot.flags.contains(Flags::WRITE_BLOCKED)
+            && slot
+                .flags
+                .intersects(Flags::BACKED_UP | Flags::STALLED | Flags::WAITED_ON);
+        if drained {
+            self.output_drained(index);
+            self.enqueue(index);
+        }
+    }
+
+    /// Batch entry `k`'s write failed.
+    pub(crate) fn batch_failed(&mut self, k: usize, error: IoError) {
+        let (index, len) = self.batch.entry(k);
+        self.io_failed(index, error, Some(len));
+    }
+
     /// Slot `index`'s read, or its transmit of `transmit` bytes, failed: nothing more can
     /// be sent, so the connection closes and `closed` gets the error: at once after a
     /// read, and after a transmit once it has read what the peer sent before (see
@@ -215,6 +280,17 @@ where
     /// A write of slot `index`'s `len` pending bytes took `n`: `postwrite`, then what
     /// it means for the connection (blocked output, stalled input that may resume).
     fn complete_transmit(&mut self, index: u32, len: usize, n: usize) {
+        if self.account_transmit(index, len, n) {
+            self.output_drained(index);
+        }
+        self.send_settled(index, n, len - n);
+    }
+
+    /// The part of `complete_transmit` that runs no handler: `postwrite`, the bytes
+    /// gone from the buffer, send progress and blocked output. Returns whether
+    /// `output_drained` is due.
+    #[inline(always)]
+    fn account_transmit(&mut self, index: u32, len: usize, n: usize) -> bool {
         let id = self.slot(index).info.id;
         let remaining = len - n;
         self.handler.postwrite(id, n, remaining);
@@ -223,13 +299,24 @@ where
         if buffers.sent(index, &mut slot.bufs, len, n) {
             self.stats.output_spills += 1;
         }
-        self.after_send(index, n, remaining);
+        self.send_accounted(index, n, remaining)
     }
 
     /// A send of slot `index` took `n` bytes and left `remaining`: send progress,
     /// blocked output, or drained output (waiters, `drained`, stalled input).
     #[inline(always)]
     pub(crate) fn after_send(&mut self, index: u32, n: usize, remaining: usize) {
+        if self.send_accounted(index, n, remaining) {
+            self.output_drained(index);
+        }
+        self.send_settled(index, n, remaining);
+    }
+
+    /// The first part of `after_send`, which runs no handler: send progress and
+    /// blocked output. Returns whether the output drained and someone waits for that
+    /// (`output_drained` is due).
+    #[inline(always)]
+    fn send_accounted(&mut self, index: u32, n: usize, remaining: usize) -> bool {
         let shutting_down = self.phase == Phase::ShuttingDown;
         let slot = self.slot_mut(index);
         if n > 0 && slot.state.is_leaving() {
@@ -238,17 +325,20 @@ where
         let slot = self.slot_mut(index);
         if remaining > 0 {
             slot.flags.insert(Flags::WRITE_BLOCKED | Flags::BACKED_UP);
+            false
         } else {
             slot.flags.remove(Flags::WRITE_BLOCKED);
-            if slot
-                .flags
+            slot.flags
                 .intersects(Flags::BACKED_UP | Flags::STALLED | Flags::WAITED_ON)
                 && !shutting_down
-            {
-                self.output_drained(index);
-            }
         }
-        if shutting_down && (remaining > 0 || n == 0) {
+    }
+
+    /// The last part of `after_send`: a shutdown's flush moves on, and the connection
+    /// comes back for its next output.
+    #[inline(always)]
+    fn send_settled(&mut self, index: u32, n: usize, remaining: usize) {
+        if self.phase == Phase::ShuttingDown && (remaining > 0 || n == 0) {
             // A shutdown writes the trigger's output as far as the socket takes it
             // without blocking, then moves on.
             self.shutdown.flushed(index);

@@ -292,6 +292,30 @@ pub fn perform<H: Events>(out: TestOutput<'_, H>, net: &mut Net) {
             peer.received.extend_from_slice(&transmit.bytes()[..n]);
             transmit.done(n);
         }
+        Output::TransmitBatch(mut batch) => {
+            // Every write, then every report, as one submit of them would.
+            let mut results = Vec::new();
+            for k in 0..batch.len() {
+                let peer = net.peer(batch.id(k));
+                assert!(!peer.closed, "write to a closed socket");
+                if let Some(e) = peer.error.take() {
+                    results.push(Err(e));
+                    continue;
+                }
+                let n = batch.bytes(k).len().min(peer.window);
+                peer.window -= n;
+                let bytes = &batch.bytes(k)[..n];
+                net.peer(batch.id(k)).received.extend_from_slice(bytes);
+                results.push(Ok(n));
+            }
+            for (k, result) in results.into_iter().enumerate() {
+                match result {
+                    Err(e) => batch.failed(k, e),
+                    Ok(0) => batch.would_block(k),
+                    Ok(n) => batch.done(k, n),
+                }
+            }
+        }
         Output::Detach(detach) => {
             let id = detach.id();
             net.peer(id).detached = true;
