@@ -5,9 +5,10 @@ The probe (bench/probes/l4_probe.c) is a minimal L4 proxy in C, run in four mode
 differ only in how it talks to the kernel: `now` (epoll, read(2), send(2) at once, as
 evio and HAProxy do), `after-reads` (the same with a wait's sends held until its reads
 are done), `uring` (a wait's sends in one io_uring_enter) and `ring` (io_uring only:
-multishot accept and recv, batched sends). It answers one question: does a different
+multishot accept and recv, batched sends). It answered one question: does a different
 way of sending or receiving, not a leaner user space, take an L4 proxy's CPU per
-request below HAProxy's by more than evio already does?
+request below HAProxy's by more than evio did? (Yes: the batched sends; tcp-proxy now
+makes them, `--batch-sends`, and is measured here with them and without.)
 
 One real `redis-server` behind every proxy; `redis-benchmark -t get -P 1 -c 50 -n N`
 against each in turn, every round; CPU per request is utime + stime of the proxy
@@ -16,6 +17,7 @@ requests/s and CPU per request as ratios to HAProxy's in the same round.
 
     python3 bench/probes/l4_probe.py                 # 8 rounds of 100,000 requests
     python3 bench/probes/l4_probe.py --rounds 12 --requests 200000
+    python3 bench/probes/l4_probe.py --modes uring   # one probe mode only ("" for none)
 
 Needs gcc and liburing (installed from Debian when missing), HAProxy and Redis.
 """
@@ -49,21 +51,31 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--requests", type=int, default=100_000)
+    p.add_argument("--modes", default=",".join(MODES),
+                   help="the probe's modes to run, comma-separated (default: all)")
     args = p.parse_args()
+    modes = [m for m in args.modes.split(",") if m]
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        sys.exit(f"--modes: unknown {sorted(unknown)}; known: {MODES}")
     proxy.install_tools()
     procs = []
     tmp = tempfile.mkdtemp(prefix="l4-probe-")
     try:
         probe = build_probe(tmp)
         tcp_proxy = common.build_example("tcp-proxy")
-        ports = common.free_ports(3 + len(MODES))
+        ports = common.free_ports(4 + len(modes))
         backend = ports[0]
         proxy.start_redis("redis", backend, tmp, procs)
         servers = [("HAProxy", proxy.start_haproxy(ports[1], backend, tmp, procs))]
-        servers.append(("tcp-proxy (evio)", proxy.start(
-            "tcp-proxy", [tcp_proxy, "--port", str(ports[2]), "--backend",
-                          f"127.0.0.1:{backend}"], ports[2], tmp, procs)))
-        for mode, port in zip(MODES, ports[3:]):
+        for name, batch, port in [("tcp-proxy (evio)", "true", ports[2]),
+                                  ("tcp-proxy (evio) --batch-sends false", "false",
+                                   ports[3])]:
+            servers.append((name, proxy.start(
+                f"tcp-proxy-batch-{batch}",
+                [tcp_proxy, "--port", str(port), "--backend", f"127.0.0.1:{backend}",
+                 "--batch-sends", batch], port, tmp, procs)))
+        for mode, port in zip(modes, ports[4:]):
             servers.append((f"probe {mode}", proxy.start(
                 f"probe-{mode}", [probe, str(port), str(backend), mode], port, tmp, procs)))
         port_of = dict(zip([name for name, _ in servers], ports[1:]))
