@@ -62,9 +62,9 @@ pub struct Config {
     /// the submit exactly as a `send(2)` would. Worth it for a relay or a proxy under
     /// load, where a turn sends to many connections: on loopback most of a send's cost
     /// is the receiving side's, and the entry into the kernel is paid once. The price:
-    /// output a handler wrote into the shared scratch buffer is copied into its
-    /// connection's own buffer when other connections still wait for their turn, and
-    /// a turn's first replies wait for its last read. A transformed connection's
+    /// a turn's first replies wait for its last read, and output a handler wrote into
+    /// the shared scratch buffer is copied into its connection's own buffer if another
+    /// handler needs that buffer before the batch goes. A transformed connection's
     /// sends (its transport's) are not batched.
     pub batch_sends: bool,
     /// Longest a connection that is leaving (closing or detaching once its output is

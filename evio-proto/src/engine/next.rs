@@ -75,10 +75,8 @@ where
                 return Some(read);
             }
             if self.holds_send(owner) {
-                // Handlers run before the batch goes: they need the scratch buffer.
-                if !self.attention.is_empty() {
-                    self.spill_scratch(owner);
-                }
+                // (A handler that needs the scratch buffer before the batch goes
+                // spills it then: `Engine::call_handler`.)
                 let Self {
                     slots, held_sends, ..
                 } = self;
@@ -229,11 +227,12 @@ where
         }
     }
 
-    /// The held sends, once the turn's reads are done: up to [`MAX_BATCH`](crate::MAX_BATCH) of them as
-    /// one `TransmitBatch` (a single one as a plain `Transmit`). A held connection that
-    /// can no longer send as it could when it was held (it was stopped, closed, blocked
-    /// or reported readable meanwhile) goes back to attention, where its next output is
-    /// decided afresh: `None` when none was left to send.
+    /// The held sends, once the turn's reads are done: up to
+    /// [`MAX_BATCH`](crate::MAX_BATCH) of them as one `TransmitBatch` (a single one as
+    /// a plain `Transmit`). A held connection that can no longer send as it could when
+    /// it was held (it was stopped, closed, blocked or reported readable meanwhile)
+    /// goes back to attention, where its next output is decided afresh: `None` when
+    /// none was left to send.
     fn held_sends_output(&mut self) -> Option<Next> {
         self.batch.clear();
         while self.batch.has_room() {
