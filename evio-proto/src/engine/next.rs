@@ -7,7 +7,7 @@ use crate::engine::{ByteStorage, Engine, Phase, SlotStorage};
 use crate::listeners::Command;
 use crate::output::{Accept, Connect, Detach, FinishConnect, Read, Transmit, TransmitBatch};
 use crate::shutdown::Step;
-use crate::slot::Flags;
+use crate::slot::{Flags, Slot};
 use crate::{Events, Interest, ListenerId, Output};
 
 /// What a connection's rarely set flags ask for before its usual outputs.
@@ -233,6 +233,7 @@ where
     /// it was held (it was stopped, closed, blocked or reported readable meanwhile)
     /// goes back to attention, where its next output is decided afresh: `None` when
     /// none was left to send.
+    #[inline(never)]
     fn held_sends_output(&mut self) -> Option<Next> {
         self.batch.clear();
         while self.batch.has_room() {
@@ -277,12 +278,7 @@ where
     /// Whether slot `index` must read before it sends: see [`Engine::read_first`].
     #[inline(always)]
     fn reads_first(&self, index: u32) -> bool {
-        let slot = self.slot(index);
-        // READABLE first: right after a read (the common case) it is clear.
-        slot.flags.contains(Flags::READABLE)
-            && slot.state == Life::Open
-            && !slot.flags.intersects(Flags::EOF | Flags::WRITE_BLOCKED)
-            && slot.bufs.in_len < self.config.input_capacity as u32
+        may_read_first(self.slot(index), self.config.input_capacity as u32)
     }
 
     /// A read of slot `index` if it must come before anything is sent to it: the
@@ -294,10 +290,12 @@ where
     /// close: `after_send_failed`.)
     #[inline]
     fn read_first(&mut self, index: u32) -> Option<Next> {
-        if !self.reads_first(index) {
+        let in_cap = self.config.input_capacity as u32;
+        let slot = self.slot_mut(index);
+        if !may_read_first(slot, in_cap) {
             return None;
         }
-        self.slot_mut(index).flags.remove(Flags::READABLE);
+        slot.flags.remove(Flags::READABLE);
         Some(Next::Read(index))
     }
 
@@ -632,4 +630,15 @@ where
             }
         }
     }
+}
+
+/// Whether `slot` must read before it sends: the poller reported it readable and it may
+/// read now (its input buffer, of `in_cap` bytes, has room).
+#[inline(always)]
+fn may_read_first<C>(slot: &Slot<C>, in_cap: u32) -> bool {
+    // READABLE first: right after a read (the common case) it is clear.
+    slot.flags.contains(Flags::READABLE)
+        && slot.state == Life::Open
+        && !slot.flags.intersects(Flags::EOF | Flags::WRITE_BLOCKED)
+        && slot.bufs.in_len < in_cap
 }
