@@ -99,6 +99,12 @@ fn steady_state_echo_under_load_allocates_nothing_default() {
 }
 
 #[test]
+fn steady_state_echo_under_load_allocates_nothing_batched() {
+    // A turn's sends in one io_uring submit (on epoll), or one send(2) each.
+    steady_state_echo_under_load_allocates_nothing(evio::ServerBuilder::new().batch_sends(true));
+}
+
+#[test]
 fn steady_state_echo_under_load_allocates_nothing_poll() {
     steady_state_echo_under_load_allocates_nothing(
         evio::ServerBuilder::new().backend(evio::Backend::Poll),

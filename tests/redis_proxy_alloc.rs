@@ -236,10 +236,11 @@ fn forwarding_requests_allocates_nothing(listen: &str) {
     let seen = Arc::new(AtomicU64::new(0));
     let s = seen.clone();
     let server = start(
-        // Wake coalescing on, as the example runs.
+        // Wake coalescing and batched sends on, as the example runs.
         evio::ServerBuilder::new()
             .max_connections(64)
-            .coalesce(Some(Duration::from_micros(100))),
+            .coalesce(Some(Duration::from_micros(100)))
+            .batch_sends(true),
         &[listen],
         move || {
             let mut config = ProxyConfig::new(backends);

@@ -70,9 +70,6 @@ struct Sockets<'a, P> {
     /// Where a batch of sends goes in one submit (`None`: one `send(2)` each).
     #[cfg(evio_uring)]
     ring: Option<sys::uring::Ring>,
-    /// The ring could not be made, or failed: batches go by `send(2)`.
-    #[cfg(evio_uring)]
-    ring_failed: bool,
 }
 
 /// What the loop does after an output was performed.
@@ -378,22 +375,13 @@ impl<P: Poller> Sockets<'_, P> {
     /// kernel allow it, else with one `send(2)` each.
     fn send_batch<H: Events>(&mut self, batch: &mut OsBatch<'_, H>) {
         #[cfg(evio_uring)]
-        if P::URING_SENDS {
-            if self.ring.is_none() && !self.ring_failed {
-                match sys::uring::Ring::new() {
-                    Ok(ring) => self.ring = Some(ring),
-                    Err(_) => self.ring_failed = true,
-                }
+        if let Some(ring) = &mut self.ring {
+            let fds = &self.fds;
+            if ring.send(|id| fd_of(fds, id), batch).is_err() {
+                // Every entry is reported; later batches go by `send(2)`.
+                self.ring = None;
             }
-            if let Some(ring) = &mut self.ring {
-                let fds = &self.fds;
-                if ring.send(|id| fd_of(fds, id), batch).is_err() {
-                    // Every entry is reported; later batches go by `send(2)`.
-                    self.ring = None;
-                    self.ring_failed = true;
-                }
-                return;
-            }
+            return;
         }
         for k in 0..batch.len() {
             sys::send_entry(fd_of(&self.fds, batch.id(k)), batch, k);
@@ -416,6 +404,12 @@ pub(crate) fn run<H: Events, P: Poller>(
 ) -> Result<(), Error> {
     let setup = |what| move |error| Error::Setup { what, error };
     let n = config.max_connections;
+    // The ring for batched sends is made up front, so that the steady state allocates
+    // nothing; without one (the kernel refuses it) a batch goes by `send(2)`.
+    #[cfg(evio_uring)]
+    let ring = (P::URING_SENDS && config.batch_sends)
+        .then(sys::uring::Ring::new)
+        .and_then(Result::ok);
     let (poller, notifier) = P::new(
         n.saturating_add(listeners.len()),
         options.poll_events,
@@ -435,11 +429,8 @@ pub(crate) fn run<H: Events, P: Poller>(
         refusal: options.refusal,
         siblings: loops,
         next_candidate: loops.map_or(0, |s| s.index),
-        // Made when the engine hands over its first batch (`Config::batch_sends`).
         #[cfg(evio_uring)]
-        ring: None,
-        #[cfg(evio_uring)]
-        ring_failed: false,
+        ring,
     };
     for (i, l) in listeners.iter().enumerate().filter(|(_, l)| l.watched) {
         sockets

@@ -28,7 +28,9 @@
 //! ([`Backend`]):
 //!
 //! - **epoll** (Linux, Android; the default there): O(ready sockets) per wait, wakes
-//!   through an eventfd.
+//!   through an eventfd. With [`ServerBuilder::batch_sends`], a turn's sends go in one
+//!   io_uring submit (64-bit targets the `io-uring` crate has bindings for; one
+//!   `send(2)` each where the kernel refuses a ring, and on every other backend).
 //! - **kqueue** (64-bit macOS, FreeBSD, NetBSD, OpenBSD, DragonFly; the default there):
 //!   wakes through an `EVFILT_USER` event, or a pipe on NetBSD and OpenBSD. Written
 //!   against rustix's kqueue API but not compiled by this project's CI (no such target
