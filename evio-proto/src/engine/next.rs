@@ -74,14 +74,9 @@ where
                 self.spill_scratch(owner);
                 return Some(read);
             }
-            if self.holds_send(owner) {
-                // (A handler that needs the scratch buffer before the batch goes
-                // spills it then: `Engine::call_handler`.)
-                let Self {
-                    slots, held_sends, ..
-                } = self;
-                held_sends.push_back(slots.as_mut(), owner);
-            } else if let Some(next) = self.begin_transmit(owner) {
+            // (A held send's scratch output stays where it is: a handler that needs
+            // the buffer before the batch goes spills it then, `Engine::call_handler`.)
+            if let Some(next) = self.hold_or_transmit(owner) {
                 return Some(next);
             }
         }
@@ -157,15 +152,11 @@ where
         if let Some(read) = self.read_first(index) {
             return Some(read);
         }
-        if pending > 0 && !write_blocked {
-            if self.holds_send(index) {
-                let Self {
-                    slots, held_sends, ..
-                } = self;
-                held_sends.push_back(slots.as_mut(), index);
-            } else if let Some(next) = self.begin_transmit(index) {
-                return Some(next);
-            }
+        if pending > 0
+            && !write_blocked
+            && let Some(next) = self.hold_or_transmit(index)
+        {
+            return Some(next);
         }
         if pending == 0 {
             if let Life::Leaving { then, .. } = state {
@@ -213,6 +204,20 @@ where
             flags.set(Flags::REG_WRITE, want_write);
             return Some(Next::Interest(index, Interest::new(want_read, want_write)));
         }
+        None
+    }
+
+    /// Slot `index`'s send, due now: held for the turn's batch (`None`), or its
+    /// transmit.
+    #[inline(always)]
+    fn hold_or_transmit(&mut self, index: u32) -> Option<Next> {
+        if !self.holds_send(index) {
+            return self.begin_transmit(index);
+        }
+        let Self {
+            slots, held_sends, ..
+        } = self;
+        held_sends.push_back(slots.as_mut(), index);
         None
     }
 
