@@ -102,6 +102,34 @@ impl<M: Model> World<M> {
         Ok(outcome)
     }
 
+    /// Performs a batch of sends: every write first, then the reports (which run
+    /// handlers), as a driver that makes them in one system call does. (Not inlined
+    /// into `perform`: its table would make every output's frame larger.)
+    #[inline(never)]
+    fn transmit_batch<H: Events>(
+        &mut self,
+        batch: &mut evio_proto::TransmitBatch<'_, H, Vec<evio_proto::Slot<H::Context>>, Vec<u8>>,
+    ) -> Result<(), Violation> {
+        let mut outcomes = [SocketWrite::WouldBlock; evio_proto::MAX_BATCH];
+        let len = batch.len();
+        self.trace.note(Tag::TransmitBatch, [len as u64, 0, 0, 0]);
+        for (k, outcome) in outcomes.iter_mut().enumerate().take(len) {
+            *outcome = self.sim_write(batch.id(k), batch.bytes(k))?;
+        }
+        for (k, outcome) in outcomes.iter().enumerate().take(len) {
+            match *outcome {
+                SocketWrite::Failed(e) => batch.failed(k, e),
+                SocketWrite::Wrote(n) => batch.done(k, n),
+                // Left unreported, it counts as blocked when the batch drops.
+                SocketWrite::WouldBlock if self.io.net_mut().rng.below(2) == 0 => {
+                    batch.would_block(k);
+                }
+                SocketWrite::WouldBlock => {}
+            }
+        }
+        Ok(())
+    }
+
     /// "Another thread" wakes a connection now and then; `true` when it did and the
     /// waker accepted.
     pub(crate) fn race_wake(&mut self) -> bool {
@@ -289,27 +317,7 @@ impl<M: Model> World<M> {
                     SocketWrite::WouldBlock => drop(transmit),
                 }
             }
-            Output::TransmitBatch(mut batch) => {
-                // Every write first, then the reports (which run handlers), as a driver
-                // that makes them in one system call does.
-                let mut outcomes = [SocketWrite::WouldBlock; evio_proto::MAX_BATCH];
-                let len = batch.len();
-                self.trace.note(Tag::TransmitBatch, [len as u64, 0, 0, 0]);
-                for (k, outcome) in outcomes.iter_mut().enumerate().take(len) {
-                    *outcome = self.sim_write(batch.id(k), batch.bytes(k))?;
-                }
-                for (k, outcome) in outcomes.iter().enumerate().take(len) {
-                    match *outcome {
-                        SocketWrite::Failed(e) => batch.failed(k, e),
-                        SocketWrite::Wrote(n) => batch.done(k, n),
-                        // Left unreported, it counts as blocked when the batch drops.
-                        SocketWrite::WouldBlock if self.io.net_mut().rng.below(2) == 0 => {
-                            batch.would_block(k);
-                        }
-                        SocketWrite::WouldBlock => {}
-                    }
-                }
-            }
+            Output::TransmitBatch(mut batch) => self.transmit_batch(&mut batch)?,
             Output::Detach(detach) => {
                 let id = detach.id();
                 let ci = self.oracle.live_output(self.io.net(), id, "detach")?;
